@@ -1,0 +1,5 @@
+"""``python -m collector`` is the ``genai-collector`` command."""
+
+from collector.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The ``genai-collector`` command: run, validate, query, version.
+
+A user's mistake (a config problem, a port in use, a store held by another
+process, a statement that is not read-only) ends with exit status 2 and one line
+per problem on standard error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from collector import __version__
+from collector.config.problems import ConfigError
+from collector.config.service import CollectorConfig, check_listeners, load_config
+from collector.errors import StartError
+from collector.httpserver import ListenError
+from collector.query_client import run_query
+from collector.query_output import render
+from collector.registry import Registry, default_registry
+from collector.service import Service
+from collector.sql import NotReadOnlyError, QueryError
+
+DEFAULT_CONFIG = Path("otel-config.yaml")
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+logger = logging.getLogger("genai_collector")
+
+
+class UserError(Exception):
+    """Ends the command with exit status 2 and these lines on standard error."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genai-collector", description="OpenTelemetry-native collector for LLM and agent telemetry."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (default: ./otel-config.yaml)")
+        return sub
+
+    with_config(commands.add_parser("run", help="run the collector"))
+    with_config(commands.add_parser("validate", help="check the config and exit"))
+    query = with_config(commands.add_parser("query", help="run a read-only SQL statement against the store"))
+    query.add_argument("sql", help='e.g. "SELECT count() FROM otel_traces"')
+    query.add_argument("--format", choices=["table", "json", "csv"], default="table", dest="output_format")
+    query.add_argument("--exporter", help="which clickhouse exporter's store, when there are several")
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "run"
+    if command == "version":
+        print(f"genai-collector {__version__}")
+        return EXIT_OK
+    config_path: Path = getattr(args, "config", DEFAULT_CONFIG)
+    try:
+        registry = default_registry()
+        if command == "validate":
+            config = _load(config_path, registry)
+            check_listeners(config)
+            print(f"{config_path}: configuration is valid")
+            return EXIT_OK
+        if command == "query":
+            return _query(_load(config_path, registry), registry, args.sql, args.output_format, args.exporter)
+        return _run(_load(config_path, registry), registry)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    except UserError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _load(path: Path, registry: Registry) -> CollectorConfig:
+    return load_config(path, registry)
+
+
+def _query(config: CollectorConfig, registry: Registry, sql: str, output_format: str, exporter: str | None) -> int:
+    try:
+        result = run_query(config, registry, sql, exporter)
+    except (NotReadOnlyError, QueryError) as exc:
+        raise UserError(f"error: {exc}") from None
+    sys.stdout.write(render(result, output_format))  # type: ignore[arg-type]
+    return EXIT_OK
+
+
+def _run(config: CollectorConfig, registry: Registry) -> int:
+    logging.basicConfig(level=config.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    # uvicorn announces every server it starts; the collector logs its own listeners.
+    logging.getLogger("uvicorn.error").setLevel(max(config.log_level, logging.WARNING))
+    check_listeners(config)
+    return asyncio.run(_serve(config, registry))
+
+
+async def _serve(config: CollectorConfig, registry: Registry) -> int:
+    service = Service(config, registry)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await service.start()
+    except (ListenError, StartError) as exc:
+        raise UserError(f"error: {exc}") from None
+    logger.info("genai-collector %s is running; stop with Ctrl-C", __version__)
+    await stop.wait()
+    logger.info("shutting down: draining pipelines")
+    await service.shutdown()
+    logger.info("stopped")
+    return EXIT_OK

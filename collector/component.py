@@ -1,0 +1,157 @@
+"""The component model: what a receiver, processor, exporter and extension are, and how they are made.
+
+The data that flows is OTLP protobuf itself: ``TracesData`` (a list of
+ResourceSpans), wire-identical to the body of an ExportTraceServiceRequest.
+A consumer has one method, ``consume``: it accepts a batch or raises a
+``collector.errors.ConsumeError``. Consumers downstream of a fan-out share the
+batch, so exporters must treat it as read-only; processors may modify it.
+
+A component is one module: a frozen config dataclass with defaults and an
+optional ``validate`` step, plus a factory that receives its settings and the
+consumer it feeds. Wiring is explicit: nothing registers itself on import.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from collector.config.types import HostPort
+from collector.telemetry import Telemetry
+
+__all__ = [
+    "TracesData",
+    "TracesConsumer",
+    "Component",
+    "ComponentID",
+    "ComponentKind",
+    "ComponentSettings",
+    "Host",
+    "Processor",
+    "Exporter",
+    "ReceiverFactory",
+    "ProcessorFactory",
+    "ExporterFactory",
+    "ExtensionFactory",
+    "Listener",
+]
+
+ComponentKind = Literal["receiver", "processor", "exporter", "extension"]
+C = TypeVar("C")
+
+
+class TracesConsumer(Protocol):
+    """Anything that takes a batch of spans: a processor, an exporter, a fan-out."""
+
+    async def consume(self, traces: TracesData) -> None:
+        """Accept ``traces`` or raise ConsumeError; returning means the data is safe downstream."""
+        ...
+
+
+class Component(Protocol):
+    """Lifecycle every component has. ``shutdown`` is safe twice and before ``start``."""
+
+    async def start(self, host: Host) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class Processor(Component, TracesConsumer, Protocol):
+    """A component that transforms batches and passes them to its next consumer."""
+
+
+@runtime_checkable
+class Exporter(Component, TracesConsumer, Protocol):
+    """A component that takes batches into its sending queue and ships them out."""
+
+
+@dataclass(frozen=True, order=True)
+class ComponentID:
+    """``type`` or ``type/name``, as in the OpenTelemetry Collector's config."""
+
+    type: str
+    name: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> ComponentID:
+        type_, _, name = text.partition("/")
+        if not type_ or (_ and not name):
+            raise ValueError(f'invalid component id "{text}"; expected type or type/name')
+        return cls(type_, name)
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.name}" if self.name else self.type
+
+
+@dataclass(frozen=True)
+class ComponentSettings:
+    """What every factory is handed besides its config."""
+
+    id: ComponentID
+    kind: ComponentKind
+    logger: logging.Logger
+    telemetry: Telemetry
+
+
+class Host(Protocol):
+    """What the running service offers its components (extensions mostly)."""
+
+    @property
+    def exporters(self) -> Mapping[ComponentID, Exporter]: ...
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A socket a component will listen on, named by its YAML path for error messages."""
+
+    path: str
+    endpoint: HostPort
+
+
+def listeners_of(config: Any, path: str) -> Iterable[Listener]:
+    """The sockets a component config will bind, if it declares any (via ``listeners()``)."""
+    listeners = getattr(config, "listeners", None)
+    if callable(listeners):
+        for relative, endpoint in listeners():
+            yield Listener(f"{path}.{relative}", endpoint)
+
+
+@dataclass(frozen=True)
+class ReceiverFactory(Generic[C]):
+    """Makes a receiver that feeds ``next_consumer``."""
+
+    type: str
+    config_type: type[C]
+    create: Callable[[ComponentSettings, C, TracesConsumer], Component]
+
+
+@dataclass(frozen=True)
+class ProcessorFactory(Generic[C]):
+    """Makes a processor that feeds ``next_consumer``."""
+
+    type: str
+    config_type: type[C]
+    create: Callable[[ComponentSettings, C, TracesConsumer], Processor]
+
+
+@dataclass(frozen=True)
+class ExporterFactory(Generic[C]):
+    """Makes an exporter; it is the end of a pipeline."""
+
+    type: str
+    config_type: type[C]
+    create: Callable[[ComponentSettings, C], Exporter]
+
+
+@dataclass(frozen=True)
+class ExtensionFactory(Generic[C]):
+    """Makes an extension: a component outside the data path (admin endpoint, ...)."""
+
+    type: str
+    config_type: type[C]
+    create: Callable[[ComponentSettings, C], Component]

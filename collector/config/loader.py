@@ -1,0 +1,91 @@
+"""Read otel-config.yaml and expand ``${env:NAME}`` references, as the OpenTelemetry Collector does.
+
+Expansion happens on the parsed YAML, value by value. A value that is exactly one
+reference takes the type its expansion reads as in YAML (``${env:PORT}`` can be an
+integer); a reference inside a longer string is substituted as text. ``$$`` is a
+literal dollar sign. An unset variable with no ``:-default`` expands to nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from collector.config.problems import ConfigError, ConfigProblem, join_path
+
+_REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
+_ENV_REFERENCE = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Parse the file at ``path`` into a mapping, or raise ConfigError with one clear line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("", f"config file {path} does not exist")]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"cannot read config file {path}: {exc.strerror}")]) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([ConfigProblem("", f"{path}: {problem}{where}")]) from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError([ConfigProblem("", f"{path}: expected a mapping at the top level")])
+    return document
+
+
+def expand_env(document: Any, environ: Mapping[str, str] | None = None, path: str = "") -> Any:
+    """Return ``document`` with every ``${env:...}`` reference replaced; raise ConfigError on a bad one."""
+    env = os.environ if environ is None else environ
+    problems: list[ConfigProblem] = []
+    expanded = _expand(document, env, path, problems)
+    if problems:
+        raise ConfigError(problems)
+    return expanded
+
+
+def _expand(node: Any, env: Mapping[str, str], path: str, problems: list[ConfigProblem]) -> Any:
+    if isinstance(node, dict):
+        return {key: _expand(value, env, join_path(path, str(key)), problems) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_expand(item, env, f"{path}[{i}]", problems) for i, item in enumerate(node)]
+    if not isinstance(node, str) or "$" not in node:
+        return node
+    whole = _REFERENCE.fullmatch(node)
+    if whole and whole.group(0) != "$$":
+        text = _resolve(whole.group(1), env, path, problems)
+        return _typed_scalar(text)
+    return _REFERENCE.sub(lambda m: "$" if m.group(0) == "$$" else _resolve(m.group(1), env, path, problems), node)
+
+
+def _resolve(reference: str, env: Mapping[str, str], path: str, problems: list[ConfigProblem]) -> str:
+    match = _ENV_REFERENCE.fullmatch(reference)
+    if match is None:
+        problems.append(
+            ConfigProblem(path, f"cannot expand ${{{reference}}}; write ${{env:NAME}} or ${{env:NAME:-default}}")
+        )
+        return ""
+    name, default = match.group(1), match.group(2)
+    value = env.get(name)
+    if value is None or (value == "" and default is not None):
+        return default or ""
+    return value
+
+
+def _typed_scalar(text: str) -> Any:
+    """Read an expanded value as YAML would, so ports become integers and flags booleans."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, str | int | float | bool) else text

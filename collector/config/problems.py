@@ -1,0 +1,30 @@
+"""A user's configuration mistakes, each one line naming its YAML path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One mistake: where it is (a dotted YAML path) and what is wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """Raised with every problem found, so the user can fix them all in one go."""
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def join_path(*parts: str) -> str:
+    """Join YAML path segments with dots, skipping empty ones."""
+    return ".".join(part for part in parts if part)

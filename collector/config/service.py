@@ -1,0 +1,250 @@
+"""The whole collector configuration: components by ID, the service's pipelines and extensions.
+
+``load_config`` reads otel-config.yaml, expands ``${env:...}``, decodes every
+component's settings with its factory's config type and checks the pipelines
+reference only defined components. Every problem found is reported at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from collector.component import ComponentID, Listener, listeners_of
+from collector.config.decode import decode
+from collector.config.loader import expand_env, load_yaml
+from collector.config.problems import ConfigError, ConfigProblem, join_path
+from collector.config.types import show_value
+from collector.httpserver import ListenError, bind_socket
+from collector.registry import Registry
+
+SECTIONS = ("receivers", "processors", "exporters", "extensions")
+SECTION_KIND = {"receivers": "receiver", "processors": "processor", "exporters": "exporter", "extensions": "extension"}
+SUPPORTED_SIGNAL = "traces"
+DEFAULT_LOG_LEVEL = "info"
+LogLevel = Literal["debug", "info", "warn", "error"]
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """One configured component: its ID, its decoded settings and where they are in the YAML."""
+
+    id: ComponentID
+    section: str
+    config: Any
+    path: str
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    name: str
+    receivers: tuple[ComponentID, ...]
+    processors: tuple[ComponentID, ...]
+    exporters: tuple[ComponentID, ...]
+
+
+@dataclass(frozen=True)
+class LogsTelemetry:
+    level: LogLevel = "info"
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    logs: LogsTelemetry = field(default_factory=LogsTelemetry)
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    components: Mapping[str, Mapping[ComponentID, ComponentConfig]]
+    pipelines: Mapping[str, PipelineConfig]
+    extensions: tuple[ComponentID, ...]
+    telemetry: TelemetryConfig
+
+    def used(self, section: str) -> list[ComponentConfig]:
+        """The components of ``section`` that the service actually runs, in a stable order."""
+        if section == "extensions":
+            ids = list(self.extensions)
+        else:
+            ids = []
+            for pipeline in self.pipelines.values():
+                for cid in getattr(pipeline, section):
+                    if cid not in ids:
+                        ids.append(cid)
+        return [self.components[section][cid] for cid in ids]
+
+    def listeners(self) -> list[Listener]:
+        """Every socket the running service will bind."""
+        return [
+            listener
+            for section in SECTIONS
+            for component in self.used(section)
+            for listener in listeners_of(component.config, component.path)
+        ]
+
+    @property
+    def log_level(self) -> int:
+        return logging.getLevelName(self.telemetry.logs.level.upper().replace("WARN", "WARNING"))  # type: ignore[no-any-return]
+
+
+def load_config(path: Path, registry: Registry, environ: Mapping[str, str] | None = None) -> CollectorConfig:
+    """Read, expand and decode the config file at ``path``; raise ConfigError listing every problem."""
+    document = expand_env(load_yaml(path), environ)
+    return parse_config(document, registry)
+
+
+def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorConfig:
+    problems: list[ConfigProblem] = []
+    for key in document:
+        if key not in (*SECTIONS, "service"):
+            problems.append(ConfigProblem(str(key), "unknown key; expected one of " + ", ".join((*SECTIONS, "service"))))
+    components = {section: _parse_section(section, document.get(section), registry, problems) for section in SECTIONS}
+    # IDs present in the YAML, valid or not, so a broken component is reported once, not again per pipeline.
+    declared = {section: _declared_ids(document.get(section)) for section in SECTIONS}
+    service = document.get("service")
+    pipelines: dict[str, PipelineConfig] = {}
+    extensions: tuple[ComponentID, ...] = ()
+    telemetry = TelemetryConfig()
+    if not isinstance(service, dict):
+        problems.append(ConfigProblem("service", "is required, with at least one traces pipeline"))
+    else:
+        for key in service:
+            if key not in ("pipelines", "extensions", "telemetry"):
+                problems.append(ConfigProblem(f"service.{key}", "unknown key; expected one of extensions, pipelines, telemetry"))
+        pipelines = _parse_pipelines(service.get("pipelines"), declared, problems)
+        extensions = _parse_id_list("service.extensions", service.get("extensions"), "extensions", declared, problems)
+        try:
+            telemetry = decode(TelemetryConfig, service.get("telemetry"), "service.telemetry")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return CollectorConfig(components, pipelines, extensions, telemetry)
+
+
+def check_listeners(config: CollectorConfig) -> None:
+    """Bind every listener once, so a taken port is a config problem and not a crash later."""
+    problems: list[ConfigProblem] = []
+    seen: dict[tuple[str, int], str] = {}
+    for listener in config.listeners():
+        key = (listener.endpoint.host, listener.endpoint.port)
+        if listener.endpoint.port != 0 and key in seen:
+            problems.append(ConfigProblem(listener.path, f"{listener.endpoint} is also used by {seen[key]}"))
+            continue
+        seen[key] = listener.path
+        if listener.endpoint.port == 0:
+            continue
+        try:
+            bind_socket(listener.endpoint).close()
+        except ListenError as exc:
+            problems.append(ConfigProblem(listener.path, str(exc)))
+    if problems:
+        raise ConfigError(problems)
+
+
+def _parse_section(
+    section: str, raw: Any, registry: Registry, problems: list[ConfigProblem]
+) -> dict[ComponentID, ComponentConfig]:
+    parsed: dict[ComponentID, ComponentConfig] = {}
+    if raw is None:
+        return parsed
+    if not isinstance(raw, dict):
+        problems.append(ConfigProblem(section, f"expected a mapping of components, got {show_value(raw)}"))
+        return parsed
+    factories = registry.kind(section)
+    for key, settings in raw.items():
+        path = join_path(section, str(key))
+        try:
+            cid = ComponentID.parse(str(key))
+        except ValueError as exc:
+            problems.append(ConfigProblem(path, str(exc)))
+            continue
+        factory = factories.get(cid.type)
+        if factory is None:
+            known = ", ".join(sorted(factories)) or "none"
+            problems.append(ConfigProblem(path, f'unknown {SECTION_KIND[section]} type "{cid.type}"; known: {known}'))
+            continue
+        try:
+            config = decode(factory.config_type, settings, path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        parsed[cid] = ComponentConfig(cid, section, config, path)
+    return parsed
+
+
+def _declared_ids(raw: Any) -> set[ComponentID]:
+    ids: set[ComponentID] = set()
+    if isinstance(raw, dict):
+        for key in raw:
+            try:
+                ids.add(ComponentID.parse(str(key)))
+            except ValueError:
+                pass
+    return ids
+
+
+def _parse_pipelines(
+    raw: Any, declared: Mapping[str, set[ComponentID]], problems: list[ConfigProblem]
+) -> dict[str, PipelineConfig]:
+    pipelines: dict[str, PipelineConfig] = {}
+    if not isinstance(raw, dict) or not raw:
+        problems.append(ConfigProblem("service.pipelines", "define at least one traces pipeline"))
+        return pipelines
+    for name, body in raw.items():
+        path = f"service.pipelines.{name}"
+        signal = str(name).partition("/")[0]
+        if signal != SUPPORTED_SIGNAL:
+            problems.append(ConfigProblem(path, f'only traces pipelines are supported, got "{signal}"'))
+            continue
+        if not isinstance(body, dict):
+            problems.append(ConfigProblem(path, "expected a mapping with receivers, processors and exporters"))
+            continue
+        for key in body:
+            if key not in ("receivers", "processors", "exporters"):
+                problems.append(ConfigProblem(f"{path}.{key}", "unknown key; expected one of exporters, processors, receivers"))
+        receivers = _parse_id_list(f"{path}.receivers", body.get("receivers"), "receivers", declared, problems)
+        processors = _parse_id_list(f"{path}.processors", body.get("processors"), "processors", declared, problems)
+        exporters = _parse_id_list(f"{path}.exporters", body.get("exporters"), "exporters", declared, problems)
+        if not receivers and "receivers" not in body:
+            problems.append(ConfigProblem(f"{path}.receivers", "at least one receiver is required"))
+        if not exporters and "exporters" not in body:
+            problems.append(ConfigProblem(f"{path}.exporters", "at least one exporter is required"))
+        pipelines[str(name)] = PipelineConfig(str(name), receivers, processors, exporters)
+    return pipelines
+
+
+def _parse_id_list(
+    path: str,
+    raw: Any,
+    section: str,
+    declared: Mapping[str, set[ComponentID]],
+    problems: list[ConfigProblem],
+) -> tuple[ComponentID, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.append(ConfigProblem(path, f"expected a list of component IDs, got {show_value(raw)}"))
+        return ()
+    if not raw and section in ("receivers", "exporters"):
+        problems.append(ConfigProblem(path, f"at least one {SECTION_KIND[section]} is required"))
+    ids: list[ComponentID] = []
+    for i, item in enumerate(raw):
+        item_path = f"{path}[{i}]"
+        try:
+            cid = ComponentID.parse(str(item))
+        except ValueError as exc:
+            problems.append(ConfigProblem(item_path, str(exc)))
+            continue
+        if cid in ids:
+            problems.append(ConfigProblem(item_path, f'"{cid}" is listed twice'))
+            continue
+        if cid not in declared[section]:
+            problems.append(
+                ConfigProblem(item_path, f'{SECTION_KIND[section]} "{cid}" is not defined in the {section} section')
+            )
+            continue
+        ids.append(cid)
+    return tuple(ids)

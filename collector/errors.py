@@ -1,0 +1,66 @@
+"""Errors a consumer raises, and the one table that maps them to OTLP status codes.
+
+Every component in a pipeline either accepts a batch or raises one of these. The
+receiver turns the error into the protocol's answer: a retryable error tells the
+client to send again later, a permanent one tells it not to bother.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+
+class ConsumeError(Exception):
+    """Base of every error a consumer may raise for a batch it did not accept."""
+
+    retryable: bool = False
+
+
+class RetryableError(ConsumeError):
+    """The batch was not accepted, but the same batch may succeed later.
+
+    ``retry_after`` (seconds), when known, is passed on to the client as
+    HTTP ``Retry-After`` or gRPC ``RetryInfo``.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConsumeError):
+    """The batch can never be accepted as it is (malformed, rejected by policy)."""
+
+    retryable = False
+
+
+class QueueFullError(RetryableError):
+    """An exporter's sending queue has no room for the batch right now."""
+
+
+@dataclass(frozen=True)
+class StatusMapping:
+    """How one kind of failure is answered over OTLP/HTTP and OTLP/gRPC."""
+
+    http_status: int
+    grpc_code: grpc.StatusCode
+
+
+# The OTLP specification lists 429, 502, 503 and 504 (HTTP) and UNAVAILABLE,
+# RESOURCE_EXHAUSTED (with RetryInfo) and friends (gRPC) as retryable; 400 and
+# INVALID_ARGUMENT tell the client to drop the data.
+RETRYABLE_STATUS = StatusMapping(503, grpc.StatusCode.UNAVAILABLE)
+PERMANENT_STATUS = StatusMapping(400, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def status_for(error: ConsumeError) -> StatusMapping:
+    """The OTLP status that answers ``error``."""
+    return RETRYABLE_STATUS if error.retryable else PERMANENT_STATUS
+
+
+class StartError(Exception):
+    """A component cannot start for a reason the user can fix; the message says which."""

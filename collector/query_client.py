@@ -1,0 +1,97 @@
+"""Where ``genai-collector query`` runs its SQL: the running collector, or the store itself.
+
+chDB lets one process at a time open a data directory, so while a collector runs
+it owns the store and answers through its admin endpoint. When no collector
+answers there, the command opens the store of the configured exporter directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from collector.component import ComponentID, ComponentSettings
+from collector.config.service import CollectorConfig
+from collector.extensions.admin import AdminConfig
+from collector.registry import Registry
+from collector.sql import QueryableStore, QueryError, QueryResult, check_read_only
+from collector.telemetry import Telemetry
+
+ADMIN_TIMEOUT_SECONDS = 60.0
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def run_query(config: CollectorConfig, registry: Registry, sql: str, exporter: str | None = None) -> QueryResult:
+    """Answer ``sql`` (read-only) from the collector's admin endpoint or, failing that, the store."""
+    check_read_only(sql)
+    for admin in _admin_endpoints(config):
+        result = _query_admin(admin, sql, exporter)
+        if result is not None:
+            return result
+    return _query_store_directly(config, registry, sql, exporter)
+
+
+def _admin_endpoints(config: CollectorConfig) -> list[str]:
+    urls = []
+    for component in config.used("extensions"):
+        if isinstance(component.config, AdminConfig):
+            endpoint = component.config.endpoint
+            host = WILDCARD_HOSTS.get(endpoint.host, endpoint.host)
+            host = f"[{host}]" if ":" in host else host
+            urls.append(f"http://{host}:{endpoint.port}/query")
+    return urls
+
+
+def _query_admin(url: str, sql: str, exporter: str | None) -> QueryResult | None:
+    """The admin endpoint's answer; None when nothing listens there."""
+    payload: dict[str, Any] = {"sql": sql}
+    if exporter is not None:
+        payload["exporter"] = exporter
+    try:
+        response = httpx.post(url, json=payload, timeout=ADMIN_TIMEOUT_SECONDS)
+    except httpx.ConnectError:
+        return None
+    except httpx.HTTPError as exc:
+        raise QueryError(f"the collector at {url} did not answer: {exc}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        raise QueryError(f"the collector at {url} answered {response.status_code} without JSON") from None
+    if response.status_code != 200:
+        raise QueryError(str(body.get("error", f"HTTP {response.status_code}")))
+    return QueryResult(columns=body["columns"], types=body["types"], rows=body["rows"])
+
+
+def _query_store_directly(config: CollectorConfig, registry: Registry, sql: str, exporter: str | None) -> QueryResult:
+    candidates = {}
+    for component in config.components["exporters"].values():
+        factory = registry.exporters[component.id.type]
+        if exporter is not None and str(component.id) != exporter:
+            continue
+        candidates[component.id] = (factory, component)
+    if exporter is not None and not candidates:
+        raise QueryError(f'no exporter "{exporter}" in the config')
+    stores: dict[ComponentID, QueryableStore] = {}
+    telemetry = Telemetry()
+    for cid, (factory, component) in candidates.items():
+        built = factory.create(
+            ComponentSettings(cid, "exporter", logging.getLogger(f"genai_collector.query.{cid}"), telemetry),
+            component.config,
+        )
+        sender = getattr(built, "sender", None)
+        if isinstance(sender, QueryableStore):
+            stores[cid] = sender
+    if not stores:
+        raise QueryError("no exporter with a queryable store (clickhouse) is configured")
+    if len(stores) > 1:
+        names = ", ".join(sorted(str(cid) for cid in stores))
+        raise QueryError(f"several stores are configured ({names}); choose one with --exporter")
+    store = next(iter(stores.values()))
+    try:
+        return store.query(sql)
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()

@@ -1,0 +1,136 @@
+"""Exporters' sending queues: where acknowledged data waits, and where batches are formed.
+
+A receiver answers its client only once every exporter's queue has accepted the
+data (``put`` returned). The queue then forms batches by size and age, hands them
+to the exporter's senders, and forgets a batch only when the sender marks it
+``done``. ``SendingQueue`` is the one interface; ``MemoryQueue`` backs it in
+memory, and a write-ahead log on disk backs it the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from collector.component import TracesData
+from collector.errors import QueueFullError
+
+
+@dataclass
+class Batch:
+    """Whole OTLP messages sent together; ``span_count`` is their total span count."""
+
+    items: list[TracesData] = field(default_factory=list)
+    span_count: int = 0
+
+
+class SendingQueue(Protocol):
+    """Accepts data for an exporter, groups it into batches, and holds it until sent."""
+
+    async def put(self, traces: TracesData, span_count: int) -> None:
+        """Take ``traces`` (with ``span_count`` spans) or raise QueueFullError; returning is the acknowledgement."""
+        ...
+
+    async def get_batch(self) -> Batch | None:
+        """The next batch to send; None once the queue is closed and empty."""
+        ...
+
+    def done(self, batch: Batch) -> None:
+        """The batch left the queue for good (sent, or dropped and counted)."""
+        ...
+
+    def close(self) -> None:
+        """Refuse new data; ``get_batch`` drains what is left, then returns None."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Spans held, waiting or in flight."""
+        ...
+
+
+class MemoryQueue:
+    """A bounded in-memory queue, counted in spans, that cuts batches by size and timeout.
+
+    A batch is cut once ``min_batch`` spans wait, or when the oldest waiting data is
+    ``flush_timeout`` seconds old. A batch holds whole messages and at most
+    ``max_batch`` spans, except that a single message larger than that is sent alone.
+    """
+
+    def __init__(self, capacity: int, min_batch: int, max_batch: int, flush_timeout: float) -> None:
+        self._capacity = capacity
+        self._min_batch = min_batch
+        self._max_batch = max_batch
+        self._flush_timeout = flush_timeout
+        self._waiting: collections.deque[tuple[TracesData, int, float]] = collections.deque()
+        self._waiting_spans = 0
+        self._held_spans = 0  # waiting plus in flight
+        self._closed = False
+        self._changed = asyncio.Condition()
+
+    @property
+    def size(self) -> int:
+        return self._held_spans
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    async def put(self, traces: TracesData, span_count: int) -> None:
+        if self._closed:
+            raise QueueFullError("the exporter is shutting down")
+        if self._held_spans + span_count > self._capacity and self._held_spans > 0:
+            raise QueueFullError(
+                f"sending queue is full ({self._held_spans} of {self._capacity} spans held)", retry_after=1.0
+            )
+        self._waiting.append((traces, span_count, time.monotonic()))
+        self._waiting_spans += span_count
+        self._held_spans += span_count
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def get_batch(self) -> Batch | None:
+        async with self._changed:
+            while True:
+                if self._waiting_spans >= self._min_batch or (self._closed and self._waiting):
+                    return self._cut()
+                if self._closed:
+                    return None
+                if not self._waiting:
+                    await self._changed.wait()
+                    continue
+                age = time.monotonic() - self._waiting[0][2]
+                remaining = self._flush_timeout - age
+                if remaining <= 0:
+                    return self._cut()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
+                except TimeoutError:
+                    pass
+
+    def _cut(self) -> Batch:
+        batch = Batch()
+        while self._waiting:
+            traces, count, _ = self._waiting[0]
+            if batch.items and batch.span_count + count > self._max_batch:
+                break
+            self._waiting.popleft()
+            batch.items.append(traces)
+            batch.span_count += count
+        self._waiting_spans -= batch.span_count
+        return batch
+
+    def done(self, batch: Batch) -> None:
+        self._held_spans -= batch.span_count
+
+    def close(self) -> None:
+        self._closed = True
+        # Wake getters so they drain and then see the end; notify needs the lock.
+        asyncio.get_running_loop().create_task(self._wake_all())
+
+    async def _wake_all(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()

@@ -1,0 +1,51 @@
+"""The ``otlp`` receiver: OTLP traces over gRPC (:4317) and HTTP (:4318)."""
+
+from __future__ import annotations
+
+from collector.component import Component, ComponentSettings, Host, ReceiverFactory, TracesConsumer
+from collector.httpserver import HttpServer
+from collector.receivers.otlp.config import OtlpReceiverConfig
+from collector.receivers.otlp.grpc import GrpcReceiver
+from collector.receivers.otlp.http import create_app
+from collector.receivers.otlp.ingest import Ingest
+
+
+class OtlpReceiver:
+    """Both transports of one ``otlp`` receiver; either may be off."""
+
+    def __init__(self, settings: ComponentSettings, config: OtlpReceiverConfig, consumer: TracesConsumer) -> None:
+        receiver = str(settings.id)
+        protocols = config.protocols
+        self.grpc: GrpcReceiver | None = None
+        self.http: HttpServer | None = None
+        if protocols.grpc is not None:
+            self.grpc = GrpcReceiver(protocols.grpc, Ingest(consumer, settings.telemetry, receiver, "grpc"))
+        if protocols.http is not None:
+            app = create_app(protocols.http, Ingest(consumer, settings.telemetry, receiver, "http"))
+            self.http = HttpServer(app, protocols.http.endpoint)
+        self._logger = settings.logger
+
+    async def start(self, host: Host) -> None:
+        if self.grpc is not None:
+            await self.grpc.start()
+            self._logger.info("OTLP/gRPC listening on port %d", self.grpc.port)
+        if self.http is not None:
+            try:
+                await self.http.start()
+            except Exception:
+                await self.shutdown()
+                raise
+            self._logger.info("OTLP/HTTP listening on port %d", self.http.port)
+
+    async def shutdown(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
+        if self.grpc is not None:
+            await self.grpc.stop()
+
+
+def create_receiver(settings: ComponentSettings, config: OtlpReceiverConfig, consumer: TracesConsumer) -> Component:
+    return OtlpReceiver(settings, config, consumer)
+
+
+factory = ReceiverFactory(type="otlp", config_type=OtlpReceiverConfig, create=create_receiver)

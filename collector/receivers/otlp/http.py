@@ -1,0 +1,91 @@
+"""OTLP/HTTP traces endpoint (POST /v1/traces) as a Starlette app.
+
+Answers as the OTLP specification says: 200 with an ExportTraceServiceResponse in
+the request's encoding; 400 with a google.rpc.Status for a body that cannot be
+decoded; 413 for a body over the limit; 415 for another content type; 405 for
+another method; 503 with Retry-After when the pipeline cannot take the data now.
+"""
+
+from __future__ import annotations
+
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from collector.errors import ConsumeError, status_for
+from collector.receivers.otlp.codec import (
+    JSON,
+    PROTOBUF,
+    SUPPORTED_CONTENT_TYPES,
+    BadRequest,
+    BodyTooLarge,
+    decode_traces,
+    decompress,
+    encode_message,
+)
+from collector.receivers.otlp.config import HttpSettings
+from collector.receivers.otlp.ingest import Ingest
+
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def create_app(settings: HttpSettings, ingest: Ingest) -> Starlette:
+    """The Starlette app serving ``settings.traces_url_path``."""
+    limit = settings.max_request_body_size
+
+    async def export_traces(request: Request) -> Response:
+        if request.method != "POST":
+            return Response("405 method not allowed, supported: [POST]", 405, headers={"Allow": "POST"})
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in SUPPORTED_CONTENT_TYPES:
+            return Response(
+                f"415 unsupported media type, supported: [{JSON}, {PROTOBUF}]",
+                415,
+                media_type="text/plain",
+            )
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return _status_response(413, code_pb2.INVALID_ARGUMENT, f"request body exceeds {limit} bytes", content_type)
+        try:
+            body = await _read_body(request, limit)
+            body = decompress(body, request.headers.get("content-encoding", ""), limit)
+            traces = decode_traces(body, content_type)
+        except BodyTooLarge as exc:
+            return _status_response(413, code_pb2.INVALID_ARGUMENT, str(exc), content_type)
+        except BadRequest as exc:
+            return _status_response(400, code_pb2.INVALID_ARGUMENT, str(exc), content_type)
+        try:
+            await ingest(traces)
+        except ConsumeError as exc:
+            mapping = status_for(exc)
+            headers = {}
+            retry_after = getattr(exc, "retry_after", None)
+            if exc.retryable and retry_after is not None:
+                headers["Retry-After"] = str(max(1, round(retry_after)))
+            return _status_response(mapping.http_status, mapping.grpc_code.value[0], str(exc), content_type, headers)
+        return Response(encode_message(ExportTraceServiceResponse(), content_type), 200, media_type=content_type)
+
+    # Every method routes to the handler, so a wrong one gets OTLP's 405 text.
+    return Starlette(routes=[Route(settings.traces_url_path, export_traces, methods=ANY_METHOD)])
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, stopping as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status_response(
+    http_status: int, code: int, message: str, content_type: str, headers: dict[str, str] | None = None
+) -> Response:
+    status = status_pb2.Status(code=code, message=message)
+    return Response(encode_message(status, content_type), http_status, headers=headers, media_type=content_type)

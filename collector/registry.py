@@ -1,0 +1,61 @@
+"""Which component types exist: the built-ins, plus third-party ones from entry points.
+
+Third-party packages publish a factory under the entry-point group
+``genai_collector.receivers`` (``.processors``, ``.exporters``, ``.extensions``);
+the entry point's name is the component type. Nothing registers itself by import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from collector.component import ExporterFactory, ExtensionFactory, ProcessorFactory, ReceiverFactory
+
+ENTRY_POINT_PREFIX = "genai_collector"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Factories by component type, one mapping per kind."""
+
+    receivers: Mapping[str, ReceiverFactory[Any]] = field(default_factory=dict)
+    processors: Mapping[str, ProcessorFactory[Any]] = field(default_factory=dict)
+    exporters: Mapping[str, ExporterFactory[Any]] = field(default_factory=dict)
+    extensions: Mapping[str, ExtensionFactory[Any]] = field(default_factory=dict)
+
+    def kind(self, section: str) -> Mapping[str, Any]:
+        """The factories for a config section name: receivers, processors, exporters, extensions."""
+        return dict(getattr(self, section))
+
+
+def builtin_registry() -> Registry:
+    """Every component that ships with genai-collector."""
+    # Imported here so that `collector` does not import processors and exporters
+    # at module load: dependencies point from them to collector, not back.
+    import exporters.clickhouse
+    import exporters.debug
+    import processors.batch
+    from collector.extensions import admin
+    from collector.receivers import otlp
+
+    return Registry(
+        receivers={f.type: f for f in (otlp.factory,)},
+        processors={f.type: f for f in (processors.batch.factory,)},
+        exporters={f.type: f for f in (exporters.clickhouse.factory, exporters.debug.factory)},
+        extensions={f.type: f for f in (admin.factory,)},
+    )
+
+
+def default_registry() -> Registry:
+    """The built-ins plus every installed third-party component."""
+    builtin = builtin_registry()
+    merged: dict[str, dict[str, Any]] = {}
+    for section in ("receivers", "processors", "exporters", "extensions"):
+        factories = dict(builtin.kind(section))
+        for entry in entry_points(group=f"{ENTRY_POINT_PREFIX}.{section}"):
+            factories.setdefault(entry.name, entry.load())
+        merged[section] = factories
+    return Registry(**merged)

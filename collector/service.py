@@ -1,0 +1,161 @@
+"""The running collector: builds the pipeline graph from config, starts it, drains it on stop.
+
+Each pipeline is receivers → processors (a chain, one instance per pipeline) →
+a fan-out to its exporters (one instance per exporter ID, shared by the pipelines
+that name it). A receiver in several pipelines fans out to each pipeline's first
+consumer. Start order is downstream first (extensions, exporters, processors,
+receivers); shutdown is upstream first, so receivers stop taking data before the
+processors flush and the exporters drain their queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from collector.component import (
+    Component,
+    ComponentID,
+    ComponentKind,
+    ComponentSettings,
+    Exporter,
+    TracesConsumer,
+    TracesData,
+)
+from collector.config.service import CollectorConfig, ComponentConfig
+from collector.errors import ConsumeError
+from collector.registry import Registry
+from collector.telemetry import Telemetry
+
+LOGGER_PREFIX = "genai_collector"
+
+
+class FanOut:
+    """Hands one batch to several consumers; succeeds only if all of them accept it.
+
+    With ``clone`` set, every consumer but the last gets its own copy, because a
+    processor downstream may modify the batch in place.
+    """
+
+    def __init__(self, consumers: Sequence[TracesConsumer], clone: bool = False) -> None:
+        self._consumers = list(consumers)
+        self._clone = clone
+
+    async def consume(self, traces: TracesData) -> None:
+        batches = [traces] * len(self._consumers)
+        if self._clone:
+            for i in range(len(batches) - 1):
+                batches[i] = TracesData()
+                batches[i].CopyFrom(traces)
+        results = await asyncio.gather(
+            *(consumer.consume(batch) for consumer, batch in zip(self._consumers, batches, strict=True)),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if not errors:
+            return
+        # A retryable error wins: the client should send again, even if one branch
+        # also refused permanently.
+        for error in errors:
+            if isinstance(error, ConsumeError) and error.retryable:
+                raise error
+        raise errors[0]
+
+
+class Service:
+    """Every component of one configuration, wired together; also the Host components see."""
+
+    def __init__(self, config: CollectorConfig, registry: Registry, telemetry: Telemetry | None = None) -> None:
+        self.config = config
+        self.telemetry = telemetry or Telemetry()
+        self.ready = False
+        self._registry = registry
+        self._exporters: dict[ComponentID, Exporter] = {}
+        self._processors: list[Component] = []  # upstream first, pipeline by pipeline
+        self._receivers: dict[ComponentID, Component] = {}
+        self._extensions: dict[ComponentID, Component] = {}
+        self._started: list[Component] = []
+        self._build()
+
+    @property
+    def exporters(self) -> Mapping[ComponentID, Exporter]:
+        return self._exporters
+
+    @property
+    def receivers(self) -> Mapping[ComponentID, Component]:
+        return self._receivers
+
+    @property
+    def extensions(self) -> Mapping[ComponentID, Component]:
+        return self._extensions
+
+    def _settings(self, component: ComponentConfig, kind: ComponentKind) -> ComponentSettings:
+        logger = logging.getLogger(f"{LOGGER_PREFIX}.{kind}.{component.id}")
+        return ComponentSettings(component.id, kind, logger, self.telemetry)
+
+    def _factory(self, component: ComponentConfig) -> Any:
+        return self._registry.kind(component.section)[component.id.type]
+
+    def _build(self) -> None:
+        config = self.config
+        for component in config.used("exporters"):
+            self._exporters[component.id] = self._factory(component).create(
+                self._settings(component, "exporter"), component.config
+            )
+        entries: dict[str, TracesConsumer] = {}
+        for name, pipeline in config.pipelines.items():
+            exporters = [self._exporters[cid] for cid in pipeline.exporters]
+            consumer: TracesConsumer = exporters[0] if len(exporters) == 1 else FanOut(exporters)
+            chain: list[Component] = []
+            for cid in reversed(pipeline.processors):
+                component = config.components["processors"][cid]
+                processor = self._factory(component).create(self._settings(component, "processor"), component.config, consumer)
+                chain.insert(0, processor)
+                consumer = processor
+            self._processors.extend(chain)
+            entries[name] = consumer
+        for component in config.used("receivers"):
+            names = [name for name, p in config.pipelines.items() if component.id in p.receivers]
+            targets = [entries[name] for name in names]
+            mutating = any(config.pipelines[name].processors for name in names)
+            consumer = targets[0] if len(targets) == 1 else FanOut(targets, clone=mutating)
+            self._receivers[component.id] = self._factory(component).create(
+                self._settings(component, "receiver"), component.config, consumer
+            )
+        for component in config.used("extensions"):
+            self._extensions[component.id] = self._factory(component).create(
+                self._settings(component, "extension"), component.config
+            )
+
+    async def start(self) -> None:
+        """Start downstream first; if anything fails to start, stop what did and re-raise."""
+        order: list[Component] = [
+            *self._extensions.values(),
+            *self._exporters.values(),
+            *reversed(self._processors),
+            *self._receivers.values(),
+        ]
+        try:
+            for component in order:
+                await component.start(self)
+                self._started.append(component)
+        except BaseException:
+            await self.shutdown()
+            raise
+        self.ready = True
+
+    async def shutdown(self) -> None:
+        """Stop upstream first, each component draining into the next; safe to call twice."""
+        self.ready = False
+        order: list[Component] = [
+            *self._receivers.values(),
+            *self._processors,
+            *self._exporters.values(),
+            *self._extensions.values(),
+        ]
+        for component in order:
+            if component in self._started:
+                await component.shutdown()
+        self._started.clear()

@@ -1,0 +1,154 @@
+"""The ClickHouse store behind the exporter: one clickhouse-connect code path for chDB and servers.
+
+``chdb://PATH`` opens the embedded engine in this process; ``http(s)://`` talks to
+a server. Either way spans are inserted as one Arrow table per batch (column
+oriented, parsed by ClickHouse itself), and read-only queries run on a second
+client so they never wait behind an insert. Every method blocks: the exporter
+calls them from worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
+
+from collector.errors import PermanentError, RetryableError, StartError
+from collector.queue import Batch
+from collector.sql import QueryError, QueryResult, check_read_only
+from exporters.clickhouse.columns import traces_to_table
+from exporters.clickhouse.config import ClickHouseConfig, redact_url
+from exporters.clickhouse.schema import TraceTables, schema_statements
+
+# ClickHouse error codes that mean the data itself is wrong; retrying cannot help.
+_PERMANENT_CODES = frozenset({6, 27, 41, 53, 62, 69, 70, 72, 117, 130, 386})
+_LOCKED_MARKERS = ("Cannot lock file", "Another server instance")
+
+
+class StoreError(StartError):
+    """The store cannot be opened or is not as expected; the message is for the user."""
+
+
+class ClickHouseStore:
+    """Inserts span batches and answers read-only queries for one clickhouse exporter."""
+
+    def __init__(self, config: ClickHouseConfig, logger: logging.Logger) -> None:
+        self._config = config
+        self._logger = logger
+        self._tables = TraceTables(config.database, config.traces_table_name)
+        self._insert_client: Client | None = None
+        self._query_client: Client | None = None
+        self._query_lock = threading.Lock()
+
+    @property
+    def tables(self) -> TraceTables:
+        return self._tables
+
+    def describe(self) -> str:
+        if self._config.is_embedded:
+            return f"chdb://{self._config.chdb_path()}"
+        return redact_url(self._config.endpoint)
+
+    def start(self) -> None:
+        """Connect, then create the schema or check that it exists."""
+        self._insert_client = self._connect()
+        if self._config.create_schema:
+            for statement in schema_statements(self._tables, self._config.ttl):
+                self._insert_client.command(statement)
+        else:
+            self._check_schema(self._insert_client)
+
+    def send(self, batch: Batch) -> None:
+        if self._insert_client is None:
+            raise RetryableError("the store is not open")
+        table = traces_to_table(batch.items)
+        try:
+            self._insert_client.insert_arrow(self._tables.traces, table, database=self._tables.database)
+        except ClickHouseError as exc:
+            raise _classify(exc) from None
+
+    def query(self, sql: str) -> QueryResult:
+        statement = check_read_only(sql)
+        with self._query_lock:
+            if self._query_client is None:
+                try:
+                    self._query_client = self._connect()
+                except StoreError as exc:
+                    raise QueryError(str(exc)) from None
+            client = self._query_client
+        try:
+            result = client.query(statement, settings={"readonly": "1"})
+        except ClickHouseError as exc:
+            raise QueryError(_first_line(exc)) from None
+        return QueryResult(
+            columns=list(result.column_names),
+            types=[t.name for t in result.column_types],
+            rows=[list(row) for row in result.result_rows],
+        )
+
+    def close(self) -> None:
+        for client in (self._query_client, self._insert_client):
+            if client is not None:
+                client.close()
+        self._query_client = self._insert_client = None
+
+    def _connect(self) -> Client:
+        config = self._config
+        try:
+            if config.is_embedded:
+                path = config.chdb_path()
+                path.mkdir(parents=True, exist_ok=True)
+                client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+                client.command("SELECT 1 FROM system.one")  # touches the data dir, so a held lock shows now
+                return client
+            return clickhouse_connect.get_client(
+                dsn=config.endpoint,
+                username=config.username or None,
+                password=config.password.reveal() or None,
+                database=config.database,
+                connect_timeout=config.timeout,
+                send_receive_timeout=config.timeout,
+            )
+        except (ClickHouseError, OSError) as exc:
+            raise StoreError(self._open_failure(exc)) from None
+
+    def _open_failure(self, exc: BaseException) -> str:
+        message = str(exc)
+        if any(marker in message for marker in _LOCKED_MARKERS) or "EmbeddedServer" in message:
+            return (
+                f"the store {self.describe()} is open in another process "
+                "(a running collector answers queries on its admin endpoint)"
+            )
+        return f"cannot open the store {self.describe()}: {_first_line(exc)}"
+
+    def _check_schema(self, client: Client) -> None:
+        names = client.query(
+            "SELECT name FROM system.tables WHERE database = {db:String}",
+            parameters={"db": self._tables.database},
+        ).result_rows
+        present = {row[0] for row in names}
+        missing = [t for t in self._tables.all() if t not in present]
+        if missing:
+            listed = ", ".join(f"{self._tables.database}.{t}" for t in missing)
+            raise StoreError(f"create_schema is off and these tables are missing: {listed}")
+
+
+def _classify(exc: ClickHouseError) -> PermanentError | RetryableError:
+    """Whether an insert failure is worth retrying."""
+    code: Any = getattr(exc, "code", None)
+    message = _first_line(exc)
+    if isinstance(exc, OperationalError):
+        return RetryableError(f"ClickHouse unreachable: {message}")
+    if isinstance(exc, DatabaseError) and code in _PERMANENT_CODES:
+        return PermanentError(f"ClickHouse rejected the batch: {message}")
+    return RetryableError(f"ClickHouse insert failed: {message}")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error's message: ClickHouse appends stack traces after it."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
