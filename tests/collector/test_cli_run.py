@@ -1,0 +1,248 @@
+"""The ``run`` and ``query`` commands as users run them: a collector process on loopback, SIGTERM, the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO_ROOT, make_traces, query_store
+
+READY_LINE = "is running"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class CollectorProcess:
+    """``python -m collector run`` in a subprocess, with its log lines on a queue."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.http_port, self.grpc_port, self.admin_port = _free_port(), _free_port(), _free_port()
+        self.store = tmp_path / "clickhouse"
+        self.config = tmp_path / "otel-config.yaml"
+        self.config.write_text(
+            f"""
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{self.grpc_port}"}}
+      http: {{endpoint: "127.0.0.1:{self.http_port}"}}
+exporters:
+  clickhouse:
+    endpoint: chdb://{self.store}
+    sending_queue:
+      batch: {{flush_timeout: 100ms, min_size: 2000}}
+extensions:
+  admin: {{endpoint: "127.0.0.1:{self.admin_port}"}}
+service:
+  extensions: [admin]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [clickhouse]
+"""
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "collector", "run", "--config", str(self.config)],
+            cwd=REPO_ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.wait_for_line(READY_LINE)
+
+    def _pump(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def wait_for_line(self, text: str, timeout: float = 60.0) -> None:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"collector never logged {text!r}; log: {''.join(self.log)}") from None
+            if text in line:
+                return
+
+    def wait_until_sent(self, spans: int, timeout: float = 30.0) -> None:
+        """Wait until the exporter reports ``spans`` spans stored; there is no event to await across processes."""
+        deadline = time.monotonic() + timeout
+        pattern = re.compile(r'^otelcol_exporter_sent_spans_total\{exporter="clickhouse"\} (\d+)$', re.M)
+        while time.monotonic() < deadline:
+            match = pattern.search(httpx.get(f"http://127.0.0.1:{self.admin_port}/metrics").text)
+            if match and int(match.group(1)) >= spans:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the exporter did not store {spans} spans in {timeout}s")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=120)
+
+    def query(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "collector", "query", "--config", str(self.config), *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+@pytest.fixture
+def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
+    process = CollectorProcess(tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_sigterm_while_traffic_flows_loses_no_acknowledged_span(collector_process: CollectorProcess) -> None:
+    url = f"http://127.0.0.1:{collector_process.http_port}/v1/traces"
+    acknowledged: list[str] = []
+    some_acknowledged = threading.Event()
+
+    def send_until_refused() -> None:
+        with httpx.Client(timeout=30) as client:
+            while True:
+                traces = make_traces(spans=200)
+                try:
+                    response = client.post(
+                        url, content=traces.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
+                    )
+                except httpx.TransportError:
+                    return  # the collector stopped listening
+                if response.status_code == 200:
+                    acknowledged.extend(
+                        s.span_id.hex() for rs in traces.resource_spans for ss in rs.scope_spans for s in ss.spans
+                    )
+                    if len(acknowledged) >= 4000:
+                        some_acknowledged.set()
+
+    sender = threading.Thread(target=send_until_refused)
+    sender.start()
+    assert some_acknowledged.wait(60), "the collector acknowledged too little"
+    assert collector_process.stop() == 0
+    sender.join(60)
+    assert not sender.is_alive()
+
+    stored = {row[0] for row in query_store(collector_process.store, "SELECT SpanId FROM otel_traces")}
+    missing = set(acknowledged) - stored
+    assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged spans were lost"
+    assert "draining" in "".join(collector_process.log)
+
+
+def test_query_goes_through_the_running_collector_in_every_format(collector_process: CollectorProcess) -> None:
+    traces = make_traces(spans=5, service="query-test")
+    response = httpx.post(
+        f"http://127.0.0.1:{collector_process.http_port}/v1/traces",
+        content=traces.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+    # The store is held by the running collector, so this answer came through its admin endpoint.
+    sql = "SELECT ServiceName, count() AS spans FROM otel_traces GROUP BY ServiceName"
+    collector_process.wait_until_sent(5)
+    table = collector_process.query(sql)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines() == [
+        "ServiceName | spans",
+        "------------+------",
+        "query-test  | 5",
+        "(1 row)",
+    ]
+    as_json = collector_process.query(sql, "--format", "json")
+    assert json.loads(as_json.stdout) == [{"ServiceName": "query-test", "spans": 5}]
+    as_csv = collector_process.query(sql, "--format", "csv")
+    assert as_csv.stdout == "ServiceName,spans\nquery-test,5\n"
+
+
+def test_query_refuses_a_statement_that_writes(collector_process: CollectorProcess) -> None:
+    result = collector_process.query("INSERT INTO otel_traces (SpanName) VALUES ('x')")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: only read-only statements are accepted (DESC, DESCRIBE, EXISTS, EXPLAIN, SELECT, SHOW, WITH); got INSERT"
+    ]
+    response = httpx.post(
+        f"http://127.0.0.1:{collector_process.admin_port}/query", json={"sql": "DROP TABLE otel_traces"}
+    )
+    assert response.status_code == 400
+    assert "read-only" in response.json()["error"]
+
+
+def test_query_opens_the_store_itself_when_no_collector_runs(collector_process: CollectorProcess) -> None:
+    response = httpx.post(
+        f"http://127.0.0.1:{collector_process.http_port}/v1/traces",
+        content=make_traces(spans=7).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+    assert collector_process.stop() == 0
+    result = collector_process.query("SELECT count() FROM otel_traces", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "count()\n7\n"
+
+
+def test_health_and_self_metrics(collector_process: CollectorProcess) -> None:
+    base = f"http://127.0.0.1:{collector_process.admin_port}"
+    assert httpx.get(f"{base}/health").json() == {"status": "Server available"}
+    httpx.post(
+        f"http://127.0.0.1:{collector_process.http_port}/v1/traces",
+        content=make_traces(spans=4).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'otelcol_receiver_accepted_spans_total{receiver="otlp",transport="http"} 4' in metrics
+
+
+def test_run_reports_a_port_in_use_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "otel-config.yaml"
+        config.write_text(
+            f"""
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:{port}"}}
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [debug]}}
+"""
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "collector", "run", "--config", str(config)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ},
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"receivers.otlp.protocols.http.endpoint: 127.0.0.1:{port} is already in use"

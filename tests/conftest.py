@@ -1,0 +1,174 @@
+"""Fixtures shared by the whole suite: span factories, a recording consumer, store paths."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
+
+from collector.component import ComponentID, ComponentKind, ComponentSettings
+from collector.errors import ConsumeError
+from collector.telemetry import Telemetry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+class RecordingConsumer:
+    """A pipeline consumer that keeps what it is given, or raises ``fail_with`` when set."""
+
+    def __init__(self) -> None:
+        self.received: list[TracesData] = []
+        self.fail_with: ConsumeError | None = None
+        self.arrived = asyncio.Event()
+
+    async def consume(self, traces: TracesData) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.received.append(traces)
+        self.arrived.set()
+
+    def spans(self) -> list[Span]:
+        return [s for t in self.received for rs in t.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
+@pytest.fixture
+def recorder() -> RecordingConsumer:
+    return RecordingConsumer()
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., ComponentSettings]:
+    """ComponentSettings for a component built by hand in a test."""
+
+    def build(id: str = "test", kind: ComponentKind = "exporter", telemetry: Telemetry | None = None) -> ComponentSettings:
+        cid = ComponentID.parse(id)
+        return ComponentSettings(cid, kind, logging.getLogger(f"test.{cid}"), telemetry or Telemetry())
+
+    return build
+
+
+def make_traces(spans: int = 3, service: str = "test-service", name: str = "chat gpt-4o") -> TracesData:
+    """A TracesData with ``spans`` spans under one resource and scope, distinct IDs."""
+    traces = TracesData()
+    resource_spans = traces.resource_spans.add()
+    attr = resource_spans.resource.attributes.add()
+    attr.key, attr.value.string_value = "service.name", service
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "tests"
+    for _ in range(spans):
+        span = scope_spans.spans.add()
+        span.trace_id = os.urandom(16)
+        span.span_id = os.urandom(8)
+        span.name = name
+        span.kind = Span.SPAN_KIND_CLIENT
+        span.start_time_unix_nano = 1_700_000_000_000_000_000
+        span.end_time_unix_nano = 1_700_000_001_500_000_000
+        kv = span.attributes.add()
+        kv.key, kv.value.string_value = "gen_ai.request.model", "gpt-4o"
+    return traces
+
+
+@pytest.fixture
+def chdb_path(tmp_path: Path) -> Iterator[Path]:
+    """A fresh chDB data directory; one process opens one such directory at a time."""
+    yield tmp_path / "clickhouse"
+
+
+class RunningService:
+    """A Service on its own event loop in a background thread, so blocking clients (the SDK) can call it."""
+
+    def __init__(self, config_yaml: str, tmp_path: Path) -> None:
+        import threading
+
+        from collector.config.loader import expand_env
+        from collector.config.service import parse_config
+        from collector.registry import default_registry
+        from collector.service import Service
+
+        import yaml
+
+        document = expand_env(yaml.safe_load(config_yaml))
+        self.config = parse_config(document, default_registry())
+        self.service = Service(self.config, default_registry())
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._call(self.service.start())
+
+    def _call(self, coroutine: object, timeout: float = 60.0) -> object:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
+        return future.result(timeout)
+
+    def port(self, receiver: str = "otlp", transport: str = "http") -> int:
+        component = self.service.receivers[ComponentID.parse(receiver)]
+        return int(getattr(component, transport).port)
+
+    def admin_port(self) -> int:
+        return int(self.service.extensions[ComponentID.parse("admin")].port)  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        """Shut the service down (draining every queue) and end its loop; safe to call twice."""
+        if self._loop.is_closed():
+            return
+        try:
+            self._call(self.service.shutdown())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+
+
+def collector_yaml(chdb_dir: Path, extra_exporters: str = "", pipeline_exporters: str = "[clickhouse]") -> str:
+    """A config with OTLP on free ports, the clickhouse exporter at ``chdb_dir`` and the admin endpoint."""
+    return f"""
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+      http:
+        endpoint: 127.0.0.1:0
+exporters:
+  clickhouse:
+    endpoint: chdb://{chdb_dir}
+    sending_queue:
+      batch:
+        flush_timeout: 50ms
+{extra_exporters}
+extensions:
+  admin:
+    endpoint: 127.0.0.1:0
+service:
+  extensions: [admin]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: {pipeline_exporters}
+"""
+
+
+@pytest.fixture
+def running_collector(chdb_path: Path, tmp_path: Path) -> Iterator[RunningService]:
+    service = RunningService(collector_yaml(chdb_path), tmp_path)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def query_store(chdb_dir: Path, sql: str) -> list[list[object]]:
+    """Rows of ``sql`` read straight from the chDB store at ``chdb_dir`` (no collector may hold it)."""
+    from exporters.clickhouse.config import ClickHouseConfig
+    from exporters.clickhouse.store import ClickHouseStore
+
+    store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{chdb_dir}"), logging.getLogger("test.store"))
+    try:
+        return store.query(sql).rows
+    finally:
+        store.close()
