@@ -130,26 +130,41 @@ def attributes_map(attributes: Iterable[KeyValue]) -> dict[str, str]:
 
 
 class _MapBuilder:
-    """Builds an Arrow ``map<string, string>`` column from flat key and value lists plus offsets."""
+    """Builds an Arrow ``map<string, string>`` column from flat key and value lists plus offsets.
 
-    __slots__ = ("keys", "values", "offsets")
+    ``rendered`` caches the JSON of array and map values by their serialized
+    bytes: the same list (finish reasons, stop sequences) recurs across a batch,
+    and rendering JSON costs far more than serializing.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("keys", "values", "offsets", "rendered")
+
+    def __init__(self, rendered: dict[bytes, str]) -> None:
         self.keys: list[str] = []
         self.values: list[str] = []
         self.offsets: list[int] = [0]
+        self.rendered = rendered
 
     def add(self, attributes: Iterable[KeyValue]) -> None:
-        keys, values = self.keys, self.values
+        add_key, add_value, rendered = self.keys.append, self.values.append, self.rendered
         for kv in attributes:
             value = kv.value
-            keys.append(kv.key)
-            # Most GenAI attributes are strings: skip the general dispatch for them.
-            if value.WhichOneof("value") == "string_value":
-                values.append(value.string_value)
+            add_key(kv.key)
+            kind = value.WhichOneof("value")
+            # Most GenAI attributes are strings and integers: no general dispatch for them.
+            if kind == "string_value":
+                add_value(value.string_value)
+            elif kind == "int_value":
+                add_value(str(value.int_value))
+            elif kind == "array_value" or kind == "kvlist_value":
+                wire = value.SerializeToString()
+                text = rendered.get(wire)
+                if text is None:
+                    text = rendered[wire] = value_as_string(value)
+                add_value(text)
             else:
-                values.append(value_as_string(value))
-        self.offsets.append(len(keys))
+                add_value(value_as_string(value))
+        self.offsets.append(len(self.keys))
 
     def add_flat(self, keys: list[str], values: list[str]) -> None:
         self.keys.extend(keys)
@@ -184,22 +199,23 @@ def traces_to_table(batches: Iterable[TracesData]) -> pa.Table:
     span_name: list[str] = []
     span_kind: list[str] = []
     service_name: list[str] = []
-    resource_attributes = _MapBuilder()
+    rendered: dict[bytes, str] = {}
+    resource_attributes = _MapBuilder(rendered)
     scope_name: list[str] = []
     scope_version: list[str] = []
-    span_attributes = _MapBuilder()
+    span_attributes = _MapBuilder(rendered)
     duration: list[int] = []
     status_code: list[str] = []
     status_message: list[str] = []
     events = _ListBuilder()
     event_times: list[int] = []
     event_names: list[str] = []
-    event_attributes = _MapBuilder()
+    event_attributes = _MapBuilder(rendered)
     links = _ListBuilder()
     link_trace_ids: list[str] = []
     link_span_ids: list[str] = []
     link_trace_states: list[str] = []
-    link_attributes = _MapBuilder()
+    link_attributes = _MapBuilder(rendered)
     kind_names = SPAN_KIND_NAMES
     status_names = STATUS_CODE_NAMES
     for traces in batches:

@@ -61,6 +61,8 @@ class ClickHouseStore:
                 self._insert_client.command(statement)
         else:
             self._check_schema(self._insert_client)
+        # pyarrow imports pandas on its first array; pay that now, not on the first batch.
+        traces_to_table(())
 
     def send(self, batch: Batch) -> None:
         if self._insert_client is None:
