@@ -1,0 +1,48 @@
+"""clickhouse exporter settings: endpoints, identifiers, and passwords that never show."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.config.decode import decode
+from collector.config.problems import ConfigError
+from exporters.clickhouse.config import ClickHouseConfig
+
+
+def _problems(raw: dict[str, object]) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        decode(ClickHouseConfig, raw, "exporters.clickhouse")
+    return [str(p) for p in error.value.problems]
+
+
+def test_defaults_are_the_embedded_store_under_data() -> None:
+    config = decode(ClickHouseConfig, None, "exporters.clickhouse")
+    assert config.is_embedded and config.chdb_path().parts[-2:] == ("data", "clickhouse")
+    assert (config.database, config.traces_table_name, config.create_schema) == ("default", "otel_traces", True)
+
+
+def test_server_endpoint_is_accepted() -> None:
+    config = decode(ClickHouseConfig, {"endpoint": "https://ch.internal:8443", "password": "pw"}, "e")
+    assert not config.is_embedded
+
+
+def test_bad_endpoint_hides_the_password() -> None:
+    assert _problems({"endpoint": "tcp://user:hunter2@ch:9000"}) == [
+        'exporters.clickhouse.endpoint: expected chdb://PATH or http(s)://host:port, got "tcp://user:***@ch:9000"'
+    ]
+
+
+def test_identifiers_and_ttl_are_checked() -> None:
+    assert _problems({"database": "a-b", "traces_table_name": "x;drop", "ttl": "banana"}) == [
+        'exporters.clickhouse.ttl: expected a duration like 72h, got "banana"',
+    ]
+    assert _problems({"database": "a-b", "traces_table_name": "x;drop"}) == [
+        'exporters.clickhouse.database: expected a plain identifier (letters, digits, _), got "a-b"',
+        'exporters.clickhouse.traces_table_name: expected a plain identifier (letters, digits, _), got "x;drop"',
+    ]
+
+
+def test_the_password_never_appears_in_repr() -> None:
+    config = decode(ClickHouseConfig, {"endpoint": "http://ch:8123", "password": "hunter2"}, "e")
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config)
+    assert config.password.reveal() == "hunter2"

@@ -1,0 +1,74 @@
+"""The contract every built-in component must honour: create, start, consume, shutdown twice, shutdown before start."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.component import ComponentID, ComponentSettings
+from collector.config.types import HostPort
+from collector.registry import builtin_registry
+from tests.conftest import RecordingConsumer, make_traces
+
+REGISTRY = builtin_registry()
+
+
+def _config_for(section: str, type_: str, tmp_path: Path) -> Any:
+    """The factory's default config, moved onto free ports and a temporary store."""
+    config = REGISTRY.kind(section)[type_].config_type()
+    if type_ == "clickhouse":
+        return dataclasses.replace(config, endpoint=f"chdb://{tmp_path / 'clickhouse'}")
+    if type_ == "otlp":
+        protocols = config.protocols
+        return dataclasses.replace(
+            config,
+            protocols=dataclasses.replace(
+                protocols,
+                grpc=dataclasses.replace(protocols.grpc, endpoint=HostPort("127.0.0.1", 0)),
+                http=dataclasses.replace(protocols.http, endpoint=HostPort("127.0.0.1", 0)),
+            ),
+        )
+    if type_ == "admin":
+        return dataclasses.replace(config, endpoint=HostPort("127.0.0.1", 0))
+    return config
+
+
+class _Host:
+    exporters: dict[ComponentID, Any] = {}
+    ready = True
+
+
+def _cases() -> list[tuple[str, str]]:
+    return [(section, t) for section in ("receivers", "processors", "exporters", "extensions") for t in REGISTRY.kind(section)]
+
+
+@pytest.mark.parametrize(("section", "type_"), _cases())
+def test_component_lifecycle(
+    section: str, type_: str, tmp_path: Path, make_settings: Callable[..., ComponentSettings]
+) -> None:
+    factory = REGISTRY.kind(section)[type_]
+    config = _config_for(section, type_, tmp_path)
+    settings = make_settings(type_, section.rstrip("s"))
+    downstream = RecordingConsumer()
+
+    async def scenario() -> None:
+        if section in ("receivers", "processors"):
+            component = factory.create(settings, config, downstream)
+        else:
+            component = factory.create(settings, config)
+        never_started = factory.create(settings, config, downstream) if section in ("receivers", "processors") else factory.create(settings, config)
+        await never_started.shutdown()  # shutdown before start is a no-op
+        await component.start(_Host())
+        if section in ("processors", "exporters"):
+            await component.consume(make_traces(spans=2))
+        await component.shutdown()
+        await component.shutdown()  # and twice is fine
+        if section == "processors":
+            assert sum(len(ss.spans) for t in downstream.received for rs in t.resource_spans for ss in rs.scope_spans) == 2
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
