@@ -36,9 +36,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from collector.exporterhelper import DEFAULT_BATCH_MIN_SPANS  # noqa: E402
+from collector.queue import Batch  # noqa: E402
 from exporters.clickhouse.config import ClickHouseConfig  # noqa: E402
 from exporters.clickhouse.store import ClickHouseStore  # noqa: E402
-from collector.queue import Batch  # noqa: E402
 
 SPANS_PER_REQUEST = 512
 MODELS = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4-5", "llama-3.1-70b-instruct")

@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (default: ./otel-config.yaml)")
+        sub.add_argument(
+            "--config", type=Path, default=DEFAULT_CONFIG, help="config file (default: ./otel-config.yaml)"
+        )
         return sub
 
     with_config(commands.add_parser("run", help="run the collector"))

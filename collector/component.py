@@ -13,6 +13,7 @@ consumer it feeds. Wiring is explicit: nothing registers itself on import.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ class ReceiverFactory(Generic[C]):
     """Makes a receiver that feeds ``next_consumer``."""
 
     type: str
-    config_type: type[C]
+    config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C, TracesConsumer], Component]
 
 
@@ -135,7 +136,7 @@ class ProcessorFactory(Generic[C]):
     """Makes a processor that feeds ``next_consumer``."""
 
     type: str
-    config_type: type[C]
+    config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C, TracesConsumer], Processor]
 
 
@@ -144,7 +145,7 @@ class ExporterFactory(Generic[C]):
     """Makes an exporter; it is the end of a pipeline."""
 
     type: str
-    config_type: type[C]
+    config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C], Exporter]
 
 
@@ -153,5 +154,5 @@ class ExtensionFactory(Generic[C]):
     """Makes an extension: a component outside the data path (admin endpoint, ...)."""
 
     type: str
-    config_type: type[C]
+    config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C], Component]

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from collector.component import ComponentSettings, Host, TracesData
 from collector.config.types import Duration
-from collector.errors import ConsumeError, PermanentError
+from collector.errors import ConsumeError, PermanentError, RetryableError
 from collector.pdata import span_count
 from collector.queue import Batch, MemoryQueue, SendingQueue
 
@@ -133,7 +133,7 @@ class QueuedExporter:
 
     async def consume(self, traces: TracesData) -> None:
         if self._queue is None or self._stopped:
-            raise ConsumeError(f"exporter {self._settings.id} is not running")
+            raise RetryableError(f"exporter {self._settings.id} is not running")
         count = span_count(traces)
         try:
             await self._queue.put(traces, count)

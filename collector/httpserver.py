@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 
 from collector.config.types import HostPort
 
-GRACEFUL_SHUTDOWN_SECONDS = 10.0
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 class ListenError(Exception):

@@ -111,7 +111,9 @@ class Service:
             chain: list[Component] = []
             for cid in reversed(pipeline.processors):
                 component = config.components["processors"][cid]
-                processor = self._factory(component).create(self._settings(component, "processor"), component.config, consumer)
+                processor = self._factory(component).create(
+                    self._settings(component, "processor"), component.config, consumer
+                )
                 chain.insert(0, processor)
                 consumer = processor
             self._processors.extend(chain)

@@ -1,0 +1,1 @@
+"""Exporters: where spans leave the collector (one module or package each)."""

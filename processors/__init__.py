@@ -1,0 +1,1 @@
+"""Processors: one module per processor."""

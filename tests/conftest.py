@@ -46,7 +46,9 @@ def recorder() -> RecordingConsumer:
 def make_settings() -> Callable[..., ComponentSettings]:
     """ComponentSettings for a component built by hand in a test."""
 
-    def build(id: str = "test", kind: ComponentKind = "exporter", telemetry: Telemetry | None = None) -> ComponentSettings:
+    def build(
+        id: str = "test", kind: ComponentKind = "exporter", telemetry: Telemetry | None = None
+    ) -> ComponentSettings:
         cid = ComponentID.parse(id)
         return ComponentSettings(cid, kind, logging.getLogger(f"test.{cid}"), telemetry or Telemetry())
 
@@ -86,12 +88,12 @@ class RunningService:
     def __init__(self, config_yaml: str, tmp_path: Path) -> None:
         import threading
 
+        import yaml
+
         from collector.config.loader import expand_env
         from collector.config.service import parse_config
         from collector.registry import default_registry
         from collector.service import Service
-
-        import yaml
 
         document = expand_env(yaml.safe_load(config_yaml))
         self.config = parse_config(document, default_registry())

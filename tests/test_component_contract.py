@@ -44,7 +44,11 @@ class _Host:
 
 
 def _cases() -> list[tuple[str, str]]:
-    return [(section, t) for section in ("receivers", "processors", "exporters", "extensions") for t in REGISTRY.kind(section)]
+    return [
+        (section, t)
+        for section in ("receivers", "processors", "exporters", "extensions")
+        for t in REGISTRY.kind(section)
+    ]
 
 
 @pytest.mark.parametrize(("section", "type_"), _cases())
@@ -61,7 +65,11 @@ def test_component_lifecycle(
             component = factory.create(settings, config, downstream)
         else:
             component = factory.create(settings, config)
-        never_started = factory.create(settings, config, downstream) if section in ("receivers", "processors") else factory.create(settings, config)
+        never_started = (
+            factory.create(settings, config, downstream)
+            if section in ("receivers", "processors")
+            else factory.create(settings, config)
+        )
         await never_started.shutdown()  # shutdown before start is a no-op
         await component.start(_Host())
         if section in ("processors", "exporters"):
@@ -69,6 +77,8 @@ def test_component_lifecycle(
         await component.shutdown()
         await component.shutdown()  # and twice is fine
         if section == "processors":
-            assert sum(len(ss.spans) for t in downstream.received for rs in t.resource_spans for ss in rs.scope_spans) == 2
+            assert (
+                sum(len(ss.spans) for t in downstream.received for rs in t.resource_spans for ss in rs.scope_spans) == 2
+            )
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

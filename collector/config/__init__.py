@@ -1,0 +1,1 @@
+"""Loading, expanding and decoding otel-config.yaml."""

@@ -99,7 +99,9 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
     problems: list[ConfigProblem] = []
     for key in document:
         if key not in (*SECTIONS, "service"):
-            problems.append(ConfigProblem(str(key), "unknown key; expected one of " + ", ".join((*SECTIONS, "service"))))
+            problems.append(
+                ConfigProblem(str(key), "unknown key; expected one of " + ", ".join((*SECTIONS, "service")))
+            )
     components = {section: _parse_section(section, document.get(section), registry, problems) for section in SECTIONS}
     # IDs present in the YAML, valid or not, so a broken component is reported once, not again per pipeline.
     declared = {section: _declared_ids(document.get(section)) for section in SECTIONS}
@@ -112,7 +114,9 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
     else:
         for key in service:
             if key not in ("pipelines", "extensions", "telemetry"):
-                problems.append(ConfigProblem(f"service.{key}", "unknown key; expected one of extensions, pipelines, telemetry"))
+                problems.append(
+                    ConfigProblem(f"service.{key}", "unknown key; expected one of extensions, pipelines, telemetry")
+                )
         pipelines = _parse_pipelines(service.get("pipelines"), declared, problems)
         extensions = _parse_id_list("service.extensions", service.get("extensions"), "extensions", declared, problems)
         try:
@@ -204,7 +208,9 @@ def _parse_pipelines(
             continue
         for key in body:
             if key not in ("receivers", "processors", "exporters"):
-                problems.append(ConfigProblem(f"{path}.{key}", "unknown key; expected one of exporters, processors, receivers"))
+                problems.append(
+                    ConfigProblem(f"{path}.{key}", "unknown key; expected one of exporters, processors, receivers")
+                )
         receivers = _parse_id_list(f"{path}.receivers", body.get("receivers"), "receivers", declared, problems)
         processors = _parse_id_list(f"{path}.processors", body.get("processors"), "processors", declared, problems)
         exporters = _parse_id_list(f"{path}.exporters", body.get("exporters"), "exporters", declared, problems)

@@ -1,0 +1,1 @@
+"""Receivers: where spans enter the collector."""

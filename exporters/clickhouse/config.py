@@ -60,7 +60,10 @@ class ClickHouseConfig:
         if not _IDENTIFIER.match(self.database):
             yield "database", f'expected a plain identifier (letters, digits, _), got "{self.database}"'
         if not _IDENTIFIER.match(self.traces_table_name):
-            yield "traces_table_name", f'expected a plain identifier (letters, digits, _), got "{self.traces_table_name}"'
+            yield (
+                "traces_table_name",
+                f'expected a plain identifier (letters, digits, _), got "{self.traces_table_name}"',
+            )
         if self.ttl < 0:
             yield "ttl", "must not be negative"
 

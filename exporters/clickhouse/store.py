@@ -110,7 +110,7 @@ class ClickHouseStore:
             return clickhouse_connect.get_client(
                 dsn=config.endpoint,
                 username=config.username or None,
-                password=config.password.reveal() or None,
+                password=config.password.reveal(),
                 database=config.database,
                 connect_timeout=config.timeout,
                 send_receive_timeout=config.timeout,

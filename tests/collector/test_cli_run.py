@@ -183,7 +183,8 @@ def test_query_refuses_a_statement_that_writes(collector_process: CollectorProce
     result = collector_process.query("INSERT INTO otel_traces (SpanName) VALUES ('x')")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: only read-only statements are accepted (DESC, DESCRIBE, EXISTS, EXPLAIN, SELECT, SHOW, WITH); got INSERT"
+        "error: only read-only statements are accepted "
+        "(DESC, DESCRIBE, EXISTS, EXPLAIN, SELECT, SHOW, WITH); got INSERT"
     ]
     response = httpx.post(
         f"http://127.0.0.1:{collector_process.admin_port}/query", json={"sql": "DROP TABLE otel_traces"}

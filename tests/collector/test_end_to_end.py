@@ -10,11 +10,12 @@ import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan, TracesData
 
 from tests.conftest import RunningService, collector_yaml, query_store
 
@@ -28,7 +29,9 @@ COLUMNS = (
 
 def _send_with_sdk(exporter: SpanExporter) -> tuple[int, int, int]:
     """Emit one parent and one child span; returns (trace_id, child span_id, parent span_id)."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot", "deployment.environment": "test"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "support-bot", "deployment.environment": "test"})
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2", "2.1b0")
     linked = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=True, trace_flags=TraceFlags(1))
@@ -48,7 +51,11 @@ def _send_with_sdk(exporter: SpanExporter) -> tuple[int, int, int]:
         ) as child:
             child.add_event("gen_ai.choice", {"index": 0, "finish_reason": "stop"})
             child.set_status(Status(StatusCode.ERROR, "rate limited upstream"))
-            ids = (child.get_span_context().trace_id, child.get_span_context().span_id, parent.get_span_context().span_id)
+            ids = (
+                child.get_span_context().trace_id,
+                child.get_span_context().span_id,
+                parent.get_span_context().span_id,
+            )
     provider.shutdown()
     return ids
 
@@ -69,7 +76,7 @@ def test_sdk_spans_land_in_otel_traces_with_every_field(transport: str, chdb_pat
 
     rows = query_store(chdb_path, f"SELECT {COLUMNS} FROM otel_traces ORDER BY SpanName")
     assert [r[0] for r in rows] == ["chat gpt-4o-mini", "invoke_agent support"]
-    child = dict(zip(COLUMNS.split(", ")[:20], rows[0][:20]))
+    child = dict(zip(COLUMNS.split(", ")[:20], rows[0][:20], strict=True))
     assert child["SpanKind"] == "Client"
     assert child["ServiceName"] == "support-bot"
     resource = child["ResourceAttributes"]
@@ -180,7 +187,9 @@ def test_raw_otlp_protobuf_keeps_kvlist_bytes_and_nanoseconds(chdb_path: Path, t
     assert row[21] == [1_700_000_001_000_000_001]
 
 
-def test_trace_id_lookup_table_is_filled_by_its_materialized_view(running_collector: RunningService, chdb_path: Path) -> None:
+def test_trace_id_lookup_table_is_filled_by_its_materialized_view(
+    running_collector: RunningService, chdb_path: Path
+) -> None:
     traces = _every_field_request()
     response = httpx.post(
         f"http://127.0.0.1:{running_collector.port()}/v1/traces",
@@ -189,5 +198,7 @@ def test_trace_id_lookup_table_is_filled_by_its_materialized_view(running_collec
     )
     assert response.status_code == 200
     running_collector.stop()
-    rows = query_store(chdb_path, "SELECT TraceId, toUnixTimestamp(Start), toUnixTimestamp(End) FROM otel_traces_trace_id_ts")
+    rows = query_store(
+        chdb_path, "SELECT TraceId, toUnixTimestamp(Start), toUnixTimestamp(End) FROM otel_traces_trace_id_ts"
+    )
     assert rows == [[bytes(range(16)).hex(), 1_700_000_000, 1_700_000_000]]

@@ -15,7 +15,9 @@ from collector.telemetry import Telemetry
 from tests.conftest import make_traces
 
 FAST_RETRY = RetrySettings(initial_interval=Duration(0.01), max_interval=Duration(0.02), max_elapsed_time=Duration(5))
-SMALL_QUEUE = QueueSettings(queue_size=1000, batch=BatchSettings(flush_timeout=Duration(0.01), min_size=1, max_size=100))
+SMALL_QUEUE = QueueSettings(
+    queue_size=1000, batch=BatchSettings(flush_timeout=Duration(0.01), min_size=1, max_size=100)
+)
 
 
 class ScriptedSender:
@@ -41,7 +43,9 @@ class ScriptedSender:
         self.closed = True
 
 
-def test_retryable_failures_are_retried_until_the_batch_is_stored(make_settings: Callable[..., ComponentSettings]) -> None:
+def test_retryable_failures_are_retried_until_the_batch_is_stored(
+    make_settings: Callable[..., ComponentSettings],
+) -> None:
     telemetry = Telemetry()
     sender = ScriptedSender([RetryableError("store restarting"), RetryableError("still restarting")])
     exporter = QueuedExporter(make_settings("clickhouse", telemetry=telemetry), sender, SMALL_QUEUE, FAST_RETRY)
@@ -87,7 +91,9 @@ def test_retries_stop_at_max_elapsed_time(make_settings: Callable[..., Component
     assert telemetry.value("otelcol_exporter_send_failed_spans", exporter="clickhouse", reason="retries_exhausted") == 2
 
 
-def test_consume_returns_at_enqueue_and_shutdown_drains_everything(make_settings: Callable[..., ComponentSettings]) -> None:
+def test_consume_returns_at_enqueue_and_shutdown_drains_everything(
+    make_settings: Callable[..., ComponentSettings],
+) -> None:
     sender = ScriptedSender()
     sender.gate.clear()  # the store is slow: nothing is sent until the gate opens
     exporter = QueuedExporter(make_settings(), sender, SMALL_QUEUE, FAST_RETRY)

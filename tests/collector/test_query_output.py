@@ -33,4 +33,7 @@ def test_json_is_a_list_of_objects() -> None:
 
 
 def test_csv_quotes_as_needed() -> None:
-    assert render(RESULT, "csv") == 'model,calls,attrs,at\ngpt-4o,3,"{""k"": ""v""}",2026-01-02T03:04:05\n"a,b",10,{},NULL\n'
+    assert (
+        render(RESULT, "csv")
+        == 'model,calls,attrs,at\ngpt-4o,3,"{""k"": ""v""}",2026-01-02T03:04:05\n"a,b",10,{},NULL\n'
+    )

@@ -137,7 +137,9 @@ def test_each_pipeline_gets_its_own_copy_and_shared_exporters_see_both() -> None
         ([PermanentError("bad"), None], PermanentError),
     ],
 )
-def test_fan_out_fails_if_any_branch_fails_and_prefers_retryable(errors: list[Exception | None], expected: type) -> None:
+def test_fan_out_fails_if_any_branch_fails_and_prefers_retryable(
+    errors: list[Exception | None], expected: type
+) -> None:
     branches = []
     for error in errors:
         branch = RecordingConsumer()

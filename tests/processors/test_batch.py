@@ -16,7 +16,9 @@ from tests.conftest import RecordingConsumer, make_traces
 
 def test_requests_are_merged_until_send_batch_size(make_settings: Callable[..., ComponentSettings]) -> None:
     downstream = RecordingConsumer()
-    processor = BatchProcessor(make_settings("batch", "processor"), BatchConfig(send_batch_size=6, timeout=Duration(60)), downstream)
+    processor = BatchProcessor(
+        make_settings("batch", "processor"), BatchConfig(send_batch_size=6, timeout=Duration(60)), downstream
+    )
 
     async def scenario() -> None:
         await asyncio.gather(*(processor.consume(make_traces(2)) for _ in range(3)))
@@ -62,5 +64,9 @@ def test_send_batch_max_size_bounds_a_merged_batch(make_settings: Callable[..., 
 
 @pytest.mark.parametrize("field", ["send_batch_size", "send_batch_max_size"])
 def test_config_validation(field: str) -> None:
-    config = BatchConfig(send_batch_size=0) if field == "send_batch_size" else BatchConfig(send_batch_size=10, send_batch_max_size=5)
+    config = (
+        BatchConfig(send_batch_size=0)
+        if field == "send_batch_size"
+        else BatchConfig(send_batch_size=10, send_batch_max_size=5)
+    )
     assert [key for key, _ in config.validate()] == [field]

@@ -78,7 +78,7 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     return data
 
 
-def _inflate(body: bytes, inflater: Any, limit: int, name: str) -> bytes:
+def _inflate(body: bytes, inflater: zlib._Decompress, limit: int, name: str) -> bytes:
     try:
         data = inflater.decompress(body, limit + 1)
     except zlib.error as exc:

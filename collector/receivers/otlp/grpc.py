@@ -88,5 +88,5 @@ def _retry_info(code: grpc.StatusCode, message: str, retry_after: float) -> byte
     detail = error_details_pb2.RetryInfo(retry_delay=delay)
     status = status_pb2.Status(code=code.value[0], message=message)
     status.details.add().Pack(detail)
-    return status.SerializeToString()
-
+    encoded: bytes = status.SerializeToString()
+    return encoded

@@ -59,7 +59,8 @@ def test_created_tables_match_the_contrib_layout(chdb_path: Path) -> None:
     store.start()
     try:
         columns = store.query(
-            "SELECT name, type FROM system.columns WHERE database = 'default' AND table = 'otel_traces' ORDER BY position"
+            "SELECT name, type FROM system.columns "
+            "WHERE database = 'default' AND table = 'otel_traces' ORDER BY position"
         ).rows
         lookup = store.query(
             "SELECT name, type FROM system.columns WHERE table = 'otel_traces_trace_id_ts' ORDER BY position"
@@ -69,7 +70,9 @@ def test_created_tables_match_the_contrib_layout(chdb_path: Path) -> None:
         ).rows[0]
         lookup_engine = store.query("SELECT engine FROM system.tables WHERE name = 'otel_traces_trace_id_ts'").rows[0]
         view = store.query("SELECT engine FROM system.tables WHERE name = 'otel_traces_trace_id_ts_mv'").rows[0]
-        indexes = store.query("SELECT name, type FROM system.data_skipping_indices WHERE table = 'otel_traces' ORDER BY name").rows
+        indexes = store.query(
+            "SELECT name, type FROM system.data_skipping_indices WHERE table = 'otel_traces' ORDER BY name"
+        ).rows
         create = store.query("SHOW CREATE TABLE otel_traces").rows[0][0]
     finally:
         store.close()
@@ -79,7 +82,12 @@ def test_created_tables_match_the_contrib_layout(chdb_path: Path) -> None:
         ("Start", "SimpleAggregateFunction(min, DateTime)"),
         ("End", "SimpleAggregateFunction(max, DateTime)"),
     ]
-    assert table == ["MergeTree", "toDate(Timestamp)", "ServiceName, SpanName, toDateTime(Timestamp), Timestamp", "ServiceName, SpanName, toDateTime(Timestamp)"]
+    assert table == [
+        "MergeTree",
+        "toDate(Timestamp)",
+        "ServiceName, SpanName, toDateTime(Timestamp), Timestamp",
+        "ServiceName, SpanName, toDateTime(Timestamp)",
+    ]
     assert lookup_engine == ["AggregatingMergeTree"] and view == ["MaterializedView"]
     assert [tuple(i) for i in indexes] == [
         ("idx_duration", "minmax"),
@@ -101,7 +109,9 @@ def test_schema_creation_is_idempotent(chdb_path: Path) -> None:
 
 
 def test_create_schema_off_names_the_missing_tables(chdb_path: Path) -> None:
-    store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{chdb_path}", create_schema=False), logging.getLogger("t"))
+    store = ClickHouseStore(
+        ClickHouseConfig(endpoint=f"chdb://{chdb_path}", create_schema=False), logging.getLogger("t")
+    )
     with pytest.raises(StoreError) as error:
         store.start()
     store.close()
@@ -112,4 +122,6 @@ def test_create_schema_off_names_the_missing_tables(chdb_path: Path) -> None:
 
 
 def test_identifiers_are_quoted() -> None:
-    assert create_traces_table_sql(TraceTables("db", "spans"), 0).startswith("CREATE TABLE IF NOT EXISTS `db`.`spans` (")
+    assert create_traces_table_sql(TraceTables("db", "spans"), 0).startswith(
+        "CREATE TABLE IF NOT EXISTS `db`.`spans` ("
+    )
