@@ -9,8 +9,12 @@ calls them from worker threads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import clickhouse_connect
@@ -56,6 +60,9 @@ class ClickHouseStore:
     def start(self) -> None:
         """Connect, then create the schema or check that it exists."""
         self._insert_client = self._connect()
+        with self._query_lock:
+            # Both connections open now, while nothing else runs: see _engine_stderr_silenced.
+            self._query_client = self._connect(read_only=True)
         if self._config.create_schema:
             for statement in schema_statements(self._tables, self._config.ttl):
                 self._insert_client.command(statement)
@@ -78,12 +85,12 @@ class ClickHouseStore:
         with self._query_lock:
             if self._query_client is None:
                 try:
-                    self._query_client = self._connect()
+                    self._query_client = self._connect(read_only=True)
                 except StoreError as exc:
                     raise QueryError(str(exc)) from None
             client = self._query_client
         try:
-            result = client.query(statement, settings={"readonly": "1"})
+            result = client.query(statement)
         except ClickHouseError as exc:
             raise QueryError(_first_line(exc)) from None
         return QueryResult(
@@ -98,14 +105,18 @@ class ClickHouseStore:
                 client.close()
         self._query_client = self._insert_client = None
 
-    def _connect(self) -> Client:
+    def _connect(self, read_only: bool = False) -> Client:
+        """A client on the store; ``read_only`` ones refuse writes and DDL in ClickHouse itself."""
         config = self._config
+        # readonly=2 forbids writes and DDL but still lets the client send query settings.
+        settings = {"readonly": "2"} if read_only else {}
         try:
             if config.is_embedded:
                 path = config.chdb_path()
                 path.mkdir(parents=True, exist_ok=True)
-                client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
-                client.command("SELECT 1 FROM system.one")  # touches the data dir, so a held lock shows now
+                with _engine_stderr_silenced():
+                    client = clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=settings)
+                    client.command("SELECT 1 FROM system.one")  # touches the data dir, so a held lock shows now
                 return client
             return clickhouse_connect.get_client(
                 dsn=config.endpoint,
@@ -114,6 +125,7 @@ class ClickHouseStore:
                 database=config.database,
                 connect_timeout=config.timeout,
                 send_receive_timeout=config.timeout,
+                settings=settings,
             )
         except (ClickHouseError, OSError) as exc:
             raise StoreError(self._open_failure(exc)) from None
@@ -137,6 +149,26 @@ class ClickHouseStore:
         if missing:
             listed = ", ".join(f"{self._tables.database}.{t}" for t in missing)
             raise StoreError(f"create_schema is off and these tables are missing: {listed}")
+
+
+@contextlib.contextmanager
+def _engine_stderr_silenced() -> Iterator[None]:
+    """Keep chDB from printing its own copy of an open failure to file descriptor 2.
+
+    The engine writes errors such as a held lock straight to stderr; the
+    StoreError raised instead says the same in one line. Only used while a
+    connection opens, which happens at start-up and in the query command.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _classify(exc: ClickHouseError) -> PermanentError | RetryableError:

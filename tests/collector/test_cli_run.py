@@ -138,7 +138,7 @@ def test_sigterm_while_traffic_flows_loses_no_acknowledged_span(collector_proces
                     acknowledged.extend(
                         s.span_id.hex() for rs in traces.resource_spans for ss in rs.scope_spans for s in ss.spans
                     )
-                    if len(acknowledged) >= 4000:
+                    if len(acknowledged) >= 20_000:
                         some_acknowledged.set()
 
     sender = threading.Thread(target=send_until_refused)
