@@ -70,6 +70,7 @@ class MemoryQueue:
         self._held_spans = 0  # waiting plus in flight
         self._closed = False
         self._changed = asyncio.Condition()
+        self._wake: asyncio.Task[None] | None = None
 
     @property
     def size(self) -> int:
@@ -129,7 +130,7 @@ class MemoryQueue:
     def close(self) -> None:
         self._closed = True
         # Wake getters so they drain and then see the end; notify needs the lock.
-        asyncio.get_running_loop().create_task(self._wake_all())
+        self._wake = asyncio.get_running_loop().create_task(self._wake_all())
 
     async def _wake_all(self) -> None:
         async with self._changed:

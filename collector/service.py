@@ -35,6 +35,10 @@ LOGGER_PREFIX = "genai_collector"
 class FanOut:
     """Hands one batch to several consumers; succeeds only if all of them accept it.
 
+    When one branch refuses, the client is told to retry and the branches that
+    accepted will see the data twice: duplicates, never loss, as in the
+    OpenTelemetry Collector's fan-out.
+
     With ``clone`` set, every consumer but the last gets its own copy, because a
     processor downstream may modify the batch in place.
     """
