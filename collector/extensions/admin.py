@@ -83,7 +83,7 @@ class AdminExtension:
         self._host = host
         self._server = HttpServer(self._app(), self._config.endpoint)
         await self._server.start()
-        self._logger.info("admin endpoint listening on port %d", self._server.port)
+        self._logger.info("admin endpoint listening on %s:%d", self._config.endpoint.host, self._server.port)
 
     async def shutdown(self) -> None:
         if self._server is not None:

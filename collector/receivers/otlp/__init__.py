@@ -24,18 +24,22 @@ class OtlpReceiver:
             app = create_app(protocols.http, Ingest(consumer, settings.telemetry, receiver, "http"))
             self.http = HttpServer(app, protocols.http.endpoint)
         self._logger = settings.logger
+        self._hosts = {
+            "grpc": protocols.grpc.endpoint.host if protocols.grpc else "",
+            "http": protocols.http.endpoint.host if protocols.http else "",
+        }
 
     async def start(self, host: Host) -> None:
         if self.grpc is not None:
             await self.grpc.start()
-            self._logger.info("OTLP/gRPC listening on port %d", self.grpc.port)
+            self._logger.info("OTLP/gRPC listening on %s:%d", self._hosts["grpc"], self.grpc.port)
         if self.http is not None:
             try:
                 await self.http.start()
             except Exception:
                 await self.shutdown()
                 raise
-            self._logger.info("OTLP/HTTP listening on port %d", self.http.port)
+            self._logger.info("OTLP/HTTP listening on %s:%d", self._hosts["http"], self.http.port)
 
     async def shutdown(self) -> None:
         if self.http is not None:
