@@ -13,17 +13,18 @@ import grpc
 
 
 class ConsumeError(Exception):
-    """Base of every error a consumer may raise for a batch it did not accept."""
+    """Base of every error a consumer may raise for a batch it did not accept.
+
+    ``retry_after`` (seconds), when known, is passed on to the client as
+    HTTP ``Retry-After`` or gRPC ``RetryInfo``; only retryable errors set it.
+    """
 
     retryable: bool = False
+    retry_after: float | None = None
 
 
 class RetryableError(ConsumeError):
-    """The batch was not accepted, but the same batch may succeed later.
-
-    ``retry_after`` (seconds), when known, is passed on to the client as
-    HTTP ``Retry-After`` or gRPC ``RetryInfo``.
-    """
+    """The batch was not accepted, but the same batch may succeed later."""
 
     retryable = True
 

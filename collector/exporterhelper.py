@@ -173,7 +173,7 @@ class QueuedExporter:
                 error: ConsumeError = exc
             except Exception as exc:  # a sender bug must not kill the queue worker
                 error = PermanentError(f"{type(exc).__name__}: {exc}")
-            wait = _backoff(interval, getattr(error, "retry_after", None))
+            wait = _backoff(interval, error.retry_after)
             if not error.retryable or not self._retry.enabled or time.monotonic() + wait > deadline:
                 reason = "permanent" if not error.retryable else "retries_exhausted"
                 telemetry.add("otelcol_exporter_send_failed_spans", batch.span_count, reason=reason, **labels)

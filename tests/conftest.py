@@ -24,7 +24,7 @@ class RecordingConsumer:
 
     def __init__(self) -> None:
         self.received: list[TracesData] = []
-        self.fail_with: ConsumeError | None = None
+        self.fail_with: Exception | None = None
         self.arrived = asyncio.Event()
 
     async def consume(self, traces: TracesData) -> None:

@@ -17,6 +17,7 @@ import typing
 from collections.abc import Iterable
 from typing import Any, Literal, TypeVar, Union
 
+from collector.config.loader import EnvValue
 from collector.config.problems import ConfigError, ConfigProblem, join_path
 from collector.config.types import show_value
 
@@ -74,6 +75,8 @@ def _decode_dataclass(cls: type, raw: Any, path: str, problems: list[ConfigProbl
 def _decode_value(tp: Any, raw: Any, path: str, problems: list[ConfigProblem]) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if isinstance(raw, EnvValue) and origin not in (Union, types.UnionType):
+        raw = str(raw) if _takes_text(tp) else raw.typed
     if origin in (Union, types.UnionType):
         inner = [a for a in args if a is not type(None)][0]
         if raw is None and type(None) in args:
@@ -114,6 +117,13 @@ def _decode_value(tp: Any, raw: Any, path: str, problems: list[ConfigProblem]) -
     if _is_settings_block(tp):
         return _decode_dataclass(tp, raw, path, problems)
     return _decode_scalar(tp, raw, path, problems)
+
+
+def _takes_text(tp: Any) -> bool:
+    """Whether a field of type ``tp`` reads an expanded ``${env:...}`` as its text rather than YAML-typed."""
+    if typing.get_origin(tp) is Literal:
+        return all(isinstance(arg, str) for arg in typing.get_args(tp))
+    return tp is str or hasattr(tp, "from_config")
 
 
 def _is_settings_block(tp: Any) -> bool:

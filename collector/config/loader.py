@@ -1,9 +1,11 @@
 """Read otel-config.yaml and expand ``${env:NAME}`` references, as the OpenTelemetry Collector does.
 
 Expansion happens on the parsed YAML, value by value. A value that is exactly one
-reference takes the type its expansion reads as in YAML (``${env:PORT}`` can be an
-integer); a reference inside a longer string is substituted as text. ``$$`` is a
-literal dollar sign. An unset variable with no ``:-default`` expands to nothing.
+reference becomes an EnvValue: its text, plus the type that text reads as in YAML,
+so ``${env:PORT}`` fills an integer field while ``${env:PASSWORD}`` = ``0123``
+stays the string it is. A reference inside a longer string is substituted as
+text. ``$$`` is a literal dollar sign. An unset variable with no ``:-default``
+expands to nothing.
 """
 
 from __future__ import annotations
@@ -22,16 +24,53 @@ _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
 _ENV_REFERENCE = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 
+class EnvValue(str):
+    """A config value that was exactly one ``${env:...}`` reference.
+
+    It is the expanded text; ``typed`` is what that text reads as in YAML. The
+    decoder picks one by the field's type, so a string field keeps the text.
+    """
+
+    typed: Any
+
+    def __new__(cls, text: str) -> EnvValue:
+        value = super().__new__(cls, text)
+        value.typed = _typed_scalar(text)
+        return value
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping, as the OpenTelemetry Collector does."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key; SafeLoader reports it below
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f'key "{key}" is defined twice', key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     """Parse the file at ``path`` into a mapping, or raise ConfigError with one clear line."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([ConfigProblem("", f"config file {path} does not exist")]) from None
+    except UnicodeDecodeError as exc:
+        message = f"{path}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})"
+        raise ConfigError([ConfigProblem("", message)]) from None
     except OSError as exc:
         raise ConfigError([ConfigProblem("", f"cannot read config file {path}: {exc.strerror}")]) from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -63,8 +102,7 @@ def _expand(node: Any, env: Mapping[str, str], path: str, problems: list[ConfigP
         return node
     whole = _REFERENCE.fullmatch(node)
     if whole and whole.group(0) != "$$":
-        text = _resolve(whole.group(1), env, path, problems)
-        return _typed_scalar(text)
+        return EnvValue(_resolve(whole.group(1), env, path, problems))
     return _REFERENCE.sub(lambda m: "$" if m.group(0) == "$$" else _resolve(m.group(1), env, path, problems), node)
 
 

@@ -7,6 +7,7 @@ reference only defined components. Every problem found is reported at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -129,21 +130,24 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
 
 
 def check_listeners(config: CollectorConfig) -> None:
-    """Bind every listener once, so a taken port is a config problem and not a crash later."""
+    """Bind every listener, all at once, so a taken or overlapping port is a config problem, not a crash later."""
     problems: list[ConfigProblem] = []
     seen: dict[tuple[str, int], str] = {}
-    for listener in config.listeners():
-        key = (listener.endpoint.host, listener.endpoint.port)
-        if listener.endpoint.port != 0 and key in seen:
-            problems.append(ConfigProblem(listener.path, f"{listener.endpoint} is also used by {seen[key]}"))
-            continue
-        seen[key] = listener.path
-        if listener.endpoint.port == 0:
-            continue
-        try:
-            bind_socket(listener.endpoint).close()
-        except ListenError as exc:
-            problems.append(ConfigProblem(listener.path, str(exc)))
+    # Every socket stays open until all are bound: 0.0.0.0:P and 127.0.0.1:P
+    # each bind alone, but not together, as the running service needs them.
+    with contextlib.ExitStack() as held:
+        for listener in config.listeners():
+            key = (listener.endpoint.host, listener.endpoint.port)
+            if listener.endpoint.port != 0 and key in seen:
+                problems.append(ConfigProblem(listener.path, f"{listener.endpoint} is also used by {seen[key]}"))
+                continue
+            seen[key] = listener.path
+            if listener.endpoint.port == 0:
+                continue
+            try:
+                held.enter_context(bind_socket(listener.endpoint))
+            except ListenError as exc:
+                problems.append(ConfigProblem(listener.path, str(exc)))
     if problems:
         raise ConfigError(problems)
 
@@ -199,9 +203,13 @@ def _parse_pipelines(
         return pipelines
     for name, body in raw.items():
         path = f"service.pipelines.{name}"
-        signal = str(name).partition("/")[0]
-        if signal != SUPPORTED_SIGNAL:
-            problems.append(ConfigProblem(path, f'only traces pipelines are supported, got "{signal}"'))
+        try:
+            pipeline_id = ComponentID.parse(str(name))
+        except ValueError:
+            problems.append(ConfigProblem(path, f'invalid pipeline id "{name}"; expected traces or traces/name'))
+            continue
+        if pipeline_id.type != SUPPORTED_SIGNAL:
+            problems.append(ConfigProblem(path, f'only traces pipelines are supported, got "{pipeline_id.type}"'))
             continue
         if not isinstance(body, dict):
             problems.append(ConfigProblem(path, "expected a mapping with receivers, processors and exporters"))
@@ -214,9 +222,10 @@ def _parse_pipelines(
         receivers = _parse_id_list(f"{path}.receivers", body.get("receivers"), "receivers", declared, problems)
         processors = _parse_id_list(f"{path}.processors", body.get("processors"), "processors", declared, problems)
         exporters = _parse_id_list(f"{path}.exporters", body.get("exporters"), "exporters", declared, problems)
-        if not receivers and "receivers" not in body:
+        # An empty list is reported by _parse_id_list; absent or empty-valued keys here.
+        if body.get("receivers") is None:
             problems.append(ConfigProblem(f"{path}.receivers", "at least one receiver is required"))
-        if not exporters and "exporters" not in body:
+        if body.get("exporters") is None:
             problems.append(ConfigProblem(f"{path}.exporters", "at least one exporter is required"))
         pipelines[str(name)] = PipelineConfig(str(name), receivers, processors, exporters)
     return pipelines
@@ -239,8 +248,11 @@ def _parse_id_list(
     ids: list[ComponentID] = []
     for i, item in enumerate(raw):
         item_path = f"{path}[{i}]"
+        if not isinstance(item, str):
+            problems.append(ConfigProblem(item_path, f"expected a component ID like otlp, got {show_value(item)}"))
+            continue
         try:
-            cid = ComponentID.parse(str(item))
+            cid = ComponentID.parse(item)
         except ValueError as exc:
             problems.append(ConfigProblem(item_path, str(exc)))
             continue

@@ -57,7 +57,7 @@ class HostPort:
             raise ValueError(f"expected host:port like 127.0.0.1:4318, got {show_value(value)}")
         host, _, port_text = value.rpartition(":")
         host = host.strip("[]")
-        if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        if not host or not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
             raise ValueError(f"expected host:port like 127.0.0.1:4318, got {show_value(value)}")
         return cls(host, int(port_text))
 

@@ -267,12 +267,6 @@ def test_several_mistakes_give_several_lines(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="loader.py load_yaml does not catch UnicodeDecodeError: a config that is not UTF-8 "
-    "ends validate with a traceback and exit 1",
-    raises=AssertionError,
-    strict=True,
-)
 def test_config_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "otel-config.yaml"
     path.write_bytes(VALID.replace("debug:", "debug: # café").encode("latin-1"))

@@ -19,9 +19,11 @@ class OtlpReceiver:
         self.grpc: GrpcReceiver | None = None
         self.http: HttpServer | None = None
         if protocols.grpc is not None:
-            self.grpc = GrpcReceiver(protocols.grpc, Ingest(consumer, settings.telemetry, receiver, "grpc"))
+            self.grpc = GrpcReceiver(
+                protocols.grpc, Ingest(consumer, settings.telemetry, receiver, "grpc", settings.logger)
+            )
         if protocols.http is not None:
-            app = create_app(protocols.http, Ingest(consumer, settings.telemetry, receiver, "http"))
+            app = create_app(protocols.http, Ingest(consumer, settings.telemetry, receiver, "http", settings.logger))
             self.http = HttpServer(app, protocols.http.endpoint)
         self._logger = settings.logger
         self._hosts = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
@@ -24,6 +25,7 @@ SUPPORTED_CONTENT_TYPES = (PROTOBUF, JSON)
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 _ID_LENGTHS = {"traceId": 16, "trace_id": 16}
 _DEFAULT_ID_LENGTH = 8
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 class BadRequest(ValueError):
@@ -46,13 +48,17 @@ def decode_traces(body: bytes, content_type: str) -> TracesData:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise BadRequest("invalid JSON body: nested too deeply") from None
     if not isinstance(document, dict):
         raise BadRequest("invalid JSON body: expected an object with resourceSpans")
-    _hex_ids_to_base64(document)
     try:
+        _hex_ids_to_base64(document)
         return json_format.ParseDict(document, TracesData(), ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise BadRequest(f"invalid OTLP/JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("invalid OTLP/JSON: nested too deeply") from None
 
 
 def encode_message(message: Message, content_type: str) -> bytes:
@@ -68,9 +74,9 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     if encoding in ("", "identity"):
         data = body
     elif encoding in ("gzip", "x-gzip"):
-        data = _inflate(body, zlib.decompressobj(16 + zlib.MAX_WBITS), limit, "gzip")
+        data = _inflate(body, lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), limit, "gzip")
     elif encoding == "deflate":
-        data = _inflate(body, zlib.decompressobj(), limit, "deflate")
+        data = _inflate(body, zlib.decompressobj, limit, "deflate")
     else:
         raise BadRequest(f'unsupported Content-Encoding "{encoding}"; use gzip, deflate or none')
     if len(data) > limit:
@@ -78,16 +84,29 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     return data
 
 
-def _inflate(body: bytes, inflater: zlib._Decompress, limit: int, name: str) -> bytes:
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"invalid {name} body: {exc}") from None
-    if len(data) > limit:
-        raise BodyTooLarge(f"decompressed request body exceeds {limit} bytes")
-    if not inflater.eof:
-        raise BadRequest(f"invalid {name} body: truncated")
-    return data
+def _inflate(body: bytes, new_inflater: Callable[[], zlib._Decompress], limit: int, name: str) -> bytes:
+    """Every member of ``body`` inflated (RFC 1952 allows several gzip members back to back)."""
+    parts: list[bytes] = []
+    size = 0
+    remaining = body
+    while True:
+        inflater = new_inflater()
+        try:
+            part = inflater.decompress(remaining, limit + 1 - size)
+        except zlib.error as exc:
+            raise BadRequest(f"invalid {name} body: {exc}") from None
+        size += len(part)
+        if size > limit:
+            raise BodyTooLarge(f"decompressed request body exceeds {limit} bytes")
+        parts.append(part)
+        if not inflater.eof:
+            # Either the input ran out mid-stream or the output limit cut it short.
+            if inflater.unconsumed_tail:
+                raise BodyTooLarge(f"decompressed request body exceeds {limit} bytes")
+            raise BadRequest(f"invalid {name} body: truncated")
+        remaining = inflater.unused_data
+        if not remaining:
+            return b"".join(parts)
 
 
 def _hex_ids_to_base64(node: Any) -> None:
@@ -108,10 +127,9 @@ def _hex_to_base64(key: str, value: str) -> str:
     if value == "":
         return ""
     expected = _ID_LENGTHS.get(key, _DEFAULT_ID_LENGTH)
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        raise BadRequest(f'{key} "{value}" is not hex') from None
-    if len(raw) != expected:
+    # Checked by hand: bytes.fromhex would skip whitespace inside the string.
+    if not _HEX_DIGITS.issuperset(value):
+        raise BadRequest(f'{key} "{value}" is not hex')
+    if len(value) != expected * 2:
         raise BadRequest(f'{key} "{value}" must be {expected * 2} hex digits')
-    return base64.b64encode(raw).decode("ascii")
+    return base64.b64encode(bytes.fromhex(value)).decode("ascii")

@@ -74,10 +74,9 @@ class GrpcReceiver:
             await self._ingest(traces)
         except ConsumeError as exc:
             code = status_for(exc).grpc_code
-            retry_after = getattr(exc, "retry_after", None)
             metadata: tuple[tuple[str, bytes], ...] = ()
-            if exc.retryable and retry_after is not None:
-                metadata = (("grpc-status-details-bin", _retry_info(code, str(exc), retry_after)),)
+            if exc.retryable and exc.retry_after is not None:
+                metadata = (("grpc-status-details-bin", _retry_info(code, str(exc), exc.retry_after)),)
             await context.abort(code, str(exc), trailing_metadata=metadata)
         return ExportTraceServiceResponse()
 
