@@ -12,7 +12,6 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from collector.component import ComponentID, ComponentKind, ComponentSettings
-from collector.errors import ConsumeError
 from collector.telemetry import Telemetry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
