@@ -118,15 +118,23 @@ async def _serve(config: CollectorConfig, registry: Registry) -> int:
     service = Service(config, registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        logger.warning("second stop signal: dropping what is still queued")
+        service.abandon()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     try:
         await service.start()
     except (ListenError, StartError) as exc:
         raise UserError(f"error: {exc}") from None
     logger.info("genai-collector %s is running; stop with Ctrl-C", __version__)
     await stop.wait()
-    logger.info("shutting down: draining pipelines")
+    logger.info("shutting down: draining pipelines (signal again to stop without sending what is queued)")
     await service.shutdown()
     logger.info("stopped")
     return EXIT_OK

@@ -34,6 +34,7 @@ __all__ = [
     "Host",
     "Processor",
     "Exporter",
+    "Abandonable",
     "ReceiverFactory",
     "ProcessorFactory",
     "ExporterFactory",
@@ -69,6 +70,13 @@ class Processor(Component, TracesConsumer, Protocol):
 @runtime_checkable
 class Exporter(Component, TracesConsumer, Protocol):
     """A component that takes batches into its sending queue and ships them out."""
+
+
+@runtime_checkable
+class Abandonable(Protocol):
+    """An exporter that can give up on queued data when the operator forces a shutdown."""
+
+    def abandon(self) -> None: ...
 
 
 @dataclass(frozen=True, order=True)

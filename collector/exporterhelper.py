@@ -10,6 +10,7 @@ taken the data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Iterable
@@ -105,6 +106,7 @@ class QueuedExporter:
         self._workers: list[asyncio.Task[None]] = []
         self._started = False
         self._stopped = False
+        self._abandoned = asyncio.Event()
         labels = {"exporter": str(settings.id)}
         self._labels = labels
         settings.telemetry.gauge(
@@ -119,8 +121,8 @@ class QueuedExporter:
     async def start(self, host: Host) -> None:
         if self._started:
             return
-        self._started = True
         await asyncio.to_thread(self._sender.start)
+        self._started = True
         if self._queue is None:
             batch = self._queue_settings.batch
             self._queue = MemoryQueue(
@@ -152,6 +154,13 @@ class QueuedExporter:
         await asyncio.gather(*self._workers)
         await asyncio.to_thread(self._sender.close)
 
+    def abandon(self) -> None:
+        """Stop retrying and drop what is still queued, counted, so a forced shutdown ends now.
+
+        A send already in progress finishes; nothing else is attempted.
+        """
+        self._abandoned.set()
+
     async def _drain(self) -> None:
         assert self._queue is not None
         while (batch := await self._queue.get_batch()) is not None:
@@ -165,6 +174,9 @@ class QueuedExporter:
         deadline = time.monotonic() + self._retry.max_elapsed_time
         interval = self._retry.initial_interval
         while True:
+            if self._abandoned.is_set():
+                self._drop(batch, "shutdown", "the collector was stopped before they were sent")
+                return
             try:
                 await asyncio.to_thread(self._sender.send, batch)
                 telemetry.add("otelcol_exporter_sent_spans", batch.span_count, **labels)
@@ -175,13 +187,18 @@ class QueuedExporter:
                 error = PermanentError(f"{type(exc).__name__}: {exc}")
             wait = _backoff(interval, error.retry_after)
             if not error.retryable or not self._retry.enabled or time.monotonic() + wait > deadline:
-                reason = "permanent" if not error.retryable else "retries_exhausted"
-                telemetry.add("otelcol_exporter_send_failed_spans", batch.span_count, reason=reason, **labels)
-                logger.error("dropping %d spans (%s): %s", batch.span_count, reason, error)
+                self._drop(batch, "permanent" if not error.retryable else "retries_exhausted", str(error))
                 return
             logger.warning("send failed, retrying in %.1fs: %s", wait, error)
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):
+                # Waits out the backoff, or ends it early when the collector is abandoning.
+                await asyncio.wait_for(self._abandoned.wait(), wait)
             interval = Duration(min(interval * RETRY_MULTIPLIER, self._retry.max_interval))
+
+    def _drop(self, batch: Batch, reason: str, why: str) -> None:
+        labels = self._labels
+        self._settings.telemetry.add("otelcol_exporter_send_failed_spans", batch.span_count, reason=reason, **labels)
+        self._settings.logger.error("dropping %d spans (%s): %s", batch.span_count, reason, why)
 
 
 def _backoff(interval: float, retry_after: float | None) -> float:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collector.component import (
+    Abandonable,
     Component,
     ComponentID,
     ComponentKind,
@@ -30,6 +31,7 @@ from collector.registry import Registry
 from collector.telemetry import Telemetry
 
 LOGGER_PREFIX = "genai_collector"
+logger = logging.getLogger(LOGGER_PREFIX)
 
 
 class FanOut:
@@ -162,6 +164,17 @@ class Service:
             *self._extensions.values(),
         ]
         for component in order:
-            if component in self._started:
+            if component not in self._started:
+                continue
+            try:
                 await component.shutdown()
+            except Exception:
+                # One component's failure must not keep the others from draining.
+                logger.exception("%s did not shut down cleanly", type(component).__name__)
         self._started.clear()
+
+    def abandon(self) -> None:
+        """Make a shutdown in progress end now: exporters stop retrying and drop (and count) what is queued."""
+        for exporter in self._exporters.values():
+            if isinstance(exporter, Abandonable):
+                exporter.abandon()

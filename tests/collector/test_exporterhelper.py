@@ -6,9 +6,11 @@ import asyncio
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from collector.component import ComponentSettings
 from collector.config.types import Duration
-from collector.errors import PermanentError, RetryableError
+from collector.errors import PermanentError, RetryableError, StartError
 from collector.exporterhelper import BatchSettings, QueuedExporter, QueueSettings, RetrySettings
 from collector.queue import Batch
 from collector.telemetry import Telemetry
@@ -132,3 +134,45 @@ def test_a_full_queue_refuses_and_counts(make_settings: Callable[..., ComponentS
 
     assert asyncio.run(asyncio.wait_for(scenario(), 10)) == "sending queue is full (8 of 10 spans held)"
     assert telemetry.value("otelcol_exporter_enqueue_failed_spans", exporter="clickhouse") == 8
+
+
+def test_abandon_ends_a_shutdown_stuck_retrying_and_counts_the_drop(
+    make_settings: Callable[..., ComponentSettings],
+) -> None:
+    telemetry = Telemetry()
+    sender = ScriptedSender([RetryableError("store down")] * 1000)
+    patient = RetrySettings(initial_interval=Duration(30), max_interval=Duration(30), max_elapsed_time=Duration(300))
+    exporter = QueuedExporter(make_settings("clickhouse", telemetry=telemetry), sender, SMALL_QUEUE, patient)
+
+    async def scenario() -> None:
+        await exporter.start(None)  # type: ignore[arg-type]
+        await exporter.consume(make_traces(6))
+        shutdown = asyncio.create_task(exporter.shutdown())
+        await asyncio.sleep(0.2)
+        assert not shutdown.done()  # waiting out a 30 s backoff
+        exporter.abandon()
+        await asyncio.wait_for(shutdown, 5)
+
+    asyncio.run(scenario())
+    assert sender.stored == []
+    assert sender.closed
+    assert telemetry.value("otelcol_exporter_send_failed_spans", exporter="clickhouse", reason="shutdown") == 6
+
+
+def test_a_sender_that_fails_to_start_leaves_the_exporter_safe_to_shut_down(
+    make_settings: Callable[..., ComponentSettings],
+) -> None:
+    class UnreachableSender(ScriptedSender):
+        def start(self) -> None:
+            raise StartError("cannot reach the store")
+
+    exporter = QueuedExporter(make_settings("clickhouse"), UnreachableSender(), SMALL_QUEUE, FAST_RETRY)
+
+    async def scenario() -> None:
+        with pytest.raises(StartError):
+            await exporter.start(None)  # type: ignore[arg-type]
+        await exporter.shutdown()
+        with pytest.raises(RetryableError, match="not running"):
+            await exporter.consume(make_traces(1))
+
+    asyncio.run(scenario())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,3 +148,27 @@ def test_fan_out_fails_if_any_branch_fails_and_prefers_retryable(
         branches.append(branch)
     with pytest.raises(expected):
         asyncio.run(FanOut(branches).consume(make_traces(1)))
+
+
+class BrokenStopProcessor(TagProcessor):
+    async def shutdown(self) -> None:
+        EVENTS.append(f"stop {self.id}")
+        raise RuntimeError("flush failed")
+
+
+def test_shutdown_goes_on_past_a_component_that_fails_to_stop(caplog: pytest.LogCaptureFixture) -> None:
+    EVENTS.clear()
+    registry = dataclasses.replace(
+        _registry(),
+        processors={"tag": ProcessorFactory("tag", EmptyConfig, BrokenStopProcessor)},  # type: ignore[arg-type]
+    )
+    service = Service(parse_config(yaml.safe_load(CONFIG), registry), registry)
+
+    async def scenario() -> None:
+        await service.start()
+        await service.shutdown()
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    stops = [e for e in EVENTS if e.startswith("stop")]
+    assert stops == ["stop receiver", "stop tag/a", "stop tag/b", "stop memory/one", "stop memory/two"]
+    assert caplog.text.count("did not shut down cleanly") == 2
