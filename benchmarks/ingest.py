@@ -35,7 +35,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from collector.exporterhelper import DEFAULT_BATCH_MIN_SPANS  # noqa: E402
+from collector.exporterhelper import DEFAULT_BATCH_MAX_SPANS  # noqa: E402
 from collector.queue import Batch  # noqa: E402
 from exporters.clickhouse.config import ClickHouseConfig  # noqa: E402
 from exporters.clickhouse.store import ClickHouseStore  # noqa: E402
@@ -43,6 +43,7 @@ from exporters.clickhouse.store import ClickHouseStore  # noqa: E402
 SPANS_PER_REQUEST = 512
 MODELS = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4-5", "llama-3.1-70b-instruct")
 PROVIDERS = ("openai", "openai", "anthropic", "vllm")
+STORE_DEADLINE_SECONDS = 300
 
 
 def build_request(rng: random.Random) -> bytes:
@@ -85,7 +86,8 @@ def floor_round(bodies: list[bytes], store_dir: Path) -> float:
     shutil.rmtree(store_dir, ignore_errors=True)
     store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{store_dir}"), logging.getLogger("bench"))
     store.start()
-    per_batch = max(1, DEFAULT_BATCH_MIN_SPANS // SPANS_PER_REQUEST)
+    # The largest batch the exporter's queue cuts under load: the floor at its best.
+    per_batch = max(1, DEFAULT_BATCH_MAX_SPANS // SPANS_PER_REQUEST)
     started = time.perf_counter()
     for i in range(0, len(bodies), per_batch):
         items = [TracesData.FromString(body) for body in bodies[i : i + per_batch]]
@@ -132,7 +134,11 @@ service:
             cwd=REPO_ROOT,
             stderr=subprocess.DEVNULL,
         )
-        self._wait_healthy()
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + 60
@@ -179,7 +185,10 @@ def end_to_end_round(bodies: list[bytes], store_dir: Path, work_dir: Path, concu
         started = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(send, bodies))
+        deadline = time.monotonic() + STORE_DEADLINE_SECONDS
         while collector.stored() < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {collector.stored()} of {total} spans stored after {STORE_DEADLINE_SECONDS}s")
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
     finally:

@@ -74,6 +74,12 @@ class RetrySettings:
     max_interval: Duration = DEFAULT_RETRY_MAX_INTERVAL
     max_elapsed_time: Duration = DEFAULT_RETRY_MAX_ELAPSED
 
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if self.initial_interval <= 0:
+            yield "initial_interval", "must be more than 0"
+        if self.max_interval < self.initial_interval:
+            yield "max_interval", f"must be at least initial_interval ({self.initial_interval:g}s)"
+
 
 class Sender(Protocol):
     """The exporter-specific part: blocking calls, run in a worker thread."""

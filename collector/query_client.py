@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 
-from collector.component import ComponentID, ComponentSettings
+from collector.component import ComponentSettings
 from collector.config.service import CollectorConfig
 from collector.extensions.admin import AdminConfig
 from collector.registry import Registry
-from collector.sql import QueryableStore, QueryError, QueryResult, check_read_only
+from collector.sql import QueryError, QueryResult, StoreChoiceError, check_read_only, choose_store, queryable_stores
 from collector.telemetry import Telemetry
 
 ADMIN_TIMEOUT_SECONDS = 60.0
@@ -73,22 +73,18 @@ def _query_store_directly(config: CollectorConfig, registry: Registry, sql: str,
         candidates[component.id] = (factory, component)
     if exporter is not None and not candidates:
         raise QueryError(f'no exporter "{exporter}" in the config')
-    stores: dict[ComponentID, QueryableStore] = {}
     telemetry = Telemetry()
-    for cid, (factory, component) in candidates.items():
-        built = factory.create(
+    built = {
+        cid: factory.create(
             ComponentSettings(cid, "exporter", logging.getLogger(f"genai_collector.query.{cid}"), telemetry),
             component.config,
         )
-        sender = getattr(built, "sender", None)
-        if isinstance(sender, QueryableStore):
-            stores[cid] = sender
-    if not stores:
-        raise QueryError("no exporter with a queryable store (clickhouse) is configured")
-    if len(stores) > 1:
-        names = ", ".join(sorted(str(cid) for cid in stores))
-        raise QueryError(f"several stores are configured ({names}); choose one with --exporter")
-    store = next(iter(stores.values()))
+        for cid, (factory, component) in candidates.items()
+    }
+    try:
+        store = choose_store(queryable_stores(built), exporter, "choose one with --exporter")
+    except StoreChoiceError as exc:
+        raise QueryError(str(exc)) from None
     try:
         return store.query(sql)
     finally:

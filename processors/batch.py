@@ -2,7 +2,8 @@
 
 It merges incoming requests into larger ones (``send_batch_size`` spans or
 ``timeout``, whichever comes first; never more than ``send_batch_max_size`` when
-that is set) before passing them on. Unlike the Go collector's batch processor it
+that is set, except that one request larger than that passes on whole rather
+than split) before passing them on. Unlike the Go collector's batch processor it
 does not acknowledge early: each caller waits until the merged batch it joined
 has been accepted downstream, so a crash cannot lose acknowledged data. Batching
 for storage belongs in each exporter's ``sending_queue``; this processor only
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 
 from collector.component import ComponentSettings, Host, Processor, ProcessorFactory, TracesConsumer, TracesData
 from collector.config.types import Duration
-from collector.errors import ConsumeError
 from collector.pdata import span_count
 
 DEFAULT_SEND_BATCH_SIZE = 8192
@@ -94,9 +94,7 @@ class BatchProcessor:
                 merged.resource_spans.extend(item.resource_spans)
         try:
             await self._next.consume(merged)
-        except ConsumeError as exc:
-            pending.done.set_exception(exc)
-        except Exception as exc:  # surface bugs to the callers instead of losing them in a task
+        except Exception as exc:  # a ConsumeError, or a bug surfaced to the callers instead of lost in a task
             pending.done.set_exception(exc)
         else:
             pending.done.set_result(None)

@@ -25,7 +25,7 @@ from collector.component import ComponentSettings, ExtensionFactory, Host
 from collector.config.types import HostPort
 from collector.httpserver import HttpServer
 from collector.jsonvalues import jsonable
-from collector.sql import NotReadOnlyError, QueryableStore, QueryError
+from collector.sql import NotReadOnlyError, QueryError, StoreChoiceError, choose_store, queryable_stores
 
 DEFAULT_ADMIN_ENDPOINT = HostPort("127.0.0.1", 13133)
 MAX_QUERY_BYTES = 1024 * 1024
@@ -46,25 +46,6 @@ class QueryRefused(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def find_store(host: Host, exporter: str | None) -> QueryableStore:
-    """The store of ``exporter`` (an exporter id), or the only store when none is named."""
-    stores = {
-        str(cid): sender
-        for cid, component in host.exporters.items()
-        if isinstance(sender := getattr(component, "sender", None), QueryableStore)
-    }
-    if exporter is not None:
-        if exporter not in stores:
-            known = ", ".join(sorted(stores)) or "none"
-            raise QueryRefused(f'no queryable exporter "{exporter}"; configured: {known}', 404)
-        return stores[exporter]
-    if not stores:
-        raise QueryRefused("no exporter with a queryable store (clickhouse) is configured", 404)
-    if len(stores) > 1:
-        raise QueryRefused(f"several stores are configured ({', '.join(sorted(stores))}); name one with exporter")
-    return next(iter(stores.values()))
 
 
 class AdminExtension:
@@ -112,13 +93,13 @@ class AdminExtension:
         try:
             sql, exporter = await _read_query_request(request)
             assert self._host is not None
-            store = find_store(self._host, exporter)
+            store = choose_store(queryable_stores(self._host.exporters), exporter, "name one with exporter")
             result = await asyncio.to_thread(store.query, sql)
         except QueryRefused as exc:
             return JSONResponse({"error": str(exc)}, exc.status)
-        except NotReadOnlyError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-        except QueryError as exc:
+        except StoreChoiceError as exc:
+            return JSONResponse({"error": str(exc)}, 404 if exc.not_found else 400)
+        except (NotReadOnlyError, QueryError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
         body = json.dumps(
             {"columns": result.columns, "types": result.types, "rows": result.rows},

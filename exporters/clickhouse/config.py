@@ -17,6 +17,7 @@ DEFAULT_DATABASE = "default"
 DEFAULT_TRACES_TABLE = "otel_traces"
 DEFAULT_TIMEOUT = Duration(5.0)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*):.*@")
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,12 @@ class ClickHouseConfig:
             if not self.endpoint[len(CHDB_SCHEME) :]:
                 yield "endpoint", "chdb:// needs a data directory, e.g. chdb://./data/clickhouse"
         else:
-            parts = urlsplit(self.endpoint)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            try:
+                parts = urlsplit(self.endpoint)
+                port_ok = parts.port is None or parts.port > 0  # .port raises on a non-numeric port
+            except ValueError:
+                parts, port_ok = None, False
+            if parts is None or not port_ok or parts.scheme not in ("http", "https") or not parts.hostname:
                 yield (
                     "endpoint",
                     f'expected chdb://PATH or http(s)://host:port, got "{redact_url(self.endpoint)}"',
@@ -70,7 +75,11 @@ class ClickHouseConfig:
 
 def redact_url(url: str) -> str:
     """A URL as it may be shown: any password it carries replaced by ***."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # Unparseable (a broken IPv6 literal...): hide everything between "user:" and the last "@".
+        return _USERINFO_PASSWORD.sub(r"\1:***@", url)
     if parts.password is None:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)

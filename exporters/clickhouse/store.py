@@ -58,16 +58,23 @@ class ClickHouseStore:
         return redact_url(self._config.endpoint)
 
     def start(self) -> None:
-        """Connect, then create the schema or check that it exists."""
-        self._insert_client = self._connect()
-        with self._query_lock:
-            # Both connections open now, while nothing else runs: see _engine_stderr_silenced.
-            self._query_client = self._connect(read_only=True)
-        if self._config.create_schema:
-            for statement in schema_statements(self._tables, self._config.ttl):
-                self._insert_client.command(statement)
-        else:
-            self._check_schema(self._insert_client)
+        """Connect, then create the schema or check that it exists; on failure nothing stays open."""
+        try:
+            self._insert_client = self._connect()
+            with self._query_lock:
+                # Both connections open now, while nothing else runs: see _engine_stderr_silenced.
+                self._query_client = self._connect(read_only=True)
+            try:
+                if self._config.create_schema:
+                    for statement in schema_statements(self._tables, self._config.ttl):
+                        self._insert_client.command(statement)
+                else:
+                    self._check_schema(self._insert_client)
+            except ClickHouseError as exc:
+                raise StoreError(f"cannot prepare the tables in {self.describe()}: {_first_line(exc)}") from None
+        except BaseException:
+            self.close()
+            raise
         # pyarrow imports pandas on its first array; pay that now, not on the first batch.
         traces_to_table(())
 
@@ -108,8 +115,10 @@ class ClickHouseStore:
     def _connect(self, read_only: bool = False) -> Client:
         """A client on the store; ``read_only`` ones refuse writes and DDL in ClickHouse itself."""
         config = self._config
-        # readonly=2 forbids writes and DDL but still lets the client send query settings.
-        settings = {"readonly": "2"} if read_only else {}
+        # readonly=1 also refuses table functions such as file() in the engine;
+        # a server gets readonly=2, which still lets clickhouse-connect send its
+        # own per-query settings. check_read_only guards both the same way.
+        settings = {"readonly": ("1" if config.is_embedded else "2")} if read_only else {}
         try:
             if config.is_embedded:
                 path = config.chdb_path()
@@ -126,6 +135,9 @@ class ClickHouseStore:
                 connect_timeout=config.timeout,
                 send_receive_timeout=config.timeout,
                 settings=settings,
+                # A session serialises a client's queries on the server and pins it
+                # to one replica behind a load balancer; inserts need neither.
+                autogenerate_session_id=False,
             )
         except (ClickHouseError, OSError) as exc:
             raise StoreError(self._open_failure(exc)) from None

@@ -46,3 +46,26 @@ def test_the_password_never_appears_in_repr() -> None:
     config = decode(ClickHouseConfig, {"endpoint": "http://ch:8123", "password": "hunter2"}, "e")
     assert "hunter2" not in repr(config) and "hunter2" not in str(config)
     assert config.password.reveal() == "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        ("http://user:hunter2@[::1:8123", "http://user:***@[::1:8123"),
+        ("http://user:hunter2@ch:port", "http://user:***@ch:port"),
+        ("http://ch:0", "http://ch:0"),
+    ],
+)
+def test_an_unparseable_server_url_is_one_problem_and_hides_the_password(endpoint: str, shown: str) -> None:
+    assert _problems({"endpoint": endpoint}) == [
+        f'exporters.clickhouse.endpoint: expected chdb://PATH or http(s)://host:port, got "{shown}"'
+    ]
+
+
+def test_retry_intervals_are_checked() -> None:
+    assert _problems({"retry_on_failure": {"initial_interval": "0s", "max_interval": "10s"}}) == [
+        "exporters.clickhouse.retry_on_failure.initial_interval: must be more than 0"
+    ]
+    assert _problems({"retry_on_failure": {"initial_interval": "10s", "max_interval": "1s"}}) == [
+        "exporters.clickhouse.retry_on_failure.max_interval: must be at least initial_interval (10s)"
+    ]

@@ -1,0 +1,72 @@
+"""ClickHouseStore on the real chDB engine: opening, schema checks, read-only queries, failures as StoreError."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import clickhouse_connect
+import pytest
+
+from collector.queue import Batch
+from collector.sql import NotReadOnlyError, QueryError
+from exporters.clickhouse.config import ClickHouseConfig
+from exporters.clickhouse.store import ClickHouseStore, StoreError
+from tests.conftest import make_traces
+
+LOGGER = logging.getLogger("test.store")
+
+
+@pytest.fixture
+def open_store(chdb_path: Path) -> Iterator[ClickHouseStore]:
+    store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{chdb_path}"), LOGGER)
+    store.start()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def test_a_sent_batch_is_queryable(open_store: ClickHouseStore) -> None:
+    traces = make_traces(5)
+    open_store.send(Batch([traces], 5))
+    rows = open_store.query("SELECT count(), uniqExact(SpanId) FROM otel_traces").rows
+    assert rows == [[5, 5]]
+
+
+def test_queries_run_with_readonly_enforced_by_the_engine(open_store: ClickHouseStore) -> None:
+    # Passes the guard (a SELECT) but changes a setting, which only readonly=1 refuses.
+    with pytest.raises(QueryError, match="readonly"):
+        open_store.query("SELECT 1 SETTINGS max_threads = 1")
+
+
+def test_a_query_reaching_the_host_is_refused_before_the_engine(open_store: ClickHouseStore) -> None:
+    with pytest.raises(NotReadOnlyError):
+        open_store.query("SELECT file('/etc/hostname')")
+
+
+def test_missing_tables_with_create_schema_off_is_a_store_error(chdb_path: Path) -> None:
+    store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{chdb_path}", create_schema=False), LOGGER)
+    with pytest.raises(StoreError, match="create_schema is off and these tables are missing: default.otel_traces"):
+        store.start()
+    # Nothing stays open: the same directory opens again at once.
+    reopened = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{chdb_path}"), LOGGER)
+    reopened.start()
+    reopened.close()
+
+
+def test_a_schema_the_engine_refuses_is_a_store_error_not_a_traceback(chdb_path: Path) -> None:
+    # A table of the expected name but other columns: the trace-ID lookup view cannot read it.
+    chdb_path.mkdir(parents=True)
+    client = clickhouse_connect.get_client(dsn=f"chdb://{chdb_path}")
+    client.command("CREATE TABLE default.otel_traces (x UInt8) ENGINE = MergeTree ORDER BY x")
+    client.close()
+
+    store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{chdb_path}"), LOGGER)
+    with pytest.raises(StoreError, match=r"^cannot prepare the tables in chdb://"):
+        store.start()
+    # Both clients were closed: the directory opens again in this process.
+    client = clickhouse_connect.get_client(dsn=f"chdb://{chdb_path}")
+    assert client.query("SELECT count() FROM default.otel_traces").result_rows == [(0,)]
+    client.close()
