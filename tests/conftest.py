@@ -125,6 +125,23 @@ class RunningService:
             self._loop.close()
 
 
+# The smallest valid config: OTLP/HTTP on port 0 (never bound by validate) into the debug exporter.
+MINIMAL_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+"""
+
+
 def collector_yaml(chdb_dir: Path, extra_exporters: str = "", pipeline_exporters: str = "[clickhouse]") -> str:
     """A config with OTLP on free ports, the clickhouse exporter at ``chdb_dir`` and the admin endpoint."""
     return f"""

@@ -16,25 +16,12 @@ import pytest
 
 from collector.receivers.otlp.config import HttpSettings
 from collector.registry import default_registry
+from tests.conftest import MINIMAL_CONFIG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXIT_USAGE = 2
 
-# A minimal valid config; listeners on port 0 are not bound by validate, so nothing here needs a free port.
-VALID = """
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:0
-exporters:
-  debug:
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [debug]
-"""
+VALID = MINIMAL_CONFIG
 
 WITH_CLICKHOUSE = """
 receivers:

@@ -17,22 +17,9 @@ from collector.config.problems import ConfigError
 from collector.config.service import CollectorConfig, PipelineConfig, check_listeners, load_config, parse_config
 from collector.config.types import HostPort
 from collector.registry import Registry, default_registry
+from tests.conftest import MINIMAL_CONFIG
 
-# Every listener on port 0, so nothing here needs a free fixed port.
-PIPELINE = """
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:0
-exporters:
-  debug:
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [debug]
-"""
+PIPELINE = MINIMAL_CONFIG
 
 MULTI_PIPELINE = """
 receivers:
