@@ -1,4 +1,4 @@
-"""The ``genai-collector`` command: run, validate, query, version.
+"""The ``genai-collector`` command: run, validate, query, proxy, keys, version.
 
 A user's mistake (a config problem, a port in use, a store held by another
 process, a statement that is not read-only) ends with exit status 2 and one line
@@ -20,11 +20,20 @@ from collector.config.problems import ConfigError
 from collector.config.service import CollectorConfig, check_listeners, load_config
 from collector.errors import StartError
 from collector.httpserver import ListenError
+from collector.proxy_command import (
+    ProxyCommandError,
+    create_key,
+    list_keys,
+    otlp_traces_url,
+    proxy_config,
+    serve_proxy,
+)
 from collector.query_client import run_query
 from collector.query_output import render
 from collector.registry import Registry, default_registry
 from collector.service import Service
 from collector.sql import NotReadOnlyError, QueryError
+from proxy.config import ProxyConfig
 
 DEFAULT_CONFIG = Path("otel-config.yaml")
 EXIT_OK = 0
@@ -61,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help='e.g. "SELECT count() FROM otel_traces"')
     query.add_argument("--format", choices=["table", "json", "csv"], default="table", dest="output_format")
     query.add_argument("--exporter", help="which clickhouse exporter's store, when there are several")
+    proxy = with_config(commands.add_parser("proxy", help="run the GenAI proxy alone, spans over OTLP"))
+    proxy.add_argument("--receiver", help="which genai_proxy receiver's settings, when there are several")
+    proxy.add_argument(
+        "--otlp-endpoint",
+        help="collector to send spans to (default: $OTEL_EXPORTER_OTLP_ENDPOINT or http://127.0.0.1:4318)",
+    )
+    keys = commands.add_parser("keys", help="manage the proxy's keys (managed auth)")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND", required=True)
+    create = with_config(key_commands.add_parser("create", help="create a key for a tenant; it is shown once"))
+    create.add_argument("--tenant", required=True, help="stamped as tenant.id on every span of the key's calls")
+    create.add_argument("--receiver", help="which genai_proxy receiver's keys file, when there are several")
+    listing = with_config(key_commands.add_parser("list", help="list keys (id, tenant, created), never the keys"))
+    listing.add_argument("--receiver", help="which genai_proxy receiver's keys file, when there are several")
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -82,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if command == "query":
             return _query(_load(config_path, registry), registry, args.sql, args.output_format, args.exporter)
+        if command == "proxy":
+            settings = proxy_config(_load(config_path, registry), args.receiver)
+            return _run_proxy(settings, otlp_traces_url(args.otlp_endpoint))
+        if command == "keys":
+            settings = proxy_config(_load(config_path, registry), args.receiver)
+            print(create_key(settings, args.tenant) if args.keys_command == "create" else list_keys(settings))
+            return EXIT_OK
         return _run(_load(config_path, registry), registry)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -90,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
+        return EXIT_USAGE
+    except ProxyCommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -103,6 +135,16 @@ def _query(config: CollectorConfig, registry: Registry, sql: str, output_format:
     except (NotReadOnlyError, QueryError) as exc:
         raise UserError(f"error: {exc}") from None
     sys.stdout.write(render(result, output_format))  # type: ignore[arg-type]
+    return EXIT_OK
+
+
+def _run_proxy(settings: ProxyConfig, traces_url: str) -> int:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    try:
+        asyncio.run(serve_proxy(settings, traces_url))
+    except ListenError as exc:
+        raise UserError(f"error: {exc}") from None
     return EXIT_OK
 
 

@@ -39,10 +39,10 @@ def builtin_registry() -> Registry:
     import exporters.debug
     import processors.batch
     from collector.extensions import admin
-    from collector.receivers import otlp
+    from collector.receivers import genai_proxy, otlp
 
     return Registry(
-        receivers={f.type: f for f in (otlp.factory,)},
+        receivers={f.type: f for f in (otlp.factory, genai_proxy.factory)},
         processors={f.type: f for f in (processors.batch.factory,)},
         exporters={f.type: f for f in (exporters.clickhouse.factory, exporters.debug.factory)},
         extensions={f.type: f for f in (admin.factory,)},

@@ -404,7 +404,7 @@ def test_every_problem_is_reported_at_once(registry: Registry) -> None:
     """
     assert _problems(text, registry) == [
         'receivers.otlp.protocols.http.endpoint: expected host:port like 127.0.0.1:4318, got "localhost"',
-        'receivers.zipkin: unknown receiver type "zipkin"; known: otlp',
+        'receivers.zipkin: unknown receiver type "zipkin"; known: genai_proxy, otlp',
         'exporters.clickhouse.ttl: expected a duration like 72h, got "banana"',
         'exporters.clickhouse.sending_queue.queue_size: expected an integer, got "lots"',
         'service.pipelines.traces.exporters[1]: exporter "debug" is not defined in the exporters section',

@@ -1,0 +1,52 @@
+"""The ``genai_proxy`` receiver: the GenAI proxy inside the collector, its spans straight into the pipeline.
+
+The proxy's spans become OTLP protobuf objects and go to the pipeline's consumer
+with no serialisation in between. Shutting down stops taking calls, lets calls
+in flight finish, then hands the last spans to the pipeline, which is still
+running (receivers stop first).
+"""
+
+from __future__ import annotations
+
+from collector.component import Component, ComponentSettings, Host, ReceiverFactory, TracesConsumer
+from collector.httpserver import HttpServer
+from proxy.app import ProxyService
+from proxy.config import ProxyConfig
+from proxy.export import PipelineSink
+
+
+class GenAiProxyReceiver:
+    def __init__(self, settings: ComponentSettings, config: ProxyConfig, consumer: TracesConsumer) -> None:
+        self._config = config
+        self._logger = settings.logger
+        self.proxy = ProxyService(config, PipelineSink(consumer), settings.telemetry, settings.logger)
+        self._server: HttpServer | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.port if self._server else self._config.endpoint.port
+
+    async def start(self, host: Host) -> None:
+        await self.proxy.start()
+        server = HttpServer(self.proxy.app, self._config.endpoint)
+        try:
+            await server.start()
+        except BaseException:
+            await self.proxy.stop()
+            raise
+        self._server = server
+        mode = "managed keys" if self.proxy.auth.is_managed() else "pass-through keys"
+        self._logger.info("GenAI proxy listening on %s:%d (%s)", self._config.endpoint.host, server.port, mode)
+
+    async def shutdown(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        await self.proxy.stop()
+
+
+def create_receiver(settings: ComponentSettings, config: ProxyConfig, consumer: TracesConsumer) -> Component:
+    return GenAiProxyReceiver(settings, config, consumer)
+
+
+factory = ReceiverFactory(type="genai_proxy", config_type=ProxyConfig, create=create_receiver)

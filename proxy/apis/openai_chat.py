@@ -1,0 +1,227 @@
+"""OpenAI Chat Completions (POST /v1/chat/completions), streamed and not.
+
+For streams the proxy needs usage, so when the client did not ask for it the
+upstream request gets ``stream_options.include_usage``; the extra usage chunk
+and the ``"usage":null`` OpenAI then adds to every chunk are removed from what
+the client receives, so it sees exactly the stream it asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from proxy import semconv
+from proxy.apis import media_part, text_part
+from proxy.errors import ApiFamily
+from proxy.record import (
+    COMMON_FINISH_REASONS,
+    CallRecord,
+    as_int,
+    parse_arguments,
+    set_openai_request,
+    set_openai_response,
+    usage_from_openai,
+)
+from proxy.sse import SseEvent
+
+DONE = "[DONE]"
+NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,')
+_OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
+
+
+def wants_usage_injected(body: dict[str, Any]) -> bool:
+    """A stream whose client did not ask for usage: the proxy asks for it and hides it again."""
+    if body.get("stream") is not True:
+        return False
+    options = body.get("stream_options")
+    return not (isinstance(options, dict) and options.get("include_usage") is True)
+
+
+class ChatCompletions:
+    name = "chat_completions"
+    family: ApiFamily = "openai"
+    operation = semconv.OPERATION_CHAT
+
+    def describe_request(self, body: dict[str, Any], record: CallRecord) -> None:
+        set_openai_request(record, body, ("max_completion_tokens", "max_tokens"))
+        record.set(semconv.OPENAI_API_TYPE, "chat_completions")
+        response_format = body.get("response_format")
+        if isinstance(response_format, dict):
+            record.set(semconv.OUTPUT_TYPE, _OUTPUT_TYPES.get(str(response_format.get("type"))))
+        effort = body.get("reasoning_effort")
+        if record.dialect.reasoning_level and isinstance(effort, str):
+            record.set(record.dialect.reasoning_level, effort)
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            record.prompt_texts.extend(_texts(messages))
+            # Always built: conversation grouping compares histories even when content is not captured.
+            record.input_messages = [_input_message(m) for m in messages if isinstance(m, dict)]
+        tools = body.get("tools")
+        if isinstance(tools, list):
+            record.prompt_texts.append(json.dumps(tools))
+            if record.capture_content:
+                record.tool_definitions = [d for t in tools if (d := _tool_definition(t)) is not None]
+
+    def upstream_body(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if not wants_usage_injected(body):
+            return None
+        options = body.get("stream_options")
+        return {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+
+    def read_response(self, document: Any, record: CallRecord) -> None:
+        if not isinstance(document, dict):
+            return
+        set_openai_response(record, document)
+        usage_from_openai(document.get("usage"), record)
+        for choice in document.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            out = record.choice(as_int(choice.get("index")) or 0)
+            message = choice.get("message") or {}
+            content = message.get("content")
+            if isinstance(content, str):
+                out.text.append(content)
+            refusal = message.get("refusal")
+            if isinstance(refusal, str):
+                out.text.append(refusal)
+            for position, call in enumerate(message.get("tool_calls") or []):
+                function = call.get("function") or {}
+                out.add_tool_call_fragment(
+                    position, call.get("id"), function.get("name"), function.get("arguments") or ""
+                )
+            out.finish_reason = choice.get("finish_reason")
+
+    def stream_tee(self, body: dict[str, Any], record: CallRecord) -> ChatStreamTee:
+        return ChatStreamTee(record, hide_usage=wants_usage_injected(body))
+
+    def finish_reason_map(self) -> dict[str, str]:
+        return COMMON_FINISH_REASONS
+
+
+class ChatStreamTee:
+    """Rebuilds choices, tool calls, finish reasons and usage from ``chat.completion.chunk`` events."""
+
+    def __init__(self, record: CallRecord, hide_usage: bool) -> None:
+        self._record = record
+        self._hide_usage = hide_usage
+        self._described = False
+
+    def on_event(self, event: SseEvent) -> bytes:
+        if event.data == DONE or not event.data:
+            return event.raw
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            return event.raw
+        if not isinstance(chunk, dict):
+            return event.raw
+        record = self._record
+        if not self._described:
+            set_openai_response(record, chunk)
+            self._described = True
+        usage = chunk.get("usage")
+        if usage:
+            usage_from_openai(usage, record)
+        for choice in chunk.get("choices") or []:
+            self._add_delta(choice)
+        if not self._hide_usage:
+            return event.raw
+        if usage and not chunk.get("choices"):
+            return b""  # the usage chunk the client did not ask for
+        return NULL_USAGE.sub(b"", event.raw, count=1)
+
+    def _add_delta(self, choice: Any) -> None:
+        if not isinstance(choice, dict):
+            return
+        out = self._record.choice(as_int(choice.get("index")) or 0)
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            out.text.append(content)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            out.text.append(refusal)
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            out.reasoning.append(reasoning)
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") or {}
+            out.add_tool_call_fragment(
+                as_int(call.get("index")) or 0, call.get("id"), function.get("name"), function.get("arguments") or ""
+            )
+        if choice.get("finish_reason"):
+            out.finish_reason = choice["finish_reason"]
+
+
+def _texts(messages: list[Any]) -> list[str]:
+    texts: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        for call in message.get("tool_calls") or []:
+            if isinstance(call, dict) and isinstance(call.get("function"), dict):
+                texts.append(str(call["function"].get("name", "")) + str(call["function"].get("arguments", "")))
+    return texts
+
+
+def _input_message(message: dict[str, Any]) -> dict[str, Any]:
+    role = message.get("role")
+    role = "system" if role == "developer" else role
+    parts: list[dict[str, Any]] = []
+    content = message.get("content")
+    if role == "tool":
+        parts.append({"type": "tool_call_response", "id": message.get("tool_call_id"), "response": content})
+        return {"role": "tool", "parts": parts}
+    if isinstance(content, str):
+        parts.append(text_part(content))
+    elif isinstance(content, list):
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            kind = part.get("type")
+            if kind == "text":
+                parts.append(text_part(str(part.get("text", ""))))
+            elif kind == "image_url":
+                parts.append(media_part(str((part.get("image_url") or {}).get("url", "")), "image"))
+            elif kind == "input_audio":
+                audio = part.get("input_audio") or {}
+                parts.append({"type": "blob", "modality": "audio", "mime_type": None, "content": audio.get("data")})
+            else:
+                parts.append({"type": str(kind)})
+    for call in message.get("tool_calls") or []:
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") or {}
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "arguments": parse_arguments(function.get("arguments") or ""),
+            }
+        )
+    converted: dict[str, Any] = {"role": role, "parts": parts}
+    if isinstance(message.get("name"), str):
+        converted["name"] = message["name"]
+    return converted
+
+
+def _tool_definition(tool: Any) -> dict[str, Any] | None:
+    if not isinstance(tool, dict):
+        return None
+    if tool.get("type") == "function":
+        function = tool.get("function") or {}
+        definition: dict[str, Any] = {"type": "function", "name": function.get("name")}
+        if "description" in function:
+            definition["description"] = function["description"]
+        if "parameters" in function:
+            definition["parameters"] = function["parameters"]
+        return definition
+    return {"type": str(tool.get("type")), "name": str(tool.get("name") or tool.get("type"))}

@@ -1,0 +1,512 @@
+"""The GenAI proxy: a Starlette app that forwards LLM API calls and records each as a GenAI span.
+
+Per call: read and check the body, authenticate, pick the upstream by model,
+forward (retrying only before the first byte, when configured), then relay the
+response as it arrives. Streams go through event by event while a tee rebuilds
+what they carry; other bodies go through chunk by chunk while a copy is parsed
+at the end. The span is finished when the relay ends, however it ends, and
+handed to a fail-open span processor: telemetry never delays or fails a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagate import inject
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Span, TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from collector.telemetry import Telemetry
+from proxy import semconv
+from proxy.apis import Api, StreamTee
+from proxy.apis.anthropic_messages import CountTokens, Messages
+from proxy.apis.openai_chat import ChatCompletions
+from proxy.apis.openai_completions import Completions
+from proxy.apis.openai_embeddings import Embeddings
+from proxy.apis.openai_responses import Responses
+from proxy.auth import Authenticator, Caller
+from proxy.config import ProxyConfig, UpstreamConfig
+from proxy.conversations import ConversationLink, ConversationTracker
+from proxy.errors import ApiFamily, ProxyError
+from proxy.export import FailOpenSpanProcessor, SpanSink
+from proxy.headers import client_headers, upstream_headers
+from proxy.record import CallRecord
+from proxy.routing import Router
+from proxy.semconv import Dialect, dialect_from_environment
+from proxy.spans import Outcome, finish_span, span_name
+from proxy.sse import SseSplitter
+from proxy.tokens import warm_up
+
+INSTRUMENTATION_NAME = "genai_collector.proxy"
+SERVICE_NAME = "genai-proxy"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_BASE_SECONDS = 0.5
+# A non-streamed body is parsed from a copy; beyond this size it is relayed unparsed.
+MAX_PARSED_BODY_BYTES = 64 * 1024 * 1024
+REQUESTS_METRIC = "genai_proxy_requests"
+
+API_ROUTES: tuple[tuple[str, Api], ...] = (
+    ("/v1/chat/completions", ChatCompletions()),
+    ("/v1/completions", Completions()),
+    ("/v1/responses", Responses()),
+    ("/v1/embeddings", Embeddings()),
+    ("/v1/messages", Messages()),
+    ("/v1/messages/count_tokens", CountTokens()),
+)
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@dataclass
+class _Call:
+    """One call in flight: what the relay needs to finish its span."""
+
+    span: Span
+    record: CallRecord
+    api: Api | None
+    upstream: UpstreamConfig
+    caller: Caller
+    link: ConversationLink | None
+    started: float  # monotonic
+
+
+class ProxyService:
+    """The proxy app plus what it owns: the upstream client, the tracer, the span queue."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        sink: SpanSink,
+        telemetry: Telemetry,
+        logger: logging.Logger,
+        dialect: Dialect | None = None,
+        resource: Resource | None = None,
+    ) -> None:
+        self._config = config
+        self._telemetry = telemetry
+        self._logger = logger
+        self._dialect = dialect or dialect_from_environment()
+        self._router = Router(config.upstreams)
+        self.auth = Authenticator(config.auth)
+        self._conversations = ConversationTracker(config.conversations.ttl, config.conversations.max_entries)
+        self._spans = FailOpenSpanProcessor(sink, config.span_queue_size, telemetry, logger)
+        provider = TracerProvider(resource=resource or Resource.create({"service.name": SERVICE_NAME}))
+        provider.add_span_processor(self._spans)
+        self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+        self._propagator = TraceContextTextMapPropagator()
+        self._client: httpx.AsyncClient | None = None
+        self.app = Starlette(routes=self._routes())
+
+    async def start(self) -> None:
+        timeouts = self._config.timeouts
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect, pool=timeouts.connect),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._spans.start()
+        await asyncio.to_thread(warm_up)
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        await self._spans.stop()
+
+    def _routes(self) -> list[Route]:
+        routes = [Route(path, self._endpoint(api), methods=["POST"]) for path, api in API_ROUTES]
+        # Everything else under /v1 goes through untouched: the proxy never invents a 404.
+        routes.append(Route("/v1/{rest:path}", self._endpoint(None), methods=ANY_METHOD))
+        return routes
+
+    def _endpoint(self, api: Api | None) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            return await self._handle(request, api)
+
+        return endpoint
+
+    async def _handle(self, request: Request, api: Api | None) -> Response:
+        started_ns, started = time.time_ns(), time.monotonic()
+        family: ApiFamily = api.family if api else _family_of(request)  # type: ignore[assignment]
+        try:
+            body = await _read_body(request, self._config.max_request_body_size)
+            caller = self.auth.authenticate(request.headers)
+            document = _parse_body(body, required=api is not None)
+            model = document.get("model") if isinstance(document.get("model"), str) else None
+            upstream = self._router.for_model(family, model)
+        except ClientDisconnect:
+            return Response(status_code=499)
+        except ProxyError as exc:
+            self._count(api, None, exc.status)
+            return exc.response(family)
+
+        record = self._new_record(api, upstream, model, document)
+        link = self._continued_conversation(api, record, caller, upstream, document)
+        span = self._start_span(request, api, record, upstream, caller, link, started_ns)
+        call = _Call(span, record, api, upstream, caller, link, started)
+
+        headers = upstream_headers(request.headers.raw, upstream, caller)
+        carrier: dict[str, str] = {}
+        inject(carrier, context=trace.set_span_in_context(span))
+        headers.extend((k.encode(), v.encode()) for k, v in carrier.items())
+        changed = api.upstream_body(document) if api else None
+        content = body if changed is None else json.dumps(changed, ensure_ascii=False).encode()
+        url = _upstream_url(upstream, request.url.path, request.url.query)
+
+        try:
+            upstream_response = await _unless_disconnected(request, self._send(request.method, url, headers, content))
+        except ProxyError as exc:
+            self._finish(call, Outcome(status_code=None, error_type=str(exc.status), error_message=exc.message))
+            return exc.response(family)
+        except ClientDisconnect:
+            self._finish(call, Outcome(error_type="cancelled", error_message="the client disconnected before a reply"))
+            return Response(status_code=499)
+        return self._relay(call, upstream_response, document)
+
+    def _new_record(
+        self, api: Api | None, upstream: UpstreamConfig, model: str | None, document: dict[str, Any]
+    ) -> CallRecord:
+        record = CallRecord(
+            operation=api.operation if api else "",
+            provider=upstream.provider_name,
+            dialect=self._dialect,
+            capture_content=self._config.capture_content,
+            request_model=model,
+            stream=document.get("stream") is True,
+        )
+        if api is not None:
+            try:
+                api.describe_request(document, record)
+            except Exception:  # a body of unexpected shape must not fail the call
+                self._logger.debug("could not read the %s request", api.name, exc_info=True)
+        return record
+
+    def _continued_conversation(
+        self, api: Api | None, record: CallRecord, caller: Caller, upstream: UpstreamConfig, document: dict[str, Any]
+    ) -> ConversationLink | None:
+        if api is None or not self._config.conversations.enabled or not record.input_messages:
+            return None
+        return self._conversations.find(_scope(caller, upstream), _history(record))
+
+    def _start_span(
+        self,
+        request: Request,
+        api: Api | None,
+        record: CallRecord,
+        upstream: UpstreamConfig,
+        caller: Caller,
+        link: ConversationLink | None,
+        started_ns: int,
+    ) -> Span:
+        parent = self._propagator.extract(request.headers)
+        if not trace.get_current_span(parent).get_span_context().is_valid and link is not None:
+            parent = _context_of(link)
+        url = httpx.URL(upstream.base_url)
+        attributes: dict[str, Any] = {
+            semconv.PROVIDER_NAME: record.provider,
+            semconv.SERVER_ADDRESS: url.host,
+            semconv.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
+            semconv.UPSTREAM_NAME: upstream.name,
+        }
+        if api is not None:
+            attributes[semconv.OPERATION_NAME] = record.operation
+            name = span_name(record.operation, record.request_model)
+        else:
+            attributes[semconv.HTTP_REQUEST_METHOD] = request.method
+            attributes[semconv.URL_PATH] = request.url.path
+            name = f"{request.method} {request.url.path}"
+        if record.request_model:
+            attributes[semconv.REQUEST_MODEL] = record.request_model
+        if record.stream:
+            attributes[semconv.REQUEST_STREAM] = True
+        if caller.tenant is not None:
+            attributes[semconv.TENANT_ID] = caller.tenant
+        if api is not None and record.input_messages is not None:
+            conversation = link.conversation_id if link else uuid.uuid4().hex
+            attributes[semconv.CONVERSATION_ID] = conversation
+        span = self._tracer.start_span(
+            name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=started_ns
+        )
+        return span  # type: ignore[return-value]
+
+    async def _send(self, method: str, url: str, headers: list[tuple[bytes, bytes]], content: bytes) -> httpx.Response:
+        """The upstream's response (headers read, body not yet), retried before the first byte when configured."""
+        assert self._client is not None, "the proxy is not started"
+        retry = self._config.retry
+        attempts = retry.max_attempts if retry.enabled else 1
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            request = self._client.build_request(method, url, headers=headers, content=content)
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.TimeoutException:
+                if last:
+                    raise ProxyError(504, "the upstream did not answer in time") from None
+                await asyncio.sleep(_backoff(attempt, None, retry.max_backoff))
+                continue
+            except httpx.TransportError as exc:
+                if last:
+                    raise ProxyError(502, f"cannot reach the upstream: {type(exc).__name__}") from None
+                await asyncio.sleep(_backoff(attempt, None, retry.max_backoff))
+                continue
+            if response.status_code in RETRY_STATUSES and not last:
+                wait = _backoff(attempt, response.headers.get("retry-after"), retry.max_backoff)
+                await response.aclose()
+                await asyncio.sleep(wait)
+                continue
+            return response
+        raise AssertionError("unreachable")
+
+    def _relay(self, call: _Call, response: httpx.Response, document: dict[str, Any]) -> Response:
+        status = response.status_code
+        encoding = response.headers.get("content-encoding", "identity").lower()
+        is_stream = response.headers.get("content-type", "").startswith("text/event-stream")
+        success = 200 <= status < 300
+        tee: StreamTee | None = None
+        if success and call.api is not None and is_stream:
+            tee = call.api.stream_tee(document, call.record)
+        # A stream the tee may edit has no fixed length; a decoded body loses its encoding.
+        drop: set[bytes] = set()
+        if tee is not None:
+            drop.add(b"content-length")
+        decode = encoding not in ("identity", "")
+        if decode:
+            drop.update({b"content-encoding", b"content-length"})
+        outgoing = StreamingResponse(
+            self._relay_body(call, response, tee, parse=success and call.api is not None and not is_stream),
+            status_code=status,
+        )
+        outgoing.raw_headers = client_headers(response.headers.raw, frozenset(drop))
+        return outgoing
+
+    async def _relay_body(
+        self, call: _Call, response: httpx.Response, tee: StreamTee | None, parse: bool
+    ) -> AsyncIterator[bytes]:
+        outcome = Outcome(status_code=response.status_code)
+        if response.status_code >= 400:
+            outcome.error_type = str(response.status_code)
+        splitter = SseSplitter() if tee is not None else None
+        copy: list[bytes] | None = [] if parse or response.status_code >= 400 else None
+        copied = 0
+        first_chunk: float | None = None
+        last_chunk: float | None = None
+        decoded = response.headers.get("content-encoding", "identity").lower() not in ("identity", "")
+        chunks = response.aiter_bytes() if decoded else response.aiter_raw()
+        try:
+            async for chunk in chunks:
+                now = time.monotonic()
+                if first_chunk is None:
+                    first_chunk = now
+                    outcome.time_to_first_chunk = now - call.started
+                last_chunk = now
+                if splitter is not None and tee is not None:
+                    out = b"".join(tee.on_event(event) for event in splitter.feed(chunk))
+                    if out:
+                        yield out
+                    continue
+                if copy is not None and copied + len(chunk) <= MAX_PARSED_BODY_BYTES:
+                    copy.append(chunk)
+                    copied += len(chunk)
+                yield chunk
+            if splitter is not None:
+                rest = splitter.rest()
+                if rest:
+                    yield rest
+            if copy is not None and copied:
+                self._read_copy(call, b"".join(copy), outcome)
+        except httpx.TimeoutException:
+            outcome.error_type, outcome.error_message = "timeout", "the upstream stalled mid-response"
+        except httpx.TransportError as exc:
+            outcome.error_type, outcome.error_message = "upstream_disconnected", type(exc).__name__
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome.error_type, outcome.error_message = "cancelled", "the client disconnected"
+            raise
+        finally:
+            if first_chunk is not None and last_chunk is not None:
+                outcome.streamed_seconds = last_chunk - first_chunk
+            # Shielded: this runs inside a cancelled scope when the client went away.
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+            self._finish(call, outcome)
+
+    def _read_copy(self, call: _Call, body: bytes, outcome: Outcome) -> None:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return
+        if outcome.error_type is not None:
+            outcome.error_message = _provider_error_kind(document) or outcome.error_type
+            return
+        if call.api is not None:
+            try:
+                call.api.read_response(document, call.record)
+            except Exception:
+                self._logger.debug("could not read the %s response", call.api.name, exc_info=True)
+
+    def _finish(self, call: _Call, outcome: Outcome) -> None:
+        """End the span and remember the conversation; never raises into the relay."""
+        try:
+            record = call.record
+            finish_reasons = call.api.finish_reason_map() if call.api else {}
+            finish_span(call.span, record, outcome, finish_reasons)
+            call.span.end()
+            self._count(call.api, call.upstream, outcome.status_code or int(outcome.error_type or 0) or 0)
+            if (
+                call.api is not None
+                and self._config.conversations.enabled
+                and outcome.error_type is None
+                and record.input_messages
+                and record.choices
+            ):
+                reply = record.output_messages({})[0]
+                context = call.span.get_span_context()
+                conversation = call.span.attributes.get(semconv.CONVERSATION_ID) if call.span.attributes else None
+                link = ConversationLink(context.trace_id, context.span_id, str(conversation))
+                self._conversations.remember(_scope(call.caller, call.upstream), _history(record), reply, link)
+        except Exception:
+            self._logger.exception("could not record a proxied call")
+
+    def _count(self, api: Api | None, upstream: UpstreamConfig | None, status: int) -> None:
+        self._telemetry.add(
+            REQUESTS_METRIC,
+            1,
+            api=api.name if api else "other",
+            upstream=upstream.name if upstream else "",
+            code=str(status),
+        )
+
+
+def _family_of(request: Request) -> str:
+    """For paths without an adapter: Anthropic's SDK always sends anthropic-version."""
+    return "anthropic" if "anthropic-version" in request.headers else "openai"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProxyError(413, f"the request body exceeds {limit} bytes", "request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProxyError(413, f"the request body exceeds {limit} bytes", "request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_body(body: bytes, required: bool) -> dict[str, Any]:
+    """The JSON object in ``body``; for pass-through paths anything else is just not inspected."""
+    if not body:
+        if required:
+            raise ProxyError(400, "the request body is empty; expected a JSON object")
+        return {}
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        if required:
+            raise ProxyError(400, "the request body is not valid JSON") from None
+        return {}
+    if not isinstance(document, dict):
+        if required:
+            raise ProxyError(400, "the request body must be a JSON object")
+        return {}
+    return document
+
+
+def _upstream_url(upstream: UpstreamConfig, path: str, query: str) -> str:
+    """OpenAI-style base URLs include /v1 (as their SDKs write them); Anthropic's does not."""
+    base = upstream.base_url.rstrip("/")
+    suffix = path[len("/v1") :] if upstream.family == "openai" else path
+    return f"{base}{suffix}?{query}" if query else f"{base}{suffix}"
+
+
+async def _unless_disconnected(request: Request, work: Any) -> httpx.Response:
+    """Await ``work`` unless the client disconnects first; then cancel it and raise ClientDisconnect."""
+    task: asyncio.Task[httpx.Response] = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        response = await task
+        await response.aclose()
+    raise ClientDisconnect()
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _backoff(attempt: int, retry_after: str | None, cap: float) -> float:
+    if retry_after:
+        seconds = _retry_after_seconds(retry_after)
+        if seconds is not None:
+            return float(min(seconds, cap))
+    return float(min(cap, RETRY_BASE_SECONDS * 2 ** (attempt - 1) * random.uniform(0.8, 1.2)))
+
+
+def _retry_after_seconds(value: str) -> float | None:
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _scope(caller: Caller, upstream: UpstreamConfig) -> str:
+    return f"{caller.credential_hash}/{upstream.name}"
+
+
+def _history(record: CallRecord) -> list[dict[str, Any]]:
+    """What a conversation is compared on: the system instructions (if separate) and the messages."""
+    history: list[dict[str, Any]] = []
+    if record.system_instructions:
+        history.append({"role": "system", "parts": record.system_instructions})
+    history.extend(record.input_messages or [])
+    return history
+
+
+def _context_of(link: ConversationLink) -> Context:
+    parent = SpanContext(link.trace_id, link.span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    return trace.set_span_in_context(NonRecordingSpan(parent))
+
+
+def _provider_error_kind(document: Any) -> str | None:
+    """The provider's error type (never its message: messages may quote a masked key)."""
+    if isinstance(document, dict) and isinstance(document.get("error"), dict):
+        error = document["error"]
+        kind = error.get("code") or error.get("type")
+        return str(kind) if kind else None
+    return None

@@ -1,0 +1,155 @@
+"""Settings of the GenAI proxy: where it listens, which upstreams serve which models, auth and features.
+
+The same dataclasses configure the ``genai_proxy`` receiver inside the collector
+and the standalone ``genai-collector proxy`` command.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from collector.config.types import Duration, HostPort, Secret
+
+DEFAULT_ENDPOINT = HostPort("127.0.0.1", 8080)
+DEFAULT_MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_CONNECT_TIMEOUT = Duration(10.0)
+DEFAULT_READ_TIMEOUT = Duration(600.0)
+DEFAULT_KEYS_FILE = "./data/proxy-keys.json"
+DEFAULT_SPAN_QUEUE_SIZE = 10_000
+DEFAULT_CONVERSATION_TTL = Duration(3600.0)
+DEFAULT_CONVERSATION_ENTRIES = 100_000
+
+UpstreamKind = Literal["openai", "anthropic", "openai_compatible"]
+AuthMode = Literal["auto", "passthrough", "managed"]
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """One LLM API the proxy forwards to.
+
+    ``base_url`` is written as each provider's SDK writes it: OpenAI-style APIs
+    include the version (``https://api.openai.com/v1``), Anthropic's does not
+    (``https://api.anthropic.com``). ``models`` are names or globs (``gpt-*``);
+    empty means every model of this upstream's API.
+    """
+
+    name: str = ""
+    kind: UpstreamKind = "openai"
+    base_url: str = ""
+    api_key: Secret = field(default_factory=lambda: Secret(""))
+    models: tuple[str, ...] = ()
+    # gen_ai.provider.name on this upstream's spans; by default the kind's
+    # (openai for OpenAI-compatible servers: the telemetry flavour they speak).
+    provider: str = ""
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider or ("anthropic" if self.kind == "anthropic" else "openai")
+
+    @property
+    def family(self) -> str:
+        """The API the upstream speaks: "anthropic" or "openai"."""
+        return "anthropic" if self.kind == "anthropic" else "openai"
+
+    def serves(self, model: str) -> bool:
+        return not self.models or any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if not self.name:
+            yield "name", "is required"
+        try:
+            parts = urlsplit(self.base_url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            valid = False
+        if not valid:
+            yield "base_url", f'expected http(s)://host[:port][/path], got "{self.base_url}"'
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Retries before the first byte reaches the client, on 429/502/503/504 and connect failures."""
+
+    enabled: bool = False
+    max_attempts: int = 3
+    max_backoff: Duration = Duration(10.0)
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if self.max_attempts < 1:
+            yield "max_attempts", "must be at least 1"
+
+
+@dataclass(frozen=True)
+class TimeoutSettings:
+    connect: Duration = DEFAULT_CONNECT_TIMEOUT
+    # Longest silence between two bytes of the upstream's response.
+    read: Duration = DEFAULT_READ_TIMEOUT
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if self.connect <= 0:
+            yield "connect", "must be more than 0"
+        if self.read <= 0:
+            yield "read", "must be more than 0"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """``passthrough`` forwards the client's provider key; ``managed`` requires a proxy key.
+
+    ``auto`` is managed as soon as the keys file holds a key, passthrough otherwise.
+    """
+
+    mode: AuthMode = "auto"
+    keys_file: str = DEFAULT_KEYS_FILE
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    """Grouping of stateless multi-call conversations by their message history."""
+
+    enabled: bool = True
+    ttl: Duration = DEFAULT_CONVERSATION_TTL
+    max_entries: int = DEFAULT_CONVERSATION_ENTRIES
+    # Opt-in: the trace id hidden in the assistant's text as zero-width characters.
+    invisible_signature: bool = False
+    # Opt-in: the trace id added to the arguments of returned tool calls (non-streaming).
+    tool_call_trace_id: bool = False
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if self.max_entries < 1:
+            yield "max_entries", "must be at least 1"
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """The ``genai_proxy`` receiver, and the standalone proxy's ``proxy`` section."""
+
+    endpoint: HostPort = DEFAULT_ENDPOINT
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    capture_content: bool = False
+    max_request_body_size: int = DEFAULT_MAX_REQUEST_BODY_BYTES
+    timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    conversations: ConversationSettings = field(default_factory=ConversationSettings)
+    # Spans waiting for the pipeline; beyond this they are dropped and counted, never waited for.
+    span_queue_size: int = DEFAULT_SPAN_QUEUE_SIZE
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if not self.upstreams:
+            yield "upstreams", "define at least one upstream"
+        names = [u.name for u in self.upstreams]
+        for i, name in enumerate(names):
+            if name and names.index(name) != i:
+                yield f"upstreams[{i}].name", f'"{name}" is used by another upstream'
+        if self.max_request_body_size < 1:
+            yield "max_request_body_size", "must be at least 1"
+        if self.span_queue_size < 1:
+            yield "span_queue_size", "must be at least 1"
+
+    def listeners(self) -> Iterable[tuple[str, HostPort]]:
+        yield "endpoint", self.endpoint

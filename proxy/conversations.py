@@ -1,0 +1,112 @@
+"""Grouping stateless multi-call conversations: which earlier call does this history continue?
+
+Clients of chat APIs resend the whole history on every call. After a call the
+proxy remembers a digest of the history it saw plus the reply it returned; a
+later call whose history begins with exactly that continues the conversation,
+so it gets the same ``gen_ai.conversation.id`` and joins the same trace as a
+child of the call it continues.
+
+Digests are scoped by the caller's credential and the upstream, so two users
+sending the same first prompt are never merged. Messages are compared in a
+canonical form (role, text, tool calls), because SDKs resend an assistant
+message with fields the API never returned. Memory is bounded by entry count
+and age; only digests are kept, never content.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+DIGEST_BYTES = 16
+
+
+@dataclass(frozen=True)
+class ConversationLink:
+    """Where a conversation's latest call lives: its trace, its span and the conversation id."""
+
+    trace_id: int
+    span_id: int
+    conversation_id: str
+
+
+def canonical(message: dict[str, Any]) -> bytes:
+    """A message in the conventions' shape reduced to what every resend keeps: role, text, tool calls."""
+    text: list[str] = []
+    calls: list[list[Any]] = []
+    responses: list[list[Any]] = []
+    for part in message.get("parts") or []:
+        kind = part.get("type")
+        if kind == "text":
+            text.append(str(part.get("content", "")))
+        elif kind == "tool_call":
+            calls.append([part.get("id"), part.get("name"), part.get("arguments")])
+        elif kind == "tool_call_response":
+            responses.append([part.get("id"), part.get("response")])
+    form = [message.get("role"), "".join(text), calls, responses]
+    return json.dumps(form, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _digests(scope: str, messages: Sequence[dict[str, Any]]) -> list[bytes]:
+    """The chained digest after each message: digest i covers messages[0..i]."""
+    digests: list[bytes] = []
+    state = hashlib.blake2b(scope.encode("utf-8"), digest_size=DIGEST_BYTES).digest()
+    for message in messages:
+        state = hashlib.blake2b(state + canonical(message), digest_size=DIGEST_BYTES).digest()
+        digests.append(state)
+    return digests
+
+
+class ConversationTracker:
+    """A bounded, expiring map from history digests to the call that produced them."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int) -> None:
+        self._ttl = ttl_seconds
+        self._max_entries = max_entries
+        self._entries: collections.OrderedDict[bytes, tuple[float, ConversationLink]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def find(self, scope: str, history: Sequence[dict[str, Any]]) -> ConversationLink | None:
+        """The call whose history and reply the longest possible prefix of ``history`` repeats."""
+        digests = _digests(scope, history)
+        now = time.monotonic()
+        with self._lock:
+            for index in range(len(history) - 1, -1, -1):
+                if history[index].get("role") != "assistant":
+                    continue
+                entry = self._entries.get(digests[index])
+                if entry is None:
+                    continue
+                stored_at, link = entry
+                if now - stored_at > self._ttl:
+                    del self._entries[digests[index]]
+                    continue
+                return link
+        return None
+
+    def remember(
+        self, scope: str, history: Sequence[dict[str, Any]], reply: dict[str, Any], link: ConversationLink
+    ) -> None:
+        """Record that ``history`` followed by ``reply`` is where ``link`` left the conversation."""
+        key = _digests(scope, [*history, reply])[-1]
+        now = time.monotonic()
+        with self._lock:
+            self._entries[key] = (now, link)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+            # Expired entries at the old end go too, so memory follows traffic.
+            while self._entries:
+                oldest_key, (stored_at, _) = next(iter(self._entries.items()))
+                if now - stored_at <= self._ttl:
+                    break
+                del self._entries[oldest_key]

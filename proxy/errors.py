@@ -1,0 +1,72 @@
+"""Errors the proxy itself answers, written in the format of the API the client speaks.
+
+The official SDKs parse these bodies into their own exception types, so a
+client sees a proxy-made 401 or 404 exactly as it would see the provider's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.responses import Response
+
+ApiFamily = Literal["openai", "anthropic"]
+
+# Anthropic names an error by its status; OpenAI by a type plus an optional code.
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    500: "server_error",
+    502: "server_error",
+    504: "timeout",
+}
+
+
+@dataclass(frozen=True)
+class ProxyError(Exception):
+    """An answer the proxy gives instead of the upstream's; ``code`` is OpenAI's machine-readable code."""
+
+    status: int
+    message: str
+    code: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def response(self, family: ApiFamily) -> Response:
+        return error_response(family, self.status, self.message, self.code)
+
+
+def error_response(family: ApiFamily, status: int, message: str, code: str | None = None) -> Response:
+    """``message`` as the provider's own error body, with the status it goes with."""
+    if family == "anthropic":
+        body: dict[str, object] = {
+            "type": "error",
+            "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message},
+        }
+    else:
+        body = {
+            "error": {
+                "message": message,
+                "type": _OPENAI_TYPES.get(status, "server_error"),
+                "param": None,
+                "code": code,
+            }
+        }
+    return Response(json.dumps(body), status, media_type="application/json")

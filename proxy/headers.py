@@ -1,0 +1,51 @@
+"""Which headers cross the proxy, in each direction, and which it sets itself."""
+
+from __future__ import annotations
+
+from proxy.auth import AUTH_HEADERS, Caller
+from proxy.config import UpstreamConfig
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy or httpx sets itself.
+_NOT_FORWARDED_UP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        b"accept-encoding",  # asked as identity, so the tee reads plain bytes
+        b"traceparent",  # replaced by the proxy span's own context
+        b"tracestate",
+    }
+)
+_NOT_FORWARDED_DOWN = frozenset(
+    {b"connection", b"keep-alive", b"proxy-authenticate", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
+)
+_AUTH = frozenset(name.encode() for name in AUTH_HEADERS)
+
+
+def upstream_headers(
+    raw: list[tuple[bytes, bytes]], upstream: UpstreamConfig, caller: Caller
+) -> list[tuple[bytes, bytes]]:
+    """The client's headers as sent upstream; in managed mode its proxy key is swapped for the provider key."""
+    headers = [(k, v) for k, v in raw if k.lower() not in _NOT_FORWARDED_UP]
+    if caller.managed:
+        headers = [(k, v) for k, v in headers if k.lower() not in _AUTH]
+        key = upstream.api_key.reveal()
+        if key:
+            if upstream.family == "anthropic":
+                headers.append((b"x-api-key", key.encode()))
+            else:
+                headers.append((b"authorization", b"Bearer " + key.encode()))
+    headers.append((b"accept-encoding", b"identity"))
+    return headers
+
+
+def client_headers(raw: list[tuple[bytes, bytes]], drop: frozenset[bytes] = frozenset()) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers as sent to the client, minus hop-by-hop ones and ``drop``."""
+    return [(k, v) for k, v in raw if k.lower() not in _NOT_FORWARDED_DOWN and k.lower() not in drop]

@@ -1,0 +1,202 @@
+"""What the proxy learns about one call, from its request and its response, before it becomes a span.
+
+Adapters (one per API, in ``proxy.apis``) fill a ``CallRecord``; ``proxy.spans``
+turns it into attributes. Usage follows the conventions: input tokens include
+cached ones, output tokens include reasoning ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from proxy import semconv
+from proxy.semconv import Dialect
+
+
+@dataclass
+class Usage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_output_tokens: int | None = None
+    source: str = "provider"  # or "estimated"
+
+    @property
+    def known(self) -> bool:
+        return self.input_tokens is not None or self.output_tokens is not None
+
+
+@dataclass
+class OutputChoice:
+    """One generated message (a choice or candidate), built whole or from stream deltas."""
+
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    # tool calls by their position in the message: id, name, argument fragments
+    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finish_reason: str | None = None
+
+    def add_tool_call_fragment(self, index: int, call_id: str | None, name: str | None, arguments: str) -> None:
+        call = self.tool_calls.setdefault(index, {"id": None, "name": None, "arguments": []})
+        if call_id:
+            call["id"] = call_id
+        if name:
+            call["name"] = name
+        if arguments:
+            call["arguments"].append(arguments)
+
+
+@dataclass
+class CallRecord:
+    """Request- and response-side facts of one proxied call."""
+
+    operation: str
+    provider: str
+    dialect: Dialect
+    capture_content: bool
+    request_model: str | None = None
+    stream: bool = False
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    choices: dict[int, OutputChoice] = field(default_factory=dict)
+    finish_reasons_raw: list[str] = field(default_factory=list)
+    # Opt-in content, already in the conventions' JSON shapes.
+    input_messages: list[dict[str, Any]] | None = None
+    system_instructions: list[dict[str, Any]] | None = None
+    tool_definitions: list[dict[str, Any]] | None = None
+    # Text the request sends, for estimating input tokens when the upstream reports none.
+    prompt_texts: list[str] = field(default_factory=list)
+
+    def choice(self, index: int = 0) -> OutputChoice:
+        return self.choices.setdefault(index, OutputChoice())
+
+    def set(self, name: str, value: Any) -> None:
+        """Set an attribute when the value is present and of an attribute type."""
+        if value is None:
+            return
+        if isinstance(value, bool | str | int | float):
+            self.attributes[name] = value
+        elif isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+            self.attributes[name] = tuple(value)
+
+    def output_texts(self) -> list[str]:
+        texts: list[str] = []
+        for choice in self.choices.values():
+            texts.extend(choice.text)
+            texts.extend(choice.reasoning)
+            for call in choice.tool_calls.values():
+                texts.append(call["name"] or "")
+                texts.extend(call["arguments"])
+        return texts
+
+    def output_messages(self, finish_reason_map: dict[str, str]) -> list[dict[str, Any]]:
+        """Every choice as the conventions' OutputMessage."""
+        messages: list[dict[str, Any]] = []
+        for index in sorted(self.choices):
+            choice = self.choices[index]
+            parts: list[dict[str, Any]] = []
+            if choice.reasoning:
+                parts.append({"type": "reasoning", "content": "".join(choice.reasoning)})
+            if choice.text:
+                parts.append({"type": "text", "content": "".join(choice.text)})
+            for position in sorted(choice.tool_calls):
+                call = choice.tool_calls[position]
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": call["id"],
+                        "name": call["name"],
+                        "arguments": parse_arguments("".join(call["arguments"])),
+                    }
+                )
+            message: dict[str, Any] = {"role": "assistant", "parts": parts}
+            if self.dialect.finish_reason_in_output_messages:
+                raw = choice.finish_reason or "error"
+                message["finish_reason"] = finish_reason_map.get(raw, raw)
+            messages.append(message)
+        return messages
+
+
+def parse_arguments(text: str) -> Any:
+    """Tool-call arguments as an object when they are JSON (the conventions prefer it), else the text."""
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def usage_from_openai(document: Any, record: CallRecord) -> None:
+    """Chat/completions usage: prompt_tokens already include cached tokens."""
+    if not isinstance(document, dict):
+        return
+    usage = record.usage
+    usage.input_tokens = _int(document.get("prompt_tokens", document.get("input_tokens")))
+    usage.output_tokens = _int(document.get("completion_tokens", document.get("output_tokens")))
+    prompt_details = document.get("prompt_tokens_details") or document.get("input_tokens_details") or {}
+    completion_details = document.get("completion_tokens_details") or document.get("output_tokens_details") or {}
+    if isinstance(prompt_details, dict):
+        usage.cache_read_input_tokens = _int(prompt_details.get("cached_tokens"))
+    if isinstance(completion_details, dict):
+        usage.reasoning_output_tokens = _int(completion_details.get("reasoning_tokens"))
+    usage.source = "provider"
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def as_int(value: Any) -> int | None:
+    return _int(value)
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def stop_sequences(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
+
+
+COMMON_FINISH_REASONS = {"tool_calls": "tool_call", "function_call": "tool_call"}
+SERVICE_TIER_AUTO = "auto"
+
+
+def set_openai_request(record: CallRecord, body: dict[str, Any], max_tokens_keys: tuple[str, ...]) -> None:
+    """Request parameters that OpenAI-style APIs share."""
+    for key in max_tokens_keys:
+        if as_int(body.get(key)) is not None:
+            record.set(semconv.REQUEST_MAX_TOKENS, body[key])
+            break
+    record.set(semconv.REQUEST_TEMPERATURE, number(body.get("temperature")))
+    record.set(semconv.REQUEST_TOP_P, number(body.get("top_p")))
+    record.set(semconv.REQUEST_FREQUENCY_PENALTY, number(body.get("frequency_penalty")))
+    record.set(semconv.REQUEST_PRESENCE_PENALTY, number(body.get("presence_penalty")))
+    record.set(semconv.REQUEST_SEED, as_int(body.get("seed")))
+    record.set(semconv.REQUEST_STOP_SEQUENCES, stop_sequences(body.get("stop")))
+    choice_count = as_int(body.get("n"))
+    if choice_count is not None and choice_count != 1:
+        record.set(semconv.REQUEST_CHOICE_COUNT, choice_count)
+    tier = body.get("service_tier")
+    if isinstance(tier, str) and tier != SERVICE_TIER_AUTO:
+        record.set(semconv.OPENAI_REQUEST_SERVICE_TIER, tier)
+
+
+def set_openai_response(record: CallRecord, document: dict[str, Any]) -> None:
+    """Response fields that OpenAI-style APIs share."""
+    record.set(semconv.RESPONSE_ID, document.get("id"))
+    record.set(semconv.RESPONSE_MODEL, document.get("model"))
+    record.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, document.get("service_tier"))
+    record.set(semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, document.get("system_fingerprint"))
