@@ -97,8 +97,9 @@ def test_valid_config_exits_zero(tmp_path: Path) -> None:
 
 
 def test_shipped_config_is_valid() -> None:
-    grpc, http, admin = _free_ports(3)
+    grpc, http, admin, proxy = _free_ports(4)
     env = _environ(
+        GENAI_COLLECTOR_PROXY_ENDPOINT=f"127.0.0.1:{proxy}",
         GENAI_COLLECTOR_OTLP_GRPC_ENDPOINT=f"127.0.0.1:{grpc}",
         GENAI_COLLECTOR_OTLP_HTTP_ENDPOINT=f"127.0.0.1:{http}",
         GENAI_COLLECTOR_ADMIN_ENDPOINT=f"127.0.0.1:{admin}",

@@ -190,8 +190,15 @@ def test_shipped_config_parses(registry: Registry) -> None:
     assert [lst.path for lst in config.listeners()] == [
         "receivers.otlp.protocols.grpc.endpoint",
         "receivers.otlp.protocols.http.endpoint",
+        "receivers.genai_proxy.endpoint",
         "extensions.admin.endpoint",
     ]
+    proxy = config.components["receivers"][ComponentID("genai_proxy")].config
+    assert [(u.name, u.kind, u.base_url) for u in proxy.upstreams] == [
+        ("openai", "openai", "https://api.openai.com/v1"),
+        ("anthropic", "anthropic", "https://api.anthropic.com"),
+    ]
+    assert proxy.capture_content is True
 
 
 def test_load_config_expands_the_given_environment(tmp_path: Path, registry: Registry) -> None:
