@@ -63,9 +63,11 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     """One ASGI app on one address; ``start`` returns once it listens, ``stop`` drains requests."""
 
-    def __init__(self, app: ASGIApp, endpoint: HostPort) -> None:
+    def __init__(self, app: ASGIApp, endpoint: HostPort, date_header: bool = True) -> None:
         self._app = app
         self._endpoint = endpoint
+        # A proxy relays its upstream's own Date header; adding one would send two.
+        self._date_header = date_header
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = endpoint.port
@@ -80,6 +82,7 @@ class HttpServer:
             access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             server_header=False,
+            date_header=self._date_header,
         )
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))

@@ -71,6 +71,8 @@ class CallRecord:
     tool_definitions: list[dict[str, Any]] | None = None
     # Text the request sends, for estimating input tokens when the upstream reports none.
     prompt_texts: list[str] = field(default_factory=list)
+    # An error the upstream reported inside a 200 stream (its type or code).
+    stream_error: str | None = None
 
     def choice(self, index: int = 0) -> OutputChoice:
         return self.choices.setdefault(index, OutputChoice())
@@ -146,6 +148,15 @@ def usage_from_openai(document: Any, record: CallRecord) -> None:
     if isinstance(completion_details, dict):
         usage.reasoning_output_tokens = _int(completion_details.get("reasoning_tokens"))
     usage.source = "provider"
+
+
+def error_kind(error: Any) -> str:
+    """The low-cardinality name of a provider error object: its code, else its type."""
+    if isinstance(error, dict):
+        kind = error.get("code") or error.get("type")
+        if isinstance(kind, str) and kind:
+            return kind
+    return "stream_error"
 
 
 def _int(value: Any) -> int | None:

@@ -32,6 +32,9 @@ def span_name(operation: str, model: str | None) -> str:
 
 def finish_span(span: Span, record: CallRecord, outcome: Outcome, finish_reason_map: dict[str, str]) -> None:
     """Set everything the call taught us on ``span`` (which the caller then ends)."""
+    if record.stream_error is not None and outcome.error_type is None:
+        outcome.error_type = record.stream_error
+        outcome.error_message = "the upstream reported an error inside the stream"
     succeeded = outcome.status_code is not None and 200 <= outcome.status_code < 300
     if succeeded:
         _estimate_missing_usage(record)

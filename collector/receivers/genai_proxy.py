@@ -28,7 +28,7 @@ class GenAiProxyReceiver:
 
     async def start(self, host: Host) -> None:
         await self.proxy.start()
-        server = HttpServer(self.proxy.app, self._config.endpoint)
+        server = HttpServer(self.proxy.app, self._config.endpoint, date_header=False)
         try:
             await server.start()
         except BaseException:

@@ -14,7 +14,7 @@ from proxy import semconv
 from proxy.apis import media_part, text_part
 from proxy.apis.openai_embeddings import PassEvents
 from proxy.errors import ApiFamily
-from proxy.record import CallRecord, as_int, number, stop_sequences
+from proxy.record import CallRecord, as_int, error_kind, number, stop_sequences
 from proxy.sse import SseEvent
 
 FINISH_REASONS = {
@@ -105,6 +105,8 @@ class MessagesStreamTee:
                 out.reasoning.append(delta["thinking"])
             elif delta.get("type") == "input_json_delta" and index in self._tool_blocks:
                 out.add_tool_call_fragment(index, None, None, str(delta.get("partial_json") or ""))
+        elif kind == "error":
+            record.stream_error = error_kind(document.get("error"))
         elif kind == "message_delta":
             delta = document.get("delta") or {}
             if isinstance(delta, dict) and delta.get("stop_reason"):

@@ -19,6 +19,7 @@ from proxy.record import (
     COMMON_FINISH_REASONS,
     CallRecord,
     as_int,
+    error_kind,
     parse_arguments,
     set_openai_request,
     set_openai_response,
@@ -118,6 +119,9 @@ class ChatStreamTee:
         if not isinstance(chunk, dict):
             return event.raw
         record = self._record
+        if "error" in chunk:
+            record.stream_error = error_kind(chunk["error"])
+            return event.raw
         if not self._described:
             set_openai_response(record, chunk)
             self._described = True

@@ -17,6 +17,7 @@ from proxy.record import (
     COMMON_FINISH_REASONS,
     CallRecord,
     as_int,
+    error_kind,
     set_openai_request,
     set_openai_response,
     usage_from_openai,
@@ -72,6 +73,9 @@ class CompletionsStreamTee:
         except ValueError:
             return event.raw
         if not isinstance(chunk, dict):
+            return event.raw
+        if "error" in chunk:
+            self._record.stream_error = error_kind(chunk["error"])
             return event.raw
         if not self._described:
             set_openai_response(self._record, chunk)

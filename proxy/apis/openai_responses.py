@@ -12,7 +12,15 @@ from typing import Any
 from proxy import semconv
 from proxy.apis import media_part, text_part
 from proxy.errors import ApiFamily
-from proxy.record import COMMON_FINISH_REASONS, CallRecord, as_int, number, parse_arguments, set_openai_response
+from proxy.record import (
+    COMMON_FINISH_REASONS,
+    CallRecord,
+    as_int,
+    error_kind,
+    number,
+    parse_arguments,
+    set_openai_response,
+)
 from proxy.record import usage_from_openai as read_usage
 from proxy.sse import SseEvent
 
@@ -118,6 +126,10 @@ class ResponsesStreamTee:
             self._record.choice(0).text.append(document["delta"])
         elif kind in _FINAL_EVENTS and isinstance(document.get("response"), dict):
             self._api.read_response(document["response"], self._record)
+            if kind == "response.failed":
+                self._record.stream_error = error_kind(document["response"].get("error"))
+        elif kind == "error":
+            self._record.stream_error = error_kind(document)
         return event.raw
 
 
