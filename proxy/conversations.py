@@ -20,7 +20,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +66,9 @@ def _digests(scope: str, messages: Sequence[dict[str, Any]]) -> list[bytes]:
 class ConversationTracker:
     """A bounded, expiring map from history digests to the call that produced them."""
 
-    def __init__(self, ttl_seconds: float, max_entries: int) -> None:
+    def __init__(self, ttl_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
+        self._clock = clock
         self._max_entries = max_entries
         self._entries: collections.OrderedDict[bytes, tuple[float, ConversationLink]] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -78,7 +79,7 @@ class ConversationTracker:
     def find(self, scope: str, history: Sequence[dict[str, Any]]) -> ConversationLink | None:
         """The call whose history and reply the longest possible prefix of ``history`` repeats."""
         digests = _digests(scope, history)
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             for index in range(len(history) - 1, -1, -1):
                 if history[index].get("role") != "assistant":
@@ -98,7 +99,7 @@ class ConversationTracker:
     ) -> None:
         """Record that ``history`` followed by ``reply`` is where ``link`` left the conversation."""
         key = _digests(scope, [*history, reply])[-1]
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self._entries[key] = (now, link)
             self._entries.move_to_end(key)

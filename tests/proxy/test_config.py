@@ -1,0 +1,55 @@
+"""The genai_proxy settings: defaults, upstream checks, routing by model glob."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.config.decode import decode
+from collector.config.problems import ConfigError
+from proxy.config import ProxyConfig, UpstreamConfig
+from proxy.errors import ProxyError
+from proxy.routing import Router
+
+PATH = "receivers.genai_proxy"
+
+
+def _problems(raw: dict[str, object]) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        decode(ProxyConfig, raw, PATH)
+    return [str(p) for p in error.value.problems]
+
+
+def test_upstreams_are_required_and_checked() -> None:
+    assert _problems({}) == [f"{PATH}.upstreams: define at least one upstream"]
+    assert _problems({"upstreams": [{"name": "a", "kind": "azure", "base_url": "ftp://x"}]}) == [
+        f'{PATH}.upstreams[0].kind: expected one of openai, anthropic, openai_compatible, got "azure"'
+    ]
+    assert _problems({"upstreams": [{"name": "a", "base_url": "ftp://x"}]}) == [
+        f'{PATH}.upstreams[0].base_url: expected http(s)://host[:port][/path], got "ftp://x"',
+    ]
+    assert _problems({"upstreams": [{"name": "a", "base_url": "http://x"}, {"name": "a", "base_url": "http://y"}]}) == [
+        f'{PATH}.upstreams[1].name: "a" is used by another upstream',
+    ]
+
+
+def test_the_api_key_never_shows() -> None:
+    config = decode(ProxyConfig, {"upstreams": [{"name": "a", "base_url": "http://x", "api_key": "sk-1"}]}, PATH)
+    assert "sk-1" not in repr(config)
+
+
+def test_routing_by_model_within_the_api_family() -> None:
+    router = Router(
+        (
+            UpstreamConfig(name="oai", kind="openai", base_url="http://a/v1", models=("gpt-*",)),
+            UpstreamConfig(name="local", kind="openai_compatible", base_url="http://b/v1", models=()),
+            UpstreamConfig(name="claude", kind="anthropic", base_url="http://c", models=("claude-*",)),
+        )
+    )
+    assert router.for_model("openai", "gpt-4o").name == "oai"
+    assert router.for_model("openai", "llama3").name == "local"  # no models: serves any
+    assert router.for_model("anthropic", "claude-opus-4-7").name == "claude"
+    assert router.for_model("openai", None).name == "oai"
+    with pytest.raises(ProxyError) as refused:
+        router.for_model("anthropic", "gpt-4o")
+    assert refused.value.status == 404
+    assert "configured upstreams: oai (openai: gpt-*), local (openai_compatible: any model)" in refused.value.message
