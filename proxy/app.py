@@ -47,7 +47,7 @@ from proxy.apis.openai_responses import Responses
 from proxy.auth import Authenticator, Caller
 from proxy.config import ProxyConfig, UpstreamConfig
 from proxy.conversations import ConversationLink, ConversationTracker
-from proxy.errors import ApiFamily, ProxyError
+from proxy.errors import ApiFamily, ProxyError, error_response
 from proxy.export import FailOpenSpanProcessor, SpanSink
 from proxy.headers import client_headers, upstream_headers
 from proxy.record import CallRecord
@@ -55,6 +55,7 @@ from proxy.routing import Router
 from proxy.semconv import Dialect, dialect_from_environment
 from proxy.spans import Outcome, finish_span, span_name
 from proxy.sse import SseSplitter
+from proxy.stitching import StreamSigner, TraceIds, mark_reply, strip_markers
 from proxy.tokens import warm_up
 
 INSTRUMENTATION_NAME = "genai_collector.proxy"
@@ -157,11 +158,15 @@ class ProxyService:
         except ClientDisconnect:
             return Response(status_code=499)
         except ProxyError as exc:
-            self._count(api, None, exc.status)
+            self._count(api, None, str(exc.status))
             return exc.response(family)
 
+        stripped, marked = (None, None)
+        if api is not None and self._marks_replies:
+            stripped, marked = strip_markers(api.name, document)
+            document = stripped or document
         record = self._new_record(api, upstream, model, document)
-        link = self._continued_conversation(api, record, caller, upstream, document)
+        link = self._continued_conversation(api, record, caller, upstream, document, marked)
         span = self._start_span(request, api, record, upstream, caller, link, started_ns)
         call = _Call(span, record, api, upstream, caller, link, started)
 
@@ -169,7 +174,7 @@ class ProxyService:
         carrier: dict[str, str] = {}
         inject(carrier, context=trace.set_span_in_context(span))
         headers.extend((k.encode(), v.encode()) for k, v in carrier.items())
-        changed = api.upstream_body(document) if api else None
+        changed = (api.upstream_body(document) if api else None) or stripped
         content = body if changed is None else json.dumps(changed, ensure_ascii=False).encode()
         url = _upstream_url(upstream, request.url.path, request.url.query)
 
@@ -181,7 +186,14 @@ class ProxyService:
         except ClientDisconnect:
             self._finish(call, Outcome(error_type="cancelled", error_message="the client disconnected before a reply"))
             return Response(status_code=499)
+        if self._marks_replies and api is not None and _is_whole_json_success(upstream_response):
+            return await self._relay_marked(call, upstream_response)
         return self._relay(call, upstream_response, document)
+
+    @property
+    def _marks_replies(self) -> bool:
+        settings = self._config.conversations
+        return settings.invisible_signature or settings.tool_call_trace_id
 
     def _new_record(
         self, api: Api | None, upstream: UpstreamConfig, model: str | None, document: dict[str, Any]
@@ -202,11 +214,27 @@ class ProxyService:
         return record
 
     def _continued_conversation(
-        self, api: Api | None, record: CallRecord, caller: Caller, upstream: UpstreamConfig, document: dict[str, Any]
+        self,
+        api: Api | None,
+        record: CallRecord,
+        caller: Caller,
+        upstream: UpstreamConfig,
+        document: dict[str, Any],
+        marked: TraceIds | None,
     ) -> ConversationLink | None:
-        if api is None or not self._config.conversations.enabled or not record.input_messages:
+        """The earlier call this one continues: named by a marker, a previous response, or its history."""
+        if api is None or not self._config.conversations.enabled:
             return None
-        return self._conversations.find(_scope(caller, upstream), _history(record))
+        tracker = self._conversations
+        if marked is not None:
+            conversation = tracker.conversation_of(marked.trace_id) or f"{marked.trace_id:032x}"
+            return ConversationLink(marked.trace_id, marked.span_id, conversation)
+        previous = document.get("previous_response_id")
+        if isinstance(previous, str) and (link := tracker.find_response(previous)) is not None:
+            return link
+        if not record.input_messages:
+            return None
+        return tracker.find(_scope(caller, upstream), _history(record))
 
     def _start_span(
         self,
@@ -299,6 +327,35 @@ class ProxyService:
         outgoing.raw_headers = client_headers(response.headers.raw, frozenset(drop))
         return outgoing
 
+    async def _relay_marked(self, call: _Call, response: httpx.Response) -> Response:
+        """A whole JSON reply read first, then sent with the opt-in trace markers added."""
+        outcome = Outcome(status_code=response.status_code)
+        try:
+            body = await response.aread()
+        except httpx.HTTPError as exc:
+            outcome.error_type, outcome.error_message = "upstream_disconnected", type(exc).__name__
+            self._finish(call, outcome)
+            return error_response(call.upstream.family, 502, "the upstream closed the connection mid-reply")  # type: ignore[arg-type]
+        finally:
+            await response.aclose()
+        outcome.time_to_first_chunk = time.monotonic() - call.started
+        self._read_copy(call, body, outcome)
+        assert call.api is not None
+        try:
+            document = json.loads(body)
+            context = call.span.get_span_context()
+            settings = self._config.conversations
+            ids = TraceIds(context.trace_id, context.span_id)
+            if mark_reply(call.api.name, document, ids, settings.invisible_signature, settings.tool_call_trace_id):
+                body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        except ValueError:
+            pass  # not JSON after all: relayed as it came
+        self._finish(call, outcome)
+        headers = client_headers(response.headers.raw, frozenset({b"content-length", b"content-encoding"}))
+        outgoing = Response(body, response.status_code)
+        outgoing.raw_headers = [*headers, (b"content-length", str(len(body)).encode())]
+        return outgoing
+
     async def _relay_body(
         self, call: _Call, response: httpx.Response, tee: StreamTee | None, parse: bool
     ) -> AsyncIterator[bytes]:
@@ -306,6 +363,7 @@ class ProxyService:
         if response.status_code >= 400:
             outcome.error_type = str(response.status_code)
         splitter = SseSplitter() if tee is not None else None
+        signer = self._signer(call) if tee is not None else None
         copy: list[bytes] | None = [] if parse or response.status_code >= 400 else None
         copied = 0
         first_chunk: float | None = None
@@ -320,7 +378,13 @@ class ProxyService:
                     outcome.time_to_first_chunk = now - call.started
                 last_chunk = now
                 if splitter is not None and tee is not None:
-                    out = b"".join(tee.on_event(event) for event in splitter.feed(chunk))
+                    if signer is None:
+                        out = b"".join(tee.on_event(event) for event in splitter.feed(chunk))
+                    else:
+                        out = b"".join(
+                            signer.before(event.event, event.data) + tee.on_event(event)
+                            for event in splitter.feed(chunk)
+                        )
                     if out:
                         yield out
                     continue
@@ -363,6 +427,12 @@ class ProxyService:
             except Exception:
                 self._logger.debug("could not read the %s response", call.api.name, exc_info=True)
 
+    def _signer(self, call: _Call) -> StreamSigner | None:
+        if call.api is None or not self._config.conversations.invisible_signature:
+            return None
+        context = call.span.get_span_context()
+        return StreamSigner(call.api.name, TraceIds(context.trace_id, context.span_id))
+
     def _finish(self, call: _Call, outcome: Outcome) -> None:
         """End the span and remember the conversation; never raises into the relay."""
         try:
@@ -370,30 +440,35 @@ class ProxyService:
             finish_reasons = call.api.finish_reason_map() if call.api else {}
             finish_span(call.span, record, outcome, finish_reasons)
             call.span.end()
-            self._count(call.api, call.upstream, outcome.status_code or int(outcome.error_type or 0) or 0)
-            if (
-                call.api is not None
-                and self._config.conversations.enabled
-                and outcome.error_type is None
-                and record.input_messages
-                and record.choices
-            ):
+            code = str(outcome.status_code) if outcome.status_code is not None else str(outcome.error_type)
+            self._count(call.api, call.upstream, code)
+            if call.api is None or not self._config.conversations.enabled or outcome.error_type is not None:
+                return
+            context = call.span.get_span_context()
+            conversation = (call.span.attributes or {}).get(semconv.CONVERSATION_ID)
+            link = ConversationLink(context.trace_id, context.span_id, str(conversation))
+            response_id = record.attributes.get(semconv.RESPONSE_ID)
+            if call.api.name == "responses" and isinstance(response_id, str):
+                self._conversations.remember_response(response_id, link)
+            if record.input_messages and record.choices:
                 reply = record.output_messages({})[0]
-                context = call.span.get_span_context()
-                conversation = call.span.attributes.get(semconv.CONVERSATION_ID) if call.span.attributes else None
-                link = ConversationLink(context.trace_id, context.span_id, str(conversation))
                 self._conversations.remember(_scope(call.caller, call.upstream), _history(record), reply, link)
         except Exception:
             self._logger.exception("could not record a proxied call")
 
-    def _count(self, api: Api | None, upstream: UpstreamConfig | None, status: int) -> None:
+    def _count(self, api: Api | None, upstream: UpstreamConfig | None, code: str) -> None:
         self._telemetry.add(
             REQUESTS_METRIC,
             1,
             api=api.name if api else "other",
             upstream=upstream.name if upstream else "",
-            code=str(status),
+            code=code,
         )
+
+
+def _is_whole_json_success(response: httpx.Response) -> bool:
+    content_type = response.headers.get("content-type", "")
+    return 200 <= response.status_code < 300 and content_type.startswith("application/json")
 
 
 def _family_of(request: Request) -> str:

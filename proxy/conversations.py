@@ -79,18 +79,8 @@ class ConversationTracker:
     def find(self, scope: str, history: Sequence[dict[str, Any]]) -> ConversationLink | None:
         """The call whose history and reply the longest possible prefix of ``history`` repeats."""
         digests = _digests(scope, history)
-        now = self._clock()
-        with self._lock:
-            for index in range(len(history) - 1, -1, -1):
-                if history[index].get("role") != "assistant":
-                    continue
-                entry = self._entries.get(digests[index])
-                if entry is None:
-                    continue
-                stored_at, link = entry
-                if now - stored_at > self._ttl:
-                    del self._entries[digests[index]]
-                    continue
+        for index in range(len(history) - 1, -1, -1):
+            if history[index].get("role") == "assistant" and (link := self._get(digests[index])) is not None:
                 return link
         return None
 
@@ -98,7 +88,33 @@ class ConversationTracker:
         self, scope: str, history: Sequence[dict[str, Any]], reply: dict[str, Any], link: ConversationLink
     ) -> None:
         """Record that ``history`` followed by ``reply`` is where ``link`` left the conversation."""
-        key = _digests(scope, [*history, reply])[-1]
+        self._put(_digests(scope, [*history, reply])[-1], link)
+        self._put(_trace_key(link.trace_id), link)
+
+    def remember_response(self, response_id: str, link: ConversationLink) -> None:
+        """A stored response (Responses API) that later calls may name as previous_response_id."""
+        self._put(b"response:" + response_id.encode("utf-8"), link)
+
+    def find_response(self, response_id: str) -> ConversationLink | None:
+        return self._get(b"response:" + response_id.encode("utf-8"))
+
+    def conversation_of(self, trace_id: int) -> str | None:
+        """The conversation id last seen in trace ``trace_id``."""
+        link = self._get(_trace_key(trace_id))
+        return link.conversation_id if link else None
+
+    def _get(self, key: bytes) -> ConversationLink | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            stored_at, link = entry
+            if self._clock() - stored_at > self._ttl:
+                del self._entries[key]
+                return None
+            return link
+
+    def _put(self, key: bytes, link: ConversationLink) -> None:
         now = self._clock()
         with self._lock:
             self._entries[key] = (now, link)
@@ -111,3 +127,7 @@ class ConversationTracker:
                 if now - stored_at <= self._ttl:
                     break
                 del self._entries[oldest_key]
+
+
+def _trace_key(trace_id: int) -> bytes:
+    return b"trace:" + trace_id.to_bytes(16, "big")
