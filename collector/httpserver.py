@@ -32,7 +32,10 @@ def bind_socket(endpoint: HostPort) -> socket.socket:
         infos = socket.getaddrinfo(endpoint.host, endpoint.port, family, socket.SOCK_STREAM)
     except socket.gaierror:
         raise ListenError(f"{endpoint}: unknown host {endpoint.host}") from None
-    sock = socket.socket(infos[0][0], socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto
+    # says TCP, and without it Nagle's algorithm holds a response's body behind its
+    # headers until the client's delayed ACK, 40 ms per request.
+    sock = socket.socket(infos[0][0], socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         # SO_REUSEADDR (not REUSEPORT) lets a restarted collector rebind past TIME_WAIT
         # while still refusing a port another process listens on.
