@@ -11,11 +11,8 @@ handed to a fail-open span processor: telemetry never delays or fails a call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
 import json
 import logging
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +47,7 @@ from proxy.conversations import ConversationLink, ConversationTracker
 from proxy.errors import ApiFamily, ProxyError, error_response
 from proxy.export import FailOpenSpanProcessor, SpanSink
 from proxy.headers import client_headers, upstream_headers
+from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
 from proxy.record import CallRecord
 from proxy.routing import Router
 from proxy.semconv import Dialect, dialect_from_environment
@@ -57,11 +55,10 @@ from proxy.spans import Outcome, finish_span, span_name
 from proxy.sse import SseSplitter
 from proxy.stitching import StreamSigner, TraceIds, mark_reply, strip_markers
 from proxy.tokens import warm_up
+from proxy.upstream import UpstreamClient, upstream_url
 
 INSTRUMENTATION_NAME = "genai_collector.proxy"
 SERVICE_NAME = "genai-proxy"
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-RETRY_BASE_SECONDS = 0.5
 # A non-streamed body is parsed from a copy; beyond this size it is relayed unparsed.
 MAX_PARSED_BODY_BYTES = 64 * 1024 * 1024
 REQUESTS_METRIC = "genai_proxy_requests"
@@ -114,24 +111,16 @@ class ProxyService:
         provider.add_span_processor(self._spans)
         self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
         self._propagator = TraceContextTextMapPropagator()
-        self._client: httpx.AsyncClient | None = None
+        self._upstream = UpstreamClient(config.timeouts, config.retry)
         self.app = Starlette(routes=self._routes())
 
     async def start(self) -> None:
-        timeouts = self._config.timeouts
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect, pool=timeouts.connect),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._upstream.start()
         self._spans.start()
         await asyncio.to_thread(warm_up)
 
     async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._upstream.close()
         await self._spans.stop()
 
     def _routes(self) -> list[Route]:
@@ -148,11 +137,11 @@ class ProxyService:
 
     async def _handle(self, request: Request, api: Api | None) -> Response:
         started_ns, started = time.time_ns(), time.monotonic()
-        family: ApiFamily = api.family if api else _family_of(request)  # type: ignore[assignment]
+        family: ApiFamily = api.family if api else family_of(request)  # type: ignore[assignment]
         try:
-            body = await _read_body(request, self._config.max_request_body_size)
+            body = await read_body(request, self._config.max_request_body_size)
             caller = self.auth.authenticate(request.headers)
-            document = _parse_body(body, required=api is not None)
+            document = parse_body(body, required=api is not None)
             model = document.get("model") if isinstance(document.get("model"), str) else None
             upstream = self._router.for_model(family, model)
         except ClientDisconnect:
@@ -176,10 +165,12 @@ class ProxyService:
         headers.extend((k.encode(), v.encode()) for k, v in carrier.items())
         changed = (api.upstream_body(document) if api else None) or stripped
         content = body if changed is None else json.dumps(changed, ensure_ascii=False).encode()
-        url = _upstream_url(upstream, request.url.path, request.url.query)
+        url = upstream_url(upstream, request.url.path, request.url.query)
 
         try:
-            upstream_response = await _unless_disconnected(request, self._send(request.method, url, headers, content))
+            upstream_response = await unless_disconnected(
+                request, self._upstream.send(request.method, url, headers, content)
+            )
         except ProxyError as exc:
             self._finish(call, Outcome(status_code=None, error_type=str(exc.status), error_message=exc.message))
             return exc.response(family)
@@ -276,34 +267,6 @@ class ProxyService:
             name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=started_ns
         )
         return span  # type: ignore[return-value]
-
-    async def _send(self, method: str, url: str, headers: list[tuple[bytes, bytes]], content: bytes) -> httpx.Response:
-        """The upstream's response (headers read, body not yet), retried before the first byte when configured."""
-        assert self._client is not None, "the proxy is not started"
-        retry = self._config.retry
-        attempts = retry.max_attempts if retry.enabled else 1
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            request = self._client.build_request(method, url, headers=headers, content=content)
-            try:
-                response = await self._client.send(request, stream=True)
-            except httpx.TimeoutException:
-                if last:
-                    raise ProxyError(504, "the upstream did not answer in time") from None
-                await asyncio.sleep(_backoff(attempt, None, retry.max_backoff))
-                continue
-            except httpx.TransportError as exc:
-                if last:
-                    raise ProxyError(502, f"cannot reach the upstream: {type(exc).__name__}") from None
-                await asyncio.sleep(_backoff(attempt, None, retry.max_backoff))
-                continue
-            if response.status_code in RETRY_STATUSES and not last:
-                wait = _backoff(attempt, response.headers.get("retry-after"), retry.max_backoff)
-                await response.aclose()
-                await asyncio.sleep(wait)
-                continue
-            return response
-        raise AssertionError("unreachable")
 
     def _relay(self, call: _Call, response: httpx.Response, document: dict[str, Any]) -> Response:
         status = response.status_code
@@ -469,95 +432,6 @@ class ProxyService:
 def _is_whole_json_success(response: httpx.Response) -> bool:
     content_type = response.headers.get("content-type", "")
     return 200 <= response.status_code < 300 and content_type.startswith("application/json")
-
-
-def _family_of(request: Request) -> str:
-    """For paths without an adapter: Anthropic's SDK always sends anthropic-version."""
-    return "anthropic" if "anthropic-version" in request.headers else "openai"
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ProxyError(413, f"the request body exceeds {limit} bytes", "request_too_large")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ProxyError(413, f"the request body exceeds {limit} bytes", "request_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse_body(body: bytes, required: bool) -> dict[str, Any]:
-    """The JSON object in ``body``; for pass-through paths anything else is just not inspected."""
-    if not body:
-        if required:
-            raise ProxyError(400, "the request body is empty; expected a JSON object")
-        return {}
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        if required:
-            raise ProxyError(400, "the request body is not valid JSON") from None
-        return {}
-    if not isinstance(document, dict):
-        if required:
-            raise ProxyError(400, "the request body must be a JSON object")
-        return {}
-    return document
-
-
-def _upstream_url(upstream: UpstreamConfig, path: str, query: str) -> str:
-    """OpenAI-style base URLs include /v1 (as their SDKs write them); Anthropic's does not."""
-    base = upstream.base_url.rstrip("/")
-    suffix = path[len("/v1") :] if upstream.family == "openai" else path
-    return f"{base}{suffix}?{query}" if query else f"{base}{suffix}"
-
-
-async def _unless_disconnected(request: Request, work: Any) -> httpx.Response:
-    """Await ``work`` unless the client disconnects first; then cancel it and raise ClientDisconnect."""
-    task: asyncio.Task[httpx.Response] = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        response = await task
-        await response.aclose()
-    raise ClientDisconnect()
-
-
-async def _disconnected(request: Request) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-def _backoff(attempt: int, retry_after: str | None, cap: float) -> float:
-    if retry_after:
-        seconds = _retry_after_seconds(retry_after)
-        if seconds is not None:
-            return float(min(seconds, cap))
-    return float(min(cap, RETRY_BASE_SECONDS * 2 ** (attempt - 1) * random.uniform(0.8, 1.2)))
-
-
-def _retry_after_seconds(value: str) -> float | None:
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _scope(caller: Caller, upstream: UpstreamConfig) -> str:

@@ -1,0 +1,79 @@
+"""The client's side of a call: its body, read within limits, its API family, and whether it is still there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import httpx
+from starlette.requests import ClientDisconnect, Request
+
+from proxy.errors import ProxyError
+
+
+def family_of(request: Request) -> str:
+    """For paths without an adapter: Anthropic's SDK always sends anthropic-version."""
+    return "anthropic" if "anthropic-version" in request.headers else "openai"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProxyError(413, f"the request body exceeds {limit} bytes", "request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProxyError(413, f"the request body exceeds {limit} bytes", "request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(body: bytes, required: bool) -> dict[str, Any]:
+    """The JSON object in ``body``; for pass-through paths anything else is just not inspected."""
+    if not body:
+        if required:
+            raise ProxyError(400, "the request body is empty; expected a JSON object")
+        return {}
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        if required:
+            raise ProxyError(400, "the request body is not valid JSON") from None
+        return {}
+    if not isinstance(document, dict):
+        if required:
+            raise ProxyError(400, "the request body must be a JSON object")
+        return {}
+    return document
+
+
+async def unless_disconnected(request: Request, work: Any) -> httpx.Response:
+    """Await ``work`` unless the client disconnects first; then cancel it and raise ClientDisconnect."""
+    task: asyncio.Task[httpx.Response] = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(disconnected(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()  # the server is stopping: do not leave the upstream call behind
+        raise
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        response = await task
+        await response.aclose()
+    raise ClientDisconnect()
+
+
+async def disconnected(request: Request) -> None:
+    """Returns when the client goes away; the body must have been read already."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
