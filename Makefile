@@ -29,7 +29,6 @@ bench: install
 	$(BIN)/python benchmarks/ingest.py
 
 bench-proxy: install
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/proxy.py
 
 clean:

@@ -1,16 +1,21 @@
 """What the GenAI proxy adds to an LLM call, measured against calling the same upstream directly.
 
 Processes, each pinned to a core so the figures compare like with like:
-  core 0: this client, and the mock upstream (tests/proxy/mock_upstream.py, OpenAI wire format);
+  core 0: this client, and the upstreams: a bare ASGI app answering a chat completion (the mock's
+          exact bytes) at once, and the mock upstream (tests/proxy/mock_upstream.py) for streams;
   core 1: the server under test: the collector running the genai_proxy receiver into its
-          real pipeline and chDB store, or, as the baseline, a bare ASGI app that answers
-          the same chat completion body at once, served by the same uvicorn setup.
+          real pipeline and chDB store, or, as the baseline, the same bare ASGI app, served by
+          the same uvicorn setup.
 
 Printed, as medians over rounds:
   - added latency p50/p99 of non-streamed chat calls at concurrency 1 and 64 (proxied minus direct);
   - requests/s at saturation through the proxy, next to the bare ASGI app, and their ratio;
   - the delay the proxy adds to each chunk of a stream (arrival through the proxy minus direct);
-  - the upstream HTTP client: httpx (as the proxy configures it) against aiohttp at concurrency 64.
+  - the upstream HTTP client at concurrency 64 against the bare app: aiohttp (what the proxy uses),
+    httpx with one pool, and httpx spread over 16 pools in round robin.
+
+The load generator is aiohttp too: a single httpx pool cannot drive 64 concurrent calls (see the
+last measurement) and would hide the servers' own limits.
 
 Run: make bench-proxy   (or: python benchmarks/proxy.py --rounds 3)
 """
@@ -40,10 +45,13 @@ sys.path.insert(0, str(REPO_ROOT))
 from collector.config.types import HostPort  # noqa: E402
 from collector.httpserver import HttpServer  # noqa: E402
 
+HTTPX_POOLS = 16
+
 CLIENT_CORE = 0
 SERVER_CORE = 1
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say something short."}]}
-STREAM_BODY = {**BODY, "stream": True}
+# Streams go to the mock (model names routed there), everything else to the bare app.
+STREAM_BODY = {**BODY, "model": "mock-stream", "stream": True}
 STREAM_CHUNK_SECONDS = 0.02
 HEADERS = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
 START_DEADLINE_SECONDS = 60
@@ -108,12 +116,12 @@ def start_mock() -> Server:
     return Server([__file__, "--serve-mock", str(port)], port, CLIENT_CORE)
 
 
-def start_echo() -> Server:
+def start_echo(core: int) -> Server:
     port = _free_port()
-    return Server([__file__, "--serve-echo", str(port)], port, SERVER_CORE)
+    return Server([__file__, "--serve-echo", str(port)], port, core)
 
 
-def start_proxy(upstream: str, work: Path) -> Server:
+def start_proxy(upstream: str, stream_upstream: str, work: Path) -> Server:
     port = _free_port()
     store = work / "clickhouse"
     shutil.rmtree(store, ignore_errors=True)
@@ -126,7 +134,8 @@ receivers:
     capture_content: true
     auth: {{keys_file: {work / "keys.json"}}}
     upstreams:
-      - {{name: mock, kind: openai, base_url: "{upstream}/v1"}}
+      - {{name: mock, kind: openai, base_url: "{stream_upstream}/v1", models: ["mock-*"]}}
+      - {{name: fast, kind: openai, base_url: "{upstream}/v1"}}
 exporters:
   clickhouse:
     endpoint: chdb://{store}
@@ -183,13 +192,21 @@ async def _serve_forever(app: Any, port: int) -> None:
 # --- measurements ------------------------------------------------------------------------------------------
 
 
+def _session(concurrency: int) -> Any:
+    """The load generator: aiohttp, because one httpx pool cannot drive 64 concurrent calls (see below)."""
+    import aiohttp
+
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+
+
 async def latencies(url: str, concurrency: int, requests: int) -> list[float]:
     """Seconds per non-streamed chat call, ``concurrency`` at a time."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     results: list[float] = []
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    payload = json.dumps(BODY).encode()
+    async with _session(concurrency) as session:
         for _ in range(min(concurrency, 8)):  # warm the connections
-            await client.post(f"{url}/v1/chat/completions", json=BODY, headers=HEADERS)
+            async with session.post(f"{url}/v1/chat/completions", data=payload, headers=HEADERS) as response:
+                await response.read()
         remaining = requests
 
         async def worker() -> None:
@@ -197,10 +214,11 @@ async def latencies(url: str, concurrency: int, requests: int) -> list[float]:
             while remaining > 0:
                 remaining -= 1
                 started = time.perf_counter()
-                response = await client.post(f"{url}/v1/chat/completions", json=BODY, headers=HEADERS)
+                async with session.post(f"{url}/v1/chat/completions", data=payload, headers=HEADERS) as response:
+                    await response.read()
                 results.append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{url} answered {response.status_code}")
+                if response.status != 200:
+                    raise RuntimeError(f"{url} answered {response.status}")
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return results
@@ -208,48 +226,10 @@ async def latencies(url: str, concurrency: int, requests: int) -> list[float]:
 
 async def throughput(url: str, concurrency: int, seconds: float) -> float:
     """Requests/s completed with ``concurrency`` callers for ``seconds``."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     done = 0
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    payload = json.dumps(BODY).encode()
+    async with _session(concurrency) as session:
         end = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            nonlocal done
-            while time.perf_counter() < end:
-                await client.post(f"{url}/v1/chat/completions", json=BODY, headers=HEADERS)
-                done += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return done / (time.perf_counter() - started)
-
-
-async def chunk_arrivals(url: str, streams: int) -> list[list[float]]:
-    """For each stream, when each event arrived, in seconds from the request."""
-    arrivals: list[list[float]] = []
-    headers = {**HEADERS, "x-mock-scenario": "slow"}
-    async with httpx.AsyncClient(timeout=60) as client:
-        for _ in range(streams):
-            started = time.perf_counter()
-            times: list[float] = []
-            async with client.stream("POST", f"{url}/v1/chat/completions", json=STREAM_BODY, headers=headers) as r:
-                async for line in r.aiter_lines():
-                    if line.startswith("data: "):
-                        times.append(time.perf_counter() - started)
-            arrivals.append(times)
-    return arrivals
-
-
-async def aiohttp_throughput(url: str, concurrency: int, seconds: float) -> float | None:
-    try:
-        import aiohttp
-    except ImportError:
-        return None
-    done = 0
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        end = time.perf_counter() + seconds
-        payload = json.dumps(BODY).encode()
 
         async def worker() -> None:
             nonlocal done
@@ -261,6 +241,46 @@ async def aiohttp_throughput(url: str, concurrency: int, seconds: float) -> floa
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return done / (time.perf_counter() - started)
+
+
+async def chunk_arrivals(url: str, streams: int) -> list[list[float]]:
+    """For each stream, when each event arrived, in seconds from the request."""
+    arrivals: list[list[float]] = []
+    headers = {**HEADERS, "x-mock-scenario": "slow"}
+    payload = json.dumps(STREAM_BODY).encode()
+    async with _session(1) as session:
+        for _ in range(streams):
+            started = time.perf_counter()
+            times: list[float] = []
+            async with session.post(f"{url}/v1/chat/completions", data=payload, headers=headers) as response:
+                async for line in response.content:
+                    if line.startswith(b"data: "):
+                        times.append(time.perf_counter() - started)
+            arrivals.append(times)
+    return arrivals
+
+
+async def httpx_throughput(url: str, concurrency: int, seconds: float, pools: int) -> float:
+    """What the proxy's upstream client sustains: httpx, one pool or several in round robin."""
+    import itertools
+
+    clients = [httpx.AsyncClient(limits=httpx.Limits(max_connections=None)) for _ in range(pools)]
+    turn = itertools.cycle(clients)
+    done = 0
+    end = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < end:
+            await next(turn).post(f"{url}/v1/chat/completions", json=BODY, headers=HEADERS)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    rate = done / (time.perf_counter() - started)
+    for client in clients:
+        await client.aclose()
+    return rate
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -298,10 +318,11 @@ def main() -> None:
     mock = start_mock()
     try:
         for round_number in range(1, args.rounds + 1):
-            proxy = start_proxy(mock.url, work)
+            upstream = start_echo(CLIENT_CORE)
+            proxy = start_proxy(upstream.url, mock.url, work)
             try:
                 for concurrency, count in ((1, args.requests), (64, args.requests * 8)):
-                    direct = asyncio.run(latencies(mock.url, concurrency, count))
+                    direct = asyncio.run(latencies(upstream.url, concurrency, count))
                     proxied = asyncio.run(latencies(proxy.url, concurrency, count))
                     for label, fraction in (("p50", 0.5), ("p99", 0.99)):
                         added = _percentile(proxied, fraction) - _percentile(direct, fraction)
@@ -321,20 +342,19 @@ def main() -> None:
                 record("added delay per stream chunk p99 (ms)", _percentile(delays, 0.99) * 1000)
             finally:
                 proxy.stop()
-            echo = start_echo()
+                upstream.stop()
+            echo = start_echo(SERVER_CORE)
             try:
-                record(
-                    "bare ASGI app requests/s at concurrency 64", asyncio.run(throughput(echo.url, 64, args.seconds))
-                )
+                echo_rps = asyncio.run(throughput(echo.url, 64, args.seconds))
+                record("bare ASGI app requests/s at concurrency 64", echo_rps)
+                # The upstream clients, against a server that is never their bottleneck.
+                for pools in (1, HTTPX_POOLS):
+                    rate = asyncio.run(httpx_throughput(echo.url, 64, args.seconds, pools))
+                    record(f"upstream client: httpx, {pools} pool(s), requests/s at concurrency 64", rate)
+                rate = asyncio.run(throughput(echo.url, 64, args.seconds))
+                record("upstream client: aiohttp, requests/s at concurrency 64", rate)
             finally:
                 echo.stop()
-            record(
-                "httpx requests/s to the upstream at concurrency 64",
-                asyncio.run(throughput(mock.url, 64, args.seconds)),
-            )
-            other = asyncio.run(aiohttp_throughput(mock.url, 64, args.seconds))
-            if other is not None:
-                record("aiohttp requests/s to the upstream at concurrency 64", other)
             print(f"round {round_number} done")
     finally:
         mock.stop()
@@ -348,10 +368,13 @@ def main() -> None:
     proxy_rps = statistics.median(rows["proxy requests/s at concurrency 64"])
     echo_rps = statistics.median(rows["bare ASGI app requests/s at concurrency 64"])
     print(f"\nproxy / bare ASGI app requests/s: {proxy_rps / echo_rps:.2f}x")
-    if "aiohttp requests/s to the upstream at concurrency 64" in rows:
-        httpx_rps = statistics.median(rows["httpx requests/s to the upstream at concurrency 64"])
-        aiohttp_rps = statistics.median(rows["aiohttp requests/s to the upstream at concurrency 64"])
-        print(f"aiohttp / httpx requests/s to the upstream: {aiohttp_rps / httpx_rps:.2f}x")
+    pooled = statistics.median(rows[f"upstream client: httpx, {HTTPX_POOLS} pool(s), requests/s at concurrency 64"])
+    single = statistics.median(rows["upstream client: httpx, 1 pool(s), requests/s at concurrency 64"])
+    chosen = statistics.median(rows["upstream client: aiohttp, requests/s at concurrency 64"])
+    print(
+        f"upstream client, aiohttp (the proxy's) / httpx: {chosen / single:.1f}x one pool, {chosen / pooled:.1f}x "
+        f"{HTTPX_POOLS} pools"
+    )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ import json
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import anyio
-import httpx
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagate import inject
@@ -55,12 +55,14 @@ from proxy.spans import Outcome, finish_span, span_name
 from proxy.sse import SseSplitter
 from proxy.stitching import StreamSigner, TraceIds, mark_reply, strip_markers
 from proxy.tokens import warm_up
-from proxy.upstream import UpstreamClient, upstream_url
+from proxy.upstream import UpstreamBroken, UpstreamClient, UpstreamResponse, UpstreamTimeout, upstream_url
 
 INSTRUMENTATION_NAME = "genai_collector.proxy"
 SERVICE_NAME = "genai-proxy"
 # A non-streamed body is parsed from a copy; beyond this size it is relayed unparsed.
 MAX_PARSED_BODY_BYTES = 64 * 1024 * 1024
+# Bodies up to this size (by Content-Length) are read whole and answered in one piece.
+WHOLE_BODY_BYTES = 256 * 1024
 REQUESTS_METRIC = "genai_proxy_requests"
 
 API_ROUTES: tuple[tuple[str, Api], ...] = (
@@ -177,9 +179,7 @@ class ProxyService:
         except ClientDisconnect:
             self._finish(call, Outcome(error_type="cancelled", error_message="the client disconnected before a reply"))
             return Response(status_code=499)
-        if self._marks_replies and api is not None and _is_whole_json_success(upstream_response):
-            return await self._relay_marked(call, upstream_response)
-        return self._relay(call, upstream_response, document)
+        return await self._relay(request, call, upstream_response, document)
 
     @property
     def _marks_replies(self) -> bool:
@@ -240,10 +240,10 @@ class ProxyService:
         parent = self._propagator.extract(request.headers)
         if not trace.get_current_span(parent).get_span_context().is_valid and link is not None:
             parent = _context_of(link)
-        url = httpx.URL(upstream.base_url)
+        url = urlsplit(upstream.base_url)
         attributes: dict[str, Any] = {
             semconv.PROVIDER_NAME: record.provider,
-            semconv.SERVER_ADDRESS: url.host,
+            semconv.SERVER_ADDRESS: url.hostname or "",
             semconv.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
             semconv.UPSTREAM_NAME: upstream.name,
         }
@@ -268,86 +268,104 @@ class ProxyService:
         )
         return span  # type: ignore[return-value]
 
-    def _relay(self, call: _Call, response: httpx.Response, document: dict[str, Any]) -> Response:
-        status = response.status_code
-        encoding = response.headers.get("content-encoding", "identity").lower()
-        is_stream = response.headers.get("content-type", "").startswith("text/event-stream")
-        success = 200 <= status < 300
-        tee: StreamTee | None = None
-        if success and call.api is not None and is_stream:
+    async def _relay(
+        self, request: Request, call: _Call, response: UpstreamResponse, document: dict[str, Any]
+    ) -> Response:
+        """Send the upstream's answer on: streams event by event, small bodies whole, large ones chunk by chunk."""
+        encoded = response.header("content-encoding", "identity").lower() not in ("identity", "")
+        is_stream = response.header("content-type").startswith("text/event-stream")
+        success = 200 <= response.status < 300
+        if success and call.api is not None and is_stream and not encoded:
             tee = call.api.stream_tee(document, call.record)
-        # A stream the tee may edit has no fixed length; a decoded body loses its encoding.
-        drop: set[bytes] = set()
-        if tee is not None:
-            drop.add(b"content-length")
-        decode = encoding not in ("identity", "")
-        if decode:
-            drop.update({b"content-encoding", b"content-length"})
-        outgoing = StreamingResponse(
-            self._relay_body(call, response, tee, parse=success and call.api is not None and not is_stream),
-            status_code=status,
-        )
-        outgoing.raw_headers = client_headers(response.headers.raw, frozenset(drop))
+            outgoing = StreamingResponse(self._relay_chunks(call, response, tee, False), status_code=response.status)
+            # The tee may hold an event back (the usage chunk the client did not ask for): no fixed length.
+            outgoing.raw_headers = client_headers(response.raw_headers, frozenset({b"content-length"}))
+            return outgoing
+        length = response.header("content-length")
+        small = length.isdigit() and int(length) <= WHOLE_BODY_BYTES
+        marks = self._marks_replies and success and call.api is not None and not is_stream
+        if not is_stream and (small or marks):
+            return await self._relay_whole(request, call, response, marks)
+        parse = call.api is not None and not is_stream
+        outgoing = StreamingResponse(self._relay_chunks(call, response, None, parse), status_code=response.status)
+        outgoing.raw_headers = client_headers(response.raw_headers)
         return outgoing
 
-    async def _relay_marked(self, call: _Call, response: httpx.Response) -> Response:
-        """A whole JSON reply read first, then sent with the opt-in trace markers added."""
-        outcome = Outcome(status_code=response.status_code)
+    async def _relay_whole(self, request: Request, call: _Call, response: UpstreamResponse, mark: bool) -> Response:
+        """Read a small (or to-be-marked) body whole, then answer in one piece: cheaper than streaming it."""
+        outcome = Outcome(status_code=response.status)
+        family: ApiFamily = call.upstream.family  # type: ignore[assignment]
         try:
-            body = await response.aread()
-        except httpx.HTTPError as exc:
-            outcome.error_type, outcome.error_message = "upstream_disconnected", type(exc).__name__
-            self._finish(call, outcome)
-            return error_response(call.upstream.family, 502, "the upstream closed the connection mid-reply")  # type: ignore[arg-type]
-        finally:
-            await response.aclose()
-        outcome.time_to_first_chunk = time.monotonic() - call.started
-        self._read_copy(call, body, outcome)
+            body = await unless_disconnected(request, response.read())
+        except UpstreamTimeout:
+            response.abort()
+            self._finish(call, Outcome(error_type="504", error_message="the upstream stalled mid-response"))
+            return error_response(family, 504, "the upstream stalled mid-response")
+        except UpstreamBroken as exc:
+            response.abort()
+            self._finish(call, Outcome(error_type="502", error_message=str(exc)))
+            return error_response(family, 502, "the upstream closed the connection mid-response")
+        except ClientDisconnect:
+            response.abort()
+            self._finish(call, Outcome(error_type="cancelled", error_message="the client disconnected"))
+            return Response(status_code=499)
+        response.release()
+        if response.status >= 400:
+            outcome.error_type = str(response.status)
+        self._read_copy(call, _decoded(body, response.header("content-encoding")), outcome)
+        headers = client_headers(response.raw_headers)
+        if mark and call.api is not None and outcome.error_type is None:
+            marked = self._marked(call, body)
+            if marked is not None:
+                body = marked
+                headers = client_headers(response.raw_headers, frozenset({b"content-length", b"content-encoding"}))
+                headers.append((b"content-length", str(len(body)).encode()))
+        self._finish(call, outcome)
+        outgoing = Response(body, response.status)
+        outgoing.raw_headers = headers
+        return outgoing
+
+    def _marked(self, call: _Call, body: bytes) -> bytes | None:
+        """The reply with the opt-in trace markers added, or None when there was nothing to mark."""
         assert call.api is not None
         try:
             document = json.loads(body)
-            context = call.span.get_span_context()
-            settings = self._config.conversations
-            ids = TraceIds(context.trace_id, context.span_id)
-            if mark_reply(call.api.name, document, ids, settings.invisible_signature, settings.tool_call_trace_id):
-                body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         except ValueError:
-            pass  # not JSON after all: relayed as it came
-        self._finish(call, outcome)
-        headers = client_headers(response.headers.raw, frozenset({b"content-length", b"content-encoding"}))
-        outgoing = Response(body, response.status_code)
-        outgoing.raw_headers = [*headers, (b"content-length", str(len(body)).encode())]
-        return outgoing
+            return None
+        context = call.span.get_span_context()
+        settings = self._config.conversations
+        ids = TraceIds(context.trace_id, context.span_id)
+        if not mark_reply(call.api.name, document, ids, settings.invisible_signature, settings.tool_call_trace_id):
+            return None
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
-    async def _relay_body(
-        self, call: _Call, response: httpx.Response, tee: StreamTee | None, parse: bool
+    async def _relay_chunks(
+        self, call: _Call, response: UpstreamResponse, tee: StreamTee | None, parse: bool
     ) -> AsyncIterator[bytes]:
-        outcome = Outcome(status_code=response.status_code)
-        if response.status_code >= 400:
-            outcome.error_type = str(response.status_code)
+        """The body as it arrives: through the tee for streams, else as is (a copy kept when ``parse``)."""
+        outcome = Outcome(status_code=response.status)
+        if response.status >= 400:
+            outcome.error_type = str(response.status)
         splitter = SseSplitter() if tee is not None else None
         signer = self._signer(call) if tee is not None else None
-        copy: list[bytes] | None = [] if parse or response.status_code >= 400 else None
+        copy: list[bytes] | None = [] if parse or response.status >= 400 else None
         copied = 0
         first_chunk: float | None = None
         last_chunk: float | None = None
-        decoded = response.headers.get("content-encoding", "identity").lower() not in ("identity", "")
-        chunks = response.aiter_bytes() if decoded else response.aiter_raw()
+        complete = False
         try:
-            async for chunk in chunks:
+            async for chunk in response.chunks():
                 now = time.monotonic()
                 if first_chunk is None:
                     first_chunk = now
                     outcome.time_to_first_chunk = now - call.started
                 last_chunk = now
                 if splitter is not None and tee is not None:
+                    events = splitter.feed(chunk)
                     if signer is None:
-                        out = b"".join(tee.on_event(event) for event in splitter.feed(chunk))
+                        out = b"".join(tee.on_event(event) for event in events)
                     else:
-                        out = b"".join(
-                            signer.before(event.event, event.data) + tee.on_event(event)
-                            for event in splitter.feed(chunk)
-                        )
+                        out = b"".join(signer.before(event.event, event.data) + tee.on_event(event) for event in events)
                     if out:
                         yield out
                     continue
@@ -355,25 +373,25 @@ class ProxyService:
                     copy.append(chunk)
                     copied += len(chunk)
                 yield chunk
-            if splitter is not None:
-                rest = splitter.rest()
-                if rest:
-                    yield rest
+            complete = True
+            if splitter is not None and (rest := splitter.rest()):
+                yield rest
             if copy is not None and copied:
-                self._read_copy(call, b"".join(copy), outcome)
-        except httpx.TimeoutException:
-            outcome.error_type, outcome.error_message = "timeout", "the upstream stalled mid-response"
-        except httpx.TransportError as exc:
-            outcome.error_type, outcome.error_message = "upstream_disconnected", type(exc).__name__
+                self._read_copy(call, _decoded(b"".join(copy), response.header("content-encoding")), outcome)
+        except UpstreamTimeout as exc:
+            outcome.error_type, outcome.error_message = "timeout", str(exc)
+        except UpstreamBroken as exc:
+            outcome.error_type, outcome.error_message = "upstream_disconnected", str(exc)
         except (asyncio.CancelledError, GeneratorExit):
             outcome.error_type, outcome.error_message = "cancelled", "the client disconnected"
             raise
         finally:
             if first_chunk is not None and last_chunk is not None:
                 outcome.streamed_seconds = last_chunk - first_chunk
-            # Shielded: this runs inside a cancelled scope when the client went away.
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
+            if complete:
+                response.release()
+            else:
+                response.abort()  # the upstream sees its connection close at once
             self._finish(call, outcome)
 
     def _read_copy(self, call: _Call, body: bytes, outcome: Outcome) -> None:
@@ -429,9 +447,14 @@ class ProxyService:
         )
 
 
-def _is_whole_json_success(response: httpx.Response) -> bool:
-    content_type = response.headers.get("content-type", "")
-    return 200 <= response.status_code < 300 and content_type.startswith("application/json")
+def _decoded(body: bytes, encoding: str) -> bytes:
+    """A copy of the body to parse: the client gets the bytes as sent, the parser needs them inflated."""
+    if encoding.lower() in ("gzip", "x-gzip", "deflate"):
+        try:
+            return zlib.decompress(body, zlib.MAX_WBITS | 32)  # 32: gzip or zlib header, detected
+        except zlib.error:
+            return body
+    return body
 
 
 def _scope(caller: Caller, upstream: UpstreamConfig) -> str:

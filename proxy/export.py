@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from collector.component import TracesConsumer, TracesData
+from collector.component import TracesConsumer
 from collector.telemetry import Telemetry
+from proxy.encoding import spans_to_traces
 
 MAX_SPANS_PER_SEND = 512
 FLUSH_DEADLINE_SECONDS = 5.0
@@ -45,10 +45,7 @@ class PipelineSink:
         self._consumer = consumer
 
     async def send(self, spans: Sequence[ReadableSpan]) -> None:
-        request = encode_spans(spans)
-        traces = TracesData()
-        traces.resource_spans.extend(request.resource_spans)
-        await self._consumer.consume(traces)
+        await self._consumer.consume(spans_to_traces(spans))
 
     async def close(self) -> None:
         return None
