@@ -30,12 +30,12 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from collector.telemetry import Telemetry
 from proxy import semconv
-from proxy.apis import Api, StreamTee
+from proxy.apis import Api
 from proxy.apis.anthropic_messages import CountTokens, Messages
 from proxy.apis.openai_chat import ChatCompletions
 from proxy.apis.openai_completions import Completions
@@ -48,7 +48,9 @@ from proxy.errors import ApiFamily, ProxyError, error_response
 from proxy.export import FailOpenSpanProcessor, SpanSink
 from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
+from proxy.keys import KeysFileError
 from proxy.record import CallRecord
+from proxy.relay import GuardedTee, RelayResponse
 from proxy.routing import Router
 from proxy.semconv import Dialect, dialect_from_environment
 from proxy.spans import Outcome, finish_span, span_name
@@ -87,6 +89,7 @@ class _Call:
     caller: Caller
     link: ConversationLink | None
     started: float  # monotonic
+    finished: bool = False
 
 
 class ProxyService:
@@ -145,12 +148,16 @@ class ProxyService:
             caller = self.auth.authenticate(request.headers)
             document = parse_body(body, required=api is not None)
             model = document.get("model") if isinstance(document.get("model"), str) else None
-            upstream = self._router.for_model(family, model)
+            upstream = self._route(family, model, passthrough=api is None)
         except ClientDisconnect:
             return Response(status_code=499)
         except ProxyError as exc:
             self._count(api, None, str(exc.status))
             return exc.response(family)
+        except KeysFileError as exc:
+            self._logger.error("%s", exc)
+            self._count(api, None, "500")
+            return error_response(family, 500, "the proxy cannot read its keys file; see its log")
 
         stripped, marked = (None, None)
         if api is not None and self._marks_replies:
@@ -160,26 +167,49 @@ class ProxyService:
         link = self._continued_conversation(api, record, caller, upstream, document, marked)
         span = self._start_span(request, api, record, upstream, caller, link, started_ns)
         call = _Call(span, record, api, upstream, caller, link, started)
+        try:
+            return await self._forward(request, call, body, document, stripped)
+        except asyncio.CancelledError:
+            self._finish(call, Outcome(error_type="cancelled", error_message="the proxy stopped before a reply"))
+            raise
+        except Exception as exc:  # a bug of ours must not cost the call its answer or its span
+            self._logger.exception("proxying a %s call failed", api.name if api else request.url.path)
+            self._finish(call, Outcome(error_type=type(exc).__name__, error_message="the proxy failed"))
+            return error_response(family, 500, f"the proxy failed ({type(exc).__name__}); see its log")
 
-        headers = upstream_headers(request.headers.raw, upstream, caller)
+    async def _forward(
+        self, request: Request, call: _Call, body: bytes, document: dict[str, Any], stripped: dict[str, Any] | None
+    ) -> Response:
+        api, upstream, span = call.api, call.upstream, call.span
+        headers = upstream_headers(request.headers.raw, upstream, call.caller)
         carrier: dict[str, str] = {}
         inject(carrier, context=trace.set_span_in_context(span))
         headers.extend((k.encode(), v.encode()) for k, v in carrier.items())
         changed = (api.upstream_body(document) if api else None) or stripped
-        content = body if changed is None else json.dumps(changed, ensure_ascii=False).encode()
-        url = upstream_url(upstream, request.url.path, request.url.query)
-
+        # ASCII escapes keep any text (lone surrogates included) valid JSON in valid UTF-8.
+        content = body if changed is None else json.dumps(changed).encode()
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        url = upstream_url(upstream, raw_path, request.scope.get("query_string", b""))
         try:
             upstream_response = await unless_disconnected(
                 request, self._upstream.send(request.method, url, headers, content)
             )
         except ProxyError as exc:
             self._finish(call, Outcome(status_code=None, error_type=str(exc.status), error_message=exc.message))
-            return exc.response(family)
+            return exc.response(call.upstream.family)  # type: ignore[arg-type]
         except ClientDisconnect:
             self._finish(call, Outcome(error_type="cancelled", error_message="the client disconnected before a reply"))
             return Response(status_code=499)
         return await self._relay(request, call, upstream_response, document)
+
+    def _route(self, family: ApiFamily, model: str | None, passthrough: bool) -> UpstreamConfig:
+        """The upstream for the call; a pass-through path naming an unknown model goes to the family's first."""
+        try:
+            return self._router.for_model(family, model)
+        except ProxyError:
+            if not passthrough:
+                raise
+            return self._router.for_model(family, None)
 
     @property
     def _marks_replies(self) -> bool:
@@ -216,16 +246,18 @@ class ProxyService:
         """The earlier call this one continues: named by a marker, a previous response, or its history."""
         if api is None or not self._config.conversations.enabled:
             return None
-        tracker = self._conversations
+        tracker, scope = self._conversations, _scope(caller, upstream)
         if marked is not None:
-            conversation = tracker.conversation_of(marked.trace_id) or f"{marked.trace_id:032x}"
-            return ConversationLink(marked.trace_id, marked.span_id, conversation)
+            # Only a trace this caller's calls made: a marker copied from someone else's reply joins nothing.
+            conversation = tracker.conversation_of(scope, marked.trace_id)
+            if conversation is not None:
+                return ConversationLink(marked.trace_id, marked.span_id, conversation)
         previous = document.get("previous_response_id")
-        if isinstance(previous, str) and (link := tracker.find_response(previous)) is not None:
+        if isinstance(previous, str) and (link := tracker.find_response(scope, previous)) is not None:
             return link
         if not record.input_messages:
             return None
-        return tracker.find(_scope(caller, upstream), _history(record))
+        return tracker.find(scope, _history(record))
 
     def _start_span(
         self,
@@ -276,19 +308,30 @@ class ProxyService:
         is_stream = response.header("content-type").startswith("text/event-stream")
         success = 200 <= response.status < 300
         if success and call.api is not None and is_stream and not encoded:
-            tee = call.api.stream_tee(document, call.record)
-            outgoing = StreamingResponse(self._relay_chunks(call, response, tee, False), status_code=response.status)
+            tee = GuardedTee(call.api.stream_tee(document, call.record), self._signer(call), self._logger)
             # The tee may hold an event back (the usage chunk the client did not ask for): no fixed length.
-            outgoing.raw_headers = client_headers(response.raw_headers, frozenset({b"content-length"}))
-            return outgoing
+            headers = client_headers(response.raw_headers, frozenset({b"content-length"}))
+            return self._streaming(call, response, self._relay_chunks(call, response, tee, False), headers)
         length = response.header("content-length")
         small = length.isdigit() and int(length) <= WHOLE_BODY_BYTES
         marks = self._marks_replies and success and call.api is not None and not is_stream
         if not is_stream and (small or marks):
             return await self._relay_whole(request, call, response, marks)
         parse = call.api is not None and not is_stream
-        outgoing = StreamingResponse(self._relay_chunks(call, response, None, parse), status_code=response.status)
-        outgoing.raw_headers = client_headers(response.raw_headers)
+        relay = self._relay_chunks(call, response, None, parse)
+        return self._streaming(call, response, relay, client_headers(response.raw_headers))
+
+    def _streaming(
+        self, call: _Call, response: UpstreamResponse, relay: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]]
+    ) -> Response:
+        def abandoned() -> None:
+            # The client left before the relay began (or the relay never ran): nothing else will clean up.
+            if not call.finished:
+                response.abort()
+                self._finish(call, Outcome(error_type="cancelled", error_message="the client disconnected"))
+
+        outgoing = RelayResponse(relay, response.status, abandoned)
+        outgoing.raw_headers = headers
         return outgoing
 
     async def _relay_whole(self, request: Request, call: _Call, response: UpstreamResponse, mark: bool) -> Response:
@@ -340,14 +383,13 @@ class ProxyService:
         return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
     async def _relay_chunks(
-        self, call: _Call, response: UpstreamResponse, tee: StreamTee | None, parse: bool
+        self, call: _Call, response: UpstreamResponse, tee: GuardedTee | None, parse: bool
     ) -> AsyncIterator[bytes]:
         """The body as it arrives: through the tee for streams, else as is (a copy kept when ``parse``)."""
         outcome = Outcome(status_code=response.status)
         if response.status >= 400:
             outcome.error_type = str(response.status)
         splitter = SseSplitter() if tee is not None else None
-        signer = self._signer(call) if tee is not None else None
         copy: list[bytes] | None = [] if parse or response.status >= 400 else None
         copied = 0
         first_chunk: float | None = None
@@ -361,11 +403,7 @@ class ProxyService:
                     outcome.time_to_first_chunk = now - call.started
                 last_chunk = now
                 if splitter is not None and tee is not None:
-                    events = splitter.feed(chunk)
-                    if signer is None:
-                        out = b"".join(tee.on_event(event) for event in events)
-                    else:
-                        out = b"".join(signer.before(event.event, event.data) + tee.on_event(event) for event in events)
+                    out = tee.forward(splitter.feed(chunk))
                     if out:
                         yield out
                     continue
@@ -388,10 +426,11 @@ class ProxyService:
         finally:
             if first_chunk is not None and last_chunk is not None:
                 outcome.streamed_seconds = last_chunk - first_chunk
-            if complete:
-                response.release()
-            else:
-                response.abort()  # the upstream sees its connection close at once
+            if not call.finished:
+                if complete:
+                    response.release()
+                else:
+                    response.abort()  # the upstream sees its connection close at once
             self._finish(call, outcome)
 
     def _read_copy(self, call: _Call, body: bytes, outcome: Outcome) -> None:
@@ -415,27 +454,38 @@ class ProxyService:
         return StreamSigner(call.api.name, TraceIds(context.trace_id, context.span_id))
 
     def _finish(self, call: _Call, outcome: Outcome) -> None:
-        """End the span and remember the conversation; never raises into the relay."""
+        """End the span (always, once) and remember the conversation; never raises into the relay."""
+        if call.finished:
+            return
+        call.finished = True
+        record = call.record
         try:
-            record = call.record
-            finish_reasons = call.api.finish_reason_map() if call.api else {}
-            finish_span(call.span, record, outcome, finish_reasons)
-            call.span.end()
-            code = str(outcome.status_code) if outcome.status_code is not None else str(outcome.error_type)
-            self._count(call.api, call.upstream, code)
-            if call.api is None or not self._config.conversations.enabled or outcome.error_type is not None:
-                return
-            context = call.span.get_span_context()
-            conversation = (call.span.attributes or {}).get(semconv.CONVERSATION_ID)
-            link = ConversationLink(context.trace_id, context.span_id, str(conversation))
-            response_id = record.attributes.get(semconv.RESPONSE_ID)
-            if call.api.name == "responses" and isinstance(response_id, str):
-                self._conversations.remember_response(response_id, link)
-            if record.input_messages and record.choices:
-                reply = record.output_messages({})[0]
-                self._conversations.remember(_scope(call.caller, call.upstream), _history(record), reply, link)
+            finish_span(call.span, record, outcome, call.api.finish_reason_map() if call.api else {})
+        except Exception:  # what the span could not take is lost, the span itself is not
+            self._logger.exception("could not describe a proxied call on its span")
+        call.span.end()
+        code = outcome.error_type or str(outcome.status_code)
+        self._count(call.api, call.upstream, code)
+        if call.api is None or not self._config.conversations.enabled or outcome.error_type is not None:
+            return
+        try:
+            self._remember(call)
         except Exception:
-            self._logger.exception("could not record a proxied call")
+            self._logger.exception("could not remember a proxied conversation")
+
+    def _remember(self, call: _Call) -> None:
+        record, context = call.record, call.span.get_span_context()
+        conversation = (call.span.attributes or {}).get(semconv.CONVERSATION_ID)
+        if not isinstance(conversation, str):
+            return
+        link = ConversationLink(context.trace_id, context.span_id, conversation)
+        scope = _scope(call.caller, call.upstream)
+        self._conversations.remember_trace(scope, link)
+        response_id = record.attributes.get(semconv.RESPONSE_ID)
+        if call.api is not None and call.api.name == "responses" and isinstance(response_id, str):
+            self._conversations.remember_response(scope, response_id, link)
+        if record.input_messages and record.choices:
+            self._conversations.remember(scope, _history(record), record.output_messages({})[0], link)
 
     def _count(self, api: Api | None, upstream: UpstreamConfig | None, code: str) -> None:
         self._telemetry.add(

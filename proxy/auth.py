@@ -32,10 +32,14 @@ class Authenticator:
     def __init__(self, settings: AuthSettings) -> None:
         self._mode = settings.mode
         self.keys = KeyStore(Path(settings.keys_file))
+        self._managed_seen = False
 
     def is_managed(self) -> bool:
         if self._mode == "auto":
-            return self.keys.has_keys()
+            # Sticky: once keys existed, a keys file that disappears must not turn the proxy
+            # into pass-through, which would forward clients' proxy keys to the provider.
+            self._managed_seen = self._managed_seen or self.keys.has_keys()
+            return self._managed_seen
         return self._mode == "managed"
 
     def authenticate(self, headers: Mapping[str, str]) -> Caller:

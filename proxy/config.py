@@ -68,6 +68,10 @@ class UpstreamConfig:
             valid = False
         if not valid:
             yield "base_url", f'expected http(s)://host[:port][/path], got "{self.base_url}"'
+        key = self.api_key.reveal()
+        if key != key.strip() or any(ord(char) < 0x20 or ord(char) == 0x7F for char in key):
+            # A key read from a file often ends in a newline; it could never go into a header.
+            yield "api_key", "contains whitespace at its ends or control characters (the value is not shown)"
 
 
 @dataclass(frozen=True)

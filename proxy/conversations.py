@@ -50,13 +50,14 @@ def canonical(message: dict[str, Any]) -> bytes:
         elif kind == "tool_call_response":
             responses.append([part.get("id"), part.get("response")])
     form = [message.get("role"), "".join(text), calls, responses]
-    return json.dumps(form, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # ASCII escapes: any text, lone surrogates included, encodes.
+    return json.dumps(form, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
 def _digests(scope: str, messages: Sequence[dict[str, Any]]) -> list[bytes]:
     """The chained digest after each message: digest i covers messages[0..i]."""
     digests: list[bytes] = []
-    state = hashlib.blake2b(scope.encode("utf-8"), digest_size=DIGEST_BYTES).digest()
+    state = hashlib.blake2b(scope.encode("utf-8", "surrogatepass"), digest_size=DIGEST_BYTES).digest()
     for message in messages:
         state = hashlib.blake2b(state + canonical(message), digest_size=DIGEST_BYTES).digest()
         digests.append(state)
@@ -89,19 +90,22 @@ class ConversationTracker:
     ) -> None:
         """Record that ``history`` followed by ``reply`` is where ``link`` left the conversation."""
         self._put(_digests(scope, [*history, reply])[-1], link)
-        self._put(_trace_key(link.trace_id), link)
 
-    def remember_response(self, response_id: str, link: ConversationLink) -> None:
-        """A stored response (Responses API) that later calls may name as previous_response_id."""
-        self._put(b"response:" + response_id.encode("utf-8"), link)
+    def remember_trace(self, scope: str, link: ConversationLink) -> None:
+        """Record that ``scope``'s calls made trace ``link.trace_id``, in conversation ``link.conversation_id``."""
+        self._put(_scoped(scope, b"trace:" + link.trace_id.to_bytes(16, "big")), link)
 
-    def find_response(self, response_id: str) -> ConversationLink | None:
-        return self._get(b"response:" + response_id.encode("utf-8"))
-
-    def conversation_of(self, trace_id: int) -> str | None:
-        """The conversation id last seen in trace ``trace_id``."""
-        link = self._get(_trace_key(trace_id))
+    def conversation_of(self, scope: str, trace_id: int) -> str | None:
+        """The conversation of trace ``trace_id``, if ``scope``'s calls made that trace."""
+        link = self._get(_scoped(scope, b"trace:" + trace_id.to_bytes(16, "big")))
         return link.conversation_id if link else None
+
+    def remember_response(self, scope: str, response_id: str, link: ConversationLink) -> None:
+        """A stored response (Responses API) that ``scope``'s later calls may name as previous_response_id."""
+        self._put(_scoped(scope, b"response:" + response_id.encode("utf-8", "surrogatepass")), link)
+
+    def find_response(self, scope: str, response_id: str) -> ConversationLink | None:
+        return self._get(_scoped(scope, b"response:" + response_id.encode("utf-8", "surrogatepass")))
 
     def _get(self, key: bytes) -> ConversationLink | None:
         with self._lock:
@@ -129,5 +133,5 @@ class ConversationTracker:
                 del self._entries[oldest_key]
 
 
-def _trace_key(trace_id: int) -> bytes:
-    return b"trace:" + trace_id.to_bytes(16, "big")
+def _scoped(scope: str, key: bytes) -> bytes:
+    return hashlib.blake2b(scope.encode("utf-8", "surrogatepass") + b"\0" + key, digest_size=DIGEST_BYTES).digest()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -26,6 +25,7 @@ from proxy.encoding import spans_to_traces
 
 MAX_SPANS_PER_SEND = 512
 FLUSH_DEADLINE_SECONDS = 5.0
+DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
 DROPPED_METRIC = "genai_proxy_spans_dropped"
 SENT_METRIC = "genai_proxy_spans_sent"
 
@@ -67,15 +67,26 @@ class ExporterSink:
 
 
 class FailOpenSpanProcessor(SpanProcessor):
-    """Queues ended spans for a sink; never blocks, drops and counts beyond ``capacity``."""
+    """Queues ended spans for a sink; never blocks. Beyond ``capacity`` spans or ``max_bytes`` of
+    attribute text (captured content can be large) spans are dropped and counted."""
 
-    def __init__(self, sink: SpanSink, capacity: int, telemetry: Telemetry, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        sink: SpanSink,
+        capacity: int,
+        telemetry: Telemetry,
+        logger: logging.Logger,
+        max_bytes: int = DEFAULT_QUEUE_BYTES,
+    ) -> None:
         self._sink = sink
         self._capacity = capacity
+        self._max_bytes = max_bytes
         self._telemetry = telemetry
         self._logger = logger
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._queue: collections.deque[tuple[ReadableSpan, int]] = collections.deque()
+        self._queued_bytes = 0
         self._wake = asyncio.Event()
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._warned = False
@@ -87,26 +98,32 @@ class FailOpenSpanProcessor(SpanProcessor):
         self._task = asyncio.create_task(self._drain(), name="genai-proxy-spans")
 
     async def stop(self) -> None:
-        """Deliver what is queued (bounded in time), then stop."""
+        """Deliver what is queued (bounded in time), then stop; what is left is dropped and counted."""
         task, self._task = self._task, None
+        self._stopping = True
+        self._wake.set()
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._send_all(), FLUSH_DEADLINE_SECONDS)
+            try:
+                # The drain finishes its current send and empties the queue; a send that hangs past the
+                # deadline is abandoned rather than repeated, so nothing is delivered twice.
+                await asyncio.wait_for(asyncio.shield(task), FLUSH_DEADLINE_SECONDS)
+            except TimeoutError:
+                task.cancel()
         self._drop(len(self._queue), "shutdown")
         self._queue.clear()
+        self._queued_bytes = 0
         await self._sink.close()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        if len(self._queue) >= self._capacity:
+        size = _text_size(span)
+        if len(self._queue) >= self._capacity or self._queued_bytes + size > self._max_bytes:
             self._drop(1, "queue_full")
             return
-        self._queue.append(span)
+        self._queue.append((span, size))
+        self._queued_bytes += size
         loop = self._loop
         if loop is None:
             return
@@ -126,14 +143,18 @@ class FailOpenSpanProcessor(SpanProcessor):
             await self._wake.wait()
             self._wake.clear()
             await self._send_all()
+            if self._stopping and not self._queue:
+                return
 
     async def _send_all(self) -> None:
         while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_SPANS_PER_SEND))]
+            taken = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_SPANS_PER_SEND))]
+            self._queued_bytes -= sum(size for _, size in taken)
+            batch = [span for span, _ in taken]
             try:
                 await self._sink.send(batch)
             except asyncio.CancelledError:
-                self._queue.extendleft(reversed(batch))
+                self._drop(len(batch), "shutdown")
                 raise
             except Exception as exc:
                 self._drop(len(batch), "export_failed")
@@ -147,6 +168,11 @@ class FailOpenSpanProcessor(SpanProcessor):
     def _drop(self, count: int, reason: str) -> None:
         if count:
             self._telemetry.add(DROPPED_METRIC, count, reason=reason)
+
+
+def _text_size(span: ReadableSpan) -> int:
+    """About how much memory a span's attribute text holds."""
+    return sum(len(value) for value in (span.attributes or {}).values() if isinstance(value, str))
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

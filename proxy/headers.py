@@ -33,7 +33,8 @@ def upstream_headers(
     raw: list[tuple[bytes, bytes]], upstream: UpstreamConfig, caller: Caller
 ) -> list[tuple[bytes, bytes]]:
     """The client's headers as sent upstream; in managed mode its proxy key is swapped for the provider key."""
-    headers = [(k, v) for k, v in raw if k.lower() not in _NOT_FORWARDED_UP]
+    listed = _connection_listed(raw)  # headers the client's Connection header names are hop-by-hop too
+    headers = [(k, v) for k, v in raw if k.lower() not in _NOT_FORWARDED_UP and k.lower() not in listed]
     if caller.managed:
         headers = [(k, v) for k, v in headers if k.lower() not in _AUTH]
         key = upstream.api_key.reveal()
@@ -48,4 +49,15 @@ def upstream_headers(
 
 def client_headers(raw: list[tuple[bytes, bytes]], drop: frozenset[bytes] = frozenset()) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers as sent to the client, minus hop-by-hop ones and ``drop``."""
-    return [(k, v) for k, v in raw if k.lower() not in _NOT_FORWARDED_DOWN and k.lower() not in drop]
+    listed = _connection_listed(raw)
+    return [
+        (k, v)
+        for k, v in raw
+        if k.lower() not in _NOT_FORWARDED_DOWN and k.lower() not in drop and k.lower() not in listed
+    ]
+
+
+def _connection_listed(raw: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    return frozenset(
+        name.strip().lower() for k, v in raw if k.lower() == b"connection" for name in v.split(b",") if name.strip()
+    )

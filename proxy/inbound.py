@@ -71,7 +71,9 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     try:
         return await work
     except asyncio.CancelledError:
-        if watcher.done() and not watcher.cancelled():
+        # Only our own cancel (the client left) becomes ClientDisconnect; any other
+        # (the server stopping) still counts and propagates.
+        if watcher.done() and not watcher.cancelled() and current.cancelling() == 1:
             current.uncancel()
             raise ClientDisconnect() from None
         raise

@@ -41,14 +41,15 @@ class OutputChoice:
     tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     finish_reason: str | None = None
 
-    def add_tool_call_fragment(self, index: int, call_id: str | None, name: str | None, arguments: str) -> None:
+    def add_tool_call_fragment(self, index: int, call_id: Any, name: Any, arguments: Any) -> None:
+        """One piece of a tool call; pieces of unexpected types are kept as text, never trusted."""
         call = self.tool_calls.setdefault(index, {"id": None, "name": None, "arguments": []})
         if call_id:
-            call["id"] = call_id
+            call["id"] = str(call_id)
         if name:
-            call["name"] = name
+            call["name"] = str(name)
         if arguments:
-            call["arguments"].append(arguments)
+            call["arguments"].append(arguments if isinstance(arguments, str) else json.dumps(arguments))
 
 
 @dataclass
@@ -78,8 +79,8 @@ class CallRecord:
         return self.choices.setdefault(index, OutputChoice())
 
     def set(self, name: str, value: Any) -> None:
-        """Set an attribute when the value is present and of an attribute type."""
-        if value is None:
+        """Set an attribute when the value is present (not None, not "") and of an attribute type."""
+        if value is None or value == "":
             return
         if isinstance(value, bool | str | int | float):
             self.attributes[name] = value

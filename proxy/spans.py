@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.sdk.trace import Span
 from opentelemetry.trace import Status, StatusCode
@@ -13,6 +14,8 @@ from proxy.record import CallRecord
 from proxy.tokens import count_tokens
 
 INFERENCE_OPERATIONS = (semconv.OPERATION_CHAT, semconv.OPERATION_TEXT_COMPLETION)
+# Captured content keeps the conventions' JSON shape; a text longer than this is cut, and says so.
+MAX_CONTENT_CHARS = 1_000_000
 
 
 @dataclass
@@ -99,7 +102,23 @@ def _set_content(span: Span, record: CallRecord, finish_reason_map: dict[str, st
         (semconv.TOOL_DEFINITIONS, record.tool_definitions),
     ):
         if value:
-            span.set_attribute(name, json.dumps(value, ensure_ascii=False))
+            span.set_attribute(name, _content_json(value))
     if record.choices:
-        output = record.output_messages(finish_reason_map)
-        span.set_attribute(semconv.OUTPUT_MESSAGES, json.dumps(output, ensure_ascii=False))
+        span.set_attribute(semconv.OUTPUT_MESSAGES, _content_json(record.output_messages(finish_reason_map)))
+
+
+def _content_json(value: Any) -> str:
+    """Content as JSON, each text cut at MAX_CONTENT_CHARS so one huge prompt cannot stall the loop or the store."""
+    return json.dumps(_truncated(value), ensure_ascii=False)
+
+
+def _truncated(value: Any) -> Any:
+    if isinstance(value, str):
+        if len(value) <= MAX_CONTENT_CHARS:
+            return value
+        return value[:MAX_CONTENT_CHARS] + f"…[{len(value) - MAX_CONTENT_CHARS} more characters not captured]"
+    if isinstance(value, list):
+        return [_truncated(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _truncated(item) for key, item in value.items()}
+    return value

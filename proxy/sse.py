@@ -14,6 +14,9 @@ from dataclasses import dataclass
 # An event ends at the first empty line: two line breaks in a row.
 _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 _LINE = re.compile(r"\r\n|\r|\n")
+# A terminator spans at most 4 bytes (CRLF CRLF): a new search backs up that far.
+_LONGEST_TERMINATOR = 4
+MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -24,26 +27,41 @@ class SseEvent:
 
 
 class SseSplitter:
-    """Feed it chunks as they arrive; it yields each event once complete."""
+    """Feed it chunks as they arrive; it yields each event once complete.
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    Each byte is scanned once (a chunk is searched only from where the last
+    search stopped), so one large event arriving in small chunks costs linear
+    time. An "event" that grows past ``max_event_bytes`` without ending is let
+    through unparsed rather than held.
+    """
+
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._buffer = bytearray()
+        self._scanned = 0  # no event end starts before this offset of the buffer
+        self._max_event_bytes = max_event_bytes
 
     def feed(self, chunk: bytes) -> Iterator[SseEvent]:
-        buffer = self._buffer + chunk if self._buffer else chunk
+        self._buffer += chunk
+        buffer = self._buffer
         start = 0
-        while (end := _EVENT_END.search(buffer, start)) is not None:
+        search_from = max(0, self._scanned - _LONGEST_TERMINATOR)
+        while (end := _EVENT_END.search(buffer, search_from)) is not None:
             # A lone CR at the very end may be the first half of a CRLF still in flight.
             if end.end() == len(buffer) and buffer.endswith(b"\r"):
                 break
-            raw = buffer[start : end.end()]
-            start = end.end()
+            raw = bytes(buffer[start : end.end()])
+            start = search_from = end.end()
             yield parse_event(raw)
-        self._buffer = buffer[start:]
+        if start:
+            del buffer[:start]
+        self._scanned = len(buffer)
+        if len(buffer) > self._max_event_bytes:
+            raw, self._buffer, self._scanned = bytes(buffer), bytearray(), 0
+            yield SseEvent(raw, "", "")
 
     def rest(self) -> bytes:
         """Bytes after the last complete event (a stream cut short, or one without a final blank line)."""
-        rest, self._buffer = self._buffer, b""
+        rest, self._buffer, self._scanned = bytes(self._buffer), bytearray(), 0
         return rest
 
 

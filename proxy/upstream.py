@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from multidict import CIMultiDict
+from yarl import URL
 
 from proxy.config import RetrySettings, TimeoutSettings, UpstreamConfig
 from proxy.errors import ProxyError
@@ -95,7 +96,7 @@ class UpstreamClient:
         if session is not None:
             await session.close()
 
-    async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]], content: bytes) -> UpstreamResponse:
+    async def send(self, method: str, url: URL, headers: list[tuple[bytes, bytes]], content: bytes) -> UpstreamResponse:
         """The upstream's response (headers read, body not yet); retried before the first byte when configured.
 
         Raises ProxyError 504 when the upstream did not answer in time, 502 when it could not be reached.
@@ -104,7 +105,7 @@ class UpstreamClient:
             raise ProxyError(503, "the proxy is not running")
         retry = self._retry
         attempts = retry.max_attempts if retry.enabled else 1
-        outgoing = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers)
+        outgoing = CIMultiDict((_header_text(k), _header_text(v)) for k, v in headers)
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
             try:
@@ -116,7 +117,8 @@ class UpstreamClient:
                     raise ProxyError(504, "the upstream did not answer in time") from None
                 await asyncio.sleep(backoff(attempt, None, retry.max_backoff))
                 continue
-            except aiohttp.ClientError as exc:
+            except (aiohttp.ClientError, ValueError) as exc:
+                # ValueError: aiohttp refusing what it was asked to send (a header with a newline, say).
                 if last:
                     raise ProxyError(502, f"cannot reach the upstream: {type(exc).__name__}") from None
                 await asyncio.sleep(backoff(attempt, None, retry.max_backoff))
@@ -130,11 +132,25 @@ class UpstreamClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def upstream_url(upstream: UpstreamConfig, path: str, query: str) -> str:
-    """OpenAI-style base URLs include /v1 (as their SDKs write them); Anthropic's does not."""
-    base = upstream.base_url.rstrip("/")
+def upstream_url(upstream: UpstreamConfig, raw_path: bytes, raw_query: bytes) -> URL:
+    """Where the call goes, with the client's path and query exactly as it encoded them.
+
+    OpenAI-style base URLs include /v1 (as their SDKs write them); Anthropic's does not.
+    """
+    path = raw_path.decode("latin-1")
     suffix = path[len("/v1") :] if upstream.family == "openai" else path
-    return f"{base}{suffix}?{query}" if query else f"{base}{suffix}"
+    query = raw_query.decode("latin-1")
+    text = upstream.base_url.rstrip("/") + suffix + (f"?{query}" if query else "")
+    # encoded=True: sent as written, not re-quoted (a%2Fb must not become a/b).
+    return URL(text, encoded=True)
+
+
+def _header_text(raw: bytes) -> str:
+    """aiohttp writes header strings as UTF-8: decoding UTF-8 first sends the client's bytes unchanged."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def backoff(attempt: int, retry_after: str | None, cap: float) -> float:

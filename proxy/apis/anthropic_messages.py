@@ -59,7 +59,7 @@ class Messages:
                 out.text.append(block["text"])
             elif kind == "thinking" and isinstance(block.get("thinking"), str):
                 out.reasoning.append(block["thinking"])
-            elif kind == "tool_use":
+            elif kind in ("tool_use", "server_tool_use"):
                 out.add_tool_call_fragment(index, block.get("id"), block.get("name"), json.dumps(block.get("input")))
         out.finish_reason = document.get("stop_reason")
 
@@ -91,7 +91,12 @@ class MessagesStreamTee:
             message = document["message"]
             record.set(semconv.RESPONSE_ID, message.get("id"))
             record.set(semconv.RESPONSE_MODEL, message.get("model"))
-            _read_usage(message.get("usage"), record)
+            usage = message.get("usage")
+            # Its output_tokens is a placeholder (1); the real count comes with message_delta, and a
+            # stream cut before that is estimated from what was delivered.
+            _read_usage(
+                {k: v for k, v in usage.items() if k != "output_tokens"} if isinstance(usage, dict) else None, record
+            )
         elif kind == "content_block_start" and isinstance(document.get("content_block"), dict):
             block, index = document["content_block"], as_int(document.get("index")) or 0
             if block.get("type") in ("tool_use", "server_tool_use"):

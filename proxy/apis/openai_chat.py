@@ -123,8 +123,9 @@ class ChatStreamTee:
             record.stream_error = error_kind(chunk["error"])
             return event.raw
         if not self._described:
+            # Some servers (Azure's first chunk) send an empty id and model; the next chunk has them.
             set_openai_response(record, chunk)
-            self._described = True
+            self._described = bool(chunk.get("id"))
         usage = chunk.get("usage")
         if usage:
             usage_from_openai(usage, record)

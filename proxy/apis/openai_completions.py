@@ -79,7 +79,7 @@ class CompletionsStreamTee:
             return event.raw
         if not self._described:
             set_openai_response(self._record, chunk)
-            self._described = True
+            self._described = bool(chunk.get("id"))
         usage = chunk.get("usage")
         if usage:
             usage_from_openai(usage, self._record)

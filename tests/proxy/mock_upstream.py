@@ -143,6 +143,7 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     body: bytes
+    raw_target: bytes = b""  # the path and query exactly as they came on the request line
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -1217,6 +1218,8 @@ def create_app(mock: MockUpstream) -> Starlette:
             query=request.url.query,
             headers=_header_dict(request),
             body=await request.body(),
+            raw_target=request.scope.get("raw_path", b"")
+            + (b"?" + request.scope["query_string"] if request.scope.get("query_string") else b""),
         )
         mock._record(recorded)
         return _PlannedResponse(mock, _plan(mock, recorded))

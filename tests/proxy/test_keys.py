@@ -73,3 +73,15 @@ def test_a_corrupt_keys_file_is_one_clear_error(tmp_path: Path) -> None:
 )
 def test_presented_key(headers: dict[str, str], key: str | None) -> None:
     assert presented_key(headers) == key
+
+
+def test_managed_stays_managed_when_the_keys_file_goes(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    auth = Authenticator(AuthSettings(keys_file=str(path)))
+    auth.keys.create("t")
+    assert auth.is_managed()
+    path.unlink()
+    # Turning pass-through now would send clients' proxy keys on to the provider.
+    assert auth.is_managed()
+    with pytest.raises(ProxyError):
+        auth.authenticate({"authorization": "Bearer gcx-whatever"})

@@ -42,3 +42,19 @@ def test_an_unfinished_event_is_kept_for_later() -> None:
 def test_field_without_space_and_unknown_fields() -> None:
     event = parse_event(b"id: 7\nretry: 100\ndata:x\n\n")
     assert (event.event, event.data) == ("", "x")
+
+
+def test_a_large_event_in_small_chunks_is_scanned_once() -> None:
+    event = b"data: " + b"x" * 2_000_000 + b"\n\n"
+    splitter = SseSplitter()
+    found = []
+    for i in range(0, len(event), 1024):
+        found.extend(splitter.feed(event[i : i + 1024]))
+    assert [len(e.data) for e in found] == [2_000_000]
+
+
+def test_an_event_that_never_ends_is_let_through_unparsed() -> None:
+    splitter = SseSplitter(max_event_bytes=100)
+    out = list(splitter.feed(b"data: " + b"y" * 150))
+    assert [(len(e.raw), e.data) for e in out] == [(156, "")]
+    assert splitter.rest() == b""

@@ -97,11 +97,22 @@ def test_a_signed_chat_reply_joins_the_next_call_to_its_trace(
         text = reply.choices[0].message.content or ""
     assert text.endswith(MARK)
 
-    # Another key, so only the signature can join the two calls.
-    history = [*QUESTION, {"role": "assistant", "content": text}, {"role": "user", "content": "Why?"}]
-    _openai(proxy, "sk-b").chat.completions.create(model="gpt-4o-mini", messages=history)
+    # The client edited the reply it keeps, so the history digest cannot match: only the signature joins.
+    history = [*QUESTION, {"role": "assistant", "content": "Edited. " + text}, {"role": "user", "content": "Why?"}]
+    _openai(proxy, "sk-a").chat.completions.create(model="gpt-4o-mini", messages=history)
 
     _assert_joined(proxy, mock, "/v1/chat/completions")
+
+
+def test_a_signature_copied_by_another_caller_joins_nothing(mock: MockUpstream, proxy: RunningProxy) -> None:
+    reply = _openai(proxy, "sk-a").chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    text = reply.choices[0].message.content or ""
+    history = [*QUESTION, {"role": "assistant", "content": "Edited. " + text}, {"role": "user", "content": "Why?"}]
+    _openai(proxy, "sk-b").chat.completions.create(model="gpt-4o-mini", messages=history)
+
+    alice, bob = proxy.sink.wait(2)
+    assert bob.context.trace_id != alice.context.trace_id
+    assert MARK not in mock.requests_to("/v1/chat/completions")[-1].body.decode()  # still stripped
 
 
 def test_a_signed_anthropic_stream_joins_the_next_call(mock: MockUpstream, proxy: RunningProxy) -> None:
@@ -110,8 +121,8 @@ def test_a_signed_anthropic_stream_joins_the_next_call(mock: MockUpstream, proxy
         text = "".join(events.text_stream)
     assert text.endswith(MARK)
 
-    history = [*QUESTION, {"role": "assistant", "content": text}, {"role": "user", "content": "Why?"}]
-    anthropic.Anthropic(base_url=proxy.url, api_key="sk-b", max_retries=0).messages.create(
+    history = [*QUESTION, {"role": "assistant", "content": "Edited. " + text}, {"role": "user", "content": "Why?"}]
+    anthropic.Anthropic(base_url=proxy.url, api_key="sk-a", max_retries=0).messages.create(
         model="claude-sonnet-4-6", max_tokens=64, messages=history
     )
 
@@ -130,7 +141,7 @@ def test_tool_calls_carry_the_trace_context_to_the_tool_and_back(mock: MockUpstr
         reply.choices[0].message.model_dump(exclude_none=True),
         {"role": "tool", "tool_call_id": call.id, "content": "Lyon"},
     ]
-    _openai(proxy, "sk-b").chat.completions.create(model="gpt-4o-mini", messages=history, tools=[TOOL])  # type: ignore[list-item]
+    _openai(proxy, "sk-a").chat.completions.create(model="gpt-4o-mini", messages=history, tools=[TOOL])  # type: ignore[list-item]
 
     _assert_joined(proxy, mock, "/v1/chat/completions")
 
