@@ -342,11 +342,11 @@ class ProxyService:
             body = await unless_disconnected(request, response.read())
         except UpstreamTimeout:
             response.abort()
-            self._finish(call, Outcome(error_type="504", error_message="the upstream stalled mid-response"))
+            self._finish(call, Outcome(error_type="timeout", error_message="the upstream stalled mid-response"))
             return error_response(family, 504, "the upstream stalled mid-response")
         except UpstreamBroken as exc:
             response.abort()
-            self._finish(call, Outcome(error_type="502", error_message=str(exc)))
+            self._finish(call, Outcome(error_type="upstream_disconnected", error_message=str(exc)))
             return error_response(family, 502, "the upstream closed the connection mid-response")
         except ClientDisconnect:
             response.abort()
