@@ -9,7 +9,8 @@ Processes, each pinned to a core so the figures compare like with like:
 
 Printed, as medians over rounds:
   - added latency p50/p99 of non-streamed chat calls at concurrency 1 and 64 (proxied minus direct);
-  - requests/s at saturation through the proxy, next to the bare ASGI app, and their ratio;
+  - requests/s at saturation through the proxy, next to the bare ASGI app, and their ratio, and
+    next to a minimal forwarder on the same stack with no telemetry (what the telemetry costs);
   - the delay the proxy adds to each chunk of a stream (arrival through the proxy minus direct);
   - the upstream HTTP client at concurrency 64 against the bare app: aiohttp (what the proxy uses),
     httpx with one pool, and httpx spread over 16 pools in round robin.
@@ -121,6 +122,11 @@ def start_echo(core: int) -> Server:
     return Server([__file__, "--serve-echo", str(port)], port, core)
 
 
+def start_bare_proxy(upstream: str) -> Server:
+    port = _free_port()
+    return Server([__file__, "--serve-bare-proxy", str(port), "--upstream", upstream], port, SERVER_CORE)
+
+
 def start_proxy(upstream: str, stream_upstream: str, work: Path) -> Server:
     port = _free_port()
     store = work / "clickhouse"
@@ -181,6 +187,29 @@ def serve_echo(port: int) -> None:
         await send({"type": "http.response.body", "body": body})
 
     asyncio.run(_serve_forever(app, port))
+
+
+def serve_bare_proxy(port: int, upstream: str) -> None:
+    """A second baseline: the same stack (uvicorn, Starlette, aiohttp) forwarding, with no telemetry at all."""
+    import aiohttp
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    session: dict[str, aiohttp.ClientSession] = {}
+
+    async def forward(request: Request) -> Response:
+        body = await request.body()
+        headers = {"content-type": "application/json", "authorization": request.headers.get("authorization", "")}
+        async with session["client"].post(f"{upstream}/v1/chat/completions", data=body, headers=headers) as answer:
+            return Response(await answer.read(), answer.status, media_type="application/json")
+
+    async def main() -> None:
+        session["client"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        await _serve_forever(Starlette(routes=[Route("/v1/chat/completions", forward, methods=["POST"])]), port)
+
+    asyncio.run(main())
 
 
 async def _serve_forever(app: Any, port: int) -> None:
@@ -296,12 +325,17 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=10, help="streams per chunk-delay measurement")
     parser.add_argument("--serve-mock", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare-proxy", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_mock:
         serve_mock(args.serve_mock)
         return
     if args.serve_echo:
         serve_echo(args.serve_echo)
+        return
+    if args.serve_bare_proxy:
+        serve_bare_proxy(args.serve_bare_proxy, args.upstream)
         return
 
     _pin(CLIENT_CORE)
@@ -342,6 +376,12 @@ def main() -> None:
                 record("added delay per stream chunk p99 (ms)", _percentile(delays, 0.99) * 1000)
             finally:
                 proxy.stop()
+            bare = start_bare_proxy(upstream.url)
+            try:
+                rate = asyncio.run(throughput(bare.url, 64, args.seconds))
+                record("minimal forwarder, no telemetry, requests/s at concurrency 64", rate)
+            finally:
+                bare.stop()
                 upstream.stop()
             echo = start_echo(SERVER_CORE)
             try:
@@ -367,7 +407,9 @@ def main() -> None:
         print(f"{name:<{width}}  median {statistics.median(values):>10,.2f}   rounds: {shown}")
     proxy_rps = statistics.median(rows["proxy requests/s at concurrency 64"])
     echo_rps = statistics.median(rows["bare ASGI app requests/s at concurrency 64"])
+    bare_rps = statistics.median(rows["minimal forwarder, no telemetry, requests/s at concurrency 64"])
     print(f"\nproxy / bare ASGI app requests/s: {proxy_rps / echo_rps:.2f}x")
+    print(f"minimal forwarder without telemetry / bare ASGI app: {bare_rps / echo_rps:.2f}x")
     pooled = statistics.median(rows[f"upstream client: httpx, {HTTPX_POOLS} pool(s), requests/s at concurrency 64"])
     single = statistics.median(rows["upstream client: httpx, 1 pool(s), requests/s at concurrency 64"])
     chosen = statistics.median(rows["upstream client: aiohttp, requests/s at concurrency 64"])
