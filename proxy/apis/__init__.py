@@ -8,6 +8,7 @@ and decides the bytes forwarded for it.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 from proxy.errors import ApiFamily
@@ -47,6 +48,17 @@ class Api(Protocol):
     def finish_reason_map(self) -> dict[str, str]:
         """Provider finish reasons → the conventions' FinishReason values."""
         ...
+
+
+def event_json(event: SseEvent) -> dict[str, Any] | None:
+    """The JSON object an SSE event carries; None for an empty event, ``[DONE]`` or anything not an object."""
+    if not event.data or event.data == "[DONE]":
+        return None
+    try:
+        document = json.loads(event.data)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def text_part(text: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from proxy import semconv
-from proxy.apis import media_part, text_part
+from proxy.apis import event_json, media_part, text_part
 from proxy.apis.openai_embeddings import PassEvents
 from proxy.errors import ApiFamily
 from proxy.record import CallRecord, as_int, error_kind, number, stop_sequences
@@ -76,13 +76,8 @@ class MessagesStreamTee:
         self._tool_blocks: set[int] = set()
 
     def on_event(self, event: SseEvent) -> bytes:
-        if not event.data:
-            return event.raw
-        try:
-            document = json.loads(event.data)
-        except ValueError:
-            return event.raw
-        if not isinstance(document, dict):
+        document = event_json(event)
+        if document is None:
             return event.raw
         record = self._record
         out = record.choice(0)

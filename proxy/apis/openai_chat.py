@@ -1,43 +1,25 @@
-"""OpenAI Chat Completions (POST /v1/chat/completions), streamed and not.
-
-For streams the proxy needs usage, so when the client did not ask for it the
-upstream request gets ``stream_options.include_usage``; the extra usage chunk
-and the ``"usage":null`` OpenAI then adds to every chunk are removed from what
-the client receives, so it sees exactly the stream it asked for.
-"""
+"""OpenAI Chat Completions (POST /v1/chat/completions), streamed and not (streams: see openai_stream)."""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from proxy import semconv
 from proxy.apis import media_part, text_part
+from proxy.apis.openai_stream import ChunkStreamTee, wants_usage_injected, with_usage_requested
 from proxy.errors import ApiFamily
 from proxy.record import (
     COMMON_FINISH_REASONS,
     CallRecord,
     as_int,
-    error_kind,
     parse_arguments,
     set_openai_request,
     set_openai_response,
     usage_from_openai,
 )
-from proxy.sse import SseEvent
 
-DONE = "[DONE]"
-NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,')
 _OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
-
-
-def wants_usage_injected(body: dict[str, Any]) -> bool:
-    """A stream whose client did not ask for usage: the proxy asks for it and hides it again."""
-    if body.get("stream") is not True:
-        return False
-    options = body.get("stream_options")
-    return not (isinstance(options, dict) and options.get("include_usage") is True)
 
 
 class ChatCompletions:
@@ -66,10 +48,7 @@ class ChatCompletions:
                 record.tool_definitions = [d for t in tools if (d := _tool_definition(t)) is not None]
 
     def upstream_body(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        if not wants_usage_injected(body):
-            return None
-        options = body.get("stream_options")
-        return {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+        return with_usage_requested(body)
 
     def read_response(self, document: Any, record: CallRecord) -> None:
         if not isinstance(document, dict):
@@ -88,76 +67,45 @@ class ChatCompletions:
             if isinstance(refusal, str):
                 out.text.append(refusal)
             for position, call in enumerate(message.get("tool_calls") or []):
-                function = call.get("function") or {}
+                if not isinstance(call, dict):
+                    continue
+                function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
                 out.add_tool_call_fragment(
                     position, call.get("id"), function.get("name"), function.get("arguments") or ""
                 )
             out.finish_reason = choice.get("finish_reason")
 
-    def stream_tee(self, body: dict[str, Any], record: CallRecord) -> ChatStreamTee:
-        return ChatStreamTee(record, hide_usage=wants_usage_injected(body))
+    def stream_tee(self, body: dict[str, Any], record: CallRecord) -> ChunkStreamTee:
+        return ChunkStreamTee(record, wants_usage_injected(body), _add_delta)
 
     def finish_reason_map(self) -> dict[str, str]:
         return COMMON_FINISH_REASONS
 
 
-class ChatStreamTee:
-    """Rebuilds choices, tool calls, finish reasons and usage from ``chat.completion.chunk`` events."""
-
-    def __init__(self, record: CallRecord, hide_usage: bool) -> None:
-        self._record = record
-        self._hide_usage = hide_usage
-        self._described = False
-
-    def on_event(self, event: SseEvent) -> bytes:
-        if event.data == DONE or not event.data:
-            return event.raw
-        try:
-            chunk = json.loads(event.data)
-        except ValueError:
-            return event.raw
-        if not isinstance(chunk, dict):
-            return event.raw
-        record = self._record
-        if "error" in chunk:
-            record.stream_error = error_kind(chunk["error"])
-            return event.raw
-        if not self._described:
-            # Some servers (Azure's first chunk) send an empty id and model; the next chunk has them.
-            set_openai_response(record, chunk)
-            self._described = bool(chunk.get("id"))
-        usage = chunk.get("usage")
-        if usage:
-            usage_from_openai(usage, record)
-        for choice in chunk.get("choices") or []:
-            self._add_delta(choice)
-        if not self._hide_usage:
-            return event.raw
-        if usage and not chunk.get("choices"):
-            return b""  # the usage chunk the client did not ask for
-        return NULL_USAGE.sub(b"", event.raw, count=1)
-
-    def _add_delta(self, choice: Any) -> None:
-        if not isinstance(choice, dict):
-            return
-        out = self._record.choice(as_int(choice.get("index")) or 0)
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
-        if isinstance(content, str) and content:
-            out.text.append(content)
-        refusal = delta.get("refusal")
-        if isinstance(refusal, str) and refusal:
-            out.text.append(refusal)
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
-            out.reasoning.append(reasoning)
-        for call in delta.get("tool_calls") or []:
-            function = call.get("function") or {}
-            out.add_tool_call_fragment(
-                as_int(call.get("index")) or 0, call.get("id"), function.get("name"), function.get("arguments") or ""
-            )
-        if choice.get("finish_reason"):
-            out.finish_reason = choice["finish_reason"]
+def _add_delta(record: CallRecord, choice: Any) -> None:
+    """One streamed choice delta: text, refusal, reasoning, tool-call fragments, finish reason."""
+    if not isinstance(choice, dict):
+        return
+    out = record.choice(as_int(choice.get("index")) or 0)
+    delta = choice.get("delta") or {}
+    content = delta.get("content")
+    if isinstance(content, str) and content:
+        out.text.append(content)
+    refusal = delta.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        out.text.append(refusal)
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        out.reasoning.append(reasoning)
+    for call in delta.get("tool_calls") or []:
+        if not isinstance(call, dict):
+            continue
+        function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
+        out.add_tool_call_fragment(
+            as_int(call.get("index")) or 0, call.get("id"), function.get("name"), function.get("arguments") or ""
+        )
+    if choice.get("finish_reason"):
+        out.finish_reason = choice["finish_reason"]
 
 
 def _texts(messages: list[Any]) -> list[str]:

@@ -1,28 +1,21 @@
-"""OpenAI legacy Completions (POST /v1/completions): ``text_completion`` spans.
-
-Streams get the same usage treatment as Chat Completions: asked for upstream
-when the client did not, and hidden from the client again.
-"""
+"""OpenAI legacy Completions (POST /v1/completions): ``text_completion`` spans (streams: see openai_stream)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from proxy import semconv
 from proxy.apis import text_part
-from proxy.apis.openai_chat import DONE, NULL_USAGE, wants_usage_injected
+from proxy.apis.openai_stream import ChunkStreamTee, wants_usage_injected, with_usage_requested
 from proxy.errors import ApiFamily
 from proxy.record import (
     COMMON_FINISH_REASONS,
     CallRecord,
     as_int,
-    error_kind,
     set_openai_request,
     set_openai_response,
     usage_from_openai,
 )
-from proxy.sse import SseEvent
 
 
 class Completions:
@@ -39,10 +32,7 @@ class Completions:
             record.input_messages = [{"role": "user", "parts": [text_part(p) for p in prompts]}]
 
     def upstream_body(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        if not wants_usage_injected(body):
-            return None
-        options = body.get("stream_options")
-        return {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+        return with_usage_requested(body)
 
     def read_response(self, document: Any, record: CallRecord) -> None:
         if not isinstance(document, dict):
@@ -52,44 +42,11 @@ class Completions:
         for choice in document.get("choices") or []:
             _add_choice(record, choice)
 
-    def stream_tee(self, body: dict[str, Any], record: CallRecord) -> CompletionsStreamTee:
-        return CompletionsStreamTee(record, hide_usage=wants_usage_injected(body))
+    def stream_tee(self, body: dict[str, Any], record: CallRecord) -> ChunkStreamTee:
+        return ChunkStreamTee(record, wants_usage_injected(body), _add_choice)
 
     def finish_reason_map(self) -> dict[str, str]:
         return COMMON_FINISH_REASONS
-
-
-class CompletionsStreamTee:
-    def __init__(self, record: CallRecord, hide_usage: bool) -> None:
-        self._record = record
-        self._hide_usage = hide_usage
-        self._described = False
-
-    def on_event(self, event: SseEvent) -> bytes:
-        if event.data == DONE or not event.data:
-            return event.raw
-        try:
-            chunk = json.loads(event.data)
-        except ValueError:
-            return event.raw
-        if not isinstance(chunk, dict):
-            return event.raw
-        if "error" in chunk:
-            self._record.stream_error = error_kind(chunk["error"])
-            return event.raw
-        if not self._described:
-            set_openai_response(self._record, chunk)
-            self._described = bool(chunk.get("id"))
-        usage = chunk.get("usage")
-        if usage:
-            usage_from_openai(usage, self._record)
-        for choice in chunk.get("choices") or []:
-            _add_choice(self._record, choice)
-        if not self._hide_usage:
-            return event.raw
-        if usage and not chunk.get("choices"):
-            return b""
-        return NULL_USAGE.sub(b"", event.raw, count=1)
 
 
 def _add_choice(record: CallRecord, choice: Any) -> None:

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from proxy import semconv
-from proxy.apis import media_part, text_part
+from proxy.apis import event_json, media_part, text_part
 from proxy.errors import ApiFamily
 from proxy.record import (
     COMMON_FINISH_REASONS,
@@ -111,13 +111,8 @@ class ResponsesStreamTee:
         self._record = record
 
     def on_event(self, event: SseEvent) -> bytes:
-        if not event.data:
-            return event.raw
-        try:
-            document = json.loads(event.data)
-        except ValueError:
-            return event.raw
-        if not isinstance(document, dict):
+        document = event_json(event)
+        if document is None:
             return event.raw
         kind = document.get("type") or event.event
         if kind == "response.created" and isinstance(document.get("response"), dict):
