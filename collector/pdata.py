@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
@@ -23,3 +24,73 @@ def iter_spans(batches: Iterable[TracesData]) -> Iterator[tuple[Resource, Instru
                 scope = scope_spans.scope
                 for span in scope_spans.spans:
                     yield resource, scope, span
+
+
+def any_value(value: AnyValue) -> Any:
+    """An OTLP AnyValue as a Python value (str, bool, int, float, bytes, list, dict or None)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {pair.key: any_value(pair.value) for pair in value.kvlist_value.values}
+    return getattr(value, kind)
+
+
+def set_any_value(out: AnyValue, value: Any) -> None:
+    """Store a Python attribute value (str, bool, int, float, bytes or a sequence of them) in ``out``."""
+    # bool before int: a bool is an int in Python, not in OTLP.
+    if isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int):
+        out.int_value = value
+    elif isinstance(value, float):
+        out.double_value = value
+    elif isinstance(value, bytes):
+        out.bytes_value = value
+    elif isinstance(value, list | tuple):
+        items = out.array_value.values
+        for item in value:
+            set_any_value(items.add(), item)
+    else:
+        out.string_value = str(value)
+
+
+class SpanAttributes:
+    """A span's attributes by key, for reading and editing in place without rescanning the list."""
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self.by_key: dict[str, KeyValue] = {pair.key: pair for pair in span.attributes}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.by_key
+
+    def get(self, key: str) -> Any:
+        pair = self.by_key.get(key)
+        return any_value(pair.value) if pair is not None else None
+
+    def set(self, key: str, value: Any) -> None:
+        """Set ``key`` (replacing its value if present)."""
+        pair = self.by_key.get(key)
+        if pair is None:
+            pair = self._span.attributes.add()
+            pair.key = key
+            self.by_key[key] = pair
+        else:
+            pair.ClearField("value")
+        set_any_value(pair.value, value)
+
+    def remove(self, keys: Iterable[str]) -> None:
+        doomed = {key for key in keys if key in self.by_key}
+        if not doomed:
+            return
+        kept = [pair for pair in self._span.attributes if pair.key not in doomed]
+        # Rebuilding the repeated field is the protobuf way to delete several entries.
+        copies = [KeyValue(key=pair.key, value=pair.value) for pair in kept]
+        del self._span.attributes[:]
+        self._span.attributes.extend(copies)
+        self.by_key = {pair.key: pair for pair in self._span.attributes}

@@ -38,12 +38,17 @@ def builtin_registry() -> Registry:
     import exporters.clickhouse
     import exporters.debug
     import processors.batch
+    import processors.genai_cost
+    import processors.genai_normalize
     from collector.extensions import admin
     from collector.receivers import genai_proxy, otlp
 
     return Registry(
         receivers={f.type: f for f in (otlp.factory, genai_proxy.factory)},
-        processors={f.type: f for f in (processors.batch.factory,)},
+        processors={
+            f.type: f
+            for f in (processors.batch.factory, processors.genai_normalize.factory, processors.genai_cost.factory)
+        },
         exporters={f.type: f for f in (exporters.clickhouse.factory, exporters.debug.factory)},
         extensions={f.type: f for f in (admin.factory,)},
     )

@@ -1,0 +1,405 @@
+"""The dialects GenAI spans arrive in, mapped onto the current OpenTelemetry GenAI semantic conventions.
+
+Each rule reads source keys and writes current ones; a current key the span
+already has always wins. ``Normalization`` collects which source keys a rule
+consumed, so the processor can drop them (or keep them, when configured).
+
+Dialects:
+- deprecated GenAI names (gen_ai.system, gen_ai.usage.prompt_tokens, the
+  gen_ai.openai.* request and response keys, and OpenLLMetry's indexed
+  gen_ai.prompt.N.* / gen_ai.completion.N.* messages and llm.request.type);
+- OpenInference (llm.*, openinference.span.kind, tool.name);
+- the Vercel AI SDK (ai.*);
+- spans that name a model but no provider: the provider is inferred from the
+  model's family name (gpt-, claude-, gemini-...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from collector.pdata import SpanAttributes
+
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+RESPONSE_MODEL = "gen_ai.response.model"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+TOOL_DEFINITIONS = "gen_ai.tool.definitions"
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+COST = "gen_ai.usage.cost"
+
+# Keys (or key prefixes) that mark a span as GenAI in some dialect; anything else passes untouched.
+GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.")
+
+# Plain renames: old key → current key.
+RENAMES: dict[str, str] = {
+    "gen_ai.usage.prompt_tokens": INPUT_TOKENS,
+    "gen_ai.usage.completion_tokens": OUTPUT_TOKENS,
+    "gen_ai.usage.cache_read_input_tokens": "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens": "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.openai.request.seed": "gen_ai.request.seed",
+    "gen_ai.openai.request.service_tier": "openai.request.service_tier",
+    "gen_ai.openai.response.service_tier": "openai.response.service_tier",
+    "gen_ai.openai.response.system_fingerprint": "openai.response.system_fingerprint",
+    # OpenInference
+    "llm.token_count.prompt": INPUT_TOKENS,
+    "llm.token_count.completion": OUTPUT_TOKENS,
+    "llm.token_count.prompt_details.cache_read": "gen_ai.usage.cache_read.input_tokens",
+    "llm.token_count.prompt_details.cache_write": "gen_ai.usage.cache_creation.input_tokens",
+    "llm.token_count.completion_details.reasoning": "gen_ai.usage.reasoning.output_tokens",
+    "llm.cost.total": COST,
+    "tool.name": "gen_ai.tool.name",
+    "tool.description": "gen_ai.tool.description",
+    # Vercel AI SDK
+    "ai.usage.promptTokens": INPUT_TOKENS,
+    "ai.usage.inputTokens": INPUT_TOKENS,
+    "ai.usage.completionTokens": OUTPUT_TOKENS,
+    "ai.usage.outputTokens": OUTPUT_TOKENS,
+    "ai.response.model": RESPONSE_MODEL,
+    "ai.response.id": "gen_ai.response.id",
+    "ai.model.id": REQUEST_MODEL,
+}
+
+# Provider names other dialects use → gen_ai.provider.name.
+PROVIDER_NAMES = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "azure": "azure.ai.openai",
+    "az.ai.openai": "azure.ai.openai",
+    "az.ai.inference": "azure.ai.inference",
+    "google": "gcp.gemini",
+    "gemini": "gcp.gemini",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "aws": "aws.bedrock",
+    "bedrock": "aws.bedrock",
+    "cohere": "cohere",
+    "mistralai": "mistral_ai",
+    "mistral": "mistral_ai",
+    "xai": "x_ai",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "perplexity": "perplexity",
+    "watsonx": "ibm.watsonx.ai",
+}
+
+# A model's family name → its provider, for spans that name no provider.
+MODEL_FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(gpt-|o\d|chatgpt-|text-embedding-|davinci|babbage|codex-)"), "openai"),
+    (re.compile(r"^claude-"), "anthropic"),
+    (re.compile(r"^gemini-"), "gcp.gemini"),
+    (re.compile(r"^(mistral|mixtral|codestral|ministral|pixtral)"), "mistral_ai"),
+    (re.compile(r"^grok-"), "x_ai"),
+    (re.compile(r"^deepseek-"), "deepseek"),
+    (re.compile(r"^command"), "cohere"),
+)
+
+OPENINFERENCE_OPERATIONS = {
+    "EMBEDDING": "embeddings",
+    "TOOL": "execute_tool",
+    "AGENT": "invoke_agent",
+    "RETRIEVER": "retrieval",
+}
+LLM_REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
+OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
+FINISH_REASON_VALUES = {"tool_calls": "tool_call", "function_call": "tool_call"}
+INVOCATION_PARAMETERS = {
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "max_output_tokens": "gen_ai.request.max_tokens",
+    "seed": "gen_ai.request.seed",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+}
+
+_OPENLLMETRY_MESSAGE = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
+_OPENINFERENCE_MESSAGE = re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(.+)$")
+_OPENINFERENCE_TOOL = re.compile(r"^llm\.tools\.(\d+)\.tool\.json_schema$")
+_OPENLLMETRY_FUNCTION = re.compile(r"^llm\.request\.functions\.(\d+)\.(name|description|parameters)$")
+_TOOL_CALL_FIELD = re.compile(
+    r"^tool_calls\.(\d+)\.(?:tool_call\.)?(id|name|arguments|function\.name|function\.arguments)$"
+)
+_CONTENT_PART = re.compile(r"^contents\.(\d+)\.message_content\.(type|text|image\.image\.url)$")
+
+
+class Normalization:
+    """One span's attributes and the source keys rules have consumed."""
+
+    def __init__(self, attributes: SpanAttributes, name: str) -> None:
+        self.attributes = attributes
+        self.span_name = name
+        self.consumed: set[str] = set()
+
+    def has(self, key: str) -> bool:
+        return key in self.attributes
+
+    def get(self, key: str) -> Any:
+        return self.attributes.get(key)
+
+    def put(self, key: str, value: Any, *sources: str) -> None:
+        """Set ``key`` unless the span already has it; ``sources`` were read to make it."""
+        self.consumed.update(sources)
+        if value is None or value == "" or key in self.attributes:
+            return
+        self.attributes.set(key, value)
+
+
+def normalize(span: Normalization) -> None:
+    for rule in RULES:
+        rule(span)
+
+
+def _renames(span: Normalization) -> None:
+    for old, new in RENAMES.items():
+        if span.has(old):
+            span.put(new, span.get(old), old)
+    if span.has("gen_ai.openai.request.response_format"):
+        value = span.get("gen_ai.openai.request.response_format")
+        span.put(
+            "gen_ai.output.type", OUTPUT_TYPES.get(str(value), str(value)), "gen_ai.openai.request.response_format"
+        )
+
+
+def _provider(span: Normalization) -> None:
+    for key in ("gen_ai.system", "llm.provider", "llm.system"):
+        if span.has(key):
+            value = str(span.get(key)).lower()
+            span.put(PROVIDER, PROVIDER_NAMES.get(value, value), key)
+    if span.has("ai.model.provider"):  # Vercel: "openai.chat", "anthropic.messages"
+        value = str(span.get("ai.model.provider")).split(".")[0].lower()
+        span.put(PROVIDER, PROVIDER_NAMES.get(value, value), "ai.model.provider")
+
+
+def _openinference(span: Normalization) -> None:
+    kind = span.get("openinference.span.kind")
+    if kind is not None:
+        kind = str(kind).upper()
+        operation = OPENINFERENCE_OPERATIONS.get(kind)
+        if kind == "LLM":
+            operation = (
+                "text_completion"
+                if span.has("llm.prompts") and not span.has("llm.input_messages.0.message.role")
+                else "chat"
+            )
+        span.put(OPERATION, operation, "openinference.span.kind")
+    parameters = _json(span.get("llm.invocation_parameters"))
+    if isinstance(parameters, dict):
+        for name, key in INVOCATION_PARAMETERS.items():
+            if isinstance(parameters.get(name), int | float) and not isinstance(parameters.get(name), bool):
+                span.put(key, parameters[name])
+        stop = parameters.get("stop")
+        if isinstance(stop, str):
+            stop = [stop]
+        if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+            span.put("gen_ai.request.stop_sequences", stop)
+        if isinstance(parameters.get("model"), str):
+            span.put(REQUEST_MODEL, parameters["model"])
+        span.consumed.add("llm.invocation_parameters")
+    if span.has("llm.model_name"):
+        model = span.get("llm.model_name")
+        span.put(RESPONSE_MODEL, model, "llm.model_name")
+        span.put(REQUEST_MODEL, model)
+    messages = _indexed(span, _OPENINFERENCE_MESSAGE)
+    if messages.get("input"):
+        span.put(INPUT_MESSAGES, json.dumps([_openinference_message(m) for m in messages["input"]]))
+    if messages.get("output"):
+        output = [_openinference_message(m) for m in messages["output"]]
+        span.put(OUTPUT_MESSAGES, json.dumps(output))
+    tools = []
+    for key in [k for k in span.attributes.by_key if _OPENINFERENCE_TOOL.match(k)]:
+        schema = _json(span.get(key))
+        span.consumed.add(key)
+        if isinstance(schema, dict):
+            tools.append(_tool_definition(schema))
+    if tools:
+        span.put(TOOL_DEFINITIONS, json.dumps(tools))
+
+
+def _openllmetry(span: Normalization) -> None:
+    request_type = span.get("llm.request.type")
+    if isinstance(request_type, str):
+        span.put(OPERATION, LLM_REQUEST_TYPES.get(request_type), "llm.request.type")
+    messages = _indexed(span, _OPENLLMETRY_MESSAGE)
+    if messages.get("prompt"):
+        span.put(INPUT_MESSAGES, json.dumps([_openllmetry_message(m) for m in messages["prompt"]]))
+    if messages.get("completion"):
+        completions = messages["completion"]
+        span.put(OUTPUT_MESSAGES, json.dumps([_openllmetry_message(m, output=True) for m in completions]))
+        reasons = [str(m["finish_reason"]) for m in completions if m.get("finish_reason")]
+        if reasons:
+            span.put(FINISH_REASONS, reasons)
+    functions: dict[int, dict[str, Any]] = {}
+    for key in list(span.attributes.by_key):
+        match = _OPENLLMETRY_FUNCTION.match(key)
+        if match:
+            functions.setdefault(int(match.group(1)), {})[match.group(2)] = span.get(key)
+            span.consumed.add(key)
+    if functions:
+        definitions = []
+        for index in sorted(functions):
+            function = functions[index]
+            definition: dict[str, Any] = {"type": "function", "name": function.get("name")}
+            if "description" in function:
+                definition["description"] = function["description"]
+            if "parameters" in function:
+                definition["parameters"] = _json(function["parameters"]) or function["parameters"]
+            definitions.append(definition)
+        span.put(TOOL_DEFINITIONS, json.dumps(definitions))
+
+
+def _vercel(span: Normalization) -> None:
+    reason = span.get("ai.response.finishReason")
+    if isinstance(reason, str):
+        span.put(FINISH_REASONS, [reason], "ai.response.finishReason")
+    name = span.span_name
+    if name.startswith(("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject")):
+        span.put(OPERATION, "chat")
+    elif name.startswith(("ai.embed",)):
+        span.put(OPERATION, "embeddings")
+
+
+def _provider_from_model(span: Normalization) -> None:
+    if span.has(PROVIDER):
+        return
+    model = span.get(RESPONSE_MODEL) or span.get(REQUEST_MODEL)
+    if not isinstance(model, str):
+        return
+    name = model.lower().rsplit("/", 1)[-1]  # "openai/gpt-4o" → "gpt-4o"
+    for pattern, provider in MODEL_FAMILIES:
+        if pattern.match(name):
+            span.put(PROVIDER, provider)
+            return
+
+
+RULES: tuple[Callable[[Normalization], None], ...] = (
+    _renames,
+    _provider,
+    _openinference,
+    _openllmetry,
+    _vercel,
+    _provider_from_model,
+)
+
+
+def _indexed(span: Normalization, pattern: re.Pattern[str]) -> dict[str, list[dict[str, Any]]]:
+    """Indexed message keys (``prefix.N.field``) gathered into lists of field mappings, per direction."""
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for key in list(span.attributes.by_key):
+        match = pattern.match(key)
+        if match:
+            direction, index, field = match.group(1), int(match.group(2)), match.group(3)
+            found.setdefault(direction, {}).setdefault(index, {})[field] = span.get(key)
+            span.consumed.add(key)
+    return {direction: [fields[i] for i in sorted(fields)] for direction, fields in found.items()}
+
+
+def _tool_calls(fields: dict[str, Any]) -> list[dict[str, Any]]:
+    calls: dict[int, dict[str, Any]] = {}
+    for field, value in fields.items():
+        match = _TOOL_CALL_FIELD.match(field)
+        if match:
+            name = match.group(2).removeprefix("function.")
+            calls.setdefault(int(match.group(1)), {})[name] = value
+    return [
+        {
+            "type": "tool_call",
+            "id": call.get("id"),
+            "name": call.get("name"),
+            "arguments": _json(call.get("arguments"))
+            if _json(call.get("arguments")) is not None
+            else call.get("arguments"),
+        }
+        for _, call in sorted(calls.items())
+    ]
+
+
+def _openllmetry_message(fields: dict[str, Any], output: bool = False) -> dict[str, Any]:
+    role = fields.get("role") or ("assistant" if output else "user")
+    parts: list[dict[str, Any]] = []
+    content = fields.get("content")
+    if role == "tool":
+        parts.append({"type": "tool_call_response", "id": fields.get("tool_call_id"), "response": content})
+    elif content not in (None, ""):
+        parts.extend(_content_parts(content))
+    parts.extend(_tool_calls(fields))
+    message: dict[str, Any] = {"role": role, "parts": parts}
+    if output:
+        reason = str(fields.get("finish_reason") or "stop")
+        message["finish_reason"] = FINISH_REASON_VALUES.get(reason, reason)
+    return message
+
+
+def _openinference_message(fields: dict[str, Any]) -> dict[str, Any]:
+    role = fields.get("role") or "user"
+    parts: list[dict[str, Any]] = []
+    if role == "tool":
+        parts.append(
+            {"type": "tool_call_response", "id": fields.get("tool_call_id"), "response": fields.get("content")}
+        )
+        return {"role": role, "parts": parts}
+    if fields.get("content") not in (None, ""):
+        parts.extend(_content_parts(fields["content"]))
+    contents: dict[int, dict[str, Any]] = {}
+    for field, value in fields.items():
+        match = _CONTENT_PART.match(field)
+        if match:
+            contents.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    for _, part in sorted(contents.items()):
+        if part.get("type") == "image" and part.get("image.image.url"):
+            parts.append({"type": "uri", "modality": "image", "uri": part["image.image.url"]})
+        elif part.get("text") is not None:
+            parts.append({"type": "text", "content": part["text"]})
+    parts.extend(_tool_calls(fields))
+    message: dict[str, Any] = {"role": role, "parts": parts}
+    if isinstance(fields.get("name"), str):
+        message["name"] = fields["name"]
+    return message
+
+
+def _content_parts(content: Any) -> list[dict[str, Any]]:
+    """OpenLLMetry writes content as text, or as the JSON of an OpenAI content array."""
+    decoded = _json(content) if isinstance(content, str) and content.startswith("[") else None
+    if isinstance(decoded, list):
+        parts = []
+        for part in decoded:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append({"type": "text", "content": part["text"]})
+            elif isinstance(part, dict) and isinstance(part.get("image_url"), dict):
+                parts.append({"type": "uri", "modality": "image", "uri": part["image_url"].get("url")})
+        return parts
+    return [{"type": "text", "content": str(content)}]
+
+
+def _tool_definition(schema: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI-style tool ({"type": "function", "function": {...}}) as the conventions' definition."""
+    function: dict[str, Any] = schema["function"] if isinstance(schema.get("function"), dict) else schema
+    definition: dict[str, Any] = {"type": "function", "name": function.get("name")}
+    for key in ("description", "parameters"):
+        if key in function:
+            definition[key] = function[key]
+    return definition
+
+
+def _arguments(value: Any) -> Any:
+    """Tool-call arguments as an object when they are JSON (the conventions prefer it), else as they came."""
+    decoded = _json(value)
+    return decoded if decoded is not None else value
+
+
+def _json(value: Any) -> Any:
+    if not isinstance(value, str):
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
