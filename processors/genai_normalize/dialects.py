@@ -37,7 +37,7 @@ OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 COST = "gen_ai.usage.cost"
 
 # Keys (or key prefixes) that mark a span as GenAI in some dialect; anything else passes untouched.
-GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.")
+GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.", "embedding.")
 
 # Plain renames: old key → current key.
 RENAMES: dict[str, str] = {
@@ -49,6 +49,9 @@ RENAMES: dict[str, str] = {
     "gen_ai.openai.request.service_tier": "openai.request.service_tier",
     "gen_ai.openai.response.service_tier": "openai.response.service_tier",
     "gen_ai.openai.response.system_fingerprint": "openai.response.system_fingerprint",
+    # OpenLLMetry's own names next to the current ones
+    "gen_ai.usage.reasoning_tokens": "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.is_streaming": "gen_ai.request.stream",
     # OpenInference
     "llm.token_count.prompt": INPUT_TOKENS,
     "llm.token_count.completion": OUTPUT_TOKENS,
@@ -56,6 +59,7 @@ RENAMES: dict[str, str] = {
     "llm.token_count.prompt_details.cache_write": "gen_ai.usage.cache_creation.input_tokens",
     "llm.token_count.completion_details.reasoning": "gen_ai.usage.reasoning.output_tokens",
     "llm.cost.total": COST,
+    "embedding.model_name": REQUEST_MODEL,
     "tool.name": "gen_ai.tool.name",
     "tool.description": "gen_ai.tool.description",
     # Vercel AI SDK
@@ -192,6 +196,14 @@ def _openinference(span: Normalization) -> None:
                 else "chat"
             )
         span.put(OPERATION, operation, "openinference.span.kind")
+    reason = span.get("llm.finish_reason")
+    if isinstance(reason, str):
+        span.put(FINISH_REASONS, [reason], "llm.finish_reason")
+    if span.has("embedding.invocation_parameters"):
+        embedding = _json(span.get("embedding.invocation_parameters"))
+        if isinstance(embedding, dict) and isinstance(embedding.get("encoding_format"), str):
+            span.put("gen_ai.request.encoding_formats", [embedding["encoding_format"]])
+        span.consumed.add("embedding.invocation_parameters")
     parameters = _json(span.get("llm.invocation_parameters"))
     if isinstance(parameters, dict):
         for name, key in INVOCATION_PARAMETERS.items():
