@@ -8,6 +8,10 @@ around it: decode the same bytes, walk them into columns, insert them
 column-oriented into chDB, in batches of the exporter's default size. Each is
 run for several rounds; medians and their ratio are printed.
 
+The same end-to-end run is repeated with the genai_normalize and genai_cost
+processors in the pipeline (half the requests use the deprecated gen_ai names,
+so normalisation has work to do), and the ratio to the run without is printed.
+
     python benchmarks/ingest.py [--requests 200] [--rounds 3] [--concurrency 4]
 """
 
@@ -41,12 +45,13 @@ from exporters.clickhouse.config import ClickHouseConfig  # noqa: E402
 from exporters.clickhouse.store import ClickHouseStore  # noqa: E402
 
 SPANS_PER_REQUEST = 512
+GENAI_PROCESSORS = "[genai_normalize, genai_cost]"
 MODELS = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4-5", "llama-3.1-70b-instruct")
 PROVIDERS = ("openai", "openai", "anthropic", "vllm")
 STORE_DEADLINE_SECONDS = 300
 
 
-def build_request(rng: random.Random) -> bytes:
+def build_request(rng: random.Random, deprecated_names: bool = False) -> bytes:
     """One OTLP request body of SPANS_PER_REQUEST chat spans, 10 attributes each."""
     traces = TracesData()
     resource_spans = traces.resource_spans.add()
@@ -69,12 +74,19 @@ def build_request(rng: random.Random) -> bytes:
         )
         attrs = span.attributes
         attrs.add(key="gen_ai.operation.name").value.string_value = "chat"
-        attrs.add(key="gen_ai.provider.name").value.string_value = PROVIDERS[which]
+        # Half the requests speak the deprecated dialect, as older instrumentations still do.
+        provider_key = "gen_ai.system" if deprecated_names else "gen_ai.provider.name"
+        attrs.add(key=provider_key).value.string_value = PROVIDERS[which]
         attrs.add(key="gen_ai.request.model").value.string_value = model
         attrs.add(key="gen_ai.response.model").value.string_value = f"{model}-2025-06-01"
         attrs.add(key="gen_ai.response.id").value.string_value = f"chatcmpl-{rng.randbytes(12).hex()}"
-        attrs.add(key="gen_ai.usage.input_tokens").value.int_value = rng.randrange(50, 8000)
-        attrs.add(key="gen_ai.usage.output_tokens").value.int_value = rng.randrange(10, 1500)
+        input_key, output_key = (
+            ("gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens")
+            if deprecated_names
+            else ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
+        )
+        attrs.add(key=input_key).value.int_value = rng.randrange(50, 8000)
+        attrs.add(key=output_key).value.int_value = rng.randrange(10, 1500)
         attrs.add(key="gen_ai.request.temperature").value.double_value = 0.7
         attrs.add(key="gen_ai.response.finish_reasons").value.array_value.values.add().string_value = "stop"
         attrs.add(key="server.address").value.string_value = "api.openai.com"
@@ -108,7 +120,7 @@ def _free_port() -> int:
 class Collector:
     """``genai-collector run`` in its own process, on free ports, storing under ``store_dir``."""
 
-    def __init__(self, store_dir: Path, work_dir: Path) -> None:
+    def __init__(self, store_dir: Path, work_dir: Path, processors: str = "[]") -> None:
         self.http_port, self.admin_port = _free_port(), _free_port()
         config = work_dir / "bench-config.yaml"
         config.write_text(
@@ -117,6 +129,9 @@ receivers:
   otlp:
     protocols:
       http: {{endpoint: "127.0.0.1:{self.http_port}"}}
+processors:
+  genai_normalize:
+  genai_cost:
 exporters:
   clickhouse:
     endpoint: chdb://{store_dir}
@@ -126,7 +141,7 @@ service:
   extensions: [admin]
   telemetry: {{logs: {{level: warn}}}}
   pipelines:
-    traces: {{receivers: [otlp], exporters: [clickhouse]}}
+    traces: {{receivers: [otlp], processors: {processors}, exporters: [clickhouse]}}
 """
         )
         self.process = subprocess.Popen(
@@ -161,10 +176,12 @@ service:
         self.process.wait(60)
 
 
-def end_to_end_round(bodies: list[bytes], store_dir: Path, work_dir: Path, concurrency: int) -> float:
+def end_to_end_round(
+    bodies: list[bytes], store_dir: Path, work_dir: Path, concurrency: int, processors: str = "[]"
+) -> float:
     """Spans/s from the first OTLP/HTTP send until the exporter reports every span stored."""
     shutil.rmtree(store_dir, ignore_errors=True)
-    collector = Collector(store_dir, work_dir)
+    collector = Collector(store_dir, work_dir, processors)
     url = f"http://127.0.0.1:{collector.http_port}/v1/traces"
     total = len(bodies) * SPANS_PER_REQUEST
     local = threading.local()
@@ -204,24 +221,34 @@ def main() -> None:
     args = parser.parse_args()
 
     rng = random.Random(42)
-    bodies = [build_request(rng) for _ in range(args.requests)]
+    bodies = [build_request(rng, deprecated_names=i % 2 == 1) for i in range(args.requests)]
     spans = args.requests * SPANS_PER_REQUEST
     print(f"{args.requests} requests x {SPANS_PER_REQUEST} spans = {spans} spans per round, {args.rounds} rounds")
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
 
     floor: list[float] = []
     end_to_end: list[float] = []
+    with_processors: list[float] = []
     with tempfile.TemporaryDirectory(prefix="genai-bench-") as tmp:
         work = Path(tmp)
         for round_no in range(1, args.rounds + 1):
             floor.append(floor_round(bodies, work / f"floor-{round_no}"))
             end_to_end.append(end_to_end_round(bodies, work / f"e2e-{round_no}", work, args.concurrency))
-            print(f"round {round_no}: floor {floor[-1]:>9,.0f} spans/s   end to end {end_to_end[-1]:>9,.0f} spans/s")
+            with_processors.append(
+                end_to_end_round(bodies, work / f"gen-{round_no}", work, args.concurrency, GENAI_PROCESSORS)
+            )
+            print(
+                f"round {round_no}: floor {floor[-1]:>9,.0f} spans/s   end to end {end_to_end[-1]:>9,.0f} spans/s"
+                f"   with GenAI processors {with_processors[-1]:>9,.0f} spans/s"
+            )
     floor_median, e2e_median = statistics.median(floor), statistics.median(end_to_end)
     print()
     print(f"floor (decode + columns + chDB insert, one process): {floor_median:>9,.0f} spans/s (median)")
     print(f"end to end (OTLP/HTTP -> collector -> chDB):        {e2e_median:>9,.0f} spans/s (median)")
     print(f"ratio end to end / floor:                           {e2e_median / floor_median:>9.2f}x")
+    processed_median = statistics.median(with_processors)
+    print(f"end to end with genai_normalize + genai_cost:       {processed_median:>9,.0f} spans/s (median)")
+    print(f"ratio with processors / without:                    {processed_median / e2e_median:>9.2f}x")
 
 
 if __name__ == "__main__":

@@ -84,13 +84,18 @@ class SpanAttributes:
             pair.ClearField("value")
         set_any_value(pair.value, value)
 
+    def rename(self, old: str, new: str) -> None:
+        """Give the ``old`` attribute the key ``new`` (which must not exist), in place."""
+        pair = self.by_key.pop(old)
+        pair.key = new
+        self.by_key[new] = pair
+
     def remove(self, keys: Iterable[str]) -> None:
         doomed = {key for key in keys if key in self.by_key}
         if not doomed:
             return
-        kept = [pair for pair in self._span.attributes if pair.key not in doomed]
-        # Rebuilding the repeated field is the protobuf way to delete several entries.
-        copies = [KeyValue(key=pair.key, value=pair.value) for pair in kept]
-        del self._span.attributes[:]
-        self._span.attributes.extend(copies)
-        self.by_key = {pair.key: pair for pair in self._span.attributes}
+        attributes = self._span.attributes
+        for index in range(len(attributes) - 1, -1, -1):
+            if attributes[index].key in doomed:
+                del attributes[index]
+        self.by_key = {pair.key: pair for pair in attributes}

@@ -1,9 +1,9 @@
 """The ``genai_cost`` processor: what each GenAI call cost, in USD, and how that is known.
 
 For every span with token usage it sets ``gen_ai.usage.cost`` (the total) and its
-parts ``gen_ai.usage.cost.input`` (uncached input), ``.output`` (output without
-reasoning), ``.cache_read``, ``.cache_write`` and ``.reasoning``, plus
-``gen_ai.usage.cost.source``:
+parts ``gen_ai.usage.cost.input`` (uncached input) and ``.output`` (output without
+reasoning), and ``.cache_read``, ``.cache_write`` and ``.reasoning`` when the call
+had such tokens; the parts add up to the total. Plus ``gen_ai.usage.cost.source``:
 
 - ``provider``: the span already carried a cost (the provider or the
   instrumentation reported it); it wins and is left as it is;
@@ -20,9 +20,10 @@ pass through untouched.
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from collector.component import (
     ComponentSettings,
@@ -32,9 +33,8 @@ from collector.component import (
     TracesConsumer,
     TracesData,
 )
-from collector.pdata import SpanAttributes
 from processors.genai_cost.config import GenAiCostConfig, load_overrides
-from processors.genai_cost.prices import Cost, PriceBook, Usage
+from processors.genai_cost.prices import PriceBook, Usage
 
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
@@ -48,9 +48,35 @@ COST = "gen_ai.usage.cost"
 COST_SOURCE = "gen_ai.usage.cost.source"
 PRICE_VERSION = "gen_ai.usage.cost.price_version"
 COST_PARTS = ("input", "output", "cache_read", "cache_write", "reasoning")
+# Where each attribute pricing reads lands in the one-pass lookup.
+(
+    _INPUT,
+    _OUTPUT,
+    _CACHE_READ,
+    _CACHE_WRITE,
+    _REASONING,
+    _PROVIDER,
+    _RESPONSE_MODEL,
+    _REQUEST_MODEL,
+    _COST,
+    _COST_SOURCE,
+) = range(10)
+_WANTED_SLOTS = range(10)
+_WANTED = {
+    INPUT_TOKENS: _INPUT,
+    OUTPUT_TOKENS: _OUTPUT,
+    CACHE_READ_TOKENS: _CACHE_READ,
+    CACHE_WRITE_TOKENS[0]: _CACHE_WRITE,
+    CACHE_WRITE_TOKENS[1]: _CACHE_WRITE,
+    REASONING_TOKENS: _REASONING,
+    PROVIDER: _PROVIDER,
+    RESPONSE_MODEL: _RESPONSE_MODEL,
+    REQUEST_MODEL: _REQUEST_MODEL,
+    COST: _COST,
+    COST_SOURCE: _COST_SOURCE,
+}
 # Sub-nano-dollar digits are float noise, not information.
 COST_DECIMALS = 12
-NANOS_PER_SECOND = 1_000_000_000
 
 
 class GenAiCostProcessor:
@@ -75,57 +101,73 @@ class GenAiCostProcessor:
         await self._next.consume(traces)
 
     def _price(self, span: Any) -> None:
-        # A cheap look before any work: most spans of most traces are not LLM calls.
-        keys = {pair.key for pair in span.attributes}
-        if INPUT_TOKENS not in keys and OUTPUT_TOKENS not in keys:
+        # One pass over the attributes, picking what pricing needs: most spans of most traces are not
+        # LLM calls and leave here after it.
+        found: list[Any] = [None] * len(_WANTED_SLOTS)
+        for pair in span.attributes:
+            slot = _WANTED.get(pair.key)
+            if slot is not None:
+                found[slot] = pair.value
+        if found[_INPUT] is None and found[_OUTPUT] is None:
             return
-        attributes = SpanAttributes(span)
-        if COST in keys:
-            if COST_SOURCE not in keys:
-                attributes.set(COST_SOURCE, "provider")
+        attributes = span.attributes
+        if found[_COST] is not None:
+            if found[_COST_SOURCE] is None:
+                _add(attributes, COST_SOURCE, "provider")
             return
-        model = _text(attributes.get(RESPONSE_MODEL)) or _text(attributes.get(REQUEST_MODEL))
+        model = _text(found[_RESPONSE_MODEL]) or _text(found[_REQUEST_MODEL])
         cost = None
         if model:
             usage = Usage(
-                input_tokens=_count(attributes.get(INPUT_TOKENS)),
-                output_tokens=_count(attributes.get(OUTPUT_TOKENS)),
-                cache_read_tokens=_count(attributes.get(CACHE_READ_TOKENS)),
-                cache_write_tokens=max(_count(attributes.get(key)) for key in CACHE_WRITE_TOKENS),
-                reasoning_tokens=_count(attributes.get(REASONING_TOKENS)),
+                input_tokens=_count(found[_INPUT]),
+                output_tokens=_count(found[_OUTPUT]),
+                cache_read_tokens=_count(found[_CACHE_READ]),
+                cache_write_tokens=_count(found[_CACHE_WRITE]),
+                reasoning_tokens=_count(found[_REASONING]),
             )
-            provider = _text(attributes.get(PROVIDER))
-            when = datetime.datetime.fromtimestamp(span.start_time_unix_nano / NANOS_PER_SECOND, datetime.UTC)
-            cost = self._prices.cost(provider, model, usage, when)
+            cost = self._prices.cost(_text(found[_PROVIDER]), model, usage, span.start_time_unix_nano)
         if cost is None:
-            attributes.set(COST_SOURCE, "unpriced")
+            _add(attributes, COST_SOURCE, "unpriced")
             self._telemetry.add("genai_cost_unpriced_spans", 1, **self._labels)
             return
-        _set_cost(attributes, cost)
+        _add(attributes, COST, round(cost.total, COST_DECIMALS))
+        for part in COST_PARTS:
+            value = getattr(cost, part)
+            # Cache and reasoning parts only when there were such tokens; input and output always.
+            if value or part in ("input", "output"):
+                _add(attributes, f"{COST}.{part}", round(value, COST_DECIMALS))
+        _add(attributes, COST_SOURCE, "computed")
+        _add(attributes, PRICE_VERSION, cost.version)
 
 
-def _set_cost(attributes: SpanAttributes, cost: Cost) -> None:
-    attributes.set(COST, round(cost.total, COST_DECIMALS))
-    for part in COST_PARTS:
-        attributes.set(f"{COST}.{part}", round(getattr(cost, part), COST_DECIMALS))
-    attributes.set(COST_SOURCE, "computed")
-    attributes.set(PRICE_VERSION, cost.version)
+def _add(attributes: Any, key: str, value: str | float) -> None:
+    pair = attributes.add()
+    pair.key = key
+    if isinstance(value, str):
+        pair.value.string_value = value
+    else:
+        pair.value.double_value = value
 
 
-def _count(value: Any) -> int:
-    """A token count as instrumentations send it: an int, a whole float, or a numeric string."""
-    if isinstance(value, bool) or value is None:
+def _count(value: AnyValue | None) -> int:
+    """A token count as instrumentations send it: an int, a whole double, or a numeric string."""
+    if value is None:
         return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    try:
-        return max(int(float(value)), 0)
-    except (TypeError, ValueError):
-        return 0
+    kind = value.WhichOneof("value")
+    if kind == "int_value":
+        return max(value.int_value, 0)
+    if kind == "double_value":
+        return max(int(value.double_value), 0)
+    if kind == "string_value":
+        try:
+            return max(int(float(value.string_value)), 0)
+        except ValueError:
+            return 0
+    return 0
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+def _text(value: AnyValue | None) -> str:
+    return value.string_value if value is not None else ""
 
 
 def create_processor(settings: ComponentSettings, config: GenAiCostConfig, next_consumer: TracesConsumer) -> Processor:

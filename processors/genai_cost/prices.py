@@ -9,6 +9,7 @@ Reasoning tokens are billed as output tokens by every provider it lists.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import fnmatch
 import functools
@@ -17,9 +18,11 @@ from decimal import Decimal
 from importlib.metadata import version
 
 from genai_prices import data_snapshot
-from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
+from genai_prices.types import ModelPrice, TieredPrices
 
 PER_MILLION = 1_000_000
+SECONDS_PER_DAY = 86_400
+NS_PER_DAY = SECONDS_PER_DAY * 1_000_000_000
 PRICES_PACKAGE = "genai-prices"
 
 # gen_ai.provider.name (the conventions' values) → genai-prices provider id.
@@ -113,24 +116,61 @@ class PriceBook:
         self._overrides_version = overrides_version
         self.snapshot_version = f"{PRICES_PACKAGE} {version(PRICES_PACKAGE)}"
 
-    def cost(self, provider: str, model: str, usage: Usage, when: datetime.datetime) -> Cost | None:
+    def cost(self, provider: str, model: str, usage: Usage, start_ns: int) -> Cost | None:
+        """The cost of ``usage`` for a call to ``model`` that started at ``start_ns`` (prices change over time)."""
+        rates = self.rates(provider, model, start_ns, usage.input_tokens)
+        if rates is None:
+            return None
+        return rates[0].cost(usage, rates[1])
+
+    def rates(self, provider: str, model: str, start_ns: int, input_tokens: int) -> tuple[Rates, str] | None:
         for override in self._overrides:
             if override.matches(provider, model):
-                return override.rates.cost(usage, self._overrides_version)
-        model_info = _find_model(PROVIDER_IDS.get(provider, provider), model)
-        if model_info is None:
+                return override.rates, self._overrides_version
+        provider_id = PROVIDER_IDS.get(provider, provider)
+        day = start_ns // NS_PER_DAY
+        thresholds = _thresholds(provider_id, model, day)
+        if thresholds is None:
             return None
-        rates = _rates(model_info.get_prices(when), usage.input_tokens)
-        return rates.cost(usage, self.snapshot_version) if rates is not None else None
+        rates = _rates_at(provider_id, model, day, bisect.bisect_left(thresholds, input_tokens))
+        return (rates, self.snapshot_version) if rates is not None else None
 
 
+# Caches: a model's price for a day, its tier thresholds, its rates per tier. Spans repeat a few
+# models over and over; each lookup after the first is a dictionary hit.
 @functools.lru_cache(maxsize=4096)
-def _find_model(provider_id: str, model: str) -> ModelInfo | None:
+def _price(provider_id: str, model: str, day: int) -> ModelPrice | None:
     try:
         _, model_info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id or None, None)
     except LookupError:
         return None
-    return model_info
+    return model_info.get_prices(datetime.datetime.fromtimestamp(day * SECONDS_PER_DAY, datetime.UTC))
+
+
+@functools.lru_cache(maxsize=4096)
+def _thresholds(provider_id: str, model: str, day: int) -> tuple[int, ...] | None:
+    """Every tier start of the model's token prices, sorted: which tier a prompt is in is a bisection."""
+    price = _price(provider_id, model, day)
+    if price is None:
+        return None
+    starts = {
+        tier.start
+        for field in (price.input_mtok, price.output_mtok, price.cache_read_mtok, price.cache_write_mtok)
+        if isinstance(field, TieredPrices)
+        for tier in field.tiers
+    }
+    return tuple(sorted(starts))
+
+
+@functools.lru_cache(maxsize=16384)
+def _rates_at(provider_id: str, model: str, day: int, tier: int) -> Rates | None:
+    price = _price(provider_id, model, day)
+    thresholds = _thresholds(provider_id, model, day)
+    if price is None or thresholds is None:
+        return None
+    # Any count in (thresholds[tier - 1], thresholds[tier]] prices alike; take the bracket's top.
+    input_tokens = thresholds[tier] if tier < len(thresholds) else (thresholds[-1] + 1 if thresholds else 0)
+    return _rates(price, input_tokens)
 
 
 def _rates(price: ModelPrice, input_tokens: int) -> Rates | None:

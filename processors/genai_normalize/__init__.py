@@ -14,7 +14,7 @@ from typing import Any
 
 from collector.component import ComponentSettings, Host, Processor, ProcessorFactory, TracesConsumer, TracesData
 from collector.pdata import SpanAttributes
-from processors.genai_normalize.dialects import GENAI_PREFIXES, Normalization, normalize
+from processors.genai_normalize.dialects import Normalization, needs_normalizing, normalize
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,12 @@ class GenAiNormalizeProcessor:
         await self._next.consume(traces)
 
     def _normalize(self, span: Any) -> None:
-        if not any(pair.key.startswith(GENAI_PREFIXES) for pair in span.attributes):
+        keys = frozenset([pair.key for pair in span.attributes])
+        if not needs_normalizing(keys, span.name):
             return
         attributes = SpanAttributes(span)
-        normalization = Normalization(attributes, span.name)
-        normalize(normalization)
+        normalization = Normalization(attributes, span.name, self._keep_original)
+        normalize(normalization, keys)
         if not self._keep_original and normalization.consumed:
             attributes.remove(normalization.consumed)
 

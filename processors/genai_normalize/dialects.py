@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from collector.pdata import SpanAttributes
@@ -71,6 +70,14 @@ RENAMES: dict[str, str] = {
     "ai.response.id": "gen_ai.response.id",
     "ai.model.id": REQUEST_MODEL,
 }
+
+RENAME_KEYS = frozenset(RENAMES)
+PROVIDER_KEYS = frozenset({"gen_ai.system", "llm.provider", "llm.system", "ai.model.provider"})
+# A span with none of these keys, no key with one of these prefixes, and a provider when it names a model,
+# has nothing to normalise: the common case, decided by one set intersection and one pass over key names.
+TRIGGER_KEYS = RENAME_KEYS | PROVIDER_KEYS | {"gen_ai.openai.request.response_format", "llm.request.type"}
+TRIGGER_PREFIXES = ("llm.", "openinference.", "embedding.", "ai.", "gen_ai.prompt.", "gen_ai.completion.")
+_DIALECT_OF_PREFIX = {"llm": "openinference", "openinference": "openinference", "embedding": "openinference"}
 
 # Provider names other dialects use → gen_ai.provider.name.
 PROVIDER_NAMES = {
@@ -139,9 +146,10 @@ _CONTENT_PART = re.compile(r"^contents\.(\d+)\.message_content\.(type|text|image
 class Normalization:
     """One span's attributes and the source keys rules have consumed."""
 
-    def __init__(self, attributes: SpanAttributes, name: str) -> None:
+    def __init__(self, attributes: SpanAttributes, name: str, keep_original: bool) -> None:
         self.attributes = attributes
         self.span_name = name
+        self.keep_original = keep_original
         self.consumed: set[str] = set()
 
     def has(self, key: str) -> bool:
@@ -157,28 +165,54 @@ class Normalization:
             return
         self.attributes.set(key, value)
 
+    def rename(self, old: str, new: str, value: Any = None) -> None:
+        """``old`` becomes ``new`` (with ``value``, if given): in place when the original is not kept."""
+        if new in self.attributes:
+            self.consumed.add(old)
+        elif self.keep_original:
+            self.attributes.set(new, self.attributes.get(old) if value is None else value)
+        else:
+            self.attributes.rename(old, new)
+            if value is not None and value != self.attributes.get(new):
+                self.attributes.set(new, value)
 
-def normalize(span: Normalization) -> None:
-    for rule in RULES:
-        rule(span)
 
-
-def _renames(span: Normalization) -> None:
-    for old, new in RENAMES.items():
-        if span.has(old):
-            span.put(new, span.get(old), old)
-    if span.has("gen_ai.openai.request.response_format"):
+def normalize(span: Normalization, keys: frozenset[str]) -> None:
+    """Apply the rules whose dialect ``keys`` (the span's attribute keys) show."""
+    for old in sorted(keys & RENAME_KEYS):
+        span.rename(old, RENAMES[old])
+    if keys & PROVIDER_KEYS:
+        _provider(span)
+    if "gen_ai.openai.request.response_format" in keys:
         value = span.get("gen_ai.openai.request.response_format")
         span.put(
             "gen_ai.output.type", OUTPUT_TYPES.get(str(value), str(value)), "gen_ai.openai.request.response_format"
         )
+    dialects = {_DIALECT_OF_PREFIX.get(key.split(".", 1)[0]) for key in keys}
+    if "openinference" in dialects:
+        _openinference(span)
+    if "llm.request.type" in keys or any(key.startswith(("gen_ai.prompt.", "gen_ai.completion.")) for key in keys):
+        _openllmetry(span)
+    if span.span_name.startswith("ai.") or "ai.response.finishReason" in keys:
+        _vercel(span)
+    if PROVIDER not in span.attributes and (REQUEST_MODEL in span.attributes or RESPONSE_MODEL in span.attributes):
+        _provider_from_model(span)
+
+
+def needs_normalizing(keys: frozenset[str], span_name: str) -> bool:
+    """Whether any rule has work on a span with these attribute keys: the fast test every span takes."""
+    if keys & TRIGGER_KEYS or span_name.startswith("ai."):
+        return True
+    if PROVIDER not in keys and (REQUEST_MODEL in keys or RESPONSE_MODEL in keys):
+        return True
+    return any(key.startswith(TRIGGER_PREFIXES) for key in keys)
 
 
 def _provider(span: Normalization) -> None:
     for key in ("gen_ai.system", "llm.provider", "llm.system"):
         if span.has(key):
             value = str(span.get(key)).lower()
-            span.put(PROVIDER, PROVIDER_NAMES.get(value, value), key)
+            span.rename(key, PROVIDER, PROVIDER_NAMES.get(value, value))
     if span.has("ai.model.provider"):  # Vercel: "openai.chat", "anthropic.messages"
         value = str(span.get("ai.model.provider")).split(".")[0].lower()
         span.put(PROVIDER, PROVIDER_NAMES.get(value, value), "ai.model.provider")
@@ -281,8 +315,6 @@ def _vercel(span: Normalization) -> None:
 
 
 def _provider_from_model(span: Normalization) -> None:
-    if span.has(PROVIDER):
-        return
     model = span.get(RESPONSE_MODEL) or span.get(REQUEST_MODEL)
     if not isinstance(model, str):
         return
@@ -291,16 +323,6 @@ def _provider_from_model(span: Normalization) -> None:
         if pattern.match(name):
             span.put(PROVIDER, provider)
             return
-
-
-RULES: tuple[Callable[[Normalization], None], ...] = (
-    _renames,
-    _provider,
-    _openinference,
-    _openllmetry,
-    _vercel,
-    _provider_from_model,
-)
 
 
 def _indexed(span: Normalization, pattern: re.Pattern[str]) -> dict[str, list[dict[str, Any]]]:
