@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from collector.pdata import SpanAttributes
 
@@ -75,7 +76,11 @@ RENAME_KEYS = frozenset(RENAMES)
 PROVIDER_KEYS = frozenset({"gen_ai.system", "llm.provider", "llm.system", "ai.model.provider"})
 # A span with none of these keys, no key with one of these prefixes, and a provider when it names a model,
 # has nothing to normalise: the common case, decided by one set intersection and one pass over key names.
-TRIGGER_KEYS = RENAME_KEYS | PROVIDER_KEYS | {"gen_ai.openai.request.response_format", "llm.request.type"}
+TRIGGER_KEYS = RENAME_KEYS | PROVIDER_KEYS | {
+    "gen_ai.openai.request.response_format",
+    "gen_ai.openai.api_base",
+    "llm.request.type",
+}
 TRIGGER_PREFIXES = ("llm.", "openinference.", "embedding.", "ai.", "gen_ai.prompt.", "gen_ai.completion.")
 _DIALECT_OF_PREFIX = {"llm": "openinference", "openinference": "openinference", "embedding": "openinference"}
 
@@ -195,6 +200,8 @@ def normalize(span: Normalization, keys: frozenset[str]) -> None:
         _openllmetry(span)
     if span.span_name.startswith("ai.") or "ai.response.finishReason" in keys:
         _vercel(span)
+    if "gen_ai.openai.api_base" in keys:
+        _server(span)
     if PROVIDER not in span.attributes and (REQUEST_MODEL in span.attributes or RESPONSE_MODEL in span.attributes):
         _provider_from_model(span)
 
@@ -312,6 +319,22 @@ def _vercel(span: Normalization) -> None:
         span.put(OPERATION, "chat")
     elif name.startswith(("ai.embed",)):
         span.put(OPERATION, "embeddings")
+
+
+def _server(span: Normalization) -> None:
+    """OpenLLMetry's gen_ai.openai.api_base URL as server.address and server.port."""
+    url = span.get("gen_ai.openai.api_base")
+    if not isinstance(url, str):
+        return
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    span.put("server.address", parts.hostname, "gen_ai.openai.api_base")
+    try:
+        span.put("server.port", parts.port or (443 if parts.scheme == "https" else 80))
+    except ValueError:  # a port that is not a number: the address alone
+        pass
 
 
 def _provider_from_model(span: Normalization) -> None:
