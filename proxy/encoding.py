@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as ProtoStatus
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, StatusCode
 
 from collector.component import TracesData
+from collector.pdata import set_any_value
 
 # SpanKind in the SDK counts from INTERNAL = 0; OTLP reserves 0 for UNSPECIFIED.
 _KIND_OFFSET = 1
@@ -102,24 +103,4 @@ def _set_attributes(target: Any, attributes: Mapping[str, Any]) -> None:
     for key, value in attributes.items():
         pair: KeyValue = target.add()
         pair.key = key
-        _set_value(pair.value, value)
-
-
-def _set_value(out: AnyValue, value: Any) -> None:
-    # bool before int: a bool is an int in Python, not in OTLP.
-    if isinstance(value, str):
-        out.string_value = value
-    elif isinstance(value, bool):
-        out.bool_value = value
-    elif isinstance(value, int):
-        out.int_value = value
-    elif isinstance(value, float):
-        out.double_value = value
-    elif isinstance(value, bytes):
-        out.bytes_value = value
-    elif isinstance(value, Sequence):
-        values = out.array_value.values
-        for item in value:
-            _set_value(values.add(), item)
-    else:
-        out.string_value = str(value)
+        set_any_value(pair.value, value)

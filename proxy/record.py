@@ -140,14 +140,14 @@ def usage_from_openai(document: Any, record: CallRecord) -> None:
     if not isinstance(document, dict):
         return
     usage = record.usage
-    usage.input_tokens = _int(document.get("prompt_tokens", document.get("input_tokens")))
-    usage.output_tokens = _int(document.get("completion_tokens", document.get("output_tokens")))
+    usage.input_tokens = as_int(document.get("prompt_tokens", document.get("input_tokens")))
+    usage.output_tokens = as_int(document.get("completion_tokens", document.get("output_tokens")))
     prompt_details = document.get("prompt_tokens_details") or document.get("input_tokens_details") or {}
     completion_details = document.get("completion_tokens_details") or document.get("output_tokens_details") or {}
     if isinstance(prompt_details, dict):
-        usage.cache_read_input_tokens = _int(prompt_details.get("cached_tokens"))
+        usage.cache_read_input_tokens = as_int(prompt_details.get("cached_tokens"))
     if isinstance(completion_details, dict):
-        usage.reasoning_output_tokens = _int(completion_details.get("reasoning_tokens"))
+        usage.reasoning_output_tokens = as_int(completion_details.get("reasoning_tokens"))
     usage.source = "provider"
 
 
@@ -160,12 +160,8 @@ def error_kind(error: Any) -> str:
     return "stream_error"
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def as_int(value: Any) -> int | None:
-    return _int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def number(value: Any) -> float | None:

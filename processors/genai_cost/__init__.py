@@ -24,17 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.component import (
-    ComponentSettings,
-    Host,
-    Processor,
-    ProcessorFactory,
-    TracesConsumer,
-    TracesData,
-)
+from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
 from processors.genai_cost.config import GenAiCostConfig, load_overrides
 from processors.genai_cost.prices import PriceBook, Usage
+from processors.span_editor import SpanEditor
 
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
@@ -79,28 +74,15 @@ _WANTED = {
 COST_DECIMALS = 12
 
 
-class GenAiCostProcessor:
+class GenAiCostProcessor(SpanEditor):
     def __init__(self, settings: ComponentSettings, config: GenAiCostConfig, next_consumer: TracesConsumer) -> None:
+        super().__init__(next_consumer)
         overrides = load_overrides(Path(config.price_overrides)) if config.price_overrides else ()
         self._prices = PriceBook(overrides, overrides_version=f"override {config.price_overrides}")
-        self._next = next_consumer
         self._telemetry = settings.telemetry
         self._labels = {"processor": str(settings.id)}
 
-    async def start(self, host: Host) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    async def consume(self, traces: TracesData) -> None:
-        for resource_spans in traces.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self._price(span)
-        await self._next.consume(traces)
-
-    def _price(self, span: Any) -> None:
+    def edit(self, span: Span) -> None:
         # One pass over the attributes, picking what pricing needs: most spans of most traces are not
         # LLM calls and leave here after it.
         found: list[Any] = [None] * len(_WANTED_SLOTS)

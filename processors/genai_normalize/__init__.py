@@ -10,11 +10,13 @@ is recognised by one pass over its key names and passes untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from collector.component import ComponentSettings, Host, Processor, ProcessorFactory, TracesConsumer, TracesData
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
 from collector.pdata import SpanAttributes
 from processors.genai_normalize.dialects import Normalization, needs_normalizing, normalize
+from processors.span_editor import SpanEditor
 
 
 @dataclass(frozen=True)
@@ -23,27 +25,14 @@ class GenAiNormalizeConfig:
     keep_original: bool = False
 
 
-class GenAiNormalizeProcessor:
+class GenAiNormalizeProcessor(SpanEditor):
     def __init__(
         self, settings: ComponentSettings, config: GenAiNormalizeConfig, next_consumer: TracesConsumer
     ) -> None:
+        super().__init__(next_consumer)
         self._keep_original = config.keep_original
-        self._next = next_consumer
 
-    async def start(self, host: Host) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    async def consume(self, traces: TracesData) -> None:
-        for resource_spans in traces.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self._normalize(span)
-        await self._next.consume(traces)
-
-    def _normalize(self, span: Any) -> None:
+    def edit(self, span: Span) -> None:
         keys = frozenset([pair.key for pair in span.attributes])
         if not needs_normalizing(keys, span.name):
             return

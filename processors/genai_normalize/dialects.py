@@ -76,11 +76,15 @@ RENAME_KEYS = frozenset(RENAMES)
 PROVIDER_KEYS = frozenset({"gen_ai.system", "llm.provider", "llm.system", "ai.model.provider"})
 # A span with none of these keys, no key with one of these prefixes, and a provider when it names a model,
 # has nothing to normalise: the common case, decided by one set intersection and one pass over key names.
-TRIGGER_KEYS = RENAME_KEYS | PROVIDER_KEYS | {
-    "gen_ai.openai.request.response_format",
-    "gen_ai.openai.api_base",
-    "llm.request.type",
-}
+TRIGGER_KEYS = (
+    RENAME_KEYS
+    | PROVIDER_KEYS
+    | {
+        "gen_ai.openai.request.response_format",
+        "gen_ai.openai.api_base",
+        "llm.request.type",
+    }
+)
 TRIGGER_PREFIXES = ("llm.", "openinference.", "embedding.", "ai.", "gen_ai.prompt.", "gen_ai.completion.")
 _DIALECT_OF_PREFIX = {"llm": "openinference", "openinference": "openinference", "embedding": "openinference"}
 
