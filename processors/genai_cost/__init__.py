@@ -93,9 +93,10 @@ class GenAiCostProcessor(SpanEditor):
         if found[_INPUT] is None and found[_OUTPUT] is None:
             return
         attributes = span.attributes
+        if found[_COST_SOURCE] is not None:
+            return  # priced before (a collector earlier in the path): once is enough
         if found[_COST] is not None:
-            if found[_COST_SOURCE] is None:
-                _add(attributes, COST_SOURCE, "provider")
+            _add(attributes, COST_SOURCE, "provider")
             return
         model = _text(found[_RESPONSE_MODEL]) or _text(found[_REQUEST_MODEL])
         cost = None

@@ -187,3 +187,13 @@ def test_a_bad_override_file_is_one_config_line(tmp_path: Path, text: str, probl
     [line] = [str(p) for p in error.value.problems]
     assert line.startswith(f"processors.genai_cost.price_overrides: {path}")
     assert problem in line
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "my-finetune-7b"], ids=["computed", "unpriced"])
+def test_a_span_priced_before_is_left_as_it_is(make_settings: Callable[..., ComponentSettings], model: str) -> None:
+    processor = GenAiCostProcessor(make_settings("genai_cost", "processor"), GenAiCostConfig(), RecordingConsumer())
+    span = _span(_usage("openai", model, 1_000, 100))
+    processor.edit(span)
+    priced = [(pair.key, pair.value.WhichOneof("value")) for pair in span.attributes]
+    processor.edit(span)  # a second collector on the way, running genai_cost again
+    assert [(pair.key, pair.value.WhichOneof("value")) for pair in span.attributes] == priced
