@@ -167,18 +167,18 @@ def mark_reply(api: str, document: Any, ids: TraceIds, sign: bool, tool_calls: b
     changed = False
 
     def add_to_arguments(arguments: Any) -> Any:
+        """The arguments with the trace context added; arguments that are not a JSON object stay as written."""
         nonlocal changed
-        changed = True
         if isinstance(arguments, dict):
+            changed = True
             return {**arguments, TRACEPARENT_KEY: ids.traceparent()}
         try:
             parsed = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
         except ValueError:
-            changed = False  # arguments that are not a JSON object are left as the model wrote them
             return arguments
         if not isinstance(parsed, dict):
-            changed = False
             return arguments
+        changed = True
         return json.dumps({**parsed, TRACEPARENT_KEY: ids.traceparent()})
 
     if api == "chat_completions":

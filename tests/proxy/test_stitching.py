@@ -157,3 +157,20 @@ def test_a_responses_call_naming_a_previous_response_joins_its_trace(mock: MockU
     assert first.id == RESPONSE_ID
     assert two.context.trace_id == one.context.trace_id
     assert attributes(two)[semconv.CONVERSATION_ID] == attributes(one)[semconv.CONVERSATION_ID]
+
+
+def test_arguments_that_are_not_an_object_do_not_undo_the_other_marks() -> None:
+    reply = {
+        "choices": [
+            {
+                "message": {
+                    "content": "Calling.",
+                    "tool_calls": [{"function": {"name": "f", "arguments": "not json"}}],
+                }
+            }
+        ]
+    }
+    assert mark_reply("chat_completions", reply, IDS, sign=True, tool_calls=True)
+    message = reply["choices"][0]["message"]
+    assert message["content"] == "Calling." + signature(IDS)
+    assert message["tool_calls"][0]["function"]["arguments"] == "not json"
