@@ -248,7 +248,6 @@ def _openinference(span: Normalization) -> None:
         embedding = _json(span.get("embedding.invocation_parameters"))
         if isinstance(embedding, dict) and isinstance(embedding.get("encoding_format"), str):
             span.put("gen_ai.request.encoding_formats", [embedding["encoding_format"]])
-        span.consumed.add("embedding.invocation_parameters")
     parameters = _json(span.get("llm.invocation_parameters"))
     if isinstance(parameters, dict):
         for name, key in INVOCATION_PARAMETERS.items():
@@ -261,7 +260,7 @@ def _openinference(span: Normalization) -> None:
             span.put("gen_ai.request.stop_sequences", stop)
         if isinstance(parameters.get("model"), str):
             span.put(REQUEST_MODEL, parameters["model"])
-        span.consumed.add("llm.invocation_parameters")
+        # The JSON stays: it holds more than the conventions have names for (tools, response formats...).
     if span.has("llm.model_name"):
         model = span.get("llm.model_name")
         span.put(RESPONSE_MODEL, model, "llm.model_name")

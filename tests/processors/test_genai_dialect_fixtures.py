@@ -18,7 +18,7 @@ from tests.conftest import RecordingConsumer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "genai_dialects"
 # Every key of these dialects a rule maps; keys with no current equivalent (llm.token_count.total,
-# audio token details) are left as they are.
+# audio token details) and the invocation-parameters JSON (only partly mapped) are left as they are.
 MAPPED = (
     "gen_ai.system",
     "gen_ai.openai.",
@@ -26,7 +26,6 @@ MAPPED = (
     "gen_ai.is_streaming",
     "llm.system",
     "llm.model_name",
-    "llm.invocation_parameters",
     "llm.finish_reason",
     "llm.input_messages.",
     "llm.output_messages.",
