@@ -40,6 +40,7 @@ def builtin_registry() -> Registry:
     import processors.batch
     import processors.genai_cost
     import processors.genai_normalize
+    import processors.genai_security
     from collector.extensions import admin
     from collector.receivers import genai_proxy, otlp
 
@@ -47,7 +48,12 @@ def builtin_registry() -> Registry:
         receivers={f.type: f for f in (otlp.factory, genai_proxy.factory)},
         processors={
             f.type: f
-            for f in (processors.batch.factory, processors.genai_normalize.factory, processors.genai_cost.factory)
+            for f in (
+                processors.batch.factory,
+                processors.genai_normalize.factory,
+                processors.genai_cost.factory,
+                processors.genai_security.factory,
+            )
         },
         exporters={f.type: f for f in (exporters.clickhouse.factory, exporters.debug.factory)},
         extensions={f.type: f for f in (admin.factory,)},
