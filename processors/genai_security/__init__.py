@@ -29,7 +29,7 @@ from collector.component import ComponentSettings, Processor, ProcessorFactory, 
 from collector.pdata import SpanAttributes, set_any_value
 from processors.genai_security.config import Action, GenAiSecurityConfig
 from processors.genai_security.rules import BUILTIN_RULES, SEVERITY_RANK, Rule, compile_pattern
-from processors.genai_security.scanner import Finding, scan, system_prompt_leak
+from processors.genai_security.scanner import Finding, Scanner, system_prompt_leak
 from processors.span_editor import SpanEditor
 
 INPUT_MESSAGES = "gen_ai.input.messages"
@@ -60,7 +60,7 @@ class GenAiSecurityProcessor(SpanEditor):
         user_rules = tuple(
             Rule(r.id, r.category, r.severity, r.confidence, compile_pattern(r.pattern)) for r in config.rules
         )
-        self._rules = tuple(rule for rule in BUILTIN_RULES if rule.id not in config.disabled) + user_rules
+        self._scanner = Scanner(tuple(rule for rule in BUILTIN_RULES if rule.id not in config.disabled) + user_rules)
         self._key = config.hmac_key.reveal().encode()
         self._telemetry = settings.telemetry
         self._labels = {"processor": str(settings.id)}
@@ -79,7 +79,7 @@ class GenAiSecurityProcessor(SpanEditor):
                 break
             scanned = text.text[:budget]
             budget -= len(scanned)
-            findings.extend((text, finding) for finding in scan(scanned, self._rules, text.role))
+            findings.extend((text, finding) for finding in self._scanner.scan(scanned, text.role))
         system = [t.text for t in texts if t.attribute == SYSTEM_INSTRUCTIONS or t.role == "system"]
         for text in texts:
             if text.attribute == OUTPUT_MESSAGES and system and "system_prompt_leak" not in self._config.disabled:

@@ -21,14 +21,14 @@ Severity = Literal["low", "medium", "high", "critical"]
 Role = Literal["user", "assistant", "tool", "system"]
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 
-_OPTIONS = re2.Options()
-_OPTIONS.max_mem = 64 << 20  # large alternations need more than RE2's default 8 MiB
-_OPTIONS.log_errors = False  # a bad user pattern is reported as one config line, not on stderr
+PATTERN_OPTIONS = re2.Options()
+PATTERN_OPTIONS.max_mem = 64 << 20  # large alternations need more than RE2's default 8 MiB
+PATTERN_OPTIONS.log_errors = False  # a bad user pattern is reported as one config line, not on stderr
 
 
 def compile_pattern(pattern: str) -> re2._Regexp:
     """An RE2 pattern; raises re2.error with the engine's reason when it is not valid RE2."""
-    return re2.compile(pattern, _OPTIONS)
+    return re2.compile(pattern, PATTERN_OPTIONS)
 
 
 @dataclass(frozen=True)
