@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
@@ -190,3 +191,15 @@ def query_store(chdb_dir: Path, sql: str) -> list[list[object]]:
         return store.query(sql).rows
     finally:
         store.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the security detectors' precision and recall on the labelled corpus, when that test ran."""
+    import sys
+
+    module = sys.modules.get("tests.processors.test_genai_security_corpus")
+    table = module.pytest_report_table() if module is not None else []
+    if table:
+        terminalreporter.write_sep("-", "genai_security detectors on tests/data/security/corpus.jsonl")
+        for line in table:
+            terminalreporter.write_line(line)

@@ -29,6 +29,11 @@ def luhn(text: str) -> bool:
     return total % 10 == 0
 
 
+def payment_card(text: str) -> bool:
+    """A Luhn-valid number that is not the account part of an IBAN (the match may carry an IBAN prefix)."""
+    return not text[:2].isalpha() and luhn(text)
+
+
 def iban(text: str) -> bool:
     """ISO 13616: move the first four characters to the end, letters to numbers, the result mod 97 is 1."""
     compact = "".join(text.split()).upper()
@@ -79,6 +84,7 @@ def shannon_entropy(text: str) -> float:
     return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
+ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 HIGH_ENTROPY_BITS = 3.5
 HIGH_ENTROPY_MIN_LENGTH = 16
 
@@ -94,7 +100,11 @@ def decodes_to_instruction(text: str) -> bool:
     from processors.genai_security.rules import instruction_override_in
 
     candidates: list[bytes] = []
-    compact = text.strip()
+    # Zero-width characters between letters: read the letters.
+    visible = "".join(c for c in text if c not in ZERO_WIDTH)
+    if visible != text:
+        return instruction_override_in(visible)
+    compact = text.strip().replace("\\x", "").replace(" ", "")
     try:
         candidates.append(base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True))
     except (binascii.Error, ValueError):
