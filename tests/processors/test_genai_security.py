@@ -231,3 +231,12 @@ service:
     for secret in (OPENAI_KEY, CARD, "jane@example.org"):
         assert secret not in stored
     assert "[REDACTED:openai_api_key]" in stored and "[REDACTED:payment_card]" in stored
+
+
+def test_the_proxys_own_invisible_signature_is_not_a_finding() -> None:
+    from processors.genai_security.rules import BUILTIN_RULES
+    from processors.genai_security.scanner import Scanner
+    from proxy.stitching import TraceIds, signature
+
+    text = "Here is the summary you asked for" + signature(TraceIds(2**127 + 12345, 2**63 + 6789))
+    assert Scanner(BUILTIN_RULES).scan(text, "assistant") == []
