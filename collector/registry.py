@@ -35,6 +35,7 @@ def builtin_registry() -> Registry:
     """Every component that ships with genai-collector."""
     # Imported here so that `collector` does not import processors and exporters
     # at module load: dependencies point from them to collector, not back.
+    import exporters.alerts
     import exporters.clickhouse
     import exporters.debug
     import processors.batch
@@ -55,7 +56,9 @@ def builtin_registry() -> Registry:
                 processors.genai_security.factory,
             )
         },
-        exporters={f.type: f for f in (exporters.clickhouse.factory, exporters.debug.factory)},
+        exporters={
+            f.type: f for f in (exporters.alerts.factory, exporters.clickhouse.factory, exporters.debug.factory)
+        },
         extensions={f.type: f for f in (admin.factory,)},
     )
 
