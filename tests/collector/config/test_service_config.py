@@ -246,7 +246,7 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
     (
         "unknown component type",
         PIPELINE.replace("exporters:\n  debug:\n", "exporters:\n  debug:\n  kafka:\n"),
-        ['exporters.kafka: unknown exporter type "kafka"; known: clickhouse, debug'],
+        ['exporters.kafka: unknown exporter type "kafka"; known: alerts, clickhouse, debug'],
     ),
     (
         "invalid component id",
