@@ -1,8 +1,9 @@
-"""Turn query result values (datetimes, decimals, UUIDs, bytes...) into JSON-ready ones."""
+"""JSON at the edges: query result values made JSON-ready, and JSON read from attribute strings."""
 
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 
@@ -15,3 +16,13 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     return str(value)
+
+
+def parse_json(value: Any) -> Any:
+    """The JSON a string attribute holds, or None when it is not a string of valid JSON."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError):
+        return None

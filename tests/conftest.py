@@ -181,6 +181,20 @@ def running_collector(chdb_path: Path, tmp_path: Path) -> Iterator[RunningServic
         service.stop()
 
 
+def send_span(collector: RunningService, name: str, attributes: dict[str, Any]) -> None:
+    """One span through the SDK's OTLP/HTTP exporter to ``collector``'s otlp receiver, delivered before returning."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider()
+    url = f"http://127.0.0.1:{collector.port()}/v1/traces"
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=url)))
+    with provider.get_tracer("app").start_as_current_span(name) as span:
+        span.set_attributes(attributes)
+    provider.shutdown()
+
+
 def query_store(chdb_dir: Path, sql: str) -> list[list[object]]:
     """Rows of ``sql`` read straight from the chDB store at ``chdb_dir`` (no collector may hold it)."""
     from exporters.clickhouse.config import ClickHouseConfig

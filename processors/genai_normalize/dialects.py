@@ -21,6 +21,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from collector.jsonvalues import parse_json
 from collector.pdata import SpanAttributes
 
 OPERATION = "gen_ai.operation.name"
@@ -245,10 +246,10 @@ def _openinference(span: Normalization) -> None:
     if isinstance(reason, str):
         span.put(FINISH_REASONS, [reason], "llm.finish_reason")
     if span.has("embedding.invocation_parameters"):
-        embedding = _json(span.get("embedding.invocation_parameters"))
+        embedding = parse_json(span.get("embedding.invocation_parameters"))
         if isinstance(embedding, dict) and isinstance(embedding.get("encoding_format"), str):
             span.put("gen_ai.request.encoding_formats", [embedding["encoding_format"]])
-    parameters = _json(span.get("llm.invocation_parameters"))
+    parameters = parse_json(span.get("llm.invocation_parameters"))
     if isinstance(parameters, dict):
         for name, key in INVOCATION_PARAMETERS.items():
             if isinstance(parameters.get(name), int | float) and not isinstance(parameters.get(name), bool):
@@ -273,7 +274,7 @@ def _openinference(span: Normalization) -> None:
         span.put(OUTPUT_MESSAGES, json.dumps(output))
     tools = []
     for key in [k for k in span.attributes.by_key if _OPENINFERENCE_TOOL.match(k)]:
-        schema = _json(span.get(key))
+        schema = parse_json(span.get(key))
         span.consumed.add(key)
         if isinstance(schema, dict):
             tools.append(_tool_definition(schema))
@@ -308,7 +309,7 @@ def _openllmetry(span: Normalization) -> None:
             if "description" in function:
                 definition["description"] = function["description"]
             if "parameters" in function:
-                definition["parameters"] = _json(function["parameters"]) or function["parameters"]
+                definition["parameters"] = parse_json(function["parameters"]) or function["parameters"]
             definitions.append(definition)
         span.put(TOOL_DEFINITIONS, json.dumps(definitions))
 
@@ -375,8 +376,8 @@ def _tool_calls(fields: dict[str, Any]) -> list[dict[str, Any]]:
             "type": "tool_call",
             "id": call.get("id"),
             "name": call.get("name"),
-            "arguments": _json(call.get("arguments"))
-            if _json(call.get("arguments")) is not None
+            "arguments": parse_json(call.get("arguments"))
+            if parse_json(call.get("arguments")) is not None
             else call.get("arguments"),
         }
         for _, call in sorted(calls.items())
@@ -428,7 +429,7 @@ def _openinference_message(fields: dict[str, Any]) -> dict[str, Any]:
 
 def _content_parts(content: Any) -> list[dict[str, Any]]:
     """OpenLLMetry writes content as text, or as the JSON of an OpenAI content array."""
-    decoded = _json(content) if isinstance(content, str) and content.startswith("[") else None
+    decoded = parse_json(content) if isinstance(content, str) and content.startswith("[") else None
     if isinstance(decoded, list):
         parts = []
         for part in decoded:
@@ -452,14 +453,5 @@ def _tool_definition(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _arguments(value: Any) -> Any:
     """Tool-call arguments as an object when they are JSON (the conventions prefer it), else as they came."""
-    decoded = _json(value)
+    decoded = parse_json(value)
     return decoded if decoded is not None else value
-
-
-def _json(value: Any) -> Any:
-    if not isinstance(value, str):
-        return None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None

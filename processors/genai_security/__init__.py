@@ -26,6 +26,7 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
+from collector.jsonvalues import parse_json
 from collector.pdata import SpanAttributes, set_any_value
 from processors.genai_security.config import Action, GenAiSecurityConfig
 from processors.genai_security.rules import BUILTIN_RULES, SEVERITY_RANK, Rule, compile_pattern
@@ -69,7 +70,7 @@ class GenAiSecurityProcessor(SpanEditor):
         if not any(pair.key in CONTENT_ATTRIBUTES for pair in span.attributes):
             return
         attributes = SpanAttributes(span)
-        documents = {key: _json(attributes.get(key)) for key in CONTENT_ATTRIBUTES if key in attributes}
+        documents = {key: parse_json(attributes.get(key)) for key in CONTENT_ATTRIBUTES if key in attributes}
         texts = list(_texts(documents))
         findings: list[tuple[_Text, Finding]] = []
         budget = self._config.max_scan_chars
@@ -155,15 +156,6 @@ class GenAiSecurityProcessor(SpanEditor):
 
     def _hmac(self, value: str) -> str:
         return hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:HMAC_HEX_CHARS]
-
-
-def _json(value: Any) -> Any:
-    if not isinstance(value, str):
-        return None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None
 
 
 def _texts(documents: dict[str, Any]) -> Any:

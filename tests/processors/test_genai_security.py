@@ -20,7 +20,7 @@ from collector.config.types import Secret
 from collector.pdata import SpanAttributes, any_value, set_any_value
 from processors.genai_security import GenAiSecurityProcessor
 from processors.genai_security.config import GenAiSecurityConfig, UserRule
-from tests.conftest import RecordingConsumer, RunningService, query_store
+from tests.conftest import RecordingConsumer, RunningService, query_store, send_span
 
 OPENAI_KEY = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
 CARD = "4111 1111 1111 1111"
@@ -211,17 +211,8 @@ service:
 """
     collector = RunningService(config, tmp_path)
     try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-        provider = TracerProvider()
-        traces_url = f"http://127.0.0.1:{collector.port()}/v1/traces"
-        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
-        with provider.get_tracer("app").start_as_current_span("chat gpt-4o") as span:
-            messages = [_message("user", _text(f"use {OPENAI_KEY} and bill {CARD}, mail jane@example.org"))]
-            span.set_attribute("gen_ai.input.messages", json.dumps(messages))
-        provider.shutdown()
+        messages = [_message("user", _text(f"use {OPENAI_KEY} and bill {CARD}, mail jane@example.org"))]
+        send_span(collector, "chat gpt-4o", {"gen_ai.input.messages": json.dumps(messages)})
     finally:
         collector.stop()
 
