@@ -46,6 +46,7 @@ from proxy.config import ProxyConfig, UpstreamConfig
 from proxy.conversations import ConversationLink, ConversationTracker
 from proxy.errors import ApiFamily, ProxyError, error_response
 from proxy.export import FailOpenSpanProcessor, SpanSink
+from proxy.guard import StreamCheck, StreamGuard, stop_event
 from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
 from proxy.keys import KeysFileError
@@ -103,8 +104,11 @@ class ProxyService:
         logger: logging.Logger,
         dialect: Dialect | None = None,
         resource: Resource | None = None,
+        stream_check: StreamCheck | None = None,
     ) -> None:
         self._config = config
+        # Given by whoever wires the proxy (the collector builds it from the genai_security detectors).
+        self._stream_check = stream_check if config.early_stop.enabled else None
         self._telemetry = telemetry
         self._logger = logger
         self._dialect = dialect or dialect_from_environment()
@@ -390,6 +394,7 @@ class ProxyService:
         if response.status >= 400:
             outcome.error_type = str(response.status)
         splitter = SseSplitter() if tee is not None else None
+        guard = StreamGuard(self._stream_check, call.record) if tee is not None and self._stream_check else None
         copy: list[bytes] | None = [] if parse or response.status >= 400 else None
         copied = 0
         first_chunk: float | None = None
@@ -404,6 +409,13 @@ class ProxyService:
                 last_chunk = now
                 if splitter is not None and tee is not None:
                     out = tee.forward(splitter.feed(chunk))
+                    found = guard.finding() if guard is not None else None
+                    if found is not None and call.api is not None:
+                        # Not what completed the finding: the client gets the stop, and the upstream is closed.
+                        call.record.set(semconv.EARLY_STOP_DETECTOR, found)
+                        outcome.error_type, outcome.error_message = "early_stop", f"stopped: {found}"
+                        yield stop_event(call.api.name, found)
+                        return
                     if out:
                         yield out
                     continue

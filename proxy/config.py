@@ -129,6 +129,15 @@ class ConversationSettings:
 
 
 @dataclass(frozen=True)
+class EarlyStopSettings:
+    """Opt-in: end a stream whose output shows a finding at ``min_severity`` or above (or of ``detectors``)."""
+
+    enabled: bool = False
+    min_severity: Literal["low", "medium", "high", "critical"] = "critical"
+    detectors: tuple[str, ...] = ()  # detector ids or categories, stopped on whatever their severity
+
+
+@dataclass(frozen=True)
 class ProxyConfig:
     """The ``genai_proxy`` receiver, and the standalone proxy's ``proxy`` section."""
 
@@ -140,6 +149,7 @@ class ProxyConfig:
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     conversations: ConversationSettings = field(default_factory=ConversationSettings)
+    early_stop: EarlyStopSettings = field(default_factory=EarlyStopSettings)
     # Spans waiting for the pipeline; beyond this they are dropped and counted, never waited for.
     span_queue_size: int = DEFAULT_SPAN_QUEUE_SIZE
 

@@ -67,6 +67,7 @@ USAGE_SOURCE = "gen_ai.usage.source"  # "provider" or "estimated"
 OUTPUT_TOKENS_PER_SECOND = "gen_ai.response.output_tokens_per_second"
 TENANT_ID = "tenant.id"
 UPSTREAM_NAME = "gen_ai.proxy.upstream"
+EARLY_STOP_DETECTOR = "gen_ai.security.early_stop.detector"
 
 # Values
 OPERATION_CHAT = "chat"

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from collector.component import Component, ComponentSettings, Host, ReceiverFactory, TracesConsumer
 from collector.httpserver import HttpServer
+from processors.genai_security.rules import BUILTIN_RULES, SEVERITY_RANK
+from processors.genai_security.scanner import Scanner
 from proxy.app import ProxyService
 from proxy.config import ProxyConfig
 from proxy.export import PipelineSink
+from proxy.guard import StreamCheck
 
 
 class GenAiProxyReceiver:
     def __init__(self, settings: ComponentSettings, config: ProxyConfig, consumer: TracesConsumer) -> None:
         self._config = config
         self._logger = settings.logger
-        self.proxy = ProxyService(config, PipelineSink(consumer), settings.telemetry, settings.logger)
+        self.proxy = ProxyService(
+            config, PipelineSink(consumer), settings.telemetry, settings.logger, stream_check=stream_check(config)
+        )
         self._server: HttpServer | None = None
 
     @property
@@ -43,6 +48,27 @@ class GenAiProxyReceiver:
             await self._server.stop()
             self._server = None
         await self.proxy.stop()
+
+
+def stream_check(config: ProxyConfig) -> StreamCheck | None:
+    """The early-stop check the proxy runs on streamed output: the chosen genai_security detectors."""
+    settings = config.early_stop
+    if not settings.enabled:
+        return None
+    floor = SEVERITY_RANK[settings.min_severity]
+    chosen = set(settings.detectors)
+    rules = [
+        rule
+        for rule in BUILTIN_RULES
+        if SEVERITY_RANK[rule.severity] >= floor or rule.id in chosen or rule.category in chosen
+    ]
+    scanner = Scanner(rules)
+
+    def check(text: str) -> str | None:
+        findings = scanner.scan(text, "assistant")
+        return findings[0].rule_id if findings else None
+
+    return check
 
 
 def create_receiver(settings: ComponentSettings, config: ProxyConfig, consumer: TracesConsumer) -> Component:

@@ -18,6 +18,7 @@ from collector.httpserver import HttpServer
 from collector.telemetry import Telemetry
 from proxy.app import ProxyService
 from proxy.config import ProxyConfig, UpstreamConfig
+from proxy.guard import StreamCheck
 from proxy.semconv import Dialect
 
 WAIT_SECONDS = 10.0
@@ -75,10 +76,13 @@ def upstreams_for(url: str, openai_key: str = "", anthropic_key: str = "") -> tu
 class RunningProxy:
     """A ProxyService served on 127.0.0.1 from a background event loop."""
 
-    def __init__(self, config: ProxyConfig, dialect: Dialect | None = None) -> None:
+    def __init__(
+        self, config: ProxyConfig, dialect: Dialect | None = None, stream_check: StreamCheck | None = None
+    ) -> None:
         self.sink = RecordingSink()
         self.telemetry = Telemetry()
-        self.service = ProxyService(config, self.sink, self.telemetry, logging.getLogger("test.proxy"), dialect)
+        logger = logging.getLogger("test.proxy")
+        self.service = ProxyService(config, self.sink, self.telemetry, logger, dialect, stream_check=stream_check)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="test-proxy")
         self._thread.start()
@@ -103,8 +107,10 @@ class RunningProxy:
 
 
 @contextmanager
-def running_proxy(config: ProxyConfig, dialect: Dialect | None = None) -> Iterator[RunningProxy]:
-    proxy = RunningProxy(replace(config, endpoint=HostPort("127.0.0.1", 0)), dialect)
+def running_proxy(
+    config: ProxyConfig, dialect: Dialect | None = None, stream_check: StreamCheck | None = None
+) -> Iterator[RunningProxy]:
+    proxy = RunningProxy(replace(config, endpoint=HostPort("127.0.0.1", 0)), dialect, stream_check)
     try:
         yield proxy
     finally:
