@@ -132,6 +132,8 @@ receivers:
 processors:
   genai_normalize:
   genai_cost:
+  genai_security:
+    actions: {{secret: mask}}
 exporters:
   clickhouse:
     endpoint: chdb://{store_dir}

@@ -7,10 +7,13 @@ text through Python's ``str.lower`` and a single RE2 search, the least any
 scanner must do to look at every byte.
 
 Processor rate: spans/s through the processor alone (decoded batches of chat
-spans, each with about 1 KB of input and output message text), to set beside
-the end-to-end ingest rate of benchmarks/ingest.py.
+spans, each with about 1 KB of input and output message text).
 
-    python benchmarks/security.py [--megabytes 8] [--rounds 3]
+Ingest: the same spans over OTLP/HTTP into a collector process storing into
+chDB (benchmarks/ingest.py's harness), with genai_security (masking secrets)
+in the pipeline and without; the ratio is printed.
+
+    python benchmarks/security.py [--megabytes 8] [--rounds 3] [--skip-ingest]
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ SPICE = (
     "server at 10.20.30.40 answered",
 )
 SPANS_PER_BATCH = 512
+INGEST_BATCHES = 100
 
 
 def sample_text(rng: random.Random, length: int) -> str:
@@ -113,11 +117,31 @@ def processor_rate(bodies: list[bytes]) -> float:
     return len(bodies) * SPANS_PER_BATCH / (time.perf_counter() - started)
 
 
+def ingest_rates(bodies: list[bytes], rounds: int) -> tuple[list[float], list[float]]:
+    """End-to-end spans/s with and without the processor, through benchmarks/ingest.py's collector process."""
+    import importlib.util
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("ingest_bench", Path(__file__).with_name("ingest.py"))
+    assert spec is not None and spec.loader is not None
+    ingest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ingest)
+    on: list[float] = []
+    off: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="security-bench-") as tmp:
+        work = Path(tmp)
+        for round_no in range(rounds):
+            off.append(ingest.end_to_end_round(bodies, work / f"off-{round_no}", work, 4))
+            on.append(ingest.end_to_end_round(bodies, work / f"on-{round_no}", work, 4, "[genai_security]"))
+    return on, off
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megabytes", type=float, default=8.0)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-ingest", action="store_true", help="only the in-process measurements")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # one core, as the figure is per core
@@ -129,6 +153,13 @@ def main() -> None:
         rows.setdefault("scan, every detector (MB/s per core)", []).append(scan_rate(texts))
         rows.setdefault("floor: one RE2 search over lowered text (MB/s)", []).append(floor_rate(texts))
         rows.setdefault("genai_security alone, 1 KB of messages a span (spans/s)", []).append(processor_rate(bodies))
+    if not args.skip_ingest:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))  # the collector gets the whole machine, as in use
+        ingest_bodies = [batch(rng) for _ in range(INGEST_BATCHES)]
+        on, off = ingest_rates(ingest_bodies, args.rounds)
+        rows["ingest without genai_security (spans/s)"] = off
+        rows["ingest with genai_security (spans/s)"] = on
     print(f"{len(texts)} texts, {args.megabytes} MB; {args.batches} batches of {SPANS_PER_BATCH} spans; 1 core")
     for name, values in rows.items():
         shown = ", ".join(f"{v:,.1f}" for v in values)
@@ -136,6 +167,10 @@ def main() -> None:
     scan_median = statistics.median(rows["scan, every detector (MB/s per core)"])
     floor_median = statistics.median(rows["floor: one RE2 search over lowered text (MB/s)"])
     print(f"scan / floor: {scan_median / floor_median:.2f}x")
+    if not args.skip_ingest:
+        on_median = statistics.median(rows["ingest with genai_security (spans/s)"])
+        off_median = statistics.median(rows["ingest without genai_security (spans/s)"])
+        print(f"ingest with / without genai_security: {on_median / off_median:.2f}x")
 
 
 if __name__ == "__main__":
