@@ -21,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from collector.config.service import CollectorConfig
+from collector.extensions.admin import PROMETHEUS_TEXT
 from collector.httpserver import HttpServer
 from collector.receivers.genai_proxy import stream_check
 from collector.telemetry import Telemetry
@@ -31,7 +32,6 @@ from proxy.keys import KeysFileError, KeyStore
 
 RECEIVER_TYPE = "genai_proxy"
 DEFAULT_OTLP_ENDPOINT = "http://127.0.0.1:4318"
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 logger = logging.getLogger("genai_collector.proxy")
 
 

@@ -88,7 +88,6 @@ class _Call:
     api: Api | None
     upstream: UpstreamConfig
     caller: Caller
-    link: ConversationLink | None
     started: float  # monotonic
     finished: bool = False
 
@@ -170,7 +169,7 @@ class ProxyService:
         record = self._new_record(api, upstream, model, document)
         link = self._continued_conversation(api, record, caller, upstream, document, marked)
         span = self._start_span(request, api, record, upstream, caller, link, started_ns)
-        call = _Call(span, record, api, upstream, caller, link, started)
+        call = _Call(span, record, api, upstream, caller, started)
         try:
             return await self._forward(request, call, body, document, stripped)
         except asyncio.CancelledError:

@@ -37,9 +37,6 @@ INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 COST = "gen_ai.usage.cost"
 
-# Keys (or key prefixes) that mark a span as GenAI in some dialect; anything else passes untouched.
-GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.", "embedding.")
-
 # Plain renames: old key → current key.
 RENAMES: dict[str, str] = {
     "gen_ai.usage.prompt_tokens": INPUT_TOKENS,

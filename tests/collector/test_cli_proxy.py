@@ -13,16 +13,10 @@ from pathlib import Path
 import httpx
 import openai
 
-from tests.conftest import REPO_ROOT, RunningService, collector_yaml, query_store
+from tests.conftest import REPO_ROOT, RunningService, collector_yaml, free_port, query_store
 from tests.proxy.mock_upstream import MockUpstream, serve
 
 EXIT_USAGE = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _proxy_config(path: Path, port: int, upstream_url: str, keys_file: Path) -> Path:
@@ -92,7 +86,7 @@ def test_proxy_command_without_a_proxy_receiver_is_one_line(tmp_path: Path) -> N
 def test_standalone_proxy_ships_spans_over_otlp_to_a_collector(chdb_path: Path, tmp_path: Path) -> None:
     collector = RunningService(collector_yaml(chdb_path), tmp_path)
     mock = MockUpstream(openai_key="sk-provider")
-    port = _free_port()
+    port = free_port()
     keys_file = tmp_path / "keys.json"
     try:
         with serve(mock) as upstream_url:

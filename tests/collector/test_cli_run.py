@@ -18,22 +18,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT, make_traces, query_store
+from tests.conftest import REPO_ROOT, free_port, make_traces, query_store
 
 READY_LINE = "is running"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class CollectorProcess:
     """``python -m collector run`` in a subprocess, with its log lines on a queue."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.http_port, self.grpc_port, self.admin_port = _free_port(), _free_port(), _free_port()
+        self.http_port, self.grpc_port, self.admin_port = free_port(), free_port(), free_port()
         self.store = tmp_path / "clickhouse"
         self.config = tmp_path / "otel-config.yaml"
         self.config.write_text(

@@ -9,14 +9,13 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from collector.receivers.otlp.config import HttpSettings
 from collector.registry import default_registry
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXIT_USAGE = 2
@@ -79,17 +78,6 @@ def held_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-def _free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (all held until every one is picked)."""
-    with ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
-
-
 def test_valid_config_exits_zero(tmp_path: Path) -> None:
     path = _write(tmp_path, VALID)
     result = _validate(path, tmp_path)
@@ -97,7 +85,7 @@ def test_valid_config_exits_zero(tmp_path: Path) -> None:
 
 
 def test_shipped_config_is_valid() -> None:
-    grpc, http, admin, proxy = _free_ports(4)
+    grpc, http, admin, proxy = free_ports(4)
     env = _environ(
         GENAI_COLLECTOR_PROXY_ENDPOINT=f"127.0.0.1:{proxy}",
         GENAI_COLLECTOR_OTLP_GRPC_ENDPOINT=f"127.0.0.1:{grpc}",

@@ -17,7 +17,7 @@ from collector.config.problems import ConfigError
 from collector.config.service import CollectorConfig, PipelineConfig, check_listeners, load_config, parse_config
 from collector.config.types import HostPort
 from collector.registry import Registry, default_registry
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, free_port
 
 PIPELINE = MINIMAL_CONFIG
 
@@ -74,12 +74,6 @@ def held_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         yield int(sock.getsockname()[1])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _doc(text: str) -> dict[str, Any]:
@@ -422,7 +416,7 @@ def test_every_problem_is_reported_at_once(registry: Registry) -> None:
 
 def test_check_listeners_accepts_free_and_any_ports(registry: Registry) -> None:
     check_listeners(_parse(MULTI_PIPELINE, registry))
-    check_listeners(_parse(_with_http_endpoint(f"127.0.0.1:{_free_port()}"), registry))
+    check_listeners(_parse(_with_http_endpoint(f"127.0.0.1:{free_port()}"), registry))
 
 
 def test_check_listeners_reports_a_port_in_use(registry: Registry, held_port: int) -> None:
@@ -444,7 +438,7 @@ def test_check_listeners_reports_every_port_in_use(registry: Registry, held_port
 
 
 def test_check_listeners_reports_two_components_on_one_port(registry: Registry) -> None:
-    port = _free_port()
+    port = free_port()
     text = f"""
     receivers:
       otlp:
@@ -501,7 +495,7 @@ def test_empty_pipeline_entry_is_shown_the_yaml_way(registry: Registry) -> None:
 
 
 def test_check_listeners_reports_overlapping_addresses(registry: Registry) -> None:
-    port = _free_port()
+    port = free_port()
     text = f"""
     receivers:
       otlp:
