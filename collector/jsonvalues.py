@@ -6,6 +6,8 @@ import datetime
 import json
 from typing import Any
 
+import orjson
+
 
 def jsonable(value: Any) -> Any:
     """A JSON-encodable stand-in for ``value``; used as json.dumps' ``default``."""
@@ -23,6 +25,20 @@ def parse_json(value: Any) -> Any:
     if not isinstance(value, str):
         return None
     try:
+        return orjson.loads(value)  # message content is parsed for every span: about three times json's speed
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        # What orjson refuses and json accepts: NaN and Infinity, lone surrogates escaped as \ud800.
         return json.loads(value)
     except (ValueError, RecursionError):
         return None
+
+
+def dump_json(value: Any) -> str:
+    """``value`` as compact JSON text, for writing a parsed attribute back."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # what orjson refuses: lone surrogates, integers beyond 64 bits
+        # ASCII-only, so a lone surrogate stays an escape: a protobuf string must be valid UTF-8.
+        return json.dumps(value)

@@ -33,7 +33,9 @@ class Telemetry:
         """Add ``amount`` to the counter ``name`` with ``labels``."""
         key = tuple(sorted(labels.items()))
         with self._lock:
-            family = self._families.setdefault(name, _Family("counter", help))
+            family = self._families.get(name)
+            if family is None:
+                family = self._families[name] = _Family("counter", help)
             family.values[key] = family.values.get(key, 0.0) + amount
 
     def gauge(self, name: str, read: Callable[[], float], help: str = "", **labels: str) -> None:

@@ -25,7 +25,11 @@ class SpanEditor:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     edit(span)
+        self.batch_edited()
         await self._next.consume(traces)
 
     def edit(self, span: Span) -> None:
         raise NotImplementedError
+
+    def batch_edited(self) -> None:
+        """Called once a batch's spans are all edited, before it is passed on (say, to publish counts)."""

@@ -19,39 +19,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-from dataclasses import dataclass
+from collections import Counter
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
-from collector.jsonvalues import parse_json
+from collector.jsonvalues import dump_json
 from collector.pdata import SpanAttributes, set_any_value
 from processors.genai_security.config import Action, GenAiSecurityConfig
+from processors.genai_security.content import (
+    OUTPUT_MESSAGES,
+    ContentText,
+    content_documents,
+    content_texts,
+)
 from processors.genai_security.rules import BUILTIN_RULES, SEVERITY_RANK, Rule, compile_pattern
 from processors.genai_security.scanner import Finding, Scanner, system_prompt_leak
 from processors.span_editor import SpanEditor
 
-INPUT_MESSAGES = "gen_ai.input.messages"
-OUTPUT_MESSAGES = "gen_ai.output.messages"
-SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
-CONTENT_ATTRIBUTES = (INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS)
 EVENT_NAME = "gen_ai.security.finding"
 HMAC_HEX_CHARS = 16
-
-
-@dataclass
-class _Text:
-    """One scannable string inside a content attribute, and how to put an edited version back."""
-
-    attribute: str
-    message: int
-    part: int
-    role: str
-    text: str
-    holder: dict[str, Any]
-    field: str  # an object (tool arguments, results) is scanned as its JSON, and written back as text if edited
+LEAK_DETECTOR = "system_prompt_leak"
 
 
 class GenAiSecurityProcessor(SpanEditor):
@@ -62,70 +51,119 @@ class GenAiSecurityProcessor(SpanEditor):
             Rule(r.id, r.category, r.severity, r.confidence, compile_pattern(r.pattern)) for r in config.rules
         )
         self._scanner = Scanner(tuple(rule for rule in BUILTIN_RULES if rule.id not in config.disabled) + user_rules)
+        self._check_leaks = LEAK_DETECTOR not in config.disabled
         self._key = config.hmac_key.reveal().encode()
         self._telemetry = settings.telemetry
         self._labels = {"processor": str(settings.id)}
+        self._found: Counter[str] = Counter()  # findings per detector in the batch being edited
+        # The attributes a finding's event shares with every other finding of its detector, built once.
+        self._event_templates: dict[tuple[str, str, str, float], Span.Event] = {}
 
     def edit(self, span: Span) -> None:
-        if not any(pair.key in CONTENT_ATTRIBUTES for pair in span.attributes):
+        documents = content_documents(span)
+        if not documents:
+            return
+        texts = content_texts(documents)
+        pieces, truncated = self._within_budget(texts)
+        leaks = self._leaks(texts) if self._check_leaks else []
+        # Most spans hold no finding: one set pass over all their text says so without running any rule.
+        if leaks or self._scanner.may_match("\n".join(pieces)):
+            # strict=False: once the budget runs out, texts has more entries than pieces.
+            scanned = zip(texts, pieces, strict=False)
+            findings = [(text, finding) for text, piece in scanned for finding in self._scanner.scan(piece, text.role)]
+            findings.extend(leaks)
+        else:
+            findings = []
+        if not (findings or truncated):
             return
         attributes = SpanAttributes(span)
-        documents = {key: parse_json(attributes.get(key)) for key in CONTENT_ATTRIBUTES if key in attributes}
-        texts = list(_texts(documents))
-        findings: list[tuple[_Text, Finding]] = []
-        budget = self._config.max_scan_chars
-        for text in texts:
-            if budget <= 0:
-                attributes.set("gen_ai.security.scan_truncated", True)
-                break
-            scanned = text.text[:budget]
-            budget -= len(scanned)
-            findings.extend((text, finding) for finding in self._scanner.scan(scanned, text.role))
-        system = [t.text for t in texts if t.attribute == SYSTEM_INSTRUCTIONS or t.role == "system"]
-        for text in texts:
-            if text.attribute == OUTPUT_MESSAGES and system and "system_prompt_leak" not in self._config.disabled:
-                leak = system_prompt_leak(text.text, system)
-                if leak is not None:
-                    findings.append((text, leak))
-        if not findings:
-            return
-        self._record(span, attributes, findings)
-        self._redact(attributes, documents, findings)
+        if truncated:
+            attributes.set("gen_ai.security.scan_truncated", True)
+        if findings:
+            self._record(span, attributes, findings)
+            self._redact(attributes, documents, findings)
 
-    def _record(self, span: Span, attributes: SpanAttributes, findings: list[tuple[_Text, Finding]]) -> None:
+    def batch_edited(self) -> None:
+        for detector, count in self._found.items():
+            self._telemetry.add("genai_security_findings", count, detector=detector, **self._labels)
+        self._found.clear()
+
+    def _within_budget(self, texts: list[ContentText]) -> tuple[list[str], bool]:
+        """What of each text is scanned: all of it until the span's ``max_scan_chars`` run out."""
+        budget = self._config.max_scan_chars
+        pieces: list[str] = []
+        for text in texts:
+            if len(text.text) > budget:
+                if budget > 0:
+                    pieces.append(text.text[:budget])
+                return pieces, True
+            budget -= len(text.text)
+            pieces.append(text.text)
+        return pieces, False
+
+    def _leaks(self, texts: list[ContentText]) -> list[tuple[ContentText, Finding]]:
+        system = [t.text for t in texts if t.role == "system"]
+        if not system:
+            return []
+        leaks = []
+        for text in texts:
+            if text.attribute == OUTPUT_MESSAGES and (leak := system_prompt_leak(text.text, system)) is not None:
+                leaks.append((text, leak))
+        return leaks
+
+    def _record(self, span: Span, attributes: SpanAttributes, findings: list[tuple[ContentText, Finding]]) -> None:
+        time = span.end_time_unix_nano or span.start_time_unix_nano
         for text, finding in findings:
+            action = self._action(finding)
             event = span.events.add()
-            event.name = EVENT_NAME
-            event.time_unix_nano = span.end_time_unix_nano or span.start_time_unix_nano
-            values: dict[str, Any] = {
-                "gen_ai.security.detector.id": finding.rule_id,
-                "gen_ai.security.category": finding.category,
-                "gen_ai.security.severity": finding.severity,
-                "gen_ai.security.confidence": finding.confidence,
-                "gen_ai.security.action": self._action(finding),
-                "gen_ai.security.location.attribute": text.attribute,
-                "gen_ai.security.location.message": text.message,
-                "gen_ai.security.location.part": text.part,
-                "gen_ai.security.location.start": finding.start,
-                "gen_ai.security.location.end": finding.end,
-            }
-            if values["gen_ai.security.action"] == "hash":
-                values["gen_ai.security.value_hmac"] = self._hmac(text.text[finding.start : finding.end])
-            for key, value in values.items():
-                pair = event.attributes.add()
+            event.CopyFrom(self._event_template(finding, action))
+            event.time_unix_nano = time
+            location = event.attributes
+            pair = location.add()
+            pair.key = "gen_ai.security.location.attribute"
+            pair.value.string_value = text.attribute
+            for key, number in (
+                ("gen_ai.security.location.message", text.message),
+                ("gen_ai.security.location.part", text.part),
+                ("gen_ai.security.location.start", finding.start),
+                ("gen_ai.security.location.end", finding.end),
+            ):
+                pair = location.add()
                 pair.key = key
-                set_any_value(pair.value, value)
-            self._telemetry.add("genai_security_findings", 1, detector=finding.rule_id, **self._labels)
+                pair.value.int_value = number
+            if action == "hash":
+                pair = location.add()
+                pair.key = "gen_ai.security.value_hmac"
+                pair.value.string_value = self._hmac(text.text[finding.start : finding.end])
+            self._found[finding.rule_id] += 1
         attributes.set("gen_ai.security.findings.count", len(findings))
         worst = max(findings, key=lambda item: SEVERITY_RANK[item[1].severity])[1].severity
         attributes.set("gen_ai.security.findings.max_severity", worst)
 
+    def _event_template(self, finding: Finding, action: Action) -> Span.Event:
+        key = (finding.rule_id, finding.category, finding.severity, finding.confidence)
+        template = self._event_templates.get(key)
+        if template is None:
+            template = Span.Event(name=EVENT_NAME)
+            for name, value in (
+                ("gen_ai.security.detector.id", finding.rule_id),
+                ("gen_ai.security.category", finding.category),
+                ("gen_ai.security.severity", finding.severity),
+                ("gen_ai.security.confidence", finding.confidence),
+                ("gen_ai.security.action", action),
+            ):
+                pair = template.attributes.add()
+                pair.key = name
+                set_any_value(pair.value, value)
+            self._event_templates[key] = template
+        return template
+
     def _redact(
-        self, attributes: SpanAttributes, documents: dict[str, Any], findings: list[tuple[_Text, Finding]]
+        self, attributes: SpanAttributes, documents: dict[str, Any], findings: list[tuple[ContentText, Finding]]
     ) -> None:
         dropped: set[str] = set()
         edits: dict[int, list[tuple[Finding, str]]] = {}
-        texts: dict[int, _Text] = {}
+        texts: dict[int, ContentText] = {}
         for text, finding in findings:
             action = self._action(finding)
             if action == "drop":
@@ -142,10 +180,10 @@ class GenAiSecurityProcessor(SpanEditor):
             edited = text.text
             for finding, replacement in sorted(edits[key], key=lambda item: item[0].start, reverse=True):
                 edited = edited[: finding.start] + replacement + edited[finding.end :]
-            text.holder[text.field] = edited
+            text.replace(edited)
         changed = {text.attribute for text in texts.values()} - dropped
         for attribute in changed:
-            attributes.set(attribute, json.dumps(documents[attribute], ensure_ascii=False))
+            attributes.set(attribute, dump_json(documents[attribute]))
         if dropped:
             attributes.remove(dropped)
             attributes.set("gen_ai.security.content_dropped", sorted(dropped))
@@ -156,37 +194,6 @@ class GenAiSecurityProcessor(SpanEditor):
 
     def _hmac(self, value: str) -> str:
         return hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:HMAC_HEX_CHARS]
-
-
-def _texts(documents: dict[str, Any]) -> Any:
-    """Every string worth scanning, with where it lives (so an edit can be written back)."""
-    for attribute, document in documents.items():
-        if not isinstance(document, list):
-            continue
-        if attribute == SYSTEM_INSTRUCTIONS:
-            for index, part in enumerate(document):
-                if isinstance(part, dict) and isinstance(part.get("content"), str):
-                    yield _Text(attribute, 0, index, "system", part["content"], part, "content")
-            continue
-        for message_index, message in enumerate(document):
-            if not isinstance(message, dict):
-                continue
-            role = str(message.get("role") or ("assistant" if attribute == OUTPUT_MESSAGES else "user"))
-            for part_index, part in enumerate(message.get("parts") or []):
-                if not isinstance(part, dict):
-                    continue
-                kind = part.get("type")
-                field = {"text": "content", "reasoning": "content", "tool_call": "arguments"}.get(str(kind))
-                if kind == "tool_call_response":
-                    field, role = "response", "tool"
-                if field is None or field not in part:
-                    continue
-                value = part[field]
-                if isinstance(value, str):
-                    yield _Text(attribute, message_index, part_index, role, value, part, field)
-                elif value is not None:
-                    as_text = json.dumps(value, ensure_ascii=False)
-                    yield _Text(attribute, message_index, part_index, role, as_text, part, field)
 
 
 def create_processor(

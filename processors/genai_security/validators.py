@@ -13,19 +13,18 @@ import json
 import math
 from collections import Counter
 
+_NOT_DIGITS = {ord(c): None for c in " -"}
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # each digit doubled, the digits of the result summed
+
 
 def luhn(text: str) -> bool:
     """Payment card numbers carry a Luhn check digit (spaces and dashes ignored)."""
-    digits = [int(c) for c in text if c.isdigit()]
-    if not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
+    digits = text.translate(_NOT_DIGITS)
+    if not (13 <= len(digits) <= 19 and digits.isascii() and digits.isdigit()):
         return False
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        if position % 2 == 1:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
+    if digits.count(digits[0]) == len(digits):  # 0000 0000 0000 0000 passes Luhn and is no card
+        return False
+    total = sum(map(int, digits[-1::-2])) + sum(_LUHN_DOUBLED[int(c)] for c in digits[-2::-2])
     return total % 10 == 0
 
 

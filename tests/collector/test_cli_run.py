@@ -24,14 +24,29 @@ READY_LINE = "is running"
 
 
 class CollectorProcess:
-    """``python -m collector run`` in a subprocess, with its log lines on a queue."""
+    """``python -m collector run`` in a subprocess, with its log lines on a queue.
 
-    def __init__(self, tmp_path: Path) -> None:
+    With ``config``, that file runs as it is, from ``tmp_path``, its endpoints moved to free ports through the
+    environment variables it reads (as the shipped config does); otherwise a minimal OTLP-to-chDB config.
+    """
+
+    def __init__(self, tmp_path: Path, config: Path | None = None) -> None:
         self.http_port, self.grpc_port, self.admin_port = free_port(), free_port(), free_port()
         self.store = tmp_path / "clickhouse"
-        self.config = tmp_path / "otel-config.yaml"
-        self.config.write_text(
-            f"""
+        environment = dict(os.environ)
+        if config is not None:
+            self.config = config
+            environment.update(
+                GENAI_COLLECTOR_OTLP_GRPC_ENDPOINT=f"127.0.0.1:{self.grpc_port}",
+                GENAI_COLLECTOR_OTLP_HTTP_ENDPOINT=f"127.0.0.1:{self.http_port}",
+                GENAI_COLLECTOR_PROXY_ENDPOINT=f"127.0.0.1:{free_port()}",
+                GENAI_COLLECTOR_ADMIN_ENDPOINT=f"127.0.0.1:{self.admin_port}",
+                GENAI_COLLECTOR_CLICKHOUSE_ENDPOINT=f"chdb://{self.store}",
+            )
+        else:
+            self.config = tmp_path / "otel-config.yaml"
+            self.config.write_text(
+                f"""
 receivers:
   otlp:
     protocols:
@@ -51,12 +66,13 @@ service:
       receivers: [otlp]
       exporters: [clickhouse]
 """
-        )
+            )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "collector", "run", "--config", str(self.config)],
-            cwd=REPO_ROOT,
+            cwd=tmp_path if config is not None else REPO_ROOT,
+            env=environment,
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -241,3 +257,36 @@ service:
         )
     assert result.returncode == 2
     assert result.stderr.strip() == f"receivers.otlp.protocols.http.endpoint: 127.0.0.1:{port} is already in use"
+
+
+def test_the_shipped_config_masks_a_provider_key_before_it_is_stored(tmp_path: Path) -> None:
+    """`make run`'s config as shipped: normalise, price, scan; a key in a prompt never reaches the store."""
+    key = "sk-proj-" + "Q7vB2nX9kL4mR8tW1yZ6pD3f"
+    process = CollectorProcess(tmp_path, config=REPO_ROOT / "otel-config.yaml")
+    try:
+        messages = [{"role": "user", "parts": [{"type": "text", "content": f"my key is {key}, mail ann@example.org"}]}]
+        span = make_traces(spans=1)
+        pair = span.resource_spans[0].scope_spans[0].spans[0].attributes.add()
+        pair.key = "gen_ai.input.messages"
+        pair.value.string_value = json.dumps(messages)
+        response = httpx.post(
+            f"http://127.0.0.1:{process.http_port}/v1/traces",
+            content=span.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        assert response.status_code == 200
+        process.wait_until_sent(1)
+    finally:
+        assert process.stop() == 0
+
+    everything = query_store(process.store, "SELECT * FROM otel_traces")
+    assert len(everything) == 1 and key not in repr(everything)
+    (row,) = query_store(
+        process.store,
+        "SELECT SpanAttributes['gen_ai.input.messages'], SpanAttributes['gen_ai.security.findings.max_severity'],"
+        " arrayMap(a -> a['gen_ai.security.detector.id'], `Events.Attributes`) FROM otel_traces",
+    )
+    stored_messages, severity, detectors = row
+    assert "[REDACTED:openai_api_key]" in str(stored_messages) and "ann@example.org" in str(stored_messages)
+    assert severity == "critical"
+    assert sorted(detectors) == ["email", "openai_api_key"]  # type: ignore[call-overload]

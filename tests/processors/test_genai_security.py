@@ -157,6 +157,60 @@ def test_user_rules_and_disabled_detectors(make_settings: Callable[..., Componen
     assert "[REDACTED:employee_id]" in _values(span)["gen_ai.input.messages"]
 
 
+def test_an_anchored_user_rule_matches_in_any_part(make_settings: Callable[..., ComponentSettings]) -> None:
+    # One set pass looks at all of a span's text at once; an anchor must still hold at the start of each part.
+    config = GenAiSecurityConfig(rules=(UserRule(id="ticket", pattern=r"^TICKET-\d{4}$", category="personal_data"),))
+    messages = [_message("user", _text("hello")), _message("user", _text("TICKET-1234"))]
+    span = _run(make_settings, {"gen_ai.input.messages": messages}, config)
+    [event] = _events(span)
+    assert (event["gen_ai.security.detector.id"], event["gen_ai.security.location.message"]) == ("ticket", 1)
+
+
+def test_offsets_count_characters_in_non_ascii_text(make_settings: Callable[..., ComponentSettings]) -> None:
+    text = f"Grüße ✓ — schlüssel {OPENAI_KEY} und ann@example.org"
+    config = GenAiSecurityConfig(actions={"email": "mask"})
+    span = _run(make_settings, {"gen_ai.input.messages": [_message("user", _text(text))]}, config)
+    found = {e["gen_ai.security.detector.id"]: e for e in _events(span)}
+    for detector, value in (("openai_api_key", OPENAI_KEY), ("email", "ann@example.org")):
+        event = found[detector]
+        assert text[event["gen_ai.security.location.start"] : event["gen_ai.security.location.end"]] == value
+    stored = json.loads(_values(span)["gen_ai.input.messages"])
+    assert stored[0]["parts"][0]["content"] == text.replace("ann@example.org", "[REDACTED:email]")
+
+
+def test_a_lone_surrogate_does_not_stop_the_scan(make_settings: Callable[..., ComponentSettings]) -> None:
+    # Valid JSON ("\ud800" escaped) that no UTF-8 encoder accepts; the rest of the text is still scanned.
+    raw = '[{"role": "user", "parts": [{"type": "text", "content": "\\ud800 key ' + OPENAI_KEY + '"}]}]'
+    span = _run(make_settings, {"gen_ai.input.messages": raw}, GenAiSecurityConfig(actions={"secret": "mask"}))
+    [event] = _events(span)
+    assert (event["gen_ai.security.detector.id"], event["gen_ai.security.location.start"]) == ("openai_api_key", 6)
+    assert OPENAI_KEY not in _values(span)["gen_ai.input.messages"]
+
+
+def test_findings_are_counted_per_detector(make_settings: Callable[..., ComponentSettings]) -> None:
+    settings = make_settings("genai_security", "processor")
+    processor = GenAiSecurityProcessor(settings, GenAiSecurityConfig(), RecordingConsumer())
+    traces = TracesData()
+    spans = traces.resource_spans.add().scope_spans.add().spans
+    for text in ("a@example.org", "b@example.org and c@example.org", "nothing here"):
+        pair = spans.add().attributes.add()
+        pair.key = "gen_ai.input.messages"
+        pair.value.string_value = json.dumps([_message("user", _text(text))])
+    asyncio.run(processor.consume(traces))
+    labels = {"detector": "email", "processor": "genai_security"}
+    assert settings.telemetry.value("genai_security_findings", **labels) == 3
+
+
+def test_the_scan_stops_at_the_span_budget_and_says_so(make_settings: Callable[..., ComponentSettings]) -> None:
+    config = GenAiSecurityConfig(max_scan_chars=30)
+    first = _message("user", _text(f"short, then {OPENAI_KEY}"))  # the key starts inside the budget, ends past it
+    second = _message("user", _text("ann@example.org"))
+    span = _run(make_settings, {"gen_ai.input.messages": [first, second]}, config)
+    assert not span.events and _values(span)["gen_ai.security.scan_truncated"] is True
+    within = _run(make_settings, {"gen_ai.input.messages": [second]}, config)
+    assert len(within.events) == 1 and "gen_ai.security.scan_truncated" not in _values(within)
+
+
 def test_spans_without_content_are_untouched(make_settings: Callable[..., ComponentSettings]) -> None:
     span = _run(make_settings, {"http.url": f"https://x.example/?key={OPENAI_KEY}"}, GenAiSecurityConfig())
     assert not span.events and _values(span) == {"http.url": f"https://x.example/?key={OPENAI_KEY}"}

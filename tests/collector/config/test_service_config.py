@@ -181,7 +181,7 @@ def test_shipped_config_parses(registry: Registry) -> None:
     config = load_config(shipped, registry, environ={})
     assert list(config.pipelines) == ["traces"]
     assert [str(c.id) for c in config.used("exporters")] == ["clickhouse"]
-    assert [str(c.id) for c in config.used("processors")] == ["genai_normalize", "genai_cost"]
+    assert [str(c.id) for c in config.used("processors")] == ["genai_normalize", "genai_cost", "genai_security"]
     assert [lst.path for lst in config.listeners()] == [
         "receivers.otlp.protocols.grpc.endpoint",
         "receivers.otlp.protocols.http.endpoint",
