@@ -134,6 +134,7 @@ processors:
   genai_cost:
   genai_security:
     actions: {{secret: mask}}
+  genai_loop_detection:
 exporters:
   clickhouse:
     endpoint: chdb://{store_dir}

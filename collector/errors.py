@@ -7,6 +7,7 @@ client to send again later, a permanent one tells it not to bother.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -65,3 +66,16 @@ def status_for(error: ConsumeError) -> StatusMapping:
 
 class StartError(Exception):
     """A component cannot start for a reason the user can fix; the message says which."""
+
+
+def raise_fan_out_errors(results: Sequence[object]) -> None:
+    """Raise what a fan-out answers when some branches failed (``asyncio.gather(..., return_exceptions=True)``).
+
+    A retryable error wins: the client should send again, even if one branch also refused permanently.
+    """
+    errors = [result for result in results if isinstance(result, BaseException)]
+    for error in errors:
+        if isinstance(error, ConsumeError) and error.retryable:
+            raise error
+    if errors:
+        raise errors[0]

@@ -20,6 +20,11 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+# What orjson refuses and json accepts: NaN and Infinity, lone surrogates escaped as \ud800 (a marker
+# present does not mean json will accept the text; absent, it will not).
+_ONLY_JSON_ACCEPTS = ("NaN", "Infinity", "\\u")
+
+
 def parse_json(value: Any) -> Any:
     """The JSON a string attribute holds, or None when it is not a string of valid JSON."""
     if not isinstance(value, str):
@@ -28,8 +33,9 @@ def parse_json(value: Any) -> Any:
         return orjson.loads(value)  # message content is parsed for every span: about three times json's speed
     except orjson.JSONDecodeError:
         pass
+    if not any(marker in value for marker in _ONLY_JSON_ACCEPTS):
+        return None
     try:
-        # What orjson refuses and json accepts: NaN and Infinity, lone surrogates escaped as \ud800.
         return json.loads(value)
     except (ValueError, RecursionError):
         return None

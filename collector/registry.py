@@ -38,8 +38,11 @@ def builtin_registry() -> Registry:
     import exporters.alerts
     import exporters.clickhouse
     import exporters.debug
+    import exporters.loadbalancing
+    import exporters.otlp
     import processors.batch
     import processors.genai_cost
+    import processors.genai_loop_detection
     import processors.genai_normalize
     import processors.genai_security
     from collector.extensions import admin
@@ -54,10 +57,18 @@ def builtin_registry() -> Registry:
                 processors.genai_normalize.factory,
                 processors.genai_cost.factory,
                 processors.genai_security.factory,
+                processors.genai_loop_detection.factory,
             )
         },
         exporters={
-            f.type: f for f in (exporters.alerts.factory, exporters.clickhouse.factory, exporters.debug.factory)
+            f.type: f
+            for f in (
+                exporters.alerts.factory,
+                exporters.clickhouse.factory,
+                exporters.debug.factory,
+                exporters.loadbalancing.factory,
+                exporters.otlp.factory,
+            )
         },
         extensions={f.type: f for f in (admin.factory,)},
     )

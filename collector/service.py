@@ -26,7 +26,7 @@ from collector.component import (
     TracesData,
 )
 from collector.config.service import CollectorConfig, ComponentConfig
-from collector.errors import ConsumeError
+from collector.errors import raise_fan_out_errors
 from collector.registry import Registry
 from collector.telemetry import Telemetry
 
@@ -59,15 +59,7 @@ class FanOut:
             *(consumer.consume(batch) for consumer, batch in zip(self._consumers, batches, strict=True)),
             return_exceptions=True,
         )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if not errors:
-            return
-        # A retryable error wins: the client should send again, even if one branch
-        # also refused permanently.
-        for error in errors:
-            if isinstance(error, ConsumeError) and error.retryable:
-                raise error
-        raise errors[0]
+        raise_fan_out_errors(results)
 
 
 class Service:

@@ -13,7 +13,7 @@ import pytest
 from collector.component import ComponentID, ComponentSettings
 from collector.config.types import HostPort
 from collector.registry import builtin_registry
-from tests.conftest import RecordingConsumer, make_traces
+from tests.conftest import RecordingConsumer, free_port, make_traces
 
 REGISTRY = builtin_registry()
 
@@ -23,6 +23,8 @@ def _config_for(section: str, type_: str, tmp_path: Path) -> Any:
     config = REGISTRY.kind(section)[type_].config_type()
     if type_ == "clickhouse":
         return dataclasses.replace(config, endpoint=f"chdb://{tmp_path / 'clickhouse'}")
+    if section == "exporters" and type_ in ("otlp", "loadbalancing"):
+        return _otlp_client_config(type_, config)
     if type_ == "otlp":
         protocols = config.protocols
         return dataclasses.replace(
@@ -36,6 +38,29 @@ def _config_for(section: str, type_: str, tmp_path: Path) -> Any:
     if type_ == "admin":
         return dataclasses.replace(config, endpoint=HostPort("127.0.0.1", 0))
     return config
+
+
+def _otlp_client_config(type_: str, config: Any) -> Any:
+    """An OTLP/gRPC client config aimed at a free port where nothing listens, without retries.
+
+    The one batch the contract sends is refused at once (connection refused) and
+    dropped, so shutdown's drain ends without waiting out a backoff.
+    """
+    endpoint = HostPort("127.0.0.1", free_port())
+    client = config if type_ == "otlp" else config.protocol.otlp
+    client = dataclasses.replace(
+        client,
+        tls=dataclasses.replace(client.tls, insecure=True),
+        retry_on_failure=dataclasses.replace(client.retry_on_failure, enabled=False),
+    )
+    if type_ == "otlp":
+        return dataclasses.replace(client, endpoint=endpoint)
+    resolver = dataclasses.replace(config.resolver.static, hostnames=(endpoint,))
+    return dataclasses.replace(
+        config,
+        protocol=dataclasses.replace(config.protocol, otlp=client),
+        resolver=dataclasses.replace(config.resolver, static=resolver),
+    )
 
 
 class _Host:

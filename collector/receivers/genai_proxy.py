@@ -9,8 +9,9 @@ running (receivers stop first).
 from __future__ import annotations
 
 from collector.component import Component, ComponentSettings, Host, ReceiverFactory, TracesConsumer
+from collector.findings import SEVERITY_RANK
 from collector.httpserver import HttpServer
-from processors.genai_security.rules import BUILTIN_RULES, SEVERITY_RANK
+from processors.genai_security.rules import BUILTIN_RULES
 from processors.genai_security.scanner import Scanner
 from proxy.app import ProxyService
 from proxy.config import ProxyConfig

@@ -23,12 +23,11 @@ import httpx
 from collector.component import ComponentSettings, Exporter, ExporterFactory
 from collector.errors import RetryableError
 from collector.exporterhelper import QueuedExporter
+from collector.findings import CATEGORY, CONFIDENCE, DETECTOR, FINDING_EVENT, SEVERITY, SEVERITY_RANK
 from collector.pdata import any_value, iter_spans
 from collector.queue import Batch
 from exporters.alerts.config import ALERT_QUEUE, AlertsConfig, PagerDutySettings, SlackSettings, WebhookSettings
 
-FINDING_EVENT = "gen_ai.security.finding"
-SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 PAGERDUTY_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 SOURCE = "genai-collector"
 
@@ -77,9 +76,9 @@ def alerts_in(batch: Batch, min_severity: str, detectors: tuple[str, ...]) -> li
             if event.name != FINDING_EVENT:
                 continue
             values = {pair.key: any_value(pair.value) for pair in event.attributes}
-            detector = str(values.get("gen_ai.security.detector.id", ""))
-            category = str(values.get("gen_ai.security.category", ""))
-            severity = str(values.get("gen_ai.security.severity", "low"))
+            detector = str(values.get(DETECTOR, ""))
+            category = str(values.get(CATEGORY, ""))
+            severity = str(values.get(SEVERITY, "low"))
             if SEVERITY_RANK.get(severity, 0) < floor or (detectors and not {detector, category} & set(detectors)):
                 continue
             if detector in found:
@@ -90,7 +89,7 @@ def alerts_in(batch: Batch, min_severity: str, detectors: tuple[str, ...]) -> li
                 detector,
                 category,
                 severity,
-                float(values.get("gen_ai.security.confidence", 0.0)),
+                float(values.get(CONFIDENCE, 0.0)),
                 service,
                 span.name,
                 span.trace_id.hex(),

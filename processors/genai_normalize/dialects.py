@@ -239,6 +239,9 @@ def _openinference(span: Normalization) -> None:
                 else "chat"
             )
         span.put(OPERATION, operation, "openinference.span.kind")
+        if kind == "TOOL":  # a tool span's input and output are the call's arguments and result
+            span.put("gen_ai.tool.call.arguments", span.get("input.value"), "input.value")
+            span.put("gen_ai.tool.call.result", span.get("output.value"), "output.value")
     reason = span.get("llm.finish_reason")
     if isinstance(reason, str):
         span.put(FINISH_REASONS, [reason], "llm.finish_reason")

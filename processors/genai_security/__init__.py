@@ -4,7 +4,7 @@ It scans the normalised content attributes (``gen_ai.input.messages``,
 ``gen_ai.output.messages``, ``gen_ai.system_instructions``): text parts, tool-call
 arguments and tool results, each with the role of its message (some detectors
 only look at outputs, or at tool results). Each finding becomes a
-``gen_ai.security.finding`` event on the span, with the detector, category,
+``gen_ai.security.finding`` event on the span (``collector.findings``), with the detector, category,
 severity, confidence and location (attribute, message, part, character
 offsets); the span gets ``gen_ai.security.findings.count`` and
 ``gen_ai.security.findings.max_severity``.
@@ -25,8 +25,9 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
+from collector.findings import add_to_summary, finding_event, worst_severity
 from collector.jsonvalues import dump_json
-from collector.pdata import SpanAttributes, set_any_value
+from collector.pdata import SpanAttributes
 from processors.genai_security.config import Action, GenAiSecurityConfig
 from processors.genai_security.content import (
     OUTPUT_MESSAGES,
@@ -34,12 +35,12 @@ from processors.genai_security.content import (
     content_documents,
     content_texts,
 )
-from processors.genai_security.rules import BUILTIN_RULES, SEVERITY_RANK, Rule, compile_pattern
+from processors.genai_security.rules import BUILTIN_RULES, Rule, compile_pattern
 from processors.genai_security.scanner import Finding, Scanner, system_prompt_leak
 from processors.span_editor import SpanEditor
 
-EVENT_NAME = "gen_ai.security.finding"
 HMAC_HEX_CHARS = 16
+ACTION = "gen_ai.security.action"
 LEAK_DETECTOR = "system_prompt_leak"
 
 
@@ -136,25 +137,15 @@ class GenAiSecurityProcessor(SpanEditor):
                 pair.key = "gen_ai.security.value_hmac"
                 pair.value.string_value = self._hmac(text.text[finding.start : finding.end])
             self._found[finding.rule_id] += 1
-        attributes.set("gen_ai.security.findings.count", len(findings))
-        worst = max(findings, key=lambda item: SEVERITY_RANK[item[1].severity])[1].severity
-        attributes.set("gen_ai.security.findings.max_severity", worst)
+        add_to_summary(attributes, len(findings), worst_severity([finding.severity for _, finding in findings]))
 
     def _event_template(self, finding: Finding, action: Action) -> Span.Event:
         key = (finding.rule_id, finding.category, finding.severity, finding.confidence)
         template = self._event_templates.get(key)
         if template is None:
-            template = Span.Event(name=EVENT_NAME)
-            for name, value in (
-                ("gen_ai.security.detector.id", finding.rule_id),
-                ("gen_ai.security.category", finding.category),
-                ("gen_ai.security.severity", finding.severity),
-                ("gen_ai.security.confidence", finding.confidence),
-                ("gen_ai.security.action", action),
-            ):
-                pair = template.attributes.add()
-                pair.key = name
-                set_any_value(pair.value, value)
+            template = finding_event(
+                finding.rule_id, finding.category, finding.severity, finding.confidence, {ACTION: action}
+            )
             self._event_templates[key] = template
         return template
 

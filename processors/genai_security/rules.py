@@ -19,7 +19,6 @@ from processors.genai_security import validators
 Category = Literal["secret", "personal_data", "prompt_injection"]
 Severity = Literal["low", "medium", "high", "critical"]
 Role = Literal["user", "assistant", "tool", "system"]
-SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 
 PATTERN_OPTIONS = re2.Options()
 PATTERN_OPTIONS.max_mem = 64 << 20  # large alternations need more than RE2's default 8 MiB

@@ -149,9 +149,19 @@ def test_openinference_spans(make_settings: Callable[..., ComponentSettings]) ->
 
 def test_openinference_embedding_and_tool_spans(make_settings: Callable[..., ComponentSettings]) -> None:
     embedding = _normalized(make_settings, {"openinference.span.kind": "EMBEDDING", "embedding.model_name": "m"})
-    tool = _normalized(make_settings, {"openinference.span.kind": "TOOL", "tool.name": "search"})
+    tool = _normalized(
+        make_settings,
+        {
+            "openinference.span.kind": "TOOL",
+            "tool.name": "search",
+            "input.value": '{"q": "x"}',
+            "output.value": "3 results",
+        },
+    )
     assert embedding["gen_ai.operation.name"] == "embeddings"
     assert (tool["gen_ai.operation.name"], tool["gen_ai.tool.name"]) == ("execute_tool", "search")
+    assert (tool["gen_ai.tool.call.arguments"], tool["gen_ai.tool.call.result"]) == ('{"q": "x"}', "3 results")
+    assert "input.value" not in tool and "output.value" not in tool
 
 
 def test_vercel_ai_sdk_spans(make_settings: Callable[..., ComponentSettings]) -> None:

@@ -93,6 +93,8 @@ SCENARIOS: dict[str, str] = {
     "drop": "send the first stream piece (non-streaming: half the body) then close the connection",
     "cached": "report half the prompt as read from the prompt cache",
     "reasoning": "report 16 reasoning tokens on top of the visible output (OpenAI paths)",
+    "tool_loop": "call the first offered tool on every turn, also after tool results, as a looping agent's model does;"
+    " each call gets a new id (call_mock_N, fc_mock_N, toolu_mock_N: N = the tool calls already in the request + 1)",
 }
 
 OPENAI_HEADERS: tuple[tuple[str, str], ...] = (
@@ -307,10 +309,23 @@ def _int(value: Any) -> int | None:
 class _ToolCall:
     name: str
     arguments: Json
+    number: int = 1  # the call's place in the conversation; only "tool_loop" makes more than one
 
     @property
     def compact(self) -> str:
         return _dumps(self.arguments)
+
+    @property
+    def call_id(self) -> str:
+        return _numbered(CALL_ID, self.number)
+
+    @property
+    def item_id(self) -> str:
+        return _numbered(RESPONSE_FUNCTION_CALL_ID, self.number)
+
+    @property
+    def tool_use_id(self) -> str:
+        return _numbered(TOOL_USE_ID, self.number)
 
     @property
     def tokens(self) -> int:
@@ -324,6 +339,11 @@ class _Turn:
     text: str
     tool: _ToolCall | None
     prompt_tokens: int
+
+
+def _numbered(first_id: str, number: int) -> str:
+    """``call_mock_1`` for the first call, ``call_mock_2`` for the second..."""
+    return first_id if number == 1 else f"{first_id.rsplit('_', 1)[0]}_{number}"
 
 
 def _tool_arguments(schema: Any) -> Json:
@@ -346,7 +366,7 @@ def _content_text(content: Any, part_types: tuple[str, ...]) -> str | None:
     return None
 
 
-def _chat_turn(body: Json) -> _Turn:
+def _chat_turn(body: Json, loop: bool = False) -> _Turn:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type", "function") == "function"]
     after_tool = bool(messages) and messages[-1].get("role") in ("tool", "function")
@@ -361,16 +381,18 @@ def _chat_turn(body: Json) -> _Turn:
     prompt = _prompt_tokens([messages, body.get("tools")], len(messages))
     choice = body.get("tool_choice", "auto")
     tool = None
-    if tools and not after_tool and choice != "none":
+    if tools and (loop or not after_tool) and choice != "none":
         chosen = tools[0].get("function") or {}
         if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
             wanted = choice["function"].get("name")
             chosen = next((t["function"] for t in tools if (t.get("function") or {}).get("name") == wanted), chosen)
-        tool = _ToolCall(str(chosen.get("name", "tool")), _tool_arguments(chosen.get("parameters")))
+        earlier = sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
+        number = earlier + 1 if loop else 1
+        tool = _ToolCall(str(chosen.get("name", "tool")), _tool_arguments(chosen.get("parameters")), number)
     return _Turn(reply_text(user_text, after_tool), tool, prompt)
 
 
-def _responses_turn(body: Json) -> _Turn:
+def _responses_turn(body: Json, loop: bool = False) -> _Turn:
     raw = body.get("input")
     items: list[Any] = [{"role": "user", "content": raw}] if isinstance(raw, str) else list(raw or [])
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
@@ -388,15 +410,17 @@ def _responses_turn(body: Json) -> _Turn:
     prompt = _prompt_tokens([body.get("instructions"), items, body.get("tools")], len(items))
     choice = body.get("tool_choice", "auto")
     tool = None
-    if tools and not after_tool and choice != "none":
+    if tools and (loop or not after_tool) and choice != "none":
         chosen = tools[0]
         if isinstance(choice, dict) and choice.get("type") == "function":
             chosen = next((t for t in tools if t.get("name") == choice.get("name")), chosen)
-        tool = _ToolCall(str(chosen.get("name", "tool")), _tool_arguments(chosen.get("parameters")))
+        earlier = sum(1 for item in items if isinstance(item, dict) and item.get("type") == "function_call")
+        number = earlier + 1 if loop else 1
+        tool = _ToolCall(str(chosen.get("name", "tool")), _tool_arguments(chosen.get("parameters")), number)
     return _Turn(reply_text(user_text, after_tool), tool, prompt)
 
 
-def _anthropic_turn(body: Json) -> _Turn:
+def _anthropic_turn(body: Json, loop: bool = False) -> _Turn:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and "input_schema" in t]
     last = messages[-1] if messages else {}
@@ -417,11 +441,19 @@ def _anthropic_turn(body: Json) -> _Turn:
     prompt = _prompt_tokens([body.get("system"), messages, body.get("tools")], len(messages))
     choice = body["tool_choice"] if isinstance(body.get("tool_choice"), dict) else {"type": "auto"}
     tool = None
-    if tools and not after_tool and choice.get("type") != "none":
+    if tools and (loop or not after_tool) and choice.get("type") != "none":
         chosen = tools[0]
         if choice.get("type") == "tool":
             chosen = next((t for t in tools if t.get("name") == choice.get("name")), chosen)
-        tool = _ToolCall(str(chosen.get("name", "tool")), _tool_arguments(chosen.get("input_schema")))
+        earlier = sum(
+            1
+            for m in messages
+            if m.get("role") == "assistant" and isinstance(m.get("content"), list)
+            for b in m["content"]
+            if isinstance(b, dict) and b.get("type") == "tool_use"
+        )
+        number = earlier + 1 if loop else 1
+        tool = _ToolCall(str(chosen.get("name", "tool")), _tool_arguments(chosen.get("input_schema")), number)
     return _Turn(reply_text(user_text, after_tool), tool, prompt)
 
 
@@ -578,7 +610,7 @@ def _chat_usage(call: _Call, prompt: int, completion: int) -> Json:
 
 def _chat(call: _Call) -> _Plan:
     body = call.body
-    turn = _chat_turn(body)
+    turn = _chat_turn(body, loop="tool_loop" in call.scenarios)
     n = _int(body.get("n")) or 1
     limit = _int(body.get("max_completion_tokens")) or _int(body.get("max_tokens"))
     answers: list[tuple[list[str], str]] = []  # (pieces, finish_reason) per choice
@@ -600,7 +632,7 @@ def _chat(call: _Call) -> _Plan:
         message: Json = {"role": "assistant", "content": "".join(parts) if turn.tool is None else None}
         if turn.tool is not None:
             function = {"name": turn.tool.name, "arguments": turn.tool.compact}
-            message["tool_calls"] = [{"id": CALL_ID, "type": "function", "function": function}]
+            message["tool_calls"] = [{"id": turn.tool.call_id, "type": "function", "function": function}]
         message |= {"refusal": None, "annotations": []}
         choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish})
     completion_object: Json = {
@@ -651,7 +683,7 @@ def _chat_stream(call: _Call, turn: _Turn, answers: list[tuple[list[str], str]],
         else:
             call_delta = {
                 "index": 0,
-                "id": CALL_ID,
+                "id": tool.call_id,
                 "type": "function",
                 "function": {"name": tool.name, "arguments": ""},
             }
@@ -796,17 +828,17 @@ def _message_item(status: str, text: str | None) -> Json:
 
 def _function_item(status: str, tool: _ToolCall, arguments: str) -> Json:
     return {
-        "id": RESPONSE_FUNCTION_CALL_ID,
+        "id": tool.item_id,
         "type": "function_call",
         "status": status,
         "arguments": arguments,
-        "call_id": CALL_ID,
+        "call_id": tool.call_id,
         "name": tool.name,
     }
 
 
 def _responses(call: _Call) -> _Plan:
-    turn = _responses_turn(call.body)
+    turn = _responses_turn(call.body, loop="tool_loop" in call.scenarios)
     tool = turn.tool
     parts = pieces(turn.text)
     output_tokens = (tool.tokens if tool else len(parts)) + _reasoning(call)
@@ -830,7 +862,7 @@ def _responses(call: _Call) -> _Plan:
     emit("response.in_progress", {"response": _response_object(call, "in_progress", [], None)})
     if tool is not None:
         emit("response.output_item.added", {"output_index": 0, "item": _function_item("in_progress", tool, "")})
-        place = {"item_id": RESPONSE_FUNCTION_CALL_ID, "output_index": 0}
+        place = {"item_id": tool.item_id, "output_index": 0}
         for fragment in _split_json(tool.compact):
             emit("response.function_call_arguments.delta", delta({**place, "delta": fragment}))
         emit("response.function_call_arguments.done", {**place, "arguments": tool.compact})
@@ -937,7 +969,7 @@ def _messages(call: _Call) -> _Plan:
     body = call.body
     if _int(body.get("max_tokens")) is None:
         return _json_plan("anthropic", _anthropic_error("invalid_request_error", "max_tokens: Field required"), 400)
-    turn = _anthropic_turn(body)
+    turn = _anthropic_turn(body, loop="tool_loop" in call.scenarios)
     tool = turn.tool
     # With a tool Claude first says what it is about to do, then calls it.
     text = f"I'll use {tool.name}." if tool else turn.text
@@ -947,7 +979,7 @@ def _messages(call: _Call) -> _Plan:
     input_tokens, cache_read = _anthropic_usage(call, turn.prompt_tokens)
     content: list[Json] = [{"type": "text", "text": "".join(parts)}]
     if tool and not cut:
-        content.append({"type": "tool_use", "id": TOOL_USE_ID, "name": tool.name, "input": tool.arguments})
+        content.append({"type": "tool_use", "id": tool.tool_use_id, "name": tool.name, "input": tool.arguments})
 
     def usage(output: int) -> Json:
         return {
@@ -988,7 +1020,7 @@ def _messages(call: _Call) -> _Plan:
         chunks.append(_event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
     chunks.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
     if tool and not cut:
-        block = {"type": "tool_use", "id": TOOL_USE_ID, "name": tool.name, "input": {}}
+        block = {"type": "tool_use", "id": tool.tool_use_id, "name": tool.name, "input": {}}
         chunks.append(
             _event("content_block_start", {"type": "content_block_start", "index": 1, "content_block": block})
         )

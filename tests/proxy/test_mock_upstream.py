@@ -750,6 +750,55 @@ def test_usage_scenarios(oai: openai.OpenAI, claude: anthropic.Anthropic) -> Non
     assert cached.usage.input_tokens + cached.usage.cache_read_input_tokens == plain.usage.input_tokens
 
 
+def test_tool_loop_scenario(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
+    # After a tool result the model calls the tool again, each time under a new id.
+    loop = scenario("tool_loop")
+    chat: list[Any] = [{"role": "user", "content": PROMPT}]
+    for number in (1, 2, 3):
+        completion = oai.chat.completions.create(model="m", messages=chat, tools=CHAT_TOOLS, extra_headers=loop)
+        [call] = completion.choices[0].message.tool_calls or []
+        assert (call.id, call.function.name, json.loads(call.function.arguments)) == (
+            f"call_mock_{number}",
+            "get_weather",
+            {"city": "Paris"},
+        )
+        chat += [
+            completion.choices[0].message.model_dump(),
+            {"role": "tool", "tool_call_id": call.id, "content": "Sun"},
+        ]
+    streamed = list(
+        oai.chat.completions.create(model="m", messages=chat, tools=CHAT_TOOLS, extra_headers=loop, stream=True)
+    )
+    assert streamed[0].choices[0].delta.tool_calls and streamed[0].choices[0].delta.tool_calls[0].id == "call_mock_4"
+
+    items: list[Any] = [{"role": "user", "content": PROMPT}]
+    for number in (1, 2):
+        response = oai.responses.create(model="m", input=items, tools=RESPONSES_TOOLS, extra_headers=loop)
+        [item] = response.output
+        assert item.type == "function_call"
+        assert (item.id, item.call_id) == (f"fc_mock_{number}", f"call_mock_{number}")
+        items += [
+            {"type": "function_call", "call_id": item.call_id, "name": item.name, "arguments": item.arguments},
+            {"type": "function_call_output", "call_id": item.call_id, "output": "Sun"},
+        ]
+
+    messages: list[Any] = [{"role": "user", "content": PROMPT}]
+    for number in (1, 2):
+        message = claude.messages.create(
+            model="c", max_tokens=100, tools=ANTHROPIC_TOOLS, messages=messages, extra_headers=loop
+        )
+        tool_use = message.content[-1]
+        assert tool_use.type == "tool_use" and tool_use.id == f"toolu_mock_{number}"
+        messages += [
+            {"role": "assistant", "content": [b.model_dump() for b in message.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "Sun"}]},
+        ]
+
+    # Without the scenario the model answers the tool result in text, as before.
+    plain = oai.chat.completions.create(model="m", messages=chat, tools=CHAT_TOOLS)
+    assert plain.choices[0].finish_reason == "stop"
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Timing, stalls and disconnects
 

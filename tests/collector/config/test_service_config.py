@@ -181,7 +181,12 @@ def test_shipped_config_parses(registry: Registry) -> None:
     config = load_config(shipped, registry, environ={})
     assert list(config.pipelines) == ["traces"]
     assert [str(c.id) for c in config.used("exporters")] == ["clickhouse"]
-    assert [str(c.id) for c in config.used("processors")] == ["genai_normalize", "genai_cost", "genai_security"]
+    assert [str(c.id) for c in config.used("processors")] == [
+        "genai_normalize",
+        "genai_cost",
+        "genai_security",
+        "genai_loop_detection",
+    ]
     assert [lst.path for lst in config.listeners()] == [
         "receivers.otlp.protocols.grpc.endpoint",
         "receivers.otlp.protocols.http.endpoint",
@@ -240,7 +245,7 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
     (
         "unknown component type",
         PIPELINE.replace("exporters:\n  debug:\n", "exporters:\n  debug:\n  kafka:\n"),
-        ['exporters.kafka: unknown exporter type "kafka"; known: alerts, clickhouse, debug'],
+        ['exporters.kafka: unknown exporter type "kafka"; known: alerts, clickhouse, debug, loadbalancing, otlp'],
     ),
     (
         "invalid component id",

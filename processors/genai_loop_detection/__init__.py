@@ -1,0 +1,127 @@
+"""The ``genai_loop_detection`` processor: agents stuck in loops, flagged while the trace is still open.
+
+Each GenAI span (LLM call, tool call, agent run) is reduced to a few facts and
+added to the run of its trace and, when it has ``gen_ai.conversation.id``, of
+its conversation. The run checks the span against the shapes of a stuck agent
+(the same tool call again and again, a cycle of steps, requests that add
+nothing new, a budget of steps, tokens or cost overrun) and against trace
+analysis checks (tool calls asked for that never ran, tool errors ignored and
+repeated); a running latency distribution per model flags outliers. A finding
+is a ``gen_ai.security.finding`` event (``collector.findings``) on the span that
+completed the pattern, raised as that span passes, so the alerts exporter can
+page while the agent still loops. What is held is bounded (runs, steps per
+run, idle time); what is evicted is counted.
+
+Run it after ``genai_normalize`` (it reads the current GenAI conventions) and
+``genai_cost`` (cost budgets read ``gen_ai.usage.cost``). Per-trace checks need
+every span of a trace on one collector: behind several collectors, route by
+trace id with the ``loadbalancing`` exporter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
+from collector.findings import add_to_summary, finding_event, worst_severity
+from collector.pdata import SpanAttributes
+from processors.genai_loop_detection.config import GenAiLoopDetectionConfig
+from processors.genai_loop_detection.facts import SpanFacts, message_hash, span_facts
+from processors.genai_loop_detection.history import InputHistory
+from processors.genai_loop_detection.latency import LatencyWatch
+from processors.genai_loop_detection.run import ANALYSIS, LoopFinding, Run, Scope
+from processors.genai_loop_detection.runs import Runs
+from processors.span_editor import SpanEditor
+
+
+class GenAiLoopDetectionProcessor(SpanEditor):
+    def __init__(
+        self, settings: ComponentSettings, config: GenAiLoopDetectionConfig, next_consumer: TracesConsumer
+    ) -> None:
+        super().__init__(next_consumer)
+        self._telemetry = settings.telemetry
+        self._labels = {"processor": str(settings.id)}
+        self.traces = Runs(
+            "trace",
+            config.max_traces,
+            config.trace_idle_timeout,
+            lambda: Run("trace", config, config.trace_budget),
+            self._evicted,
+        )
+        self.conversations = Runs(
+            "conversation",
+            config.max_conversations,
+            config.conversation_idle_timeout,
+            lambda: Run("conversation", config, config.conversation_budget),
+            self._evicted,
+        )
+        self._latency = LatencyWatch(config.latency) if config.latency.enabled else None
+        self._history = InputHistory(config.max_traces, message_hash)
+        self._found: Counter[str] = Counter()
+        self._dropped: Counter[str] = Counter()
+        for runs in (self.traces, self.conversations):
+            self._telemetry.gauge("genai_loop_detection_open_runs", runs.__len__, scope=runs.scope, **self._labels)
+
+    def edit(self, span: Span) -> None:
+        facts = span_facts(span, self._history)
+        if facts is None:
+            return
+        findings = self._observe(self.traces.get(span.trace_id), facts)
+        if facts.conversation_id:
+            # A pattern seen in the trace is not reported again for its conversation on the same span.
+            raised = {finding.detector for finding in findings}
+            in_conversation = self._observe(self.conversations.get(facts.conversation_id), facts)
+            findings.extend(finding for finding in in_conversation if finding.detector not in raised)
+        if facts.kind == "llm" and self._latency is not None:
+            outlier = self._latency.observe((facts.provider, facts.model, facts.operation), facts.duration_seconds)
+            if outlier is not None:
+                detail = (
+                    f"{outlier.seconds:.2f}s, {outlier.deviations:.1f} deviations above the usual "
+                    f"{outlier.usual_seconds:.2f}s of {facts.model or 'this model'}"
+                )
+                details = {"gen_ai.security.analysis.detail": detail}
+                findings.append(LoopFinding("latency_outlier", ANALYSIS, "low", 0.7, details))
+        if findings:
+            self._record(span, findings)
+
+    def batch_edited(self) -> None:
+        self.traces.expire()
+        self.conversations.expire()
+        for detector, count in self._found.items():
+            self._telemetry.add("genai_loop_detection_findings", count, detector=detector, **self._labels)
+        for scope, count in self._dropped.items():
+            self._telemetry.add("genai_loop_detection_dropped_steps", count, scope=scope, **self._labels)
+        self._found.clear()
+        self._dropped.clear()
+
+    def _observe(self, run: Run, facts: SpanFacts) -> list[LoopFinding]:
+        findings = run.observe(facts)
+        if run.dropped_steps:
+            self._dropped[run.scope] += run.dropped_steps
+            run.dropped_steps = 0
+        return findings
+
+    def _record(self, span: Span, findings: list[LoopFinding]) -> None:
+        time = span.end_time_unix_nano or span.start_time_unix_nano
+        for finding in findings:
+            event = finding_event(
+                finding.detector, finding.category, finding.severity, finding.confidence, finding.details
+            )
+            event.time_unix_nano = time
+            span.events.append(event)
+            self._found[finding.detector] += 1
+        add_to_summary(SpanAttributes(span), len(findings), worst_severity([f.severity for f in findings]))
+
+    def _evicted(self, scope: Scope, reason: str, count: int) -> None:
+        self._telemetry.add("genai_loop_detection_evicted_runs", count, scope=scope, reason=reason, **self._labels)
+
+
+def create_processor(
+    settings: ComponentSettings, config: GenAiLoopDetectionConfig, next_consumer: TracesConsumer
+) -> Processor:
+    return GenAiLoopDetectionProcessor(settings, config, next_consumer)
+
+
+factory = ProcessorFactory(type="genai_loop_detection", config_type=GenAiLoopDetectionConfig, create=create_processor)

@@ -1,0 +1,259 @@
+"""What one span says about an agent's progress: an LLM call, a tool call or an agent run, reduced to facts.
+
+The detectors never look at spans again: each GenAI span is read once into a
+small ``SpanFacts`` (kind, timing, model, tokens, cost, the tool call it made
+or the tool calls its response asked for, and hashes of its input messages),
+and only those are held in memory while the trace or conversation is open.
+Message hashes ignore tool call ids, which differ on every call even when the
+agent repeats itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import orjson
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from collector.jsonvalues import parse_json
+from collector.pdata import any_value
+from processors.genai_loop_detection.history import InputHistory
+
+LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
+TOOL_OPERATION = "execute_tool"
+AGENT_OPERATION = "invoke_agent"
+
+OPERATION = "gen_ai.operation.name"
+_WANTED = frozenset(
+    {
+        OPERATION,
+        "gen_ai.conversation.id",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.cost",
+        "gen_ai.tool.name",
+        "gen_ai.tool.call.id",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "error.type",
+    }
+)
+
+Kind = Literal["llm", "tool", "agent"]
+NO_IDS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call of a tool: its name, its arguments as canonical JSON (sorted keys), its id when known."""
+
+    name: str
+    arguments: str | None  # None: not recorded (content capture off), so never the same as another call
+    call_id: str | None
+    key: tuple[str, str] = field(init=False)  # equal keys are the same call repeated
+
+    def __post_init__(self) -> None:
+        arguments = self.arguments if self.arguments is not None else f"\0unrecorded {next(_unrecorded)}"
+        object.__setattr__(self, "key", (self.name, arguments))
+
+    def describe(self) -> str:
+        return f"{self.name}({self.arguments if self.arguments is not None else '?'})"
+
+
+_unrecorded = itertools.count()
+
+
+@dataclass(slots=True)
+class SpanFacts:
+    span_id: bytes
+    start: int
+    end: int
+    kind: Kind
+    conversation_id: str | None
+    provider: str
+    model: str
+    operation: str
+    tokens: int
+    cost: float
+    error: bool
+    tool_call: ToolCall | None  # the call a tool span made
+    requested_calls: tuple[ToolCall, ...]  # the calls an LLM response asked for
+    input_hashes: tuple[int, ...] | None  # an LLM call's input messages, None when content was not recorded
+    output_hashes: tuple[int, ...]  # an LLM call's output messages
+    responded_call_ids: frozenset[str]  # tool results first seen in an LLM call's input (read once, then let go)
+
+    @property
+    def duration_seconds(self) -> float:
+        return max(self.end - self.start, 0) / 1e9
+
+
+def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | None:
+    """The facts of a GenAI LLM, tool or agent span; None for every other span.
+
+    ``history`` spares rehashing the messages an LLM call shares with the trace's previous one.
+    """
+    values: dict[str, AnyValue] = {}
+    for pair in span.attributes:
+        key = pair.key
+        if key in _WANTED:
+            values[key] = pair.value
+    operation_value = values.get(OPERATION)
+    kind = _KINDS.get(operation_value.string_value) if operation_value is not None else None
+    if kind is None:
+        return None
+
+    def text(key: str) -> str:
+        value = values.get(key)
+        return value.string_value if value is not None else ""
+
+    tool_call = None
+    input_hashes: tuple[int, ...] | None = None
+    output_hashes: tuple[int, ...] = ()
+    requested: tuple[ToolCall, ...] = ()
+    responded = NO_IDS
+    if kind == "tool":
+        call_id = text("gen_ai.tool.call.id")
+        arguments = values.get("gen_ai.tool.call.arguments")
+        tool_call = ToolCall(
+            sys.intern(text("gen_ai.tool.name") or span.name),
+            canonical_arguments(any_value(arguments)) if arguments is not None else None,
+            call_id or None,
+        )
+    elif kind == "llm":
+        input_text = text("gen_ai.input.messages")
+        input_hashes, responded = _read_inputs(span.trace_id, input_text, parse_json(input_text), history)
+        output_hashes, requested = _read_outputs(parse_json(text("gen_ai.output.messages")))
+    return SpanFacts(
+        span.span_id,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        kind,
+        text("gen_ai.conversation.id") or None,
+        # Interned: thousands of held calls name the same few providers and models.
+        sys.intern(text("gen_ai.provider.name")),
+        sys.intern(text("gen_ai.response.model") or text("gen_ai.request.model")),
+        sys.intern(operation_value.string_value),  # type: ignore[union-attr]  # kind is set: it is there
+        int(_number(values.get("gen_ai.usage.input_tokens")) + _number(values.get("gen_ai.usage.output_tokens"))),
+        float(_number(values.get("gen_ai.usage.cost"))),
+        span.status.code == Status.STATUS_CODE_ERROR or "error.type" in values,
+        tool_call,
+        requested,
+        input_hashes,
+        output_hashes,
+        responded,
+    )
+
+
+_KINDS: dict[str, Kind] = {
+    **{operation: "llm" for operation in LLM_OPERATIONS},
+    TOOL_OPERATION: "tool",
+    AGENT_OPERATION: "agent",
+}
+
+
+def _read_inputs(
+    trace_id: bytes, text: str, messages: Any, history: InputHistory | None
+) -> tuple[tuple[int, ...] | None, frozenset[str]]:
+    """An LLM call's input messages as hashes, and the ids of the tool results among the ones not seen before."""
+    if not isinstance(messages, list) or not messages:
+        return None, NO_IDS
+    if history is not None:
+        hashes, known = history.hashes(trace_id, text, messages)
+    else:
+        hashes, known = tuple(message_hash(message) for message in messages), 0
+    responded: list[str] = []
+    for message in messages[known:]:
+        for part in _message_parts(message):
+            if part.get("type") == "tool_call_response" and part.get("id"):
+                responded.append(str(part["id"]))
+    return hashes, frozenset(responded) if responded else NO_IDS
+
+
+def _read_outputs(messages: Any) -> tuple[tuple[int, ...], tuple[ToolCall, ...]]:
+    """The tool calls an LLM call's output asks for, and the output messages as hashes when it asks for any."""
+    if not isinstance(messages, list):
+        return (), ()
+    calls: list[ToolCall] = []
+    for message in messages:
+        for part in _message_parts(message):
+            if part.get("type") == "tool_call":
+                call_id = part.get("id")
+                name = sys.intern(str(part.get("name", "")))
+                arguments = canonical_arguments(part["arguments"]) if "arguments" in part else None
+                calls.append(ToolCall(name, arguments, str(call_id) if call_id else None))
+    if not calls:
+        return (), ()  # the hashes serve to find a later request carrying these asks: no asks, no need
+    return tuple(message_hash(message) for message in messages), tuple(calls)
+
+
+def _message_parts(message: Any) -> list[dict[str, Any]]:
+    parts = message.get("parts") if isinstance(message, dict) else None
+    return [part for part in parts if isinstance(part, dict)] if isinstance(parts, list) else []
+
+
+def _number(value: AnyValue | None) -> int | float:
+    if value is None:
+        return 0
+    which = value.WhichOneof("value")
+    return value.int_value if which == "int_value" else value.double_value if which == "double_value" else 0
+
+
+def canonical_arguments(value: Any) -> str:
+    """Tool arguments as JSON with sorted keys, whether they came as an object or as JSON text."""
+    if isinstance(value, str):
+        return _canonical_text(value)
+    if value is None:
+        return ""
+    return _sorted_json(value)
+
+
+@lru_cache(maxsize=4096)
+def _canonical_text(text: str) -> str:
+    # Cached: a conversation carries every earlier tool call in each new request.
+    if text.lstrip()[:1] in ("{", "["):
+        parsed = parse_json(text)
+        if parsed is not None:
+            return _sorted_json(parsed)
+    return text.strip()
+
+
+def _sorted_json(value: Any) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # what orjson refuses (lone surrogates, huge integers)
+        return json.dumps(value, sort_keys=True)
+
+
+def message_hash(message: Any) -> int:
+    """A hash of a message's role and parts, tool call ids left out."""
+    if not isinstance(message, dict):
+        return hash(canonical_arguments(message))
+    parts = message.get("parts")
+    return hash((str(message.get("role")), tuple(_part_key(part) for part in parts) if isinstance(parts, list) else ()))
+
+
+def _part_key(part: Any) -> Hashable:
+    """What a part says, without its id; arguments and results as canonical JSON however they were encoded."""
+    if not isinstance(part, dict):
+        return canonical_arguments(part)
+    kind = part.get("type")
+    if kind == "text" or kind == "reasoning":
+        content = part.get("content")
+        if isinstance(content, str):
+            return (kind, content)
+    elif kind == "tool_call":
+        return (kind, str(part.get("name")), canonical_arguments(part.get("arguments")))
+    elif kind == "tool_call_response":
+        return (kind, canonical_arguments(part.get("response")))
+    return canonical_arguments({key: value for key, value in part.items() if key != "id"})

@@ -1,0 +1,1 @@
+"""Test data: recorded and generated fixtures, with the scripts that make them."""
