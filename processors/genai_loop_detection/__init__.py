@@ -28,7 +28,7 @@ from collector.component import ComponentSettings, Processor, ProcessorFactory, 
 from collector.findings import add_to_summary, finding_event, worst_severity
 from collector.pdata import SpanAttributes
 from processors.genai_loop_detection.config import GenAiLoopDetectionConfig
-from processors.genai_loop_detection.facts import SpanFacts, message_hash, span_facts
+from processors.genai_loop_detection.facts import SpanFacts, span_facts
 from processors.genai_loop_detection.history import InputHistory
 from processors.genai_loop_detection.latency import LatencyWatch
 from processors.genai_loop_detection.run import ANALYSIS, LoopFinding, Run, Scope
@@ -58,7 +58,7 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             self._evicted,
         )
         self._latency = LatencyWatch(config.latency) if config.latency.enabled else None
-        self._history = InputHistory(config.max_traces, message_hash)
+        self._history = InputHistory(config.max_traces)
         self._found: Counter[str] = Counter()
         self._dropped: Counter[str] = Counter()
         for runs in (self.traces, self.conversations):

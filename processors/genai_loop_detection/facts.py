@@ -132,7 +132,7 @@ def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | N
         )
     elif kind == "llm":
         input_text = text("gen_ai.input.messages")
-        input_hashes, responded = _read_inputs(span.trace_id, input_text, parse_json(input_text), history)
+        input_hashes, responded = _read_inputs(span.trace_id, input_text, history)
         output_hashes, requested = _read_outputs(parse_json(text("gen_ai.output.messages")))
     return SpanFacts(
         span.span_id,
@@ -163,17 +163,20 @@ _KINDS: dict[str, Kind] = {
 
 
 def _read_inputs(
-    trace_id: bytes, text: str, messages: Any, history: InputHistory | None
+    trace_id: bytes, text: str, history: InputHistory | None
 ) -> tuple[tuple[int, ...] | None, frozenset[str]]:
     """An LLM call's input messages as hashes, and the ids of the tool results among the ones not seen before."""
-    if not isinstance(messages, list) or not messages:
+    known, rest = history.known_prefix(trace_id, text) if history is not None else ((), text)
+    messages = parse_json(rest)
+    if not isinstance(messages, list):
+        return (known or None), NO_IDS
+    hashes = known + tuple(message_hash(message) for message in messages)
+    if not hashes:
         return None, NO_IDS
     if history is not None:
-        hashes, known = history.hashes(trace_id, text, messages)
-    else:
-        hashes, known = tuple(message_hash(message) for message in messages), 0
+        history.remember(trace_id, text, hashes)
     responded: list[str] = []
-    for message in messages[known:]:
+    for message in messages:
         for part in _message_parts(message):
             if part.get("type") == "tool_call_response" and part.get("id"):
                 responded.append(str(part["id"]))
