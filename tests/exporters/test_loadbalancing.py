@@ -20,6 +20,7 @@ from collector.component import ComponentID, ComponentSettings
 from collector.config.decode import decode
 from collector.config.problems import ConfigError
 from collector.errors import QueueFullError
+from collector.findings import findings_on
 from collector.pdata import any_value, iter_spans
 from collector.telemetry import Telemetry
 from exporters.loadbalancing.config import LoadBalancingConfig
@@ -28,6 +29,7 @@ from exporters.loadbalancing.ring import HashRing
 from exporters.loadbalancing.split import split_by_trace
 from tests.conftest import RunningService, free_port
 from tests.exporters.trace_server import TraceServer
+from tests.processors.agent_spans import Agent, batch
 
 BACKENDS = ("10.0.0.1:4317", "10.0.0.2:4317", "10.0.0.3:4317")
 TRACE_COUNT = 10_000
@@ -141,8 +143,9 @@ def test_a_batch_for_one_backend_is_passed_on_as_it_is() -> None:
 # Routing to three collectors
 
 
-def _downstream(name: str, tmp_path: Path) -> RunningService:
+def _downstream(name: str, tmp_path: Path, processors: tuple[str, ...] = ()) -> RunningService:
     """A collector taking OTLP/gRPC on a free port and printing every batch (debug/NAME, detailed)."""
+    declared = "".join(f"\n  {processor}:" for processor in processors)
     return RunningService(
         f"""
 receivers:
@@ -150,6 +153,7 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.1:0
+processors:{declared or " {}"}
 exporters:
   debug/{name}:
     verbosity: detailed
@@ -157,6 +161,7 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
+      processors: [{", ".join(processors)}]
       exporters: [debug/{name}]
 """,
         tmp_path,
@@ -400,3 +405,43 @@ def test_a_valid_config() -> None:
     config = decode(LoadBalancingConfig, raw, "exporters.loadbalancing")
     assert [str(h) for h in config.resolver.static.hostnames] == ["backend-1:4317", "backend-2:4317"]
     assert config.protocol.otlp.tls.insecure and config.protocol.otlp.compression == "gzip"
+
+
+def test_a_second_tier_sees_whole_traces_and_finds_each_loop_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Agents' spans scattered over a first tier's requests; loop detection behind it sees every trace whole."""
+    caplog.set_level(logging.INFO, logger="genai_collector")
+    agents = [Agent() for _ in range(12)]
+    for number, agent in enumerate(agents):
+        for step in range(3):
+            looping = number % 3 == 0
+            agent.step("search", {"query": "report"} if looping else {"query": "report", "page": step}, "none")
+        agent.chat(text="done")
+    spans = [span for agent in agents for span in agent.spans]
+    random.Random(5).shuffle(spans)
+    downstream = [_downstream(name, tmp_path, ("genai_loop_detection",)) for name in ("b0", "b1", "b2")]
+    try:
+        first = _first_tier([collector.port("otlp", "grpc") for collector in downstream], tmp_path)
+        try:
+            url = f"http://127.0.0.1:{first.port()}/v1/traces"
+            with httpx.Client() as client:
+                for start in range(0, len(spans), 5):
+                    body = batch(spans[start : start + 5]).SerializeToString()
+                    reply = client.post(url, content=body, headers={"content-type": "application/x-protobuf"})
+                    assert reply.status_code == 200
+        finally:
+            first.stop()
+    finally:
+        for collector in downstream:
+            collector.stop()
+
+    loops: Counter[bytes] = Counter()
+    for record in caplog.records:
+        if record.name.startswith(DEBUG_LOGGER) and not record.getMessage().startswith("Traces:"):
+            for _, _, span in iter_spans([text_format.Parse(record.getMessage(), TracesData())]):
+                found = findings_on(span)
+                loops[span.trace_id] += sum(f["gen_ai.security.detector.id"] == "repeated_tool_call" for f in found)
+    looping = {agent.trace_id for number, agent in enumerate(agents) if number % 3 == 0}
+    assert {trace_id for trace_id, count in loops.items() if count} == looping
+    assert all(loops[trace_id] == 1 for trace_id in looping)
