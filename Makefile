@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench bench-proxy clean
+.PHONY: install run test lint bench bench-proxy bench-security bench-loops clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ bench: install
 
 bench-proxy: install
 	$(BIN)/python benchmarks/proxy.py
+
+bench-security: install
+	$(BIN)/python benchmarks/security.py
+
+bench-loops: install
+	$(BIN)/python benchmarks/loop_detection.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -290,3 +290,15 @@ def test_the_shipped_config_masks_a_provider_key_before_it_is_stored(tmp_path: P
     assert "[REDACTED:openai_api_key]" in str(stored_messages) and "ann@example.org" in str(stored_messages)
     assert severity == "critical"
     assert sorted(detectors) == ["email", "openai_api_key"]  # type: ignore[call-overload]
+    # The README's findings query, as printed there, reads them back.
+    found = query_store(process.store, _readme_query("ARRAY JOIN Events.Name"))
+    assert sorted((row[2], row[3]) for row in found) == [("email", "medium"), ("openai_api_key", "critical")]
+
+
+def _readme_query(marker: str) -> str:
+    """The SQL of the README's ``genai-collector query "..."`` example that contains ``marker``."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for match in re.finditer(r'genai-collector query "(.*?)"\n', text, re.S):
+        if marker in match.group(1):
+            return match.group(1)
+    raise AssertionError(f"no README query with {marker!r}")
