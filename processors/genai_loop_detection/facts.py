@@ -133,7 +133,9 @@ def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | N
     elif kind == "llm":
         input_text = text("gen_ai.input.messages")
         input_hashes, responded = _read_inputs(span.trace_id, input_text, history)
-        output_hashes, requested = _read_outputs(parse_json(text("gen_ai.output.messages")))
+        outputs = text("gen_ai.output.messages")
+        if '"tool_call"' in outputs:  # only an output asking for tool calls is needed: most final answers are not
+            output_hashes, requested = _read_outputs(parse_json(outputs))
     return SpanFacts(
         span.span_id,
         span.start_time_unix_nano,
