@@ -40,6 +40,8 @@ def builtin_registry() -> Registry:
     import exporters.debug
     import exporters.loadbalancing
     import exporters.otlp
+    import exporters.otlphttp
+    import exporters.prometheus
     import processors.batch
     import processors.genai_cost
     import processors.genai_loop_detection
@@ -68,6 +70,8 @@ def builtin_registry() -> Registry:
                 exporters.debug.factory,
                 exporters.loadbalancing.factory,
                 exporters.otlp.factory,
+                exporters.otlphttp.factory,
+                exporters.prometheus.factory,
             )
         },
         extensions={f.type: f for f in (admin.factory,)},

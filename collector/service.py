@@ -26,11 +26,15 @@ from collector.component import (
     TracesData,
 )
 from collector.config.service import CollectorConfig, ComponentConfig
+from collector.counting import CountingConsumer
 from collector.errors import raise_fan_out_errors
 from collector.registry import Registry
 from collector.telemetry import Telemetry
 
 LOGGER_PREFIX = "genai_collector"
+PROCESSOR_INCOMING = "otelcol_processor_incoming_spans"
+PROCESSOR_OUTGOING = "otelcol_processor_outgoing_spans"
+PROCESSOR_REFUSED = "otelcol_processor_refused_spans"
 logger = logging.getLogger(LOGGER_PREFIX)
 
 
@@ -109,11 +113,16 @@ class Service:
             chain: list[Component] = []
             for cid in reversed(pipeline.processors):
                 component = config.components["processors"][cid]
+                # Counted on both sides: what reaches the processor, and what it passes on.
+                labels = {"processor": str(cid)}
+                outgoing = CountingConsumer(consumer, self.telemetry, accepted=PROCESSOR_OUTGOING, **labels)
                 processor = self._factory(component).create(
-                    self._settings(component, "processor"), component.config, consumer
+                    self._settings(component, "processor"), component.config, outgoing
                 )
                 chain.insert(0, processor)
-                consumer = processor
+                consumer = CountingConsumer(
+                    processor, self.telemetry, offered=PROCESSOR_INCOMING, refused=PROCESSOR_REFUSED, **labels
+                )
             self._processors.extend(chain)
             entries[name] = consumer
         for component in config.used("receivers"):

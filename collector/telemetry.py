@@ -70,11 +70,12 @@ class Telemetry:
             for labels, read in callbacks.items():
                 series[labels] = read()
             for labels in sorted(series):
-                lines.append(f"{series_name}{_render_labels(labels)} {_render_number(series[labels])}")
+                lines.append(f"{series_name}{render_labels(labels)} {render_number(series[labels])}")
         return "\n".join(lines) + "\n"
 
 
-def _render_labels(labels: Labels) -> str:
+def render_labels(labels: Labels) -> str:
+    """``{k="v",...}`` with values escaped as the text format asks, or nothing for no labels."""
     if not labels:
         return ""
     body = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
@@ -85,5 +86,6 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _render_number(value: float) -> str:
+def render_number(value: float) -> str:
+    """A sample value or bucket bound: integers without a fraction, others as Python's shortest repr."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -24,6 +24,8 @@ class DebugConfig:
 class DebugExporter:
     def __init__(self, settings: ComponentSettings, config: DebugConfig) -> None:
         self._logger = settings.logger
+        self._telemetry = settings.telemetry
+        self._labels = {"exporter": str(settings.id)}
         self._verbosity = config.verbosity
 
     async def start(self, host: Host) -> None:
@@ -39,6 +41,8 @@ class DebugExporter:
                 self._logger.info("  %s trace_id=%s span_id=%s", span.name, span.trace_id.hex(), span.span_id.hex())
         elif self._verbosity == "detailed":
             self._logger.info("%s", text_format.MessageToString(traces, as_utf8=True))
+        # No queue: a batch is exported once it is logged, counted as the queued exporters count theirs.
+        self._telemetry.add("otelcol_exporter_sent_spans", span_count(traces), **self._labels)
 
 
 def create_exporter(settings: ComponentSettings, config: DebugConfig) -> Exporter:

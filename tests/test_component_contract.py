@@ -25,6 +25,13 @@ def _config_for(section: str, type_: str, tmp_path: Path) -> Any:
         return dataclasses.replace(config, endpoint=f"chdb://{tmp_path / 'clickhouse'}")
     if section == "exporters" and type_ in ("otlp", "loadbalancing"):
         return _otlp_client_config(type_, config)
+    if type_ == "otlphttp":
+        # As for otlp: nothing listens there and retries are off, so the batch is dropped at once.
+        return dataclasses.replace(
+            config,
+            endpoint=f"http://127.0.0.1:{free_port()}",
+            retry_on_failure=dataclasses.replace(config.retry_on_failure, enabled=False),
+        )
     if type_ == "otlp":
         protocols = config.protocols
         return dataclasses.replace(
@@ -35,7 +42,7 @@ def _config_for(section: str, type_: str, tmp_path: Path) -> Any:
                 http=dataclasses.replace(protocols.http, endpoint=HostPort("127.0.0.1", 0)),
             ),
         )
-    if type_ == "admin":
+    if type_ in ("admin", "prometheus"):
         return dataclasses.replace(config, endpoint=HostPort("127.0.0.1", 0))
     return config
 

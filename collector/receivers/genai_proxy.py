@@ -9,6 +9,7 @@ running (receivers stop first).
 from __future__ import annotations
 
 from collector.component import Component, ComponentSettings, Host, ReceiverFactory, TracesConsumer
+from collector.counting import CountingConsumer
 from collector.findings import SEVERITY_RANK
 from collector.httpserver import HttpServer
 from processors.genai_security.rules import BUILTIN_RULES
@@ -23,8 +24,17 @@ class GenAiProxyReceiver:
     def __init__(self, settings: ComponentSettings, config: ProxyConfig, consumer: TracesConsumer) -> None:
         self._config = config
         self._logger = settings.logger
+        # Counted as the otlp receiver counts its spans, so /metrics shows what the proxy fed the pipeline.
+        counted = CountingConsumer(
+            consumer,
+            settings.telemetry,
+            accepted="otelcol_receiver_accepted_spans",
+            refused="otelcol_receiver_refused_spans",
+            receiver=str(settings.id),
+            transport="http",
+        )
         self.proxy = ProxyService(
-            config, PipelineSink(consumer), settings.telemetry, settings.logger, stream_check=stream_check(config)
+            config, PipelineSink(counted), settings.telemetry, settings.logger, stream_check=stream_check(config)
         )
         self._server: HttpServer | None = None
 

@@ -1,4 +1,9 @@
-"""Settings of the ``clickhouse`` exporter, named as the contrib clickhouseexporter names them."""
+"""Settings of the ``clickhouse`` exporter, named as the contrib clickhouseexporter names them.
+
+What only a server can use (credentials, TLS, a cluster) is only
+accepted with an ``http(s)://`` endpoint: chDB runs in this process, so a
+setting that could not apply is a mistake worth one line, not a silent no-op.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from collector.config.types import Duration, Secret
@@ -18,6 +24,49 @@ DEFAULT_TRACES_TABLE = "otel_traces"
 DEFAULT_TIMEOUT = Duration(5.0)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _USERINFO_PASSWORD = re.compile(r"(://[^:/@]*):.*@")
+# Cluster names are quoted in DDL, but the server's config names them: keep to what it accepts.
+_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# MergeTree families the schema can be built with; aggregating tables use the matching variant.
+TABLE_ENGINES = ("MergeTree", "ReplicatedMergeTree", "SharedMergeTree")
+
+# What clickhouse-connect can compress request bodies (inserts) with.
+Compression = Literal["lz4", "zstd", "gzip", "none"]
+DEFAULT_COMPRESSION: Compression = "lz4"
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """How an https:// endpoint's certificate is checked."""
+
+    insecure_skip_verify: bool = False
+    ca_file: str = ""
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if self.insecure_skip_verify and self.ca_file:
+            yield "insecure_skip_verify", "true skips certificate checks, so ca_file would go unused; drop one"
+        if self.ca_file and not Path(self.ca_file).expanduser().is_file():
+            yield "ca_file", f'no such file: "{self.ca_file}"'
+
+    @property
+    def configured(self) -> bool:
+        return self.insecure_skip_verify or bool(self.ca_file)
+
+
+@dataclass(frozen=True)
+class TableEngine:
+    """The engine of the tables (``name``) and its arguments (``params``, SQL as written in ENGINE = name(params)).
+
+    An empty name means MergeTree on one server and ReplicatedMergeTree with ``cluster_name``.
+    """
+
+    name: str = ""
+    params: str = ""
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if self.name and self.name not in TABLE_ENGINES:
+            yield "name", f'expected one of {", ".join(TABLE_ENGINES)}, got "{self.name}"'
+        if ";" in self.params:
+            yield "params", "engine arguments cannot contain ;"
 
 
 @dataclass(frozen=True)
@@ -36,6 +85,10 @@ class ClickHouseConfig:
     ttl: Duration = Duration(0.0)
     create_schema: bool = True
     timeout: Duration = DEFAULT_TIMEOUT
+    compression: Compression = DEFAULT_COMPRESSION
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    cluster_name: str = ""
+    table_engine: TableEngine = field(default_factory=TableEngine)
     sending_queue: QueueSettings = field(default_factory=QueueSettings)
     retry_on_failure: RetrySettings = field(default_factory=RetrySettings)
 
@@ -71,6 +124,25 @@ class ClickHouseConfig:
             )
         if self.ttl < 0:
             yield "ttl", "must not be negative"
+        if self.timeout <= 0:
+            yield "timeout", "must be more than 0"
+        if self.cluster_name and not _CLUSTER_NAME.match(self.cluster_name):
+            yield "cluster_name", f'expected a cluster name from the server\'s config, got "{self.cluster_name}"'
+        if self.is_embedded:
+            yield from self._server_only_problems()
+        elif self.tls.configured and not self.endpoint.startswith("https://"):
+            yield "tls", "applies to https:// endpoints only"
+
+    def _server_only_problems(self) -> Iterable[tuple[str, str]]:
+        server_only = {
+            "username": bool(self.username),
+            "password": bool(self.password),
+            "tls": self.tls.configured,
+            "cluster_name": bool(self.cluster_name),
+        }
+        for key, set_ in server_only.items():
+            if set_:
+                yield key, "applies to a ClickHouse server (an http(s):// endpoint), not to chdb://"
 
 
 def redact_url(url: str) -> str:

@@ -1,45 +1,27 @@
-"""DDL for the tables the clickhouse exporter writes, in the contrib clickhouseexporter's layout.
+"""DDL for the trace tables, in the contrib clickhouseexporter's layout, and the whole schema's statement list.
 
 ``otel_traces`` and the ``otel_traces_trace_id_ts`` lookup table with its
 materialized view have the same column names, types, codecs, indexes,
 partitioning and ORDER BY as the OpenTelemetry Collector contrib exporter
 creates, so Grafana's ClickHouse plugin and existing otel_traces queries work.
+The GenAI tables (exporters.clickhouse.genai_schema) are derived from them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECONDS_PER_DAY = 86_400
-SECONDS_PER_HOUR = 3_600
-SECONDS_PER_MINUTE = 60
+from exporters.clickhouse import genai_schema
+from exporters.clickhouse.layout import Layout
 
-
-def quote_identifier(name: str) -> str:
-    """A ClickHouse identifier in backticks, with embedded backticks escaped."""
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
-def ttl_clause(ttl_seconds: float, time_expression: str) -> str:
-    """``TTL <expr> + toIntervalX(n)`` in the largest whole unit, or nothing when ttl is 0."""
-    seconds = int(ttl_seconds)
-    if seconds <= 0:
-        return ""
-    for unit_seconds, function in (
-        (SECONDS_PER_DAY, "toIntervalDay"),
-        (SECONDS_PER_HOUR, "toIntervalHour"),
-        (SECONDS_PER_MINUTE, "toIntervalMinute"),
-    ):
-        if seconds % unit_seconds == 0:
-            return f"TTL {time_expression} + {function}({seconds // unit_seconds})"
-    return f"TTL {time_expression} + toIntervalSecond({seconds})"
+# Spans of one trace land on one shard, so per-trace views see whole traces.
+TRACE_SHARDING_KEY = "cityHash64(TraceId)"
 
 
 @dataclass(frozen=True)
 class TraceTables:
-    """Names of the trace tables in one database."""
+    """Names of the trace tables (logical names: a cluster adds local tables behind them)."""
 
-    database: str
     traces: str
 
     @property
@@ -50,21 +32,12 @@ class TraceTables:
     def trace_id_ts_mv(self) -> str:
         return f"{self.traces}_trace_id_ts_mv"
 
-    def qualified(self, table: str) -> str:
-        return f"{quote_identifier(self.database)}.{quote_identifier(table)}"
 
-    def all(self) -> tuple[str, ...]:
-        """Every table and view the schema consists of, in creation order."""
-        return (self.traces, self.trace_id_ts, self.trace_id_ts_mv)
-
-
-def create_database_sql(database: str) -> str:
-    return f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}"
-
-
-def create_traces_table_sql(tables: TraceTables, ttl_seconds: float) -> str:
-    ttl = ttl_clause(ttl_seconds, "toDateTime(Timestamp)")
-    return f"""CREATE TABLE IF NOT EXISTS {tables.qualified(tables.traces)} (
+def create_traces_table_sql(layout: Layout, tables: TraceTables) -> str:
+    ttl = layout.ttl("toDateTime(Timestamp)")
+    return layout.create_table(
+        tables.traces,
+        f"""(
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
@@ -100,44 +73,64 @@ def create_traces_table_sql(tables: TraceTables, ttl_seconds: float) -> str:
     INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
     INDEX idx_lower_span_name lower(SpanName) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8
-) ENGINE = MergeTree()
+) {layout.engine_clause()}
 PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
 {ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1"""
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1""",
+    )
 
 
-def create_trace_id_ts_table_sql(tables: TraceTables, ttl_seconds: float) -> str:
-    ttl = ttl_clause(ttl_seconds, "toDateTime(Start)")
-    return f"""CREATE TABLE IF NOT EXISTS {tables.qualified(tables.trace_id_ts)} (
+def create_trace_id_ts_table_sql(layout: Layout, tables: TraceTables) -> str:
+    ttl = layout.ttl("toDateTime(Start)")
+    return layout.create_table(
+        tables.trace_id_ts,
+        f"""(
     TraceId String CODEC(ZSTD(1)),
     Start SimpleAggregateFunction(min, DateTime) CODEC(ZSTD(1)),
     End SimpleAggregateFunction(max, DateTime) CODEC(ZSTD(1))
-) ENGINE = AggregatingMergeTree()
+) {layout.engine_clause(aggregating=True)}
 PARTITION BY toStartOfWeek(Start)
 ORDER BY (TraceId)
 {ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1"""
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1""",
+    )
 
 
-def create_trace_id_ts_view_sql(tables: TraceTables) -> str:
-    return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {tables.qualified(tables.trace_id_ts_mv)}
-TO {tables.qualified(tables.trace_id_ts)}
-AS SELECT
+def create_trace_id_ts_view_sql(layout: Layout, tables: TraceTables) -> str:
+    return layout.create_view(
+        tables.trace_id_ts_mv,
+        tables.trace_id_ts,
+        f"""AS SELECT
     TraceId,
     min(Timestamp) AS Start,
     max(Timestamp) AS End
-FROM {tables.qualified(tables.traces)}
+FROM {layout.qualified_storage(tables.traces)}
 WHERE TraceId != ''
-GROUP BY TraceId"""
+GROUP BY TraceId""",
+    )
 
 
-def schema_statements(tables: TraceTables, ttl_seconds: float) -> list[str]:
-    """Every statement that creates the trace schema, in order; each is idempotent."""
+def schema_statements(layout: Layout, tables: TraceTables) -> list[str]:
+    """Every statement that creates the schema (trace and GenAI tables), in order; each is idempotent."""
+    genai = genai_schema.GenAITables(tables.traces)
     return [
-        create_database_sql(tables.database),
-        create_traces_table_sql(tables, ttl_seconds),
-        create_trace_id_ts_table_sql(tables, ttl_seconds),
-        create_trace_id_ts_view_sql(tables),
+        layout.create_database(),
+        create_traces_table_sql(layout, tables),
+        *layout.create_distributed(tables.traces, TRACE_SHARDING_KEY),
+        create_trace_id_ts_table_sql(layout, tables),
+        *layout.create_distributed(tables.trace_id_ts, TRACE_SHARDING_KEY),
+        create_trace_id_ts_view_sql(layout, tables),
+        *genai_schema.statements(layout, genai),
     ]
+
+
+def expected_tables(layout: Layout, tables: TraceTables) -> tuple[str, ...]:
+    """Every table and view the schema consists of, in creation order."""
+    return (
+        *layout.table_names(tables.traces),
+        *layout.table_names(tables.trace_id_ts),
+        tables.trace_id_ts_mv,
+        *genai_schema.expected_tables(layout, genai_schema.GenAITables(tables.traces)),
+    )

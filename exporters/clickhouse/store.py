@@ -26,7 +26,8 @@ from collector.queue import Batch
 from collector.sql import QueryError, QueryResult, check_read_only
 from exporters.clickhouse.columns import traces_to_table
 from exporters.clickhouse.config import ClickHouseConfig, redact_url
-from exporters.clickhouse.schema import TraceTables, schema_statements
+from exporters.clickhouse.layout import Layout
+from exporters.clickhouse.schema import TraceTables, expected_tables, schema_statements
 
 # ClickHouse error codes that mean the data itself is wrong; retrying cannot help.
 _PERMANENT_CODES = frozenset({6, 27, 41, 53, 62, 69, 70, 72, 117, 130, 386})
@@ -43,7 +44,14 @@ class ClickHouseStore:
     def __init__(self, config: ClickHouseConfig, logger: logging.Logger) -> None:
         self._config = config
         self._logger = logger
-        self._tables = TraceTables(config.database, config.traces_table_name)
+        self._tables = TraceTables(config.traces_table_name)
+        self._layout = Layout(
+            database=config.database,
+            ttl_seconds=config.ttl,
+            cluster=config.cluster_name,
+            engine=config.table_engine.name,
+            engine_params=config.table_engine.params,
+        )
         self._insert_client: Client | None = None
         self._query_client: Client | None = None
         self._query_lock = threading.Lock()
@@ -51,6 +59,10 @@ class ClickHouseStore:
     @property
     def tables(self) -> TraceTables:
         return self._tables
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
 
     def describe(self) -> str:
         if self._config.is_embedded:
@@ -61,17 +73,18 @@ class ClickHouseStore:
         """Connect, then create the schema or check that it exists; on failure nothing stays open."""
         try:
             self._insert_client = self._connect()
-            with self._query_lock:
-                # Both connections open now, while nothing else runs: see _engine_stderr_silenced.
-                self._query_client = self._connect(read_only=True)
             try:
                 if self._config.create_schema:
-                    for statement in schema_statements(self._tables, self._config.ttl):
+                    for statement in schema_statements(self._layout, self._tables):
                         self._insert_client.command(statement)
                 else:
                     self._check_schema(self._insert_client)
             except ClickHouseError as exc:
                 raise StoreError(f"cannot prepare the tables in {self.describe()}: {_first_line(exc)}") from None
+            with self._query_lock:
+                # Both connections open now, while nothing else runs (see _engine_stderr_silenced),
+                # and after the schema: a server's query client starts in the configured database.
+                self._query_client = self._connect(read_only=True)
         except BaseException:
             self.close()
             raise
@@ -83,7 +96,7 @@ class ClickHouseStore:
             raise RetryableError("the store is not open")
         table = traces_to_table(batch.items)
         try:
-            self._insert_client.insert_arrow(self._tables.traces, table, database=self._tables.database)
+            self._insert_client.insert_arrow(self._tables.traces, table, database=self._layout.database)
         except ClickHouseError as exc:
             raise _classify(exc) from None
 
@@ -131,15 +144,20 @@ class ClickHouseStore:
                 dsn=config.endpoint,
                 username=config.username or None,
                 password=config.password.reveal(),
-                database=config.database,
+                # Inserts and DDL name their database, which may not exist before the
+                # schema is made; read-only queries start in it, so "FROM otel_traces" works.
+                database=config.database if read_only else "",
                 connect_timeout=config.timeout,
                 send_receive_timeout=config.timeout,
+                compress=False if config.compression == "none" else config.compression,
+                verify=not config.tls.insecure_skip_verify,
+                ca_cert=config.tls.ca_file or None,
                 settings=settings,
                 # A session serialises a client's queries on the server and pins it
                 # to one replica behind a load balancer; inserts need neither.
                 autogenerate_session_id=False,
             )
-        except (ClickHouseError, OSError) as exc:
+        except (ClickHouseError, OSError, ValueError) as exc:
             raise StoreError(self._open_failure(exc)) from None
 
     def _open_failure(self, exc: BaseException) -> str:
@@ -154,12 +172,12 @@ class ClickHouseStore:
     def _check_schema(self, client: Client) -> None:
         names = client.query(
             "SELECT name FROM system.tables WHERE database = {db:String}",
-            parameters={"db": self._tables.database},
+            parameters={"db": self._layout.database},
         ).result_rows
         present = {row[0] for row in names}
-        missing = [t for t in self._tables.all() if t not in present]
+        missing = [t for t in expected_tables(self._layout, self._tables) if t not in present]
         if missing:
-            listed = ", ".join(f"{self._tables.database}.{t}" for t in missing)
+            listed = ", ".join(f"{self._layout.database}.{t}" for t in missing)
             raise StoreError(f"create_schema is off and these tables are missing: {listed}")
 
 

@@ -27,21 +27,34 @@ Compression = Literal["gzip", "none"]
 
 
 @dataclass(frozen=True)
-class TlsSettings:
-    """Transport security: TLS with the system roots (or ``ca_file``) unless ``insecure``."""
+class TlsFiles:
+    """The PEM files of a TLS client, shared by the gRPC and HTTP exporters: CAs, client certificate, its key."""
 
-    insecure: bool = False
     ca_file: str = ""
     cert_file: str = ""
     key_file: str = ""
 
+    @property
+    def any_file(self) -> bool:
+        return bool(self.ca_file or self.cert_file or self.key_file)
+
     def validate(self) -> Iterable[tuple[str, str]]:
-        if self.insecure and (self.ca_file or self.cert_file or self.key_file):
-            yield "insecure", "true sends in plaintext, so ca_file, cert_file and key_file would go unused; drop them"
         if self.cert_file and not self.key_file:
             yield "key_file", "is required with cert_file (the client certificate's private key)"
         if self.key_file and not self.cert_file:
             yield "cert_file", "is required with key_file (the client certificate)"
+
+
+@dataclass(frozen=True)
+class TlsSettings(TlsFiles):
+    """Transport security: TLS with the system roots (or ``ca_file``) unless ``insecure``."""
+
+    insecure: bool = False
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if self.insecure and self.any_file:
+            yield "insecure", "true sends in plaintext, so ca_file, cert_file and key_file would go unused; drop them"
+        yield from super().validate()
 
 
 @dataclass(frozen=True)
@@ -76,9 +89,16 @@ def _header_problems(name: str, value: Secret) -> Iterable[tuple[str, str]]:
         yield path, "headers starting with grpc- are reserved for gRPC itself"
     elif key.endswith(_BINARY_HEADER_SUFFIX):
         yield path, "binary (-bin) headers are not supported; send the value as text"
-    # The value is a secret: the message describes it, never quotes it.
+    problem = header_value_problem(value)
+    if problem is not None:
+        yield path, problem
+
+
+def header_value_problem(value: Secret) -> str | None:
+    """Why a header value cannot be sent (over gRPC or HTTP), or None; never quotes the value, a secret."""
     if not _HEADER_VALUE.fullmatch(value.reveal()):
-        yield path, "the value must be printable ASCII (no line breaks, no other characters)"
+        return "the value must be printable ASCII (no line breaks, no other characters)"
+    return None
 
 
 @dataclass(frozen=True)

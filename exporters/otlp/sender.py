@@ -22,12 +22,12 @@ from collector.config.types import HostPort
 from collector.queue import Batch
 from exporters.otlp.channel import open_channel
 from exporters.otlp.config import OtlpSettings
+from exporters.otlp.partial import note_partial_success
+from exporters.otlp.redact import Redactor
 from exporters.otlp.requests import MAX_REQUEST_BYTES, cut_requests
 from exporters.otlp.status import error_for_rpc
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-REJECTED_SPANS_METRIC = "otelcol_exporter_rejected_spans"
-REDACTED = "***"
 
 
 class OtlpSender:
@@ -47,8 +47,7 @@ class OtlpSender:
         self._labels = {"exporter": str(settings.id)}
         self._max_request_bytes = max_request_bytes
         self._metadata = config.metadata()
-        # Longest first, so a secret containing another is blanked whole.
-        self._secrets = sorted({value for _, value in self._metadata if value}, key=len, reverse=True)
+        self._redact = Redactor(value for _, value in self._metadata)
         self._channel: grpc.Channel | None = None
         self._export: grpc.UnaryUnaryMultiCallable | None = None
 
@@ -82,25 +81,10 @@ class OtlpSender:
             except grpc.RpcError as exc:
                 # `from None`: the RpcError's own text is not shown, only the redacted summary.
                 raise error_for_rpc(exc, str(self._endpoint), self.redact) from None
-            self._note_partial_success(response)
+            note_partial_success(
+                response, str(self._endpoint), self._redact, self._telemetry, self._logger, **self._labels
+            )
 
     def redact(self, text: str) -> str:
         """``text`` with every header value blanked."""
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
-
-    def _note_partial_success(self, response: ExportTraceServiceResponse) -> None:
-        partial = response.partial_success
-        message = self.redact(partial.error_message)
-        if partial.rejected_spans > 0:
-            self._telemetry.add(REJECTED_SPANS_METRIC, partial.rejected_spans, **self._labels)
-            self._logger.warning(
-                "%s rejected %d spans of the request: %s",
-                self._endpoint,
-                partial.rejected_spans,
-                message or "(no reason given)",
-            )
-        elif message:
-            # The specification's way for a server to warn while accepting everything.
-            self._logger.warning("%s accepted the request with a warning: %s", self._endpoint, message)
+        return self._redact(text)

@@ -41,6 +41,7 @@ class CollectorProcess:
                 GENAI_COLLECTOR_OTLP_HTTP_ENDPOINT=f"127.0.0.1:{self.http_port}",
                 GENAI_COLLECTOR_PROXY_ENDPOINT=f"127.0.0.1:{free_port()}",
                 GENAI_COLLECTOR_ADMIN_ENDPOINT=f"127.0.0.1:{self.admin_port}",
+                GENAI_COLLECTOR_PROMETHEUS_ENDPOINT=f"127.0.0.1:{free_port()}",
                 GENAI_COLLECTOR_CLICKHOUSE_ENDPOINT=f"chdb://{self.store}",
             )
         else:

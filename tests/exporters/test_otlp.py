@@ -9,8 +9,6 @@ cutting of large batches into requests a receiver accepts.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import logging
 import socket
 import threading
@@ -22,19 +20,18 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from google.protobuf import text_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 import exporters.otlp
 from collector.component import ComponentSettings
 from collector.config.decode import decode
 from collector.config.problems import ConfigError
 from collector.errors import PermanentError, RetryableError, StartError
-from collector.pdata import iter_spans, set_any_value
+from collector.pdata import iter_spans
 from collector.queue import Batch
 from collector.telemetry import Telemetry
 from exporters.otlp.config import OtlpExporterConfig
@@ -42,6 +39,7 @@ from exporters.otlp.requests import cut_requests
 from exporters.otlp.sender import OtlpSender
 from exporters.otlp.status import RETRYABLE_CODES, error_for
 from tests.conftest import RunningService, make_traces
+from tests.exporters.otlp_fixtures import every_field_traces, logged_traces, make_certificates, set_attributes
 from tests.exporters.trace_server import Answer, TraceServer
 
 SECRET = "Bearer sk-live-7f3a9c2e51d04b8f"
@@ -49,7 +47,6 @@ QUICK_QUEUE = {"batch": {"flush_timeout": "10ms", "min_size": 1000}}
 FAST_RETRY = {"initial_interval": "10ms", "max_interval": "20ms", "max_elapsed_time": "20s"}
 # A backoff this slow would outlast max_elapsed_time: only a server's RetryInfo gets the batch retried.
 SLOW_RETRY = {"initial_interval": "60s", "max_interval": "60s", "max_elapsed_time": "20s"}
-DEBUG_LOGGER = "genai_collector.exporter.debug"
 SCENARIO_TIMEOUT = 60.0
 
 
@@ -84,72 +81,6 @@ def _export(settings: ComponentSettings, config: OtlpExporterConfig, *batches: T
             await exporter.shutdown()
 
     asyncio.run(asyncio.wait_for(scenario(), SCENARIO_TIMEOUT))
-
-
-def _every_field() -> TracesData:
-    """One span with every OTLP field set, under a resource and scope with every field set."""
-    traces = TracesData()
-    resource_spans = traces.resource_spans.add(schema_url="https://opentelemetry.io/schemas/1.30.0")
-    resource_spans.resource.dropped_attributes_count = 1
-    _attributes(resource_spans.resource.attributes, {"service.name": "support-bot", "host.cores": 8})
-    scope_spans = resource_spans.scope_spans.add(schema_url="https://opentelemetry.io/schemas/1.29.0")
-    scope_spans.scope.name = "opentelemetry.instrumentation.openai_v2"
-    scope_spans.scope.version = "2.1b0"
-    scope_spans.scope.dropped_attributes_count = 2
-    _attributes(scope_spans.scope.attributes, {"scope.flag": True})
-    span = scope_spans.spans.add(
-        trace_id=bytes(range(16)),
-        span_id=bytes(range(8)),
-        parent_span_id=bytes(range(8, 16)),
-        trace_state="vendor=value,other=1",
-        flags=0x301,
-        name="chat gpt-4o",
-        kind=Span.SPAN_KIND_CLIENT,
-        start_time_unix_nano=1_700_000_000_123_456_789,
-        end_time_unix_nano=1_700_000_001_987_654_321,
-        dropped_attributes_count=3,
-        dropped_events_count=4,
-        dropped_links_count=5,
-        status=Status(code=Status.STATUS_CODE_ERROR, message="upstream timed out"),
-    )
-    _attributes(
-        span.attributes,
-        {
-            "gen_ai.request.model": "gpt-4o",
-            "gen_ai.usage.input_tokens": 42,
-            "gen_ai.request.temperature": 0.7,
-            "gen_ai.is_streaming": False,
-            "raw": b"\x00\xff\x10",
-            "gen_ai.response.finish_reasons": ["stop", "length"],
-            "unicode": "héllo ✓ 日本",
-        },
-    )
-    nested = span.attributes.add(key="nested")
-    inner = nested.value.kvlist_value.values.add(key="inner")
-    inner.value.array_value.values.add().int_value = -1
-    span.attributes.add(key="empty")  # an AnyValue with no value set
-    event = span.events.add(time_unix_nano=1_700_000_000_500_000_000, name="gen_ai.choice", dropped_attributes_count=6)
-    _attributes(event.attributes, {"index": 0})
-    link = span.links.add(
-        trace_id=bytes(range(16, 32)), span_id=bytes(range(16, 24)), trace_state="k=v", dropped_attributes_count=7
-    )
-    link.flags = 0x101
-    _attributes(link.attributes, {"link.kind": "follows"})
-    return traces
-
-
-def _attributes(target: Any, values: dict[str, Any]) -> None:
-    for key, value in values.items():
-        set_any_value(target.add(key=key).value, value)
-
-
-def _logged_traces(records: list[logging.LogRecord]) -> TracesData:
-    """What the detailed debug exporter printed, parsed back into one TracesData."""
-    merged = TracesData()
-    for record in records:
-        if record.name == DEBUG_LOGGER and not record.getMessage().startswith("Traces:"):
-            merged.MergeFrom(text_format.Parse(record.getMessage(), TracesData()))
-    return merged
 
 
 @pytest.mark.parametrize("compression", ["gzip", "none"])
@@ -201,7 +132,7 @@ service:
             tmp_path,
         )
         try:
-            sent = _every_field()
+            sent = every_field_traces()
             reply = httpx.post(
                 f"http://127.0.0.1:{first.port()}/v1/traces",
                 content=sent.SerializeToString(),
@@ -212,7 +143,7 @@ service:
             first.stop()  # drains the otlp exporter's queue into the second collector
     finally:
         second.stop()
-    assert _logged_traces(caplog.records) == sent
+    assert logged_traces(caplog.records) == sent
 
 
 class CountingRelay:
@@ -260,7 +191,7 @@ def test_gzip_shrinks_what_goes_on_the_wire(
     # Repetitive GenAI content compresses well: the gzip request must be a fraction of the plain one.
     batch = make_traces(300)
     for span in batch.resource_spans[0].scope_spans[0].spans:
-        _attributes(span.attributes, {"gen_ai.input.messages": "You are a helpful assistant. " * 20})
+        set_attributes(span.attributes, {"gen_ai.input.messages": "You are a helpful assistant. " * 20})
     wire: dict[str, int] = {}
     for compression in ("gzip", "none"):
         relay = CountingRelay(server.port)
@@ -445,7 +376,7 @@ def test_a_header_secret_never_shows_in_logs_or_errors(
 def test_tls_with_a_private_ca_and_a_client_certificate(
     tmp_path: Path, make_settings: Callable[..., ComponentSettings]
 ) -> None:
-    files = _certificates(tmp_path)
+    files = make_certificates(tmp_path)
     credentials = grpc.ssl_server_credentials(
         [(files["server.key"].read_bytes(), files["server.crt"].read_bytes())],
         root_certificates=files["ca.crt"].read_bytes(),
@@ -471,57 +402,6 @@ def test_tls_with_a_private_ca_and_a_client_certificate(
     assert telemetry.value("otelcol_exporter_send_failed_spans", exporter="otlp", reason="retries_exhausted") == 3
 
 
-def _certificates(directory: Path) -> dict[str, Path]:
-    """A private CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
-    pytest.importorskip("cryptography")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def issue(
-        name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None, signer: ec.EllipticCurvePrivateKey
-    ) -> x509.Certificate:
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer or subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-        )
-        if issuer is None:
-            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        elif name == "server":
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        else:
-            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = issue("test ca", ca_key, None, ca_key)
-    issued = {"ca": (ca, ca_key)}
-    for name in ("server", "client"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        issued[name] = (issue(name, key, ca.subject, ca_key), key)
-    files: dict[str, Path] = {}
-    for name, (certificate, key) in issued.items():
-        files[f"{name}.crt"] = directory / f"{name}.crt"
-        files[f"{name}.crt"].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        files[f"{name}.key"] = directory / f"{name}.key"
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        files[f"{name}.key"].write_bytes(pem)
-    return files
-
-
 def test_an_unreadable_tls_file_stops_the_start(
     tmp_path: Path, make_settings: Callable[..., ComponentSettings]
 ) -> None:
@@ -541,7 +421,7 @@ def test_a_batch_is_cut_into_requests_under_the_limit() -> None:
     limit = 1024
     large = make_traces(40, service="large")  # over the limit: cut into runs of spans
     huge_span = make_traces(1, service="huge")  # one span over the limit: goes alone
-    _attributes(huge_span.resource_spans[0].scope_spans[0].spans[0].attributes, {"blob": "x" * 2 * limit})
+    set_attributes(huge_span.resource_spans[0].scope_spans[0].spans[0].attributes, {"blob": "x" * 2 * limit})
     small = make_traces(2, service="small")  # fits: joins the request before it when there is room
     batches = [large, huge_span, small]
 

@@ -180,7 +180,7 @@ def test_shipped_config_parses(registry: Registry) -> None:
     shipped = Path(__file__).resolve().parents[3] / "otel-config.yaml"
     config = load_config(shipped, registry, environ={})
     assert list(config.pipelines) == ["traces"]
-    assert [str(c.id) for c in config.used("exporters")] == ["clickhouse"]
+    assert [str(c.id) for c in config.used("exporters")] == ["clickhouse", "prometheus"]
     assert [str(c.id) for c in config.used("processors")] == [
         "genai_normalize",
         "genai_cost",
@@ -191,6 +191,7 @@ def test_shipped_config_parses(registry: Registry) -> None:
         "receivers.otlp.protocols.grpc.endpoint",
         "receivers.otlp.protocols.http.endpoint",
         "receivers.genai_proxy.endpoint",
+        "exporters.prometheus.endpoint",
         "extensions.admin.endpoint",
     ]
     proxy = config.components["receivers"][ComponentID("genai_proxy")].config
@@ -245,7 +246,10 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
     (
         "unknown component type",
         PIPELINE.replace("exporters:\n  debug:\n", "exporters:\n  debug:\n  kafka:\n"),
-        ['exporters.kafka: unknown exporter type "kafka"; known: alerts, clickhouse, debug, loadbalancing, otlp'],
+        [
+            'exporters.kafka: unknown exporter type "kafka"; '
+            "known: alerts, clickhouse, debug, loadbalancing, otlp, otlphttp, prometheus"
+        ],
     ),
     (
         "invalid component id",
@@ -526,7 +530,10 @@ def test_check_listeners_reports_overlapping_addresses(registry: Registry) -> No
 def test_env_value_for_a_string_field_is_kept_as_written(tmp_path: Path, registry: Registry, password: str) -> None:
     path = tmp_path / "otel-config.yaml"
     path.write_text(
-        PIPELINE.replace("exporters:\n  debug:\n", "exporters:\n  debug:\n  clickhouse:\n    password: ${env:PW}\n")
+        PIPELINE.replace(
+            "exporters:\n  debug:\n",
+            "exporters:\n  debug:\n  clickhouse:\n    endpoint: http://127.0.0.1:8123\n    password: ${env:PW}\n",
+        )
     )
     config = load_config(path, registry, environ={"PW": password})
     assert config.components["exporters"][ComponentID("clickhouse")].config.password.reveal() == password

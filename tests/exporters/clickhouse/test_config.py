@@ -69,3 +69,30 @@ def test_retry_intervals_are_checked() -> None:
     assert _problems({"retry_on_failure": {"initial_interval": "10s", "max_interval": "1s"}}) == [
         "exporters.clickhouse.retry_on_failure.max_interval: must be at least initial_interval (10s)"
     ]
+
+
+def test_server_settings_are_refused_on_chdb_one_line_each() -> None:
+    assert _problems({"username": "u", "cluster_name": "c", "tls": {"insecure_skip_verify": True}}) == [
+        "exporters.clickhouse.username: applies to a ClickHouse server (an http(s):// endpoint), not to chdb://",
+        "exporters.clickhouse.tls: applies to a ClickHouse server (an http(s):// endpoint), not to chdb://",
+        "exporters.clickhouse.cluster_name: applies to a ClickHouse server (an http(s):// endpoint), not to chdb://",
+    ]
+
+
+def test_engine_compression_and_tls_are_checked() -> None:
+    assert _problems(
+        {
+            "endpoint": "http://ch:8123",
+            "compression": "brotli",
+            "table_engine": {"name": "Log"},
+            "tls": {"ca_file": "/nonexistent/ca.pem"},
+        }
+    ) == [
+        'exporters.clickhouse.compression: expected one of lz4, zstd, gzip, none, got "brotli"',
+        "exporters.clickhouse.table_engine.name: "
+        'expected one of MergeTree, ReplicatedMergeTree, SharedMergeTree, got "Log"',
+        'exporters.clickhouse.tls.ca_file: no such file: "/nonexistent/ca.pem"',
+    ]
+    assert _problems({"endpoint": "http://ch:8123", "tls": {"insecure_skip_verify": True}}) == [
+        "exporters.clickhouse.tls: applies to https:// endpoints only"
+    ]

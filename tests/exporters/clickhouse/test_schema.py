@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from exporters.clickhouse.config import ClickHouseConfig
-from exporters.clickhouse.schema import TraceTables, create_traces_table_sql, ttl_clause
+from exporters.clickhouse.layout import Layout, ttl_clause
+from exporters.clickhouse.schema import TraceTables, create_traces_table_sql
 from exporters.clickhouse.store import ClickHouseStore, StoreError
 
 # Column names and types of the contrib exporter's otel_traces (sqltemplates/traces_table.sql).
@@ -117,11 +118,13 @@ def test_create_schema_off_names_the_missing_tables(chdb_path: Path) -> None:
     store.close()
     assert str(error.value) == (
         "create_schema is off and these tables are missing: "
-        "default.otel_traces, default.otel_traces_trace_id_ts, default.otel_traces_trace_id_ts_mv"
+        "default.otel_traces, default.otel_traces_trace_id_ts, default.otel_traces_trace_id_ts_mv, "
+        "default.genai_calls, default.genai_findings, default.genai_calls_hourly, "
+        "default.otel_traces_genai_calls_mv, default.otel_traces_genai_findings_mv, default.genai_calls_hourly_mv"
     )
 
 
 def test_identifiers_are_quoted() -> None:
-    assert create_traces_table_sql(TraceTables("db", "spans"), 0).startswith(
+    assert create_traces_table_sql(Layout("db"), TraceTables("spans")).startswith(
         "CREATE TABLE IF NOT EXISTS `db`.`spans` ("
     )

@@ -1,0 +1,118 @@
+"""Where the exporter's tables live and how they are built: one server or a cluster.
+
+Every CREATE statement the exporter runs goes through a ``Layout``, so the
+choices that differ between a single server and a cluster are made once:
+
+- one server (or chDB): each table under its own name, ``MergeTree`` family
+  engines (or the configured ``table_engine``);
+- a cluster (``cluster_name``): every statement carries ``ON CLUSTER``, the data
+  lives in ``<name>_local`` tables with ``Replicated*`` engines on each node, and
+  a ``Distributed`` table under the plain name sits in front of them. Inserts and
+  queries use the plain names, so readers (Grafana, docs/queries.sql) are the
+  same either way; materialized views read and write the local tables, so each
+  shard derives its own rows from the spans it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SECONDS_PER_DAY = 86_400
+SECONDS_PER_HOUR = 3_600
+SECONDS_PER_MINUTE = 60
+LOCAL_SUFFIX = "_local"
+MERGE_TREE = "MergeTree"
+REPLICATED_PREFIX = "Replicated"
+
+
+def quote_identifier(name: str) -> str:
+    """A ClickHouse identifier in backticks, with embedded backticks escaped."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def ttl_clause(ttl_seconds: float, time_expression: str) -> str:
+    """``TTL <expr> + toIntervalX(n)`` in the largest whole unit, or nothing when ttl is 0."""
+    seconds = int(ttl_seconds)
+    if seconds <= 0:
+        return ""
+    for unit_seconds, function in (
+        (SECONDS_PER_DAY, "toIntervalDay"),
+        (SECONDS_PER_HOUR, "toIntervalHour"),
+        (SECONDS_PER_MINUTE, "toIntervalMinute"),
+    ):
+        if seconds % unit_seconds == 0:
+            return f"TTL {time_expression} + {function}({seconds // unit_seconds})"
+    return f"TTL {time_expression} + toIntervalSecond({seconds})"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The database, retention, cluster and engine every table is created with.
+
+    ``engine`` is the MergeTree family member for plain tables (``MergeTree``,
+    ``ReplicatedMergeTree``, ``SharedMergeTree``); empty means ``MergeTree`` on
+    one server and ``ReplicatedMergeTree`` on a cluster. Aggregating tables use
+    the same family (``ReplicatedMergeTree`` gives ``ReplicatedAggregatingMergeTree``)
+    and the same ``engine_params``.
+    """
+
+    database: str
+    ttl_seconds: float = 0.0
+    cluster: str = ""
+    engine: str = ""
+    engine_params: str = ""
+
+    @property
+    def on_cluster(self) -> str:
+        """`` ON CLUSTER `name` `` to follow a statement's object name, or nothing."""
+        return f" ON CLUSTER {quote_identifier(self.cluster)}" if self.cluster else ""
+
+    def storage_name(self, table: str) -> str:
+        """The name of the table that holds the rows: ``<table>_local`` on a cluster."""
+        return table + LOCAL_SUFFIX if self.cluster else table
+
+    def qualified(self, table: str) -> str:
+        return f"{quote_identifier(self.database)}.{quote_identifier(table)}"
+
+    def qualified_storage(self, table: str) -> str:
+        return self.qualified(self.storage_name(table))
+
+    def table_names(self, table: str) -> tuple[str, ...]:
+        """Every table one logical table consists of: the local one and its Distributed front on a cluster."""
+        return (self.storage_name(table), table) if self.cluster else (table,)
+
+    def engine_clause(self, aggregating: bool = False) -> str:
+        family = self.engine or (REPLICATED_PREFIX + MERGE_TREE if self.cluster else MERGE_TREE)
+        if aggregating:
+            family = family.removesuffix(MERGE_TREE) + "Aggregating" + MERGE_TREE
+        return f"ENGINE = {family}({self.engine_params})"
+
+    def ttl(self, time_expression: str) -> str:
+        return ttl_clause(self.ttl_seconds, time_expression)
+
+    def create_database(self) -> str:
+        return f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.database)}{self.on_cluster}"
+
+    def create_table(self, table: str, body: str) -> str:
+        """``CREATE TABLE`` of the storage table; ``body`` starts with the column list."""
+        return f"CREATE TABLE IF NOT EXISTS {self.qualified_storage(table)}{self.on_cluster} {body}"
+
+    def create_view(self, view: str, target: str, select: str) -> str:
+        """A materialized view writing into ``target``'s storage table; ``select`` reads storage tables."""
+        return (
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.qualified(view)}{self.on_cluster}\n"
+            f"TO {self.qualified_storage(target)}\n{select}"
+        )
+
+    def create_distributed(self, table: str, sharding_key: str) -> list[str]:
+        """The Distributed table in front of ``table``'s local tables: nothing off a cluster."""
+        if not self.cluster:
+            return []
+        engine = (
+            f"Distributed({quote_identifier(self.cluster)}, {quote_identifier(self.database)}, "
+            f"{quote_identifier(self.storage_name(table))}, {sharding_key})"
+        )
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.qualified(table)}{self.on_cluster}\n"
+            f"AS {self.qualified_storage(table)}\nENGINE = {engine}"
+        ]

@@ -1,0 +1,54 @@
+"""The ``prometheus`` exporter: GenAI client metrics derived from spans, served for Prometheus to scrape.
+
+Each LLM call span updates in-memory histograms and a counter, named as the
+OpenTelemetry GenAI semantic conventions name the client metrics (dots become
+underscores, units become suffixes): ``gen_ai_client_token_usage``,
+``gen_ai_client_operation_duration_seconds``,
+``gen_ai_client_operation_time_to_first_chunk_seconds`` and
+``gen_ai_client_cost_usd_total``. ``consume`` only updates those aggregates,
+so there is no queue (as with the debug exporter); an HTTP listener started
+in ``start`` serves them at /metrics in the Prometheus text format.
+"""
+
+from __future__ import annotations
+
+from collector.component import ComponentSettings, Exporter, ExporterFactory, Host, TracesData
+from collector.pdata import span_count
+from exporters.prometheus.config import PrometheusExporterConfig
+from exporters.prometheus.metrics import GenAiMetrics
+from exporters.prometheus.server import MetricsServer
+
+
+class PrometheusExporter:
+    """Aggregates spans into GenAiMetrics; serves them while running."""
+
+    def __init__(self, settings: ComponentSettings, config: PrometheusExporterConfig) -> None:
+        self._settings = settings
+        self._labels = {"exporter": str(settings.id)}
+        self.metrics = GenAiMetrics(config.max_series, self._count_overflow)
+        self._server = MetricsServer(config.endpoint, self.metrics.render)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    async def start(self, host: Host) -> None:
+        await self._server.start()
+        self._settings.logger.info("Prometheus metrics at http://%s/metrics", self._server.address)
+
+    async def shutdown(self) -> None:
+        await self._server.stop()
+
+    async def consume(self, traces: TracesData) -> None:
+        self.metrics.record(traces)
+        self._settings.telemetry.add("otelcol_exporter_sent_spans", span_count(traces), **self._labels)
+
+    def _count_overflow(self, metric: str) -> None:
+        self._settings.telemetry.add("genai_prometheus_overflow_observations", 1, metric=metric, **self._labels)
+
+
+def create_exporter(settings: ComponentSettings, config: PrometheusExporterConfig) -> Exporter:
+    return PrometheusExporter(settings, config)
+
+
+factory = ExporterFactory(type="prometheus", config_type=PrometheusExporterConfig, create=create_exporter)

@@ -1,0 +1,31 @@
+"""Settings of the ``prometheus`` exporter: where /metrics is served, and how many series it may hold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from collector.config.types import HostPort
+
+DEFAULT_ENDPOINT = HostPort("127.0.0.1", 8889)
+# The OpenTelemetry SDKs' default cardinality limit per metric.
+DEFAULT_MAX_SERIES = 2000
+
+
+@dataclass(frozen=True)
+class PrometheusExporterConfig:
+    """Serves GenAI metrics derived from spans on ``endpoint`` at /metrics.
+
+    ``max_series`` bounds each metric's label sets; observations for further
+    label sets go to one overflow series per metric, and are counted.
+    """
+
+    endpoint: HostPort = DEFAULT_ENDPOINT
+    max_series: int = DEFAULT_MAX_SERIES
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if self.max_series < 1:
+            yield "max_series", "must be at least 1"
+
+    def listeners(self) -> Iterable[tuple[str, HostPort]]:
+        yield "endpoint", self.endpoint

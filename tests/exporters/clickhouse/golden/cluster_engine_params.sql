@@ -1,0 +1,224 @@
+CREATE DATABASE IF NOT EXISTS `default` ON CLUSTER `genai`;
+
+CREATE TABLE IF NOT EXISTS `default`.`otel_traces_local` ON CLUSTER `genai` (
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    TraceState String CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(T64, ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    StatusMessage String CODEC(ZSTD(1)),
+    Events Nested (
+        Timestamp DateTime64(9),
+        Name LowCardinality(String),
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    Links Nested (
+        TraceId String,
+        SpanId String,
+        TraceState String,
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    ResourceAttributeItems Array(String) ALIAS arrayMap(kv -> concat(kv.1, '=', kv.2), CAST(ResourceAttributes, 'Array(Tuple(String, String))')),
+    SpanAttributeItems Array(String) ALIAS arrayMap(kv -> concat(kv.1, '=', kv.2), CAST(SpanAttributes, 'Array(Tuple(String, String))')),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1,
+    INDEX idx_lower_span_name lower(SpanName) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toDate(Timestamp)
+PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
+ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
+
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS `default`.`otel_traces` ON CLUSTER `genai`
+AS `default`.`otel_traces_local`
+ENGINE = Distributed(`genai`, `default`, `otel_traces_local`, cityHash64(TraceId));
+
+CREATE TABLE IF NOT EXISTS `default`.`otel_traces_trace_id_ts_local` ON CLUSTER `genai` (
+    TraceId String CODEC(ZSTD(1)),
+    Start SimpleAggregateFunction(min, DateTime) CODEC(ZSTD(1)),
+    End SimpleAggregateFunction(max, DateTime) CODEC(ZSTD(1))
+) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toStartOfWeek(Start)
+ORDER BY (TraceId)
+
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS `default`.`otel_traces_trace_id_ts` ON CLUSTER `genai`
+AS `default`.`otel_traces_trace_id_ts_local`
+ENGINE = Distributed(`genai`, `default`, `otel_traces_trace_id_ts_local`, cityHash64(TraceId));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `default`.`otel_traces_trace_id_ts_mv` ON CLUSTER `genai`
+TO `default`.`otel_traces_trace_id_ts_local`
+AS SELECT
+    TraceId,
+    min(Timestamp) AS Start,
+    max(Timestamp) AS End
+FROM `default`.`otel_traces_local`
+WHERE TraceId != ''
+GROUP BY TraceId;
+
+CREATE TABLE IF NOT EXISTS `default`.`genai_calls_local` ON CLUSTER `genai` (
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Tenant LowCardinality(String) CODEC(ZSTD(1)),
+    Provider LowCardinality(String) CODEC(ZSTD(1)),
+    Operation LowCardinality(String) CODEC(ZSTD(1)),
+    RequestModel LowCardinality(String) CODEC(ZSTD(1)),
+    ResponseModel LowCardinality(String) CODEC(ZSTD(1)),
+    InputTokens UInt64 CODEC(T64, ZSTD(1)),
+    OutputTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheReadTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheCreationTokens UInt64 CODEC(T64, ZSTD(1)),
+    ReasoningTokens UInt64 CODEC(T64, ZSTD(1)),
+    Cost Float64 CODEC(ZSTD(1)),
+    CostSource LowCardinality(String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(T64, ZSTD(1)),
+    TimeToFirstChunk Nullable(Float64) CODEC(ZSTD(1)),
+    FinishReason LowCardinality(String) CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    ConversationId String CODEC(ZSTD(1)),
+    FindingCount UInt32 CODEC(T64, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_conversation_id ConversationId TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_tenant Tenant TYPE set(0) GRANULARITY 1
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toDate(Timestamp)
+ORDER BY (ServiceName, RequestModel, toDateTime(Timestamp), Timestamp)
+
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS `default`.`genai_calls` ON CLUSTER `genai`
+AS `default`.`genai_calls_local`
+ENGINE = Distributed(`genai`, `default`, `genai_calls_local`, cityHash64(TraceId));
+
+CREATE TABLE IF NOT EXISTS `default`.`genai_findings_local` ON CLUSTER `genai` (
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Tenant LowCardinality(String) CODEC(ZSTD(1)),
+    Detector LowCardinality(String) CODEC(ZSTD(1)),
+    Category LowCardinality(String) CODEC(ZSTD(1)),
+    Severity LowCardinality(String) CODEC(ZSTD(1)),
+    Confidence Float64 CODEC(ZSTD(1)),
+    Attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toDate(Timestamp)
+ORDER BY (Category, Detector, toDateTime(Timestamp), Timestamp)
+
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS `default`.`genai_findings` ON CLUSTER `genai`
+AS `default`.`genai_findings_local`
+ENGINE = Distributed(`genai`, `default`, `genai_findings_local`, cityHash64(TraceId));
+
+CREATE TABLE IF NOT EXISTS `default`.`genai_calls_hourly_local` ON CLUSTER `genai` (
+    Hour DateTime CODEC(Delta(4), ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Provider LowCardinality(String) CODEC(ZSTD(1)),
+    RequestModel LowCardinality(String) CODEC(ZSTD(1)),
+    Tenant LowCardinality(String) CODEC(ZSTD(1)),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CacheReadTokens SimpleAggregateFunction(sum, UInt64),
+    CacheCreationTokens SimpleAggregateFunction(sum, UInt64),
+    ReasoningTokens SimpleAggregateFunction(sum, UInt64),
+    Cost SimpleAggregateFunction(sum, Float64),
+    DurationQuantiles AggregateFunction(quantiles(0.5, 0.9, 0.95, 0.99), UInt64),
+    TimeToFirstChunkQuantiles AggregateFunction(quantiles(0.5, 0.9, 0.95, 0.99), Float64)
+) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toYYYYMM(Hour)
+ORDER BY (ServiceName, RequestModel, Provider, Tenant, Hour)
+
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS `default`.`genai_calls_hourly` ON CLUSTER `genai`
+AS `default`.`genai_calls_hourly_local`
+ENGINE = Distributed(`genai`, `default`, `genai_calls_hourly_local`, rand());
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `default`.`otel_traces_genai_calls_mv` ON CLUSTER `genai`
+TO `default`.`genai_calls_local`
+AS SELECT
+    Timestamp,
+    TraceId,
+    SpanId,
+    ServiceName,
+    if(mapContains(SpanAttributes, 'tenant.id'), SpanAttributes['tenant.id'], ResourceAttributes['tenant.id']) AS Tenant,
+    SpanAttributes['gen_ai.provider.name'] AS Provider,
+    SpanAttributes['gen_ai.operation.name'] AS Operation,
+    SpanAttributes['gen_ai.request.model'] AS RequestModel,
+    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']) AS InputTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS CacheReadTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_creation.input_tokens']) AS CacheCreationTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
+    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost']) AS Cost,
+    SpanAttributes['gen_ai.usage.cost.source'] AS CostSource,
+    Duration,
+    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
+    JSONExtractString(SpanAttributes['gen_ai.response.finish_reasons'], 1) AS FinishReason,
+    StatusCode,
+    SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
+    toUInt32OrZero(SpanAttributes['gen_ai.security.findings.count']) AS FindingCount
+FROM `default`.`otel_traces_local`
+WHERE SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content', 'embeddings');
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `default`.`otel_traces_genai_findings_mv` ON CLUSTER `genai`
+TO `default`.`genai_findings_local`
+AS SELECT
+    Finding.Timestamp AS Timestamp,
+    TraceId,
+    SpanId,
+    ServiceName,
+    if(mapContains(SpanAttributes, 'tenant.id'), SpanAttributes['tenant.id'], ResourceAttributes['tenant.id']) AS Tenant,
+    Finding.Attributes['gen_ai.security.detector.id'] AS Detector,
+    Finding.Attributes['gen_ai.security.category'] AS Category,
+    Finding.Attributes['gen_ai.security.severity'] AS Severity,
+    toFloat64OrZero(Finding.Attributes['gen_ai.security.confidence']) AS Confidence,
+    mapFilter((k, v) -> k NOT IN ('gen_ai.security.detector.id', 'gen_ai.security.category', 'gen_ai.security.severity', 'gen_ai.security.confidence'), Finding.Attributes) AS Attributes
+FROM `default`.`otel_traces_local`
+ARRAY JOIN Events AS Finding
+WHERE Finding.Name = 'gen_ai.security.finding';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `default`.`genai_calls_hourly_mv` ON CLUSTER `genai`
+TO `default`.`genai_calls_hourly_local`
+AS SELECT
+    toStartOfHour(Timestamp) AS Hour,
+    ServiceName,
+    Provider,
+    RequestModel,
+    Tenant,
+    count() AS Calls,
+    countIf(StatusCode = 'Error') AS Errors,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(CacheCreationTokens) AS CacheCreationTokens,
+    sum(ReasoningTokens) AS ReasoningTokens,
+    sum(Cost) AS Cost,
+    quantilesState(0.5, 0.9, 0.95, 0.99)(Duration) AS DurationQuantiles,
+    quantilesStateIf(0.5, 0.9, 0.95, 0.99)(assumeNotNull(TimeToFirstChunk), TimeToFirstChunk IS NOT NULL)
+        AS TimeToFirstChunkQuantiles
+FROM `default`.`genai_calls_local`
+GROUP BY Hour, ServiceName, Provider, RequestModel, Tenant;
+
