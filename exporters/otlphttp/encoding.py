@@ -26,7 +26,8 @@ _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
 def encode_body(request: bytes, encoding: Encoding, compression: Compression) -> bytes:
     """``request`` (a serialized ExportTraceServiceRequest) as the bytes to post."""
     body = request if encoding == "proto" else to_otlp_json(TracesData.FromString(request))
-    return gzip.compress(body, GZIP_LEVEL) if compression == "gzip" else body
+    # mtime=0: the same request compresses to the same bytes, so a retry sends exactly what failed.
+    return gzip.compress(body, GZIP_LEVEL, mtime=0) if compression == "gzip" else body
 
 
 def to_otlp_json(traces: TracesData) -> bytes:
