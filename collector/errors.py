@@ -44,6 +44,17 @@ class QueueFullError(RetryableError):
     """An exporter's sending queue has no room for the batch right now."""
 
 
+class MemoryLimitError(RetryableError):
+    """The process is above the ``memory_limiter``'s limit: the client should slow down and retry.
+
+    Always carries ``retry_after``, because RESOURCE_EXHAUSTED is retryable for
+    OTLP clients only when RetryInfo comes with it.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, retry_after)
+
+
 @dataclass(frozen=True)
 class StatusMapping:
     """How one kind of failure is answered over OTLP/HTTP and OTLP/gRPC."""
@@ -57,10 +68,19 @@ class StatusMapping:
 # INVALID_ARGUMENT tell the client to drop the data.
 RETRYABLE_STATUS = StatusMapping(503, grpc.StatusCode.UNAVAILABLE)
 PERMANENT_STATUS = StatusMapping(400, grpc.StatusCode.INVALID_ARGUMENT)
+# The server is overloaded and asks the client to throttle itself, as the OTLP
+# specification words it: 429 Too Many Requests, RESOURCE_EXHAUSTED with RetryInfo.
+THROTTLED_STATUS = StatusMapping(429, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+# Specific errors first; anything else falls back on retryable or permanent.
+_STATUS_BY_ERROR: tuple[tuple[type[ConsumeError], StatusMapping], ...] = ((MemoryLimitError, THROTTLED_STATUS),)
 
 
 def status_for(error: ConsumeError) -> StatusMapping:
     """The OTLP status that answers ``error``."""
+    for error_type, mapping in _STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return mapping
     return RETRYABLE_STATUS if error.retryable else PERMANENT_STATUS
 
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Literal, Protocol
 
-from collector.component import ComponentSettings, Host, TracesData
+from collector.component import ComponentID, ComponentSettings, Host, TracesData
 from collector.config.types import Duration
+from collector.diskqueue import DiskQueue
 from collector.errors import ConsumeError, PermanentError, RetryableError
 from collector.pdata import span_count
 from collector.queue import Batch, MemoryQueue, SendingQueue
@@ -31,6 +35,10 @@ DEFAULT_FLUSH_TIMEOUT = Duration(0.2)
 DEFAULT_RETRY_INITIAL_INTERVAL = Duration(5.0)
 DEFAULT_RETRY_MAX_INTERVAL = Duration(30.0)
 DEFAULT_RETRY_MAX_ELAPSED = Duration(300.0)
+DEFAULT_QUEUE_ROOT = Path("data", "queue")  # relative to the working directory, as the chDB store is
+DEFAULT_QUEUE_MAX_DISK_BYTES = 1 << 30  # 1 GiB
+# Below this a disk queue could not hold one ordinary request next to its segment headers.
+MIN_QUEUE_DISK_BYTES = 1 << 20
 RETRY_MULTIPLIER = 1.5
 RETRY_RANDOMIZATION = 0.5
 
@@ -50,19 +58,60 @@ class BatchSettings:
             yield "max_size", f"must be at least min_size ({self.min_size})"
 
 
+QueueStorage = Literal["disk", "memory"]
+
+
 @dataclass(frozen=True)
 class QueueSettings:
-    """The ``sending_queue`` block: capacity in spans, parallel senders, batching."""
+    """The ``sending_queue`` block: capacity in spans, parallel senders, batching, where the queue lives.
+
+    With ``storage: disk`` (the default) the queue is a write-ahead log in
+    ``directory``, empty meaning ./data/queue/<exporter id>.
+    """
 
     queue_size: int = DEFAULT_QUEUE_SIZE_SPANS
     num_consumers: int = DEFAULT_NUM_CONSUMERS
     batch: BatchSettings = field(default_factory=BatchSettings)
+    storage: QueueStorage = "disk"
+    directory: str = ""
+    max_disk_bytes: int = DEFAULT_QUEUE_MAX_DISK_BYTES
 
     def validate(self) -> Iterable[tuple[str, str]]:
         if self.queue_size < 1:
             yield "queue_size", "must be at least 1"
         if self.num_consumers < 1:
             yield "num_consumers", "must be at least 1"
+        if self.max_disk_bytes < MIN_QUEUE_DISK_BYTES:
+            yield "max_disk_bytes", f"must be at least {MIN_QUEUE_DISK_BYTES} (1 MiB)"
+        if self.storage == "memory" and self.directory:
+            yield "directory", "applies to storage: disk only"
+
+    def queue_directory(self, exporter: ComponentID) -> Path:
+        """Where the disk queue of ``exporter`` lives."""
+        if self.directory:
+            return Path(self.directory).expanduser()
+        return DEFAULT_QUEUE_ROOT / safe_name(exporter)
+
+
+def safe_name(exporter: ComponentID) -> str:
+    """``exporter``'s id as one file name: ``/``, ``:`` and the like percent-encoded, so distinct ids stay distinct."""
+    return urllib.parse.quote(str(exporter), safe="")
+
+
+async def open_queue(settings: QueueSettings, exporter: ComponentID, logger: logging.Logger) -> SendingQueue:
+    """The sending queue ``settings`` describe: a disk queue (locked and replayed) or a memory queue."""
+    batch = settings.batch
+    if settings.storage == "memory":
+        return MemoryQueue(settings.queue_size, batch.min_size, batch.max_size, batch.flush_timeout)
+    return await DiskQueue.open(
+        settings.queue_directory(exporter),
+        settings.queue_size,
+        batch.min_size,
+        batch.max_size,
+        batch.flush_timeout,
+        settings.max_disk_bytes,
+        logger,
+    )
 
 
 @dataclass(frozen=True)
@@ -127,13 +176,16 @@ class QueuedExporter:
     async def start(self, host: Host) -> None:
         if self._started:
             return
-        await asyncio.to_thread(self._sender.start)
-        self._started = True
+        # The queue first: a directory owned by another collector stops the start before the store is touched.
         if self._queue is None:
-            batch = self._queue_settings.batch
-            self._queue = MemoryQueue(
-                self._queue_settings.queue_size, batch.min_size, batch.max_size, batch.flush_timeout
-            )
+            self._queue = await open_queue(self._queue_settings, self._settings.id, self._settings.logger)
+        try:
+            await asyncio.to_thread(self._sender.start)
+        except BaseException:
+            await self._queue.finish()
+            self._queue = None
+            raise
+        self._started = True
         self._workers = [
             asyncio.create_task(self._drain(), name=f"{self._settings.id}-sender-{i}")
             for i in range(self._queue_settings.num_consumers)
@@ -157,36 +209,50 @@ class QueuedExporter:
         self._stopped = True
         assert self._queue is not None
         self._queue.close()
-        await asyncio.gather(*self._workers)
+        try:
+            await asyncio.gather(*self._workers)
+        finally:
+            await self._queue.finish()
+        if self._queue.size and self._queue.durable:
+            self._settings.logger.warning(
+                "%d spans stay in the queue log, to be sent at the next start", self._queue.size
+            )
         await asyncio.to_thread(self._sender.close)
 
     def abandon(self) -> None:
-        """Stop retrying and drop what is still queued, counted, so a forced shutdown ends now.
+        """Stop retrying so a forced shutdown ends now; what is still queued is dropped and counted.
 
-        A send already in progress finishes; nothing else is attempted.
+        A send already in progress finishes; nothing else is attempted. A durable
+        queue keeps what it holds instead, for the next start.
         """
         self._abandoned.set()
 
     async def _drain(self) -> None:
-        assert self._queue is not None
-        while (batch := await self._queue.get_batch()) is not None:
+        queue = self._queue
+        assert queue is not None
+        while not (self._abandoned.is_set() and queue.durable) and (batch := await queue.get_batch()) is not None:
+            sent = False
             try:
-                await self._send_with_retry(batch)
+                sent = await self._send_with_retry(batch, keep=queue.durable)
             finally:
-                self._queue.done(batch)
+                if sent or not queue.durable:
+                    queue.done(batch)
 
-    async def _send_with_retry(self, batch: Batch) -> None:
+    async def _send_with_retry(self, batch: Batch, keep: bool) -> bool:
+        """Send ``batch`` with retries; False when it was abandoned with ``keep`` (it stays queued)."""
         telemetry, labels, logger = self._settings.telemetry, self._labels, self._settings.logger
         deadline = time.monotonic() + self._retry.max_elapsed_time
         interval = self._retry.initial_interval
         while True:
             if self._abandoned.is_set():
+                if keep:
+                    return False
                 self._drop(batch, "shutdown", "the collector was stopped before they were sent")
-                return
+                return True
             try:
                 await asyncio.to_thread(self._sender.send, batch)
                 telemetry.add("otelcol_exporter_sent_spans", batch.span_count, **labels)
-                return
+                return True
             except ConsumeError as exc:
                 error: ConsumeError = exc
             except Exception as exc:  # a sender bug must not kill the queue worker
@@ -194,7 +260,7 @@ class QueuedExporter:
             wait = _backoff(interval, error.retry_after)
             if not error.retryable or not self._retry.enabled or time.monotonic() + wait > deadline:
                 self._drop(batch, "permanent" if not error.retryable else "retries_exhausted", str(error))
-                return
+                return True
             logger.warning("send failed, retrying in %.1fs: %s", wait, error)
             with contextlib.suppress(TimeoutError):
                 # Waits out the backoff, or ends it early when the collector is abandoning.

@@ -4,7 +4,7 @@ A receiver answers its client only once every exporter's queue has accepted the
 data (``put`` returned). The queue then forms batches by size and age, hands them
 to the exporter's senders, and forgets a batch only when the sender marks it
 ``done``. ``SendingQueue`` is the one interface; ``MemoryQueue`` backs it in
-memory, and a write-ahead log on disk backs it the same way.
+memory, and ``collector.diskqueue.DiskQueue`` backs it with a write-ahead log on disk.
 """
 
 from __future__ import annotations
@@ -46,6 +46,15 @@ class SendingQueue(Protocol):
         """Refuse new data; ``get_batch`` drains what is left, then returns None."""
         ...
 
+    async def finish(self) -> None:
+        """Once the senders stopped: release what the queue holds open (files, locks); safe twice."""
+        ...
+
+    @property
+    def durable(self) -> bool:
+        """Whether what is still queued at exit survives to the next start (else it is dropped)."""
+        ...
+
     @property
     def size(self) -> int:
         """Spans held, waiting or in flight."""
@@ -79,6 +88,13 @@ class MemoryQueue:
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def durable(self) -> bool:
+        return False
+
+    async def finish(self) -> None:
+        return None
 
     async def put(self, traces: TracesData, span_count: int) -> None:
         if self._closed:

@@ -47,6 +47,7 @@ def builtin_registry() -> Registry:
     import processors.genai_loop_detection
     import processors.genai_normalize
     import processors.genai_security
+    import processors.memory_limiter
     from collector.extensions import admin
     from collector.receivers import genai_proxy, otlp
 
@@ -55,6 +56,7 @@ def builtin_registry() -> Registry:
         processors={
             f.type: f
             for f in (
+                processors.memory_limiter.factory,
                 processors.batch.factory,
                 processors.genai_normalize.factory,
                 processors.genai_cost.factory,

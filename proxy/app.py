@@ -423,6 +423,8 @@ class ProxyService:
                     copied += len(chunk)
                 yield chunk
             complete = True
+            if splitter is not None and tee is not None and (last := tee.forward(splitter.finish())):
+                yield last
             if splitter is not None and (rest := splitter.rest()):
                 yield rest
             if copy is not None and copied:

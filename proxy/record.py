@@ -16,6 +16,9 @@ from opentelemetry.util.types import AttributeValue
 from proxy import semconv
 from proxy.semconv import Dialect
 
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
 
 @dataclass
 class Usage:
@@ -119,7 +122,7 @@ class CallRecord:
                 )
             message: dict[str, Any] = {"role": "assistant", "parts": parts}
             if self.dialect.finish_reason_in_output_messages:
-                raw = choice.finish_reason or "error"
+                raw = reason_text(choice.finish_reason) or "error"
                 message["finish_reason"] = finish_reason_map.get(raw, raw)
             messages.append(message)
         return messages
@@ -142,8 +145,8 @@ def usage_from_openai(document: Any, record: CallRecord) -> None:
     usage = record.usage
     usage.input_tokens = as_int(document.get("prompt_tokens", document.get("input_tokens")))
     usage.output_tokens = as_int(document.get("completion_tokens", document.get("output_tokens")))
-    prompt_details = document.get("prompt_tokens_details") or document.get("input_tokens_details") or {}
-    completion_details = document.get("completion_tokens_details") or document.get("output_tokens_details") or {}
+    prompt_details = as_dict(document.get("prompt_tokens_details") or document.get("input_tokens_details"))
+    completion_details = as_dict(document.get("completion_tokens_details") or document.get("output_tokens_details"))
     if isinstance(prompt_details, dict):
         usage.cache_read_input_tokens = as_int(prompt_details.get("cached_tokens"))
     if isinstance(completion_details, dict):
@@ -161,12 +164,34 @@ def error_kind(error: Any) -> str:
 
 
 def as_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer an OTLP attribute can hold (int64); anything else, or out of range, is None."""
+    if isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX:
+        return value
+    return None
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` when a provider sent the JSON array expected, else an empty list."""
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when a provider sent the JSON object expected, else an empty dict."""
+    return value if isinstance(value, dict) else {}
+
+
+def reason_text(value: Any) -> str | None:
+    """A finish reason as sent, when it is the non-empty string it should be."""
+    return value if isinstance(value, str) and value else None
 
 
 def number(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else, or an integer too large for one."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            return None
     return None
 
 

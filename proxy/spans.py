@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import Span
 from opentelemetry.trace import Status, StatusCode
 
 from proxy import semconv
-from proxy.record import CallRecord
+from proxy.record import CallRecord, reason_text
 from proxy.tokens import count_tokens
 
 INFERENCE_OPERATIONS = (semconv.OPERATION_CHAT, semconv.OPERATION_TEXT_COMPLETION)
@@ -44,7 +44,7 @@ def finish_span(span: Span, record: CallRecord, outcome: Outcome, finish_reason_
     span.set_attributes(record.attributes)
     _set_usage(span, record)
     if record.choices:
-        reasons = [record.choices[i].finish_reason or "error" for i in sorted(record.choices)]
+        reasons = [reason_text(record.choices[i].finish_reason) or "error" for i in sorted(record.choices)]
         if any(choice.finish_reason for choice in record.choices.values()) or outcome.error_type:
             span.set_attribute(semconv.RESPONSE_FINISH_REASONS, reasons)
     if outcome.status_code is not None:

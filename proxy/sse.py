@@ -59,6 +59,13 @@ class SseSplitter:
             raw, self._buffer, self._scanned = bytes(buffer), bytearray(), 0
             yield SseEvent(raw, "", "")
 
+    def finish(self) -> Iterator[SseEvent]:
+        """The event the end of the stream completes: one ending in a lone CR was held for a possible LF."""
+        end = _EVENT_END.search(self._buffer)
+        if end is not None and end.end() == len(self._buffer):
+            raw, self._buffer, self._scanned = bytes(self._buffer), bytearray(), 0
+            yield parse_event(raw)
+
     def rest(self) -> bytes:
         """Bytes after the last complete event (a stream cut short, or one without a final blank line)."""
         rest, self._buffer, self._scanned = bytes(self._buffer), bytearray(), 0

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.record import as_dict, as_int, as_list
+
 DIGITS = ("\u200b", "\u200c", "\u200d", "\u2060")  # zero-width space, non-joiner, joiner, word joiner
 MARK = "\u2063"  # invisible separator
 ID_BITS = 128 + 64
@@ -94,10 +96,10 @@ def strip_markers(api: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None
     """``body`` without signatures or injected trace context (None when it had none), and the trace they named."""
     finder = _Finder()
     if api == "chat_completions":
-        messages = [_chat_message(m, finder) for m in body.get("messages") or []]
+        messages = [_chat_message(m, finder) for m in as_list(body.get("messages"))]
         changed = {**body, "messages": messages}
     elif api == "messages":
-        changed = {**body, "messages": [_anthropic_message(m, finder) for m in body.get("messages") or []]}
+        changed = {**body, "messages": [_anthropic_message(m, finder) for m in as_list(body.get("messages"))]}
     elif api == "responses" and isinstance(body.get("input"), list):
         changed = {**body, "input": [_responses_item(item, finder) for item in body["input"]]}
     else:
@@ -182,7 +184,7 @@ def mark_reply(api: str, document: Any, ids: TraceIds, sign: bool, tool_calls: b
         return json.dumps({**parsed, TRACEPARENT_KEY: ids.traceparent()})
 
     if api == "chat_completions":
-        for choice in document.get("choices") or []:
+        for choice in as_list(document.get("choices")):
             message = choice.get("message") if isinstance(choice, dict) else None
             if not isinstance(message, dict):
                 continue
@@ -190,11 +192,11 @@ def mark_reply(api: str, document: Any, ids: TraceIds, sign: bool, tool_calls: b
                 message["content"] += marker
                 changed = True
             if tool_calls:
-                for call in message.get("tool_calls") or []:
+                for call in as_list(message.get("tool_calls")):
                     if isinstance(call, dict) and isinstance(call.get("function"), dict):
                         call["function"]["arguments"] = add_to_arguments(call["function"].get("arguments"))
     elif api == "messages":
-        blocks = [b for b in document.get("content") or [] if isinstance(b, dict)]
+        blocks = [b for b in as_list(document.get("content")) if isinstance(b, dict)]
         texts = [b for b in blocks if b.get("type") == "text" and isinstance(b.get("text"), str)]
         if sign and texts:
             texts[-1]["text"] += marker
@@ -204,12 +206,12 @@ def mark_reply(api: str, document: Any, ids: TraceIds, sign: bool, tool_calls: b
                 if block.get("type") == "tool_use":
                     block["input"] = add_to_arguments(block.get("input"))
     elif api == "responses":
-        items = [i for i in document.get("output") or [] if isinstance(i, dict)]
+        items = [i for i in as_list(document.get("output")) if isinstance(i, dict)]
         parts = [
             part
             for item in items
             if item.get("type") == "message"
-            for part in item.get("content") or []
+            for part in as_list(item.get("content"))
             if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str)
         ]
         if sign and parts:
@@ -252,11 +254,11 @@ class StreamSigner:
 
     def _chat(self, chunk: dict[str, Any]) -> bytes:
         extra: list[bytes] = []
-        for choice in chunk.get("choices") or []:
+        for choice in as_list(chunk.get("choices")):
             if not isinstance(choice, dict) or not choice.get("finish_reason"):
                 continue
-            index = choice.get("index", 0)
-            if index in self._signed or choice.get("finish_reason") not in ("stop", "length"):
+            index = as_int(choice.get("index", 0))
+            if index is None or index in self._signed or choice.get("finish_reason") not in ("stop", "length"):
                 continue
             self._signed.add(index)
             delta_chunk = {key: value for key, value in chunk.items() if key not in ("choices", "usage", "obfuscation")}
@@ -266,9 +268,10 @@ class StreamSigner:
 
     def _anthropic(self, event: dict[str, Any]) -> bytes:
         kind = event.get("type")
-        index = event.get("index")
-        if kind == "content_block_start" and (event.get("content_block") or {}).get("type") == "text":
-            self._text_blocks.add(index)  # type: ignore[arg-type]
+        index = as_int(event.get("index"))
+        if kind == "content_block_start" and as_dict(event.get("content_block")).get("type") == "text":
+            if index is not None:
+                self._text_blocks.add(index)
         elif kind == "content_block_stop" and index in self._text_blocks and not self._signed:
             self._signed.add(index)
             delta = {

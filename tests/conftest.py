@@ -55,6 +55,20 @@ class RecordingConsumer:
         return [s for t in self.received for rs in t.resource_spans for ss in rs.scope_spans for s in ss.spans]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_queue_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Disk sending queues of collectors built outside a test (module fixtures) live in the session's tmp dir."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("collector.exporterhelper.DEFAULT_QUEUE_ROOT", tmp_path_factory.mktemp("queues"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _queue_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's disk sending queues default to its own tmp dir, never ./data/queue of the checkout."""
+    monkeypatch.setattr("collector.exporterhelper.DEFAULT_QUEUE_ROOT", tmp_path / "queue")
+
+
 @pytest.fixture
 def recorder() -> RecordingConsumer:
     return RecordingConsumer()

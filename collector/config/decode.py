@@ -67,8 +67,12 @@ def _decode_dataclass(cls: type, raw: Any, path: str, problems: list[ConfigProbl
     instance = cls(**values)
     validate = getattr(instance, "validate", None)
     if callable(validate):
-        for key, message in typing.cast(Iterable[tuple[str, str]], validate()):
-            problems.append(ConfigProblem(join_path(path, key), message))
+        try:
+            for key, message in typing.cast(Iterable[tuple[str, str]], validate()):
+                problems.append(ConfigProblem(join_path(path, key), message))
+        except ValueError as exc:
+            # A check that fails on a value it did not expect still reports a problem, not a traceback.
+            problems.append(ConfigProblem(path, f"invalid settings: {exc}"))
     return instance
 
 

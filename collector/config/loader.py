@@ -22,6 +22,13 @@ from collector.config.problems import ConfigError, ConfigProblem, join_path
 
 _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
 _ENV_REFERENCE = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+# YAML aliases let a few lines stand for billions of values; no real configuration comes near this.
+MAX_VALUES = 1_000_000
+TOO_DEEP = "nested too deeply"
+
+
+class _TooManyValues(Exception):
+    """The document, with its aliases expanded, holds more than MAX_VALUES values."""
 
 
 class EnvValue(str):
@@ -76,6 +83,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError([ConfigProblem("", f"{path}: {problem}{where}")]) from None
+    except RecursionError:
+        raise ConfigError([ConfigProblem("", f"{path}: {TOO_DEEP}")]) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -87,17 +96,39 @@ def expand_env(document: Any, environ: Mapping[str, str] | None = None, path: st
     """Return ``document`` with every ``${env:...}`` reference replaced; raise ConfigError on a bad one."""
     env = os.environ if environ is None else environ
     problems: list[ConfigProblem] = []
-    expanded = _expand(document, env, path, problems)
+    try:
+        expanded = _expand(document, env, path, problems, set(), [MAX_VALUES])
+    except RecursionError:
+        raise ConfigError([ConfigProblem(path, TOO_DEEP)]) from None
+    except _TooManyValues:
+        message = f"more than {MAX_VALUES} values once YAML aliases are expanded"
+        raise ConfigError([ConfigProblem(path, message)]) from None
     if problems:
         raise ConfigError(problems)
     return expanded
 
 
-def _expand(node: Any, env: Mapping[str, str], path: str, problems: list[ConfigProblem]) -> Any:
-    if isinstance(node, dict):
-        return {key: _expand(value, env, join_path(path, str(key)), problems) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_expand(item, env, f"{path}[{i}]", problems) for i, item in enumerate(node)]
+def _expand(
+    node: Any, env: Mapping[str, str], path: str, problems: list[ConfigProblem], open_: set[int], budget: list[int]
+) -> Any:
+    """``node`` expanded; ``open_`` holds the containers being expanded (an alias to one is a cycle)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooManyValues
+    if isinstance(node, dict | list):
+        if id(node) in open_:
+            problems.append(ConfigProblem(path, "contains itself through a YAML alias"))
+            return None
+        open_.add(id(node))
+        try:
+            if isinstance(node, dict):
+                return {
+                    key: _expand(value, env, join_path(path, str(key)), problems, open_, budget)
+                    for key, value in node.items()
+                }
+            return [_expand(item, env, f"{path}[{i}]", problems, open_, budget) for i, item in enumerate(node)]
+        finally:
+            open_.discard(id(node))
     if not isinstance(node, str) or "$" not in node:
         return node
     whole = _REFERENCE.fullmatch(node)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+_ESCAPED_CONTROLS = {code: ascii(chr(code))[1:-1] for code in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029)}
+
 
 @dataclass(frozen=True)
 class ConfigProblem:
@@ -14,7 +16,9 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        # Keys and values quoted from the user's YAML may hold line breaks; the problem stays one line.
+        return text.translate(_ESCAPED_CONTROLS)
 
 
 class ConfigError(Exception):

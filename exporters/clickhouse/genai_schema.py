@@ -102,7 +102,7 @@ def create_calls_table_sql(layout: Layout, tables: GenAITables) -> str:
 PARTITION BY toDate(Timestamp)
 ORDER BY (ServiceName, RequestModel, toDateTime(Timestamp), Timestamp)
 {layout.ttl("toDateTime(Timestamp)")}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1""",
+{layout.settings_clause()}""",
     )
 
 
@@ -125,7 +125,7 @@ def create_findings_table_sql(layout: Layout, tables: GenAITables) -> str:
 PARTITION BY toDate(Timestamp)
 ORDER BY (Category, Detector, toDateTime(Timestamp), Timestamp)
 {layout.ttl("toDateTime(Timestamp)")}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1""",
+{layout.settings_clause()}""",
     )
 
 
@@ -153,7 +153,7 @@ def create_calls_hourly_table_sql(layout: Layout, tables: GenAITables) -> str:
 PARTITION BY toYYYYMM(Hour)
 ORDER BY (ServiceName, RequestModel, Provider, Tenant, Hour)
 {layout.ttl("Hour")}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1""",
+{layout.settings_clause()}""",
     )
 
 

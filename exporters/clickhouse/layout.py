@@ -23,6 +23,14 @@ SECONDS_PER_MINUTE = 60
 LOCAL_SUFFIX = "_local"
 MERGE_TREE = "MergeTree"
 REPLICATED_PREFIX = "Replicated"
+SHARED_PREFIX = "Shared"
+INDEX_GRANULARITY = 8192
+# Inserts remembered per table for deduplication on engines without Keeper (MergeTree):
+# their hashes live in a small file next to the table. A retried batch comes back within
+# the retry budget (minutes) or after a restart; even at ten inserts a second from many
+# collectors that is well inside 10,000. Replicated and Shared engines keep their own
+# window in Keeper (replicated_deduplication_window, 10,000 inserts and one hour on current servers).
+NON_REPLICATED_DEDUPLICATION_WINDOW = 10_000
 
 
 def quote_identifier(name: str) -> str:
@@ -81,11 +89,47 @@ class Layout:
         """Every table one logical table consists of: the local one and its Distributed front on a cluster."""
         return (self.storage_name(table), table) if self.cluster else (table,)
 
+    @property
+    def family(self) -> str:
+        """The MergeTree family member plain tables are built with."""
+        return self.engine or (REPLICATED_PREFIX + MERGE_TREE if self.cluster else MERGE_TREE)
+
+    @property
+    def keeps_own_deduplication_log(self) -> bool:
+        """True for MergeTree, which deduplicates inserts only with a window set on the table."""
+        return not self.family.startswith((REPLICATED_PREFIX, SHARED_PREFIX))
+
     def engine_clause(self, aggregating: bool = False) -> str:
-        family = self.engine or (REPLICATED_PREFIX + MERGE_TREE if self.cluster else MERGE_TREE)
+        family = self.family
         if aggregating:
             family = family.removesuffix(MERGE_TREE) + "Aggregating" + MERGE_TREE
         return f"ENGINE = {family}({self.engine_params})"
+
+    def deduplication_settings(self) -> tuple[str, ...]:
+        """Table settings that make inserts with the same token land once; Keeper-backed engines need none."""
+        if self.keeps_own_deduplication_log:
+            return (f"non_replicated_deduplication_window = {NON_REPLICATED_DEDUPLICATION_WINDOW}",)
+        return ()
+
+    def settings_clause(self) -> str:
+        """The SETTINGS clause every table of the schema is created with."""
+        settings = (
+            f"index_granularity = {INDEX_GRANULARITY}",
+            "ttl_only_drop_parts = 1",
+            *self.deduplication_settings(),
+        )
+        return "SETTINGS " + ", ".join(settings)
+
+    def upgrade_settings(self, table: str) -> list[str]:
+        """Statements that give a table made before deduplication its window; nothing when none is needed.
+
+        CREATE ... IF NOT EXISTS leaves an existing table as it is, so without this
+        a store created by an older version would never deduplicate.
+        """
+        settings = self.deduplication_settings()
+        if not settings:
+            return []
+        return [f"ALTER TABLE {self.qualified_storage(table)}{self.on_cluster} MODIFY SETTING {', '.join(settings)}"]
 
     def ttl(self, time_expression: str) -> str:
         return ttl_clause(self.ttl_seconds, time_expression)

@@ -78,7 +78,7 @@ PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
 {ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1""",
+{layout.settings_clause()}""",
     )
 
 
@@ -94,7 +94,7 @@ def create_trace_id_ts_table_sql(layout: Layout, tables: TraceTables) -> str:
 PARTITION BY toStartOfWeek(Start)
 ORDER BY (TraceId)
 {ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1""",
+{layout.settings_clause()}""",
     )
 
 
@@ -112,8 +112,17 @@ GROUP BY TraceId""",
     )
 
 
+def storage_tables(tables: TraceTables) -> tuple[str, ...]:
+    """The logical tables that hold rows (inserted or filled by views), each with its own deduplication log."""
+    genai = genai_schema.GenAITables(tables.traces)
+    return (tables.traces, tables.trace_id_ts, genai.calls, genai.findings, genai.calls_hourly)
+
+
 def schema_statements(layout: Layout, tables: TraceTables) -> list[str]:
-    """Every statement that creates the schema (trace and GenAI tables), in order; each is idempotent."""
+    """Every statement that creates the schema (trace and GenAI tables), in order; each is idempotent.
+
+    The last ones give tables created by an older version the deduplication window.
+    """
     genai = genai_schema.GenAITables(tables.traces)
     return [
         layout.create_database(),
@@ -123,6 +132,7 @@ def schema_statements(layout: Layout, tables: TraceTables) -> list[str]:
         *layout.create_distributed(tables.trace_id_ts, TRACE_SHARDING_KEY),
         create_trace_id_ts_view_sql(layout, tables),
         *genai_schema.statements(layout, genai),
+        *(statement for table in storage_tables(tables) for statement in layout.upgrade_settings(table)),
     ]
 
 

@@ -5,6 +5,11 @@ a server. Either way spans are inserted as one Arrow table per batch (column
 oriented, parsed by ClickHouse itself), and read-only queries run on a second
 client so they never wait behind an insert. Every method blocks: the exporter
 calls them from worker threads.
+
+Each insert carries its batch's deduplication token (exporters.clickhouse.dedup),
+so a retry of an insert that did commit is dropped by ClickHouse. A server that
+is down at start does not stop the collector: the store connects and prepares
+the tables on the first send that reaches it.
 """
 
 from __future__ import annotations
@@ -15,22 +20,27 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from collector.errors import PermanentError, RetryableError, StartError
+from collector.errors import RetryableError, StartError
 from collector.queue import Batch
 from collector.sql import QueryError, QueryResult, check_read_only
+from collector.telemetry import Telemetry
 from exporters.clickhouse.columns import traces_to_table
 from exporters.clickhouse.config import ClickHouseConfig, redact_url
+from exporters.clickhouse.dedup import batch_token, insert_settings
+from exporters.clickhouse.failures import classify_insert_failure, first_line, is_unreachable
 from exporters.clickhouse.layout import Layout
 from exporters.clickhouse.schema import TraceTables, expected_tables, schema_statements
 
-# ClickHouse error codes that mean the data itself is wrong; retrying cannot help.
-_PERMANENT_CODES = frozenset({6, 27, 41, 53, 62, 69, 70, 72, 117, 130, 386})
+# Counter of failed attempts to connect and prepare the tables, by reason.
+PREPARE_FAILURES = "otelcol_exporter_clickhouse_prepare_failures"
+PREPARE_FAILURES_HELP = "Failed attempts to connect to ClickHouse and create or check the tables."
+UNREACHABLE = "unreachable"
+REFUSED = "refused"
 _LOCKED_MARKERS = ("Cannot lock file", "Another server instance")
 
 
@@ -38,12 +48,24 @@ class StoreError(StartError):
     """The store cannot be opened or is not as expected; the message is for the user."""
 
 
+class StoreUnreachableError(StoreError):
+    """No ClickHouse server answered; waiting may be all it takes."""
+
+
 class ClickHouseStore:
     """Inserts span batches and answers read-only queries for one clickhouse exporter."""
 
-    def __init__(self, config: ClickHouseConfig, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        config: ClickHouseConfig,
+        logger: logging.Logger,
+        telemetry: Telemetry | None = None,
+        exporter_id: str = "",
+    ) -> None:
         self._config = config
         self._logger = logger
+        self._telemetry = telemetry
+        self._labels = {"exporter": exporter_id}
         self._tables = TraceTables(config.traces_table_name)
         self._layout = Layout(
             database=config.database,
@@ -55,6 +77,9 @@ class ClickHouseStore:
         self._insert_client: Client | None = None
         self._query_client: Client | None = None
         self._query_lock = threading.Lock()
+        # Held while connecting and preparing the tables, so concurrent senders prepare once.
+        self._prepare_lock = threading.Lock()
+        self._last_refusal = ""
 
     @property
     def tables(self) -> TraceTables:
@@ -70,35 +95,99 @@ class ClickHouseStore:
         return redact_url(self._config.endpoint)
 
     def start(self) -> None:
-        """Connect, then create the schema or check that it exists; on failure nothing stays open."""
+        """Connect, then create the schema or check that it exists; on failure nothing stays open.
+
+        A server that cannot be reached is not a failure here: the collector starts,
+        the sending queue holds the spans, and the first send that reaches the server
+        prepares it (see ``send``). Anything the server answers with (a wrong password,
+        refused DDL, tables missing with create_schema off) still stops the start with
+        one line, as does any failure of the embedded engine, which is always reachable.
+        """
         try:
-            self._insert_client = self._connect()
-            try:
-                if self._config.create_schema:
-                    for statement in schema_statements(self._layout, self._tables):
-                        self._insert_client.command(statement)
-                else:
-                    self._check_schema(self._insert_client)
-            except ClickHouseError as exc:
-                raise StoreError(f"cannot prepare the tables in {self.describe()}: {_first_line(exc)}") from None
-            with self._query_lock:
-                # Both connections open now, while nothing else runs (see _engine_stderr_silenced),
-                # and after the schema: a server's query client starts in the configured database.
-                self._query_client = self._connect(read_only=True)
-        except BaseException:
-            self.close()
-            raise
+            self._prepare()
+        except StoreUnreachableError as exc:
+            self._count_prepare_failure(UNREACHABLE)
+            self._logger.warning(
+                "%s; starting anyway: spans are queued, and the tables are %s on the first send that reaches it",
+                exc,
+                "created" if self._config.create_schema else "checked",
+            )
+            return
         # pyarrow imports pandas on its first array; pay that now, not on the first batch.
         traces_to_table(())
 
     def send(self, batch: Batch) -> None:
-        if self._insert_client is None:
-            raise RetryableError("the store is not open")
+        client = self._insert_client or self._prepare_for_send()
         table = traces_to_table(batch.items)
+        settings = insert_settings(batch_token(batch.items))
         try:
-            self._insert_client.insert_arrow(self._tables.traces, table, database=self._layout.database)
+            client.insert_arrow(self._tables.traces, table, database=self._layout.database, settings=settings)
         except ClickHouseError as exc:
-            raise _classify(exc) from None
+            raise classify_insert_failure(exc) from None
+
+    def _prepare_for_send(self) -> Client:
+        """Prepare a store that was out of reach at start, or raise RetryableError so the batch waits.
+
+        A server that answers but refuses (the password, a grant, tables a migration
+        has not made yet) is logged as an error, with the same line start would have
+        stopped on, and counted; the batch is still retried, because the fix is on
+        the server's side and should not cost the queued data. The exporter's retry
+        budget (retry_on_failure.max_elapsed_time) bounds it: each retry is logged,
+        and a batch that outlives the budget is dropped, logged and counted.
+        """
+        try:
+            client = self._prepare()
+        except StoreUnreachableError as exc:
+            self._count_prepare_failure(UNREACHABLE)
+            raise RetryableError(str(exc)) from None
+        except StoreError as exc:
+            self._count_prepare_failure(REFUSED)
+            message = str(exc)
+            if message != self._last_refusal:  # once per distinct cause; each retry is logged by the exporter
+                self._last_refusal = message
+                self._logger.error("%s", message)
+            raise RetryableError(message) from None
+        self._last_refusal = ""
+        self._logger.info("connected to %s; the tables are ready", self.describe())
+        return client
+
+    def _prepare(self) -> Client:
+        """The insert client of a prepared store, connecting and preparing it first if need be.
+
+        Raises StoreUnreachableError when no server answered, StoreError when one
+        refused; either way nothing stays open.
+        """
+        with self._prepare_lock:
+            if self._insert_client is not None:
+                return self._insert_client
+            insert_client = query_client = None
+            try:
+                insert_client = self._connect()
+                try:
+                    if self._config.create_schema:
+                        for statement in schema_statements(self._layout, self._tables):
+                            insert_client.command(statement)
+                    else:
+                        self._check_schema(insert_client)
+                except ClickHouseError as exc:
+                    message = f"cannot prepare the tables in {self.describe()}: {self._redact(first_line(exc))}"
+                    if not self._config.is_embedded and is_unreachable(exc):
+                        raise StoreUnreachableError(message) from None
+                    raise StoreError(message) from None
+                with self._query_lock:
+                    # Both connections open now, while nothing else runs (see _engine_stderr_silenced),
+                    # and after the schema: a server's query client starts in the configured database.
+                    if self._query_client is None:
+                        query_client = self._query_client = self._connect(read_only=True)
+            except BaseException:
+                for client in (query_client, insert_client):
+                    if client is not None:
+                        client.close()
+                if query_client is not None:
+                    self._query_client = None
+                raise
+            self._insert_client = insert_client
+            return insert_client
 
     def query(self, sql: str) -> QueryResult:
         statement = check_read_only(sql)
@@ -112,7 +201,7 @@ class ClickHouseStore:
         try:
             result = client.query(statement)
         except ClickHouseError as exc:
-            raise QueryError(_first_line(exc)) from None
+            raise QueryError(first_line(exc)) from None
         return QueryResult(
             columns=list(result.column_names),
             types=[t.name for t in result.column_types],
@@ -158,6 +247,8 @@ class ClickHouseStore:
                 autogenerate_session_id=False,
             )
         except (ClickHouseError, OSError, ValueError) as exc:
+            if not config.is_embedded and is_unreachable(exc):
+                raise StoreUnreachableError(self._open_failure(exc)) from None
             raise StoreError(self._open_failure(exc)) from None
 
     def _open_failure(self, exc: BaseException) -> str:
@@ -167,7 +258,16 @@ class ClickHouseStore:
                 f"the store {self.describe()} is open in another process "
                 "(a running collector answers queries on its admin endpoint)"
             )
-        return f"cannot open the store {self.describe()}: {_first_line(exc)}"
+        return f"cannot open the store {self.describe()}: {self._redact(first_line(exc))}"
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the password, should a client library ever echo it."""
+        password = self._config.password.reveal()
+        return text.replace(password, "***") if password else text
+
+    def _count_prepare_failure(self, reason: str) -> None:
+        if self._telemetry is not None:
+            self._telemetry.add(PREPARE_FAILURES, 1, PREPARE_FAILURES_HELP, reason=reason, **self._labels)
 
     def _check_schema(self, client: Client) -> None:
         names = client.query(
@@ -199,20 +299,3 @@ def _engine_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-def _classify(exc: ClickHouseError) -> PermanentError | RetryableError:
-    """Whether an insert failure is worth retrying."""
-    code: Any = getattr(exc, "code", None)
-    message = _first_line(exc)
-    if isinstance(exc, OperationalError):
-        return RetryableError(f"ClickHouse unreachable: {message}")
-    if isinstance(exc, DatabaseError) and code in _PERMANENT_CODES:
-        return PermanentError(f"ClickHouse rejected the batch: {message}")
-    return RetryableError(f"ClickHouse insert failed: {message}")
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an error's message: ClickHouse appends stack traces after it."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

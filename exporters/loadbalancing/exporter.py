@@ -8,7 +8,8 @@ sends the batch again those backends receive their part twice (duplicates,
 never loss). A retryable refusal wins over a permanent one, so the client
 does send it again.
 
-Each backend has its own sending queue, batching and retries, and its own
+Each backend has its own sending queue (with a ``directory`` set, a disk queue
+in a subdirectory of it per backend), batching and retries, and its own
 counters: the ``exporter`` label of its ``otelcol_exporter_*`` series is this
 exporter's id followed by ``/host:port``.
 """
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 
 from collector.component import Abandonable, ComponentID, ComponentSettings, Exporter, Host, TracesData
 from collector.config.types import HostPort
 from collector.errors import raise_fan_out_errors
+from collector.exporterhelper import safe_name
 from collector.pdata import span_count
 from exporters.loadbalancing.config import LoadBalancingConfig
 from exporters.loadbalancing.ring import HashRing
@@ -45,7 +48,14 @@ class LoadBalancingExporter:
         for endpoint in config.resolver.static.hostnames:
             name = backend_name(endpoint)
             backend_settings = _backend_settings(settings, name)
-            self._backends[name] = create_otlp_exporter(backend_settings, config.protocol.otlp, endpoint)
+            otlp = config.protocol.otlp
+            if otlp.sending_queue.directory:
+                # One directory per backend: a queue directory has one owner.
+                directory = str(Path(otlp.sending_queue.directory) / safe_name(backend_settings.id))
+                otlp = dataclasses.replace(
+                    otlp, sending_queue=dataclasses.replace(otlp.sending_queue, directory=directory)
+                )
+            self._backends[name] = create_otlp_exporter(backend_settings, otlp, endpoint)
         self._ring = HashRing(self._backends)
 
     @property

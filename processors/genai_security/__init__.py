@@ -28,6 +28,7 @@ from collector.component import ComponentSettings, Processor, ProcessorFactory, 
 from collector.findings import add_to_summary, finding_event, worst_severity
 from collector.jsonvalues import dump_json
 from collector.pdata import SpanAttributes
+from processors.genai_security.attributes import ROLE, attribute_texts, write_back
 from processors.genai_security.config import Action, GenAiSecurityConfig
 from processors.genai_security.content import (
     OUTPUT_MESSAGES,
@@ -51,7 +52,9 @@ class GenAiSecurityProcessor(SpanEditor):
         user_rules = tuple(
             Rule(r.id, r.category, r.severity, r.confidence, compile_pattern(r.pattern)) for r in config.rules
         )
-        self._scanner = Scanner(tuple(rule for rule in BUILTIN_RULES if rule.id not in config.disabled) + user_rules)
+        rules = tuple(rule for rule in BUILTIN_RULES if rule.id not in config.disabled) + user_rules
+        self._scanner = Scanner(rules)
+        self._secret_scanner = Scanner(rule for rule in rules if rule.category == "secret")
         self._check_leaks = LEAK_DETECTOR not in config.disabled
         self._key = config.hmac_key.reveal().encode()
         self._telemetry = settings.telemetry
@@ -61,6 +64,7 @@ class GenAiSecurityProcessor(SpanEditor):
         self._event_templates: dict[tuple[str, str, str, float], Span.Event] = {}
 
     def edit(self, span: Span) -> None:
+        self._secrets_elsewhere(span)
         documents = content_documents(span)
         if not documents:
             return
@@ -83,6 +87,20 @@ class GenAiSecurityProcessor(SpanEditor):
         if findings:
             self._record(span, attributes, findings)
             self._redact(attributes, documents, findings)
+
+    def _secrets_elsewhere(self, span: Span) -> None:
+        """Secrets in the span's name and its other string attributes: recorded, and masked or hashed."""
+        texts = attribute_texts(span)
+        if not texts or not self._secret_scanner.may_match("\n".join(text.text for text in texts)):
+            return
+        findings = [(text, finding) for text in texts for finding in self._secret_scanner.scan(text.text, ROLE)]
+        if not findings:
+            return
+        attributes = SpanAttributes(span)
+        self._record(span, attributes, findings)
+        # Drop would take the whole attribute (or the name): a secret outside content is masked instead.
+        edited = self._edit_texts([(text, finding) for text, finding in findings], drop_as_mask=True)
+        write_back(span, edited)
 
     def batch_edited(self) -> None:
         for detector, count in self._found.items():
@@ -152,32 +170,38 @@ class GenAiSecurityProcessor(SpanEditor):
     def _redact(
         self, attributes: SpanAttributes, documents: dict[str, Any], findings: list[tuple[ContentText, Finding]]
     ) -> None:
-        dropped: set[str] = set()
-        edits: dict[int, list[tuple[Finding, str]]] = {}
-        texts: dict[int, ContentText] = {}
-        for text, finding in findings:
-            action = self._action(finding)
-            if action == "drop":
-                dropped.add(text.attribute)
-            elif action in ("mask", "hash"):
-                replacement = (
-                    f"[REDACTED:{finding.rule_id}]"
-                    if action == "mask"
-                    else f"[HMAC:{finding.rule_id}:{self._hmac(text.text[finding.start : finding.end])}]"
-                )
-                edits.setdefault(id(text), []).append((finding, replacement))
-                texts[id(text)] = text
-        for key, text in texts.items():
-            edited = text.text
-            for finding, replacement in sorted(edits[key], key=lambda item: item[0].start, reverse=True):
-                edited = edited[: finding.start] + replacement + edited[finding.end :]
-            text.replace(edited)
-        changed = {text.attribute for text in texts.values()} - dropped
+        dropped = {text.attribute for text, finding in findings if self._action(finding) == "drop"}
+        edited = self._edit_texts([(text, finding) for text, finding in findings if text.attribute not in dropped])
+        changed = {text.attribute for text in edited}
         for attribute in changed:
             attributes.set(attribute, dump_json(documents[attribute]))
         if dropped:
             attributes.remove(dropped)
             attributes.set("gen_ai.security.content_dropped", sorted(dropped))
+
+    def _edit_texts(self, findings: list[tuple[ContentText, Finding]], drop_as_mask: bool = False) -> list[ContentText]:
+        """Apply mask and hash to the texts holding ``findings`` (in their holders); the texts changed."""
+        edits: dict[int, list[tuple[Finding, str]]] = {}
+        texts: dict[int, ContentText] = {}
+        for text, finding in findings:
+            action = self._action(finding)
+            if action == "drop" and drop_as_mask:
+                action = "mask"
+            if action not in ("mask", "hash"):
+                continue
+            replacement = (
+                f"[REDACTED:{finding.rule_id}]"
+                if action == "mask"
+                else f"[HMAC:{finding.rule_id}:{self._hmac(text.text[finding.start : finding.end])}]"
+            )
+            edits.setdefault(id(text), []).append((finding, replacement))
+            texts[id(text)] = text
+        for key, text in texts.items():
+            edited = text.text
+            for finding, replacement in sorted(edits[key], key=lambda item: item[0].start, reverse=True):
+                edited = edited[: finding.start] + replacement + edited[finding.end :]
+            text.replace(edited)
+        return list(texts.values())
 
     def _action(self, finding: Finding) -> Action:
         actions = self._config.actions

@@ -14,7 +14,7 @@ from proxy import semconv
 from proxy.apis import event_json, media_part, text_part
 from proxy.apis.openai_embeddings import PassEvents
 from proxy.errors import ApiFamily
-from proxy.record import CallRecord, as_int, error_kind, number, stop_sequences
+from proxy.record import CallRecord, as_dict, as_int, as_list, error_kind, number, stop_sequences
 from proxy.sse import SseEvent
 
 FINISH_REASONS = {
@@ -51,7 +51,7 @@ class Messages:
         record.set(semconv.RESPONSE_MODEL, document.get("model"))
         _read_usage(document.get("usage"), record)
         out = record.choice(0)
-        for index, block in enumerate(document.get("content") or []):
+        for index, block in enumerate(as_list(document.get("content"))):
             if not isinstance(block, dict):
                 continue
             kind = block.get("type")
@@ -108,7 +108,7 @@ class MessagesStreamTee:
         elif kind == "error":
             record.stream_error = error_kind(document.get("error"))
         elif kind == "message_delta":
-            delta = document.get("delta") or {}
+            delta = as_dict(document.get("delta"))
             if isinstance(delta, dict) and delta.get("stop_reason"):
                 out.finish_reason = delta["stop_reason"]
             _read_usage(document.get("usage"), record)
@@ -212,7 +212,7 @@ def _blocks_to_parts(content: Any) -> list[dict[str, Any]]:
                 {"type": "tool_call_response", "id": block.get("tool_use_id"), "response": block.get("content")}
             )
         elif kind in ("image", "document"):
-            source = block.get("source") or {}
+            source = as_dict(block.get("source"))
             modality = "image" if kind == "image" else "document"
             if source.get("type") == "base64":
                 parts.append(

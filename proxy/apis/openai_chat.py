@@ -12,7 +12,9 @@ from proxy.errors import ApiFamily
 from proxy.record import (
     COMMON_FINISH_REASONS,
     CallRecord,
+    as_dict,
     as_int,
+    as_list,
     parse_arguments,
     set_openai_request,
     set_openai_response,
@@ -55,18 +57,18 @@ class ChatCompletions:
             return
         set_openai_response(record, document)
         usage_from_openai(document.get("usage"), record)
-        for choice in document.get("choices") or []:
+        for choice in as_list(document.get("choices")):
             if not isinstance(choice, dict):
                 continue
             out = record.choice(as_int(choice.get("index")) or 0)
-            message = choice.get("message") or {}
+            message = as_dict(choice.get("message"))
             content = message.get("content")
             if isinstance(content, str):
                 out.text.append(content)
             refusal = message.get("refusal")
             if isinstance(refusal, str):
                 out.text.append(refusal)
-            for position, call in enumerate(message.get("tool_calls") or []):
+            for position, call in enumerate(as_list(message.get("tool_calls"))):
                 if not isinstance(call, dict):
                     continue
                 function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
@@ -87,7 +89,7 @@ def _add_delta(record: CallRecord, choice: Any) -> None:
     if not isinstance(choice, dict):
         return
     out = record.choice(as_int(choice.get("index")) or 0)
-    delta = choice.get("delta") or {}
+    delta = as_dict(choice.get("delta"))
     content = delta.get("content")
     if isinstance(content, str) and content:
         out.text.append(content)
@@ -97,7 +99,7 @@ def _add_delta(record: CallRecord, choice: Any) -> None:
     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
         out.reasoning.append(reasoning)
-    for call in delta.get("tool_calls") or []:
+    for call in as_list(delta.get("tool_calls")):
         if not isinstance(call, dict):
             continue
         function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
@@ -118,7 +120,7 @@ def _texts(messages: list[Any]) -> list[str]:
             texts.append(content)
         elif isinstance(content, list):
             texts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-        for call in message.get("tool_calls") or []:
+        for call in as_list(message.get("tool_calls")):
             if isinstance(call, dict) and isinstance(call.get("function"), dict):
                 texts.append(str(call["function"].get("name", "")) + str(call["function"].get("arguments", "")))
     return texts
@@ -142,16 +144,16 @@ def _input_message(message: dict[str, Any]) -> dict[str, Any]:
             if kind == "text":
                 parts.append(text_part(str(part.get("text", ""))))
             elif kind == "image_url":
-                parts.append(media_part(str((part.get("image_url") or {}).get("url", "")), "image"))
+                parts.append(media_part(str(as_dict(part.get("image_url")).get("url", "")), "image"))
             elif kind == "input_audio":
-                audio = part.get("input_audio") or {}
+                audio = as_dict(part.get("input_audio"))
                 parts.append({"type": "blob", "modality": "audio", "mime_type": None, "content": audio.get("data")})
             else:
                 parts.append({"type": str(kind)})
-    for call in message.get("tool_calls") or []:
+    for call in as_list(message.get("tool_calls")):
         if not isinstance(call, dict):
             continue
-        function = call.get("function") or {}
+        function = as_dict(call.get("function"))
         parts.append(
             {
                 "type": "tool_call",
@@ -170,7 +172,7 @@ def _tool_definition(tool: Any) -> dict[str, Any] | None:
     if not isinstance(tool, dict):
         return None
     if tool.get("type") == "function":
-        function = tool.get("function") or {}
+        function = as_dict(tool.get("function"))
         definition: dict[str, Any] = {"type": "function", "name": function.get("name")}
         if "description" in function:
             definition["description"] = function["description"]

@@ -12,6 +12,7 @@ from proxy.record import (
     COMMON_FINISH_REASONS,
     CallRecord,
     as_int,
+    as_list,
     set_openai_request,
     set_openai_response,
     usage_from_openai,
@@ -26,7 +27,7 @@ class Completions:
     def describe_request(self, body: dict[str, Any], record: CallRecord) -> None:
         set_openai_request(record, body, ("max_tokens",))
         prompt = body.get("prompt")
-        prompts = [prompt] if isinstance(prompt, str) else [p for p in prompt or [] if isinstance(p, str)]
+        prompts = [prompt] if isinstance(prompt, str) else [p for p in as_list(prompt) if isinstance(p, str)]
         record.prompt_texts.extend(prompts)
         if record.capture_content and prompts:
             record.input_messages = [{"role": "user", "parts": [text_part(p) for p in prompts]}]
@@ -39,7 +40,7 @@ class Completions:
             return
         set_openai_response(record, document)
         usage_from_openai(document.get("usage"), record)
-        for choice in document.get("choices") or []:
+        for choice in as_list(document.get("choices")):
             _add_choice(record, choice)
 
     def stream_tee(self, body: dict[str, Any], record: CallRecord) -> ChunkStreamTee:

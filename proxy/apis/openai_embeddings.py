@@ -8,7 +8,7 @@ from typing import Any
 
 from proxy import semconv
 from proxy.errors import ApiFamily
-from proxy.record import CallRecord, as_int, set_openai_response
+from proxy.record import CallRecord, as_int, as_list, set_openai_response
 from proxy.sse import SseEvent
 
 FLOAT32_BYTES = 4
@@ -24,7 +24,7 @@ class Embeddings:
         if isinstance(encoding, str):
             record.set(semconv.REQUEST_ENCODING_FORMATS, [encoding])
         text = body.get("input")
-        inputs = [text] if isinstance(text, str) else [t for t in text or [] if isinstance(t, str)]
+        inputs = [text] if isinstance(text, str) else [t for t in as_list(text) if isinstance(t, str)]
         record.prompt_texts.extend(inputs)
 
     def upstream_body(self, body: dict[str, Any]) -> dict[str, Any] | None:

@@ -15,7 +15,9 @@ from proxy.errors import ApiFamily
 from proxy.record import (
     COMMON_FINISH_REASONS,
     CallRecord,
+    as_dict,
     as_int,
+    as_list,
     error_kind,
     number,
     parse_arguments,
@@ -41,7 +43,7 @@ class Responses:
         tier = body.get("service_tier")
         if isinstance(tier, str) and tier != "auto":
             record.set(semconv.OPENAI_REQUEST_SERVICE_TIER, tier)
-        text_format = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+        text_format = as_dict(body.get("text")).get("format")
         if isinstance(text_format, dict) and text_format.get("type") in ("json_schema", "json_object"):
             record.set(semconv.OUTPUT_TYPE, "json")
         dialect = record.dialect
@@ -77,12 +79,12 @@ class Responses:
         read_usage(document.get("usage"), record)
         out = record.choice(0)
         out.text, out.reasoning, out.tool_calls = [], [], {}
-        for item in document.get("output") or []:
+        for item in as_list(document.get("output")):
             if not isinstance(item, dict):
                 continue
             kind = item.get("type")
             if kind == "message":
-                for part in item.get("content") or []:
+                for part in as_list(item.get("content")):
                     if isinstance(part, dict) and isinstance(part.get("text"), str):
                         out.text.append(part["text"])
                     elif isinstance(part, dict) and isinstance(part.get("refusal"), str):
@@ -91,7 +93,7 @@ class Responses:
                 position = len(out.tool_calls)
                 out.add_tool_call_fragment(position, item.get("call_id"), item.get("name"), item.get("arguments") or "")
             elif kind == "reasoning":
-                for summary in item.get("summary") or []:
+                for summary in as_list(item.get("summary")):
                     if isinstance(summary, dict) and isinstance(summary.get("text"), str):
                         out.reasoning.append(summary["text"])
         out.finish_reason = _finish_reason(document, bool(out.tool_calls))
@@ -131,7 +133,7 @@ class ResponsesStreamTee:
 def _finish_reason(response: dict[str, Any], has_tool_calls: bool) -> str:
     status = response.get("status")
     if status == "incomplete":
-        reason = (response.get("incomplete_details") or {}).get("reason")
+        reason = as_dict(response.get("incomplete_details")).get("reason")
         return _INCOMPLETE_REASONS.get(str(reason), str(reason or "incomplete"))
     if status == "failed":
         return "error"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy.apis import event_json
-from proxy.record import CallRecord, error_kind, set_openai_response, usage_from_openai
+from proxy.record import CallRecord, as_list, error_kind, set_openai_response, usage_from_openai
 from proxy.sse import SseEvent
 
 NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,')
@@ -59,7 +59,7 @@ class ChunkStreamTee:
         usage = chunk.get("usage")
         if usage:
             usage_from_openai(usage, record)
-        for choice in chunk.get("choices") or []:
+        for choice in as_list(chunk.get("choices")):
             self._add_choice(record, choice)
         if not self._hide_usage:
             return event.raw

@@ -58,6 +58,7 @@ exporters:
     endpoint: chdb://{self.store}
     sending_queue:
       batch: {{flush_timeout: 100ms, min_size: 2000}}
+      directory: {tmp_path / "queue"}
 extensions:
   admin: {{endpoint: "127.0.0.1:{self.admin_port}"}}
 service:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Callable
 
@@ -142,7 +143,8 @@ def test_abandon_ends_a_shutdown_stuck_retrying_and_counts_the_drop(
     telemetry = Telemetry()
     sender = ScriptedSender([RetryableError("store down")] * 1000)
     patient = RetrySettings(initial_interval=Duration(30), max_interval=Duration(30), max_elapsed_time=Duration(300))
-    exporter = QueuedExporter(make_settings("clickhouse", telemetry=telemetry), sender, SMALL_QUEUE, patient)
+    in_memory = dataclasses.replace(SMALL_QUEUE, storage="memory")  # a disk queue keeps it instead
+    exporter = QueuedExporter(make_settings("clickhouse", telemetry=telemetry), sender, in_memory, patient)
 
     async def scenario() -> None:
         await exporter.start(None)  # type: ignore[arg-type]

@@ -211,9 +211,38 @@ def test_the_scan_stops_at_the_span_budget_and_says_so(make_settings: Callable[.
     assert len(within.events) == 1 and "gen_ai.security.scan_truncated" not in _values(within)
 
 
-def test_spans_without_content_are_untouched(make_settings: Callable[..., ComponentSettings]) -> None:
-    span = _run(make_settings, {"http.url": f"https://x.example/?key={OPENAI_KEY}"}, GenAiSecurityConfig())
-    assert not span.events and _values(span) == {"http.url": f"https://x.example/?key={OPENAI_KEY}"}
+def test_spans_without_secrets_or_content_are_untouched(make_settings: Callable[..., ComponentSettings]) -> None:
+    attributes = {"http.url": "https://x.example/?q=weather", "user.email": "ann@example.org"}
+    span = _run(make_settings, attributes, GenAiSecurityConfig(actions={"secret": "mask", "personal_data": "mask"}))
+    assert not span.events and _values(span) == attributes  # outside content, only secrets are looked for
+
+
+def test_secrets_in_other_attributes_and_the_span_name_are_masked(
+    make_settings: Callable[..., ComponentSettings],
+) -> None:
+    span = Span(name=f"GET /v1/files/{OPENAI_KEY}", start_time_unix_nano=1, end_time_unix_nano=2)
+    for key, value in (
+        ("url.full", f"https://x.example/?key={OPENAI_KEY}"),
+        ("http.request.header.authorization", [f"Bearer {OPENAI_KEY}"]),
+    ):
+        set_any_value(span.attributes.add(key=key).value, value)
+    downstream = RecordingConsumer()
+    config = GenAiSecurityConfig(actions={"secret": "drop"})  # drop cannot apply to a name: masked instead
+    processor = GenAiSecurityProcessor(make_settings("genai_security", "processor"), config, downstream)
+    traces = TracesData()
+    traces.resource_spans.add().scope_spans.add().spans.append(span)
+    asyncio.run(processor.consume(traces))
+    [out] = downstream.spans()
+    assert out.name == "GET /v1/files/[REDACTED:openai_api_key]"
+    assert _values(out) == {
+        "url.full": "https://x.example/?key=[REDACTED:openai_api_key]",
+        "http.request.header.authorization": ["Bearer [REDACTED:openai_api_key]"],
+        "gen_ai.security.findings.count": 3,
+        "gen_ai.security.findings.max_severity": "critical",
+    }
+    locations = sorted(e["gen_ai.security.location.attribute"] for e in _events(out))
+    assert locations == ["http.request.header.authorization", "span.name", "url.full"]
+    assert OPENAI_KEY not in str(out)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -14,9 +15,11 @@ import httpx
 import openai
 import pytest
 
+from collector.component import ComponentID
 from collector.config.types import Duration
 from proxy import semconv
 from proxy.config import ProxyConfig, RetrySettings, TimeoutSettings, UpstreamConfig
+from tests.conftest import RunningService
 from tests.proxy.mock_upstream import MockUpstream, serve
 from tests.proxy.support import RunningProxy, attributes, running_proxy, upstreams_for
 
@@ -243,3 +246,50 @@ def test_a_model_no_upstream_serves_gets_404_naming_the_upstreams(proxy: Running
     assert body["code"] == "model_not_found"
     assert "openai (openai: gpt-*" in body["message"] and "anthropic (anthropic: claude-*)" in body["message"]
     assert json.loads(anthropic_failure.value.response.content)["error"]["type"] == "not_found_error"
+
+
+def test_a_pipeline_that_refuses_the_spans_never_fails_the_call(mock: MockUpstream, tmp_path: Path) -> None:
+    # The proxy as a receiver behind a memory limiter that refuses everything (any process is over 1 MiB).
+    upstream_url = mock.url  # type: ignore[attr-defined]
+    config = f"""
+receivers:
+  genai_proxy:
+    endpoint: 127.0.0.1:0
+    upstreams:
+      - name: openai
+        kind: openai
+        base_url: {upstream_url}/v1
+        models: ["gpt-*"]
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 1
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [genai_proxy]
+      processors: [memory_limiter]
+      exporters: [debug]
+"""
+    mock.reset()
+    service = RunningService(config, tmp_path)
+    try:
+        port = service.service.receivers[ComponentID("genai_proxy")].port  # type: ignore[attr-defined]
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
+        answers = [
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+            for _ in range(3)
+        ]
+        telemetry = service.service.telemetry
+        deadline = time.monotonic() + 5
+        while telemetry.value("genai_proxy_spans_dropped", reason="export_failed") < 3:
+            assert time.monotonic() < deadline, "spans the pipeline refused were not counted as dropped"
+            time.sleep(0.01)
+    finally:
+        service.stop()
+
+    assert all(answer.choices[0].message.content for answer in answers)
+    refused = telemetry.value("otelcol_receiver_refused_spans", receiver="genai_proxy", transport="http")
+    assert refused == 3

@@ -20,10 +20,11 @@ class OtlpReceiver:
         self.http: HttpServer | None = None
         if protocols.grpc is not None:
             self.grpc = GrpcReceiver(
-                protocols.grpc, Ingest(consumer, settings.telemetry, receiver, "grpc", settings.logger)
+                protocols.grpc, Ingest(consumer, settings.telemetry, receiver, "grpc", settings.logger, config.limits)
             )
         if protocols.http is not None:
-            app = create_app(protocols.http, Ingest(consumer, settings.telemetry, receiver, "http", settings.logger))
+            ingest = Ingest(consumer, settings.telemetry, receiver, "http", settings.logger, config.limits)
+            app = create_app(protocols.http, ingest)
             self.http = HttpServer(app, protocols.http.endpoint)
         self._logger = settings.logger
         self._hosts = {

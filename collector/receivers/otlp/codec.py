@@ -46,7 +46,7 @@ def decode_traces(body: bytes, content_type: str) -> TracesData:
             raise BadRequest(f"invalid protobuf body: {exc}") from None
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer beyond Python's 4,300-digit limit
         raise BadRequest(f"invalid JSON body: {exc}") from None
     except RecursionError:
         raise BadRequest("invalid JSON body: nested too deeply") from None
@@ -57,6 +57,12 @@ def decode_traces(body: bytes, content_type: str) -> TracesData:
         return json_format.ParseDict(document, TracesData(), ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise BadRequest(f"invalid OTLP/JSON: {exc}") from None
+    except BadRequest:
+        raise  # an id that is not hex, already said in the client's terms
+    except (ValueError, SystemError) as exc:
+        # Text protobuf cannot hold (a lone surrogate escaped in a key or value) surfaces from its
+        # C extension as these rather than as a ParseError.
+        raise BadRequest(f"invalid OTLP/JSON: text that is not valid Unicode ({type(exc).__name__})") from None
     except RecursionError:
         raise BadRequest("invalid OTLP/JSON: nested too deeply") from None
 

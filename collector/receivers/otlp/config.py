@@ -12,6 +12,13 @@ DEFAULT_HTTP_ENDPOINT = HostPort("127.0.0.1", 4318)
 DEFAULT_TRACES_URL_PATH = "/v1/traces"
 DEFAULT_MAX_REQUEST_BODY_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_RECV_MSG_SIZE_MIB = 4
+# Well above the largest batch an exporter here or a Go collector sends (32,768
+# spans; each span may bring its own resource), well below what would let a
+# 20 MiB request of empty messages decode into gigabytes.
+DEFAULT_MAX_MESSAGES_PER_REQUEST = 100_000
+# The OpenTelemetry SDKs keep 128 attributes, events and links per span by
+# default; eight times that is generous and still bounds one span's cost.
+DEFAULT_MAX_ITEMS_PER_SPAN = 1024
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,28 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class RequestLimits:
+    """How much one request may hold, over both transports.
+
+    A request with too many resource spans, scope spans or spans is refused whole
+    (HTTP 413, gRPC INVALID_ARGUMENT); a span with too many attributes, events or
+    links is rejected alone, the rest of its request accepted (an OTLP partial success).
+    """
+
+    max_resource_spans_per_request: int = DEFAULT_MAX_MESSAGES_PER_REQUEST
+    max_scope_spans_per_request: int = DEFAULT_MAX_MESSAGES_PER_REQUEST
+    max_spans_per_request: int = DEFAULT_MAX_MESSAGES_PER_REQUEST
+    max_attributes_per_span: int = DEFAULT_MAX_ITEMS_PER_SPAN
+    max_events_per_span: int = DEFAULT_MAX_ITEMS_PER_SPAN
+    max_links_per_span: int = DEFAULT_MAX_ITEMS_PER_SPAN
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        for name, value in vars(self).items():
+            if value < 1:
+                yield name, "must be at least 1"
+
+
+@dataclass(frozen=True)
 class Protocols:
     """Each protocol is on when its key is present (even with no settings), off when absent."""
 
@@ -48,6 +77,7 @@ class Protocols:
 @dataclass(frozen=True)
 class OtlpReceiverConfig:
     protocols: Protocols = Protocols(grpc=GrpcSettings(), http=HttpSettings())
+    limits: RequestLimits = RequestLimits()
 
     def validate(self) -> Iterable[tuple[str, str]]:
         if self.protocols.grpc is None and self.protocols.http is None:

@@ -2,7 +2,10 @@
 
 The request is taken as raw bytes and parsed here, so an undecodable message is
 answered INVALID_ARGUMENT rather than grpc's generic INTERNAL. A retryable
-pipeline error is UNAVAILABLE with a RetryInfo detail when a delay is known.
+pipeline error is UNAVAILABLE with a RetryInfo detail when a delay is known
+(RESOURCE_EXHAUSTED with RetryInfo when the memory limiter asks clients to slow
+down). A request with too many messages is INVALID_ARGUMENT: OTLP clients drop
+it rather than retry; spans over a per-span limit are reported in a partial success.
 """
 
 from __future__ import annotations
@@ -11,13 +14,18 @@ import grpc
 from google.protobuf.duration_pb2 import Duration as DurationProto
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
 
 from collector.component import TracesData
 from collector.errors import ConsumeError, status_for
 from collector.httpserver import ListenError
+from collector.receivers.otlp.codec import PROTOBUF
 from collector.receivers.otlp.config import GrpcSettings
 from collector.receivers.otlp.ingest import Ingest
+from collector.receivers.otlp.limits import TooManyMessages, check_counts, check_encoded_counts
 
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 METHOD_NAME = "Export"
@@ -66,19 +74,28 @@ class GrpcReceiver:
             self._server = None
 
     async def _export(self, request: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
+        limits = self._ingest.limits
         try:
+            check_encoded_counts(request, PROTOBUF, limits)
             traces = TracesData.FromString(request)
+            check_counts(traces, limits)
         except DecodeError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid protobuf message: {exc}")
+        except TooManyMessages as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            await self._ingest(traces)
+            rejection = await self._ingest(traces)
         except ConsumeError as exc:
             code = status_for(exc).grpc_code
             metadata: tuple[tuple[str, bytes], ...] = ()
             if exc.retryable and exc.retry_after is not None:
                 metadata = (("grpc-status-details-bin", _retry_info(code, str(exc), exc.retry_after)),)
             await context.abort(code, str(exc), trailing_metadata=metadata)
-        return ExportTraceServiceResponse()
+        if rejection is None:
+            return ExportTraceServiceResponse()
+        return ExportTraceServiceResponse(
+            partial_success=ExportTracePartialSuccess(rejected_spans=rejection.spans, error_message=rejection.message)
+        )
 
 
 def _retry_info(code: grpc.StatusCode, message: str, retry_after: float) -> bytes:

@@ -1,9 +1,12 @@
 """OTLP/HTTP traces endpoint (POST /v1/traces) as a Starlette app.
 
 Answers as the OTLP specification says: 200 with an ExportTraceServiceResponse in
-the request's encoding; 400 with a google.rpc.Status for a body that cannot be
-decoded; 413 for a body over the limit; 415 for another content type; 405 for
-another method; 503 with Retry-After when the pipeline cannot take the data now.
+the request's encoding (with a partial success naming the spans rejected for a
+per-span limit); 400 with a google.rpc.Status for a body that cannot be decoded;
+413 for a body over the size limit (after decompression) or with too many
+messages; 415 for another content type; 405 for another method; 503 with
+Retry-After when the pipeline cannot take the data now, 429 with Retry-After
+when the memory limiter asks clients to slow down.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ import asyncio
 import math
 
 from google.rpc import code_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from collector.component import TracesData
 from collector.errors import ConsumeError, status_for
 from collector.receivers.otlp.codec import (
     JSON,
@@ -29,8 +36,9 @@ from collector.receivers.otlp.codec import (
     decompress,
     encode_message,
 )
-from collector.receivers.otlp.config import HttpSettings
+from collector.receivers.otlp.config import HttpSettings, RequestLimits
 from collector.receivers.otlp.ingest import Ingest
+from collector.receivers.otlp.limits import check_counts, check_encoded_counts
 
 # Decoding a large body takes long enough to stall every other request on the
 # event loop; a thread costs ~50 µs, so small bodies decode inline.
@@ -59,9 +67,9 @@ def create_app(settings: HttpSettings, ingest: Ingest) -> Starlette:
             body = await _read_body(request, limit)
             body = decompress(body, request.headers.get("content-encoding", ""), limit)
             if len(body) > DECODE_IN_THREAD_BYTES:
-                traces = await asyncio.to_thread(decode_traces, body, content_type)
+                traces = await asyncio.to_thread(_decode, body, content_type, ingest.limits)
             else:
-                traces = decode_traces(body, content_type)
+                traces = _decode(body, content_type, ingest.limits)
         except ClientDisconnect:
             # Nobody is left to answer; nothing was accepted.
             return Response(status_code=400)
@@ -70,7 +78,7 @@ def create_app(settings: HttpSettings, ingest: Ingest) -> Starlette:
         except BadRequest as exc:
             return _status_response(400, code_pb2.INVALID_ARGUMENT, str(exc), content_type)
         try:
-            await ingest(traces)
+            rejection = await ingest(traces)
         except ConsumeError as exc:
             mapping = status_for(exc)
             headers = {}
@@ -78,10 +86,23 @@ def create_app(settings: HttpSettings, ingest: Ingest) -> Starlette:
                 # Retry-After counts whole seconds; rounding up never invites an early retry.
                 headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
             return _status_response(mapping.http_status, mapping.grpc_code.value[0], str(exc), content_type, headers)
-        return Response(encode_message(ExportTraceServiceResponse(), content_type), 200, media_type=content_type)
+        answer = ExportTraceServiceResponse()
+        if rejection is not None:
+            answer.partial_success.CopyFrom(
+                ExportTracePartialSuccess(rejected_spans=rejection.spans, error_message=rejection.message)
+            )
+        return Response(encode_message(answer, content_type), 200, media_type=content_type)
 
     # Every method routes to the handler, so a wrong one gets OTLP's 405 text.
     return Starlette(routes=[Route(settings.traces_url_path, export_traces, methods=ANY_METHOD)])
+
+
+def _decode(body: bytes, content_type: str, limits: RequestLimits) -> TracesData:
+    """The request's TracesData; raises BadRequest, or TooManyMessages (before decoding when it can)."""
+    check_encoded_counts(body, content_type, limits)
+    traces = decode_traces(body, content_type)
+    check_counts(traces, limits)
+    return traces
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

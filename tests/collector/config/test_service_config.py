@@ -182,6 +182,7 @@ def test_shipped_config_parses(registry: Registry) -> None:
     assert list(config.pipelines) == ["traces"]
     assert [str(c.id) for c in config.used("exporters")] == ["clickhouse", "prometheus"]
     assert [str(c.id) for c in config.used("processors")] == [
+        "memory_limiter",
         "genai_normalize",
         "genai_cost",
         "genai_security",

@@ -125,6 +125,10 @@ def stripe(prefix: str, n: int = 24) -> str:
     return prefix + marked(ALNUM, n)
 
 
+def proxy_key() -> str:
+    return "gcx-" + marked(URLSAFE, 43)
+
+
 def generic_value(n: int) -> str:
     return marked(SECRET_CHARS, n)
 
@@ -288,6 +292,7 @@ SLACK_HOOK_RE = re.compile(
     r"https://hooks\.slack\.com/services/T[A-Z0-9]{8,10}/B[A-Z0-9]{8,10}/[A-Za-z0-9]{24}(?![A-Za-z0-9])"
 )
 STRIPE_RE = re.compile(r"(?<![\w])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,99}(?![A-Za-z0-9])")
+PROXY_KEY_RE = re.compile(r"(?<![\w-])gcx-[A-Za-z0-9_-]{16,}")
 _NL = r"(?:\r?\n|\\n)"
 PRIVATE_KEY_RE = re.compile(
     r"-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----"
@@ -481,6 +486,7 @@ SPECIFIC_SECRET_FINDERS.update(
         "slack_token": lambda t: spans(SLACK_TOKEN_RE, t),
         "slack_webhook": lambda t: spans(SLACK_HOOK_RE, t),
         "stripe_key": lambda t: spans(STRIPE_RE, t),
+        "genai_collector_proxy_key": lambda t: spans(PROXY_KEY_RE, t),
         "private_key": find_private_keys,
         "jwt": find_jwts,
     }
@@ -521,7 +527,8 @@ PREFIX = {
     "aws_access_key_id": "awsid", "aws_secret_access_key": "awssecret", "gcp_api_key": "gcpkey",
     "gcp_service_account": "gcpsa", "azure_storage_connection_string": "azconn", "openai_api_key": "openai",
     "anthropic_api_key": "anthropic", "github_token": "github", "slack_token": "slack", "slack_webhook": "slackhook",
-    "stripe_key": "stripe", "private_key": "privkey", "jwt": "jwt", "generic_secret": "generic", "email": "email",
+    "stripe_key": "stripe", "genai_collector_proxy_key": "proxykey",
+    "private_key": "privkey", "jwt": "jwt", "generic_secret": "generic", "email": "email",
     "phone": "phone", "payment_card": "card", "iban": "iban", "us_ssn": "ssn", "ip_address": "ip",
     "instruction_override": "override", "roleplay_jailbreak": "jailbreak", "encoded_payload": "encoded",
     "markdown_exfiltration": "mdexfil", "tool_result_injection": "toolinj", None: "ordinary",
@@ -878,6 +885,14 @@ neg(D, "Customer cus_NffrFeUfNV2Hib paid with pi_3MtwBwLkdIwHu7ix28a3tqPa.", "ob
 neg(D, "Put your key there, it looks like sk_live_... in the dashboard.", "truncated placeholder")
 neg(D, 'stripe.api_key = os.environ["STRIPE_SECRET_KEY"]', "environment lookup")
 neg(D, "Live keys start with sk_live_ and restricted ones with rk_live_.", "prefixes in prose")
+
+# ---- genai_collector_proxy_key --------------------------------------------------------------------------------
+D = "genai_collector_proxy_key"
+pos(D, "Authorization: Bearer {v}", proxy_key(), "this collector's own proxy key in a header, pasted into a prompt")
+pos(D, "My proxy key {v} is refused with 401, can you check it?", proxy_key(), "proxy key in prose")
+pos(D, 'client = OpenAI(base_url=PROXY_URL, api_key="{v}")', proxy_key(), "proxy key in client code")
+neg(D, "Create one with `genai-collector keys create`; proxy keys start with gcx-.", "prefix in prose")
+neg(D, f"The key printed was gcx-{marked(URLSAFE, 10)}... (cut off)", "truncated: too short to be a key")
 
 # ---- private_key ---------------------------------------------------------------------------------------------
 D = "private_key"

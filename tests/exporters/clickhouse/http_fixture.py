@@ -11,13 +11,21 @@ keeps ClickHouse's behaviour where the client depends on it:
   are settings, applied to SELECT-like statements with a SETTINGS clause, and
   ``readonly`` refuses anything that writes, as the server does;
 - an INSERT's data (Arrow, Native... whatever its FORMAT says) is the body,
-  decompressed according to Content-Encoding (lz4, zstd, gzip);
+  decompressed according to Content-Encoding (lz4, zstd, gzip), inserted with
+  the request's settings (``insert_deduplication_token`` and friends);
 - results in the format the statement names, with the X-ClickHouse-Format,
   X-ClickHouse-Timezone, X-ClickHouse-Query-Id and X-ClickHouse-Summary headers;
 - credentials by basic auth, X-ClickHouse-User/Key headers or user/password
   parameters; wrong ones get 401 with ClickHouse's error text and
   X-ClickHouse-Exception-Code 516; engine errors get 500 (404 for an unknown
   table or database) with the engine's message and code.
+
+Faults for the reliability tests: ``port`` picks the port, so a server can
+appear where a collector already looks for one (or come back after ``stop``);
+``stall_inserts`` makes the next N inserts commit and then keep the client
+waiting past its timeout, as a server does when the answer is lost;
+``profile`` holds settings every insert runs with unless it sets them itself,
+as a server's settings profile does.
 """
 
 from __future__ import annotations
@@ -69,14 +77,29 @@ _FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*$", re.IGNORECASE)
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<format>\w+)\s*$", re.IGNORECASE | re.DOTALL)
 _CODE = re.compile(r"Code: (\d+)")
 DEFAULT_FORMAT = "TabSeparated"
+# Longest a stalled insert holds its answer: well past any client timeout in the tests, bounded all the same.
+STALL_BOUND_SECONDS = 30.0
 
 
 class FakeClickHouse:
     """The fixture server; use as a context manager. ``requests`` records (method, path, params, headers)."""
 
-    def __init__(self, data_dir: Path, username: str = "default", password: str = "") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        username: str = "default",
+        password: str = "",
+        port: int = 0,
+        stall_inserts: int = 0,
+        profile: dict[str, str] | None = None,
+    ) -> None:
         self.username, self.password = username, password
         self.requests: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
+        self.stall_inserts = stall_inserts
+        self.profile = dict(profile or {})
+        self.committed_inserts = 0
+        self._inserted = threading.Condition()
+        self._release = threading.Event()
         self._connection = chdb.connect(str(data_dir))  # type: ignore[no-untyped-call]
         self._lock = threading.Lock()
         fixture = self
@@ -91,7 +114,7 @@ class FakeClickHouse:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -102,7 +125,13 @@ class FakeClickHouse:
         self._thread.start()
         return self
 
+    def wait_for_inserts(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` inserts have committed; False if ``timeout`` passed first."""
+        with self._inserted:
+            return self._inserted.wait_for(lambda: self.committed_inserts >= count, timeout)
+
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self._release.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
@@ -168,15 +197,10 @@ class FakeClickHouse:
         first_word = query.lstrip("( \n").split(None, 1)[0].upper() if query.strip() else ""
         if settings.get("readonly", "0") != "0" and first_word not in READ_ONLY_WORDS:
             raise RuntimeError(f"Code: {READONLY}. DB::Exception: Cannot execute query in readonly mode. (READONLY)")
+        if insert is not None:
+            return self._execute_insert(params.get("database"), insert, data, settings)
         with self._lock:
-            database = params.get("database")
-            if database:
-                self._connection.query(f"USE `{database}`")
-            else:
-                self._connection.query("USE default")
-            if insert is not None:
-                written = self._insert(insert, data)
-                return HTTPStatus.OK, b"", {"X-ClickHouse-Summary": _summary(written)}
+            self._use(params.get("database"))
             match = _FORMAT.search(query)
             fmt = match.group(1) if match else params.get("default_format", DEFAULT_FORMAT)
             if first_word in READ_ONLY_WORDS and settings:
@@ -194,12 +218,32 @@ class FakeClickHouse:
             extra["X-ClickHouse-Format"] = fmt
         return HTTPStatus.OK, output, extra
 
-    def _insert(self, insert: re.Match[str], data: bytes) -> int:
+    def _use(self, database: str | None) -> None:
+        self._connection.query(f"USE `{database}`" if database else "USE default")
+
+    def _execute_insert(
+        self, database: str | None, insert: re.Match[str], data: bytes, settings: dict[str, str]
+    ) -> tuple[HTTPStatus, bytes, dict[str, str]]:
+        with self._lock:
+            self._use(database)
+            written = self._insert(insert, data, settings)
+            stall = self.stall_inserts > 0
+            self.stall_inserts -= stall
+        with self._inserted:
+            self.committed_inserts += 1
+            self._inserted.notify_all()
+        if stall:  # committed, but the answer does not come before the client gives up
+            self._release.wait(STALL_BOUND_SECONDS)
+        return HTTPStatus.OK, b"", {"X-ClickHouse-Summary": _summary(written)}
+
+    def _insert(self, insert: re.Match[str], data: bytes, settings: dict[str, str]) -> int:
+        applied = {**self.profile, **{k: v for k, v in settings.items() if k != "readonly"}}
+        clause = " SETTINGS " + ", ".join(f"{k} = '{_quote(v)}'" for k, v in applied.items()) if applied else ""
         with tempfile.NamedTemporaryFile(suffix=".data") as file:
             file.write(data)
             file.flush()
             target, fmt = insert.group("target"), insert.group("format")
-            self._connection.query(f"INSERT INTO {target} FROM INFILE '{file.name}' FORMAT {fmt}")
+            self._connection.query(f"INSERT INTO {target} FROM INFILE '{file.name}'{clause} FORMAT {fmt}")
         return len(data)
 
     def _answer(self, request: BaseHTTPRequestHandler, status: HTTPStatus, body: bytes, extra: dict[str, str]) -> None:
@@ -221,6 +265,10 @@ class FakeClickHouse:
         request.send_header("X-ClickHouse-Exception-Code", str(code))
         request.end_headers()
         request.wfile.write(body)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:

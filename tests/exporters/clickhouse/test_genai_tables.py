@@ -69,8 +69,11 @@ def test_one_row_per_finding_with_the_other_attributes_in_a_map(
 
 def test_the_hourly_rollup_aggregates_across_inserts(store_with_calls: tuple[ClickHouseStore, int]) -> None:
     store, start = store_with_calls
-    # A second batch of the same calls: the rollup merges its states with the first one's.
+    # A second batch of the same calls (another batch, so not a retry the store deduplicates):
+    # the rollup merges its states with the first one's.
     again = genai_traces(start)
+    marker = again.resource_spans[0].resource.attributes.add()
+    marker.key, marker.value.string_value = "batch", "second"
     store.send(Batch([again], 6))
     rows = store.query(
         "SELECT toUnixTimestamp(Hour), sum(Calls), sum(Errors), sum(InputTokens), sum(ReasoningTokens), "

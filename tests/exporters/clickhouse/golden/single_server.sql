@@ -41,7 +41,7 @@ PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
 
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS `default`.`otel_traces_trace_id_ts` (
     TraceId String CODEC(ZSTD(1)),
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS `default`.`otel_traces_trace_id_ts` (
 PARTITION BY toStartOfWeek(Start)
 ORDER BY (TraceId)
 
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS `default`.`otel_traces_trace_id_ts_mv`
 TO `default`.`otel_traces_trace_id_ts`
@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS `default`.`genai_calls` (
 PARTITION BY toDate(Timestamp)
 ORDER BY (ServiceName, RequestModel, toDateTime(Timestamp), Timestamp)
 
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS `default`.`genai_findings` (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
@@ -111,7 +111,7 @@ CREATE TABLE IF NOT EXISTS `default`.`genai_findings` (
 PARTITION BY toDate(Timestamp)
 ORDER BY (Category, Detector, toDateTime(Timestamp), Timestamp)
 
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS `default`.`genai_calls_hourly` (
     Hour DateTime CODEC(Delta(4), ZSTD(1)),
@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS `default`.`genai_calls_hourly` (
 PARTITION BY toYYYYMM(Hour)
 ORDER BY (ServiceName, RequestModel, Provider, Tenant, Hour)
 
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS `default`.`otel_traces_genai_calls_mv`
 TO `default`.`genai_calls`
@@ -201,4 +201,14 @@ AS SELECT
         AS TimeToFirstChunkQuantiles
 FROM `default`.`genai_calls`
 GROUP BY Hour, ServiceName, Provider, RequestModel, Tenant;
+
+ALTER TABLE `default`.`otel_traces` MODIFY SETTING non_replicated_deduplication_window = 10000;
+
+ALTER TABLE `default`.`otel_traces_trace_id_ts` MODIFY SETTING non_replicated_deduplication_window = 10000;
+
+ALTER TABLE `default`.`genai_calls` MODIFY SETTING non_replicated_deduplication_window = 10000;
+
+ALTER TABLE `default`.`genai_findings` MODIFY SETTING non_replicated_deduplication_window = 10000;
+
+ALTER TABLE `default`.`genai_calls_hourly` MODIFY SETTING non_replicated_deduplication_window = 10000;
 

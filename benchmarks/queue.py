@@ -1,0 +1,143 @@
+"""What durability costs: puts/s and spans/s into the disk sending queue beside the memory queue.
+
+Each round puts the same messages (SPANS spans each, about 300 bytes a span)
+into a MemoryQueue and into a DiskQueue in a fresh directory, from CONCURRENCY
+concurrent producers (as receivers serving that many clients at once), while one
+consumer takes batches and marks them done. A disk put returns only once its
+message is written and fsync'ed; concurrent puts share one fsync (group commit),
+so the figures are given for one producer (an fsync per put) and for many. The
+fsyncs per put are printed too. Medians of several rounds and their ratio.
+
+    python benchmarks/queue.py [--messages 2000] [--spans 10] [--rounds 3] [--concurrency 1,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this directory comes first on sys.path, and this file would hide the standard
+# library's ``queue`` (which asyncio's thread pool needs): put the repository there instead.
+sys.path[:] = [str(REPO_ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData  # noqa: E402
+
+from collector.diskqueue import DiskQueue  # noqa: E402
+from collector.queue import MemoryQueue, SendingQueue  # noqa: E402
+
+CAPACITY_SPANS = 10_000_000
+MIN_BATCH_SPANS = 8_192
+MAX_BATCH_SPANS = 32_768
+FLUSH_TIMEOUT_SECONDS = 0.2
+MAX_DISK_BYTES = 1 << 30
+LOGGER = logging.getLogger("benchmark.queue")
+
+
+def message(spans: int) -> TracesData:
+    traces = TracesData()
+    scope_spans = traces.resource_spans.add().scope_spans.add()
+    for _ in range(spans):
+        span = scope_spans.spans.add()
+        span.trace_id, span.span_id = os.urandom(16), os.urandom(8)
+        span.name = "chat gpt-4o-mini"
+        span.kind = Span.SPAN_KIND_CLIENT
+        span.start_time_unix_nano, span.end_time_unix_nano = 1_700_000_000_000_000_000, 1_700_000_001_000_000_000
+        for key, value in (("gen_ai.request.model", "gpt-4o-mini"), ("gen_ai.provider.name", "openai")):
+            attribute = span.attributes.add()
+            attribute.key, attribute.value.string_value = key, value
+        attribute = span.attributes.add()
+        attribute.key, attribute.value.int_value = "gen_ai.usage.input_tokens", 1234
+    return traces
+
+
+async def drive(queue: SendingQueue, messages: list[TracesData], spans: int, concurrency: int) -> float:
+    """Seconds to put every message (``concurrency`` producers) while a consumer drains."""
+
+    async def consume() -> None:
+        while (batch := await queue.get_batch()) is not None:
+            queue.done(batch)
+
+    async def produce(share: list[TracesData]) -> None:
+        for traces in share:
+            await queue.put(traces, spans)
+
+    consumer = asyncio.create_task(consume())
+    started = time.perf_counter()
+    await asyncio.gather(*(produce(messages[i::concurrency]) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    queue.close()
+    await consumer
+    await queue.finish()
+    return elapsed
+
+
+async def disk_round(messages: list[TracesData], spans: int, concurrency: int) -> tuple[float, int]:
+    syncs = 0
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        nonlocal syncs
+        syncs += 1
+        real(fd)
+
+    with tempfile.TemporaryDirectory(dir=REPO_ROOT / "data" if (REPO_ROOT / "data").is_dir() else None) as work:
+        queue = await DiskQueue.open(
+            Path(work) / "queue",
+            CAPACITY_SPANS,
+            MIN_BATCH_SPANS,
+            MAX_BATCH_SPANS,
+            FLUSH_TIMEOUT_SECONDS,
+            MAX_DISK_BYTES,
+            LOGGER,
+        )
+        os.fdatasync = counting  # type: ignore[assignment]  # count the group commits
+        try:
+            return await drive(queue, messages, spans, concurrency), syncs
+        finally:
+            os.fdatasync = real
+
+
+async def memory_round(messages: list[TracesData], spans: int, concurrency: int) -> float:
+    queue = MemoryQueue(CAPACITY_SPANS, MIN_BATCH_SPANS, MAX_BATCH_SPANS, FLUSH_TIMEOUT_SECONDS)
+    return await drive(queue, messages, spans, concurrency)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--spans", type=int, default=10, help="spans per message")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated producer counts")
+    args = parser.parse_args()
+    messages = [message(args.spans) for _ in range(args.messages)]
+    size = messages[0].ByteSize()
+    print(f"{args.messages} messages of {args.spans} spans ({size} bytes each), medians of {args.rounds} rounds")
+    print(
+        f"{'producers':>9} | {'memory puts/s':>13} | {'disk puts/s':>11} | {'disk spans/s':>12} | "
+        f"{'disk/memory':>11} | {'fsyncs/put':>10}"
+    )
+    for concurrency in (int(c) for c in args.concurrency.split(",")):
+        memory, disk, syncs = [], [], []
+        for _ in range(args.rounds):
+            memory.append(asyncio.run(memory_round(messages, args.spans, concurrency)))
+            elapsed, fsyncs = asyncio.run(disk_round(messages, args.spans, concurrency))
+            disk.append(elapsed)
+            syncs.append(fsyncs / args.messages)
+        memory_rate = args.messages / statistics.median(memory)
+        disk_rate = args.messages / statistics.median(disk)
+        print(
+            f"{concurrency:>9} | {memory_rate:>13,.0f} | {disk_rate:>11,.0f} | {disk_rate * args.spans:>12,.0f} | "
+            f"{disk_rate / memory_rate:>10.3f}x | {statistics.median(syncs):>10.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

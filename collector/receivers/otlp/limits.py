@@ -1,0 +1,97 @@
+"""Enforce the receiver's ``limits``: messages per request, and attributes, events and links per span.
+
+A request with too many messages is refused whole (``TooManyMessages``). A span
+with too many attributes, events or links is invalid on its own: it is cut out
+of the request and reported in the OTLP partial-success response, while the
+other spans go on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from collector.component import TracesData
+from collector.receivers.otlp import wire
+from collector.receivers.otlp.codec import PROTOBUF, BodyTooLarge
+from collector.receivers.otlp.config import RequestLimits
+
+
+class TooManyMessages(BodyTooLarge):
+    """The request holds more resource spans, scope spans or spans than the receiver takes in one request."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Spans cut out of a request for breaking a per-span limit."""
+
+    spans: int
+    message: str
+    by_limit: dict[str, int]  # limit setting name -> spans rejected for it
+
+
+def check_encoded_counts(body: bytes, content_type: str, limits: RequestLimits) -> None:
+    """Refuse a protobuf ``body`` with too many messages before it is decoded (see ``wire``)."""
+    smallest = min(
+        limits.max_resource_spans_per_request, limits.max_scope_spans_per_request, limits.max_spans_per_request
+    )
+    if content_type != PROTOBUF or not wire.could_exceed(len(body), smallest):
+        return
+    try:
+        wire.check_counts(
+            body,
+            limits.max_resource_spans_per_request,
+            limits.max_scope_spans_per_request,
+            limits.max_spans_per_request,
+        )
+    except wire.CountExceeded as exc:
+        raise _too_many(exc.kind, exc.limit) from None
+
+
+def check_counts(traces: TracesData, limits: RequestLimits) -> None:
+    """Refuse a decoded request with too many messages (the check for JSON, and the exact one for protobuf)."""
+    resource_spans = traces.resource_spans
+    if len(resource_spans) > limits.max_resource_spans_per_request:
+        raise _too_many("resource spans", limits.max_resource_spans_per_request)
+    scope_spans = sum(len(rs.scope_spans) for rs in resource_spans)
+    if scope_spans > limits.max_scope_spans_per_request:
+        raise _too_many("scope spans", limits.max_scope_spans_per_request)
+    spans = sum(len(ss.spans) for rs in resource_spans for ss in rs.scope_spans)
+    if spans > limits.max_spans_per_request:
+        raise _too_many("spans", limits.max_spans_per_request)
+
+
+def _too_many(kind: str, limit: int) -> TooManyMessages:
+    setting = f"max_{kind.replace(' ', '_')}_per_request"
+    return TooManyMessages(f"request holds more than {limit} {kind} ({setting})")
+
+
+def reject_oversized_spans(traces: TracesData, limits: RequestLimits) -> Rejection | None:
+    """Remove every span over a per-span limit from ``traces``, in place; None when every span is within them."""
+    by_limit: Counter[str] = Counter()
+    for resource_spans in traces.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            broken = [(i, reason) for i, span in enumerate(spans) if (reason := _broken_limit(span, limits))]
+            # Backwards, so the earlier indices stay valid while deleting.
+            for index, reason in reversed(broken):
+                del spans[index]
+                by_limit[reason] += 1
+    if not by_limit:
+        return None
+    total = sum(by_limit.values())
+    parts = ", ".join(f"{count} over {name} ({getattr(limits, name)})" for name, count in sorted(by_limit.items()))
+    return Rejection(total, f"{total} span(s) rejected as invalid: {parts}", dict(by_limit))
+
+
+def _broken_limit(span: Span, limits: RequestLimits) -> str:
+    """The name of the first per-span limit ``span`` breaks, or ""."""
+    if len(span.attributes) > limits.max_attributes_per_span:
+        return "max_attributes_per_span"
+    if len(span.events) > limits.max_events_per_span:
+        return "max_events_per_span"
+    if len(span.links) > limits.max_links_per_span:
+        return "max_links_per_span"
+    return ""
