@@ -8,7 +8,7 @@ message is written and fsync'ed; concurrent puts share one fsync (group commit),
 so the figures are given for one producer (an fsync per put) and for many. The
 fsyncs per put are printed too. Medians of several rounds and their ratio.
 
-    python benchmarks/queue.py [--messages 2000] [--spans 10] [--rounds 3] [--concurrency 1,16,64]
+    python benchmarks/sending_queue.py [--messages 2000] [--spans 10] [--rounds 3] [--concurrency 1,16,64]
 """
 
 from __future__ import annotations
