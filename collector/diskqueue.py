@@ -271,7 +271,7 @@ class DiskQueue:
                 group, self._jobs = self._jobs, []
                 try:
                     segments = await asyncio.to_thread(self._commit, group)
-                except OSError as exc:
+                except Exception as exc:  # an OSError mostly; anything else must still answer every waiter
                     self._logger.error("could not write to the queue log in %s: %s", self._wal.directory, exc)
                     self._fail(group, exc)
                     await self._notify()
@@ -302,7 +302,7 @@ class DiskQueue:
             released.update(job.released)
         return self._wal.commit(records, released, self._next_seq, self._next_batch)
 
-    def _fail(self, group: list[_Job], error: OSError) -> None:
+    def _fail(self, group: list[_Job], error: Exception) -> None:
         for job in group:
             if job.entry is not None:
                 self._held_spans -= job.entry.spans

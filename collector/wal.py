@@ -271,28 +271,23 @@ class WriteAheadLog:
         """
         if self._broken is not None:
             raise OSError(self._broken)
-        segments: list[int] = []
-        chunk: list[bytes] = []
-        chunk_bytes = chunk_data = 0
-        for record in records:
-            encoded = encode(record)
-            used = self._sizes[self._active] + chunk_bytes
-            # A record larger than a segment still goes in, alone in a fresh one.
-            if used + len(encoded) > self._segment_bytes and used > _SEGMENT_HEADER_BYTES:
-                self._write(chunk, chunk_data, sync=True)
-                chunk, chunk_bytes, chunk_data = [], 0, 0
+        encoded = [encode(record) for record in records]
+        data_records = sum(record.type == RecordType.DATA for record in records)
+        try:
+            # A group goes into one segment, whole, so a failed write never leaves part of it behind:
+            # roll first when it does not fit (a group larger than a segment gets a fresh one to itself).
+            used = self._sizes[self._active]
+            if used + sum(map(len, encoded)) > self._segment_bytes and used > _SEGMENT_HEADER_BYTES:
                 self._start_segment(next_seq, next_batch)
-            chunk.append(encoded)
-            chunk_bytes += len(encoded)
-            if record.type == RecordType.DATA:
-                chunk_data += 1
-            segments.append(self._active)
-        self._write(chunk, chunk_data, sync=any(r.sync for r in records))
-        for segment, count in released.items():
-            if segment in self._undone:
-                self._undone[segment] -= count
-        self._delete_done_segments()
-        return segments
+            self._write(encoded, data_records, sync=any(r.sync for r in records))
+        finally:
+            # Releases apply even when the write failed: a lost done record only means a batch is sent
+            # again, while a lost release would keep its segment, and every later one, on disk for good.
+            for segment, count in released.items():
+                if segment in self._undone:
+                    self._undone[segment] -= count
+            self._delete_done_segments()
+        return [self._active] * len(records)
 
     def _write(self, chunk: list[bytes], data_records: int, sync: bool) -> None:
         if not chunk:
@@ -320,9 +315,10 @@ class WriteAheadLog:
         if self._file >= 0:
             os.fdatasync(self._file)
             os.close(self._file)
-        self._active += 1
-        path = segment_path(self.directory, self._active)
-        self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            self._file = -1  # closed: never flushed or closed again, whatever fails next
+        number = self._active + 1
+        self._file = os.open(segment_path(self.directory, number), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._active = number  # only once it exists: a failed open leaves the log as it was
         self._sizes[self._active] = 0
         self._undone[self._active] = 0
         self._write([encode(Record(RecordType.SEGMENT, SEGMENT_PAYLOAD.pack(next_seq, next_batch)))], 0, sync=True)

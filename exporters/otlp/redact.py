@@ -9,14 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 REDACTED = "***"
+MIN_WORD_CHARS = 8  # shorter words of a header value ("Bearer", "Basic") are not the secret
 
 
 class Redactor:
     """Replaces every secret it was given with ``***``."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        # Longest first, so a secret containing another is blanked whole.
-        self._secrets = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+        # A server usually quotes the credential, not the whole header value ("Bearer <token>"): each
+        # value's words long enough to be one are secrets too. Longest first, so a secret holding
+        # another is blanked whole.
+        whole = {secret for secret in secrets if secret}
+        words = {word for secret in whole for word in secret.replace(",", " ").split() if len(word) >= MIN_WORD_CHARS}
+        self._secrets = sorted(whole | words, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:

@@ -10,6 +10,7 @@ has no request model.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,8 @@ _WANTED = frozenset(
 )
 
 # Label names in the order every family's label values are given.
+# Longest label value kept: a model name or tenant is far shorter; a client's 100 KB one is cut, not repeated.
+MAX_LABEL_CHARS = 256
 LABEL_NAMES = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "service_name", "tenant_id")
 
 
@@ -101,11 +104,12 @@ def call_facts(span: Span, service: str) -> CallFacts | None:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    """A string attribute as a label value, cut to MAX_LABEL_CHARS: every series repeats it on every line."""
+    return value[:MAX_LABEL_CHARS] if isinstance(value, str) else ""
 
 
 def _amount(value: Any) -> float | None:
-    """A non-negative number attribute as a float; anything else (a string, a bool, a negative) is no value."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    """A finite non-negative number as a float; anything else (a string, a bool, a negative, NaN) is no value."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         return None
     return float(value)

@@ -51,6 +51,7 @@ _WANTED = frozenset(
 )
 
 Kind = Literal["llm", "tool", "agent"]
+MAX_CACHED_CHARS = 4096  # arguments longer than this are canonicalised each time, never held in the cache
 NO_IDS: frozenset[str] = frozenset()
 
 
@@ -72,6 +73,7 @@ class ToolCall:
 
 
 _unrecorded = itertools.count()
+_unreadable = itertools.count()
 
 
 @dataclass(slots=True)
@@ -223,9 +225,17 @@ def canonical_arguments(value: Any) -> str:
     return _sorted_json(value)
 
 
-@lru_cache(maxsize=4096)
 def _canonical_text(text: str) -> str:
-    # Cached: a conversation carries every earlier tool call in each new request.
+    # Short texts (nearly all arguments) are cached: a conversation carries every earlier call again.
+    return _canonical_short(text) if len(text) <= MAX_CACHED_CHARS else _canonical(text)
+
+
+@lru_cache(maxsize=4096)
+def _canonical_short(text: str) -> str:
+    return _canonical(text)
+
+
+def _canonical(text: str) -> str:
     if text.lstrip()[:1] in ("{", "["):
         parsed = parse_json(text)
         if parsed is not None:
@@ -236,8 +246,13 @@ def _canonical_text(text: str) -> str:
 def _sorted_json(value: Any) -> str:
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # what orjson refuses (lone surrogates, huge integers)
-        return json.dumps(value, sort_keys=True)
+    except TypeError:  # what orjson refuses (lone surrogates, huge integers, nesting past 255 levels)
+        pass
+    try:
+        return json.dumps(value, sort_keys=True, default=repr)
+    except (RecursionError, ValueError, TypeError):
+        # Nested past what JSON writes: such arguments are never taken for a repeat of anything.
+        return f"<unreadable {type(value).__name__} {next(_unreadable)}>"
 
 
 def message_hash(message: Any) -> int:

@@ -63,6 +63,7 @@ class Run:
     llm_calls: list[SpanFacts] = field(default_factory=list)  # ordered by start
     calls_by_id: dict[str, Step] = field(default_factory=dict)
     executed_without_id: list[Step] = field(default_factory=list)
+    requested_without_id: list[Step] = field(default_factory=list)  # asked for with no id, no tool span yet
     pending: dict[str, _Pending] = field(default_factory=dict)  # asked for by a response, not run yet
     call_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     first_call: dict[tuple[str, str], Step] = field(default_factory=dict)
@@ -95,7 +96,7 @@ class Run:
         findings: list[LoopFinding] = []
         step = self.calls_by_id.get(call.call_id) if call.call_id else None
         if step is None and call.call_id is None:
-            step = self._take_pending_by_key(call.key)
+            step = self._take_pending_by_key(call.key) or self._take_requested_without_id(call.key, facts.start)
         if step is not None:  # a call a response asked for, now run: same step, at its real time
             if call.call_id:
                 self.pending.pop(call.call_id, None)
@@ -119,6 +120,13 @@ class Run:
             if pending.call.key == key:
                 del self.pending[call_id]
                 return self.calls_by_id.get(call_id)
+        return None
+
+    def _take_requested_without_id(self, key: tuple[str, str], start: int) -> Step | None:
+        for index, step in enumerate(self.requested_without_id):
+            if step.call is not None and step.call.key == key and step.time <= start:
+                del self.requested_without_id[index]
+                return step
         return None
 
     def _new_call(self, facts: SpanFacts, step: Step, call: ToolCall) -> list[LoopFinding]:
@@ -187,6 +195,8 @@ class Run:
                 return []
         step = Step(facts.end, hash(("tool", call.key)), facts.span_id, call)
         findings: list[LoopFinding] = []
+        if not call.call_id:
+            self.requested_without_id.append(step)  # its tool span, without an id either, is matched by key
         if call.call_id:
             self.calls_by_id[call.call_id] = step
             pending = _Pending(call, facts)
@@ -255,7 +265,8 @@ class Run:
         chain = calls[first : last + 1]
         if length < self.config.repeated_requests:
             return []
-        # A chain is one incident however it grows (late spans can extend it at either end).
+        # A chain is one incident however it grows (late spans can extend it at either end); ``_bound``
+        # keeps these marks from growing without end in a run that never stops repeating itself.
         members = {("repeated_request", call.span_id) for call in chain}
         if not members.isdisjoint(self.reported):
             self.reported.update(members)
@@ -370,12 +381,17 @@ class Run:
             del self.steps[:excess]
             self.calls_by_id = {k: s for k, s in self.calls_by_id.items() if id(s) not in forgotten}
             self.executed_without_id = [s for s in self.executed_without_id if id(s) not in forgotten]
+            self.requested_without_id = [s for s in self.requested_without_id if id(s) not in forgotten]
             self.first_call = {k: s for k, s in self.first_call.items() if id(s) not in forgotten}
             self.dropped_steps += excess
         if len(self.llm_calls) > limit:
             del self.llm_calls[: len(self.llm_calls) - limit]
         while len(self.pending) > limit:
             del self.pending[next(iter(self.pending))]
+        if len(self.failed) > limit:
+            self.failed.clear()  # a very long run of distinct failing calls: older failures are forgotten
+        if len(self.reported) > limit * 4:
+            self.reported.clear()  # a very long run: a pattern reported long ago may be reported again
         if len(self.responded) > limit * 4:
             self.responded.clear()  # rare: only a very long run; unexecuted calls before this point go unseen
         if len(self.call_counts) > limit:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -28,7 +29,7 @@ from collector.component import ComponentSettings, Processor, ProcessorFactory, 
 from collector.findings import add_to_summary, finding_event, worst_severity
 from collector.jsonvalues import dump_json
 from collector.pdata import SpanAttributes
-from processors.genai_security.attributes import ROLE, attribute_texts, write_back
+from processors.genai_security.attributes import ROLE, attribute_texts
 from processors.genai_security.config import Action, GenAiSecurityConfig
 from processors.genai_security.content import (
     OUTPUT_MESSAGES,
@@ -64,13 +65,13 @@ class GenAiSecurityProcessor(SpanEditor):
         self._event_templates: dict[tuple[str, str, str, float], Span.Event] = {}
 
     def edit(self, span: Span) -> None:
-        self._secrets_elsewhere(span)
         documents = content_documents(span)
+        self._secrets_elsewhere(span, read_as_content=documents.keys())
         if not documents:
             return
         texts = content_texts(documents)
         pieces, truncated = self._within_budget(texts)
-        leaks = self._leaks(texts) if self._check_leaks else []
+        leaks = self._leaks(texts[: len(pieces)], pieces) if self._check_leaks else []
         # Most spans hold no finding: one set pass over all their text says so without running any rule.
         if leaks or self._scanner.may_match("\n".join(pieces)):
             # strict=False: once the budget runs out, texts has more entries than pieces.
@@ -88,9 +89,9 @@ class GenAiSecurityProcessor(SpanEditor):
             self._record(span, attributes, findings)
             self._redact(attributes, documents, findings)
 
-    def _secrets_elsewhere(self, span: Span) -> None:
-        """Secrets in the span's name and its other string attributes: recorded, and masked or hashed."""
-        texts = attribute_texts(span)
+    def _secrets_elsewhere(self, span: Span, read_as_content: Collection[str]) -> None:
+        """Secrets in the span's name and its other strings: recorded, and masked or hashed."""
+        texts = attribute_texts(span, read_as_content)
         if not texts or not self._secret_scanner.may_match("\n".join(text.text for text in texts)):
             return
         findings = [(text, finding) for text in texts for finding in self._secret_scanner.scan(text.text, ROLE)]
@@ -99,8 +100,7 @@ class GenAiSecurityProcessor(SpanEditor):
         attributes = SpanAttributes(span)
         self._record(span, attributes, findings)
         # Drop would take the whole attribute (or the name): a secret outside content is masked instead.
-        edited = self._edit_texts([(text, finding) for text, finding in findings], drop_as_mask=True)
-        write_back(span, edited)
+        self._edit_texts(findings, drop_as_mask=True)
 
     def batch_edited(self) -> None:
         for detector, count in self._found.items():
@@ -120,13 +120,14 @@ class GenAiSecurityProcessor(SpanEditor):
             pieces.append(text.text)
         return pieces, False
 
-    def _leaks(self, texts: list[ContentText]) -> list[tuple[ContentText, Finding]]:
-        system = [t.text for t in texts if t.role == "system"]
+    def _leaks(self, texts: list[ContentText], pieces: list[str]) -> list[tuple[ContentText, Finding]]:
+        """System-prompt sentences repeated in an output, within the scan budget (``pieces``)."""
+        system = [piece for text, piece in zip(texts, pieces, strict=True) if text.role == "system"]
         if not system:
             return []
         leaks = []
-        for text in texts:
-            if text.attribute == OUTPUT_MESSAGES and (leak := system_prompt_leak(text.text, system)) is not None:
+        for text, piece in zip(texts, pieces, strict=True):
+            if text.attribute == OUTPUT_MESSAGES and (leak := system_prompt_leak(piece, system)) is not None:
                 leaks.append((text, leak))
         return leaks
 
@@ -172,15 +173,20 @@ class GenAiSecurityProcessor(SpanEditor):
     ) -> None:
         dropped = {text.attribute for text, finding in findings if self._action(finding) == "drop"}
         edited = self._edit_texts([(text, finding) for text, finding in findings if text.attribute not in dropped])
-        changed = {text.attribute for text in edited}
-        for attribute in changed:
-            attributes.set(attribute, dump_json(documents[attribute]))
+        for attribute in {text.attribute for text in edited} - dropped:
+            try:
+                attributes.set(attribute, dump_json(documents[attribute]))
+            except (RecursionError, ValueError, TypeError):
+                dropped.add(attribute)  # nested too deep to write back: dropped rather than kept unmasked
         if dropped:
             attributes.remove(dropped)
             attributes.set("gen_ai.security.content_dropped", sorted(dropped))
 
     def _edit_texts(self, findings: list[tuple[ContentText, Finding]], drop_as_mask: bool = False) -> list[ContentText]:
-        """Apply mask and hash to the texts holding ``findings`` (in their holders); the texts changed."""
+        """Apply mask and hash to the texts holding ``findings`` (in their holders); the texts changed.
+
+        Overlapping findings (a leaked sentence holding an e-mail address) are one edit over both.
+        """
         edits: dict[int, list[tuple[Finding, str]]] = {}
         texts: dict[int, ContentText] = {}
         for text, finding in findings:
@@ -197,10 +203,24 @@ class GenAiSecurityProcessor(SpanEditor):
             edits.setdefault(id(text), []).append((finding, replacement))
             texts[id(text)] = text
         for key, text in texts.items():
-            edited = text.text
-            for finding, replacement in sorted(edits[key], key=lambda item: item[0].start, reverse=True):
-                edited = edited[: finding.start] + replacement + edited[finding.end :]
-            text.replace(edited)
+            # Overlapping findings merge into one edit over their union, named after the longest.
+            spans: list[tuple[int, int, str, int]] = []  # start, end, replacement, length of its finding
+            for finding, replacement in sorted(edits[key], key=lambda item: item[0].start):
+                length = finding.end - finding.start
+                if spans and finding.start < spans[-1][1]:
+                    start, end, kept, kept_length = spans[-1]
+                    if length > kept_length:
+                        kept, kept_length = replacement, length
+                    spans[-1] = (start, max(end, finding.end), kept, kept_length)
+                else:
+                    spans.append((finding.start, finding.end, replacement, length))
+            pieces: list[str] = []
+            cursor = 0
+            for start, end, replacement, _ in spans:
+                pieces += [text.text[cursor:start], replacement]
+                cursor = end
+            pieces.append(text.text[cursor:])
+            text.replace("".join(pieces))
         return list(texts.values())
 
     def _action(self, finding: Finding) -> Action:

@@ -11,6 +11,7 @@ edited.
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ class ContentText:
     part: int
     role: str
     text: str
-    holder: dict[str, Any]
+    holder: MutableMapping[str, Any]
     field: str
 
     def replace(self, edited: str) -> None:
@@ -82,7 +83,10 @@ def content_texts(documents: dict[str, list[Any]]) -> list[ContentText]:
                 if value is None:
                     continue
                 if not isinstance(value, str):
-                    value = json.dumps(value, ensure_ascii=False)
+                    try:
+                        value = json.dumps(value, ensure_ascii=False)
+                    except (RecursionError, ValueError, TypeError):
+                        continue  # nested deeper than JSON can be written: not scanned, never written back
                 part_role = "tool" if field == "response" else role
                 texts.append(ContentText(attribute, message_index, part_index, part_role, value, part, field))
     return texts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ class Scanner:
         if not hits:
             return []
         is_ascii = len(data) == len(text)
-        findings: list[Finding] = []
+        findings: list[Finding] = []  # in text order
+        starts: list[int] = []
         for index in sorted(hits):
             rule = self.rules[index]
             if rule.roles is not None and role not in rule.roles:
@@ -74,9 +76,12 @@ class Scanner:
                     start, end = offsets.char(start), offsets.char(end)
                 if rule.check is not None and not rule.check(text[start:end]):
                     continue
-                if any(start < other.end and other.start < end for other in findings):
+                # Findings kept sorted by start: only the neighbours can overlap (linear in findings, not quadratic).
+                at = bisect.bisect_left(starts, start)
+                if (at > 0 and findings[at - 1].end > start) or (at < len(findings) and findings[at].start < end):
                     continue
-                findings.append(Finding(rule.id, rule.category, rule.severity, rule.confidence, start, end))
+                starts.insert(at, start)
+                findings.insert(at, Finding(rule.id, rule.category, rule.severity, rule.confidence, start, end))
         return findings
 
 

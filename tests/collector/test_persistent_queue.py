@@ -373,3 +373,36 @@ def test_a_sender_that_fails_to_start_releases_the_queue_directory(
         await exporter.shutdown()
 
     run(scenario())
+
+
+def test_a_failing_segment_open_answers_every_put_and_the_queue_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collector.wal
+
+    real_open = collector.wal.os.open
+    failures = [OSError(24, "Too many open files")]
+
+    def flaky_open(path: Any, flags: int, *args: Any) -> int:
+        if str(path).endswith(".wal") and failures:
+            raise failures.pop()
+        return real_open(path, flags, *args)
+
+    message = make_traces(40, name="x" * 200)
+
+    async def scenario() -> tuple[int, int]:
+        queue = await open_queue(tmp_path, min_batch=1_000_000, max_disk_bytes=1 << 20)
+        monkeypatch.setattr(collector.wal.os, "open", flaky_open)
+        accepted = refused = 0
+        for _ in range(60):  # crosses a segment boundary, where the one failing open happens
+            try:
+                await asyncio.wait_for(queue.put(message, 40), timeout=10)
+                accepted += 1
+            except QueueFullError:
+                refused += 1
+        await queue.finish()
+        return accepted, refused
+
+    accepted, refused = run(scenario())
+    assert refused >= 1 and accepted >= 50  # answered (never hung), and writing went on after the failure
+    assert len(replayed(tmp_path)) == accepted

@@ -484,3 +484,12 @@ def test_config_mistakes(raw: dict[str, Any], problem: str) -> None:
 def test_defaults() -> None:
     config = decode(OtlpExporterConfig, {"endpoint": "tempo:4317"}, "exporters.otlp")
     assert (config.compression, config.timeout, config.tls.insecure, config.headers) == ("gzip", 5.0, False, {})
+
+
+def test_a_server_quoting_only_the_token_of_a_header_is_redacted() -> None:
+    from exporters.otlp.redact import Redactor
+
+    redact = Redactor(["Bearer s3cr3t-token-123", "Basic dXNlcjpwYXNz"])
+    assert redact("invalid token s3cr3t-token-123 (Bearer s3cr3t-token-123)") == "invalid token *** (***)"
+    assert redact("bad credentials dXNlcjpwYXNz") == "bad credentials ***"
+    assert redact("Bearer tokens are accepted") == "Bearer tokens are accepted"  # the scheme alone is no secret

@@ -353,3 +353,24 @@ def test_a_port_taken_by_another_process_is_a_config_problem() -> None:
 def test_defaults() -> None:
     config = decode(PrometheusExporterConfig, None, "exporters.prometheus")
     assert (str(config.endpoint), config.max_series) == ("127.0.0.1:8889", 2000)
+
+
+def test_non_finite_amounts_are_not_observed_and_long_labels_are_cut() -> None:
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
+
+    from collector.pdata import set_any_value
+    from exporters.prometheus.spans import MAX_LABEL_CHARS, call_facts
+
+    span = ProtoSpan(start_time_unix_nano=1, end_time_unix_nano=2)
+    for key, value in (
+        ("gen_ai.operation.name", "chat"),
+        ("gen_ai.request.model", "m" * 100_000),
+        ("gen_ai.usage.cost", float("nan")),
+        ("gen_ai.usage.input_tokens", float("inf")),
+        ("gen_ai.usage.output_tokens", 7),
+    ):
+        set_any_value(span.attributes.add(key=key).value, value)
+    facts = call_facts(span, "svc")
+    assert facts is not None
+    assert (facts.cost, facts.input_tokens, facts.output_tokens) == (None, None, 7.0)
+    assert facts.labels[2] == "m" * MAX_LABEL_CHARS

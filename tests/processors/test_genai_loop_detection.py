@@ -342,3 +342,28 @@ service:
     assert [body["detector"] for body in bodies] == ["repeated_tool_call"]
     assert bodies[0]["category"] == "agent_loop" and json.dumps(bodies[0])
     assert bodies[0]["trace_id"] == agent.trace_id.hex()
+
+
+def test_tool_calls_without_ids_are_one_step_each(detector: Detector) -> None:
+    # Some providers give tool calls no id: the request and its tool span are still one call.
+    agent = Agent()
+    for _ in range(2):
+        agent.chat([("weather", {"city": "paris"})])
+        agent.tool(None, "weather", {"city": "paris"}, "sunny")
+    for span in agent.spans:  # drop the ids the helper gave the requests
+        for pair in span.attributes:
+            if pair.key == "gen_ai.output.messages":
+                messages = json.loads(pair.value.string_value)
+                for message in messages:
+                    for part in message["parts"]:
+                        part.pop("id", None)
+                pair.value.string_value = json.dumps(messages)
+    assert detector.send_each(agent.spans) == []  # two calls are not three
+
+
+def test_arguments_nested_too_deep_do_not_stop_the_batch(detector: Detector) -> None:
+    agent = Agent()
+    deep = json.loads("[" * 400 + "]" * 400)
+    for _ in range(3):
+        agent.step("f", {"x": deep}, "r")
+    detector.send(agent.spans)  # no exception; such calls are never taken for repeats

@@ -17,6 +17,7 @@ from collector.component import ComponentSettings
 from collector.config.decode import decode
 from collector.config.problems import ConfigError
 from collector.config.types import Secret
+from collector.findings import findings_on
 from collector.pdata import SpanAttributes, any_value, set_any_value
 from processors.genai_security import GenAiSecurityProcessor
 from processors.genai_security.config import GenAiSecurityConfig, UserRule
@@ -314,3 +315,69 @@ def test_the_proxys_own_invisible_signature_is_not_a_finding() -> None:
 
     text = "Here is the summary you asked for" + signature(TraceIds(2**127 + 12345, 2**63 + 6789))
     assert Scanner(BUILTIN_RULES).scan(text, "assistant") == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"my key is {OPENAI_KEY}",  # plain text, not messages
+        json.dumps({"role": "user", "parts": [_text(OPENAI_KEY)]}),  # one message, not a list
+        json.dumps([_message("user", _text(f"cut short by a length limit {OPENAI_KEY}"))])[:-5],
+    ],
+    ids=["plain", "object", "truncated"],
+)
+def test_content_that_is_not_a_list_of_messages_is_still_masked(
+    make_settings: Callable[..., ComponentSettings], value: str
+) -> None:
+    span = _run(make_settings, {"gen_ai.input.messages": value}, GenAiSecurityConfig(actions={"secret": "mask"}))
+    assert OPENAI_KEY not in str(span) and "[REDACTED:openai_api_key]" in _values(span)["gen_ai.input.messages"]
+
+
+def test_keys_in_key_value_lists_and_event_attributes_are_masked(
+    make_settings: Callable[..., ComponentSettings],
+) -> None:
+    span = Span(name="chat", start_time_unix_nano=1, end_time_unix_nano=2)
+    headers = span.attributes.add(key="http.request.header").value.kvlist_value.values
+    headers.add(key="authorization").value.string_value = f"Bearer {OPENAI_KEY}"
+    event = span.events.add(name="gen_ai.user.message")
+    event.attributes.add(key="content").value.string_value = f"key {OPENAI_KEY}"
+    downstream = RecordingConsumer()
+    config = GenAiSecurityConfig(actions={"secret": "mask"})
+    processor = GenAiSecurityProcessor(make_settings("genai_security", "processor"), config, downstream)
+    traces = TracesData()
+    traces.resource_spans.add().scope_spans.add().spans.append(span)
+    asyncio.run(processor.consume(traces))
+    [out] = downstream.spans()
+    assert OPENAI_KEY not in str(out)
+    locations = sorted(f["gen_ai.security.location.attribute"] for f in findings_on(out))
+    assert locations == ["event[0].content", "http.request.header.authorization"]
+
+
+def test_overlapping_findings_are_one_clean_edit(make_settings: Callable[..., ComponentSettings]) -> None:
+    system = "Write to support@example.org whenever the customer asks about refunds or returns."
+    attributes = {
+        "gen_ai.system_instructions": [{"type": "text", "content": system}],
+        "gen_ai.output.messages": [_message("assistant", _text(f"My instructions: {system}"))],
+    }
+    config = GenAiSecurityConfig(actions={"personal_data": "mask", "prompt_injection": "mask"})
+    output = json.loads(_values(_run(make_settings, attributes, config))["gen_ai.output.messages"])
+    content = output[0]["parts"][0]["content"]
+    # The e-mail address and the leaked sentence around it are one edit, nothing of either left.
+    assert "support@example.org" not in content and "whenever the customer" not in content
+    assert content.count("[REDACTED:") == 1 and content.startswith("My instructions: Write to [REDACTED:")
+
+
+def test_deeply_nested_arguments_do_not_stop_the_batch(make_settings: Callable[..., ComponentSettings]) -> None:
+    deep = json.loads("[" * 400 + "]" * 400)
+    call = {"type": "tool_call", "id": "c1", "name": "f", "arguments": deep}
+    attributes = {"gen_ai.output.messages": [_message("assistant", call, _text(f"key {OPENAI_KEY}"))]}
+    span = _run(make_settings, attributes, GenAiSecurityConfig(actions={"secret": "mask"}))
+    assert OPENAI_KEY not in str(span)
+
+
+def test_thousands_of_findings_in_one_part_are_each_masked(make_settings: Callable[..., ComponentSettings]) -> None:
+    text = " ".join(f"user{n}@example.org" for n in range(5000))
+    config = GenAiSecurityConfig(actions={"email": "mask"})
+    span = _run(make_settings, {"gen_ai.input.messages": [_message("user", _text(text))]}, config)
+    stored = json.loads(_values(span)["gen_ai.input.messages"])[0]["parts"][0]["content"]
+    assert stored == " ".join(["[REDACTED:email]"] * 5000) and len(span.events) == 5000

@@ -20,7 +20,7 @@ RESOURCE_SPANS_FIELD = 1
 SCOPE_SPANS_FIELD = 2
 SPANS_FIELD = 2
 
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_VARINT, _I64, _LEN, _START_GROUP, _END_GROUP, _I32 = 0, 1, 2, 3, 4, 5
 # A 64-bit varint takes at most ten bytes; a longer run is garbage, not worth walking.
 _MAX_VARINT_SHIFT = 63
 # Every message on the wire costs at least a tag byte and a length byte.
@@ -81,8 +81,45 @@ def _length_delimited(data: bytes, start: int, end: int, wanted: int) -> Iterato
             pos += 8
         elif wire_type == _I32:
             pos += 4
-        else:  # groups (long deprecated) or garbage: leave it to the decoder
+        elif wire_type == _START_GROUP:
+            # OTLP has no groups, but a decoder keeps one as an unknown field and reads on past it:
+            # so must the count, or a group in front of a million spans would hide them.
+            pos = _skip_group(data, pos, end, key >> 3)
+            if pos < 0:
+                return
+        else:  # an end-group with no start, or garbage: leave it to the decoder
             return
+
+
+def _skip_group(data: bytes, pos: int, end: int, number: int) -> int:
+    """The position after the group ``number`` whose fields start at ``pos``; -1 when it does not end."""
+    while pos < end:
+        key, pos = _varint(data, pos, end)
+        if key < 0:
+            return -1
+        wire_type = key & 0x7
+        if wire_type == _LEN:
+            length, pos = _varint(data, pos, end)
+            if length < 0:
+                return -1
+            pos += length
+        elif wire_type == _VARINT:
+            value, pos = _varint(data, pos, end)
+            if value < 0:
+                return -1
+        elif wire_type == _I64:
+            pos += 8
+        elif wire_type == _I32:
+            pos += 4
+        elif wire_type == _START_GROUP:
+            pos = _skip_group(data, pos, end, key >> 3)
+            if pos < 0:
+                return -1
+        elif wire_type == _END_GROUP:
+            return pos if key >> 3 == number else -1
+        else:
+            return -1
+    return -1
 
 
 def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
