@@ -65,60 +65,43 @@ def _length_delimited(data: bytes, start: int, end: int, wanted: int) -> Iterato
         key, pos = _varint(data, pos, end)
         if key < 0:
             return
-        wire_type = key & 0x7
-        if wire_type == _LEN:
+        if key & 0x7 == _LEN and key >> 3 == wanted:
             length, pos = _varint(data, pos, end)
             if length < 0 or pos + length > end:
                 return
-            if key >> 3 == wanted:
-                yield pos, pos + length
+            yield pos, pos + length
             pos += length
-        elif wire_type == _VARINT:
-            value, pos = _varint(data, pos, end)
-            if value < 0:
-                return
-        elif wire_type == _I64:
-            pos += 8
-        elif wire_type == _I32:
-            pos += 4
-        elif wire_type == _START_GROUP:
-            # OTLP has no groups, but a decoder keeps one as an unknown field and reads on past it:
-            # so must the count, or a group in front of a million spans would hide them.
-            pos = _skip_group(data, pos, end, key >> 3)
-            if pos < 0:
-                return
-        else:  # an end-group with no start, or garbage: leave it to the decoder
-            return
-
-
-def _skip_group(data: bytes, pos: int, end: int, number: int) -> int:
-    """The position after the group ``number`` whose fields start at ``pos``; -1 when it does not end."""
-    while pos < end:
-        key, pos = _varint(data, pos, end)
-        if key < 0:
-            return -1
-        wire_type = key & 0x7
-        if wire_type == _LEN:
-            length, pos = _varint(data, pos, end)
-            if length < 0:
-                return -1
-            pos += length
-        elif wire_type == _VARINT:
-            value, pos = _varint(data, pos, end)
-            if value < 0:
-                return -1
-        elif wire_type == _I64:
-            pos += 8
-        elif wire_type == _I32:
-            pos += 4
-        elif wire_type == _START_GROUP:
-            pos = _skip_group(data, pos, end, key >> 3)
-            if pos < 0:
-                return -1
-        elif wire_type == _END_GROUP:
-            return pos if key >> 3 == number else -1
         else:
-            return -1
+            # Anything else is skipped, groups included: OTLP has none, but a decoder keeps one as an
+            # unknown field and reads on past it, so must the count, or a group would hide the spans after it.
+            pos = _skip_field(data, pos, end, key)
+            if pos < 0:  # an end-group with no start, or garbage: leave it to the decoder
+                return
+
+
+def _skip_field(data: bytes, pos: int, end: int, key: int) -> int:
+    """The position after the value of the field ``key`` starting at ``pos``; -1 when it cannot be read."""
+    wire_type = key & 0x7
+    if wire_type == _LEN:
+        length, pos = _varint(data, pos, end)
+        return -1 if length < 0 or pos + length > end else pos + length
+    if wire_type == _VARINT:
+        value, pos = _varint(data, pos, end)
+        return -1 if value < 0 else pos
+    if wire_type in (_I64, _I32):
+        pos += 8 if wire_type == _I64 else 4
+        return pos if pos <= end else -1
+    if wire_type == _START_GROUP:
+        number = key >> 3
+        while pos < end:
+            inner, pos = _varint(data, pos, end)
+            if inner < 0:
+                return -1
+            if inner & 0x7 == _END_GROUP:
+                return pos if inner >> 3 == number else -1
+            pos = _skip_field(data, pos, end, inner)
+            if pos < 0:
+                return -1
     return -1
 
 

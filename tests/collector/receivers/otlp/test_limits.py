@@ -480,3 +480,22 @@ def test_limits_default_to_the_named_constants() -> None:
     assert config.limits == RequestLimits()
     assert config.limits.max_spans_per_request == 100_000
     assert config.limits.max_attributes_per_span == 1024
+
+
+def test_a_protobuf_group_does_not_hide_spans_from_the_count() -> None:
+    from collector.receivers.otlp import wire
+
+    def field(number: int, payload: bytes) -> bytes:
+        length, encoded = len(payload), bytearray()
+        while True:
+            encoded.append((length & 0x7F) | (0x80 if length > 0x7F else 0))
+            length >>= 7
+            if not length:
+                break
+        return bytes([(number << 3) | 2]) + bytes(encoded) + payload
+
+    # An empty group (field 15) in front of 3,000 empty spans: the decoder reads past it, so must the count.
+    body = field(1, field(2, b"\x7b\x7c" + b"\x12\x00" * 3000))
+    assert len(TracesData.FromString(body).resource_spans[0].scope_spans[0].spans) == 3000
+    with pytest.raises(wire.CountExceeded):
+        wire.check_counts(body, 10, 10, 1000)
