@@ -33,10 +33,10 @@ from collector.config.decode import decode
 from collector.config.problems import ConfigError
 from collector.errors import PermanentError, StartError
 from collector.queue import Batch
+from collector.receivers.otlp.codec import encode_otlp_json
 from collector.telemetry import Telemetry
 from exporters.otlp.requests import cut_requests
 from exporters.otlphttp.config import OtlpHttpExporterConfig
-from exporters.otlphttp.encoding import to_otlp_json
 from exporters.otlphttp.sender import OtlpHttpSender
 from exporters.otlphttp.status import RETRYABLE_STATUSES, retry_after_seconds, status_message
 from tests.conftest import RunningService, make_traces
@@ -147,7 +147,7 @@ service:
 
 def test_otlp_json_has_hex_ids_and_integer_enums() -> None:
     traces = every_field_traces()
-    document = json.loads(to_otlp_json(traces))
+    document = json.loads(encode_otlp_json(traces))
     span = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     assert span["traceId"] == bytes(range(16)).hex()
     assert (span["spanId"], span["parentSpanId"]) == (bytes(range(8)).hex(), bytes(range(8, 16)).hex())

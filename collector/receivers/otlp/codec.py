@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
@@ -115,18 +116,30 @@ def _inflate(body: bytes, new_inflater: Callable[[], zlib._Decompress], limit: i
             return b"".join(parts)
 
 
+def encode_otlp_json(traces: TracesData) -> bytes:
+    """``traces`` in OTLP/JSON: the protobuf JSON mapping with hex IDs and integer enums."""
+    document = json_format.MessageToDict(traces, use_integers_for_enums=True)
+    _rewrite_ids(document, lambda key, value: base64.b64decode(value).hex())
+    return orjson.dumps(document)
+
+
 def _hex_ids_to_base64(node: Any) -> None:
     """Rewrite OTLP/JSON's hex IDs into the base64 the protobuf JSON parser expects, in place."""
+    _rewrite_ids(node, _hex_to_base64)
+
+
+def _rewrite_ids(node: Any, convert: Callable[[str, str], str]) -> None:
+    """Replace every trace and span ID string in a JSON document with ``convert(key, value)``, in place."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _ID_FIELDS and isinstance(value, str):
-                node[key] = _hex_to_base64(key, value)
+                node[key] = convert(key, value)
             elif isinstance(value, dict | list):
-                _hex_ids_to_base64(value)
+                _rewrite_ids(value, convert)
     elif isinstance(node, list):
         for item in node:
             if isinstance(item, dict | list):
-                _hex_ids_to_base64(item)
+                _rewrite_ids(item, convert)
 
 
 def _hex_to_base64(key: str, value: str) -> str:

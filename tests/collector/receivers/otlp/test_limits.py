@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from collector.config.decode import decode
 from collector.config.problems import ConfigError
 from collector.httpserver import HttpServer
-from collector.receivers.otlp.codec import JSON, PROTOBUF, BodyTooLarge, decompress
+from collector.receivers.otlp.codec import JSON, PROTOBUF, BodyTooLarge, decompress, encode_otlp_json
 from collector.receivers.otlp.config import (
     DEFAULT_MAX_REQUEST_BODY_BYTES,
     GrpcSettings,
@@ -35,7 +35,6 @@ from collector.receivers.otlp.http import create_app
 from collector.receivers.otlp.ingest import Ingest
 from collector.receivers.otlp.wire import CountExceeded, check_counts
 from collector.telemetry import Telemetry
-from exporters.otlphttp.encoding import to_otlp_json
 from tests.collector.receivers.otlp.support import (
     ANY_LOOPBACK_PORT,
     CLIENT_TIMEOUT_SECONDS,
@@ -299,7 +298,7 @@ def test_too_many_messages_over_http_is_answered_413(
 
 
 def test_too_many_spans_in_json_is_answered_413(recorder: RecordingConsumer, telemetry: Telemetry) -> None:
-    response = _post(recorder, telemetry, to_otlp_json(_traces(1, 1, 11)), JSON)
+    response = _post(recorder, telemetry, encode_otlp_json(_traces(1, 1, 11)), JSON)
 
     assert response.status_code == 413
     status = json_format.Parse(response.content, status_pb2.Status())
@@ -374,7 +373,7 @@ def test_spans_over_per_span_limits_are_rejected_and_the_rest_accepted_over_http
 def test_partial_success_in_json(recorder: RecordingConsumer, telemetry: Telemetry) -> None:
     traces, good = _with_oversized_spans(2)
 
-    response = _post(recorder, telemetry, to_otlp_json(traces), JSON)
+    response = _post(recorder, telemetry, encode_otlp_json(traces), JSON)
 
     assert response.status_code == 200
     answer = json_format.Parse(response.content, ExportTraceServiceResponse())
