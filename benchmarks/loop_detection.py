@@ -157,12 +157,8 @@ def main() -> None:
     )
     if args.skip_ingest:
         return
-    import importlib.util
+    import ingest  # benchmarks/ingest.py, beside this script: its collector process and end-to-end round
 
-    spec = importlib.util.spec_from_file_location("ingest_bench", Path(__file__).with_name("ingest.py"))
-    assert spec is not None and spec.loader is not None
-    ingest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ingest)
     bodies = [request(rng) for _ in range(args.requests)]
     off: list[float] = []
     on: list[float] = []

@@ -130,13 +130,10 @@ def processor_rate(bodies: list[bytes]) -> float:
 
 def ingest_rates(shares: list[float], rounds: int, rng: random.Random) -> dict[str, list[float]]:
     """End-to-end spans/s without the processor, and with it for each share of spans carrying a finding."""
-    import importlib.util
     import tempfile
 
-    spec = importlib.util.spec_from_file_location("ingest_bench", Path(__file__).with_name("ingest.py"))
-    assert spec is not None and spec.loader is not None
-    ingest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ingest)
+    import ingest  # benchmarks/ingest.py, beside this script: its collector process and end-to-end round
+
     bodies = {share: [batch(rng, share) for _ in range(INGEST_BATCHES)] for share in shares}
     rows: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="security-bench-") as tmp:

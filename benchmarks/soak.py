@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.util
 import itertools
 import json
 import os
@@ -87,16 +86,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 
-def _load_ingest() -> Any:
-    """benchmarks/ingest.py, for its free-port helper and its collector process (health check, metrics, stop)."""
-    spec = importlib.util.spec_from_file_location("ingest_bench", Path(__file__).with_name("ingest.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ingest = _load_ingest()
+# benchmarks/ingest.py, beside this script: its free-port helper and collector process (health, metrics, stop).
+import ingest  # noqa: E402
 
 PROTOBUF = "application/x-protobuf"
 SPANS_PER_REQUEST = 100
