@@ -31,6 +31,7 @@ from collector.wal import (
     QueueLocked,
     Record,
     Replay,
+    ReplayedData,
     WriteAheadLog,
     cut_record,
     data_record,
@@ -53,6 +54,11 @@ class _Entry:
     spans: int
     arrived: float
     segment: int = 0
+
+    @classmethod
+    def replayed(cls, data: ReplayedData, now: float) -> _Entry:
+        """A message read back from the log at start."""
+        return cls(data.seq, TracesData.FromString(data.message), data.spans, now, data.segment)
 
 
 @dataclass
@@ -97,13 +103,11 @@ class DiskQueue:
         now = time.monotonic()
         self._ready: collections.deque[LoggedBatch] = collections.deque()
         for batch_id, items in replay.batches:
-            entries = [_Entry(i.seq, TracesData.FromString(i.message), i.spans, now, i.segment) for i in items]
+            entries = [_Entry.replayed(item, now) for item in items]
             self._ready.append(
                 LoggedBatch([e.traces for e in entries], sum(e.spans for e in entries), batch_id, entries)
             )
-        self._waiting: collections.deque[_Entry] = collections.deque(
-            _Entry(i.seq, TracesData.FromString(i.message), i.spans, now, i.segment) for i in replay.waiting
-        )
+        self._waiting: collections.deque[_Entry] = collections.deque(_Entry.replayed(i, now) for i in replay.waiting)
         self._waiting_spans = sum(e.spans for e in self._waiting)
         self._held_spans = self._waiting_spans + sum(b.span_count for b in self._ready)
         self._next_seq = replay.next_seq
