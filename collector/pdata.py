@@ -38,6 +38,14 @@ def any_value(value: AnyValue) -> Any:
     return getattr(value, kind)
 
 
+def resource_attribute(resource: Resource, key: str) -> Any:
+    """The value of the resource attribute ``key`` (``service.name``, say), None when it has none."""
+    for pair in resource.attributes:
+        if pair.key == key:
+            return any_value(pair.value)
+    return None
+
+
 def set_any_value(out: AnyValue, value: Any) -> None:
     """Store a Python attribute value (str, bool, int, float, bytes or a sequence of them) in ``out``."""
     # bool before int: a bool is an int in Python, not in OTLP.

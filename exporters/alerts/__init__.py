@@ -24,7 +24,7 @@ from collector.component import ComponentSettings, Exporter, ExporterFactory
 from collector.errors import RetryableError
 from collector.exporterhelper import QueuedExporter
 from collector.findings import CATEGORY, CONFIDENCE, DETECTOR, FINDING_EVENT, SEVERITY, SEVERITY_RANK
-from collector.pdata import any_value, iter_spans
+from collector.pdata import any_value, iter_spans, resource_attribute
 from collector.queue import Batch
 from exporters.alerts.config import ALERT_QUEUE, AlertsConfig, PagerDutySettings, SlackSettings, WebhookSettings
 
@@ -69,9 +69,8 @@ def alerts_in(batch: Batch, min_severity: str, detectors: tuple[str, ...]) -> li
     floor = SEVERITY_RANK[min_severity]
     found: dict[str, Alert] = {}
     for resource, _, span in iter_spans(batch.items):
-        service = next(
-            (str(any_value(p.value)) for p in resource.attributes if p.key == "service.name"), "unknown_service"
-        )
+        service_name = resource_attribute(resource, "service.name")
+        service = str(service_name) if service_name is not None else "unknown_service"
         for event in span.events:
             if event.name != FINDING_EVENT:
                 continue

@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.pdata import any_value
+from collector.pdata import any_value, resource_attribute
 
 OPERATION = "gen_ai.operation.name"
 PROVIDER = "gen_ai.provider.name"
@@ -69,10 +69,7 @@ class CallFacts:
 
 
 def service_name(resource: Resource) -> str:
-    for pair in resource.attributes:
-        if pair.key == SERVICE_NAME:
-            return _text(any_value(pair.value))
-    return ""
+    return _text(resource_attribute(resource, SERVICE_NAME))
 
 
 def call_facts(span: Span, service: str) -> CallFacts | None:
