@@ -20,14 +20,9 @@ from collector.config.problems import ConfigError
 from collector.config.service import CollectorConfig, check_listeners, load_config
 from collector.errors import StartError
 from collector.httpserver import ListenError
-from collector.proxy_command import (
-    ProxyCommandError,
-    create_key,
-    list_keys,
-    otlp_traces_url,
-    proxy_config,
-    serve_proxy,
-)
+from collector.keys import ROLES
+from collector.keys_command import create_key, list_keys, revoke_key
+from collector.proxy_command import ProxyCommandError, otlp_traces_url, proxy_config, serve_proxy
 from collector.query_client import run_query
 from collector.query_output import render
 from collector.registry import Registry, default_registry
@@ -76,13 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--otlp-endpoint",
         help="collector to send spans to (default: $OTEL_EXPORTER_OTLP_ENDPOINT or http://127.0.0.1:4318)",
     )
-    keys = commands.add_parser("keys", help="manage the proxy's keys (managed auth)")
+    keys = commands.add_parser("keys", help="manage the keys of the proxy (managed auth) and of the admin endpoint")
     key_commands = keys.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND", required=True)
-    create = with_config(key_commands.add_parser("create", help="create a key for a tenant; it is shown once"))
-    create.add_argument("--tenant", required=True, help="stamped as tenant.id on every span of the key's calls")
-    create.add_argument("--receiver", help="which genai_proxy receiver's keys file, when there are several")
-    listing = with_config(key_commands.add_parser("list", help="list keys (id, tenant, created), never the keys"))
-    listing.add_argument("--receiver", help="which genai_proxy receiver's keys file, when there are several")
+    create = with_config(key_commands.add_parser("create", help="create a key; it is shown once"))
+    create.add_argument(
+        "--role",
+        choices=ROLES,
+        default="proxy",
+        help="proxy (default): calls through the proxy; admin, operator, viewer: the collector's endpoints",
+    )
+    create.add_argument("--tenant", help="the tenant of a proxy key (required) or the one tenant an API key sees")
+    listing = with_config(key_commands.add_parser("list", help="list keys (id, role, tenant, created), never the keys"))
+    revoke = with_config(key_commands.add_parser("revoke", help="remove a key; it stops working at once"))
+    revoke.add_argument("key_id", help="the id keys list shows, e.g. key_0123456789ab")
+    for sub in (create, listing, revoke):
+        sub.add_argument("--receiver", help="which genai_proxy receiver's keys file, when there are several")
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -108,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = proxy_config(_load(config_path, registry), args.receiver)
             return _run_proxy(settings, otlp_traces_url(args.otlp_endpoint))
         if command == "keys":
-            settings = proxy_config(_load(config_path, registry), args.receiver)
-            print(create_key(settings, args.tenant) if args.keys_command == "create" else list_keys(settings))
+            print(_keys(args, _load(config_path, registry)))
             return EXIT_OK
         return _run(_load(config_path, registry), registry)
     except ConfigError as exc:
@@ -123,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProxyCommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _keys(args: argparse.Namespace, config: CollectorConfig) -> str:
+    if args.keys_command == "create":
+        return create_key(config, args.role, args.tenant, args.receiver)
+    if args.keys_command == "revoke":
+        return revoke_key(config, args.key_id, args.receiver)
+    return list_keys(config, args.receiver)
 
 
 def _load(path: Path, registry: Registry) -> CollectorConfig:

@@ -1,4 +1,4 @@
-"""``genai-collector proxy`` and ``genai-collector keys``: the GenAI proxy outside the collector.
+"""``genai-collector proxy``: the GenAI proxy outside the collector.
 
 The standalone proxy reads the ``genai_proxy`` receiver's settings from the same
 otel-config.yaml and ships its spans with the OpenTelemetry SDK's OTLP/HTTP
@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 from collections.abc import Mapping
-from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from starlette.applications import Starlette
@@ -28,7 +27,6 @@ from collector.telemetry import Telemetry
 from proxy.app import ProxyService
 from proxy.config import ProxyConfig
 from proxy.export import ExporterSink
-from proxy.keys import KeysFileError, KeyStore
 
 RECEIVER_TYPE = "genai_proxy"
 DEFAULT_OTLP_ENDPOINT = "http://127.0.0.1:4318"
@@ -100,28 +98,3 @@ async def serve_proxy(settings: ProxyConfig, traces_url: str) -> None:
     await stop.wait()
     await server.stop()
     await service.stop()
-
-
-def create_key(settings: ProxyConfig, tenant: str) -> str:
-    """A new proxy key for ``tenant``; the lines to print (the key is shown only here)."""
-    store = KeyStore(Path(settings.auth.keys_file))
-    try:
-        entry, key = store.create(tenant)
-    except KeysFileError as exc:
-        raise ProxyCommandError(str(exc)) from None
-    return (
-        f"{key}\n"
-        f"# tenant {entry.tenant}, id {entry.id}, stored as a hash in {store.path}.\n"
-        "# This is the only time the key is shown: keep it now."
-    )
-
-
-def list_keys(settings: ProxyConfig) -> str:
-    store = KeyStore(Path(settings.auth.keys_file))
-    try:
-        entries = store.entries()
-    except KeysFileError as exc:
-        raise ProxyCommandError(str(exc)) from None
-    if not entries:
-        return f"no keys in {store.path}"
-    return "\n".join(f"{e.id}\t{e.tenant}\t{e.created}" for e in entries)

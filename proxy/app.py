@@ -49,7 +49,7 @@ from proxy.export import FailOpenSpanProcessor, SpanSink
 from proxy.guard import StreamCheck, StreamGuard, stop_event
 from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
-from proxy.keys import KeysFileError
+from collector.keys import KeysFileError
 from proxy.record import CallRecord
 from proxy.relay import GuardedTee, RelayResponse
 from proxy.routing import Router

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from proxy.config import AuthSettings
 from proxy.errors import ProxyError
-from proxy.keys import KeyStore, hash_key
+from collector.keys import KeyStore, hash_key
 
 AUTH_HEADERS = ("authorization", "x-api-key")
 

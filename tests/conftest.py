@@ -60,6 +60,8 @@ def _session_queue_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     """Disk sending queues of collectors built outside a test (module fixtures) live in the session's tmp dir."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("collector.exporterhelper.DEFAULT_QUEUE_ROOT", tmp_path_factory.mktemp("queues"))
+        # Likewise the admin endpoint's keys file and local token.
+        patch.setattr("collector.extensions.admin.DEFAULT_DATA_ROOT", tmp_path_factory.mktemp("data"))
         yield
 
 
@@ -67,6 +69,12 @@ def _session_queue_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
 def _queue_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test's disk sending queues default to its own tmp dir, never ./data/queue of the checkout."""
     monkeypatch.setattr("collector.exporterhelper.DEFAULT_QUEUE_ROOT", tmp_path / "queue")
+
+
+@pytest.fixture(autouse=True)
+def _admin_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The admin endpoint's keys and local token default to the test's tmp dir, never ./data of the checkout."""
+    monkeypatch.setattr("collector.extensions.admin.DEFAULT_DATA_ROOT", tmp_path / "data")
 
 
 @pytest.fixture
@@ -108,6 +116,15 @@ def make_traces(spans: int = 3, service: str = "test-service", name: str = "chat
     return traces
 
 
+def admin_headers(token_path: Path) -> dict[str, str]:
+    """The Authorization header carrying the local admin token a running collector wrote at ``token_path``."""
+    from collector.extensions.access import read_local_token
+
+    token = read_local_token(token_path)
+    assert token is not None, f"no admin token at {token_path}"
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def chdb_path(tmp_path: Path) -> Iterator[Path]:
     """A fresh chDB data directory; one process opens one such directory at a time."""
@@ -145,6 +162,10 @@ class RunningService:
 
     def admin_port(self) -> int:
         return int(self.service.extensions[ComponentID.parse("admin")].port)  # type: ignore[attr-defined]
+
+    def admin_headers(self) -> dict[str, str]:
+        """The Authorization header the admin endpoint's local token opens it with."""
+        return admin_headers(self.service.extensions[ComponentID.parse("admin")].local_token_path)  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         """Shut the service down (draining every queue) and end its loop; safe to call twice."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proxy.keys import KeyStore
+from collector.keys import KeyStore
 from tests.conftest import RunningService, query_store, send_span
 from tests.proxy.mock_upstream import SCENARIO_HEADER, MockUpstream, serve
 

@@ -97,8 +97,9 @@ BUILTIN_RULES: tuple[Rule, ...] = (
           r"(https://hooks\.slack\.com/services/T[A-Z0-9]{8,}/B[A-Z0-9]{8,}/[A-Za-z0-9]{20,})"),
     _rule("slack_token", "secret", "high", 0.95, r"\b(xox[baprs]-\d{6,}-[A-Za-z0-9-]{8,}|xapp-\d-[A-Z0-9]{6,}-[A-Za-z0-9-]{8,})"),
     _rule("stripe_key", "secret", "high", 0.95, r"\b((?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,})"),
-    # This collector's own proxy keys (genai-collector keys create), also cut short: 16 characters already identify one.
-    _rule("genai_collector_proxy_key", "secret", "critical", 0.99, r"\b(gcx-[A-Za-z0-9_\-]{16,})"),
+    # This collector's own keys (genai-collector keys create: proxy gcx-, API gca_; the local admin token gct_),
+    # also cut short: 16 characters already identify one.
+    _rule("genai_collector_proxy_key", "secret", "critical", 0.99, r"\b(gcx-[A-Za-z0-9_\-]{16,}|gc[at]_[A-Za-z0-9_\-]{16,})"),
     _rule("jwt", "secret", "high", 0.9,
           r"\b(eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,})", validators.jwt),
     _rule("generic_secret", "secret", "high", 0.7,

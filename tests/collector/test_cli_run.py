@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port, make_traces, query_store
+from tests.conftest import REPO_ROOT, admin_headers, free_port, make_traces, query_store
 
 READY_LINE = "is running"
 
@@ -33,6 +33,8 @@ class CollectorProcess:
     def __init__(self, tmp_path: Path, config: Path | None = None) -> None:
         self.http_port, self.grpc_port, self.admin_port = free_port(), free_port(), free_port()
         self.store = tmp_path / "clickhouse"
+        # The minimal config names it; the shipped config's default, ./data/admin-token, is the same file from tmp_path.
+        self.token_file = tmp_path / "data" / "admin-token"
         environment = dict(os.environ)
         if config is not None:
             self.config = config
@@ -60,7 +62,10 @@ exporters:
       batch: {{flush_timeout: 100ms, min_size: 2000}}
       directory: {tmp_path / "queue"}
 extensions:
-  admin: {{endpoint: "127.0.0.1:{self.admin_port}"}}
+  admin:
+    endpoint: "127.0.0.1:{self.admin_port}"
+    keys_file: {tmp_path / "data" / "api-keys.json"}
+    token_file: {tmp_path / "data" / "admin-token"}
 service:
   extensions: [admin]
   pipelines:
@@ -101,11 +106,14 @@ service:
         deadline = time.monotonic() + timeout
         pattern = re.compile(r'^otelcol_exporter_sent_spans_total\{exporter="clickhouse"\} (\d+)$', re.M)
         while time.monotonic() < deadline:
-            match = pattern.search(httpx.get(f"http://127.0.0.1:{self.admin_port}/metrics").text)
+            match = pattern.search(self.admin_get("/metrics").text)
             if match and int(match.group(1)) >= spans:
                 return
             time.sleep(0.05)
         raise AssertionError(f"the exporter did not store {spans} spans in {timeout}s")
+
+    def admin_get(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.admin_port}{path}", headers=admin_headers(self.token_file))
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -199,7 +207,9 @@ def test_query_refuses_a_statement_that_writes(collector_process: CollectorProce
         "(DESC, DESCRIBE, EXISTS, EXPLAIN, SELECT, SHOW, WITH); got INSERT"
     ]
     response = httpx.post(
-        f"http://127.0.0.1:{collector_process.admin_port}/query", json={"sql": "DROP TABLE otel_traces"}
+        f"http://127.0.0.1:{collector_process.admin_port}/query",
+        json={"sql": "DROP TABLE otel_traces"},
+        headers=admin_headers(collector_process.token_file),
     )
     assert response.status_code == 400
     assert "read-only" in response.json()["error"]
@@ -226,7 +236,7 @@ def test_health_and_self_metrics(collector_process: CollectorProcess) -> None:
         content=make_traces(spans=4).SerializeToString(),
         headers={"Content-Type": "application/x-protobuf"},
     )
-    metrics = httpx.get(f"{base}/metrics").text
+    metrics = collector_process.admin_get("/metrics").text
     assert 'otelcol_receiver_accepted_spans_total{receiver="otlp",transport="http"} 4' in metrics
 
 

@@ -140,8 +140,8 @@ def _send(collector: RunningService, traces: TracesData) -> None:
     assert reply.status_code == 200, reply.text
 
 
-def _scrape(port: int) -> tuple[Samples, dict[str, str], httpx.Response]:
-    reply = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=HTTP_TIMEOUT)
+def _scrape(port: int, headers: dict[str, str] | None = None) -> tuple[Samples, dict[str, str], httpx.Response]:
+    reply = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=HTTP_TIMEOUT)
     assert reply.status_code == 200
     samples, types = parse_metrics(reply.text)
     return samples, types, reply
@@ -272,7 +272,7 @@ def test_the_admin_endpoint_shows_every_components_traffic(collector: RunningSer
     for _ in range(3):
         _call(traces, "support-bot", _openai("gpt-4o"))
     _send(collector, traces)
-    samples, _, _ = _scrape(collector.admin_port())
+    samples, _, _ = _scrape(collector.admin_port(), collector.admin_headers())
     receiver = {"receiver": "otlp", "transport": "http"}
     assert _sample(samples, "otelcol_receiver_accepted_spans_total", receiver) == 3
     processor = {"processor": "genai_normalize"}
@@ -289,7 +289,7 @@ def test_series_beyond_max_series_go_to_one_overflow_series_and_are_counted(tmp_
             _call(traces, "support-bot", _openai(model, **{"gen_ai.usage.cost": 1.0}))
         _send(collector, traces)
         samples, _, _ = _scrape(_exporter_port(collector))
-        own, _, _ = _scrape(collector.admin_port())
+        own, _, _ = _scrape(collector.admin_port(), collector.admin_headers())
     finally:
         collector.stop()
     costs = {

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from collector.config.decode import decode
 from collector.config.problems import ConfigError
 from collector.config.types import Secret
 from collector.findings import findings_on
+from collector.keys import KeyStore
 from collector.pdata import SpanAttributes, any_value, set_any_value
 from processors.genai_security import GenAiSecurityProcessor
 from processors.genai_security.config import GenAiSecurityConfig, UserRule
@@ -101,6 +103,16 @@ def test_mask_and_hash_replace_the_value_everywhere(make_settings: Callable[...,
     )
     assert f"[HMAC:payment_card:{digest}]" in json.loads(values["gen_ai.output.messages"])[0]["parts"][0]["arguments"]
     assert {e["gen_ai.security.value_hmac"] for e in _events(span) if "gen_ai.security.value_hmac" in e} == {digest}
+
+
+def test_the_collectors_own_keys_are_secrets(make_settings: Callable[..., ComponentSettings], tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "keys.json")
+    keys = [store.create("team-a")[1], store.create(role="viewer")[1], "gct_" + secrets.token_urlsafe(32)]
+    messages = [_message("user", _text(f"use {key} please")) for key in keys]
+    span = _run(make_settings, {"gen_ai.input.messages": messages}, GenAiSecurityConfig(actions={"secret": "mask"}))
+
+    masked = [message["parts"][0]["content"] for message in json.loads(_values(span)["gen_ai.input.messages"])]
+    assert masked == ["use [REDACTED:genai_collector_proxy_key] please"] * 3
 
 
 def test_drop_removes_the_content_attribute(make_settings: Callable[..., ComponentSettings]) -> None:

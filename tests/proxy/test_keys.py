@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from collector.keys import KeysFileError, KeyStore, hash_key
 from proxy.auth import Authenticator, presented_key
 from proxy.config import AuthSettings
 from proxy.errors import ProxyError
-from proxy.keys import KeysFileError, KeyStore, hash_key
 
 
 def test_a_created_key_is_stored_only_as_its_hash(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ def test_a_created_key_is_stored_only_as_its_hash(tmp_path: Path) -> None:
     assert key.startswith("gcx-") and len(key) > 40
     assert key not in text
     assert json.loads(text)["keys"] == [
-        {"id": entry.id, "tenant": "team-a", "sha256": hash_key(key), "created": entry.created}
+        {"id": entry.id, "tenant": "team-a", "sha256": hash_key(key), "created": entry.created, "role": "proxy"}
     ]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
