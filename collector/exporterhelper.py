@@ -41,6 +41,9 @@ DEFAULT_QUEUE_MAX_DISK_BYTES = 1 << 30  # 1 GiB
 MIN_QUEUE_DISK_BYTES = 1 << 20
 RETRY_MULTIPLIER = 1.5
 RETRY_RANDOMIZATION = 0.5
+# Health: a queue holding data that has sent nothing for this long is stalled; a refusal is reported this long.
+STALL_AFTER_SECONDS = 30.0
+REFUSAL_REPORTED_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,10 @@ class QueuedExporter:
         self._started = False
         self._stopped = False
         self._abandoned = asyncio.Event()
+        # For health: when data last moved (a batch sent, or data arriving at an empty queue), the last refusal.
+        self._last_progress = time.monotonic()
+        self._last_send_error = ""
+        self._last_refusal: tuple[float, str] | None = None
         labels = {"exporter": str(settings.id)}
         self._labels = labels
         settings.telemetry.gauge(
@@ -195,11 +202,28 @@ class QueuedExporter:
         if self._queue is None or self._stopped:
             raise RetryableError(f"exporter {self._settings.id} is not running")
         count = span_count(traces)
+        if not self._queue.size:
+            self._last_progress = time.monotonic()  # nothing was waiting, so nothing was stalled
         try:
             await self._queue.put(traces, count)
-        except ConsumeError:
+        except ConsumeError as exc:
+            self._last_refusal = (time.monotonic(), str(exc))
             self._settings.telemetry.add("otelcol_exporter_enqueue_failed_spans", count, **self._labels)
             raise
+
+    def health_problems(self) -> list[str]:
+        if not self._started or self._stopped or self._queue is None:
+            return []
+        problems = []
+        now = time.monotonic()
+        if self._last_refusal is not None and now - self._last_refusal[0] < REFUSAL_REPORTED_SECONDS:
+            problems.append(f"refusing data: {self._last_refusal[1]}")
+        waiting = self._queue.size
+        idle = now - self._last_progress
+        if waiting and idle > STALL_AFTER_SECONDS:
+            cause = f" (last error: {self._last_send_error})" if self._last_send_error else ""
+            problems.append(f"stalled: {waiting} spans waiting and no batch sent for {idle:.0f}s{cause}")
+        return problems
 
     async def shutdown(self) -> None:
         """Refuse new data, send everything the queue holds, then close the sender."""
@@ -252,11 +276,13 @@ class QueuedExporter:
             try:
                 await asyncio.to_thread(self._sender.send, batch)
                 telemetry.add("otelcol_exporter_sent_spans", batch.span_count, **labels)
+                self._last_progress, self._last_send_error = time.monotonic(), ""
                 return True
             except ConsumeError as exc:
                 error: ConsumeError = exc
             except Exception as exc:  # a sender bug must not kill the queue worker
                 error = PermanentError(f"{type(exc).__name__}: {exc}")
+            self._last_send_error = str(error)
             wait = _backoff(interval, error.retry_after)
             if not error.retryable or not self._retry.enabled or time.monotonic() + wait > deadline:
                 self._drop(batch, "permanent" if not error.retryable else "retries_exhausted", str(error))

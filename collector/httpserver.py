@@ -95,6 +95,11 @@ class HttpServer:
                 raise ListenError(f"{self._endpoint}: server stopped while starting")
             await asyncio.sleep(0.005)
 
+    @property
+    def serving(self) -> bool:
+        """Whether the server started and is still running."""
+        return self._server is not None and self._server.started and self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._server is None or self._task is None:
             return

@@ -28,6 +28,7 @@ from collector.component import (
 from collector.config.service import CollectorConfig, ComponentConfig
 from collector.counting import CountingConsumer
 from collector.errors import raise_fan_out_errors
+from collector.health import HealthReporter, worker_threads_problem
 from collector.registry import Registry
 from collector.telemetry import Telemetry
 
@@ -76,6 +77,7 @@ class Service:
         self._registry = registry
         self._exporters: dict[ComponentID, Exporter] = {}
         self._processors: list[Component] = []  # upstream first, pipeline by pipeline
+        self._processor_ids: dict[int, str] = {}  # id(processor) -> "pipeline/processor", for health lines
         self._receivers: dict[ComponentID, Component] = {}
         self._extensions: dict[ComponentID, Component] = {}
         self._started: list[Component] = []
@@ -120,6 +122,7 @@ class Service:
                     self._settings(component, "processor"), component.config, outgoing
                 )
                 chain.insert(0, processor)
+                self._processor_ids[id(processor)] = f"{name}/{cid}"
                 consumer = CountingConsumer(
                     processor, self.telemetry, offered=PROCESSOR_INCOMING, refused=PROCESSOR_REFUSED, **labels
                 )
@@ -173,6 +176,26 @@ class Service:
                 # One component's failure must not keep the others from draining.
                 logger.exception("%s did not shut down cleanly", type(component).__name__)
         self._started.clear()
+
+    async def health(self) -> list[str]:
+        """What keeps the collector from taking data in or moving it on, one line each; empty when healthy."""
+        if not self.ready:
+            return ["the collector is starting or stopping"]
+        named: list[tuple[str, object]] = [
+            *((f"receiver {cid}", c) for cid, c in self._receivers.items()),
+            *((f"processor {self._processor_ids[id(c)]}", c) for c in self._processors),
+            *((f"exporter {cid}", c) for cid, c in self._exporters.items()),
+        ]
+        problems = [
+            f"{name}: {problem}"
+            for name, component in named
+            if isinstance(component, HealthReporter)
+            for problem in component.health_problems()
+        ]
+        workers = await worker_threads_problem()
+        if workers is not None:
+            problems.append(workers)
+        return problems
 
     def abandon(self) -> None:
         """Make a shutdown in progress end now: exporters stop retrying and drop (and count) what is queued."""

@@ -1,7 +1,7 @@
 """The ``admin`` extension: health, the collector's own metrics, and read-only SQL on the store.
 
 GET /health answers 200 while every pipeline can take data and move it on, and
-503 with the reasons otherwise; it is the only route open without a key.
+503 with the reasons otherwise (collector.health); it is the only route open without a key.
 GET /metrics serves the self-metrics in the Prometheus text format to any API
 key not bound to a tenant. POST /query, for admin keys only, takes
 ``{"sql": "...", "exporter": "clickhouse"}`` (exporter optional when there is
@@ -33,6 +33,7 @@ from collector.component import ComponentSettings, ExtensionFactory, Host
 from collector.config.types import HostPort
 from collector.errors import StartError
 from collector.extensions.access import AccessDenied, AccessGuard, LocalToken, listen_check, require
+from collector.health import HealthSource
 from collector.httpserver import HttpServer
 from collector.jsonvalues import jsonable
 from collector.keys import KeyStore
@@ -146,10 +147,13 @@ class AdminExtension:
         )
 
     async def _health(self, request: Request) -> Response:
-        ready = self._host is not None and getattr(self._host, "ready", False)
-        if ready:
+        if isinstance(self._host, HealthSource):
+            problems = await self._host.health()
+        else:
+            problems = ["the collector is not running"]
+        if not problems:
             return JSONResponse({"status": "Server available"})
-        return JSONResponse({"status": "Server not available"}, 503)
+        return JSONResponse({"status": "Server not available", "problems": problems}, 503)
 
     async def _metrics(self, request: Request) -> Response:
         require(request, "viewer", any_tenant=True)

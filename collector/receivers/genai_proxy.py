@@ -54,6 +54,11 @@ class GenAiProxyReceiver:
         mode = "managed keys" if self.proxy.auth.is_managed() else "pass-through keys"
         self._logger.info("GenAI proxy listening on %s:%d (%s)", self._config.endpoint.host, server.port, mode)
 
+    def health_problems(self) -> list[str]:
+        if self._server is None or not self._server.serving:
+            return ["the proxy is not serving"]
+        return []
+
     async def shutdown(self) -> None:
         if self._server is not None:
             await self._server.stop()

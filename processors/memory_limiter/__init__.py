@@ -56,6 +56,14 @@ class MemoryLimiter:
     def refusing(self) -> bool:
         return self._refusing
 
+    def health_problems(self) -> list[str]:
+        if not self._refusing:
+            return []
+        return [
+            f"memory in use ({self._used // BYTES_PER_MIB} MiB) is above the soft limit "
+            f"({self._soft_limit // BYTES_PER_MIB} MiB): data is refused until it falls"
+        ]
+
     async def start(self, host: Host) -> None:
         if self._task is not None:
             return

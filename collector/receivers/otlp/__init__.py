@@ -44,6 +44,14 @@ class OtlpReceiver:
                 raise
             self._logger.info("OTLP/HTTP listening on %s:%d", self._hosts["http"], self.http.port)
 
+    def health_problems(self) -> list[str]:
+        stopped = [
+            f"the OTLP/{name} server is not serving"
+            for name, server in (("gRPC", self.grpc), ("HTTP", self.http))
+            if server is not None and not server.serving
+        ]
+        return stopped
+
     async def shutdown(self) -> None:
         if self.http is not None:
             await self.http.stop()

@@ -68,6 +68,10 @@ class GrpcReceiver:
         await server.start()
         self._server = server
 
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
+
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.stop(GRACEFUL_SHUTDOWN_SECONDS)

@@ -44,7 +44,10 @@ class Exporter:
 class Host:
     def __init__(self, stores: dict[str, FakeStore]) -> None:
         self.exporters = {ComponentID.parse(k): Exporter(v) for k, v in stores.items()}
-        self.ready = False
+        self.problems = ["the collector is starting or stopping"]
+
+    async def health(self) -> list[str]:
+        return self.problems
 
 
 def _call(
@@ -76,13 +79,18 @@ def _call(
 def test_health_follows_the_service(make_settings: Callable[..., ComponentSettings]) -> None:
     host = Host({})
 
-    async def requests(client: httpx.AsyncClient) -> list[int]:
-        before = (await client.get("/health")).status_code
-        host.ready = True
-        after = (await client.get("/health")).status_code
-        return [before, after]
+    async def requests(client: httpx.AsyncClient) -> list[Any]:
+        before = await client.get("/health")
+        host.problems = []
+        after = await client.get("/health")
+        return [before.status_code, before.json(), after.status_code, after.json()]
 
-    assert _call(host, make_settings, requests) == [503, 200]
+    assert _call(host, make_settings, requests) == [
+        503,
+        {"status": "Server not available", "problems": ["the collector is starting or stopping"]},
+        200,
+        {"status": "Server available"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -190,7 +198,7 @@ def test_every_route_but_health_needs_a_key_with_the_right_role(
     make_settings: Callable[..., ComponentSettings],
 ) -> None:
     host = Host({"clickhouse": FakeStore("only")})
-    host.ready = True
+    host.problems = []
     headers = {} if who is None else _bearer(keys.get(who, who))
 
     async def requests(client: httpx.AsyncClient) -> list[int]:
