@@ -26,6 +26,8 @@ MAIN_COMPOSE = DEPLOY_DIR / "docker-compose.yaml"
 CLUSTER_COMPOSE = DEPLOY_DIR / "cluster" / "docker-compose.yaml"
 COMPOSE_FILES = (MAIN_COMPOSE, CLUSTER_COMPOSE)
 COLLECTOR_CONFIG_TARGET = "/etc/genai-collector/otel-config.yaml"
+# Files the operator makes before the first start (secrets: never committed, so absent from a clone).
+OPERATOR_MADE_FILES = (DEPLOY_DIR / "prometheus" / "collector-key",)
 
 # Ports the upstream images listen on with their own defaults (their documentation);
 # for the collector, Tempo and Keeper the ports are read from the files in deploy/.

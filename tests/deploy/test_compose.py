@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.deploy.deployfiles import (
     COLLECTOR_CONFIG_TARGET,
     COMPOSE_FILES,
@@ -16,6 +17,7 @@ from tests.deploy.deployfiles import (
     ENV_EXAMPLE,
     IMAGE_DEFAULT_PORTS,
     MAIN_COMPOSE,
+    OPERATOR_MADE_FILES,
     MissingVariable,
     bind_source,
     collector_listen_ports,
@@ -117,6 +119,16 @@ def test_collector_publishes_every_client_facing_port() -> None:
     assert 8889 in exposed_ports(collector)
 
 
+def test_files_the_operator_makes_are_ignored_by_git_and_explained() -> None:
+    ignored = (REPO_ROOT / ".gitignore").read_text().splitlines()
+    compose_text = MAIN_COMPOSE.read_text()
+    for made in OPERATOR_MADE_FILES:
+        relative = made.relative_to(REPO_ROOT)
+        assert f"/{relative}" in ignored, f"{relative} could be committed"
+        explained = f"> {made.relative_to(DEPLOY_DIR)}" in compose_text
+        assert explained, f"docker-compose.yaml does not say how {relative} is made"
+
+
 @pytest.mark.parametrize("path", COMPOSE_FILES, ids=COMPOSE_IDS)
 def test_every_volume_is_declared_or_a_file_in_deploy(path: Path) -> None:
     compose = load_compose(path)
@@ -129,7 +141,7 @@ def test_every_volume_is_declared_or_a_file_in_deploy(path: Path) -> None:
             assert mount.target.startswith("/"), f"{name}: {mount.target} is not an absolute container path"
             if mount.is_bind:
                 source = bind_source(path, mount)
-                assert source.exists(), f"{name}: {mount.source} does not exist"
+                assert source.exists() or source in OPERATOR_MADE_FILES, f"{name}: {mount.source} does not exist"
                 assert source.is_relative_to(DEPLOY_DIR), f"{name}: {mount.source} is outside deploy/"
                 assert mount.read_only, f"{name}: mount {mount.source} read-only"
             else:
