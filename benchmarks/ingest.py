@@ -122,6 +122,7 @@ class Collector:
 
     def __init__(self, store_dir: Path, work_dir: Path, processors: str = "[]") -> None:
         self.http_port, self.admin_port = _free_port(), _free_port()
+        self.token_file = work_dir / "admin-token"
         config = work_dir / "bench-config.yaml"
         config.write_text(
             f"""
@@ -139,7 +140,7 @@ exporters:
   clickhouse:
     endpoint: chdb://{store_dir}
 extensions:
-  admin: {{endpoint: "127.0.0.1:{self.admin_port}"}}
+  admin: {{endpoint: "127.0.0.1:{self.admin_port}", token_file: "{self.token_file}"}}
 service:
   extensions: [admin]
   telemetry: {{logs: {{level: warn}}}}
@@ -169,8 +170,13 @@ service:
             time.sleep(0.05)
         raise RuntimeError("the collector did not start")
 
+    def admin_get(self, path: str) -> httpx.Response:
+        """GET ``path`` on the admin endpoint with the local token the collector wrote."""
+        token = self.token_file.read_text().strip()
+        return httpx.get(f"http://127.0.0.1:{self.admin_port}{path}", headers={"Authorization": f"Bearer {token}"})
+
     def stored(self) -> int:
-        metrics = httpx.get(f"http://127.0.0.1:{self.admin_port}/metrics").text
+        metrics = self.admin_get("/metrics").text
         match = re.search(r'^otelcol_exporter_sent_spans_total\{exporter="clickhouse"\} (\d+)$', metrics, re.M)
         return int(match.group(1)) if match else 0
 

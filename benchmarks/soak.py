@@ -306,6 +306,7 @@ class Collector(ingest.Collector):  # type: ignore[name-defined,misc]
     def __init__(self, work: Path, body: str, log: Path) -> None:
         self.http_port, self.admin_port = ingest._free_port(), ingest._free_port()
         self.proxy_port = ingest._free_port()
+        self.token_file = work / "data" / "admin-token"  # the admin extension's default, from cwd=work
         config = work / "collector.yaml"
         config.write_text(
             body.format(http=self.http_port, proxy=self.proxy_port, work=work).replace(
@@ -335,7 +336,7 @@ extensions:
         return f"http://127.0.0.1:{self.http_port}/v1/traces"
 
     def metric(self, name: str) -> float:
-        text = httpx.get(f"http://127.0.0.1:{self.admin_port}/metrics").text
+        text = self.admin_get("/metrics").text
         return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
     def kill(self) -> None:
