@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace import Span, TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -50,6 +51,7 @@ from proxy.guard import StreamCheck, StreamGuard, stop_event
 from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
 from proxy.keys import KeysFileError
+from proxy.paths import RefuseUnsafePaths
 from proxy.record import CallRecord
 from proxy.relay import GuardedTee, RelayResponse
 from proxy.routing import Router
@@ -120,7 +122,9 @@ class ProxyService:
         self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
         self._propagator = TraceContextTextMapPropagator()
         self._upstream = UpstreamClient(config.timeouts, config.retry)
-        self.app = Starlette(routes=self._routes())
+        # Paths are checked before routing: a refused one never reaches authentication or an upstream.
+        refuse_unsafe_paths = Middleware(RefuseUnsafePaths, refuse=self._refuse_path)
+        self.app = Starlette(routes=self._routes(), middleware=[refuse_unsafe_paths])
 
     async def start(self) -> None:
         self._upstream.start()
@@ -135,7 +139,18 @@ class ProxyService:
         routes = [Route(path, self._endpoint(api), methods=["POST"]) for path, api in API_ROUTES]
         # Everything else under /v1 goes through untouched: the proxy never invents a 404.
         routes.append(Route("/v1/{rest:path}", self._endpoint(None), methods=ANY_METHOD))
+        # Outside /v1 nothing is forwarded; the answer is still in the format the client's SDK parses.
+        routes.append(Route("/{rest:path}", self._not_forwarded, methods=ANY_METHOD))
         return routes
+
+    async def _refuse_path(self, request: Request, problem: str) -> Response:
+        self._count(None, None, "400")
+        return error_response(family_of(request), 400, f"{problem}; the proxy does not forward it")  # type: ignore[arg-type]
+
+    async def _not_forwarded(self, request: Request) -> Response:
+        self._count(None, None, "404")
+        message = f"the proxy forwards paths under /v1 only, not {request.method} {request.url.path}"
+        return error_response(family_of(request), 404, message)  # type: ignore[arg-type]
 
     def _endpoint(self, api: Api | None) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -192,8 +207,8 @@ class ProxyService:
         # ASCII escapes keep any text (lone surrogates included) valid JSON in valid UTF-8.
         content = body if changed is None else json.dumps(changed).encode()
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        url = upstream_url(upstream, raw_path, request.scope.get("query_string", b""))
         try:
+            url = upstream_url(upstream, raw_path, request.scope.get("query_string", b""))
             upstream_response = await unless_disconnected(
                 request, self._upstream.send(request.method, url, headers, content)
             )
