@@ -15,7 +15,6 @@ import json
 import logging
 import time
 import uuid
-import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from collector.inflate import BadRequest, BodyTooLarge, decompress
 from collector.telemetry import Telemetry
 from proxy import semconv
 from proxy.apis import Api
@@ -64,7 +64,7 @@ from proxy.upstream import UpstreamBroken, UpstreamClient, UpstreamResponse, Ups
 
 INSTRUMENTATION_NAME = "genai_collector.proxy"
 SERVICE_NAME = "genai-proxy"
-# A non-streamed body is parsed from a copy; beyond this size it is relayed unparsed.
+# A non-streamed body is parsed from a copy; beyond this size, before or after inflating, it is relayed unparsed.
 MAX_PARSED_BODY_BYTES = 64 * 1024 * 1024
 # Bodies up to this size (by Content-Length) are read whole and answered in one piece.
 WHOLE_BODY_BYTES = 256 * 1024
@@ -373,7 +373,7 @@ class ProxyService:
         response.release()
         if response.status >= 400:
             outcome.error_type = str(response.status)
-        self._read_copy(call, _decoded(body, response.header("content-encoding")), outcome)
+        self._read_copy(call, body, response.header("content-encoding"), outcome)
         headers = client_headers(response.raw_headers)
         if mark and call.api is not None and outcome.error_type is None:
             marked = self._marked(call, body)
@@ -433,9 +433,13 @@ class ProxyService:
                     if out:
                         yield out
                     continue
-                if copy is not None and copied + len(chunk) <= MAX_PARSED_BODY_BYTES:
-                    copy.append(chunk)
+                if copy is not None:
                     copied += len(chunk)
+                    if copied <= MAX_PARSED_BODY_BYTES:
+                        copy.append(chunk)
+                    else:  # the client still gets every byte; only the span's reading is given up
+                        copy = None
+                        call.record.set(semconv.RESPONSE_NOT_PARSED, semconv.NOT_PARSED_TOO_LARGE)
                 yield chunk
             complete = True
             if splitter is not None and tee is not None and (last := tee.forward(splitter.finish())):
@@ -443,7 +447,7 @@ class ProxyService:
             if splitter is not None and (rest := splitter.rest()):
                 yield rest
             if copy is not None and copied:
-                self._read_copy(call, _decoded(b"".join(copy), response.header("content-encoding")), outcome)
+                self._read_copy(call, b"".join(copy), response.header("content-encoding"), outcome)
         except UpstreamTimeout as exc:
             outcome.error_type, outcome.error_message = "timeout", str(exc)
         except UpstreamBroken as exc:
@@ -461,7 +465,16 @@ class ProxyService:
                     response.abort()  # the upstream sees its connection close at once
             self._finish(call, outcome)
 
-    def _read_copy(self, call: _Call, body: bytes, outcome: Outcome) -> None:
+    def _read_copy(self, call: _Call, body: bytes, encoding: str, outcome: Outcome) -> None:
+        """Read the reply's copy into the span; one that inflates past the parse limit is given up, and says so."""
+        try:
+            body = decompress(body, encoding, MAX_PARSED_BODY_BYTES)
+        except BodyTooLarge:
+            call.record.set(semconv.RESPONSE_NOT_PARSED, semconv.NOT_PARSED_TOO_LARGE)
+            return
+        except BadRequest:  # an encoding the inflater does not take (br, zstd), or a corrupt body
+            call.record.set(semconv.RESPONSE_NOT_PARSED, semconv.NOT_PARSED_UNDECODABLE)
+            return
         try:
             document = json.loads(body)
         except ValueError:
@@ -523,16 +536,6 @@ class ProxyService:
             upstream=upstream.name if upstream else "",
             code=code,
         )
-
-
-def _decoded(body: bytes, encoding: str) -> bytes:
-    """A copy of the body to parse: the client gets the bytes as sent, the parser needs them inflated."""
-    if encoding.lower() in ("gzip", "x-gzip", "deflate"):
-        try:
-            return zlib.decompress(body, zlib.MAX_WBITS | 32)  # 32: gzip or zlib header, detected
-        except zlib.error:
-            return body
-    return body
 
 
 def _scope(caller: Caller, upstream: UpstreamConfig) -> str:
