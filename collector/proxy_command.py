@@ -26,6 +26,7 @@ from collector.httpserver import HttpServer
 from collector.receivers.genai_proxy import stream_check
 from collector.telemetry import Telemetry
 from proxy.app import ProxyService
+from proxy.auth import managed_marker, persist_managed
 from proxy.config import ProxyConfig
 from proxy.export import ExporterSink
 from proxy.keys import KeysFileError, KeyStore
@@ -107,8 +108,12 @@ def create_key(settings: ProxyConfig, tenant: str) -> str:
     store = KeyStore(Path(settings.auth.keys_file))
     try:
         entry, key = store.create(tenant)
+        # From its first key on, a proxy in auto mode stays managed, even if the keys file is lost before it starts.
+        persist_managed(store.path)
     except KeysFileError as exc:
         raise ProxyCommandError(str(exc)) from None
+    except OSError as exc:
+        raise ProxyCommandError(f"cannot record managed mode in {managed_marker(store.path)}: {exc.strerror}") from None
     return (
         f"{key}\n"
         f"# tenant {entry.tenant}, id {entry.id}, stored as a hash in {store.path}.\n"

@@ -114,7 +114,7 @@ class ProxyService:
         self._logger = logger
         self._dialect = dialect or dialect_from_environment()
         self._router = Router(config.upstreams)
-        self.auth = Authenticator(config.auth)
+        self.auth = Authenticator(config.auth, logger)
         self._conversations = ConversationTracker(config.conversations.ttl, config.conversations.max_entries)
         self._spans = FailOpenSpanProcessor(sink, config.span_queue_size, telemetry, logger)
         provider = TracerProvider(resource=resource or Resource.create({"service.name": SERVICE_NAME}))
@@ -172,8 +172,7 @@ class ProxyService:
         except ProxyError as exc:
             self._count(api, None, str(exc.status))
             return exc.response(family)
-        except KeysFileError as exc:
-            self._logger.error("%s", exc)
+        except KeysFileError:  # logged by the authenticator, once per change
             self._count(api, None, "500")
             return error_response(family, 500, "the proxy cannot read its keys file; see its log")
 
