@@ -20,6 +20,7 @@ from collector.config.problems import ConfigError
 from collector.config.service import CollectorConfig, check_listeners, load_config
 from collector.errors import StartError
 from collector.httpserver import ListenError
+from collector.private_files import restrict_umask
 from collector.proxy_command import (
     ProxyCommandError,
     create_key,
@@ -90,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Before anything is written: the chDB engine creates its files with the process umask.
+    restrict_umask()
     command = args.command or "run"
     if command == "version":
         print(f"genai-collector {__version__}")

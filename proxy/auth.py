@@ -22,14 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.private_files import PRIVATE_FILE_MODE, private_directory
 from proxy.config import AuthSettings
 from proxy.errors import ProxyError
 from proxy.keys import KeysFileError, KeyStore, hash_key
 
 AUTH_HEADERS = ("authorization", "x-api-key")
 MANAGED_MARKER_SUFFIX = ".managed"
-PRIVATE_FILE_MODE = 0o600
-PRIVATE_DIRECTORY_MODE = 0o700
 
 _logger = logging.getLogger("genai_collector.proxy")
 
@@ -54,7 +53,7 @@ def persist_managed(keys_file: Path) -> None:
     marker = managed_marker(keys_file)
     if marker.exists():
         return
-    marker.parent.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+    private_directory(marker.parent)
     since = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     try:
         fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
