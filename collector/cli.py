@@ -22,6 +22,7 @@ from collector.errors import StartError
 from collector.httpserver import ListenError
 from collector.keys import ROLES
 from collector.keys_command import create_key, list_keys, revoke_key
+from collector.private_files import restrict_umask
 from collector.proxy_command import ProxyCommandError, otlp_traces_url, proxy_config, serve_proxy
 from collector.query_client import run_query
 from collector.query_output import render
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Before anything is written: the chDB engine creates its files with the process umask.
+    restrict_umask()
     command = args.command or "run"
     if command == "version":
         print(f"genai-collector {__version__}")

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from collector.private_files import PRIVATE_FILE_MODE, private_directory
+
 Role = Literal["proxy", "admin", "operator", "viewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
 PROXY_ROLE: Role = "proxy"
@@ -38,8 +40,6 @@ PROXY_KEY_PREFIX = "gcx-"
 API_KEY_PREFIX = "gca_"
 KEY_BYTES = 32
 ID_HEX_CHARS = 12
-FILE_MODE = 0o600
-DIRECTORY_MODE = 0o700
 
 
 class KeysFileError(Exception):
@@ -157,7 +157,10 @@ class KeyStore:
 
     def _read(self) -> list[KeyEntry]:
         try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")
+            if not text.strip():
+                return []  # an emptied file holds no keys; a managed proxy fails closed on that (proxy.auth)
+            document = json.loads(text)
         except FileNotFoundError:
             return []
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -177,7 +180,7 @@ class KeyStore:
     def _write(self, entries: list[KeyEntry]) -> None:
         document = {"keys": [asdict(entry) for entry in entries]}
         try:
-            self.path.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+            private_directory(self.path.parent)
             fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-")  # created 0600
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -185,7 +188,7 @@ class KeyStore:
                     out.write("\n")
                     out.flush()
                     os.fsync(out.fileno())
-                os.chmod(temporary, FILE_MODE)
+                os.chmod(temporary, PRIVATE_FILE_MODE)
                 os.replace(temporary, self.path)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):

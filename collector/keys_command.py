@@ -15,6 +15,7 @@ from collector.config.service import CollectorConfig
 from collector.extensions.admin import AdminConfig
 from collector.keys import PROXY_ROLE, KeyEntry, KeysFileError, KeyStore, Role
 from collector.proxy_command import ProxyCommandError, proxy_config
+from proxy.auth import managed_marker, persist_managed
 
 
 def create_key(config: CollectorConfig, role: Role, tenant: str | None, receiver: str | None) -> str:
@@ -22,8 +23,13 @@ def create_key(config: CollectorConfig, role: Role, tenant: str | None, receiver
     store = _proxy_store(config, receiver) if role == PROXY_ROLE else _api_store(config)
     try:
         entry, key = store.create(tenant, role)
+        if role == PROXY_ROLE:
+            # From its first key on, a proxy in auto mode stays managed, even if the keys file is lost before it starts.
+            persist_managed(store.path)
     except KeysFileError as exc:
         raise ProxyCommandError(str(exc)) from None
+    except OSError as exc:
+        raise ProxyCommandError(f"cannot record managed mode in {managed_marker(store.path)}: {exc.strerror}") from None
     scope = f"tenant {entry.tenant}" if entry.tenant else "every tenant"
     return (
         f"{key}\n"

@@ -38,6 +38,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import BinaryIO
 
+from collector.private_files import PRIVATE_FILE_MODE, private_directory, tighten
+
 MAGIC = 0x5157  # "WQ" little-endian: a cheap first test when looking for the next record
 HEADER = struct.Struct("<HBBIII")
 HEADER_SIZE = HEADER.size
@@ -208,7 +210,7 @@ class _Lock:
 
     def __init__(self, directory: Path) -> None:
         path = directory / LOCK_NAME
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -244,7 +246,7 @@ class WriteAheadLog:
         cls, directory: Path, logger: logging.Logger, segment_bytes: int = DEFAULT_SEGMENT_BYTES
     ) -> tuple[WriteAheadLog, Replay]:
         """Lock ``directory`` (created if missing), replay it, and start a fresh segment for appends."""
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
         lock = _Lock(directory)
         try:
             replay, undone = _replay(directory, logger)
@@ -317,7 +319,9 @@ class WriteAheadLog:
             os.close(self._file)
             self._file = -1  # closed: never flushed or closed again, whatever fails next
         number = self._active + 1
-        self._file = os.open(segment_path(self.directory, number), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._file = os.open(
+            segment_path(self.directory, number), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE
+        )
         self._active = number  # only once it exists: a failed open leaves the log as it was
         self._sizes[self._active] = 0
         self._undone[self._active] = 0
@@ -352,6 +356,7 @@ def _replay(directory: Path, logger: logging.Logger) -> tuple[Replay, dict[int, 
     done: set[int] = set()
     for number in numbers:
         path = segment_path(directory, number)
+        tighten(path, PRIVATE_FILE_MODE)  # a segment an older version wrote 0644
         buf = path.read_bytes()
         records, skipped, valid_end = scan(buf)
         for offset, length in skipped:

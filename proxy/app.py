@@ -15,7 +15,6 @@ import json
 import logging
 import time
 import uuid
-import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +28,13 @@ from opentelemetry.sdk.trace import Span, TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from collector.inflate import BadRequest, BodyTooLarge, decompress
+from collector.keys import KeysFileError
 from collector.telemetry import Telemetry
 from proxy import semconv
 from proxy.apis import Api
@@ -49,7 +51,7 @@ from proxy.export import FailOpenSpanProcessor, SpanSink
 from proxy.guard import StreamCheck, StreamGuard, stop_event
 from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
-from collector.keys import KeysFileError
+from proxy.paths import RefuseUnsafePaths
 from proxy.record import CallRecord
 from proxy.relay import GuardedTee, RelayResponse
 from proxy.routing import Router
@@ -62,7 +64,7 @@ from proxy.upstream import UpstreamBroken, UpstreamClient, UpstreamResponse, Ups
 
 INSTRUMENTATION_NAME = "genai_collector.proxy"
 SERVICE_NAME = "genai-proxy"
-# A non-streamed body is parsed from a copy; beyond this size it is relayed unparsed.
+# A non-streamed body is parsed from a copy; beyond this size, before or after inflating, it is relayed unparsed.
 MAX_PARSED_BODY_BYTES = 64 * 1024 * 1024
 # Bodies up to this size (by Content-Length) are read whole and answered in one piece.
 WHOLE_BODY_BYTES = 256 * 1024
@@ -112,7 +114,7 @@ class ProxyService:
         self._logger = logger
         self._dialect = dialect or dialect_from_environment()
         self._router = Router(config.upstreams)
-        self.auth = Authenticator(config.auth)
+        self.auth = Authenticator(config.auth, logger)
         self._conversations = ConversationTracker(config.conversations.ttl, config.conversations.max_entries)
         self._spans = FailOpenSpanProcessor(sink, config.span_queue_size, telemetry, logger)
         provider = TracerProvider(resource=resource or Resource.create({"service.name": SERVICE_NAME}))
@@ -120,7 +122,9 @@ class ProxyService:
         self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
         self._propagator = TraceContextTextMapPropagator()
         self._upstream = UpstreamClient(config.timeouts, config.retry)
-        self.app = Starlette(routes=self._routes())
+        # Paths are checked before routing: a refused one never reaches authentication or an upstream.
+        refuse_unsafe_paths = Middleware(RefuseUnsafePaths, refuse=self._refuse_path)
+        self.app = Starlette(routes=self._routes(), middleware=[refuse_unsafe_paths])
 
     async def start(self) -> None:
         self._upstream.start()
@@ -135,7 +139,18 @@ class ProxyService:
         routes = [Route(path, self._endpoint(api), methods=["POST"]) for path, api in API_ROUTES]
         # Everything else under /v1 goes through untouched: the proxy never invents a 404.
         routes.append(Route("/v1/{rest:path}", self._endpoint(None), methods=ANY_METHOD))
+        # Outside /v1 nothing is forwarded; the answer is still in the format the client's SDK parses.
+        routes.append(Route("/{rest:path}", self._not_forwarded, methods=ANY_METHOD))
         return routes
+
+    async def _refuse_path(self, request: Request, problem: str) -> Response:
+        self._count(None, None, "400")
+        return error_response(family_of(request), 400, f"{problem}; the proxy does not forward it")  # type: ignore[arg-type]
+
+    async def _not_forwarded(self, request: Request) -> Response:
+        self._count(None, None, "404")
+        message = f"the proxy forwards paths under /v1 only, not {request.method} {request.url.path}"
+        return error_response(family_of(request), 404, message)  # type: ignore[arg-type]
 
     def _endpoint(self, api: Api | None) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -157,8 +172,7 @@ class ProxyService:
         except ProxyError as exc:
             self._count(api, None, str(exc.status))
             return exc.response(family)
-        except KeysFileError as exc:
-            self._logger.error("%s", exc)
+        except KeysFileError:  # logged by the authenticator, once per change
             self._count(api, None, "500")
             return error_response(family, 500, "the proxy cannot read its keys file; see its log")
 
@@ -192,8 +206,8 @@ class ProxyService:
         # ASCII escapes keep any text (lone surrogates included) valid JSON in valid UTF-8.
         content = body if changed is None else json.dumps(changed).encode()
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        url = upstream_url(upstream, raw_path, request.scope.get("query_string", b""))
         try:
+            url = upstream_url(upstream, raw_path, request.scope.get("query_string", b""))
             upstream_response = await unless_disconnected(
                 request, self._upstream.send(request.method, url, headers, content)
             )
@@ -358,7 +372,7 @@ class ProxyService:
         response.release()
         if response.status >= 400:
             outcome.error_type = str(response.status)
-        self._read_copy(call, _decoded(body, response.header("content-encoding")), outcome)
+        self._read_copy(call, body, response.header("content-encoding"), outcome)
         headers = client_headers(response.raw_headers)
         if mark and call.api is not None and outcome.error_type is None:
             marked = self._marked(call, body)
@@ -418,9 +432,13 @@ class ProxyService:
                     if out:
                         yield out
                     continue
-                if copy is not None and copied + len(chunk) <= MAX_PARSED_BODY_BYTES:
-                    copy.append(chunk)
+                if copy is not None:
                     copied += len(chunk)
+                    if copied <= MAX_PARSED_BODY_BYTES:
+                        copy.append(chunk)
+                    else:  # the client still gets every byte; only the span's reading is given up
+                        copy = None
+                        call.record.set(semconv.RESPONSE_NOT_PARSED, semconv.NOT_PARSED_TOO_LARGE)
                 yield chunk
             complete = True
             if splitter is not None and tee is not None and (last := tee.forward(splitter.finish())):
@@ -428,7 +446,7 @@ class ProxyService:
             if splitter is not None and (rest := splitter.rest()):
                 yield rest
             if copy is not None and copied:
-                self._read_copy(call, _decoded(b"".join(copy), response.header("content-encoding")), outcome)
+                self._read_copy(call, b"".join(copy), response.header("content-encoding"), outcome)
         except UpstreamTimeout as exc:
             outcome.error_type, outcome.error_message = "timeout", str(exc)
         except UpstreamBroken as exc:
@@ -446,7 +464,16 @@ class ProxyService:
                     response.abort()  # the upstream sees its connection close at once
             self._finish(call, outcome)
 
-    def _read_copy(self, call: _Call, body: bytes, outcome: Outcome) -> None:
+    def _read_copy(self, call: _Call, body: bytes, encoding: str, outcome: Outcome) -> None:
+        """Read the reply's copy into the span; one that inflates past the parse limit is given up, and says so."""
+        try:
+            body = decompress(body, encoding, MAX_PARSED_BODY_BYTES)
+        except BodyTooLarge:
+            call.record.set(semconv.RESPONSE_NOT_PARSED, semconv.NOT_PARSED_TOO_LARGE)
+            return
+        except BadRequest:  # an encoding the inflater does not take (br, zstd), or a corrupt body
+            call.record.set(semconv.RESPONSE_NOT_PARSED, semconv.NOT_PARSED_UNDECODABLE)
+            return
         try:
             document = json.loads(body)
         except ValueError:
@@ -508,16 +535,6 @@ class ProxyService:
             upstream=upstream.name if upstream else "",
             code=code,
         )
-
-
-def _decoded(body: bytes, encoding: str) -> bytes:
-    """A copy of the body to parse: the client gets the bytes as sent, the parser needs them inflated."""
-    if encoding.lower() in ("gzip", "x-gzip", "deflate"):
-        try:
-            return zlib.decompress(body, zlib.MAX_WBITS | 32)  # 32: gzip or zlib header, detected
-        except zlib.error:
-            return body
-    return body
 
 
 def _scope(caller: Caller, upstream: UpstreamConfig) -> str:

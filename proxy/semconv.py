@@ -68,12 +68,16 @@ OUTPUT_TOKENS_PER_SECOND = "gen_ai.response.output_tokens_per_second"
 TENANT_ID = "tenant.id"
 UPSTREAM_NAME = "gen_ai.proxy.upstream"
 EARLY_STOP_DETECTOR = "gen_ai.security.early_stop.detector"
+# Why the reply was relayed but not read for the span: "too_large" or "undecodable".
+RESPONSE_NOT_PARSED = "gen_ai.proxy.response.not_parsed"
 
 # Values
 OPERATION_CHAT = "chat"
 OPERATION_TEXT_COMPLETION = "text_completion"
 OPERATION_EMBEDDINGS = "embeddings"
 ERROR_OTHER = "_OTHER"
+NOT_PARSED_TOO_LARGE = "too_large"
+NOT_PARSED_UNDECODABLE = "undecodable"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from yarl import URL
 
 from proxy.config import RetrySettings, TimeoutSettings, UpstreamConfig
 from proxy.errors import ProxyError
+from proxy.paths import path_problem
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRY_BASE_SECONDS = 0.5
@@ -136,8 +137,15 @@ def upstream_url(upstream: UpstreamConfig, raw_path: bytes, raw_query: bytes) ->
     """Where the call goes, with the client's path and query exactly as it encoded them.
 
     OpenAI-style base URLs include /v1 (as their SDKs write them); Anthropic's does not.
+    Raises ProxyError 400 for a path that could lead outside the base URL's path
+    (the proxy's app refuses those before routing; this holds wherever the URL is built).
     """
-    path = raw_path.decode("latin-1")
+    problem = path_problem(raw_path)
+    if problem is None and upstream.family == "openai" and not raw_path.startswith(b"/v1/"):
+        problem = "the path is not under /v1/"
+    if problem is not None:
+        raise ProxyError(400, f"{problem}; the proxy does not forward it")
+    path = raw_path.decode("ascii")  # path_problem allows ASCII only
     suffix = path[len("/v1") :] if upstream.family == "openai" else path
     query = raw_query.decode("latin-1")
     text = upstream.base_url.rstrip("/") + suffix + (f"?{query}" if query else "")

@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.config.types import HostPort
 from collector.keys import API_ROLES, KeyStore, Role, hash_key
+from collector.private_files import PRIVATE_FILE_MODE, private_directory
 from collector.telemetry import Telemetry
 
 REFUSED_METRIC = "genai_collector_http_access_refused"
@@ -89,9 +90,9 @@ class LocalToken:
     def issue(self) -> None:
         """Write a new token (0600) and forget the previous one."""
         token = LOCAL_TOKEN_PREFIX + secrets.token_urlsafe(LOCAL_TOKEN_BYTES)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(self.path.parent)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="ascii") as out:
             out.write(token + "\n")
         os.replace(temporary, self.path)

@@ -26,6 +26,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from collector.errors import RetryableError, StartError
+from collector.private_files import private_directory
 from collector.queue import Batch
 from collector.sql import QueryError, QueryResult, check_read_only
 from collector.telemetry import Telemetry
@@ -223,8 +224,8 @@ class ClickHouseStore:
         settings = {"readonly": ("1" if config.is_embedded else "2")} if read_only else {}
         try:
             if config.is_embedded:
-                path = config.chdb_path()
-                path.mkdir(parents=True, exist_ok=True)
+                # The engine's own files follow the process umask (restricted by the CLI); the directory is ours.
+                path = private_directory(config.chdb_path())
                 with _engine_stderr_silenced():
                     client = clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=settings)
                     client.command("SELECT 1 FROM system.one")  # touches the data dir, so a held lock shows now

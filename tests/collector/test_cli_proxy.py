@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -74,6 +75,10 @@ def test_keys_create_prints_the_key_once_and_stores_its_hash(tmp_path: Path) -> 
     assert key.startswith("gcx-")
     assert key not in keys_file.read_text()
     assert listed.returncode == 0 and "team-a" in listed.stdout and key not in listed.stdout
+    # The first key makes the proxy managed for good: recorded beside the keys file, for the owner only.
+    marker = tmp_path / "keys.json.managed"
+    assert "managed since" in marker.read_text()
+    assert stat.S_IMODE(marker.stat().st_mode) == 0o600
 
 
 def test_proxy_command_without_a_proxy_receiver_is_one_line(tmp_path: Path) -> None:

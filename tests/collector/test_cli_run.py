@@ -28,9 +28,10 @@ class CollectorProcess:
 
     With ``config``, that file runs as it is, from ``tmp_path``, its endpoints moved to free ports through the
     environment variables it reads (as the shipped config does); otherwise a minimal OTLP-to-chDB config.
+    ``umask``, when given, is the process's umask at start.
     """
 
-    def __init__(self, tmp_path: Path, config: Path | None = None) -> None:
+    def __init__(self, tmp_path: Path, config: Path | None = None, umask: int = -1) -> None:
         self.http_port, self.grpc_port, self.admin_port = free_port(), free_port(), free_port()
         self.store = tmp_path / "clickhouse"
         # The minimal config names it; the shipped config's default, ./data/admin-token, is the same file from tmp_path.
@@ -76,12 +77,14 @@ service:
             )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
+        self.environment, self.cwd = environment, tmp_path if config is not None else REPO_ROOT
         self.process = subprocess.Popen(
             [sys.executable, "-m", "collector", "run", "--config", str(self.config)],
-            cwd=tmp_path if config is not None else REPO_ROOT,
-            env=environment,
+            cwd=self.cwd,
+            env=self.environment,
             stderr=subprocess.PIPE,
             text=True,
+            umask=umask,
         )
         threading.Thread(target=self._pump, daemon=True).start()
         self.wait_for_line(READY_LINE)
@@ -314,3 +317,49 @@ def _readme_query(marker: str) -> str:
         if marker in match.group(1):
             return match.group(1)
     raise AssertionError(f"no README query with {marker!r}")
+
+
+def test_data_on_disk_is_for_its_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    """The shipped config under umask 022: keys, queue, store, everything the commands write is 0700/0600."""
+    shipped = REPO_ROOT / "otel-config.yaml"
+
+    def command(*args: str, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "collector", *args, "--config", str(shipped)],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            umask=0o022,
+        )
+
+    created = command("keys", "create", "--tenant", "team-a")
+    assert created.returncode == 0, created.stderr
+    process = CollectorProcess(tmp_path, config=shipped, umask=0o022)
+    try:
+        for _ in range(3):
+            response = httpx.post(
+                f"http://127.0.0.1:{process.http_port}/v1/traces",
+                content=make_traces(spans=50).SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            assert response.status_code == 200
+    finally:
+        assert process.stop() == 0  # drains the queue into the store
+    counted = command("query", "SELECT count() FROM otel_traces", "--format", "csv", environment=process.environment)
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout == "count()\n150\n"
+
+    written = sorted(tmp_path.rglob("*"))
+    assert {tmp_path / "data" / "proxy-keys.json", tmp_path / "data" / "queue", process.store} <= set(written)
+    assert any(path.suffix == ".wal" for path in written) and any(path.is_file() for path in process.store.rglob("*"))
+    # The engine links each table's name to its data; a link's own mode means nothing, its target is checked.
+    links = [path for path in written if path.is_symlink()]
+    assert all(link.resolve().is_relative_to(process.store) for link in links)
+    open_to_others = [
+        f"{path.relative_to(tmp_path)} {oct(path.stat().st_mode & 0o777)}"
+        for path in written
+        if path not in links and path.stat().st_mode & 0o077
+    ]
+    assert not open_to_others

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import shutil
+import stat
 import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -22,7 +23,7 @@ from collector.exporterhelper import BatchSettings, QueuedExporter, QueueSetting
 from collector.queue import Batch
 from collector.telemetry import Telemetry
 from collector.wal import HEADER_SIZE, WriteAheadLog, data_record, scan, segment_numbers, segment_path
-from tests.conftest import make_traces
+from tests.conftest import make_traces, process_umask
 
 T = TypeVar("T")
 LOGGER = logging.getLogger("test.wal")
@@ -147,6 +148,29 @@ def test_a_second_owner_of_a_directory_is_refused_in_one_line(tmp_path: Path) ->
     message = run(scenario())
     assert message.startswith(f"sending queue directory {tmp_path} is in use by another collector (pid ")
     assert "\n" not in message
+
+
+def test_the_log_is_for_its_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    directory = tmp_path / "data" / "queue" / "clickhouse"
+    with process_umask(0o022):
+        write_messages(directory, [b"a prompt and its reply"])
+    written = [directory, directory.parent, *directory.iterdir()]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written if p.is_dir()} == {0o700}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written if p.is_file()} == {0o600}
+    assert any(p.suffix == ".wal" for p in written)
+
+
+def test_a_log_an_older_version_left_readable_is_tightened_when_opened(tmp_path: Path) -> None:
+    directory = tmp_path / "queue"
+    write_messages(directory, [b"kept"])
+    os.chmod(directory, 0o755)
+    for path in directory.iterdir():
+        os.chmod(path, 0o644)
+
+    assert replayed(directory) == [b"kept"]
+
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in directory.glob("*.wal")} == {0o600}
 
 
 # The queue

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gzip
 import hashlib
 import json
 import re
@@ -33,6 +34,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -95,6 +97,10 @@ SCENARIOS: dict[str, str] = {
     "reasoning": "report 16 reasoning tokens on top of the visible output (OpenAI paths)",
     "tool_loop": "call the first offered tool on every turn, also after tool results, as a looping agent's model does;"
     " each call gets a new id (call_mock_N, fc_mock_N, toolu_mock_N: N = the tool calls already in the request + 1)",
+    "gzip": "send a non-streaming answer gzip-compressed, with content-encoding: gzip (as the real APIs do on request)",
+    "gzip_bomb": "send a non-streaming answer gzip-compressed and followed by whitespace (still valid JSON) so that it"
+    " inflates to gzip_bomb_bytes (80 MiB) from about 80 KiB",
+    "chunked": "send a non-streaming answer without content-length, in chunked transfer encoding",
 }
 
 OPENAI_HEADERS: tuple[tuple[str, str], ...] = (
@@ -172,8 +178,10 @@ class MockUpstream:
         anthropic_key: str | None = None,
         slow_seconds: float = 0.2,
         stall_seconds: float = 30.0,
+        gzip_bomb_bytes: int = 80 * 1024 * 1024,
     ) -> None:
         self.openai_key = openai_key
+        self.gzip_bomb_bytes = gzip_bomb_bytes
         self.anthropic_key = anthropic_key
         self.slow_seconds = slow_seconds
         self.stall_seconds = stall_seconds
@@ -1139,6 +1147,28 @@ def _apply_timing(mock: MockUpstream, scenarios: frozenset[str], plan: _Plan) ->
         plan.drop_after = 1
 
 
+def _apply_encoding(mock: MockUpstream, scenarios: frozenset[str], plan: _Plan) -> None:
+    if plan.streaming or not scenarios & {"gzip", "gzip_bomb", "chunked"}:
+        return
+    body = b"".join(plan.pieces)
+    encoding = None
+    if "gzip_bomb" in scenarios:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16: a gzip header and trailer
+        parts = [compressor.compress(body)]
+        padding, block = max(0, mock.gzip_bomb_bytes - len(body)), b" " * (1 << 20)
+        for offset in range(0, padding, len(block)):
+            parts.append(compressor.compress(block[: padding - offset]))
+        body, encoding = b"".join(parts) + compressor.flush(), "gzip"
+    elif "gzip" in scenarios:
+        body, encoding = gzip.compress(body, mtime=0), "gzip"
+    headers = [(k, v) for k, v in plan.headers if k != "content-length"]
+    if "chunked" not in scenarios:
+        headers.insert(1, ("content-length", str(len(body))))
+    if encoding is not None:
+        headers.insert(1, ("content-encoding", encoding))
+    plan.headers, plan.pieces = headers, [body]
+
+
 def _plan(mock: MockUpstream, request: RecordedRequest) -> _Plan:
     provider = _provider(request)
     failure = _auth_failure(mock, request, provider) or _scenario_failure(mock, request, provider)
@@ -1164,6 +1194,7 @@ def _plan(mock: MockUpstream, request: RecordedRequest) -> _Plan:
             return _json_plan(provider, error, 400)
         body = parsed
     plan = handler(_Call(mock, request, body, provider))
+    _apply_encoding(mock, request.scenarios, plan)
     _apply_timing(mock, request.scenarios, plan)
     return plan
 

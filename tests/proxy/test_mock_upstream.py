@@ -7,6 +7,7 @@ exact bytes matter), so proxy tests can trust that whatever differs through the 
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import struct
 import threading
@@ -711,6 +712,32 @@ def test_bad_json_body(url: str) -> None:
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
     missing_max_tokens = raw_post(url, "/v1/messages", {"model": "c", "messages": []})
     assert missing_max_tokens.status_code == 400
+
+
+def test_encoding_scenarios(oai: openai.OpenAI, url: str, mock: MockUpstream) -> None:
+    plain = raw_post(url, "/v1/chat/completions", chat_body())
+    gzipped = raw_post(url, "/v1/chat/completions", chat_body(), scenario("gzip"))
+    assert gzipped.headers["content-encoding"] == "gzip"
+    assert gzipped.content == plain.content  # httpx inflated it
+    assert int(gzipped.headers["content-length"]) == len(gzip.compress(plain.content, mtime=0))
+    assert oai.chat.completions.create(**chat_body(), extra_headers=scenario("gzip")).choices
+
+    mock.gzip_bomb_bytes = 4 * 1024 * 1024
+    with httpx.stream(
+        "POST",
+        f"{url}/v1/chat/completions",
+        json=chat_body(),
+        headers={"authorization": f"Bearer {OPENAI_KEY}", **scenario("gzip_bomb")},
+        timeout=10.0,
+    ) as bomb:
+        compressed = b"".join(bomb.iter_raw())
+    inflated = gzip.decompress(compressed)
+    assert len(compressed) < 64 * 1024 and len(inflated) == mock.gzip_bomb_bytes
+    assert json.loads(inflated) == plain.json()  # the padding is whitespace: still the same JSON document
+
+    chunked = raw_post(url, "/v1/chat/completions", chat_body(), scenario("chunked"))
+    assert "content-length" not in chunked.headers and chunked.headers["transfer-encoding"] == "chunked"
+    assert chunked.content == plain.content
 
 
 def test_stream_error_scenario(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:

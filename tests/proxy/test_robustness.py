@@ -58,8 +58,8 @@ def test_a_lone_surrogate_in_the_prompt_is_forwarded_and_recorded(
 
 def test_path_and_query_reach_the_upstream_exactly_as_sent(mock: MockUpstream, proxy: RunningProxy) -> None:
     with httpx.Client(timeout=10) as client:
-        client.get(f"{proxy.url}/v1/files/a%2Fb?x=%7e&z=%2f", headers={"Authorization": "Bearer k"})
-    assert mock.requests[-1].raw_target == b"/v1/files/a%2Fb?x=%7e&z=%2f"
+        client.get(f"{proxy.url}/v1/files/a%20b%3A%C3%A9?x=%7e&z=%2f", headers={"Authorization": "Bearer k"})
+    assert mock.requests[-1].raw_target == b"/v1/files/a%20b%3A%C3%A9?x=%7e&z=%2f"
 
 
 def test_a_stream_cut_after_some_text_counts_the_text_delivered(mock: MockUpstream, proxy: RunningProxy) -> None:

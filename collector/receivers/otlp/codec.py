@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,11 @@ from google.protobuf.message import DecodeError, Message
 
 from collector.component import TracesData
 
+# The receiver's errors are the bounded inflater's: one family, whichever step refused the body.
+from collector.inflate import BadRequest as BadRequest
+from collector.inflate import BodyTooLarge as BodyTooLarge
+from collector.inflate import decompress as decompress
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 SUPPORTED_CONTENT_TYPES = (PROTOBUF, JSON)
@@ -27,14 +31,6 @@ _ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "paren
 _ID_LENGTHS = {"traceId": 16, "trace_id": 16}
 _DEFAULT_ID_LENGTH = 8
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-
-class BadRequest(ValueError):
-    """The body cannot be read as an OTLP traces request; the message says why."""
-
-
-class BodyTooLarge(BadRequest):
-    """The (decompressed) body is larger than the receiver accepts."""
 
 
 def decode_traces(body: bytes, content_type: str) -> TracesData:
@@ -73,47 +69,6 @@ def encode_message(message: Message, content_type: str) -> bytes:
     if content_type == JSON:
         return json_format.MessageToJson(message, indent=None).encode()
     return message.SerializeToString()
-
-
-def decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """``body`` decoded per Content-Encoding, refusing more than ``limit`` bytes of output."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        data = body
-    elif encoding in ("gzip", "x-gzip"):
-        data = _inflate(body, lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), limit, "gzip")
-    elif encoding == "deflate":
-        data = _inflate(body, zlib.decompressobj, limit, "deflate")
-    else:
-        raise BadRequest(f'unsupported Content-Encoding "{encoding}"; use gzip, deflate or none')
-    if len(data) > limit:
-        raise BodyTooLarge(f"request body exceeds {limit} bytes")
-    return data
-
-
-def _inflate(body: bytes, new_inflater: Callable[[], zlib._Decompress], limit: int, name: str) -> bytes:
-    """Every member of ``body`` inflated (RFC 1952 allows several gzip members back to back)."""
-    parts: list[bytes] = []
-    size = 0
-    remaining = body
-    while True:
-        inflater = new_inflater()
-        try:
-            part = inflater.decompress(remaining, limit + 1 - size)
-        except zlib.error as exc:
-            raise BadRequest(f"invalid {name} body: {exc}") from None
-        size += len(part)
-        if size > limit:
-            raise BodyTooLarge(f"decompressed request body exceeds {limit} bytes")
-        parts.append(part)
-        if not inflater.eof:
-            # Either the input ran out mid-stream or the output limit cut it short.
-            if inflater.unconsumed_tail:
-                raise BodyTooLarge(f"decompressed request body exceeds {limit} bytes")
-            raise BadRequest(f"invalid {name} body: truncated")
-        remaining = inflater.unused_data
-        if not remaining:
-            return b"".join(parts)
 
 
 def encode_otlp_json(traces: TracesData) -> bytes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from collector.queue import Batch
 from collector.sql import NotReadOnlyError, QueryError
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.store import ClickHouseStore, StoreError
-from tests.conftest import make_traces
+from tests.conftest import make_traces, process_umask
 
 LOGGER = logging.getLogger("test.store")
 
@@ -44,6 +46,18 @@ def test_queries_run_with_readonly_enforced_by_the_engine(open_store: ClickHouse
 def test_a_query_reaching_the_host_is_refused_before_the_engine(open_store: ClickHouseStore) -> None:
     with pytest.raises(NotReadOnlyError):
         open_store.query("SELECT file('/etc/hostname')")
+
+
+def test_the_data_directory_is_for_its_owner_only(tmp_path: Path) -> None:
+    fresh, old = tmp_path / "data" / "clickhouse", tmp_path / "old"
+    old.mkdir(mode=0o755)
+    os.chmod(old, 0o755)  # as an older version left it
+    with process_umask(0o022):
+        for path in (fresh, old):
+            store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{path}"), LOGGER)
+            store.start()
+            store.close()
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (fresh, fresh.parent, old)] == [0o700] * 3
 
 
 def test_missing_tables_with_create_schema_off_is_a_store_error(chdb_path: Path) -> None:
