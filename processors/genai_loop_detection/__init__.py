@@ -74,6 +74,9 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             raised = {finding.detector for finding in findings}
             in_conversation = self._observe(self.conversations.get(facts.conversation_id), facts)
             findings.extend(finding for finding in in_conversation if finding.detector not in raised)
+        # Every scope has now recorded the tool results this call carried; the facts it leaves in the runs'
+        # step lists need not hold them (a long conversation repeats every earlier result id in each request).
+        facts.release_responded_ids()
         if facts.kind == "llm" and self._latency is not None:
             outlier = self._latency.observe((facts.provider, facts.model, facts.operation), facts.duration_seconds)
             if outlier is not None:

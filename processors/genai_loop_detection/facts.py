@@ -93,7 +93,11 @@ class SpanFacts:
     requested_calls: tuple[ToolCall, ...]  # the calls an LLM response asked for
     input_hashes: tuple[int, ...] | None  # an LLM call's input messages, None when content was not recorded
     output_hashes: tuple[int, ...]  # an LLM call's output messages
-    responded_call_ids: frozenset[str]  # tool results first seen in an LLM call's input (read once, then let go)
+    responded_call_ids: frozenset[str]  # tool results first seen in an LLM call's input (released once recorded)
+
+    def release_responded_ids(self) -> None:
+        """Drop the tool result ids once every scope's run has recorded them (never before: each needs them)."""
+        self.responded_call_ids = NO_IDS
 
     @property
     def duration_seconds(self) -> float:
