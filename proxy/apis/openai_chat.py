@@ -41,6 +41,7 @@ class ChatCompletions:
         messages = body.get("messages")
         if isinstance(messages, list):
             record.prompt_texts.extend(_texts(messages))
+            record.prompt_chat_messages = sum(1 for m in messages if isinstance(m, dict))
             # Always built: conversation grouping compares histories even when content is not captured.
             record.input_messages = [_input_message(m) for m in messages if isinstance(m, dict)]
         tools = body.get("tools")
