@@ -33,8 +33,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from collector import semconv
 from collector.telemetry import Telemetry
-from proxy import semconv
 from proxy.apis import Api
 from proxy.apis.anthropic_messages import CountTokens, Messages
 from proxy.apis.openai_chat import ChatCompletions
@@ -53,7 +53,7 @@ from proxy.keys import KeysFileError
 from proxy.record import CallRecord
 from proxy.relay import GuardedTee, RelayResponse
 from proxy.routing import Router
-from proxy.semconv import Dialect, dialect_from_environment
+from proxy.semconv import Dialect, dialect_for
 from proxy.spans import Outcome, finish_span, span_name
 from proxy.sse import SseSplitter
 from proxy.stitching import StreamSigner, TraceIds, mark_reply, strip_markers
@@ -110,7 +110,7 @@ class ProxyService:
         self._stream_check = stream_check if config.early_stop.enabled else None
         self._telemetry = telemetry
         self._logger = logger
-        self._dialect = dialect or dialect_from_environment()
+        self._dialect = dialect or dialect_for(config.semconv)
         self._router = Router(config.upstreams)
         self.auth = Authenticator(config.auth)
         self._conversations = ConversationTracker(config.conversations.ttl, config.conversations.max_entries)
@@ -280,7 +280,7 @@ class ProxyService:
             semconv.PROVIDER_NAME: record.provider,
             semconv.SERVER_ADDRESS: url.hostname or "",
             semconv.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
-            semconv.UPSTREAM_NAME: upstream.name,
+            semconv.PROXY_UPSTREAM: upstream.name,
         }
         if api is not None:
             attributes[semconv.OPERATION_NAME] = record.operation

@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
-from proxy import semconv
+from collector import semconv
 from proxy.semconv import Dialect
 
 INT64_MIN = -(2**63)
@@ -25,7 +25,7 @@ class Usage:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_read_input_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
     reasoning_output_tokens: int | None = None
     source: str = "provider"  # or "estimated"
 

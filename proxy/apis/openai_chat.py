@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from proxy import semconv
+from collector import semconv
 from proxy.apis import media_part, text_part
 from proxy.apis.openai_stream import ChunkStreamTee, wants_usage_injected, with_usage_requested
 from proxy.errors import ApiFamily
@@ -27,7 +27,7 @@ _OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
 class ChatCompletions:
     name = "chat_completions"
     family: ApiFamily = "openai"
-    operation = semconv.OPERATION_CHAT
+    operation = semconv.CHAT
 
     def describe_request(self, body: dict[str, Any], record: CallRecord) -> None:
         set_openai_request(record, body, ("max_completion_tokens", "max_tokens"))

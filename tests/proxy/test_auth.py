@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from proxy import semconv
+from collector import semconv
 from proxy.config import AuthSettings, ProxyConfig
 from proxy.keys import KeyStore
 from tests.proxy.mock_upstream import MockUpstream, serve

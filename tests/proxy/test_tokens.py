@@ -15,7 +15,7 @@ import openai
 import pytest
 import tiktoken
 
-from proxy import semconv
+from collector import semconv
 from proxy.config import ProxyConfig
 from proxy.tokens import (
     ENCODING,
