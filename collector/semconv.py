@@ -213,6 +213,16 @@ TOKEN_USAGE_REPLACEMENTS = (
 )
 
 
+def previous_names(name: str) -> tuple[str, ...]:
+    """The names ``name`` had before, newest first (empty when it never changed)."""
+    return tuple(old for old, new in reversed(RENAMED.items()) if new == name)
+
+
+def spellings(name: str) -> tuple[str, ...]:
+    """``name`` then the names it had before, newest first: the order in which to read an attribute."""
+    return (name, *previous_names(name))
+
+
 def is_model_call(operation: str) -> bool:
     """True for a gen_ai.operation.name that counts as a call to a model (the allow-list)."""
     return operation in MODEL_CALL_OPERATIONS

@@ -13,7 +13,7 @@ page while the agent still loops. What is held is bounded (runs, steps per
 run, idle time); what is evicted is counted.
 
 Run it after ``genai_normalize`` (it reads the current GenAI conventions) and
-``genai_cost`` (cost budgets read ``gen_ai.usage.cost``). Per-trace checks need
+``genai_cost`` (cost budgets read ``gen_ai.usage.cost.amount``). Per-trace checks need
 every span of a trace on one collector: behind several collectors, route by
 trace id with the ``loadbalancing`` exporter.
 """
