@@ -190,3 +190,12 @@ def genai_traces(start: int) -> TracesData:
     secret.time_unix_nano = start + SECONDS
     failing.events.append(secret)
     return traces
+
+
+def add_app_record_of_the_stream(traces: TracesData, start: int) -> None:
+    """The support agent's own span of its streamed call, whose span 2 is then the proxy's record of it.
+
+    genai_dedup marks such a span with gen_ai.call.duplicate_of: it stays in otel_traces, and is no call.
+    """
+    attributes = _call("gpt-4o", "openai", "acme", "conv-1", None, **{"gen_ai.call.duplicate_of": "0202020202020202"})
+    _span(traces.resource_spans[0].scope_spans[0].spans, TRACE_A, 7, start + SECONDS, 2.1, attributes)
