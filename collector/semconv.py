@@ -165,6 +165,8 @@ INFERENCE_OPERATION_OUTPUT_TOKENS = "gen_ai.client.inference.operation.output_to
 EMBEDDINGS_DURATION = "gen_ai.client.embeddings.duration"
 EMBEDDINGS_OPERATION_INPUT_TOKENS = "gen_ai.client.embeddings.operation.input_tokens"
 OPERATION_COST = "gen_ai.client.operation.cost"
+INVOCATION_DURATION = "gen_ai.invocation.duration"  # agents, workflows and conversation turns alike
+EXECUTE_TOOL_DURATION = "gen_ai.execute_tool.duration"
 # v1.41.0's, emitted with ``semconv: v1.41``.
 PREVIOUS_TOKEN_USAGE = "gen_ai.client.token.usage"
 PREVIOUS_OPERATION_DURATION = "gen_ai.client.operation.duration"

@@ -21,7 +21,7 @@ from typing import Protocol
 from collector import semconv
 from collector.component import TracesData
 from exporters.prometheus.families import Counter, Histogram, LabelValues
-from exporters.prometheus.spans import LABEL_NAMES, CallFacts, call_facts, service_name
+from exporters.prometheus.spans import LABEL_NAMES, STEP_LABEL_NAMES, CallFacts, StepFacts, service_name, span_facts
 
 # Token histograms, as the semantic conventions advise (powers of 4 from 1 to 4^13).
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -117,6 +117,19 @@ class LatestMetrics:
             semconv.OPERATION_COST, "", "Cost per call to a model, in its currency (gen_ai.usage.cost.amount).",
             (*LABEL_NAMES, CURRENCY_LABEL), COST_BUCKETS,
         )  # fmt: skip
+        self.invocation_duration = families.histogram(
+            semconv.INVOCATION_DURATION, SECONDS, "Duration of agent, workflow and conversation-turn invocations.",
+            (*STEP_LABEL_NAMES, ERROR_LABEL), DURATION_BUCKETS,
+        )  # fmt: skip
+        self.tool_duration = families.histogram(
+            semconv.EXECUTE_TOOL_DURATION, SECONDS, "Duration of tool executions.", (*STEP_LABEL_NAMES, ERROR_LABEL),
+            DURATION_BUCKETS,
+        )  # fmt: skip
+
+    def observe_step(self, facts: StepFacts) -> None:
+        if facts.duration is not None:
+            family = self.tool_duration if facts.tool else self.invocation_duration
+            family.observe((*facts.labels, facts.error_type), facts.duration)
 
     def observe(self, facts: CallFacts) -> None:
         labels = facts.labels
@@ -173,6 +186,9 @@ class PreviousMetrics:
             semconv.PREVIOUS_COST_TOTAL + "_usd", "Cost of LLM calls in USD (gen_ai.usage.cost.amount).", LABEL_NAMES
         )
 
+    def observe_step(self, facts: StepFacts) -> None:
+        """The previous metrics of this exporter were call metrics only; agent steps add nothing to them."""
+
     def observe(self, facts: CallFacts) -> None:
         labels: LabelValues = facts.labels
         if facts.input_tokens is not None:
@@ -200,9 +216,11 @@ class GenAiMetrics:
             service = service_name(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    facts = call_facts(span, service)
-                    if facts is not None:
+                    facts = span_facts(span, service)
+                    if isinstance(facts, CallFacts):
                         self._metrics.observe(facts)
+                    elif facts is not None:
+                        self._metrics.observe_step(facts)
 
     def render(self) -> str:
         """Every family in the Prometheus text exposition format (version 0.0.4)."""

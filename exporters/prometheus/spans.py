@@ -1,13 +1,15 @@
 """What one span contributes to the GenAI metrics: its labels and the values it observes.
 
-Only calls to a model count: spans whose ``gen_ai.operation.name`` is in
+Calls to a model are spans whose ``gen_ai.operation.name`` is in
 ``collector.semconv.MODEL_CALL_OPERATIONS``, the allow-list the ClickHouse
 tables share (inference and embeddings; not agents, workflows, tools, planning,
 retrieval, memory or guardrails, whose spans enclose or accompany the calls),
 and not a span marked ``gen_ai.call.duplicate_of`` (the second record of a call,
-see genai_dedup). The model label is the request model (what the caller chose,
-and what the semantic conventions make conditionally required), or the response
-model when the span has no request model.
+see genai_dedup). Agent invocations (``invoke_agent``, ``invoke_workflow``,
+``handle_conversation_turn``) and tool executions give their durations only.
+The model label is the request model (what the caller chose, and what the
+semantic conventions make conditionally required), or the response model when
+the span has no request model.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ _WANTED = frozenset(
         semconv.ERROR_TYPE,
         semconv.TENANT_ID,
         semconv.CALL_DUPLICATE_OF,
+        semconv.AGENT_NAME,
+        semconv.TOOL_NAME,
     }
 )
 
@@ -54,6 +58,8 @@ _WANTED = frozenset(
 # Longest label value kept: a model name or tenant is far shorter; a client's 100 KB one is cut, not repeated.
 MAX_LABEL_CHARS = 256
 LABEL_NAMES = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "service_name", "tenant_id")
+# The labels of agent invocations and tool executions, in the order StepFacts gives them.
+STEP_LABEL_NAMES = ("gen_ai_operation_name", "gen_ai_agent_name", "gen_ai_tool_name", "service_name", "tenant_id")
 
 
 @dataclass(frozen=True)
@@ -77,19 +83,47 @@ class CallFacts:
     output_by_modality: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StepFacts:
+    """An agent invocation (agent, workflow, conversation turn) or a tool execution: its labels and duration."""
+
+    labels: tuple[str, ...]  # in STEP_LABEL_NAMES order
+    tool: bool
+    duration: float | None
+    error_type: str
+
+
 def service_name(resource: Resource) -> str:
     return _text(resource_attribute(resource, semconv.SERVICE_NAME))
 
 
-def call_facts(span: Span, service: str) -> CallFacts | None:
-    """The facts of ``span`` when it is a call to a model counted here, else None."""
+def span_facts(span: Span, service: str) -> CallFacts | StepFacts | None:
+    """What ``span`` adds to the metrics: a call to a model, an agent step, or nothing."""
     attributes: dict[str, Any] = {}
     for pair in span.attributes:
         if pair.key in _WANTED:
             attributes[pair.key] = any_value(pair.value)
     operation = _text(attributes.get(semconv.OPERATION_NAME))
-    if not semconv.is_model_call(operation) or semconv.CALL_DUPLICATE_OF in attributes:
+    if semconv.CALL_DUPLICATE_OF in attributes:
         return None
+    if semconv.is_model_call(operation):
+        return _call_facts(span, service, operation, attributes)
+    tool = operation == semconv.EXECUTE_TOOL
+    if tool or operation in semconv.INVOCATION_OPERATIONS:
+        tenant = _text(attributes.get(semconv.TENANT_ID))
+        agent, tool_name = _text(attributes.get(semconv.AGENT_NAME)), _text(attributes.get(semconv.TOOL_NAME))
+        labels = (operation, agent, tool_name, service, tenant)
+        return StepFacts(labels, tool, _duration(span), _error_type(span, attributes))
+    return None
+
+
+def call_facts(span: Span, service: str) -> CallFacts | None:
+    """The facts of ``span`` when it is a call to a model counted here, else None."""
+    facts = span_facts(span, service)
+    return facts if isinstance(facts, CallFacts) else None
+
+
+def _call_facts(span: Span, service: str, operation: str, attributes: dict[str, Any]) -> CallFacts:
     model = _text(attributes.get(semconv.REQUEST_MODEL)) or _text(attributes.get(semconv.RESPONSE_MODEL))
     labels = (
         operation,
@@ -98,15 +132,8 @@ def call_facts(span: Span, service: str) -> CallFacts | None:
         service,
         _text(attributes.get(semconv.TENANT_ID)),
     )
-    error_type = _text(attributes.get(semconv.ERROR_TYPE))
-    if not error_type and span.status.code == Status.STATUS_CODE_ERROR:
-        error_type = semconv.ERROR_OTHER
-    duration = None
-    if span.start_time_unix_nano and span.end_time_unix_nano >= span.start_time_unix_nano:
-        duration = (span.end_time_unix_nano - span.start_time_unix_nano) / NANOS_PER_SECOND
     input_tokens = _amount(attributes.get(semconv.USAGE_INPUT_TOKENS))
     output_tokens = _amount(attributes.get(semconv.USAGE_OUTPUT_TOKENS))
-    cost = _first_amount(attributes, _COST_NAMES)
     return CallFacts(
         labels=labels,
         inference=operation in semconv.INFERENCE_OPERATIONS,
@@ -115,14 +142,28 @@ def call_facts(span: Span, service: str) -> CallFacts | None:
         cache_read_tokens=_amount(attributes.get(semconv.USAGE_CACHE_READ_INPUT_TOKENS)),
         cache_write_tokens=_first_amount(attributes, _CACHE_WRITE_NAMES),
         reasoning_tokens=_amount(attributes.get(semconv.USAGE_REASONING_OUTPUT_TOKENS)),
-        duration=duration,
+        duration=_duration(span),
         time_to_first_chunk=_amount(attributes.get(semconv.RESPONSE_TIME_TO_FIRST_CHUNK)),
-        cost=cost,
+        cost=_first_amount(attributes, _COST_NAMES),
         cost_currency=_text(attributes.get(semconv.USAGE_COST_CURRENCY)) or semconv.COST_CURRENCY_USD,
-        error_type=error_type,
+        error_type=_error_type(span, attributes),
         input_by_modality=_by_modality(attributes, input_tokens, semconv.USAGE_INPUT_TOKENS_BY_MODALITY),
         output_by_modality=_by_modality(attributes, output_tokens, semconv.USAGE_OUTPUT_TOKENS_BY_MODALITY),
     )
+
+
+def _duration(span: Span) -> float | None:
+    if span.start_time_unix_nano and span.end_time_unix_nano >= span.start_time_unix_nano:
+        return (span.end_time_unix_nano - span.start_time_unix_nano) / NANOS_PER_SECOND
+    return None
+
+
+def _error_type(span: Span, attributes: dict[str, Any]) -> str:
+    """The span's ``error.type``; ``_OTHER`` for an error status without one; empty for success."""
+    error_type = _text(attributes.get(semconv.ERROR_TYPE))
+    if not error_type and span.status.code == Status.STATUS_CODE_ERROR:
+        return semconv.ERROR_OTHER
+    return error_type
 
 
 def _by_modality(attributes: dict[str, Any], total: float | None, names: dict[str, str]) -> dict[str, float]:

@@ -43,9 +43,13 @@ GENAI_METRICS = {
     "gen_ai_client_embeddings_duration_seconds",
     "gen_ai_client_embeddings_operation_input_tokens",
     "gen_ai_client_operation_cost",
+    "gen_ai_invocation_duration_seconds",
+    "gen_ai_execute_tool_duration_seconds",
 }
 GENAI_LABELS = {
     "gen_ai_token_modality",
+    "gen_ai_agent_name",
+    "gen_ai_tool_name",
     "gen_ai_usage_cost_currency",
     "error_type",
     "gen_ai_provider_name",

@@ -185,6 +185,11 @@ def _sample(samples: Samples, name: str, labels: dict[str, str]) -> float:
     return samples[(name, frozenset(labels.items()))]
 
 
+def total_of(samples: Samples, name: str) -> float:
+    """The sum of every series of one sample name."""
+    return sum(value for (sample, _), value in samples.items() if sample == name)
+
+
 def test_v1_41_token_usage_duration_ttfc_and_cost_from_llm_spans(previous_collector: RunningService) -> None:
     collector = previous_collector
     traces = TracesData()
@@ -339,6 +344,8 @@ def test_newest_conventions_token_counters_histograms_durations_and_cost(collect
         "gen_ai_client_embeddings_duration_seconds": "histogram",
         "gen_ai_client_embeddings_operation_input_tokens": "histogram",
         "gen_ai_client_operation_cost": "histogram",
+        "gen_ai_invocation_duration_seconds": "histogram",
+        "gen_ai_execute_tool_duration_seconds": "histogram",
     }
     team_a = _labels(tenant="team-a")
     inputs = "gen_ai_client_inference_usage_input_tokens_total"
@@ -366,8 +373,7 @@ def test_newest_conventions_token_counters_histograms_durations_and_cost(collect
 
     duration = "gen_ai_client_inference_duration_seconds"
     assert _buckets(samples, duration, ok, DURATION_BUCKETS) == [0, 1, 1, 1, 1, 1, 1, 1, 2] + [2] * 6
-    inference_calls = sum(value for (name, _), value in samples.items() if name == f"{duration}_count")
-    assert inference_calls == 4
+    assert total_of(samples, f"{duration}_count") == 4
     ttfc = "gen_ai_client_inference_time_to_first_chunk_seconds"
     assert _buckets(samples, ttfc, team_a, DURATION_BUCKETS)[4:7] == [0, 1, 1]
 
@@ -381,6 +387,15 @@ def test_newest_conventions_token_counters_histograms_durations_and_cost(collect
     assert _buckets(samples, cost, usd, COST_BUCKETS)[4:6] == [0, 1]  # 0.25: in le=1
     total = sum(value for (name, _), value in samples.items() if name == f"{cost}_sum")
     assert total == pytest.approx(0.25 + 0.0001)
+
+    # Agents, workflows and conversation turns are invocations alike; tools have their own durations.
+    invocations = {
+        dict(labels)["gen_ai_operation_name"]: value
+        for (name, labels), value in samples.items()
+        if name == "gen_ai_invocation_duration_seconds_count"
+    }
+    assert invocations == {"invoke_agent": 1, "invoke_workflow": 1, "handle_conversation_turn": 1}
+    assert total_of(samples, "gen_ai_execute_tool_duration_seconds_count") == 1
 
 
 def test_the_admin_endpoint_shows_every_components_traffic(collector: RunningService) -> None:

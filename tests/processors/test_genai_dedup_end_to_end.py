@@ -19,7 +19,7 @@ import pytest
 
 from collector.component import ComponentID
 from tests.conftest import REPO_ROOT, RunningService, query_store
-from tests.exporters.test_prometheus import parse_metrics
+from tests.exporters.test_prometheus import parse_metrics, total_of
 from tests.proxy.mock_upstream import MockUpstream, serve
 
 CALLS = 3  # a chat call, a streamed chat call, an embeddings call
@@ -132,9 +132,5 @@ def test_genai_calls_and_the_rollup_count_each_call_once(stored: tuple[Path, str
 def test_the_prometheus_metrics_count_each_call_once(stored: tuple[Path, str]) -> None:
     _, metrics = stored
     samples, _ = parse_metrics(metrics)
-
-    def total(name: str) -> float:
-        return sum(value for (sample, _), value in samples.items() if sample == name)
-
-    assert total("gen_ai_client_inference_duration_seconds_count") == 2
-    assert total("gen_ai_client_embeddings_duration_seconds_count") == 1
+    assert total_of(samples, "gen_ai_client_inference_duration_seconds_count") == 2
+    assert total_of(samples, "gen_ai_client_embeddings_duration_seconds_count") == 1
