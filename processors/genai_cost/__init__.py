@@ -61,7 +61,8 @@ _WANTED = {
     semconv.PROVIDER_NAME: _PROVIDER,
     semconv.RESPONSE_MODEL: _RESPONSE_MODEL,
     semconv.REQUEST_MODEL: _REQUEST_MODEL,
-    semconv.USAGE_COST_AMOUNT: _COST,
+    # An amount under the project's former name (until genai_normalize maps it) is a reported cost too.
+    **dict.fromkeys(semconv.spellings(semconv.USAGE_COST_AMOUNT), _COST),
     semconv.USAGE_COST_SOURCE: _COST_SOURCE,
 }
 # Sub-nano-dollar digits are float noise, not information.

@@ -153,6 +153,12 @@ def test_a_cost_the_provider_reported_wins(make_settings: Callable[..., Componen
     assert "gen_ai.usage.cost.input" not in values
 
 
+def test_a_cost_under_the_former_name_is_a_reported_cost(make_settings: Callable[..., ComponentSettings]) -> None:
+    values = _priced(make_settings, {**_usage("openai", "gpt-4o", 1_000, 100), "gen_ai.usage.cost": 0.5})
+    assert values["gen_ai.usage.cost.source"] == "provider"
+    assert "gen_ai.usage.cost.amount" not in values and "gen_ai.usage.cost.input" not in values
+
+
 def test_spans_without_usage_are_left_alone(make_settings: Callable[..., ComponentSettings]) -> None:
     values = _priced(make_settings, {"http.request.method": "GET", "gen_ai.request.model": "gpt-4o"})
     assert values == {"http.request.method": "GET", "gen_ai.request.model": "gpt-4o"}
