@@ -13,7 +13,6 @@ from collector import semconv
 from proxy.record import CallRecord, reason_text
 from proxy.tokens import chat_prompt_tokens, texts_tokens
 
-INFERENCE_OPERATIONS = (semconv.CHAT, semconv.TEXT_COMPLETION)
 # Captured content keeps the conventions' JSON shape; a text longer than this is cut, and says so.
 MAX_CONTENT_CHARS = 1_000_000
 
@@ -63,8 +62,8 @@ def finish_span(span: Span, record: CallRecord, outcome: Outcome, finish_reason_
 
 def _estimate_missing_usage(record: CallRecord) -> None:
     usage = record.usage
-    inference = record.operation in INFERENCE_OPERATIONS
-    if record.operation not in (*INFERENCE_OPERATIONS, semconv.EMBEDDINGS):
+    inference = record.operation in semconv.INFERENCE_OPERATIONS
+    if not semconv.is_model_call(record.operation):
         return
     estimated = False
     if usage.input_tokens is None and record.prompt_texts:
