@@ -39,6 +39,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from collector import semconv  # noqa: E402
 from collector.findings import CATEGORY, CONFIDENCE, DETECTOR, FINDING_EVENT, SEVERITY, finding_event  # noqa: E402
 from exporters.clickhouse import genai_schema, schema  # noqa: E402
 from exporters.clickhouse.columns import SERVICE_NAME_KEY, STATUS_CODE_NAMES, traces_to_table  # noqa: E402
@@ -80,7 +81,8 @@ def build_batch(rng: random.Random, spans: int) -> TracesData:
             ("gen_ai.response.model", f"{model}-2025-06-01"),
             ("gen_ai.response.id", f"chatcmpl-{rng.randbytes(12).hex()}"),
             ("gen_ai.conversation.id", f"conv-{rng.randrange(1000)}"),
-            ("gen_ai.usage.cost.source", "price_table"),
+            ("gen_ai.usage.cost.source", "local"),
+            ("gen_ai.usage.cost.currency", "USD"),
             ("tenant.id", TENANTS[i % len(TENANTS)]),
             ("server.address", "api.openai.com"),
         ):
@@ -91,7 +93,7 @@ def build_batch(rng: random.Random, spans: int) -> TracesData:
             ("gen_ai.usage.cache_read.input_tokens", rng.randrange(0, 50)),
         ):
             attrs.add(key=key).value.int_value = number
-        attrs.add(key="gen_ai.usage.cost").value.double_value = rng.random() / 100
+        attrs.add(key="gen_ai.usage.cost.amount").value.double_value = rng.random() / 100
         attrs.add(key="gen_ai.response.time_to_first_chunk").value.double_value = rng.random()
         attrs.add(key="gen_ai.request.stream").value.bool_value = True
         attrs.add(key="gen_ai.response.finish_reasons").value.array_value.values.add().string_value = "stop"
@@ -133,7 +135,7 @@ def genai_tables(batches: Iterable[TracesData]) -> tuple[pa.Table, pa.Table]:
     """The ``direct`` way: genai_calls and genai_findings rows built in Python from the spans."""
     calls: dict[str, list[object]] = {name: [] for name in CALL_COLUMNS}
     findings: dict[str, list[object]] = {name: [] for name in FINDING_COLUMNS}
-    operations = frozenset(genai_schema.LLM_OPERATIONS)
+    operations = semconv.MODEL_CALL_OPERATIONS
     core = frozenset(genai_schema.FINDING_CORE_KEYS)
     empty = AnyValue()
     for traces in batches:
@@ -170,6 +172,8 @@ def genai_tables(batches: Iterable[TracesData]) -> tuple[pa.Table, pa.Table]:
                     operation = attrs.get("gen_ai.operation.name")
                     if operation is None or operation.string_value not in operations:
                         continue
+                    if semconv.CALL_DUPLICATE_OF in attrs:
+                        continue
                     reasons = attrs.get("gen_ai.response.finish_reasons")
                     start, end = span.start_time_unix_nano, span.end_time_unix_nano
                     for column, value in zip(
@@ -187,9 +191,9 @@ def genai_tables(batches: Iterable[TracesData]) -> tuple[pa.Table, pa.Table]:
                             _int(attrs.get("gen_ai.usage.input_tokens")),
                             _int(attrs.get("gen_ai.usage.output_tokens")),
                             _int(attrs.get("gen_ai.usage.cache_read.input_tokens")),
-                            _int(attrs.get("gen_ai.usage.cache_creation.input_tokens")),
+                            _int(attrs.get("gen_ai.usage.cache_write.input_tokens")),
                             _int(attrs.get("gen_ai.usage.reasoning.output_tokens")),
-                            _float(attrs.get("gen_ai.usage.cost")) or 0.0,
+                            _float(attrs.get("gen_ai.usage.cost.amount")) or 0.0,
                             _text(attrs.get("gen_ai.usage.cost.source", empty)),
                             end - start if end > start else 0,
                             _float(attrs.get("gen_ai.response.time_to_first_chunk")),

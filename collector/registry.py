@@ -44,6 +44,7 @@ def builtin_registry() -> Registry:
     import exporters.prometheus
     import processors.batch
     import processors.genai_cost
+    import processors.genai_dedup
     import processors.genai_loop_detection
     import processors.genai_normalize
     import processors.genai_security
@@ -59,6 +60,7 @@ def builtin_registry() -> Registry:
                 processors.memory_limiter.factory,
                 processors.batch.factory,
                 processors.genai_normalize.factory,
+                processors.genai_dedup.factory,
                 processors.genai_cost.factory,
                 processors.genai_security.factory,
                 processors.genai_loop_detection.factory,

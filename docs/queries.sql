@@ -4,6 +4,14 @@
 -- or paste it into clickhouse-client / Grafana. Hourly questions read the
 -- genai_calls_hourly rollup (small, fast); per-trace and per-conversation
 -- questions read genai_calls and genai_findings. Widen the INTERVAL to look further back.
+--
+-- What counts as a call: genai_calls (and its hourly rollup) hold one row per call to a model, a span
+-- whose gen_ai.operation.name is chat, text_completion, generate_content or embeddings (the same list the
+-- Prometheus metrics use; agents, workflows, tools, planning, retrieval, memory and guardrails are not
+-- calls). A call recorded twice, by an app's own instrumentation and by the proxy it went through, is
+-- counted once: the proxy's span; genai_dedup marks the other with gen_ai.call.duplicate_of (the span id
+-- of the counted one). otel_traces keeps both spans, so a sum over otel_traces counts such calls twice:
+-- ask genai_calls what a call cost, or leave out spans carrying gen_ai.call.duplicate_of.
 
 -- Q: Cost per day per model and tenant
 SELECT
@@ -136,7 +144,7 @@ SELECT
     count() AS Calls,
     sum(InputTokens + OutputTokens) AS Tokens
 FROM genai_calls
-WHERE CostSource = '' AND Timestamp >= now() - INTERVAL 7 DAY
+WHERE CostSource IN ('', 'unpriced') AND Timestamp >= now() - INTERVAL 7 DAY
 GROUP BY Provider, RequestModel
 ORDER BY Calls DESC, Provider, RequestModel;
 
@@ -154,3 +162,13 @@ LEFT JOIN genai_calls AS c ON c.TraceId = f.TraceId AND c.SpanId = f.SpanId
 WHERE f.Severity IN ('high', 'critical') AND f.Timestamp >= now() - INTERVAL 1 DAY
 ORDER BY f.Timestamp DESC, f.Detector
 LIMIT 50;
+
+-- Q: Calls recorded twice (an app's span and the proxy's), by service
+SELECT
+    ServiceName AS Service,
+    count() AS SecondRecords,
+    sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])) AS InputTokensNotCountedAgain
+FROM otel_traces
+WHERE mapContains(SpanAttributes, 'gen_ai.call.duplicate_of') AND Timestamp >= now() - INTERVAL 7 DAY
+GROUP BY Service
+ORDER BY SecondRecords DESC, Service;

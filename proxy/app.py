@@ -33,10 +33,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from collector import semconv
 from collector.inflate import BadRequest, BodyTooLarge, decompress
 from collector.keys import KeysFileError
 from collector.telemetry import Telemetry
-from proxy import semconv
 from proxy.apis import Api
 from proxy.apis.anthropic_messages import CountTokens, Messages
 from proxy.apis.openai_chat import ChatCompletions
@@ -55,7 +55,7 @@ from proxy.paths import RefuseUnsafePaths
 from proxy.record import CallRecord
 from proxy.relay import GuardedTee, RelayResponse
 from proxy.routing import Router
-from proxy.semconv import Dialect, dialect_from_environment
+from proxy.semconv import Dialect, dialect_for
 from proxy.spans import Outcome, finish_span, span_name
 from proxy.sse import SseSplitter
 from proxy.stitching import StreamSigner, TraceIds, mark_reply, strip_markers
@@ -112,7 +112,7 @@ class ProxyService:
         self._stream_check = stream_check if config.early_stop.enabled else None
         self._telemetry = telemetry
         self._logger = logger
-        self._dialect = dialect or dialect_from_environment()
+        self._dialect = dialect or dialect_for(config.semconv)
         self._router = Router(config.upstreams)
         self.auth = Authenticator(config.auth, logger)
         self._conversations = ConversationTracker(config.conversations.ttl, config.conversations.max_entries)
@@ -294,7 +294,7 @@ class ProxyService:
             semconv.PROVIDER_NAME: record.provider,
             semconv.SERVER_ADDRESS: url.hostname or "",
             semconv.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
-            semconv.UPSTREAM_NAME: upstream.name,
+            semconv.PROXY_UPSTREAM: upstream.name,
         }
         if api is not None:
             attributes[semconv.OPERATION_NAME] = record.operation
@@ -438,7 +438,7 @@ class ProxyService:
                         copy.append(chunk)
                     else:  # the client still gets every byte; only the span's reading is given up
                         copy = None
-                        call.record.set(semconv.RESPONSE_NOT_PARSED, semconv.NOT_PARSED_TOO_LARGE)
+                        call.record.set(semconv.PROXY_RESPONSE_NOT_PARSED, semconv.NOT_PARSED_TOO_LARGE)
                 yield chunk
             complete = True
             if splitter is not None and tee is not None and (last := tee.forward(splitter.finish())):
@@ -469,10 +469,10 @@ class ProxyService:
         try:
             body = decompress(body, encoding, MAX_PARSED_BODY_BYTES)
         except BodyTooLarge:
-            call.record.set(semconv.RESPONSE_NOT_PARSED, semconv.NOT_PARSED_TOO_LARGE)
+            call.record.set(semconv.PROXY_RESPONSE_NOT_PARSED, semconv.NOT_PARSED_TOO_LARGE)
             return
         except BadRequest:  # an encoding the inflater does not take (br, zstd), or a corrupt body
-            call.record.set(semconv.RESPONSE_NOT_PARSED, semconv.NOT_PARSED_UNDECODABLE)
+            call.record.set(semconv.PROXY_RESPONSE_NOT_PARSED, semconv.NOT_PARSED_UNDECODABLE)
             return
         try:
             document = json.loads(body)

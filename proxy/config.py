@@ -13,6 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from collector.config.types import Duration, HostPort, Secret
+from collector.semconv import LATEST, Version
 
 DEFAULT_ENDPOINT = HostPort("127.0.0.1", 8080)
 DEFAULT_MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024
@@ -152,6 +153,8 @@ class ProxyConfig:
     early_stop: EarlyStopSettings = field(default_factory=EarlyStopSettings)
     # Spans waiting for the pipeline; beyond this they are dropped and counted, never waited for.
     span_queue_size: int = DEFAULT_SPAN_QUEUE_SIZE
+    # The GenAI conventions' release the spans follow: the newest, or v1.41 for dashboards built on it.
+    semconv: Version = LATEST
 
     def validate(self) -> Iterable[tuple[str, str]]:
         if not self.upstreams:

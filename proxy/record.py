@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
-from proxy import semconv
+from collector import semconv
 from proxy.semconv import Dialect
 
 INT64_MIN = -(2**63)
@@ -25,7 +25,7 @@ class Usage:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_read_input_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
     reasoning_output_tokens: int | None = None
     source: str = "provider"  # or "estimated"
 
@@ -75,6 +75,8 @@ class CallRecord:
     tool_definitions: list[dict[str, Any]] | None = None
     # Text the request sends, for estimating input tokens when the upstream reports none.
     prompt_texts: list[str] = field(default_factory=list)
+    # Messages of a prompt in OpenAI's chat format, which adds tokens per message; 0 for other formats.
+    prompt_chat_messages: int = 0
     # An error the upstream reported inside a 200 stream (its type or code).
     stream_error: str | None = None
 
@@ -91,14 +93,15 @@ class CallRecord:
             self.attributes[name] = tuple(value)
 
     def output_texts(self) -> list[str]:
+        """What the reply delivered, each text whole: a streamed text's deltas joined, never counted apart."""
         texts: list[str] = []
         for choice in self.choices.values():
-            texts.extend(choice.text)
-            texts.extend(choice.reasoning)
+            texts.append("".join(choice.text))
+            texts.append("".join(choice.reasoning))
             for call in choice.tool_calls.values():
                 texts.append(call["name"] or "")
-                texts.extend(call["arguments"])
-        return texts
+                texts.append("".join(call["arguments"]))
+        return [text for text in texts if text]
 
     def output_messages(self, finish_reason_map: dict[str, str]) -> list[dict[str, Any]]:
         """Every choice as the conventions' OutputMessage."""

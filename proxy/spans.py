@@ -9,11 +9,10 @@ from typing import Any
 from opentelemetry.sdk.trace import Span
 from opentelemetry.trace import Status, StatusCode
 
-from proxy import semconv
+from collector import semconv
 from proxy.record import CallRecord, reason_text
-from proxy.tokens import count_tokens
+from proxy.tokens import chat_prompt_tokens, texts_tokens
 
-INFERENCE_OPERATIONS = (semconv.OPERATION_CHAT, semconv.OPERATION_TEXT_COMPLETION)
 # Captured content keeps the conventions' JSON shape; a text longer than this is cut, and says so.
 MAX_CONTENT_CHARS = 1_000_000
 
@@ -63,15 +62,18 @@ def finish_span(span: Span, record: CallRecord, outcome: Outcome, finish_reason_
 
 def _estimate_missing_usage(record: CallRecord) -> None:
     usage = record.usage
-    inference = record.operation in INFERENCE_OPERATIONS
-    if record.operation not in (*INFERENCE_OPERATIONS, semconv.OPERATION_EMBEDDINGS):
+    inference = record.operation in semconv.INFERENCE_OPERATIONS
+    if not semconv.is_model_call(record.operation):
         return
     estimated = False
     if usage.input_tokens is None and record.prompt_texts:
-        usage.input_tokens = count_tokens(record.prompt_texts)
+        if record.prompt_chat_messages:
+            usage.input_tokens = chat_prompt_tokens(record.prompt_texts, record.prompt_chat_messages)
+        else:
+            usage.input_tokens = texts_tokens(record.prompt_texts)
         estimated = True
     if inference and usage.output_tokens is None:
-        usage.output_tokens = count_tokens(record.output_texts())
+        usage.output_tokens = texts_tokens(record.output_texts())
         estimated = True
     if estimated:
         usage.source = "estimated"
@@ -85,7 +87,7 @@ def _set_usage(span: Span, record: CallRecord) -> None:
         semconv.USAGE_INPUT_TOKENS: usage.input_tokens,
         semconv.USAGE_OUTPUT_TOKENS: usage.output_tokens,
         semconv.USAGE_CACHE_READ_INPUT_TOKENS: usage.cache_read_input_tokens,
-        record.dialect.cache_creation_input_tokens: usage.cache_creation_input_tokens,
+        record.dialect.cache_write_input_tokens: usage.cache_write_input_tokens,
         semconv.USAGE_REASONING_OUTPUT_TOKENS: usage.reasoning_output_tokens,
     }
     for name, value in values.items():

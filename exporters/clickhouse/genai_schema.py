@@ -16,21 +16,29 @@ rows from spans any other writer puts into otel_traces (the contrib exporter,
 a backfill), run on each shard of a cluster next to the spans they read, and
 keep one insert per batch (one part, one failure mode).
 
-Attribute names are the current GenAI semantic conventions' (genai_normalize
-maps the deprecated ones before spans get here); ``tenant.id`` is the span
-attribute the proxy stamps, falling back to a resource attribute of that name.
+Attribute names are the newest GenAI semantic conventions' (``collector.semconv``;
+genai_normalize maps older ones before spans get here), with v1.41.0's cache
+write and this project's former ``gen_ai.usage.cost`` read as a fallback, so
+spans written by a proxy set to ``semconv: v1.41`` or by another writer count
+too. ``tenant.id`` is the span attribute the proxy stamps, falling back to a
+resource attribute of that name.
+
+A row of ``genai_calls`` is one call to a model: a span whose operation is in
+``collector.semconv.MODEL_CALL_OPERATIONS`` (the allow-list the Prometheus
+exporter shares), unless it carries ``gen_ai.call.duplicate_of`` (genai_dedup
+marks the second record of a call made through the proxy). Both spans stay in
+``otel_traces``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collector import semconv
 from collector.findings import CATEGORY, CONFIDENCE, DETECTOR, FINDING_EVENT, FINDINGS_COUNT, SEVERITY
 from exporters.clickhouse.layout import Layout
 
-# gen_ai.operation.name values of a call to a model (not agents, tools or retrieval).
-LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
-TENANT = "tenant.id"
+TENANT = semconv.TENANT_ID
 # Quantiles kept in the rollup states; queries pick one by position (p50, p90, p95, p99).
 ROLLUP_QUANTILES = (0.5, 0.9, 0.95, 0.99)
 # Calls of one trace, and the findings on them, stay on the trace's shard.
@@ -157,36 +165,57 @@ ORDER BY (ServiceName, RequestModel, Provider, Tenant, Hour)
     )
 
 
-def create_calls_view_sql(layout: Layout, tables: GenAITables) -> str:
-    return layout.create_view(
-        tables.calls_mv,
-        tables.calls,
-        f"""AS SELECT
+def _attribute(name: str) -> str:
+    """The span attribute ``name``, else the newest of its previous names the span has (``semconv.RENAMED``)."""
+    names = semconv.spellings(name)
+    expression = f"SpanAttributes['{names[-1]}']"
+    for newer in reversed(names[:-1]):
+        expression = f"if(mapContains(SpanAttributes, '{newer}'), SpanAttributes['{newer}'], {expression})"
+    return expression
+
+
+def calls_select_sql(layout: Layout, tables: GenAITables) -> str:
+    """The SELECT of the view that fills ``genai_calls``: one row per call to a model, counted once."""
+    cost_source = _attribute(semconv.USAGE_COST_SOURCE)
+    # Spans priced by an older genai_cost say "computed" where the conventions say "local".
+    previous_sources = tuple(semconv.RENAMED_COST_SOURCES)
+    current_sources = tuple(semconv.RENAMED_COST_SOURCES.values())
+    return f"""AS SELECT
     Timestamp,
     TraceId,
     SpanId,
     ServiceName,
     if(mapContains(SpanAttributes, '{TENANT}'), SpanAttributes['{TENANT}'], ResourceAttributes['{TENANT}']) AS Tenant,
-    SpanAttributes['gen_ai.provider.name'] AS Provider,
-    SpanAttributes['gen_ai.operation.name'] AS Operation,
-    SpanAttributes['gen_ai.request.model'] AS RequestModel,
-    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
-    toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']) AS InputTokens,
-    toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
-    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS CacheReadTokens,
-    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_creation.input_tokens']) AS CacheCreationTokens,
-    toUInt64OrZero(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
-    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost']) AS Cost,
-    SpanAttributes['gen_ai.usage.cost.source'] AS CostSource,
+    SpanAttributes['{semconv.PROVIDER_NAME}'] AS Provider,
+    SpanAttributes['{semconv.OPERATION_NAME}'] AS Operation,
+    SpanAttributes['{semconv.REQUEST_MODEL}'] AS RequestModel,
+    SpanAttributes['{semconv.RESPONSE_MODEL}'] AS ResponseModel,
+    toUInt64OrZero(SpanAttributes['{semconv.USAGE_INPUT_TOKENS}']) AS InputTokens,
+    toUInt64OrZero(SpanAttributes['{semconv.USAGE_OUTPUT_TOKENS}']) AS OutputTokens,
+    toUInt64OrZero(SpanAttributes['{semconv.USAGE_CACHE_READ_INPUT_TOKENS}']) AS CacheReadTokens,
+    toUInt64OrZero({_attribute(semconv.USAGE_CACHE_WRITE_INPUT_TOKENS)}) AS CacheCreationTokens,
+    toUInt64OrZero(SpanAttributes['{semconv.USAGE_REASONING_OUTPUT_TOKENS}']) AS ReasoningTokens,
+    toFloat64OrZero({_attribute(semconv.USAGE_COST_AMOUNT)}) AS Cost,
+    transform({cost_source}, [{_string_list(previous_sources)}], [{_string_list(current_sources)}], {cost_source})
+        AS CostSource,
     Duration,
-    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
-    JSONExtractString(SpanAttributes['gen_ai.response.finish_reasons'], 1) AS FinishReason,
+    toFloat64OrNull(SpanAttributes['{semconv.RESPONSE_TIME_TO_FIRST_CHUNK}']) AS TimeToFirstChunk,
+    JSONExtractString(SpanAttributes['{semconv.RESPONSE_FINISH_REASONS}'], 1) AS FinishReason,
     StatusCode,
-    SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
+    SpanAttributes['{semconv.CONVERSATION_ID}'] AS ConversationId,
     toUInt32OrZero(SpanAttributes['{FINDINGS_COUNT}']) AS FindingCount
 FROM {layout.qualified_storage(tables.traces)}
-WHERE SpanAttributes['gen_ai.operation.name'] IN ({_string_list(LLM_OPERATIONS)})""",
-    )
+WHERE SpanAttributes['{semconv.OPERATION_NAME}'] IN ({_string_list(tuple(sorted(semconv.MODEL_CALL_OPERATIONS)))})
+    AND NOT mapContains(SpanAttributes, '{semconv.CALL_DUPLICATE_OF}')"""
+
+
+def create_calls_view_sql(layout: Layout, tables: GenAITables) -> str:
+    return layout.create_view(tables.calls_mv, tables.calls, calls_select_sql(layout, tables))
+
+
+def upgrade_calls_view_sql(layout: Layout, tables: GenAITables) -> str:
+    """Gives a view made by an older version today's SELECT (CREATE ... IF NOT EXISTS leaves it as it was)."""
+    return layout.modify_view_query(tables.calls_mv, calls_select_sql(layout, tables))
 
 
 def create_findings_view_sql(layout: Layout, tables: GenAITables) -> str:
@@ -247,6 +276,7 @@ def statements(layout: Layout, tables: GenAITables) -> list[str]:
         create_calls_hourly_table_sql(layout, tables),
         *layout.create_distributed(tables.calls_hourly, ROLLUP_SHARDING_KEY),
         create_calls_view_sql(layout, tables),
+        upgrade_calls_view_sql(layout, tables),
         create_findings_view_sql(layout, tables),
         create_calls_hourly_view_sql(layout, tables),
     ]

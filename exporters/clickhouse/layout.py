@@ -148,6 +148,10 @@ class Layout:
             f"TO {self.qualified_storage(target)}\n{select}"
         )
 
+    def modify_view_query(self, view: str, select: str) -> str:
+        """Replaces a materialized view's SELECT in place (``select`` as ``create_view`` takes it)."""
+        return f"ALTER TABLE {self.qualified(view)}{self.on_cluster} MODIFY QUERY\n{select.removeprefix('AS ')}"
+
     def create_distributed(self, table: str, sharding_key: str) -> list[str]:
         """The Distributed table in front of ``table``'s local tables: nothing off a cluster."""
         if not self.cluster:

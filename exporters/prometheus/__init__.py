@@ -1,13 +1,17 @@
 """The ``prometheus`` exporter: GenAI client metrics derived from spans, served for Prometheus to scrape.
 
-Each LLM call span updates in-memory histograms and a counter, named as the
+Each call to a model updates in-memory counters and histograms named as the
 OpenTelemetry GenAI semantic conventions name the client metrics (dots become
-underscores, units become suffixes): ``gen_ai_client_token_usage``,
-``gen_ai_client_operation_duration_seconds``,
-``gen_ai_client_operation_time_to_first_chunk_seconds`` and
-``gen_ai_client_cost_usd_total``. ``consume`` only updates those aggregates,
-so there is no queue (as with the debug exporter); an HTTP listener started
-in ``start`` serves them at /metrics in the Prometheus text format.
+underscores, units become suffixes): by default the newest conventions'
+``gen_ai_client_inference_usage_input_tokens_total`` and its siblings,
+``gen_ai_client_inference_duration_seconds``,
+``gen_ai_client_embeddings_duration_seconds`` and
+``gen_ai_client_operation_cost``; with ``semconv: v1.41`` v1.41.0's
+``gen_ai_client_token_usage``, ``gen_ai_client_operation_duration_seconds`` and
+this project's ``gen_ai_client_cost_usd_total`` (``exporters.prometheus.metrics``).
+``consume`` only updates those aggregates, so there is no queue (as with the
+debug exporter); an HTTP listener started in ``start`` serves them at /metrics
+in the Prometheus text format.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ class PrometheusExporter:
     def __init__(self, settings: ComponentSettings, config: PrometheusExporterConfig) -> None:
         self._settings = settings
         self._labels = {"exporter": str(settings.id)}
-        self.metrics = GenAiMetrics(config.max_series, self._count_overflow)
+        self.metrics = GenAiMetrics(config.max_series, self._count_overflow, config.semconv)
         self._server = MetricsServer(config.endpoint, self.metrics.render)
 
     @property

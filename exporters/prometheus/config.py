@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from collector.config.types import HostPort
+from collector.semconv import LATEST, Version
 
 DEFAULT_ENDPOINT = HostPort("127.0.0.1", 8889)
 # The OpenTelemetry SDKs' default cardinality limit per metric.
@@ -18,10 +19,13 @@ class PrometheusExporterConfig:
 
     ``max_series`` bounds each metric's label sets; observations for further
     label sets go to one overflow series per metric, and are counted.
+    ``semconv`` picks the metrics of the newest GenAI conventions (``latest``)
+    or of v1.41.0 (``v1.41``), for dashboards built on those.
     """
 
     endpoint: HostPort = DEFAULT_ENDPOINT
     max_series: int = DEFAULT_MAX_SERIES
+    semconv: Version = LATEST
 
     def validate(self) -> Iterable[tuple[str, str]]:
         if self.max_series < 1:

@@ -1,65 +1,196 @@
-"""The GenAI client metrics: the semantic conventions' bucket boundaries, and what each span adds."""
+"""The GenAI client metrics: the families of each conventions release, their buckets, and what each span adds.
+
+``latest`` (the default) follows semantic-conventions-genai: token counters by
+direction and modality (``gen_ai.client.inference.usage.*``), per-call token
+histograms (``gen_ai.client.inference.operation.*``), inference and embeddings
+durations, time to first chunk, and the cost histogram
+(``gen_ai.client.operation.cost``). ``v1.41`` keeps v1.41.0's families
+(``gen_ai.client.token.usage`` by ``gen_ai.token.type``,
+``gen_ai.client.operation.duration``, ``...time_to_first_chunk``) and this
+project's former cost counter, for dashboards built on them. OpenTelemetry names
+become Prometheus names as the OpenTelemetry Collector's Prometheus exporter
+writes them: dots to underscores, ``s`` as ``_seconds``, annotations in braces
+dropped, ``_total`` on counters.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
+from collector import semconv
 from collector.component import TracesData
-from exporters.prometheus.families import Counter, Histogram
-from exporters.prometheus.spans import LABEL_NAMES, CallFacts, call_facts, service_name
+from exporters.prometheus.families import Counter, Histogram, LabelValues
+from exporters.prometheus.spans import LABEL_NAMES, STEP_LABEL_NAMES, CallFacts, StepFacts, service_name, span_facts
 
-# gen_ai.client.token.usage, as the semantic conventions advise (powers of 4 from 1 to 4^13).
+# Token histograms, as the semantic conventions advise (powers of 4 from 1 to 4^13).
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
-# gen_ai.client.operation.duration and .time_to_first_chunk (seconds, doubling from 10 ms).
+# Durations and time to first chunk (seconds, doubling from 10 ms), as the conventions advise.
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+# Cost of one call, in its currency: the conventions advise no buckets; decades from a hundred-thousandth to 100.
+COST_BUCKETS = (0.00001, 0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
-TOKEN_USAGE = "gen_ai_client_token_usage"
-DURATION = "gen_ai_client_operation_duration_seconds"
-TIME_TO_FIRST_CHUNK = "gen_ai_client_operation_time_to_first_chunk_seconds"
-COST = "gen_ai_client_cost_usd_total"
+SECONDS = "s"
+TOKENS = "{token}"
+MODALITY_LABEL = "gen_ai_token_modality"
+TOKEN_TYPE_LABEL = "gen_ai_token_type"
+ERROR_LABEL = "error_type"
+CURRENCY_LABEL = "gen_ai_usage_cost_currency"
+WITH_ERROR = (*LABEL_NAMES, ERROR_LABEL)
+WITH_MODALITY = (*LABEL_NAMES, MODALITY_LABEL)
+UNKNOWN = semconv.TOKEN_MODALITY_UNKNOWN
+Overflow = Callable[[str], None]
 
 
-class GenAiMetrics:
-    """The four families, fed span by span; ``on_overflow(metric)`` hears of each observation that overflowed."""
+def prometheus_name(name: str, unit: str = "", counter: bool = False) -> str:
+    """An OpenTelemetry metric name as Prometheus spells it (the collector's Prometheus exporter's rules)."""
+    spelled = name.replace(".", "_")
+    if unit == SECONDS and not spelled.endswith("_seconds"):
+        spelled += "_seconds"
+    return spelled + "_total" if counter else spelled
 
-    def __init__(self, max_series: int, on_overflow: Callable[[str], None]) -> None:
-        self.token_usage = Histogram(
-            TOKEN_USAGE,
-            "Number of input and output tokens used, per LLM call.",
-            (*LABEL_NAMES, "gen_ai_token_type"),
+
+class Family(Protocol):
+    def render(self, lines: list[str]) -> None: ...
+
+
+class _Families:
+    """The families of one release, built with the exporter's series bound."""
+
+    def __init__(self, max_series: int, on_overflow: Overflow) -> None:
+        self._max_series = max_series
+        self._on_overflow = on_overflow
+        self.all: list[Family] = []
+
+    def histogram(
+        self, name: str, unit: str, help: str, labels: tuple[str, ...], buckets: tuple[float, ...]
+    ) -> Histogram:
+        family = Histogram(prometheus_name(name, unit), help, labels, buckets, self._max_series, self._on_overflow)
+        self.all.append(family)
+        return family
+
+    def counter(self, name: str, help: str, labels: tuple[str, ...]) -> Counter:
+        family = Counter(prometheus_name(name, counter=True), help, labels, self._max_series, self._on_overflow)
+        self.all.append(family)
+        return family
+
+
+class LatestMetrics:
+    """semantic-conventions-genai's client metrics."""
+
+    def __init__(self, families: _Families) -> None:
+        usage = "tokens of inference calls, by modality"
+        self.input = families.counter(semconv.INFERENCE_USAGE_INPUT_TOKENS, f"Input {usage}.", WITH_MODALITY)
+        self.output = families.counter(semconv.INFERENCE_USAGE_OUTPUT_TOKENS, f"Output {usage}.", WITH_MODALITY)
+        self.cache_read = families.counter(
+            semconv.INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS, "Input tokens read from a cache.", WITH_MODALITY
+        )
+        self.cache_write = families.counter(
+            semconv.INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS, "Input tokens written to a cache.", WITH_MODALITY
+        )
+        self.reasoning = families.counter(
+            semconv.INFERENCE_USAGE_REASONING_OUTPUT_TOKENS, "Output tokens spent on reasoning.", WITH_MODALITY
+        )
+        self.call_input = families.histogram(
+            semconv.INFERENCE_OPERATION_INPUT_TOKENS, TOKENS, "Input tokens per inference call.", WITH_ERROR,
             TOKEN_BUCKETS,
-            max_series,
-            on_overflow,
+        )  # fmt: skip
+        self.call_output = families.histogram(
+            semconv.INFERENCE_OPERATION_OUTPUT_TOKENS, TOKENS, "Output tokens per inference call.", WITH_ERROR,
+            TOKEN_BUCKETS,
+        )  # fmt: skip
+        self.duration = families.histogram(
+            semconv.INFERENCE_DURATION, SECONDS, "Duration of inference calls.", WITH_ERROR, DURATION_BUCKETS
         )
-        self.duration = Histogram(
-            DURATION,
-            "Duration of LLM calls (span duration).",
-            (*LABEL_NAMES, "error_type"),
+        self.time_to_first_chunk = families.histogram(
+            semconv.INFERENCE_TIME_TO_FIRST_CHUNK, SECONDS, "Time to the first chunk of streamed inference calls.",
+            LABEL_NAMES, DURATION_BUCKETS,
+        )  # fmt: skip
+        self.embeddings_duration = families.histogram(
+            semconv.EMBEDDINGS_DURATION, SECONDS, "Duration of embeddings calls.", WITH_ERROR, DURATION_BUCKETS
+        )
+        self.embeddings_input = families.histogram(
+            semconv.EMBEDDINGS_OPERATION_INPUT_TOKENS, TOKENS, "Input tokens per embeddings call.", WITH_ERROR,
+            TOKEN_BUCKETS,
+        )  # fmt: skip
+        self.cost = families.histogram(
+            semconv.OPERATION_COST, "", "Cost per call to a model, in its currency (gen_ai.usage.cost.amount).",
+            (*LABEL_NAMES, CURRENCY_LABEL), COST_BUCKETS,
+        )  # fmt: skip
+        self.invocation_duration = families.histogram(
+            semconv.INVOCATION_DURATION, SECONDS, "Duration of agent, workflow and conversation-turn invocations.",
+            (*STEP_LABEL_NAMES, ERROR_LABEL), DURATION_BUCKETS,
+        )  # fmt: skip
+        self.tool_duration = families.histogram(
+            semconv.EXECUTE_TOOL_DURATION, SECONDS, "Duration of tool executions.", (*STEP_LABEL_NAMES, ERROR_LABEL),
             DURATION_BUCKETS,
-            max_series,
-            on_overflow,
-        )
-        self.time_to_first_chunk = Histogram(
-            TIME_TO_FIRST_CHUNK,
-            "Time to the first chunk of streamed LLM responses.",
-            LABEL_NAMES,
-            DURATION_BUCKETS,
-            max_series,
-            on_overflow,
-        )
-        self.cost = Counter(COST, "Cost of LLM calls in USD (gen_ai.usage.cost).", LABEL_NAMES, max_series, on_overflow)
+        )  # fmt: skip
 
-    def record(self, traces: TracesData) -> None:
-        for resource_spans in traces.resource_spans:
-            service = service_name(resource_spans.resource)
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    facts = call_facts(span, service)
-                    if facts is not None:
-                        self._observe(facts)
+    def observe_step(self, facts: StepFacts) -> None:
+        if facts.duration is not None:
+            family = self.tool_duration if facts.tool else self.invocation_duration
+            family.observe((*facts.labels, facts.error_type), facts.duration)
 
-    def _observe(self, facts: CallFacts) -> None:
+    def observe(self, facts: CallFacts) -> None:
         labels = facts.labels
+        failed = (*labels, facts.error_type)
+        if facts.cost is not None:
+            self.cost.observe((*labels, facts.cost_currency), facts.cost)
+        if not facts.inference:
+            if facts.duration is not None:
+                self.embeddings_duration.observe(failed, facts.duration)
+            if facts.input_tokens is not None:
+                self.embeddings_input.observe(failed, facts.input_tokens)
+            return
+        if facts.duration is not None:
+            self.duration.observe(failed, facts.duration)
+        if facts.time_to_first_chunk is not None:
+            self.time_to_first_chunk.observe(labels, facts.time_to_first_chunk)
+        # A failed call that reported no usage counts 0 tokens, as the conventions ask; a successful one without
+        # usage (an instrumentation that records none) counts nothing rather than a false 0.
+        for counter, histogram, total, by_modality in (
+            (self.input, self.call_input, facts.input_tokens, facts.input_by_modality),
+            (self.output, self.call_output, facts.output_tokens, facts.output_by_modality),
+        ):
+            if total is None and not facts.error_type:
+                continue
+            histogram.observe(failed, total or 0.0)
+            for modality, amount in (by_modality or {UNKNOWN: 0.0}).items():
+                counter.add((*labels, modality), amount)
+        for subset, part in (
+            (self.cache_read, facts.cache_read_tokens),
+            (self.cache_write, facts.cache_write_tokens),
+            (self.reasoning, facts.reasoning_tokens),
+        ):
+            if part:
+                subset.add((*labels, UNKNOWN), part)
+
+
+class PreviousMetrics:
+    """v1.41.0's client metrics and this project's former cost counter."""
+
+    def __init__(self, families: _Families) -> None:
+        self.token_usage = families.histogram(
+            semconv.PREVIOUS_TOKEN_USAGE, TOKENS, "Number of input and output tokens used, per LLM call.",
+            (*LABEL_NAMES, TOKEN_TYPE_LABEL), TOKEN_BUCKETS,
+        )  # fmt: skip
+        self.duration = families.histogram(
+            semconv.PREVIOUS_OPERATION_DURATION, SECONDS, "Duration of LLM calls (span duration).", WITH_ERROR,
+            DURATION_BUCKETS,
+        )  # fmt: skip
+        self.time_to_first_chunk = families.histogram(
+            semconv.PREVIOUS_TIME_TO_FIRST_CHUNK, SECONDS, "Time to the first chunk of streamed LLM responses.",
+            LABEL_NAMES, DURATION_BUCKETS,
+        )  # fmt: skip
+        self.cost = families.counter(
+            semconv.PREVIOUS_COST_TOTAL + "_usd", "Cost of LLM calls in USD (gen_ai.usage.cost.amount).", LABEL_NAMES
+        )
+
+    def observe_step(self, facts: StepFacts) -> None:
+        """The previous metrics of this exporter were call metrics only; agent steps add nothing to them."""
+
+    def observe(self, facts: CallFacts) -> None:
+        labels: LabelValues = facts.labels
         if facts.input_tokens is not None:
             self.token_usage.observe((*labels, "input"), facts.input_tokens)
         if facts.output_tokens is not None:
@@ -68,13 +199,32 @@ class GenAiMetrics:
             self.duration.observe((*labels, facts.error_type), facts.duration)
         if facts.time_to_first_chunk is not None:
             self.time_to_first_chunk.observe(labels, facts.time_to_first_chunk)
-        if facts.cost is not None:
+        if facts.cost is not None and facts.cost_currency == semconv.COST_CURRENCY_USD:
             self.cost.add(labels, facts.cost)
+
+
+class GenAiMetrics:
+    """One release's families, fed span by span; ``on_overflow(metric)`` hears of each observation that overflowed."""
+
+    def __init__(self, max_series: int, on_overflow: Overflow, version: semconv.Version = semconv.LATEST) -> None:
+        families = _Families(max_series, on_overflow)
+        self._metrics = LatestMetrics(families) if version == semconv.LATEST else PreviousMetrics(families)
+        self._families = families.all
+
+    def record(self, traces: TracesData) -> None:
+        for resource_spans in traces.resource_spans:
+            service = service_name(resource_spans.resource)
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    facts = span_facts(span, service)
+                    if isinstance(facts, CallFacts):
+                        self._metrics.observe(facts)
+                    elif facts is not None:
+                        self._metrics.observe_step(facts)
 
     def render(self) -> str:
         """Every family in the Prometheus text exposition format (version 0.0.4)."""
         lines: list[str] = []
-        for family in (self.token_usage, self.duration, self.time_to_first_chunk):
+        for family in self._families:
             family.render(lines)
-        self.cost.render(lines)
         return "\n".join(lines) + "\n"

@@ -1,16 +1,19 @@
-"""The ``genai_cost`` processor: what each GenAI call cost, in USD, and how that is known.
+"""The ``genai_cost`` processor: what each GenAI call cost, and how that is known.
 
-For every span with token usage it sets ``gen_ai.usage.cost`` (the total) and its
-parts ``gen_ai.usage.cost.input`` (uncached input) and ``.output`` (output without
-reasoning), and ``.cache_read``, ``.cache_write`` and ``.reasoning`` when the call
-had such tokens; the parts add up to the total. Plus ``gen_ai.usage.cost.source``:
+For every span with token usage it sets the conventions' cost attributes:
+``gen_ai.usage.cost.amount``, ``gen_ai.usage.cost.currency`` (``USD``) and
+``gen_ai.usage.cost.source``, plus this project's parts of the amount,
+``gen_ai.usage.cost.input`` (uncached input) and ``.output`` (output without
+reasoning), and ``.cache_read``, ``.cache_write`` and ``.reasoning`` when the
+call had such tokens; the parts add up to the amount. The source is:
 
-- ``provider``: the span already carried a cost (the provider or the
-  instrumentation reported it); it wins and is left as it is;
-- ``computed``: priced here, from the price-override file or the price
-  database, whose version goes in ``gen_ai.usage.cost.price_version``;
-- ``unpriced``: nobody knows the model's price. Such spans get no cost
-  attribute at all, never a confident 0.
+- ``provider``: the span already carried an amount (the provider, a gateway or
+  the instrumentation reported it); it wins and is left as it is;
+- ``local``: priced here once, as the span passes, from the price-override file
+  or the price database in force then, whose version goes in
+  ``gen_ai.usage.cost.price_version``; never priced again later;
+- ``unpriced`` (this project's value): nobody knows the model's price. Such
+  spans get no amount at all, never a confident 0.
 
 Provider and model come from the normalised attributes (run ``genai_normalize``
 first): ``gen_ai.provider.name`` and ``gen_ai.response.model`` (the model that
@@ -26,23 +29,14 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from collector import semconv
 from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
 from processors.genai_cost.config import GenAiCostConfig, load_overrides
 from processors.genai_cost.prices import PriceBook, Usage
 from processors.span_editor import SpanEditor
 
-INPUT_TOKENS = "gen_ai.usage.input_tokens"
-OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-CACHE_READ_TOKENS = "gen_ai.usage.cache_read.input_tokens"
-CACHE_WRITE_TOKENS = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens")
-REASONING_TOKENS = "gen_ai.usage.reasoning.output_tokens"
-PROVIDER = "gen_ai.provider.name"
-RESPONSE_MODEL = "gen_ai.response.model"
-REQUEST_MODEL = "gen_ai.request.model"
-COST = "gen_ai.usage.cost"
-COST_SOURCE = "gen_ai.usage.cost.source"
-PRICE_VERSION = "gen_ai.usage.cost.price_version"
-COST_PARTS = ("input", "output", "cache_read", "cache_write", "reasoning")
+# v1.41.0 named cache writes cache_creation; both are read.
+CACHE_WRITE_TOKENS = (semconv.USAGE_CACHE_WRITE_INPUT_TOKENS, semconv.USAGE_CACHE_CREATION_INPUT_TOKENS)
 # Where each attribute pricing reads lands in the one-pass lookup.
 (
     _INPUT,
@@ -58,17 +52,18 @@ COST_PARTS = ("input", "output", "cache_read", "cache_write", "reasoning")
 ) = range(10)
 _WANTED_SLOTS = range(10)
 _WANTED = {
-    INPUT_TOKENS: _INPUT,
-    OUTPUT_TOKENS: _OUTPUT,
-    CACHE_READ_TOKENS: _CACHE_READ,
+    semconv.USAGE_INPUT_TOKENS: _INPUT,
+    semconv.USAGE_OUTPUT_TOKENS: _OUTPUT,
+    semconv.USAGE_CACHE_READ_INPUT_TOKENS: _CACHE_READ,
     CACHE_WRITE_TOKENS[0]: _CACHE_WRITE,
     CACHE_WRITE_TOKENS[1]: _CACHE_WRITE,
-    REASONING_TOKENS: _REASONING,
-    PROVIDER: _PROVIDER,
-    RESPONSE_MODEL: _RESPONSE_MODEL,
-    REQUEST_MODEL: _REQUEST_MODEL,
-    COST: _COST,
-    COST_SOURCE: _COST_SOURCE,
+    semconv.USAGE_REASONING_OUTPUT_TOKENS: _REASONING,
+    semconv.PROVIDER_NAME: _PROVIDER,
+    semconv.RESPONSE_MODEL: _RESPONSE_MODEL,
+    semconv.REQUEST_MODEL: _REQUEST_MODEL,
+    # An amount under the project's former name (until genai_normalize maps it) is a reported cost too.
+    **dict.fromkeys(semconv.spellings(semconv.USAGE_COST_AMOUNT), _COST),
+    semconv.USAGE_COST_SOURCE: _COST_SOURCE,
 }
 # Sub-nano-dollar digits are float noise, not information.
 COST_DECIMALS = 12
@@ -96,7 +91,7 @@ class GenAiCostProcessor(SpanEditor):
         if found[_COST_SOURCE] is not None:
             return  # priced before (a collector earlier in the path): once is enough
         if found[_COST] is not None:
-            _add(attributes, COST_SOURCE, "provider")
+            _add(attributes, semconv.USAGE_COST_SOURCE, semconv.COST_SOURCE_PROVIDER)
             return
         model = _text(found[_RESPONSE_MODEL]) or _text(found[_REQUEST_MODEL])
         cost = None
@@ -110,17 +105,18 @@ class GenAiCostProcessor(SpanEditor):
             )
             cost = self._prices.cost(_text(found[_PROVIDER]), model, usage, span.start_time_unix_nano)
         if cost is None:
-            _add(attributes, COST_SOURCE, "unpriced")
+            _add(attributes, semconv.USAGE_COST_SOURCE, semconv.COST_SOURCE_UNPRICED)
             self._telemetry.add("genai_cost_unpriced_spans", 1, **self._labels)
             return
-        _add(attributes, COST, round(cost.total, COST_DECIMALS))
-        for part in COST_PARTS:
+        _add(attributes, semconv.USAGE_COST_AMOUNT, round(cost.total, COST_DECIMALS))
+        _add(attributes, semconv.USAGE_COST_CURRENCY, semconv.COST_CURRENCY_USD)
+        for part in semconv.USAGE_COST_PARTS:
             value = getattr(cost, part)
             # Cache and reasoning parts only when there were such tokens; input and output always.
             if value or part in ("input", "output"):
-                _add(attributes, f"{COST}.{part}", round(value, COST_DECIMALS))
-        _add(attributes, COST_SOURCE, "computed")
-        _add(attributes, PRICE_VERSION, cost.version)
+                _add(attributes, semconv.USAGE_COST_PART[part], round(value, COST_DECIMALS))
+        _add(attributes, semconv.USAGE_COST_SOURCE, semconv.COST_SOURCE_LOCAL)
+        _add(attributes, semconv.USAGE_COST_PRICE_VERSION, cost.version)
 
 
 def _add(attributes: Any, key: str, value: str | float) -> None:

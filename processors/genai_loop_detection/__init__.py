@@ -13,7 +13,7 @@ page while the agent still loops. What is held is bounded (runs, steps per
 run, idle time); what is evicted is counted.
 
 Run it after ``genai_normalize`` (it reads the current GenAI conventions) and
-``genai_cost`` (cost budgets read ``gen_ai.usage.cost``). Per-trace checks need
+``genai_cost`` (cost budgets read ``gen_ai.usage.cost.amount``). Per-trace checks need
 every span of a trace on one collector: behind several collectors, route by
 trace id with the ``loadbalancing`` exporter.
 """
@@ -74,6 +74,9 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             raised = {finding.detector for finding in findings}
             in_conversation = self._observe(self.conversations.get(facts.conversation_id), facts)
             findings.extend(finding for finding in in_conversation if finding.detector not in raised)
+        # Every scope has now recorded the tool results this call carried; the facts it leaves in the runs'
+        # step lists need not hold them (a long conversation repeats every earlier result id in each request).
+        facts.release_responded_ids()
         if facts.kind == "llm" and self._latency is not None:
             outlier = self._latency.observe((facts.provider, facts.model, facts.operation), facts.duration_seconds)
             if outlier is not None:

@@ -31,7 +31,7 @@ class Budget:
 
     max_steps: int = 0  # LLM calls plus tool calls
     max_tokens: int = 0  # input plus output tokens of the LLM calls
-    max_cost: float = 0.0  # gen_ai.usage.cost (from genai_cost), in USD
+    max_cost: float = 0.0  # gen_ai.usage.cost.amount (from genai_cost), in USD
 
     def validate(self) -> Iterable[tuple[str, str]]:
         for name in ("max_steps", "max_tokens", "max_cost"):

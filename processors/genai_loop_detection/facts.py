@@ -22,31 +22,29 @@ import orjson
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from collector import semconv
 from collector.jsonvalues import parse_json
 from collector.pdata import any_value
 from processors.genai_loop_detection.history import InputHistory
 
-LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
-TOOL_OPERATION = "execute_tool"
-AGENT_OPERATION = "invoke_agent"
-
-OPERATION = "gen_ai.operation.name"
+_COST_NAMES = semconv.spellings(semconv.USAGE_COST_AMOUNT)
 _WANTED = frozenset(
     {
-        OPERATION,
-        "gen_ai.conversation.id",
-        "gen_ai.provider.name",
-        "gen_ai.request.model",
-        "gen_ai.response.model",
-        "gen_ai.usage.input_tokens",
-        "gen_ai.usage.output_tokens",
-        "gen_ai.usage.cost",
-        "gen_ai.tool.name",
-        "gen_ai.tool.call.id",
-        "gen_ai.tool.call.arguments",
-        "gen_ai.input.messages",
-        "gen_ai.output.messages",
-        "error.type",
+        semconv.OPERATION_NAME,
+        semconv.CONVERSATION_ID,
+        semconv.PROVIDER_NAME,
+        semconv.REQUEST_MODEL,
+        semconv.RESPONSE_MODEL,
+        semconv.USAGE_INPUT_TOKENS,
+        semconv.USAGE_OUTPUT_TOKENS,
+        *_COST_NAMES,
+        semconv.TOOL_NAME,
+        semconv.TOOL_CALL_ID,
+        semconv.TOOL_CALL_ARGUMENTS,
+        semconv.INPUT_MESSAGES,
+        semconv.OUTPUT_MESSAGES,
+        semconv.ERROR_TYPE,
+        semconv.CALL_DUPLICATE_OF,
     }
 )
 
@@ -93,7 +91,11 @@ class SpanFacts:
     requested_calls: tuple[ToolCall, ...]  # the calls an LLM response asked for
     input_hashes: tuple[int, ...] | None  # an LLM call's input messages, None when content was not recorded
     output_hashes: tuple[int, ...]  # an LLM call's output messages
-    responded_call_ids: frozenset[str]  # tool results first seen in an LLM call's input (read once, then let go)
+    responded_call_ids: frozenset[str]  # tool results first seen in an LLM call's input (released once recorded)
+
+    def release_responded_ids(self) -> None:
+        """Drop the tool result ids once every scope's run has recorded them (never before: each needs them)."""
+        self.responded_call_ids = NO_IDS
 
     @property
     def duration_seconds(self) -> float:
@@ -110,10 +112,10 @@ def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | N
         key = pair.key
         if key in _WANTED:
             values[key] = pair.value
-    operation_value = values.get(OPERATION)
+    operation_value = values.get(semconv.OPERATION_NAME)
     kind = _KINDS.get(operation_value.string_value) if operation_value is not None else None
-    if kind is None:
-        return None
+    if kind is None or semconv.CALL_DUPLICATE_OF in values:
+        return None  # not a step of an agent, or the second record of a call already counted as one
 
     def text(key: str) -> str:
         value = values.get(key)
@@ -125,17 +127,17 @@ def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | N
     requested: tuple[ToolCall, ...] = ()
     responded = NO_IDS
     if kind == "tool":
-        call_id = text("gen_ai.tool.call.id")
-        arguments = values.get("gen_ai.tool.call.arguments")
+        call_id = text(semconv.TOOL_CALL_ID)
+        arguments = values.get(semconv.TOOL_CALL_ARGUMENTS)
         tool_call = ToolCall(
-            sys.intern(text("gen_ai.tool.name") or span.name),
+            sys.intern(text(semconv.TOOL_NAME) or span.name),
             canonical_arguments(any_value(arguments)) if arguments is not None else None,
             call_id or None,
         )
     elif kind == "llm":
-        input_text = text("gen_ai.input.messages")
+        input_text = text(semconv.INPUT_MESSAGES)
         input_hashes, responded = _read_inputs(span.trace_id, input_text, history)
-        outputs = text("gen_ai.output.messages")
+        outputs = text(semconv.OUTPUT_MESSAGES)
         if '"tool_call"' in outputs:  # only an output asking for tool calls is needed: most final answers are not
             output_hashes, requested = _read_outputs(parse_json(outputs))
     return SpanFacts(
@@ -143,14 +145,14 @@ def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | N
         span.start_time_unix_nano,
         span.end_time_unix_nano,
         kind,
-        text("gen_ai.conversation.id") or None,
+        text(semconv.CONVERSATION_ID) or None,
         # Interned: thousands of held calls name the same few providers and models.
-        sys.intern(text("gen_ai.provider.name")),
-        sys.intern(text("gen_ai.response.model") or text("gen_ai.request.model")),
+        sys.intern(text(semconv.PROVIDER_NAME)),
+        sys.intern(text(semconv.RESPONSE_MODEL) or text(semconv.REQUEST_MODEL)),
         sys.intern(operation_value.string_value),  # type: ignore[union-attr]  # kind is set: it is there
-        int(_number(values.get("gen_ai.usage.input_tokens")) + _number(values.get("gen_ai.usage.output_tokens"))),
-        float(_number(values.get("gen_ai.usage.cost"))),
-        span.status.code == Status.STATUS_CODE_ERROR or "error.type" in values,
+        int(_number(values.get(semconv.USAGE_INPUT_TOKENS)) + _number(values.get(semconv.USAGE_OUTPUT_TOKENS))),
+        float(next((_number(values[name]) for name in _COST_NAMES if name in values), 0)),
+        span.status.code == Status.STATUS_CODE_ERROR or semconv.ERROR_TYPE in values,
         tool_call,
         requested,
         input_hashes,
@@ -159,10 +161,12 @@ def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | N
     )
 
 
+# Embeddings are calls to a model but no step of an agent's reasoning; invocations (agents, workflows,
+# conversation turns) enclose the steps.
 _KINDS: dict[str, Kind] = {
-    **{operation: "llm" for operation in LLM_OPERATIONS},
-    TOOL_OPERATION: "tool",
-    AGENT_OPERATION: "agent",
+    **{operation: "llm" for operation in semconv.INFERENCE_OPERATIONS},
+    semconv.EXECUTE_TOOL: "tool",
+    **{operation: "agent" for operation in semconv.INVOCATION_OPERATIONS},
 }
 
 

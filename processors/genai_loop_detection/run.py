@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from processors.genai_loop_detection.config import Budget, GenAiLoopDetectionConfig
-from processors.genai_loop_detection.facts import NO_IDS, SpanFacts, ToolCall
+from processors.genai_loop_detection.facts import SpanFacts, ToolCall
 from processors.genai_loop_detection.patterns import cycle_at_end, near_identical, times_repeated
 
 Scope = Literal["trace", "conversation"]
@@ -175,8 +175,6 @@ class Run:
         for call_id in facts.responded_call_ids:
             self.pending.pop(call_id, None)
         self.responded.update(facts.responded_call_ids)
-        # A long conversation repeats every earlier result id in each request: keep them once, in the run.
-        facts.responded_call_ids = NO_IDS
         if self.config.unexecuted_tool_calls:
             findings.extend(self._unexecuted_before(facts))
         for call in facts.requested_calls:

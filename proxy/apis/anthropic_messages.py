@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from proxy import semconv
+from collector import semconv
 from proxy.apis import event_json, media_part, text_part
 from proxy.apis.openai_embeddings import PassEvents
 from proxy.errors import ApiFamily
@@ -29,7 +29,7 @@ FINISH_REASONS = {
 class Messages:
     name = "messages"
     family: ApiFamily = "anthropic"
-    operation = semconv.OPERATION_CHAT
+    operation = semconv.CHAT
 
     def describe_request(self, body: dict[str, Any], record: CallRecord) -> None:
         record.set(semconv.REQUEST_MAX_TOKENS, as_int(body.get("max_tokens")))
@@ -178,7 +178,7 @@ def _read_usage(usage: Any, record: CallRecord) -> None:
     target = record.usage
     for key, attribute in (
         ("cache_read_input_tokens", "cache_read_input_tokens"),
-        ("cache_creation_input_tokens", "cache_creation_input_tokens"),
+        ("cache_creation_input_tokens", "cache_write_input_tokens"),
         ("output_tokens", "output_tokens"),
     ):
         value = as_int(usage.get(key))
@@ -186,7 +186,7 @@ def _read_usage(usage: Any, record: CallRecord) -> None:
             setattr(target, attribute, value)
     uncached = as_int(usage.get("input_tokens"))
     if uncached is not None:
-        cached = (target.cache_read_input_tokens or 0) + (target.cache_creation_input_tokens or 0)
+        cached = (target.cache_read_input_tokens or 0) + (target.cache_write_input_tokens or 0)
         target.input_tokens = uncached + cached
     target.source = "provider"
 

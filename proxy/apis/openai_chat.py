@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from proxy import semconv
+from collector import semconv
 from proxy.apis import media_part, text_part
 from proxy.apis.openai_stream import ChunkStreamTee, wants_usage_injected, with_usage_requested
 from proxy.errors import ApiFamily
@@ -27,7 +27,7 @@ _OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
 class ChatCompletions:
     name = "chat_completions"
     family: ApiFamily = "openai"
-    operation = semconv.OPERATION_CHAT
+    operation = semconv.CHAT
 
     def describe_request(self, body: dict[str, Any], record: CallRecord) -> None:
         set_openai_request(record, body, ("max_completion_tokens", "max_tokens"))
@@ -41,6 +41,7 @@ class ChatCompletions:
         messages = body.get("messages")
         if isinstance(messages, list):
             record.prompt_texts.extend(_texts(messages))
+            record.prompt_chat_messages = sum(1 for m in messages if isinstance(m, dict))
             # Always built: conversation grouping compares histories even when content is not captured.
             record.input_messages = [_input_message(m) for m in messages if isinstance(m, dict)]
         tools = body.get("tools")

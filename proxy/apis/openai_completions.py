@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy import semconv
+from collector import semconv
 from proxy.apis import text_part
 from proxy.apis.openai_stream import ChunkStreamTee, wants_usage_injected, with_usage_requested
 from proxy.errors import ApiFamily
@@ -22,7 +22,7 @@ from proxy.record import (
 class Completions:
     name = "completions"
     family: ApiFamily = "openai"
-    operation = semconv.OPERATION_TEXT_COMPLETION
+    operation = semconv.TEXT_COMPLETION
 
     def describe_request(self, body: dict[str, Any], record: CallRecord) -> None:
         set_openai_request(record, body, ("max_tokens",))

@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Any
 
-from proxy import semconv
+from collector import semconv
 from proxy.errors import ApiFamily
 from proxy.record import CallRecord, as_int, as_list, set_openai_response
 from proxy.sse import SseEvent
@@ -17,7 +17,7 @@ FLOAT32_BYTES = 4
 class Embeddings:
     name = "embeddings"
     family: ApiFamily = "openai"
-    operation = semconv.OPERATION_EMBEDDINGS
+    operation = semconv.EMBEDDINGS
 
     def describe_request(self, body: dict[str, Any], record: CallRecord) -> None:
         encoding = body.get("encoding_format")

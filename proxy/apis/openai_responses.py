@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from proxy import semconv
+from collector import semconv
 from proxy.apis import event_json, media_part, text_part
 from proxy.errors import ApiFamily
 from proxy.record import (
@@ -33,7 +33,7 @@ _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content
 class Responses:
     name = "responses"
     family: ApiFamily = "openai"
-    operation = semconv.OPERATION_CHAT
+    operation = semconv.CHAT
 
     def describe_request(self, body: dict[str, Any], record: CallRecord) -> None:
         record.set(semconv.OPENAI_API_TYPE, "responses")

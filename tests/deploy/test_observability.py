@@ -31,13 +31,27 @@ DASHBOARD = DEPLOY_DIR / "grafana" / "dashboards" / "genai.json"
 
 # What the collector's prometheus exporter and admin endpoint serve (before _bucket/_sum/_count).
 GENAI_METRICS = {
-    "gen_ai_client_token_usage",
-    "gen_ai_client_operation_duration_seconds",
-    "gen_ai_client_operation_time_to_first_chunk_seconds",
-    "gen_ai_client_cost_usd_total",
+    "gen_ai_client_inference_usage_input_tokens_total",
+    "gen_ai_client_inference_usage_output_tokens_total",
+    "gen_ai_client_inference_usage_cache_read_input_tokens_total",
+    "gen_ai_client_inference_usage_cache_write_input_tokens_total",
+    "gen_ai_client_inference_usage_reasoning_output_tokens_total",
+    "gen_ai_client_inference_operation_input_tokens",
+    "gen_ai_client_inference_operation_output_tokens",
+    "gen_ai_client_inference_duration_seconds",
+    "gen_ai_client_inference_time_to_first_chunk_seconds",
+    "gen_ai_client_embeddings_duration_seconds",
+    "gen_ai_client_embeddings_operation_input_tokens",
+    "gen_ai_client_operation_cost",
+    "gen_ai_invocation_duration_seconds",
+    "gen_ai_execute_tool_duration_seconds",
 }
 GENAI_LABELS = {
-    "gen_ai_token_type",
+    "gen_ai_token_modality",
+    "gen_ai_agent_name",
+    "gen_ai_tool_name",
+    "gen_ai_usage_cost_currency",
+    "error_type",
     "gen_ai_provider_name",
     "gen_ai_request_model",
     "gen_ai_operation_name",

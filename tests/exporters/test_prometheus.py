@@ -1,8 +1,9 @@
 """The prometheus exporter in a running collector: spans in over OTLP/HTTP, /metrics scraped and parsed.
 
-Covers the bucket counts, sums and labels of the three histograms, the cost
-counter, which spans count, the cardinality bound and its overflow series,
-the admin endpoint's self-metrics next to it, and config mistakes.
+Covers the counters and histograms of the newest conventions and of v1.41.0
+(bucket counts, sums, labels), which spans count (the model-call allow-list,
+duplicates left out), the cardinality bound and its overflow series, the admin
+endpoint's self-metrics next to it, and config mistakes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collector.config.service import check_listeners, parse_config
 from collector.pdata import set_any_value
 from collector.registry import default_registry
 from exporters.prometheus.config import PrometheusExporterConfig
-from exporters.prometheus.metrics import DURATION_BUCKETS, TOKEN_BUCKETS
+from exporters.prometheus.metrics import COST_BUCKETS, DURATION_BUCKETS, TOKEN_BUCKETS
 from tests.conftest import RunningService, free_port
 
 HTTP_TIMEOUT = 10.0
@@ -95,7 +96,7 @@ def _openai(model: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _config(max_series: int = 100) -> str:
+def _config(max_series: int = 100, semconv: str = "latest") -> str:
     return f"""
 receivers:
   otlp:
@@ -106,6 +107,7 @@ exporters:
   prometheus:
     endpoint: 127.0.0.1:0
     max_series: {max_series}
+    semconv: {semconv}
 extensions:
   admin:
     endpoint: 127.0.0.1:0
@@ -124,6 +126,15 @@ processors:
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[RunningService]:
     running = RunningService(_config(), tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def previous_collector(tmp_path: Path) -> Iterator[RunningService]:
+    running = RunningService(_config(semconv="v1.41"), tmp_path)
     try:
         yield running
     finally:
@@ -174,7 +185,13 @@ def _sample(samples: Samples, name: str, labels: dict[str, str]) -> float:
     return samples[(name, frozenset(labels.items()))]
 
 
-def test_token_usage_duration_ttfc_and_cost_from_llm_spans(collector: RunningService) -> None:
+def total_of(samples: Samples, name: str) -> float:
+    """The sum of every series of one sample name."""
+    return sum(value for (sample, _), value in samples.items() if sample == name)
+
+
+def test_v1_41_token_usage_duration_ttfc_and_cost_from_llm_spans(previous_collector: RunningService) -> None:
+    collector = previous_collector
     traces = TracesData()
     _call(
         traces,
@@ -267,6 +284,120 @@ def test_token_usage_duration_ttfc_and_cost_from_llm_spans(collector: RunningSer
     assert durations == 5
 
 
+def test_newest_conventions_token_counters_histograms_durations_and_cost(collector: RunningService) -> None:
+    traces = TracesData()
+    usage = {
+        "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 1000,
+        "gen_ai.usage.cache_read.input_tokens": 40,
+        "gen_ai.usage.cache_write.input_tokens": 10,
+        "gen_ai.usage.reasoning.output_tokens": 600,
+        "gen_ai.usage.cost.amount": 0.25,
+        "gen_ai.usage.cost.currency": "USD",
+        "tenant.id": "team-a",
+    }
+    _call(traces, "support-bot", _openai("gpt-4o", **usage), seconds=1.5)
+    # Per-modality counts split the input counter; v1.41.0's cache name still counts.
+    modal = {
+        "gen_ai.usage.input_tokens": 300,
+        "gen_ai.usage.image.input_tokens": 200,
+        "gen_ai.usage.text.input_tokens": 60,
+        "gen_ai.usage.output_tokens": 4,
+        "gen_ai.usage.cache_creation.input_tokens": 5,
+        "gen_ai.response.time_to_first_chunk": 0.3,
+        "tenant.id": "team-a",
+    }
+    _call(traces, "support-bot", _openai("gpt-4o", **modal), seconds=0.02)
+    # A failed call without usage counts 0 tokens; a successful one without usage counts none.
+    _call(traces, "batch-job", _openai("gpt-4o", **{"error.type": "timeout"}), seconds=30.0, error=True)
+    _call(traces, "batch-job", _openai("gpt-4o-mini"), seconds=2.0)
+    embeddings = {
+        "gen_ai.operation.name": "embeddings",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "text-embedding-3-small",
+        "gen_ai.usage.input_tokens": 8,
+        "gen_ai.usage.cost.amount": 0.0001,
+    }
+    _call(traces, "support-bot", embeddings, seconds=0.1)
+    # Not calls to a model: agents, workflows, turns, tools, planning, retrieval, memory, guardrails, fetches.
+    for operation in (
+        "invoke_agent", "invoke_workflow", "handle_conversation_turn", "create_agent", "execute_tool", "plan",
+        "retrieval", "search_memory", "create_memory", "apply_guardrail", "fetch_response",
+    ):  # fmt: skip
+        _call(traces, "support-bot", {"gen_ai.operation.name": operation, "gen_ai.usage.input_tokens": 9})
+    # The second record of one call (genai_dedup marked it): counted once, through the other.
+    _call(traces, "support-bot", _openai("gpt-4o", **{**usage, "gen_ai.call.duplicate_of": "00000000000000aa"}))
+    _send(collector, traces)
+
+    samples, types, _ = _scrape(_exporter_port(collector))
+
+    assert types == {
+        "gen_ai_client_inference_usage_input_tokens_total": "counter",
+        "gen_ai_client_inference_usage_output_tokens_total": "counter",
+        "gen_ai_client_inference_usage_cache_read_input_tokens_total": "counter",
+        "gen_ai_client_inference_usage_cache_write_input_tokens_total": "counter",
+        "gen_ai_client_inference_usage_reasoning_output_tokens_total": "counter",
+        "gen_ai_client_inference_operation_input_tokens": "histogram",
+        "gen_ai_client_inference_operation_output_tokens": "histogram",
+        "gen_ai_client_inference_duration_seconds": "histogram",
+        "gen_ai_client_inference_time_to_first_chunk_seconds": "histogram",
+        "gen_ai_client_embeddings_duration_seconds": "histogram",
+        "gen_ai_client_embeddings_operation_input_tokens": "histogram",
+        "gen_ai_client_operation_cost": "histogram",
+        "gen_ai_invocation_duration_seconds": "histogram",
+        "gen_ai_execute_tool_duration_seconds": "histogram",
+    }
+    team_a = _labels(tenant="team-a")
+    inputs = "gen_ai_client_inference_usage_input_tokens_total"
+    modalities = {
+        dict(labels)["gen_ai_token_modality"]: value
+        for (name, labels), value in samples.items()
+        if name == inputs and dict(labels)["tenant_id"] == "team-a"
+    }
+    assert modalities == {"unknown": 100 + 40, "image": 200, "text": 60}
+    failed = _labels(service="batch-job")
+    assert _sample(samples, inputs, {**failed, "gen_ai_token_modality": "unknown"}) == 0
+    assert not [key for key in samples if key[0] == inputs and dict(key[1])["gen_ai_request_model"] == "gpt-4o-mini"]
+    unknown = {**team_a, "gen_ai_token_modality": "unknown"}
+    assert _sample(samples, "gen_ai_client_inference_usage_output_tokens_total", unknown) == 1004
+    assert _sample(samples, "gen_ai_client_inference_usage_cache_read_input_tokens_total", unknown) == 40
+    assert _sample(samples, "gen_ai_client_inference_usage_cache_write_input_tokens_total", unknown) == 15
+    assert _sample(samples, "gen_ai_client_inference_usage_reasoning_output_tokens_total", unknown) == 600
+
+    per_call = "gen_ai_client_inference_operation_input_tokens"
+    ok = {**team_a, "error_type": ""}
+    # 100 in le=256, 300 in le=1024.
+    assert _buckets(samples, per_call, ok, TOKEN_BUCKETS)[3:6] == [0, 1, 2]
+    assert _sample(samples, f"{per_call}_count", {**failed, "error_type": "timeout"}) == 1
+    assert _sample(samples, f"{per_call}_sum", {**failed, "error_type": "timeout"}) == 0
+
+    duration = "gen_ai_client_inference_duration_seconds"
+    assert _buckets(samples, duration, ok, DURATION_BUCKETS) == [0, 1, 1, 1, 1, 1, 1, 1, 2] + [2] * 6
+    assert total_of(samples, f"{duration}_count") == 4
+    ttfc = "gen_ai_client_inference_time_to_first_chunk_seconds"
+    assert _buckets(samples, ttfc, team_a, DURATION_BUCKETS)[4:7] == [0, 1, 1]
+
+    embedding = {**_labels(model="text-embedding-3-small"), "gen_ai_operation_name": "embeddings", "error_type": ""}
+    assert _sample(samples, "gen_ai_client_embeddings_duration_seconds_count", embedding) == 1
+    assert _sample(samples, "gen_ai_client_embeddings_operation_input_tokens_sum", embedding) == 8
+
+    cost = "gen_ai_client_operation_cost"
+    usd = {**team_a, "gen_ai_usage_cost_currency": "USD"}
+    assert _sample(samples, f"{cost}_sum", usd) == 0.25
+    assert _buckets(samples, cost, usd, COST_BUCKETS)[4:6] == [0, 1]  # 0.25: in le=1
+    total = sum(value for (name, _), value in samples.items() if name == f"{cost}_sum")
+    assert total == pytest.approx(0.25 + 0.0001)
+
+    # Agents, workflows and conversation turns are invocations alike; tools have their own durations.
+    invocations = {
+        dict(labels)["gen_ai_operation_name"]: value
+        for (name, labels), value in samples.items()
+        if name == "gen_ai_invocation_duration_seconds_count"
+    }
+    assert invocations == {"invoke_agent": 1, "invoke_workflow": 1, "handle_conversation_turn": 1}
+    assert total_of(samples, "gen_ai_execute_tool_duration_seconds_count") == 1
+
+
 def test_the_admin_endpoint_shows_every_components_traffic(collector: RunningService) -> None:
     traces = TracesData()
     for _ in range(3):
@@ -286,20 +417,21 @@ def test_series_beyond_max_series_go_to_one_overflow_series_and_are_counted(tmp_
     try:
         traces = TracesData()
         for model in ("gpt-4o", "gpt-4o-mini", "o3", "o4-mini"):
-            _call(traces, "support-bot", _openai(model, **{"gen_ai.usage.cost": 1.0}))
+            _call(traces, "support-bot", _openai(model, **{"gen_ai.usage.cost.amount": 1.0}))
         _send(collector, traces)
         samples, _, _ = _scrape(_exporter_port(collector))
         own, _, _ = _scrape(collector.admin_port(), collector.admin_headers())
     finally:
         collector.stop()
+    cost = "gen_ai_client_operation_cost"
     costs = {
         dict(labels).get("gen_ai_request_model", "overflow"): value
         for (name, labels), value in samples.items()
-        if name == "gen_ai_client_cost_usd_total"
+        if name == f"{cost}_sum"
     }
     assert costs == {"gpt-4o": 1.0, "gpt-4o-mini": 1.0, "overflow": 2.0}
-    assert _sample(samples, "gen_ai_client_cost_usd_total", {"otel_metric_overflow": "true"}) == 2.0
-    overflowed = {"exporter": "prometheus", "metric": "gen_ai_client_cost_usd_total"}
+    assert _sample(samples, f"{cost}_count", {"otel_metric_overflow": "true"}) == 2
+    overflowed = {"exporter": "prometheus", "metric": cost}
     assert _sample(own, "genai_prometheus_overflow_observations_total", overflowed) == 2
 
 
@@ -317,6 +449,7 @@ def test_label_values_are_escaped(collector: RunningService) -> None:
         ({"max_series": 0}, "exporters.prometheus.max_series: must be at least 1"),
         ({"endpoint": "8889"}, "exporters.prometheus.endpoint: expected host:port"),
         ({"path": "/m"}, "exporters.prometheus.path: unknown key"),
+        ({"semconv": "1.38"}, "exporters.prometheus.semconv: "),
     ],
 )
 def test_config_mistakes(raw: dict[str, Any], problem: str) -> None:
@@ -352,7 +485,7 @@ def test_a_port_taken_by_another_process_is_a_config_problem() -> None:
 
 def test_defaults() -> None:
     config = decode(PrometheusExporterConfig, None, "exporters.prometheus")
-    assert (str(config.endpoint), config.max_series) == ("127.0.0.1:8889", 2000)
+    assert (str(config.endpoint), config.max_series, config.semconv) == ("127.0.0.1:8889", 2000, "latest")
 
 
 def test_non_finite_amounts_are_not_observed_and_long_labels_are_cut() -> None:
@@ -365,7 +498,7 @@ def test_non_finite_amounts_are_not_observed_and_long_labels_are_cut() -> None:
     for key, value in (
         ("gen_ai.operation.name", "chat"),
         ("gen_ai.request.model", "m" * 100_000),
-        ("gen_ai.usage.cost", float("nan")),
+        ("gen_ai.usage.cost.amount", float("nan")),
         ("gen_ai.usage.input_tokens", float("inf")),
         ("gen_ai.usage.output_tokens", 7),
     ):

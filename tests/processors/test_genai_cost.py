@@ -54,7 +54,7 @@ def _usage(provider: str, model: str, input_tokens: int, output_tokens: int, **e
     }
     names = {
         "cache_read": "gen_ai.usage.cache_read.input_tokens",
-        "cache_write": "gen_ai.usage.cache_creation.input_tokens",
+        "cache_write": "gen_ai.usage.cache_write.input_tokens",
         "reasoning": "gen_ai.usage.reasoning.output_tokens",
     }
     attributes.update({names[key]: value for key, value in extra.items()})
@@ -124,8 +124,9 @@ def test_prices_match_hand_computed_figures(
         part for part in optional if part in expected
     ]
     assert parts == pytest.approx({part: expected.get(part, 0.0) for part in parts}, abs=1e-12)
-    assert values["gen_ai.usage.cost"] == pytest.approx(sum(expected.values()), abs=1e-12)
-    assert values["gen_ai.usage.cost.source"] == "computed"
+    assert values["gen_ai.usage.cost.amount"] == pytest.approx(sum(expected.values()), abs=1e-12)
+    assert values["gen_ai.usage.cost.currency"] == "USD"
+    assert values["gen_ai.usage.cost.source"] == "local"
     assert values["gen_ai.usage.cost.price_version"].startswith("genai-prices ")
 
 
@@ -135,11 +136,27 @@ def test_an_unknown_model_gets_no_cost_at_all(make_settings: Callable[..., Compo
     assert not [key for key in values if key.startswith("gen_ai.usage.cost") and key != "gen_ai.usage.cost.source"]
 
 
+def test_cache_writes_under_the_previous_name_are_priced_alike(make_settings: Callable[..., ComponentSettings]) -> None:
+    tokens = {"gen_ai.usage.cache_write.input_tokens": 2_000}
+    current = _priced(make_settings, {**_usage("anthropic", "claude-opus-4-1", 3_000, 1_000), **tokens})
+    tokens = {"gen_ai.usage.cache_creation.input_tokens": 2_000}
+    previous = _priced(make_settings, {**_usage("anthropic", "claude-opus-4-1", 3_000, 1_000), **tokens})
+    assert current["gen_ai.usage.cost.cache_write"] == previous["gen_ai.usage.cost.cache_write"] > 0
+
+
 def test_a_cost_the_provider_reported_wins(make_settings: Callable[..., ComponentSettings]) -> None:
-    values = _priced(make_settings, {**_usage("openai", "gpt-4o", 1_000, 100), "gen_ai.usage.cost": 0.5})
-    assert values["gen_ai.usage.cost"] == 0.5
+    reported = {"gen_ai.usage.cost.amount": 0.5, "gen_ai.usage.cost.currency": "EUR"}
+    values = _priced(make_settings, {**_usage("openai", "gpt-4o", 1_000, 100), **reported})
+    assert values["gen_ai.usage.cost.amount"] == 0.5
+    assert values["gen_ai.usage.cost.currency"] == "EUR"
     assert values["gen_ai.usage.cost.source"] == "provider"
     assert "gen_ai.usage.cost.input" not in values
+
+
+def test_a_cost_under_the_former_name_is_a_reported_cost(make_settings: Callable[..., ComponentSettings]) -> None:
+    values = _priced(make_settings, {**_usage("openai", "gpt-4o", 1_000, 100), "gen_ai.usage.cost": 0.5})
+    assert values["gen_ai.usage.cost.source"] == "provider"
+    assert "gen_ai.usage.cost.amount" not in values and "gen_ai.usage.cost.input" not in values
 
 
 def test_spans_without_usage_are_left_alone(make_settings: Callable[..., ComponentSettings]) -> None:
@@ -161,8 +178,8 @@ def test_an_override_file_prices_self_hosted_models_and_wins_over_the_database(
     local = _priced(make_settings, _usage("vllm", "llama-3.1-8b-instruct", 10_000, 2_000, reasoning=1_000), config)
     negotiated = _priced(make_settings, _usage("openai", "gpt-4o", 10_000, 1_000, cache_read=2_000), config)
 
-    assert local["gen_ai.usage.cost"] == pytest.approx((10_000 * 0.2 + 1_000 * 0.6 + 1_000 * 1.0) / M)
-    assert negotiated["gen_ai.usage.cost"] == pytest.approx((8_000 * 2.0 + 2_000 * 0.5 + 1_000 * 8.0) / M)
+    assert local["gen_ai.usage.cost.amount"] == pytest.approx((10_000 * 0.2 + 1_000 * 0.6 + 1_000 * 1.0) / M)
+    assert negotiated["gen_ai.usage.cost.amount"] == pytest.approx((8_000 * 2.0 + 2_000 * 0.5 + 1_000 * 8.0) / M)
     assert negotiated["gen_ai.usage.cost.price_version"] == f"override {overrides}"
 
 
@@ -189,7 +206,7 @@ def test_a_bad_override_file_is_one_config_line(tmp_path: Path, text: str, probl
     assert problem in line
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "my-finetune-7b"], ids=["computed", "unpriced"])
+@pytest.mark.parametrize("model", ["gpt-4o", "my-finetune-7b"], ids=["local", "unpriced"])
 def test_a_span_priced_before_is_left_as_it_is(make_settings: Callable[..., ComponentSettings], model: str) -> None:
     processor = GenAiCostProcessor(make_settings("genai_cost", "processor"), GenAiCostConfig(), RecordingConsumer())
     span = _span(_usage("openai", model, 1_000, 100))

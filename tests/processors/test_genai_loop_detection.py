@@ -160,6 +160,33 @@ def test_a_tool_call_still_missing_when_the_agent_ends_is_flagged_on_the_agent_s
     assert detector.send_each(agent.spans) == [("unexecuted_tool_call", "invoke_agent researcher")]
 
 
+@pytest.mark.parametrize("operation", ["invoke_workflow", "handle_conversation_turn"])
+def test_workflows_and_conversation_turns_end_a_run_as_agents_do(detector: Detector, operation: str) -> None:
+    agent = Agent()
+    agent.chat([("send_email", {"to": "ann@example.org"})])
+    agent.finish()
+    SpanAttributes(agent.spans[-1]).set("gen_ai.operation.name", operation)
+    assert detector.send_each(agent.spans) == [("unexecuted_tool_call", "invoke_agent researcher")]
+
+
+def test_the_second_record_of_a_call_is_no_step(detector: Detector) -> None:
+    agent = Agent(conversation_id="conv-1")
+    for _ in range(3):
+        agent.chat(text="Which report?")
+        agent.messages.append({"role": "user", "parts": [{"type": "text", "content": "find the report"}]})
+    # Each call recorded twice (an app's span and the proxy's), the app's marked by genai_dedup: two requests
+    # in a row are not yet a repetition, so nothing is found, as with single records.
+    doubled: list[Span] = []
+    for span in agent.spans[:2]:
+        copy = Span()
+        copy.CopyFrom(span)
+        copy.span_id = bytes(8)
+        SpanAttributes(copy).set("gen_ai.call.duplicate_of", span.span_id.hex())
+        doubled += [span, copy]
+    assert detector.send_each(doubled) == []
+    assert detector.processor.traces.get(agent.trace_id).step_count == 2
+
+
 def test_a_tool_error_ignored_and_repeated_is_flagged(detector: Detector) -> None:
     agent = Agent()
     agent.step("query_db", {"sql": "SELEC 1"}, "syntax error", error=True)

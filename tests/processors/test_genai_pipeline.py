@@ -85,7 +85,7 @@ def test_chat_spans_land_in_the_current_vocabulary_and_priced(
         "SELECT SpanAttributes['gen_ai.operation.name'], SpanAttributes['gen_ai.provider.name'], "
         "SpanAttributes['gen_ai.request.model'], toInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']), "
         "toInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens']), SpanAttributes['gen_ai.usage.cost.source'], "
-        "toFloat64OrZero(SpanAttributes['gen_ai.usage.cost']), mapKeys(SpanAttributes) "
+        "toFloat64OrZero(SpanAttributes['gen_ai.usage.cost.amount']), mapKeys(SpanAttributes) "
         f"FROM otel_traces WHERE ServiceName = 'app-{instrumentation}' ORDER BY Timestamp",
     )
     chats = [row for row in rows if row[0] == "chat"]
@@ -93,11 +93,11 @@ def test_chat_spans_land_in_the_current_vocabulary_and_priced(
     for operation, provider, model, input_tokens, output_tokens, source, cost, keys in chats:
         assert (operation, provider, model) == ("chat", "openai", "gpt-4o-mini")
         assert input_tokens > 0 and output_tokens > 0
-        assert source == "computed" and cost > 0
+        assert source == "local" and cost > 0
         assert not [key for key in keys if key in OLD_KEYS]
     embeddings = [row for row in rows if row[0] == "embeddings"]
     assert len(embeddings) == 1
-    assert embeddings[0][1] == "openai" and embeddings[0][5] == "computed"
+    assert embeddings[0][1] == "openai" and embeddings[0][5] == "local"
 
 
 def test_messages_are_in_the_conventions_json(stored: tuple[Path, list[str]]) -> None:

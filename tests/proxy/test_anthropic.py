@@ -10,9 +10,8 @@ import anthropic
 import httpx
 import pytest
 
-from proxy import semconv
+from collector import semconv
 from proxy.config import ProxyConfig
-from proxy.semconv import LATEST
 from tests.proxy.mock_upstream import ANTHROPIC_MESSAGE_ID, TOOL_USE_ID, MockUpstream, serve
 from tests.proxy.support import RunningProxy, attributes, running_proxy, upstreams_for
 
@@ -108,13 +107,13 @@ def test_messages_span_with_cache_tokens(mock: MockUpstream, proxy: RunningProxy
     assert span.name == f"chat {MODEL}"
     assert values[semconv.PROVIDER_NAME] == "anthropic"
     assert values[semconv.RESPONSE_ID] == ANTHROPIC_MESSAGE_ID
-    assert values[semconv.REQUEST_TOP_K] == 40.0
+    assert values[semconv.REQUEST_TOP_K] == 40 and isinstance(values[semconv.REQUEST_TOP_K], int)
     assert values[semconv.REQUEST_TEMPERATURE] == 0.5
     assert values[semconv.REQUEST_STOP_SEQUENCES] == ("STOP",)
     # The conventions count cached tokens inside the input total; Anthropic reports them apart.
     assert values[semconv.USAGE_INPUT_TOKENS] == usage.input_tokens + cache_read + cache_creation
     assert values[semconv.USAGE_CACHE_READ_INPUT_TOKENS] == cache_read
-    assert values["gen_ai.usage.cache_creation.input_tokens"] == cache_creation
+    assert values[semconv.USAGE_CACHE_WRITE_INPUT_TOKENS] == cache_creation
     assert values[semconv.USAGE_OUTPUT_TOKENS] == usage.output_tokens
     assert values[semconv.RESPONSE_FINISH_REASONS] == ("end_turn",)
     assert json.loads(values[semconv.SYSTEM_INSTRUCTIONS]) == [{"type": "text", "content": "Answer in one word."}]
@@ -122,7 +121,6 @@ def test_messages_span_with_cache_tokens(mock: MockUpstream, proxy: RunningProxy
     assert output == {
         "role": "assistant",
         "parts": [{"type": "text", "content": message.content[0].text}],  # type: ignore[union-attr]
-        "finish_reason": "stop",
     }
 
 
@@ -139,7 +137,7 @@ def test_streamed_tool_use_is_rebuilt_on_the_span(mock: MockUpstream, proxy: Run
     values = attributes(proxy.sink.wait(1)[0])
     assert values[semconv.RESPONSE_FINISH_REASONS] == ("tool_use",)
     [output] = json.loads(values[semconv.OUTPUT_MESSAGES])
-    assert output["finish_reason"] == "tool_call"
+    assert "finish_reason" not in output  # deprecated there: gen_ai.response.finish_reasons carries it
     assert output["parts"][-1] == {
         "type": "tool_call",
         "id": TOOL_USE_ID,
@@ -186,9 +184,13 @@ def test_count_tokens_span_has_no_usage(mock: MockUpstream, proxy: RunningProxy)
     assert semconv.USAGE_INPUT_TOKENS not in values
 
 
-def test_latest_conventions_on_opt_in(mock: MockUpstream) -> None:
-    config = ProxyConfig(upstreams=upstreams_for(mock.url), capture_content=True)  # type: ignore[attr-defined]
-    with running_proxy(config, dialect=LATEST) as proxy:
+def test_previous_conventions_when_configured(mock: MockUpstream) -> None:
+    config = ProxyConfig(
+        upstreams=upstreams_for(mock.url),  # type: ignore[attr-defined]
+        capture_content=True,
+        semconv="v1.41",
+    )
+    with running_proxy(config) as proxy:
         _client(proxy.url).messages.create(
             model=MODEL,
             max_tokens=64,
@@ -198,9 +200,9 @@ def test_latest_conventions_on_opt_in(mock: MockUpstream) -> None:
         )
         values = attributes(proxy.sink.wait(1)[0])
 
-    assert values[semconv.REQUEST_TOP_K] == 5
-    assert isinstance(values[semconv.REQUEST_TOP_K], int)
-    assert "gen_ai.usage.cache_write.input_tokens" in values
-    assert "gen_ai.usage.cache_creation.input_tokens" not in values
+    assert values[semconv.REQUEST_TOP_K] == 5.0
+    assert isinstance(values[semconv.REQUEST_TOP_K], float)
+    assert semconv.USAGE_CACHE_CREATION_INPUT_TOKENS in values
+    assert semconv.USAGE_CACHE_WRITE_INPUT_TOKENS not in values
     [output] = json.loads(values[semconv.OUTPUT_MESSAGES])
-    assert "finish_reason" not in output
+    assert output["finish_reason"] == "stop"

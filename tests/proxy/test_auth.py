@@ -11,8 +11,8 @@ import httpx
 import openai
 import pytest
 
+from collector import semconv
 from collector.keys import KeyStore
-from proxy import semconv
 from proxy.config import AuthSettings, ProxyConfig
 from tests.proxy.mock_upstream import MockUpstream, serve
 from tests.proxy.support import RunningProxy, attributes, running_proxy, upstreams_for

@@ -9,7 +9,8 @@ import httpx
 import openai
 import pytest
 
-from proxy import app, semconv
+from collector import semconv
+from proxy import app
 from proxy.config import ProxyConfig
 from tests.proxy.mock_upstream import SCENARIO_HEADER, MockUpstream, serve
 from tests.proxy.support import RunningProxy, attributes, running_proxy, upstreams_for
@@ -55,7 +56,7 @@ def test_a_gzip_reply_is_relayed_as_sent_and_read_for_the_span(
     assert span[semconv.RESPONSE_ID] == completion.id
     assert span[semconv.USAGE_OUTPUT_TOKENS] == completion.usage.completion_tokens  # type: ignore[union-attr]
     assert span[semconv.USAGE_SOURCE] == "provider"
-    assert semconv.RESPONSE_NOT_PARSED not in span
+    assert semconv.PROXY_RESPONSE_NOT_PARSED not in span
 
 
 @pytest.mark.parametrize("scenarios", ["gzip_bomb", "gzip_bomb,chunked"])
@@ -68,7 +69,7 @@ def test_a_gzip_bomb_is_relayed_untouched_and_not_read(mock: MockUpstream, proxy
     assert body == direct  # every byte, still compressed
     assert len(body) < 1024 * 1024
     span = attributes(proxy.sink.wait(1)[0])
-    assert span[semconv.RESPONSE_NOT_PARSED] == semconv.NOT_PARSED_TOO_LARGE
+    assert span[semconv.PROXY_RESPONSE_NOT_PARSED] == semconv.NOT_PARSED_TOO_LARGE
     assert semconv.RESPONSE_ID not in span  # the reply was not read: what the span has, it did not get from there
     assert span[semconv.USAGE_SOURCE] == "estimated"
     assert semconv.ERROR_TYPE not in span  # the call itself succeeded
@@ -88,5 +89,5 @@ def test_a_reply_whose_copy_passes_the_limit_mid_relay_is_still_relayed_whole(
 
     assert completion.id and completion.choices[0].message.content
     span = attributes(proxy.sink.wait(1)[0])
-    assert span[semconv.RESPONSE_NOT_PARSED] == semconv.NOT_PARSED_TOO_LARGE
+    assert span[semconv.PROXY_RESPONSE_NOT_PARSED] == semconv.NOT_PARSED_TOO_LARGE
     assert semconv.RESPONSE_ID not in span

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from proxy import semconv
+from collector import semconv
 from proxy.config import ProxyConfig
 from proxy.conversations import ConversationLink, ConversationTracker
 from tests.proxy.mock_upstream import MockUpstream, serve

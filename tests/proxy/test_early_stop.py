@@ -9,8 +9,8 @@ import anthropic
 import openai
 import pytest
 
+from collector import semconv
 from collector.receivers.genai_proxy import stream_check
-from proxy import semconv
 from proxy.config import EarlyStopSettings, ProxyConfig
 from tests.proxy.mock_upstream import MockUpstream, serve
 from tests.proxy.support import RunningProxy, attributes, running_proxy, upstreams_for

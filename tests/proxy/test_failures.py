@@ -15,9 +15,9 @@ import httpx
 import openai
 import pytest
 
+from collector import semconv
 from collector.component import ComponentID
 from collector.config.types import Duration
-from proxy import semconv
 from proxy.config import ProxyConfig, RetrySettings, TimeoutSettings, UpstreamConfig
 from tests.conftest import RunningService
 from tests.proxy.mock_upstream import MockUpstream, serve

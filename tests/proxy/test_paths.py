@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from collector.keys import KeyStore
 
 from collector.config.types import Secret
+from collector.keys import KeyStore
 from proxy.config import AuthSettings, ProxyConfig, UpstreamConfig
 from proxy.errors import ProxyError
 from proxy.paths import path_problem

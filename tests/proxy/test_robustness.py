@@ -10,9 +10,9 @@ import anthropic
 import httpx
 import pytest
 
+from collector import semconv
 from collector.config.decode import decode
 from collector.config.problems import ConfigError
-from proxy import semconv
 from proxy.config import AuthSettings, ProxyConfig
 from proxy.record import CallRecord
 from proxy.relay import GuardedTee

@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from proxy import semconv
+from collector import semconv
 from proxy.config import ConversationSettings, ProxyConfig
 from proxy.stitching import MARK, TRACEPARENT_KEY, TraceIds, mark_reply, signature, strip_markers
 from tests.proxy.mock_upstream import RESPONSE_ID, MockUpstream, serve

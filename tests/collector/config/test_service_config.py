@@ -184,6 +184,7 @@ def test_shipped_config_parses(registry: Registry) -> None:
     assert [str(c.id) for c in config.used("processors")] == [
         "memory_limiter",
         "genai_normalize",
+        "genai_dedup",
         "genai_cost",
         "genai_security",
         "genai_loop_detection",

@@ -4,7 +4,8 @@ Two traces of LLM calls an hour ago, shaped as the shipped pipeline leaves them:
 trace A (support-agent, tenant acme) makes three gpt-4o calls, one stream, one
 with an agent-loop finding, plus a tool span and an embeddings call with no
 known price; trace B (research-agent, tenant globex) makes one failing
-claude-sonnet-4-5 stream with a secret finding.
+claude-sonnet-4-5 stream with a secret finding, its attributes under the
+previous conventions' names (v1.41.0's cache write, the former gen_ai.usage.cost).
 """
 
 from __future__ import annotations
@@ -64,10 +65,22 @@ def _call(
         "tenant.id": tenant,
     }
     if cost is not None:
-        attributes["gen_ai.usage.cost"] = cost
-        attributes["gen_ai.usage.cost.source"] = "price_table"
+        attributes["gen_ai.usage.cost.amount"] = cost
+        attributes["gen_ai.usage.cost.currency"] = "USD"
+        attributes["gen_ai.usage.cost.source"] = "local"
     attributes.update(extra)
     return attributes
+
+
+def previous_names(attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes`` as a v1.41.0 emitter and an older genai_cost named them."""
+    renamed = {"gen_ai.usage.cost.amount": "gen_ai.usage.cost"}
+    previous = {
+        renamed.get(key, key): value for key, value in attributes.items() if key != "gen_ai.usage.cost.currency"
+    }
+    if previous.get("gen_ai.usage.cost.source") == "local":
+        previous["gen_ai.usage.cost.source"] = "computed"
+    return previous
 
 
 def genai_traces(start: int) -> TracesData:
@@ -155,18 +168,21 @@ def genai_traces(start: int) -> TracesData:
         6,
         start,
         10.0,
-        _call(
-            "claude-sonnet-4-5",
-            "anthropic",
-            "globex",
-            "conv-2",
-            0.5,
-            **{
-                "gen_ai.request.stream": True,
-                "gen_ai.response.time_to_first_chunk": 1.0,
-                "gen_ai.usage.cache_creation.input_tokens": 300,
-                FINDINGS_COUNT: 1,
-            },
+        # Written with the previous names: the tables read them too.
+        previous_names(
+            _call(
+                "claude-sonnet-4-5",
+                "anthropic",
+                "globex",
+                "conv-2",
+                0.5,
+                **{
+                    "gen_ai.request.stream": True,
+                    "gen_ai.response.time_to_first_chunk": 1.0,
+                    "gen_ai.usage.cache_creation.input_tokens": 300,
+                    FINDINGS_COUNT: 1,
+                },
+            )
         ),
     )
     failing.status.code = Status.STATUS_CODE_ERROR
@@ -174,3 +190,12 @@ def genai_traces(start: int) -> TracesData:
     secret.time_unix_nano = start + SECONDS
     failing.events.append(secret)
     return traces
+
+
+def add_app_record_of_the_stream(traces: TracesData, start: int) -> None:
+    """The support agent's own span of its streamed call, whose span 2 is then the proxy's record of it.
+
+    genai_dedup marks such a span with gen_ai.call.duplicate_of: it stays in otel_traces, and is no call.
+    """
+    attributes = _call("gpt-4o", "openai", "acme", "conv-1", None, **{"gen_ai.call.duplicate_of": "0202020202020202"})
+    _span(traces.resource_spans[0].scope_spans[0].spans, TRACE_A, 7, start + SECONDS, 2.1, attributes)

@@ -13,7 +13,13 @@ from collector.queue import Batch
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.store import ClickHouseStore
 from tests.conftest import REPO_ROOT
-from tests.exporters.clickhouse.genai_spans import TRACE_A, TRACE_B, an_hour_ago, genai_traces
+from tests.exporters.clickhouse.genai_spans import (
+    TRACE_A,
+    TRACE_B,
+    add_app_record_of_the_stream,
+    an_hour_ago,
+    genai_traces,
+)
 
 QUERIES = REPO_ROOT / "docs" / "queries.sql"
 QUESTION = re.compile(r"^-- Q: (.+)$", re.MULTILINE)
@@ -57,6 +63,8 @@ EXPECTED: dict[str, list[list[object]]] = {
     ],
     "Conversations by cost": [["conv-2", "globex", 1, 1, 1100, 0.5], ["conv-1", "acme", 3, 1, 3300, 0.06]],
     "Calls without a known price, by model": [["openai", "text-embedding-3-small", 1, 200]],
+    # The marked span is left out of every question above; only this one reads it.
+    "Calls recorded twice (an app's span and the proxy's), by service": [["support-agent", 1, 1000]],
     "Latest high and critical findings, with the call they were found on": [
         [WHEN, "call_cycle", "high", A, "support-agent", "gpt-4o", "acme"],
         [WHEN, "aws_access_key_id", "critical", B, "research-agent", "claude-sonnet-4-5", "globex"],
@@ -80,8 +88,10 @@ def loaded_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHous
     store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{path}"), logging.getLogger("test.queries"))
     store.start()
     try:
-        traces = genai_traces(an_hour_ago())
-        store.send(Batch([traces], 6))
+        start = an_hour_ago()
+        traces = genai_traces(start)
+        add_app_record_of_the_stream(traces, start)
+        store.send(Batch([traces], 7))
         yield store
     finally:
         store.close()

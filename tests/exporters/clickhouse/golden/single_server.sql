@@ -150,10 +150,11 @@ AS SELECT
     toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']) AS InputTokens,
     toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
     toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS CacheReadTokens,
-    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_creation.input_tokens']) AS CacheCreationTokens,
+    toUInt64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.cache_write.input_tokens'), SpanAttributes['gen_ai.usage.cache_write.input_tokens'], SpanAttributes['gen_ai.usage.cache_creation.input_tokens'])) AS CacheCreationTokens,
     toUInt64OrZero(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
-    toFloat64OrZero(SpanAttributes['gen_ai.usage.cost']) AS Cost,
-    SpanAttributes['gen_ai.usage.cost.source'] AS CostSource,
+    toFloat64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.cost.amount'), SpanAttributes['gen_ai.usage.cost.amount'], SpanAttributes['gen_ai.usage.cost'])) AS Cost,
+    transform(SpanAttributes['gen_ai.usage.cost.source'], ['computed'], ['local'], SpanAttributes['gen_ai.usage.cost.source'])
+        AS CostSource,
     Duration,
     toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
     JSONExtractString(SpanAttributes['gen_ai.response.finish_reasons'], 1) AS FinishReason,
@@ -161,7 +162,37 @@ AS SELECT
     SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
     toUInt32OrZero(SpanAttributes['gen_ai.security.findings.count']) AS FindingCount
 FROM `default`.`otel_traces`
-WHERE SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content', 'embeddings');
+WHERE SpanAttributes['gen_ai.operation.name'] IN ('chat', 'embeddings', 'generate_content', 'text_completion')
+    AND NOT mapContains(SpanAttributes, 'gen_ai.call.duplicate_of');
+
+ALTER TABLE `default`.`otel_traces_genai_calls_mv` MODIFY QUERY
+SELECT
+    Timestamp,
+    TraceId,
+    SpanId,
+    ServiceName,
+    if(mapContains(SpanAttributes, 'tenant.id'), SpanAttributes['tenant.id'], ResourceAttributes['tenant.id']) AS Tenant,
+    SpanAttributes['gen_ai.provider.name'] AS Provider,
+    SpanAttributes['gen_ai.operation.name'] AS Operation,
+    SpanAttributes['gen_ai.request.model'] AS RequestModel,
+    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']) AS InputTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS CacheReadTokens,
+    toUInt64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.cache_write.input_tokens'), SpanAttributes['gen_ai.usage.cache_write.input_tokens'], SpanAttributes['gen_ai.usage.cache_creation.input_tokens'])) AS CacheCreationTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
+    toFloat64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.cost.amount'), SpanAttributes['gen_ai.usage.cost.amount'], SpanAttributes['gen_ai.usage.cost'])) AS Cost,
+    transform(SpanAttributes['gen_ai.usage.cost.source'], ['computed'], ['local'], SpanAttributes['gen_ai.usage.cost.source'])
+        AS CostSource,
+    Duration,
+    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS TimeToFirstChunk,
+    JSONExtractString(SpanAttributes['gen_ai.response.finish_reasons'], 1) AS FinishReason,
+    StatusCode,
+    SpanAttributes['gen_ai.conversation.id'] AS ConversationId,
+    toUInt32OrZero(SpanAttributes['gen_ai.security.findings.count']) AS FindingCount
+FROM `default`.`otel_traces`
+WHERE SpanAttributes['gen_ai.operation.name'] IN ('chat', 'embeddings', 'generate_content', 'text_completion')
+    AND NOT mapContains(SpanAttributes, 'gen_ai.call.duplicate_of');
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS `default`.`otel_traces_genai_findings_mv`
 TO `default`.`genai_findings`
