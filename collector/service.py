@@ -30,6 +30,7 @@ from collector.counting import CountingConsumer
 from collector.errors import raise_fan_out_errors
 from collector.health import HealthReporter, worker_threads_problem
 from collector.registry import Registry
+from collector.tap import PipelineTap, TappedConsumer
 from collector.telemetry import Telemetry
 
 LOGGER_PREFIX = "genai_collector"
@@ -74,6 +75,8 @@ class Service:
         self.config = config
         self.telemetry = telemetry or Telemetry()
         self.ready = False
+        # What each pipeline's exporters accepted, for listeners in this process (the api's live stream).
+        self.tap = PipelineTap()
         self._registry = registry
         self._exporters: dict[ComponentID, Exporter] = {}
         self._processors: list[Component] = []  # upstream first, pipeline by pipeline
@@ -112,6 +115,7 @@ class Service:
         for name, pipeline in config.pipelines.items():
             exporters = [self._exporters[cid] for cid in pipeline.exporters]
             consumer: TracesConsumer = exporters[0] if len(exporters) == 1 else FanOut(exporters)
+            consumer = TappedConsumer(consumer, self.tap)
             chain: list[Component] = []
             for cid in reversed(pipeline.processors):
                 component = config.components["processors"][cid]
