@@ -95,11 +95,11 @@ SCENARIOS: dict[str, str] = {
     "reasoning": "report 16 reasoning tokens on top of the visible output (OpenAI paths)",
     "tool_loop": "call the first offered tool on every turn, also after tool results, as a looping agent's model does;"
     " each call gets a new id (call_mock_N, fc_mock_N, toolu_mock_N: N = the tool calls already in the request + 1)",
-    "args_from_prompt": "a tool's argument is the first capitalised word of the last user message after its first word"
-    " ('What is the weather in Rome?' gives {city: Rome}; Paris when there is none), and tool call ids count up"
-    " through the conversation as tool_loop's do",
-    "parallel_tools": "ask for the first offered tool once per capitalised word of the last user message after its"
-    " first word (up to 4), in one reply, as parallel tool calls (OpenAI paths; implies args_from_prompt)",
+    "args_from_prompt": "a tool's argument is the last name in the last user message: a capitalised word followed by"
+    " '?', '.', ',', ' and' or ' or' ('What is the weather in Rome?' gives {city: Rome}; Paris when there is none),"
+    " and tool call ids count up through the conversation as tool_loop's do",
+    "parallel_tools": "ask for the first offered tool once per name in the last user message (up to 4), in one reply,"
+    " as parallel tool calls (OpenAI paths; implies args_from_prompt)",
     "retry_on_error": "after a tool result that says Did you mean 'X'?, call the same tool again with X, as a model"
     " correcting its arguments does (implies args_from_prompt)",
 }
@@ -366,7 +366,8 @@ def _argument_name(schema: Any) -> str:
     return str(next(iter(properties), "city")) if isinstance(properties, dict) and properties else "city"
 
 
-_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z]+")
+# A name, as args_from_prompt reads one: a capitalised word ending a clause or joined to another by and/or.
+_NAME = re.compile(r"(?<=[\s:])[A-Z][a-z]+(?=[?.,]| and | or )")
 _SUGGESTION = re.compile(r"Did you mean '([^']+)'\?")
 _PROMPT_SCENARIOS = frozenset({"args_from_prompt", "parallel_tools", "retry_on_error"})
 
@@ -390,9 +391,8 @@ def _planned_calls(
     if suggestion is not None:
         values = [suggestion.group(1)]
     else:
-        named = _CAPITALISED.findall(user_text or "")[1:] if (user_text or "")[:1].isupper() else []
-        named = named or [DEFAULT_ARGUMENT]
-        values = named[:PARALLEL_TOOL_LIMIT] if "parallel_tools" in scenarios else named[:1]
+        named = list(dict.fromkeys(_NAME.findall(user_text or ""))) or [DEFAULT_ARGUMENT]
+        values = named[:PARALLEL_TOOL_LIMIT] if "parallel_tools" in scenarios else named[-1:]
     return tuple(_ToolCall(name, {key: value}, earlier + index + 1) for index, value in enumerate(values))
 
 

@@ -867,7 +867,7 @@ def test_args_from_prompt_and_retry_on_error_scenarios(oai: openai.OpenAI, claud
     )
     assert (nothing_named.choices[0].message.tool_calls or [])[0].function.arguments == '{"city":"Paris"}'
 
-    # Anthropic: one tool_use block even with parallel_tools, its argument from the prompt.
+    # Anthropic: one tool_use block even with parallel_tools, its argument the last name in the prompt.
     message = claude.messages.create(
         model="c",
         max_tokens=100,
@@ -877,7 +877,7 @@ def test_args_from_prompt_and_retry_on_error_scenarios(oai: openai.OpenAI, claud
     )
     assert [(b.type, getattr(b, "input", None)) for b in message.content] == [
         ("text", None),
-        ("tool_use", {"city": "Rome"}),
+        ("tool_use", {"city": "Oslo"}),
     ]
 
 

@@ -49,17 +49,13 @@ class Call:
 
     run: str
     path: str  # e.g. /v1/chat/completions
-    traceparent: str  # the client's W3C traceparent: its span that made the call
+    traceparent: str  # the client's W3C traceparent (its span that made the call); "" when it sent none
     scenario: str  # the x-mock-scenario header
     body: Any  # the JSON body
 
     @property
     def span_id(self) -> str:
-        return self.traceparent.split("-")[2]
-
-    @property
-    def trace_id(self) -> str:
-        return self.traceparent.split("-")[1]
+        return self.traceparent.split("-")[2] if self.traceparent else ""
 
 
 @dataclass(frozen=True)
@@ -85,20 +81,30 @@ class PlannedRun:
         trace_ids: Sequence[str],
         calls: Sequence[Call],
         spans: Sequence[Span],
+        model_spans: Sequence[str],
     ) -> dict[str, Any]:
-        """The run's manifest entry, its expected findings derived from the calls the framework made."""
+        """The run's manifest entry, its expected findings derived from the calls the framework made.
+
+        ``model_spans`` (span ids, by start time) name the spans that made the model calls when the calls
+        carry no traceparent.
+        """
         findings = []
         if self.verdict == "looping":
             if len(calls) < LOOP_REPEAT:
                 raise AssertionError(f"{framework}.{self.name}: {len(calls)} model calls, no loop to find")
-            third = calls[LOOP_REPEAT - 1]
             by_id = {span.span_id.hex(): span for span in spans}
+            third_id = calls[LOOP_REPEAT - 1].span_id if calls[LOOP_REPEAT - 1].traceparent else None
+            if third_id is None:
+                if len(model_spans) != len(calls):
+                    raise AssertionError(f"{framework}.{self.name}: {len(model_spans)} model spans, {len(calls)} calls")
+                third_id = model_spans[LOOP_REPEAT - 1]
+            third = by_id[third_id]
             findings.append({
                 "detector": "repeated_tool_call",
                 "scope": "trace",
-                "span_name": by_id[third.span_id].name,
-                "span_id": third.span_id,
-                "trace_id": third.trace_id,
+                "span_name": third.name,
+                "span_id": third_id,
+                "trace_id": third.trace_id.hex(),
                 "note": "The span that made the third model call: its reply asks for the same get_weather "
                 "call a third time.",
             })  # fmt: skip

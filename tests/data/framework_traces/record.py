@@ -71,6 +71,9 @@ class Framework:
     client: str  # file under clients/
     packages: tuple[str, ...]  # distributions (or npm packages) whose versions the manifest records
     source: str  # the framework and the instrumentation that emitted the spans
+    # The attribute (key, value) of the span that makes a model call, to find it by order when the
+    # instrumentation does not make that span current during the HTTP request (no traceparent is sent).
+    model_span: tuple[str, str] = ("", "")
     node: bool = False
     env: tuple[tuple[str, str], ...] = ()
 
@@ -92,12 +95,14 @@ FRAMEWORKS: dict[str, Framework] = {
             "opentelemetry-sdk",
         ),
         "LangGraph + openinference-instrumentation-langchain",
+        model_span=("openinference.span.kind", "LLM"),
         env=(("LANGGRAPH_TRACING", "openinference"),),
     ),
     "langgraph_langsmith": Framework(
         "langgraph_agent.py",
         ("langgraph", "langchain-core", "langchain-openai", "langsmith", "openai", "opentelemetry-sdk"),
         "LangGraph + LangSmith's OpenTelemetry export",
+        model_span=("langsmith.span.kind", "llm"),
         env=(("LANGGRAPH_TRACING", "langsmith"),),
     ),
     "vercel_ai": Framework(
@@ -110,6 +115,7 @@ FRAMEWORKS: dict[str, Framework] = {
         "crewai_agent.py",
         ("crewai", "openinference-instrumentation-crewai", "openinference-instrumentation-openai", "openai"),
         "CrewAI + openinference-instrumentation-crewai and -openai",
+        model_span=("openinference.span.kind", "LLM"),
     ),
     "google_adk": Framework(
         "adk_agent.py",
@@ -225,14 +231,17 @@ def record(name: str, runtime: Path) -> None:
 
 
 def _client_traceparent(request: RecordedRequest, proxy_spans: list[ReadableSpan]) -> str:
-    """The traceparent the client sent: the parent of the proxy span whose context went upstream."""
+    """The traceparent the client sent (the parent of the proxy span whose context went upstream), or ""."""
     sent_up = request.headers.get("traceparent", "")
     span_id = int(sent_up.split("-")[2], 16)
+    proxy_ids = {span.context.span_id for span in proxy_spans}
     for span in proxy_spans:
         if span.context.span_id == span_id:
             parent = span.parent
-            if parent is None or not parent.is_remote:
-                raise AssertionError(f"the proxy span of {request.path} has no parent from the client")
+            # A proxy span's parent can be the proxy's own earlier call of the conversation (it chains calls
+            # whose history continues one), which is not what the client sent.
+            if parent is None or parent.span_id in proxy_ids:
+                return ""
             return f"00-{parent.trace_id:032x}-{parent.span_id:016x}-01"
     raise AssertionError(f"no proxy span for {request.path}")
 
@@ -260,7 +269,14 @@ def _write(
         calls.extend(run_calls)
         spans = [span for request in run.requests for span in agent_traces.spans(request)]
         trace_ids = list(dict.fromkeys(s.trace_id.hex() for s in sorted(spans, key=lambda s: s.start_time_unix_nano)))
-        entries.append(planned[run.name].entry(name, framework.source, run.outcome, trace_ids, run_calls, spans))
+        model_spans = [
+            span.span_id.hex()
+            for span in sorted(spans, key=lambda s: s.start_time_unix_nano)
+            if any(a.key == framework.model_span[0] and a.value.string_value == framework.model_span[1]
+                   for a in span.attributes)
+        ]  # fmt: skip
+        entry = planned[run.name].entry(name, framework.source, run.outcome, trace_ids, run_calls, spans, model_spans)
+        entries.append(entry)
     write_gzip(spans_path(name), agent_traces.dumps(merged))
     write_gzip(calls_path(name), dump_calls(calls))
     document: dict[str, Any] = json.loads(MANIFEST.read_text(encoding="utf-8")) if MANIFEST.exists() else {}
