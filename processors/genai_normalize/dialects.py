@@ -9,7 +9,7 @@ Dialects:
   gen_ai.openai.* request and response keys, and OpenLLMetry's indexed
   gen_ai.prompt.N.* / gen_ai.completion.N.* messages and llm.request.type);
 - OpenInference (llm.*, openinference.span.kind, tool.name);
-- the Vercel AI SDK (ai.*);
+- the Vercel AI SDK (ai.*; see ``vercel``);
 - spans that name a model but no provider: the provider is inferred from the
   model's family name (gpt-, claude-, gemini-...).
 """
@@ -22,20 +22,27 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from collector.jsonvalues import parse_json
-from collector.pdata import SpanAttributes
-
-OPERATION = "gen_ai.operation.name"
-PROVIDER = "gen_ai.provider.name"
-REQUEST_MODEL = "gen_ai.request.model"
-RESPONSE_MODEL = "gen_ai.response.model"
-INPUT_MESSAGES = "gen_ai.input.messages"
-OUTPUT_MESSAGES = "gen_ai.output.messages"
-SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
-TOOL_DEFINITIONS = "gen_ai.tool.definitions"
-FINISH_REASONS = "gen_ai.response.finish_reasons"
-INPUT_TOKENS = "gen_ai.usage.input_tokens"
-OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-COST = "gen_ai.usage.cost"
+from processors.genai_normalize import langchain, vercel
+from processors.genai_normalize.normalization import (
+    AGENT_NAME,
+    CONVERSATION_ID,
+    COST,
+    FINISH_REASONS,
+    INPUT_MESSAGES,
+    INPUT_TOKENS,
+    OPERATION,
+    OUTPUT_MESSAGES,
+    OUTPUT_TOKENS,
+    PROVIDER,
+    PROVIDER_NAMES,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+    TOOL_CALL_ARGUMENTS,
+    TOOL_CALL_ID,
+    TOOL_CALL_RESULT,
+    TOOL_DEFINITIONS,
+    Normalization,
+)
 
 # Plain renames: old key → current key.
 RENAMES: dict[str, str] = {
@@ -60,18 +67,10 @@ RENAMES: dict[str, str] = {
     "embedding.model_name": REQUEST_MODEL,
     "tool.name": "gen_ai.tool.name",
     "tool.description": "gen_ai.tool.description",
-    # Vercel AI SDK
-    "ai.usage.promptTokens": INPUT_TOKENS,
-    "ai.usage.inputTokens": INPUT_TOKENS,
-    "ai.usage.completionTokens": OUTPUT_TOKENS,
-    "ai.usage.outputTokens": OUTPUT_TOKENS,
-    "ai.response.model": RESPONSE_MODEL,
-    "ai.response.id": "gen_ai.response.id",
-    "ai.model.id": REQUEST_MODEL,
 }
 
 RENAME_KEYS = frozenset(RENAMES)
-PROVIDER_KEYS = frozenset({"gen_ai.system", "llm.provider", "llm.system", "ai.model.provider"})
+PROVIDER_KEYS = frozenset({"gen_ai.system", "llm.provider", "llm.system"})
 # A span with none of these keys, no key with one of these prefixes, and a provider when it names a model,
 # has nothing to normalise: the common case, decided by one set intersection and one pass over key names.
 TRIGGER_KEYS = (
@@ -81,33 +80,11 @@ TRIGGER_KEYS = (
         "gen_ai.openai.request.response_format",
         "gen_ai.openai.api_base",
         "llm.request.type",
+        langchain.SPAN_KIND,
     }
 )
-TRIGGER_PREFIXES = ("llm.", "openinference.", "embedding.", "ai.", "gen_ai.prompt.", "gen_ai.completion.")
+TRIGGER_PREFIXES = ("llm.", "openinference.", "embedding.", "gen_ai.prompt.", "gen_ai.completion.")
 _DIALECT_OF_PREFIX = {"llm": "openinference", "openinference": "openinference", "embedding": "openinference"}
-
-# Provider names other dialects use → gen_ai.provider.name.
-PROVIDER_NAMES = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "azure": "azure.ai.openai",
-    "az.ai.openai": "azure.ai.openai",
-    "az.ai.inference": "azure.ai.inference",
-    "google": "gcp.gemini",
-    "gemini": "gcp.gemini",
-    "vertex_ai": "gcp.vertex_ai",
-    "vertexai": "gcp.vertex_ai",
-    "aws": "aws.bedrock",
-    "bedrock": "aws.bedrock",
-    "cohere": "cohere",
-    "mistralai": "mistral_ai",
-    "mistral": "mistral_ai",
-    "xai": "x_ai",
-    "deepseek": "deepseek",
-    "groq": "groq",
-    "perplexity": "perplexity",
-    "watsonx": "ibm.watsonx.ai",
-}
 
 # A model's family name → its provider, for spans that name no provider.
 MODEL_FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -150,42 +127,13 @@ _TOOL_CALL_FIELD = re.compile(
 _CONTENT_PART = re.compile(r"^contents\.(\d+)\.message_content\.(type|text|image\.image\.url)$")
 
 
-class Normalization:
-    """One span's attributes and the source keys rules have consumed."""
-
-    def __init__(self, attributes: SpanAttributes, name: str, keep_original: bool) -> None:
-        self.attributes = attributes
-        self.span_name = name
-        self.keep_original = keep_original
-        self.consumed: set[str] = set()
-
-    def has(self, key: str) -> bool:
-        return key in self.attributes
-
-    def get(self, key: str) -> Any:
-        return self.attributes.get(key)
-
-    def put(self, key: str, value: Any, *sources: str) -> None:
-        """Set ``key`` unless the span already has it; ``sources`` were read to make it."""
-        self.consumed.update(sources)
-        if value is None or value == "" or key in self.attributes:
-            return
-        self.attributes.set(key, value)
-
-    def rename(self, old: str, new: str, value: Any = None) -> None:
-        """``old`` becomes ``new`` (with ``value``, if given): in place when the original is not kept."""
-        if new in self.attributes:
-            self.consumed.add(old)
-        elif self.keep_original:
-            self.attributes.set(new, self.attributes.get(old) if value is None else value)
-        else:
-            self.attributes.rename(old, new)
-            if value is not None and value != self.attributes.get(new):
-                self.attributes.set(new, value)
-
-
 def normalize(span: Normalization, keys: frozenset[str]) -> None:
     """Apply the rules whose dialect ``keys`` (the span's attribute keys) show."""
+    # These two first: their gen_ai.system values are not the provider names other dialects write there.
+    if vercel.is_vercel(keys, span.span_name):
+        vercel.normalize(span, keys)
+    if langchain.is_langsmith(keys):
+        langchain.normalize_langsmith(span)
     for old in sorted(keys & RENAME_KEYS):
         span.rename(old, RENAMES[old])
     if keys & PROVIDER_KEYS:
@@ -200,8 +148,6 @@ def normalize(span: Normalization, keys: frozenset[str]) -> None:
         _openinference(span)
     if "llm.request.type" in keys or any(key.startswith(("gen_ai.prompt.", "gen_ai.completion.")) for key in keys):
         _openllmetry(span)
-    if span.span_name.startswith("ai.") or "ai.response.finishReason" in keys:
-        _vercel(span)
     if "gen_ai.openai.api_base" in keys:
         _server(span)
     if PROVIDER not in span.attributes and (REQUEST_MODEL in span.attributes or RESPONSE_MODEL in span.attributes):
@@ -210,7 +156,7 @@ def normalize(span: Normalization, keys: frozenset[str]) -> None:
 
 def needs_normalizing(keys: frozenset[str], span_name: str) -> bool:
     """Whether any rule has work on a span with these attribute keys: the fast test every span takes."""
-    if keys & TRIGGER_KEYS or span_name.startswith("ai."):
+    if keys & TRIGGER_KEYS or vercel.is_vercel(keys, span_name):
         return True
     if PROVIDER not in keys and (REQUEST_MODEL in keys or RESPONSE_MODEL in keys):
         return True
@@ -219,12 +165,9 @@ def needs_normalizing(keys: frozenset[str], span_name: str) -> bool:
 
 def _provider(span: Normalization) -> None:
     for key in ("gen_ai.system", "llm.provider", "llm.system"):
-        if span.has(key):
+        if span.has(key) and key not in span.consumed:
             value = str(span.get(key)).lower()
             span.rename(key, PROVIDER, PROVIDER_NAMES.get(value, value))
-    if span.has("ai.model.provider"):  # Vercel: "openai.chat", "anthropic.messages"
-        value = str(span.get("ai.model.provider")).split(".")[0].lower()
-        span.put(PROVIDER, PROVIDER_NAMES.get(value, value), "ai.model.provider")
 
 
 def _openinference(span: Normalization) -> None:
@@ -240,8 +183,15 @@ def _openinference(span: Normalization) -> None:
             )
         span.put(OPERATION, operation, "openinference.span.kind")
         if kind == "TOOL":  # a tool span's input and output are the call's arguments and result
-            span.put("gen_ai.tool.call.arguments", span.get("input.value"), "input.value")
-            span.put("gen_ai.tool.call.result", span.get("output.value"), "output.value")
+            span.put(TOOL_CALL_ID, span.get("tool_call.id"), "tool_call.id")
+            span.put(TOOL_CALL_ARGUMENTS, span.get("input.value"), "input.value")
+            # LangChain's tools answer with a ToolMessage, which holds the call id and the result.
+            call_id, content = langchain.tool_message(span.get("output.value"))
+            span.put(TOOL_CALL_ID, call_id)
+            span.put(TOOL_CALL_RESULT, content if call_id else span.get("output.value"), "output.value")
+        elif kind == "AGENT":
+            span.put(AGENT_NAME, span.get("agent.name") or span.get("graph.node.id"), "agent.name")
+    span.put(CONVERSATION_ID, span.get("session.id"), "session.id")
     reason = span.get("llm.finish_reason")
     if isinstance(reason, str):
         span.put(FINISH_REASONS, [reason], "llm.finish_reason")
@@ -312,17 +262,6 @@ def _openllmetry(span: Normalization) -> None:
                 definition["parameters"] = parse_json(function["parameters"]) or function["parameters"]
             definitions.append(definition)
         span.put(TOOL_DEFINITIONS, json.dumps(definitions))
-
-
-def _vercel(span: Normalization) -> None:
-    reason = span.get("ai.response.finishReason")
-    if isinstance(reason, str):
-        span.put(FINISH_REASONS, [reason], "ai.response.finishReason")
-    name = span.span_name
-    if name.startswith(("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject")):
-        span.put(OPERATION, "chat")
-    elif name.startswith(("ai.embed",)):
-        span.put(OPERATION, "embeddings")
 
 
 def _server(span: Normalization) -> None:
@@ -449,9 +388,3 @@ def _tool_definition(schema: dict[str, Any]) -> dict[str, Any]:
         if key in function:
             definition[key] = function[key]
     return definition
-
-
-def _arguments(value: Any) -> Any:
-    """Tool-call arguments as an object when they are JSON (the conventions prefer it), else as they came."""
-    decoded = parse_json(value)
-    return decoded if decoded is not None else value
