@@ -181,6 +181,8 @@ def _openinference(span: Normalization) -> None:
                 if span.has("llm.prompts") and not span.has("llm.input_messages.0.message.role")
                 else "chat"
             )
+        elif kind == "AGENT" and langchain.is_graph_node(span.get("metadata")):
+            operation = None  # a LangGraph node the instrumentation calls an agent; the graph is the agent
         span.put(OPERATION, operation, "openinference.span.kind")
         if kind == "TOOL":  # a tool span's input and output are the call's arguments and result
             span.put(TOOL_CALL_ID, span.get("tool_call.id"), "tool_call.id")

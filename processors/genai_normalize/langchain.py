@@ -16,8 +16,9 @@ LangSmith (``LANGSMITH_TRACING_MODE=otel``) writes one span per LangChain run, i
 
 ``gen_ai.system: langchain`` on chains and tools names no model provider and is dropped.
 
-OpenInference's LangChain instrumentation records a tool's output as the ToolMessage's JSON;
-``tool_message`` reads the call id and the content out of it.
+OpenInference's LangChain instrumentation records a tool's output as the ToolMessage's JSON
+(``tool_message`` reads the call id and the content out of it), and calls LangGraph's ``agent`` node an
+AGENT span on every step: ``is_graph_node`` tells such a node from the graph, the one agent invocation.
 """
 
 from __future__ import annotations
@@ -135,6 +136,14 @@ def _text_parts(content: Any) -> list[dict[str, Any]]:
         elif isinstance(item, str):
             parts.append({"type": "text", "content": item})
     return parts
+
+
+def is_graph_node(metadata: Any) -> bool:
+    """Whether OpenInference's ``metadata`` (LangChain's run metadata, JSON) places the span inside a LangGraph node."""
+    if not isinstance(metadata, str) or '"langgraph_node"' not in metadata:
+        return False
+    decoded = parse_json(metadata)
+    return isinstance(decoded, dict) and "langgraph_node" in decoded
 
 
 def tool_message(value: Any) -> tuple[str | None, Any]:

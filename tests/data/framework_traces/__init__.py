@@ -59,6 +59,17 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Habits:
+    """What a framework does that the expected findings depend on."""
+
+    tool_span_name: str = ""  # its tool spans' name, when they run inside the model call's span
+    stops_before_tools: bool = False  # at its step limit the last model call's tool calls never run
+    # The span that sends the request is a client library's, inside the framework's model call span (which
+    # holds the messages): the loop is named on that parent.
+    call_in_client_span: bool = False
+
+
+@dataclass(frozen=True)
 class PlannedRun:
     """One agent run of the plan every framework plays: the user's turns and the model's behaviour."""
 
@@ -82,6 +93,7 @@ class PlannedRun:
         calls: Sequence[Call],
         spans: Sequence[Span],
         model_spans: Sequence[str],
+        habits: Habits,
     ) -> dict[str, Any]:
         """The run's manifest entry, its expected findings derived from the calls the framework made.
 
@@ -99,15 +111,34 @@ class PlannedRun:
                     raise AssertionError(f"{framework}.{self.name}: {len(model_spans)} model spans, {len(calls)} calls")
                 third_id = model_spans[LOOP_REPEAT - 1]
             third = by_id[third_id]
+            if habits.call_in_client_span:
+                third = by_id[third.parent_span_id.hex()]
+            note = "The span that made the third model call: its reply asks for the same get_weather call a third time."
+            # A tool run inside the model call's span (a stream whose tool calls run as they arrive) ends first.
+            inner = [s for s in spans if s.parent_span_id == third.span_id and s.name == habits.tool_span_name]
+            if inner:
+                third = min(inner, key=lambda s: s.end_time_unix_nano)
+                note = "The third tool run, inside the third model call's span (it ends first): the same " \
+                    "get_weather call a third time."  # fmt: skip
             findings.append({
                 "detector": "repeated_tool_call",
                 "scope": "trace",
                 "span_name": third.name,
-                "span_id": third_id,
+                "span_id": third.span_id.hex(),
                 "trace_id": third.trace_id.hex(),
-                "note": "The span that made the third model call: its reply asks for the same get_weather "
-                "call a third time.",
+                "note": note,
             })  # fmt: skip
+            if habits.stops_before_tools:
+                root = next(s for s in spans if not s.parent_span_id)
+                findings.append({
+                    "detector": "unexecuted_tool_call",
+                    "scope": "trace",
+                    "span_name": root.name,
+                    "span_id": root.span_id.hex(),
+                    "trace_id": root.trace_id.hex(),
+                    "note": "At its limit the framework ends the run after the last model call, whose tool "
+                    "call never runs.",
+                })  # fmt: skip
         return {
             "name": f"{framework}.{self.name}",
             "framework": framework,
@@ -232,7 +263,9 @@ def spans_of(recording: Recording) -> ExportTraceServiceRequest:
         for scope_spans in resource_spans.scope_spans:
             kept = [span for span in scope_spans.spans if span.trace_id in wanted]
             if kept:
-                copy = request.resource_spans.add(resource=resource_spans.resource, schema_url=resource_spans.schema_url)
+                copy = request.resource_spans.add(
+                    resource=resource_spans.resource, schema_url=resource_spans.schema_url
+                )
                 copy.scope_spans.add(scope=scope_spans.scope, schema_url=scope_spans.schema_url).spans.extend(kept)
     return request
 

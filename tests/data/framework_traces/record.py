@@ -46,12 +46,12 @@ from proxy.config import ProxyConfig
 from tests.data import agent_traces
 from tests.data.framework_traces import (
     CLIENTS,
-    DIRECTORY,
     MANIFEST,
     MODEL,
     PLAN_SEED,
     RUNS,
     Call,
+    Habits,
     calls_path,
     dump_calls,
     spans_path,
@@ -76,6 +76,7 @@ class Framework:
     model_span: tuple[str, str] = ("", "")
     node: bool = False
     env: tuple[tuple[str, str], ...] = ()
+    habits: Habits = Habits()
 
 
 FRAMEWORKS: dict[str, Framework] = {
@@ -97,6 +98,7 @@ FRAMEWORKS: dict[str, Framework] = {
         "LangGraph + openinference-instrumentation-langchain",
         model_span=("openinference.span.kind", "LLM"),
         env=(("LANGGRAPH_TRACING", "openinference"),),
+        habits=Habits(stops_before_tools=True),
     ),
     "langgraph_langsmith": Framework(
         "langgraph_agent.py",
@@ -104,12 +106,14 @@ FRAMEWORKS: dict[str, Framework] = {
         "LangGraph + LangSmith's OpenTelemetry export",
         model_span=("langsmith.span.kind", "llm"),
         env=(("LANGGRAPH_TRACING", "langsmith"),),
+        habits=Habits(stops_before_tools=True),
     ),
     "vercel_ai": Framework(
         "vercel_agent.mjs",
         ("ai", "@ai-sdk/openai", "@opentelemetry/sdk-trace-node", "@opentelemetry/exporter-trace-otlp-proto"),
         "Vercel AI SDK (experimental_telemetry)",
         node=True,
+        habits=Habits(tool_span_name="ai.toolCall"),
     ),
     "crewai": Framework(
         "crewai_agent.py",
@@ -121,6 +125,7 @@ FRAMEWORKS: dict[str, Framework] = {
         "adk_agent.py",
         ("google-adk", "google-genai", "opentelemetry-sdk"),
         "Google ADK (its own instrumentation)",
+        habits=Habits(call_in_client_span=True),
     ),
 }
 
@@ -275,7 +280,9 @@ def _write(
             if any(a.key == framework.model_span[0] and a.value.string_value == framework.model_span[1]
                    for a in span.attributes)
         ]  # fmt: skip
-        entry = planned[run.name].entry(name, framework.source, run.outcome, trace_ids, run_calls, spans, model_spans)
+        entry = planned[run.name].entry(
+            name, framework.source, run.outcome, trace_ids, run_calls, spans, model_spans, framework.habits
+        )
         entries.append(entry)
     write_gzip(spans_path(name), agent_traces.dumps(merged))
     write_gzip(calls_path(name), dump_calls(calls))
@@ -298,7 +305,10 @@ def _versions(framework: Framework, runtime: Path) -> dict[str, str]:
             manifest = json.loads((runtime / package / "package.json").read_text(encoding="utf-8"))
             found[package] = str(manifest["version"])
         return found
-    script = "import json, sys; from importlib.metadata import version; print(json.dumps({p: version(p) for p in sys.argv[1:]}))"
+    script = (
+        "import json, sys; from importlib.metadata import version; "
+        "print(json.dumps({p: version(p) for p in sys.argv[1:]}))"
+    )
     output = subprocess.run(
         [str(runtime), "-c", script, *framework.packages], check=True, capture_output=True, text=True
     ).stdout

@@ -4,9 +4,10 @@ The model is ADK's ``AnthropicLlm`` (Claude through the anthropic SDK): the prox
 Messages API, not yet the Gemini API. Run by ``record.py`` in a virtualenv of its own (see the README); it does
 not import the project. It reads the plan (JSON) on stdin, talks to the model at ``GENAI_BASE_URL`` (the proxy),
 and exports ADK's spans with the SDK's OTLP/HTTP exporter to ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` through the
-globally registered tracer provider, as ADK expects. Each request carries the current span's W3C
-``traceparent`` (the OpenTelemetry propagation API in an httpx request hook). One ADK session per run, one
-``run_async`` per user turn. After each run it flushes and prints ``RUN-END <name> <outcome>``.
+globally registered tracer provider, as ADK expects, with message content on the spans
+(``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, in the latest experimental shape). Each request
+carries the current span's W3C ``traceparent`` (the OpenTelemetry propagation API in an httpx request hook).
+One ADK session per run, one ``run_async`` per user turn. After each run it flushes and prints ``RUN-END <name> <outcome>``.
 """
 
 from __future__ import annotations
@@ -18,22 +19,27 @@ import random
 import sys
 from typing import Any
 
-import httpx2
-from anthropic import AsyncAnthropic
-from google.adk.agents import LlmAgent
-from google.adk.agents.run_config import RunConfig
-from google.adk.models.anthropic_llm import AnthropicLlm
-from google.adk.runners import InMemoryRunner
-from google.genai import types
-from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.propagate import inject
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+# Message content on the spans, in the conventions' current shape (read when ADK is imported).
+os.environ.update(
+    OTEL_SEMCONV_STABILITY_OPT_IN="gen_ai_latest_experimental",
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="SPAN_ONLY",
+)
 
-from weather import forecast
+import httpx2  # noqa: E402
+from anthropic import AsyncAnthropic  # noqa: E402
+from google.adk.agents import LlmAgent  # noqa: E402
+from google.adk.agents.run_config import RunConfig  # noqa: E402
+from google.adk.models.anthropic_llm import AnthropicLlm  # noqa: E402
+from google.adk.runners import InMemoryRunner  # noqa: E402
+from google.genai import types  # noqa: E402
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
+from opentelemetry.propagate import inject  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.id_generator import IdGenerator  # noqa: E402
+from weather import forecast  # noqa: E402
 
 MODEL = "claude-sonnet-4-20250514"
 
@@ -56,7 +62,9 @@ async def _traceparent(request: httpx2.Request) -> None:
 def get_weather(city: str) -> dict[str, str]:
     """Current weather for a city."""
     report = forecast(city)
-    return {"status": "error", "error_message": report.text} if report.error else {"status": "ok", "report": report.text}
+    return (
+        {"status": "error", "error_message": report.text} if report.error else {"status": "ok", "report": report.text}
+    )
 
 
 def main() -> None:

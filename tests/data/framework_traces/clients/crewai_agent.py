@@ -32,7 +32,6 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.id_generator import IdGenerator  # noqa: E402
-
 from weather import forecast  # noqa: E402
 
 

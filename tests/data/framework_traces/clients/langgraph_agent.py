@@ -38,7 +38,6 @@ from langchain_core.tools import ToolException, tool  # noqa: E402
 from langchain_openai import ChatOpenAI  # noqa: E402
 from langgraph.errors import GraphRecursionError  # noqa: E402
 from langgraph.prebuilt import create_react_agent  # noqa: E402
-
 from weather import forecast  # noqa: E402
 
 
