@@ -7,7 +7,8 @@ and exports ADK's spans with the SDK's OTLP/HTTP exporter to ``OTEL_EXPORTER_OTL
 globally registered tracer provider, as ADK expects, with message content on the spans
 (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, in the latest experimental shape). Each request
 carries the current span's W3C ``traceparent`` (the OpenTelemetry propagation API in an httpx request hook).
-One ADK session per run, one ``run_async`` per user turn. After each run it flushes and prints ``RUN-END <name> <outcome>``.
+One ADK session per run, one ``run_async`` per user turn. After each run it flushes and prints
+``RUN-END <name> <outcome>``.
 """
 
 from __future__ import annotations
