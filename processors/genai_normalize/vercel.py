@@ -67,6 +67,7 @@ CALL_USAGE: dict[str, str] = {
     "ai.usage.inputTokens": INPUT_TOKENS,
     "ai.usage.completionTokens": OUTPUT_TOKENS,
     "ai.usage.outputTokens": OUTPUT_TOKENS,
+    "ai.usage.tokens": INPUT_TOKENS,  # embeddings
     "ai.usage.cachedInputTokens": CACHE_READ_TOKENS,
     "ai.usage.inputTokenDetails.cacheReadTokens": CACHE_READ_TOKENS,
     "ai.usage.inputTokenDetails.cacheWriteTokens": CACHE_CREATION_TOKENS,
