@@ -25,14 +25,20 @@ from collector.jsonvalues import parse_json
 from processors.genai_normalize import langchain, vercel
 from processors.genai_normalize.normalization import (
     AGENT_NAME,
+    CACHE_WRITE_TOKENS,
     CONVERSATION_ID,
     COST,
+    COST_CURRENCY,
+    COST_SOURCE,
     FINISH_REASONS,
     INPUT_MESSAGES,
     INPUT_TOKENS,
     OPERATION,
     OUTPUT_MESSAGES,
     OUTPUT_TOKENS,
+    PREVIOUS_COST_SOURCES,
+    PREVIOUS_NAMES,
+    PREVIOUS_OPERATIONS,
     PROVIDER,
     PROVIDER_NAMES,
     REQUEST_MODEL,
@@ -41,6 +47,8 @@ from processors.genai_normalize.normalization import (
     TOOL_CALL_ID,
     TOOL_CALL_RESULT,
     TOOL_DEFINITIONS,
+    USD,
+    WORKFLOW_NAME,
     Normalization,
 )
 
@@ -49,7 +57,7 @@ RENAMES: dict[str, str] = {
     "gen_ai.usage.prompt_tokens": INPUT_TOKENS,
     "gen_ai.usage.completion_tokens": OUTPUT_TOKENS,
     "gen_ai.usage.cache_read_input_tokens": "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.cache_creation_input_tokens": "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens": CACHE_WRITE_TOKENS,
     "gen_ai.openai.request.seed": "gen_ai.request.seed",
     "gen_ai.openai.request.service_tier": "openai.request.service_tier",
     "gen_ai.openai.response.service_tier": "openai.response.service_tier",
@@ -61,7 +69,7 @@ RENAMES: dict[str, str] = {
     "llm.token_count.prompt": INPUT_TOKENS,
     "llm.token_count.completion": OUTPUT_TOKENS,
     "llm.token_count.prompt_details.cache_read": "gen_ai.usage.cache_read.input_tokens",
-    "llm.token_count.prompt_details.cache_write": "gen_ai.usage.cache_creation.input_tokens",
+    "llm.token_count.prompt_details.cache_write": CACHE_WRITE_TOKENS,
     "llm.token_count.completion_details.reasoning": "gen_ai.usage.reasoning.output_tokens",
     "llm.cost.total": COST,
     "embedding.model_name": REQUEST_MODEL,
@@ -70,11 +78,13 @@ RENAMES: dict[str, str] = {
 }
 
 RENAME_KEYS = frozenset(RENAMES)
+PREVIOUS_KEYS = frozenset(PREVIOUS_NAMES) | {WORKFLOW_NAME}
 PROVIDER_KEYS = frozenset({"gen_ai.system", "llm.provider", "llm.system"})
 # A span with none of these keys, no key with one of these prefixes, and a provider when it names a model,
 # has nothing to normalise: the common case, decided by one set intersection and one pass over key names.
 TRIGGER_KEYS = (
     RENAME_KEYS
+    | PREVIOUS_KEYS
     | PROVIDER_KEYS
     | {
         "gen_ai.openai.request.response_format",
@@ -136,6 +146,8 @@ def normalize(span: Normalization, keys: frozenset[str]) -> None:
         langchain.normalize_langsmith(span)
     for old in sorted(keys & RENAME_KEYS):
         span.rename(old, RENAMES[old])
+    if keys & PREVIOUS_KEYS or span.has(COST):
+        _previous_release(span, keys)
     if keys & PROVIDER_KEYS:
         _provider(span)
     if "gen_ai.openai.request.response_format" in keys:
@@ -264,6 +276,20 @@ def _openllmetry(span: Normalization) -> None:
                 definition["parameters"] = parse_json(function["parameters"]) or function["parameters"]
             definitions.append(definition)
         span.put(TOOL_DEFINITIONS, json.dumps(definitions))
+
+
+def _previous_release(span: Normalization, keys: frozenset[str]) -> None:
+    """Names and values of the previous conventions release (and this project's earlier ones) → the newest."""
+    for old in sorted(keys & PREVIOUS_NAMES.keys()):
+        span.rename(old, PREVIOUS_NAMES[old])
+    if span.has(COST) or "gen_ai.usage.cost" in keys:
+        span.put(COST_CURRENCY, USD)  # the previous gen_ai.usage.cost was USD; so are the dialects' costs
+    source = span.get(COST_SOURCE)
+    if isinstance(source, str) and source in PREVIOUS_COST_SOURCES:
+        span.replace(COST_SOURCE, PREVIOUS_COST_SOURCES[source])
+    operation = span.get(OPERATION)
+    if isinstance(operation, str) and operation in PREVIOUS_OPERATIONS:
+        span.replace(OPERATION, PREVIOUS_OPERATIONS[operation])
 
 
 def _server(span: Normalization) -> None:

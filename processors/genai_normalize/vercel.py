@@ -26,8 +26,8 @@ from typing import Any
 from collector.jsonvalues import parse_json
 from processors.genai_normalize.normalization import (
     AGENT_NAME,
-    CACHE_CREATION_TOKENS,
     CACHE_READ_TOKENS,
+    CACHE_WRITE_TOKENS,
     FINISH_REASONS,
     INPUT_MESSAGES,
     INPUT_TOKENS,
@@ -70,7 +70,7 @@ CALL_USAGE: dict[str, str] = {
     "ai.usage.tokens": INPUT_TOKENS,  # embeddings
     "ai.usage.cachedInputTokens": CACHE_READ_TOKENS,
     "ai.usage.inputTokenDetails.cacheReadTokens": CACHE_READ_TOKENS,
-    "ai.usage.inputTokenDetails.cacheWriteTokens": CACHE_CREATION_TOKENS,
+    "ai.usage.inputTokenDetails.cacheWriteTokens": CACHE_WRITE_TOKENS,
     "ai.usage.reasoningTokens": REASONING_TOKENS,
     "ai.usage.outputTokenDetails.reasoningTokens": REASONING_TOKENS,
     "ai.response.model": RESPONSE_MODEL,
