@@ -123,7 +123,7 @@ FRAMEWORKS: dict[str, Framework] = {
     ),
     "google_adk": Framework(
         "adk_agent.py",
-        ("google-adk", "google-genai", "opentelemetry-sdk"),
+        ("google-adk", "anthropic", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
         "Google ADK (its own instrumentation)",
         habits=Habits(call_in_client_span=True),
     ),
