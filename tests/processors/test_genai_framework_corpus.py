@@ -44,17 +44,6 @@ REPORT: list[str] = []
 # (variant, run name) → the findings raised: (detector, scope, span id hex)
 RESULTS: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
 VARIANTS = ("framework", "framework+proxy")
-# Findings a run raises that its manifest does not expect, and why they are left as they are.
-KNOWN_EXTRA = {
-    ("crewai.loop", "instruction_override"): "CrewAI's own last-iteration prompt says \"You'll ignore all previous "
-    "instructions\": genai_security flags the framework's wording (only when max_iter runs out).",
-}
-# Expected findings the detectors miss, and why.
-KNOWN_MISSES = {
-    ("langgraph_langsmith.loop", "unexecuted_tool_call"): "LangSmith exports the graph's root run before its last "
-    "model call; genai_loop_detection judges calls still pending when the agent span arrives, so the last model "
-    "call's tool call, arriving later, is never judged.",
-}
 # Issue 14 defect 1, fixed on another branch: the conversation never learns that a call was answered.
 DEFECT_1 = ("unexecuted_tool_call", "conversation")
 # The count-once processor (issue 14 defect 6) comes with that branch; with it the shipped pipeline has it.
@@ -151,12 +140,17 @@ def test_findings_are_exactly_the_expected_ones(
     expected = sorted(
         (str(f["detector"]), str(f["scope"]), str(f["span_id"]))
         for f in recording.findings
-        if (recording.name, f["detector"]) not in KNOWN_MISSES
+        if (recording.name, f["detector"]) not in framework_traces.KNOWN_MISSES
     )
-    kept = sorted(f for f in found if (recording.name, f[0]) not in KNOWN_EXTRA)
+    kept = sorted(f for f in found if (recording.name, f[0]) not in framework_traces.KNOWN_EXTRA)
     if variant == "framework+proxy":
-        # With both spans of a call in the trace, a loop may be named on either: detector and scope count.
-        kept, expected = sorted(f[:2] + ("",) for f in kept), sorted(f[:2] + ("",) for f in expected)
+        # The detectors count: a loop may be named on either span of a call, and is rightly raised again in the
+        # proxy's own trace or conversation when the calls carried no traceparent or the proxy grouped them.
+        kept, expected = sorted({(f[0], "", "") for f in kept}), sorted({(f[0], "", "") for f in expected})
+        extra = [f[0] for f in kept if f not in expected]
+        known = [framework_traces.KNOWN_WITH_PROXY.get((recording.name, detector)) for detector in extra]
+        if extra and all(known):
+            pytest.xfail("; ".join(str(k) for k in known))
         if kept != expected and DEDUP is None:
             pytest.xfail(f"{sorted(set(kept) - set(expected))}: {WAITING}")
     elif kept != expected and DEDUP is None and [f for f in kept if f[:2] != DEFECT_1] == expected:
@@ -187,7 +181,7 @@ def test_false_positive_rate_and_recall_per_detector() -> None:
                           f" = {flagged[detector] / len(healthy):.3f}")  # fmt: skip
         REPORT.append(f"  recall on looping runs   {recalled}/{len(looping)} = {recalled / len(looping):.3f}")
         if variant == "framework":
-            missed = {name for name, _ in KNOWN_MISSES}
+            missed = {name for name, _ in framework_traces.KNOWN_MISSES}
             allowed = {DEFECT_1[0]} if DEDUP is None else set()
             assert set(flagged) <= allowed, flagged  # no detector fires on a healthy run
             assert recalled == len(looping) - len(missed)

@@ -42,6 +42,26 @@ LOOP_REPEAT = 3
 
 Verdict = Literal["healthy", "looping"]
 
+# Findings a run raises that its manifest does not expect, and why they are left as they are.
+KNOWN_EXTRA = {
+    ("crewai.loop", "instruction_override"): "CrewAI's own last-iteration prompt says \"You'll ignore all previous "
+    "instructions\": genai_security flags the framework's wording (only when max_iter runs out).",
+    ("google_adk.loop", "unexecuted_tool_call"): "stopped by LlmCallsLimitExceededError, ADK's looping run also gets "
+    "a conversation-scoped unexecuted_tool_call, with issue 14's other branch merged too (open)",
+}
+# With the proxy's spans too, findings still open (seen with issue 14's other branch merged), and why.
+KNOWN_WITH_PROXY = {
+    (run, "ignored_tool_error"): "CrewAI's tool spans carry no call id; with the proxy's spans the "
+    "failed get_weather call and its corrected retry are read as an error sent again unchanged (open)"
+    for run in ("crewai.retry", "crewai.parallel_retry")
+}
+# Expected findings the detectors miss, and why.
+KNOWN_MISSES = {
+    ("langgraph_langsmith.loop", "unexecuted_tool_call"): "LangSmith exports the graph's root run before its last "
+    "model call; genai_loop_detection judges calls still pending when the agent span arrives, so the last model "
+    "call's tool call, arriving later, is never judged.",
+}
+
 
 @dataclass(frozen=True)
 class Call:
