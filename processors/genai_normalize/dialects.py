@@ -28,15 +28,12 @@ from processors.genai_normalize.normalization import (
     CACHE_WRITE_TOKENS,
     CONVERSATION_ID,
     COST,
-    COST_CURRENCY,
-    COST_SOURCE,
     FINISH_REASONS,
     INPUT_MESSAGES,
     INPUT_TOKENS,
     OPERATION,
     OUTPUT_MESSAGES,
     OUTPUT_TOKENS,
-    PREVIOUS_COST_SOURCES,
     PREVIOUS_NAMES,
     PREVIOUS_OPERATIONS,
     PROVIDER,
@@ -47,7 +44,6 @@ from processors.genai_normalize.normalization import (
     TOOL_CALL_ID,
     TOOL_CALL_RESULT,
     TOOL_DEFINITIONS,
-    USD,
     WORKFLOW_NAME,
     Normalization,
 )
@@ -146,7 +142,7 @@ def normalize(span: Normalization, keys: frozenset[str]) -> None:
         langchain.normalize_langsmith(span)
     for old in sorted(keys & RENAME_KEYS):
         span.rename(old, RENAMES[old])
-    if keys & PREVIOUS_KEYS or span.has(COST):
+    if keys & PREVIOUS_KEYS:
         _previous_release(span, keys)
     if keys & PROVIDER_KEYS:
         _provider(span)
@@ -282,11 +278,6 @@ def _previous_release(span: Normalization, keys: frozenset[str]) -> None:
     """Names and values of the previous conventions release (and this project's earlier ones) → the newest."""
     for old in sorted(keys & PREVIOUS_NAMES.keys()):
         span.rename(old, PREVIOUS_NAMES[old])
-    if span.has(COST) or "gen_ai.usage.cost" in keys:
-        span.put(COST_CURRENCY, USD)  # the previous gen_ai.usage.cost was USD; so are the dialects' costs
-    source = span.get(COST_SOURCE)
-    if isinstance(source, str) and source in PREVIOUS_COST_SOURCES:
-        span.replace(COST_SOURCE, PREVIOUS_COST_SOURCES[source])
     operation = span.get(OPERATION)
     if isinstance(operation, str) and operation in PREVIOUS_OPERATIONS:
         span.replace(OPERATION, PREVIOUS_OPERATIONS[operation])

@@ -24,10 +24,9 @@ TOOL_DEFINITIONS = "gen_ai.tool.definitions"
 FINISH_REASONS = "gen_ai.response.finish_reasons"
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-COST = "gen_ai.usage.cost.amount"
-COST_CURRENCY = "gen_ai.usage.cost.currency"
-COST_SOURCE = "gen_ai.usage.cost.source"
-USD = "USD"
+# A reported cost in USD. The newest conventions' gen_ai.usage.cost.amount (with .currency) replaces it;
+# genai_cost reads an amount under this name as reported.
+COST = "gen_ai.usage.cost"
 CACHE_READ_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 CACHE_WRITE_TOKENS = "gen_ai.usage.cache_write.input_tokens"
 REASONING_TOKENS = "gen_ai.usage.reasoning.output_tokens"
@@ -42,14 +41,10 @@ TOOL_CALL_ID = "gen_ai.tool.call.id"
 TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
 TOOL_CALL_RESULT = "gen_ai.tool.call.result"
 
-# Names of the previous release (open-telemetry/semantic-conventions v1.41.0), and this project's own that the
-# conventions now define, → the newest release's (docs/semconv.md lists them all).
-PREVIOUS_NAMES: dict[str, str] = {
-    "gen_ai.usage.cache_creation.input_tokens": CACHE_WRITE_TOKENS,
-    "gen_ai.usage.cost": COST,  # this project's, always in USD
-}
+# Names of the previous release (open-telemetry/semantic-conventions v1.41.0) → the newest release's
+# (docs/semconv.md lists them all; cost is genai_cost's to read in either spelling).
+PREVIOUS_NAMES: dict[str, str] = {"gen_ai.usage.cache_creation.input_tokens": CACHE_WRITE_TOKENS}
 PREVIOUS_OPERATIONS = {"invoke_workflow": "handle_conversation_turn"}
-PREVIOUS_COST_SOURCES = {"computed": "local"}
 
 # Provider names other dialects use → gen_ai.provider.name.
 PROVIDER_NAMES = {
