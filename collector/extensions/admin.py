@@ -3,15 +3,19 @@
 GET /health answers 200 while the pipelines run and 503 otherwise. GET /metrics
 serves the self-metrics in the Prometheus text format. POST /query takes
 ``{"sql": "...", "exporter": "clickhouse"}`` (exporter optional when there is one
-store) and answers ``{"columns", "types", "rows"}``; a statement that is not
-read-only is refused with 400. It listens on 127.0.0.1:13133 by default: the SQL
-endpoint reads everything stored, so expose it only where that is acceptable.
+store) and answers ``{"columns", "types", "rows"}``; a statement the store's
+guard refuses, or that fails, gets 400, and a store whose query threads and wait
+queue are full gets 503 with Retry-After. The query runs on the store's own
+query pool, and stops when the caller disconnects. It listens on
+127.0.0.1:13133 by default: the SQL endpoint reads everything stored, so expose
+it only where that is acceptable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +29,15 @@ from collector.component import ComponentSettings, ExtensionFactory, Host
 from collector.config.types import HostPort
 from collector.httpserver import HttpServer
 from collector.jsonvalues import jsonable
-from collector.sql import NotReadOnlyError, QueryError, StoreChoiceError, choose_store, queryable_stores
+from collector.query.errors import NotReadOnlyError, QueryCancelledError, QueryError, TooManyQueriesError
+from collector.query.pool import QueryTicket
+from collector.query.result import QueryResult
+from collector.query.stores import StoreChoiceError, choose_store, queryable_stores
 
 DEFAULT_ADMIN_ENDPOINT = HostPort("127.0.0.1", 13133)
 MAX_QUERY_BYTES = 1024 * 1024
+# Status for a query whose caller left: nobody reads it (nginx's "client closed request").
+CLIENT_CLOSED_REQUEST = 499
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -94,19 +103,45 @@ class AdminExtension:
             sql, exporter = await _read_query_request(request)
             assert self._host is not None
             store = choose_store(queryable_stores(self._host.exporters), exporter, "name one with exporter")
-            result = await asyncio.to_thread(store.query, sql)
+            result = await _unless_caller_leaves(request, store.submit_raw(sql))
         except QueryRefused as exc:
             return JSONResponse({"error": str(exc)}, exc.status)
         except StoreChoiceError as exc:
             return JSONResponse({"error": str(exc)}, 404 if exc.not_found else 400)
+        except TooManyQueriesError as exc:
+            retry_after = str(math.ceil(exc.retry_after))
+            return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": retry_after})
+        except QueryCancelledError as exc:
+            return JSONResponse({"error": str(exc)}, 503)
         except (NotReadOnlyError, QueryError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
+        if result is None:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         body = json.dumps(
             {"columns": result.columns, "types": result.types, "rows": result.rows},
             default=jsonable,
             ensure_ascii=False,
         )
         return Response(body, 200, media_type="application/json")
+
+
+async def _unless_caller_leaves(request: Request, ticket: QueryTicket[QueryResult]) -> QueryResult | None:
+    """The query's result, or None once the caller has disconnected, in which case the query is cancelled."""
+    answer = asyncio.ensure_future(ticket.wait())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not answer.done():
+            answer.cancel()  # ticket.wait() cancels the query in turn
+    return answer.result() if answer.done() and not answer.cancelled() else None
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client closes its connection (the body has been read, so only that can come)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _read_query_request(request: Request) -> tuple[str, str | None]:

@@ -10,7 +10,7 @@ import clickhouse_connect
 import pytest
 
 from collector.queue import Batch
-from collector.sql import NotReadOnlyError, QueryError
+from collector.query.errors import NotReadOnlyError, QueryError
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.store import ClickHouseStore, StoreError
 from tests.conftest import make_traces

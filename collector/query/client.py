@@ -3,6 +3,8 @@
 chDB lets one process at a time open a data directory, so while a collector runs
 it owns the store and answers through its admin endpoint. When no collector
 answers there, the command opens the store of the configured exporter directly.
+Either way the store's own guard, query profile and pool answer: the same
+checks and limits whichever path the query takes.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import httpx
 from collector.component import ComponentSettings
 from collector.config.service import CollectorConfig
 from collector.extensions.admin import AdminConfig
+from collector.query.errors import QueryError
+from collector.query.result import QueryResult
+from collector.query.stores import StoreChoiceError, choose_store, queryable_stores
 from collector.registry import Registry
-from collector.sql import QueryError, QueryResult, StoreChoiceError, check_read_only, choose_store, queryable_stores
+from collector.service import check_memory_budgets
 from collector.telemetry import Telemetry
 
 ADMIN_TIMEOUT_SECONDS = 60.0
@@ -25,7 +30,6 @@ WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 def run_query(config: CollectorConfig, registry: Registry, sql: str, exporter: str | None = None) -> QueryResult:
     """Answer ``sql`` (read-only) from the collector's admin endpoint or, failing that, the store."""
-    check_read_only(sql)
     for admin in _admin_endpoints(config):
         result = _query_admin(admin, sql, exporter)
         if result is not None:
@@ -74,9 +78,12 @@ def _query_store_directly(config: CollectorConfig, registry: Registry, sql: str,
     if exporter is not None and not candidates:
         raise QueryError(f'no exporter "{exporter}" in the config')
     telemetry = Telemetry()
+    memory_limit = check_memory_budgets(config)
     built = {
         cid: factory.create(
-            ComponentSettings(cid, "exporter", logging.getLogger(f"genai_collector.query.{cid}"), telemetry),
+            ComponentSettings(
+                cid, "exporter", logging.getLogger(f"genai_collector.query.{cid}"), telemetry, memory_limit
+            ),
             component.config,
         )
         for cid, (factory, component) in candidates.items()
