@@ -128,14 +128,15 @@ class StoreReader:
     def close(self) -> None:
         """Stop the pool (cancelling what runs), then close every connection."""
         with self._pool_lock:
-            pool = self._pool
+            pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown()
         with self._open_lock:
             for client in (*self._clients, self._control):
                 if client is not None:
                     client.close()
-            self._clients, self._control = [], None
+            # A store started again after close (a retry of start) opens new connections and a new pool.
+            self._clients, self._control, self._idle = [], None, queue.SimpleQueue()
 
     def _client(self) -> _Checkout:
         if self._control is None:
@@ -205,4 +206,3 @@ class _Checkout:
     def __exit__(self, *exc_info: object) -> None:
         assert self._client is not None
         self._idle.put(self._client)
-

@@ -74,6 +74,8 @@ TRANSPORT_SETTINGS = frozenset(
 )  # fmt: skip
 READ_ONLY_WORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN")
 _FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*$", re.IGNORECASE)
+# A statement's first word, after the comments and brackets a server skips as it lexes.
+_FIRST_WORD = re.compile(r"\s*(?:(?:/\*.*?\*/|--[^\n]*\n|\()\s*)*(\w+)", re.DOTALL)
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<format>\w+)\s*$", re.IGNORECASE | re.DOTALL)
 _CODE = re.compile(r"Code: (\d+)")
 DEFAULT_FORMAT = "TabSeparated"
@@ -194,7 +196,8 @@ class FakeClickHouse:
         if insert is None:
             query = (query + "\n" + data.decode()).strip() if data else query
             data = b""
-        first_word = query.lstrip("( \n").split(None, 1)[0].upper() if query.strip() else ""
+        word = _FIRST_WORD.match(query)
+        first_word = word.group(1).upper() if word else ""
         if settings.get("readonly", "0") != "0" and first_word not in READ_ONLY_WORDS:
             raise RuntimeError(f"Code: {READONLY}. DB::Exception: Cannot execute query in readonly mode. (READONLY)")
         if insert is not None:
