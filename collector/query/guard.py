@@ -283,7 +283,13 @@ NODE_KEYS: Mapping[str, Mapping[str, str]] = {
     "ColumnsListMatcher": {"column_list": NODE, **_TRANSFORMERS},
     "QualifiedColumnsListMatcher": {"qualifier": NODE, "column_list": NODE, **_TRANSFORMERS},
     "ColumnsTransformerList": {"children": NODES},
-    "ColumnsApplyTransformer": {"func_name": TEXT, "parameters": NODE, "lambda": NODE, "column_name_prefix": TEXT},
+    "ColumnsApplyTransformer": {
+        "func_name": TEXT,
+        "parameters": NODE,
+        "lambda": NODE,
+        "lambda_arg": TEXT,
+        "column_name_prefix": TEXT,
+    },
     "ColumnsExceptTransformer": {"children": NODES, "is_strict": FLAG, "pattern": TEXT},
     "ColumnsReplaceTransformer": {"children": NODES, "is_strict": FLAG},
     "ColumnsReplaceTransformerReplacement": {"name": TEXT, "children": NODES},
@@ -321,6 +327,8 @@ class _Walk:
 
     def statement(self, tree: Any) -> None:
         node_type = tree.get("type") if isinstance(tree, dict) else None
+        if node_type == "SetQuery":
+            raise NotReadOnlyError(SETTINGS)
         if node_type not in STATEMENTS:
             kind = _keyword(node_type) if isinstance(node_type, str) else "something else"
             raise NotReadOnlyError(f"only {ACCEPTED} statements are accepted; got {kind}")
@@ -348,6 +356,8 @@ class _Walk:
                 show_settings = node_type == "ShowTablesQuery" and key == "settings"
                 raise NotReadOnlyError(SHOW_SETTINGS if show_settings else _REFUSED_KEYS[key])
             kind = keys.get(key)
+            if kind is None and key == "children" and node_type in ("Identifier", "TableIdentifier"):
+                raise NotReadOnlyError(PARAMETERS)  # a name made of {name:Identifier} parameters
             if kind is None:
                 raise NotReadOnlyError(f"{_keyword(node_type)} with {key.upper()} is not accepted in queries")
             if kind != DATA and not isinstance(value, _SHAPES[kind]):
