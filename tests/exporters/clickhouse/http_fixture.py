@@ -16,7 +16,8 @@ keeps ClickHouse's behaviour where the client depends on it:
 - results in the format the statement names, with the X-ClickHouse-Format,
   X-ClickHouse-Timezone, X-ClickHouse-Query-Id and X-ClickHouse-Summary headers;
 - credentials by basic auth, X-ClickHouse-User/Key headers or user/password
-  parameters; wrong ones get 401 with ClickHouse's error text and
+  parameters, for ``username`` and any of ``readers`` (further users, as a
+  server with a separate query user has); wrong ones get 401 with ClickHouse's error text and
   X-ClickHouse-Exception-Code 516; engine errors get 500 (404 for an unknown
   table or database) with the engine's message and code.
 
@@ -94,8 +95,10 @@ class FakeClickHouse:
         port: int = 0,
         stall_inserts: int = 0,
         profile: dict[str, str] | None = None,
+        readers: dict[str, str] | None = None,
     ) -> None:
         self.username, self.password = username, password
+        self.users = {username: password, **(readers or {})}
         self.requests: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
         self.stall_inserts = stall_inserts
         self.profile = dict(profile or {})
@@ -182,7 +185,8 @@ class FakeClickHouse:
         return params.get("user", "default"), params.get("password", "")
 
     def _authenticated(self, request: BaseHTTPRequestHandler, params: dict[str, str]) -> bool:
-        return self._credentials(request, params) == (self.username, self.password)
+        user, password = self._credentials(request, params)
+        return user in self.users and self.users[user] == password
 
     def _execute(
         self, request: BaseHTTPRequestHandler, params: dict[str, str], body: bytes
