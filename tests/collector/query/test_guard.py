@@ -87,7 +87,7 @@ READS = {
     "heredoc": ("SELECT $$--$$, file('{canary}')", FUNCTION_REFUSED.format("file")),
     "environment": ("SELECT file('/proc/self/environ')", FUNCTION_REFUSED.format("file")),
     # Quoting.
-    "double-quoted name": ('SELECT "file"(\'{canary}\')', FUNCTION_REFUSED.format("file")),
+    "double-quoted name": ("SELECT \"file\"('{canary}')", FUNCTION_REFUSED.format("file")),
     "upper case": ("SELECT FILE('{canary}')", FUNCTION_REFUSED.format("FILE")),
     "tagged heredoc holding a quote": ("SELECT $t$'$t$, file('{canary}')", FUNCTION_REFUSED.format("file")),
     "heredoc holding a comment start": ("SELECT $$/*$$, file('{canary}'), $$*/$$", FUNCTION_REFUSED.format("file")),
@@ -116,7 +116,10 @@ READS = {
     "UNION": ("SELECT 1 UNION ALL SELECT file('{canary}')", FUNCTION_REFUSED.format("file")),
     # Table functions.
     "table function": ("SELECT * FROM file('{canary}', 'LineAsString')", TABLE_FUNCTION_REFUSED.format("file")),
-    "quoted table function": ("SELECT * FROM `file`('{canary}', 'LineAsString')", TABLE_FUNCTION_REFUSED.format("file")),
+    "quoted table function": (
+        "SELECT * FROM `file`('{canary}', 'LineAsString')",
+        TABLE_FUNCTION_REFUSED.format("file"),
+    ),
     "joined table function": (
         "SELECT * FROM numbers(1) AS n JOIN file('{canary}', 'LineAsString') AS f ON 1",
         TABLE_FUNCTION_REFUSED.format("file"),
@@ -180,8 +183,11 @@ def test_control_the_engine_alone_would_write_the_file(store: ClickHouseStore, t
     ("template", "message"),
     [
         ("SELECT * FROM executable('touch {marker}', 'TSV', 'x String')", TABLE_FUNCTION_REFUSED.format("executable")),
-        ("SELECT * FROM python('open(\"{marker}\", \"w\")')", TABLE_FUNCTION_REFUSED.format("python")),
-        ("SELECT * FROM executable('touch {marker}', 'TSV', 'x String') SETTINGS readonly = 0", re.escape(guard.SETTINGS)),
+        ('SELECT * FROM python(\'open("{marker}", "w")\')', TABLE_FUNCTION_REFUSED.format("python")),
+        (
+            "SELECT * FROM executable('touch {marker}', 'TSV', 'x String') SETTINGS readonly = 0",
+            re.escape(guard.SETTINGS),
+        ),
         ("SELECT sleepEachRow(1) FROM numbers(3)", FUNCTION_REFUSED.format("sleepEachRow")),
         ("SELECT dictGet('d', 'a', toUInt64(1))", FUNCTION_REFUSED.format("dictGet")),
         ("SELECT addressToSymbol(toUInt64(0))", FUNCTION_REFUSED.format("addressToSymbol")),
@@ -297,9 +303,7 @@ def test_every_table_function_off_the_list_is_refused(store: ClickHouseStore, pa
 def test_every_function_off_the_list_is_refused(store: ClickHouseStore, paths: Paths) -> None:
     names = [row[0] for row in store.submit_built("SELECT name FROM system.functions").result().rows]
     refused_names = [name for name in names if not allowed_functions().allows(name)]
-    assert {"file", "sleep", "dictGet", "addressToSymbol", "aiGenerate", "getSetting", "hostName"} <= set(
-        refused_names
-    )
+    assert {"file", "sleep", "dictGet", "addressToSymbol", "aiGenerate", "getSetting", "hostName"} <= set(refused_names)
     for name in refused_names:
         message = refused(store, f"SELECT `{name}`('{paths.canary}')", paths)
         assert message == f"function {name}() is not allowed in queries"
