@@ -9,8 +9,8 @@ from pathlib import Path
 import clickhouse_connect
 import pytest
 
-from collector.queue import Batch
 from collector.query.errors import NotReadOnlyError, QueryError
+from collector.queue import Batch
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.store import ClickHouseStore, StoreError
 from tests.conftest import make_traces
