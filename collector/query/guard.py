@@ -146,8 +146,8 @@ def engine_message(message: str) -> tuple[str, str | None]:
 
 
 def _keyword(node_type: str) -> str:
-    """``DropQuery`` -> ``DROP``: a statement's keyword for messages."""
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", node_type.removesuffix("Query")).upper() or node_type
+    """``DropQuery`` -> ``DROP``, ``KillQueryQuery`` -> ``KILL QUERY``: a statement's keyword for messages."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", node_type.removesuffix("Query")).upper()
 
 
 # Keys of each node type the walk knows, and what their values are. Strings and names that resolve to
@@ -326,12 +326,11 @@ class _Walk:
         self._functions = allowed_functions()
 
     def statement(self, tree: Any) -> None:
-        node_type = tree.get("type") if isinstance(tree, dict) else None
+        node_type = _type_of(tree)
         if node_type == "SetQuery":
             raise NotReadOnlyError(SETTINGS)
         if node_type not in STATEMENTS:
-            kind = _keyword(node_type) if isinstance(node_type, str) else "something else"
-            raise NotReadOnlyError(f"only {ACCEPTED} statements are accepted; got {kind}")
+            raise NotReadOnlyError(f"only {ACCEPTED} statements are accepted; got {_keyword(node_type) or 'nothing'}")
         pending: list[tuple[Any, bool]] = [(tree, False)]
         while pending:  # iterative: a deep tree must not exhaust Python's stack
             node, as_table_function = pending.pop()
@@ -438,7 +437,9 @@ class _Walk:
 
 
 def _type_of(node: Any) -> str:
-    return str(node.get("type", "")) if isinstance(node, dict) else ""
+    """A node's type, or "" for anything that is not a node."""
+    node_type = node.get("type") if isinstance(node, dict) else None
+    return node_type if isinstance(node_type, str) else ""
 
 
 def _name_parts(node: Mapping[str, Any]) -> list[str]:
