@@ -36,6 +36,13 @@ DEFAULT_MAX_THREADS = 1
 ENGINE_DEFAULT_MEMORY_RATIO = 0.9
 # The part of the engine's memory cap queries may use together; inserts and merges keep the rest.
 QUERY_SHARE_OF_ENGINE_MEMORY = 0.5
+# ClickHouse's query priority (1 is the highest; 0 takes no part): a query waits while an insert of
+# higher priority runs, so ingest keeps its pace while queries run on the same engine.
+INSERT_PRIORITY = 1
+QUERY_PRIORITY = 10
+# The nice value of the engine threads running a query (os_thread_priority); the engine applies it only
+# with CAP_SYS_NICE, and ignores it otherwise.
+QUERY_THREAD_NICE = 19
 MIB = 1024 * 1024
 
 
@@ -99,6 +106,12 @@ def memory_problems(limits: QueryLimits, memory_limit: int, total_bytes: int) ->
         )
 
 
+def insert_profile(embedded: bool) -> dict[str, str]:
+    """The settings of the connection that inserts: above queries in the engine's priorities (chDB only; on a
+    server, inserts keep whatever priority the server's profile gives them)."""
+    return {"priority": str(INSERT_PRIORITY)} if embedded else {}
+
+
 def locked_profile(limits: QueryLimits, max_memory_usage: int, embedded: bool) -> dict[str, str]:
     """The settings of every read connection, in the order they must be applied (readonly last)."""
     profile = {
@@ -114,6 +127,9 @@ def locked_profile(limits: QueryLimits, max_memory_usage: int, embedded: bool) -
         "allow_introspection_functions": "0",
         "allow_hyperscan": "0",
         "allow_ddl": "0",
+        # Ingest first: queries yield to inserts, and their threads run at the lowest CPU priority.
+        "priority": str(QUERY_PRIORITY),
+        "os_thread_priority": str(QUERY_THREAD_NICE),
     }
     if embedded:
         # chDB runs Python code from queries through python(); servers have no such setting.

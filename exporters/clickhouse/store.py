@@ -28,7 +28,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from collector.errors import RetryableError, StartError
-from collector.query.limits import DEFAULT_MAX_MEMORY_USAGE, MemoryPlan, locked_profile, plan_memory
+from collector.query.limits import DEFAULT_MAX_MEMORY_USAGE, MemoryPlan, insert_profile, locked_profile, plan_memory
 from collector.query.pool import QueryTicket
 from collector.query.result import QueryResult
 from collector.queue import Batch
@@ -238,7 +238,11 @@ class ClickHouseStore:
     def _connect(self, read_only: bool = False) -> Client:
         """A client on the store; ``read_only`` ones get the locked query profile (collector.query.limits)."""
         config = self._config
-        settings = locked_profile(config.query_limits, self._memory.per_query, config.is_embedded) if read_only else {}
+        settings = (
+            locked_profile(config.query_limits, self._memory.per_query, config.is_embedded)
+            if read_only
+            else insert_profile(config.is_embedded)
+        )
         try:
             if config.is_embedded:
                 path = config.chdb_path()

@@ -61,7 +61,7 @@ def test_every_read_connection_runs_with_the_locked_profile(store: ClickHouseSto
     names = [
         "readonly", "max_execution_time", "timeout_overflow_mode", "max_memory_usage", "max_result_rows",
         "result_overflow_mode", "max_threads", "allow_introspection_functions", "allow_python_table_function",
-        "allow_hyperscan", "allow_ddl",
+        "allow_hyperscan", "allow_ddl", "priority", "os_thread_priority",
     ]  # fmt: skip
     sql = "SELECT " + ", ".join(f"toString(getSetting('{name}'))" for name in names)
     for _ in range(4):  # more queries than connections, so every connection answers at least once
@@ -78,7 +78,14 @@ def test_every_read_connection_runs_with_the_locked_profile(store: ClickHouseSto
             "allow_python_table_function": "false",
             "allow_hyperscan": "false",
             "allow_ddl": "false",
+            "priority": "10",
+            "os_thread_priority": "19",
         }
+
+
+def test_inserts_outrank_queries(store: ClickHouseStore) -> None:
+    insert_client = store._prepare()
+    assert insert_client.command("SELECT getSetting('priority')") == 1
 
 
 def test_the_engine_refuses_what_the_profile_locks(store: ClickHouseStore) -> None:
