@@ -75,7 +75,7 @@ class StoreReader:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = QueryPool(
-                    f"clickhouse-{self._exporter_id}" if self._exporter_id else "clickhouse",
+                    self._exporter_id or "clickhouse",
                     self._limits.max_concurrent_queries,
                     self._limits.max_queued_queries,
                     self._telemetry,

@@ -9,7 +9,8 @@ keeps ClickHouse's behaviour where the client depends on it:
   (the parameter first); ``param_<name>`` URL parameters fill ``{name:Type}``
   placeholders; ``database`` picks the current database; other URL parameters
   are settings, applied to SELECT-like statements with a SETTINGS clause, and
-  ``readonly`` refuses anything that writes, as the server does;
+  ``readonly`` refuses anything that writes, as the server does (KILL QUERY
+  passes, as it does on a server);
 - an INSERT's data (Arrow, Native... whatever its FORMAT says) is the body,
   decompressed according to Content-Encoding (lz4, zstd, gzip), inserted with
   the request's settings (``insert_deduplication_token`` and friends);
@@ -74,6 +75,8 @@ TRANSPORT_SETTINGS = frozenset(
      "wait_end_of_query", "session_timeout", "session_check", "cancel_http_readonly_queries_on_client_close"}
 )  # fmt: skip
 READ_ONLY_WORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN")
+# A server runs KILL QUERY whatever readonly says (a read-only user may stop its own queries).
+ALLOWED_WHEN_READONLY = (*READ_ONLY_WORDS, "KILL")
 _FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*$", re.IGNORECASE)
 # A statement's first word, after the comments and brackets a server skips as it lexes.
 _FIRST_WORD = re.compile(r"\s*(?:(?:/\*.*?\*/|--[^\n]*\n|\()\s*)*(\w+)", re.DOTALL)
@@ -202,7 +205,7 @@ class FakeClickHouse:
             data = b""
         word = _FIRST_WORD.match(query)
         first_word = word.group(1).upper() if word else ""
-        if settings.get("readonly", "0") != "0" and first_word not in READ_ONLY_WORDS:
+        if settings.get("readonly", "0") != "0" and first_word not in ALLOWED_WHEN_READONLY:
             raise RuntimeError(f"Code: {READONLY}. DB::Exception: Cannot execute query in readonly mode. (READONLY)")
         if insert is not None:
             return self._execute_insert(params.get("database"), insert, data, settings)
