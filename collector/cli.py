@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--otlp-endpoint",
         help="collector to send spans to (default: $OTEL_EXPORTER_OTLP_ENDPOINT or http://127.0.0.1:4318)",
     )
-    keys = commands.add_parser("keys", help="manage the keys of the proxy (managed auth) and of the admin endpoint")
+    keys = commands.add_parser(
+        "keys", help="manage the keys of the proxy (managed auth) and of the admin and api endpoints"
+    )
     key_commands = keys.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND", required=True)
     create = with_config(key_commands.add_parser("create", help="create a key; it is shown once"))
     create.add_argument(

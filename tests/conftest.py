@@ -173,6 +173,10 @@ class RunningService:
     def admin_port(self) -> int:
         return int(self.service.extensions[ComponentID.parse("admin")].port)  # type: ignore[attr-defined]
 
+    def api_port(self) -> int:
+        """The port of the api extension (the read API)."""
+        return int(self.service.extensions[ComponentID.parse("api")].port)  # type: ignore[attr-defined]
+
     def admin_headers(self) -> dict[str, str]:
         """The Authorization header the admin endpoint's local token opens it with."""
         return admin_headers(self.service.extensions[ComponentID.parse("admin")].local_token_path)  # type: ignore[attr-defined]

@@ -44,6 +44,8 @@ def _config_for(section: str, type_: str, tmp_path: Path) -> Any:
         )
     if type_ in ("admin", "prometheus"):
         return dataclasses.replace(config, endpoint=HostPort("127.0.0.1", 0))
+    if type_ == "api":
+        return dataclasses.replace(config, endpoint=HostPort("127.0.0.1", 0), keys_file=str(tmp_path / "keys.json"))
     return config
 
 
@@ -71,8 +73,13 @@ def _otlp_client_config(type_: str, config: Any) -> Any:
 
 
 class _Host:
-    exporters: dict[ComponentID, Any] = {}
-    ready = True
+    def __init__(self, exporters: dict[ComponentID, Any] | None = None) -> None:
+        self.exporters = exporters or {}
+        self.ready = True
+
+
+# Extensions that read a store start only beside one: they get a clickhouse exporter on a temporary chDB store.
+READS_A_STORE = {"api"}
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -103,11 +110,20 @@ def test_component_lifecycle(
             else factory.create(settings, config)
         )
         await never_started.shutdown()  # shutdown before start is a no-op
-        await component.start(_Host())
+        store = None
+        if type_ in READS_A_STORE:
+            store_settings = make_settings("clickhouse", "exporter")
+            store = REGISTRY.exporters["clickhouse"].create(
+                store_settings, _config_for("exporters", "clickhouse", tmp_path)
+            )
+            await store.start(_Host())
+        await component.start(_Host({ComponentID("clickhouse"): store} if store is not None else {}))
         if section in ("processors", "exporters"):
             await component.consume(make_traces(spans=2))
         await component.shutdown()
         await component.shutdown()  # and twice is fine
+        if store is not None:
+            await store.shutdown()
         if section == "processors":
             assert (
                 sum(len(ss.spans) for t in downstream.received for rs in t.resource_spans for ss in rs.scope_spans) == 2

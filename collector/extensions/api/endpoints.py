@@ -37,7 +37,7 @@ from collector.extensions.api.errors import (
     StoreFailed,
     error_response,
 )
-from collector.extensions.api.params import Arguments, Parameter, format_duration, parse_arguments
+from collector.extensions.api.params import NANOS_PER_SECOND, Arguments, Parameter, format_duration, parse_arguments
 from collector.extensions.api.query.runner import Record
 from collector.extensions.api.query.sql import BuiltQuery, Scope, TimeRange
 from collector.extensions.caller import CallerGone, CallerWatch
@@ -94,10 +94,10 @@ class ApiCall:
         start_ns = self.args.get(start)
         if start_ns is None:
             span = limits.default_time_window if default is None else default
-            start_ns = end_ns - int(span * 1e9)
+            start_ns = end_ns - int(span * NANOS_PER_SECOND)
         if start_ns >= end_ns:
             raise BadParameter(start, "must be before end")
-        if end_ns - start_ns > limits.max_time_window * 1e9:
+        if end_ns - start_ns > limits.max_time_window * NANOS_PER_SECOND:
             longest = format_duration(limits.max_time_window)
             raise BadParameter(start, f"the window from start to end is longer than {longest} (max_time_window)")
         return TimeRange(start_ns, end_ns)

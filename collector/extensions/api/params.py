@@ -27,6 +27,7 @@ from collector.extensions.api.errors import BadParameter
 
 Location = Literal["query", "path"]
 NANOS_PER_SECOND = 1_000_000_000
+NANOS_PER_MILLISECOND = 1_000_000
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})")
 _UNIX_SECONDS = re.compile(r"\d{1,11}(?:\.\d{1,9})?")
 _TRUE, _FALSE = ("true", "1"), ("false", "0")

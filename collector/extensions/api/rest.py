@@ -19,6 +19,7 @@ from collector.extensions.api.context import ApiContext
 from collector.extensions.api.endpoints import ApiCall, Endpoint
 from collector.extensions.api.errors import NotFound
 from collector.extensions.api.params import (
+    NANOS_PER_MILLISECOND,
     Parameter,
     choice_parser,
     choices_list_parser,
@@ -43,7 +44,6 @@ from collector.receivers.otlp.codec import encode_otlp_json
 PREFIX = "/api/v1"
 MAX_TEXT_CHARS = 1024
 TRACE_ID_HEX_CHARS = 32
-NANOS_PER_MILLISECOND = 1_000_000
 TAG = "GenAI data"
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -79,18 +79,25 @@ OPERATION = _text("operation", "Only this operation (gen_ai.operation.name: chat
 TENANT = _text("tenant", "Only this tenant (tenant.id). A key bound to a tenant sees only its own whatever this says.")
 CONVERSATION = _text("conversation", "Only this conversation (gen_ai.conversation.id).")
 HAS_FINDINGS = Parameter(
-    "has_findings", "true: only with security or loop findings; false: only without.", parse_boolean,
+    "has_findings",
+    "true: only with security or loop findings; false: only without.",
+    parse_boolean,
     {"type": "boolean"},
-)  # fmt: skip
+)
 MIN_SEVERITY = Parameter(
-    "min_severity", "Only findings (or spans with a finding) at least this severe.", choice_parser(SEVERITIES),
+    "min_severity",
+    "Only findings (or spans with a finding) at least this severe.",
+    choice_parser(SEVERITIES),
     {"type": "string", "enum": list(SEVERITIES)},
-)  # fmt: skip
+)
 ERROR = Parameter("error", "true: only with an Error status; false: only without.", parse_boolean, {"type": "boolean"})
 MIN_DURATION = Parameter(
-    "min_duration", "Only spans (calls) lasting at least this long, e.g. 250ms or 1.5s.", parse_duration,
-    {"type": "string"}, example="1s",
-)  # fmt: skip
+    "min_duration",
+    "Only spans (calls) lasting at least this long, e.g. 250ms or 1.5s.",
+    parse_duration,
+    {"type": "string"},
+    example="1s",
+)
 MAX_DURATION = Parameter(
     "max_duration", "Only spans (calls) lasting at most this long, e.g. 2s.", parse_duration, {"type": "string"}
 )
@@ -127,9 +134,20 @@ BUCKET = Parameter(
     {"type": "string", "enum": ["hour", "day"]},
 )
 SEARCH_FILTERS = (
-    SERVICE, SPAN_NAME, MODEL, PROVIDER, OPERATION, TENANT, CONVERSATION, HAS_FINDINGS, MIN_SEVERITY, ERROR,
-    MIN_DURATION, MAX_DURATION, ATTRIBUTE,
-)  # fmt: skip
+    SERVICE,
+    SPAN_NAME,
+    MODEL,
+    PROVIDER,
+    OPERATION,
+    TENANT,
+    CONVERSATION,
+    HAS_FINDINGS,
+    MIN_SEVERITY,
+    ERROR,
+    MIN_DURATION,
+    MAX_DURATION,
+    ATTRIBUTE,
+)
 
 
 def limit_parameter(context: ApiContext) -> Parameter:
@@ -201,9 +219,15 @@ async def get_traces(call: ApiCall) -> dict[str, Any]:
     window = call.window()
     limit = call.args.get("limit", context.config.limits.default_page_limit)
     page = await search_traces(
-        context.runner, context.tables, call.scope, window, filters_of(call), limit, call.args.get("cursor"),
+        context.runner,
+        context.tables,
+        call.scope,
+        window,
+        filters_of(call),
+        limit,
+        call.args.get("cursor"),
         call.caller,
-    )  # fmt: skip
+    )
     return {
         **_window_json(call, window.start_ns, window.end_ns),
         "traces": [summary_json(summary) for summary in page.traces],
@@ -233,9 +257,15 @@ async def get_calls(call: ApiCall) -> dict[str, Any]:
     window = call.window()
     limit = call.args.get("limit", context.config.limits.default_page_limit)
     page = await list_calls(
-        context.runner, context.tables, call.scope, window, filters_of(call), limit, call.args.get("cursor"),
+        context.runner,
+        context.tables,
+        call.scope,
+        window,
+        filters_of(call),
+        limit,
+        call.args.get("cursor"),
         call.caller,
-    )  # fmt: skip
+    )
     return {
         **_window_json(call, window.start_ns, window.end_ns),
         "calls": [record.to_json() for record in page.calls],
@@ -412,7 +442,7 @@ def endpoints(context: ApiContext) -> list[Endpoint]:
             ),
             schemas.ref("FindingPage"),
             tags=(TAG,),
-        ),  # fmt: skip
+        ),
         Endpoint(
             f"{PREFIX}/conversations/{{conversation_id}}",
             "getConversation",

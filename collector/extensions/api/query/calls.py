@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector import findings, semconv
-from collector.extensions.api.params import format_timestamp
+from collector.extensions.api.params import NANOS_PER_MILLISECOND, format_timestamp
 from collector.extensions.api.query.cursor import Cursor
 from collector.extensions.api.query.filters import Filters, call_conditions
 from collector.extensions.api.query.runner import QueryRunner, Record
@@ -22,7 +22,6 @@ from collector.extensions.api.query.sql import Scope, Select, TimeRange
 from collector.extensions.api.query.tables import StoreTables
 from collector.extensions.caller import CallerWatch
 
-NANOS_PER_MILLISECOND = 1_000_000
 CALL_COLUMNS: tuple[str, ...] = (
     "toUnixTimestamp64Nano(Timestamp) AS StartNanos",
     "TraceId",

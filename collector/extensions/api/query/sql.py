@@ -15,8 +15,8 @@ this package's own. A ``Select`` cannot be made without
 
 Conditions are added with ``where`` as SQL text written by the read side with
 every value bound through the select's ``params``; a subquery (``subquery``)
-shares the params and takes its own scope, window and limit, so it is bounded
-the same way. ``build`` gives the ``BuiltQuery`` the runner executes.
+shares the params and the scope, and has a window of its own (its parent's
+unless given), so it is bounded the same way. ``build`` gives the ``BuiltQuery`` the runner executes.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from collector.extensions.access import Principal
+from collector.extensions.api.params import NANOS_PER_SECOND
 
-NANOS_PER_SECOND = 1_000_000_000
 TimeUnit = Literal["nanoseconds", "seconds"]
 
 

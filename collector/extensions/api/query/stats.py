@@ -18,15 +18,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from collector.extensions.api.params import format_timestamp
+from collector.extensions.api.params import NANOS_PER_MILLISECOND, NANOS_PER_SECOND, format_timestamp
 from collector.extensions.api.query.runner import QueryRunner, Record
 from collector.extensions.api.query.sql import Scope, Select, TimeRange
 from collector.extensions.api.query.tables import StoreTables
 from collector.extensions.caller import CallerWatch
 from exporters.clickhouse.genai_schema import ROLLUP_QUANTILES
 
-NANOS_PER_HOUR = 3600 * 1_000_000_000
-NANOS_PER_MILLISECOND = 1_000_000
+NANOS_PER_HOUR = 3600 * NANOS_PER_SECOND
 Bucket = Literal["hour", "day"]
 Source = Literal["rollup", "calls"]
 # Group name → column in genai_calls; the rollup has every one of them but operation.
@@ -108,7 +107,7 @@ def _percentiles(values: list[float], scale: float) -> dict[str, float | None]:
 def _row(record: Record, query: StatsQuery) -> dict[str, Any]:
     row: dict[str, Any] = {}
     if query.bucket is not None:
-        row["bucket"] = format_timestamp(int(record["BucketSeconds"]) * 1_000_000_000)
+        row["bucket"] = format_timestamp(int(record["BucketSeconds"]) * NANOS_PER_SECOND)
     for name in query.group_by:
         row[name] = record[GROUP_COLUMNS[name]]
     row.update(

@@ -20,7 +20,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from collector import findings, semconv
-from collector.extensions.api.params import format_timestamp
+from collector.extensions.api.params import NANOS_PER_MILLISECOND, format_timestamp
 from collector.extensions.api.query.calls import call_from_span
 from collector.extensions.api.query.findings import FindingRecord
 from collector.pdata import any_value
@@ -28,7 +28,6 @@ from exporters.clickhouse.columns import SPAN_KIND_NAMES, STATUS_CODE_NAMES, val
 
 Kind = Literal["span", "call", "finding"]
 KINDS: tuple[Kind, ...] = ("span", "call", "finding")
-NANOS_PER_MILLISECOND = 1_000_000
 _FINDING_CORE = {findings.DETECTOR, findings.CATEGORY, findings.SEVERITY, findings.CONFIDENCE}
 
 

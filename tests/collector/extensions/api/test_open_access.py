@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.component import ComponentID
 from collector.keys import KeyStore
 from tests.conftest import RunningService
 
@@ -42,7 +41,7 @@ service:
 
 
 def _api_url(collector: RunningService) -> str:
-    return f"http://127.0.0.1:{collector.service.extensions[ComponentID.parse('api')].port}"  # type: ignore[attr-defined]
+    return f"http://127.0.0.1:{collector.api_port()}"
 
 
 @pytest.fixture

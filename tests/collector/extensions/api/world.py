@@ -358,8 +358,7 @@ def running_world(root: Path, extra_api: str = "") -> Iterator[World]:
     with serve(mock) as upstream:
         service = RunningService(config(root / "clickhouse", keys_file, proxy_keys, upstream, extra_api), root)
         try:
-            api_port = service.service.extensions[ComponentID.parse("api")].port  # type: ignore[attr-defined]
-            world = World(service, f"http://127.0.0.1:{api_port}", keys)
+            world = World(service, f"http://127.0.0.1:{service.api_port()}", keys)
             send_known_spans(world, f"http://127.0.0.1:{service.port()}/v1/traces")
             proxy_port = service.service.receivers[ComponentID.parse("genai_proxy")].port  # type: ignore[attr-defined]
             call_through_proxy(world, proxy_port, tenant_keys)
