@@ -20,6 +20,7 @@ from collector.config.problems import ConfigError
 from collector.config.service import CollectorConfig, check_listeners, load_config
 from collector.errors import StartError
 from collector.httpserver import ListenError
+from collector.listeners.descriptors import raise_open_files_limit
 from collector.proxy_command import (
     ProxyCommandError,
     create_key,
@@ -141,6 +142,7 @@ def _query(config: CollectorConfig, registry: Registry, sql: str, output_format:
 def _run_proxy(settings: ProxyConfig, traces_url: str) -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    raise_open_files_limit()
     try:
         asyncio.run(serve_proxy(settings, traces_url))
     except ListenError as exc:
@@ -152,6 +154,7 @@ def _run(config: CollectorConfig, registry: Registry) -> int:
     logging.basicConfig(level=config.log_level, format=LOG_FORMAT, stream=sys.stderr)
     # uvicorn announces every server it starts; the collector logs its own listeners.
     logging.getLogger("uvicorn.error").setLevel(max(config.log_level, logging.WARNING))
+    raise_open_files_limit()
     check_listeners(config)
     return asyncio.run(_serve(config, registry))
 

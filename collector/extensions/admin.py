@@ -23,8 +23,11 @@ from starlette.routing import Route
 
 from collector.component import ComponentSettings, ExtensionFactory, Host
 from collector.config.types import HostPort
-from collector.httpserver import HttpServer
+from collector.errors import retry_after_header
+from collector.httpserver import HttpServer, RequestBodyTooLarge, read_body
 from collector.jsonvalues import jsonable
+from collector.listeners.inflight import Overloaded
+from collector.listeners.settings import DEFAULT_LOCAL_MAX_CONNECTIONS, HttpServerSettings
 from collector.sql import NotReadOnlyError, QueryError, StoreChoiceError, choose_store, queryable_stores
 
 DEFAULT_ADMIN_ENDPOINT = HostPort("127.0.0.1", 13133)
@@ -33,8 +36,9 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass(frozen=True)
-class AdminConfig:
+class AdminConfig(HttpServerSettings):
     endpoint: HostPort = DEFAULT_ADMIN_ENDPOINT
+    max_connections: int = DEFAULT_LOCAL_MAX_CONNECTIONS
 
     def listeners(self) -> Iterable[tuple[str, HostPort]]:
         yield "endpoint", self.endpoint
@@ -43,14 +47,20 @@ class AdminConfig:
 class QueryRefused(Exception):
     """The request cannot be answered; the message is for the user."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+    def response(self) -> Response:
+        headers = {"Retry-After": retry_after_header(self.retry_after)} if self.retry_after is not None else None
+        return JSONResponse({"error": str(self)}, self.status, headers=headers)
 
 
 class AdminExtension:
     def __init__(self, settings: ComponentSettings, config: AdminConfig) -> None:
         self._config = config
+        self._id = str(settings.id)
         self._telemetry = settings.telemetry
         self._logger = settings.logger
         self._host: Host | None = None
@@ -62,7 +72,7 @@ class AdminExtension:
 
     async def start(self, host: Host) -> None:
         self._host = host
-        self._server = HttpServer(self._app(), self._config.endpoint)
+        self._server = HttpServer(self._app(), self._config, listener=self._id, telemetry=self._telemetry)
         await self._server.start()
         self._logger.info("admin endpoint listening on %s:%d", self._config.endpoint.host, self._server.port)
 
@@ -96,7 +106,7 @@ class AdminExtension:
             store = choose_store(queryable_stores(self._host.exporters), exporter, "name one with exporter")
             result = await asyncio.to_thread(store.query, sql)
         except QueryRefused as exc:
-            return JSONResponse({"error": str(exc)}, exc.status)
+            return exc.response()
         except StoreChoiceError as exc:
             return JSONResponse({"error": str(exc)}, 404 if exc.not_found else 400)
         except (NotReadOnlyError, QueryError) as exc:
@@ -110,9 +120,12 @@ class AdminExtension:
 
 
 async def _read_query_request(request: Request) -> tuple[str, str | None]:
-    body = await request.body()
-    if len(body) > MAX_QUERY_BYTES:
-        raise QueryRefused(f"query body exceeds {MAX_QUERY_BYTES} bytes", 413)
+    try:
+        body = await read_body(request, MAX_QUERY_BYTES)
+    except RequestBodyTooLarge:
+        raise QueryRefused(f"query body exceeds {MAX_QUERY_BYTES} bytes", 413) from None
+    except Overloaded as exc:
+        raise QueryRefused(str(exc), 503, exc.retry_after) from None
     try:
         document: Any = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from collector.config.types import HostPort
+from collector.listeners.settings import DEFAULT_LOCAL_MAX_CONNECTIONS, HttpServerSettings
 
 DEFAULT_ENDPOINT = HostPort("127.0.0.1", 8889)
 # The OpenTelemetry SDKs' default cardinality limit per metric.
@@ -13,17 +14,20 @@ DEFAULT_MAX_SERIES = 2000
 
 
 @dataclass(frozen=True)
-class PrometheusExporterConfig:
+class PrometheusExporterConfig(HttpServerSettings):
     """Serves GenAI metrics derived from spans on ``endpoint`` at /metrics.
 
     ``max_series`` bounds each metric's label sets; observations for further
-    label sets go to one overflow series per metric, and are counted.
+    label sets go to one overflow series per metric, and are counted. The
+    listener's timeouts and limits are ``HttpServerSettings``'.
     """
 
     endpoint: HostPort = DEFAULT_ENDPOINT
+    max_connections: int = DEFAULT_LOCAL_MAX_CONNECTIONS
     max_series: int = DEFAULT_MAX_SERIES
 
     def validate(self) -> Iterable[tuple[str, str]]:
+        yield from super().validate()
         if self.max_series < 1:
             yield "max_series", "must be at least 1"
 

@@ -86,7 +86,7 @@ class RunningProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="test-proxy")
         self._thread.start()
-        self._server = HttpServer(self.service.app, config.endpoint, date_header=False)
+        self._server = HttpServer(self.service.app, config, date_header=False)
         self._call(self.service.start())
         self._call(self._server.start())
         self.url = f"http://127.0.0.1:{self._server.port}"

@@ -25,7 +25,7 @@ class OtlpReceiver:
         if protocols.http is not None:
             ingest = Ingest(consumer, settings.telemetry, receiver, "http", settings.logger, config.limits)
             app = create_app(protocols.http, ingest)
-            self.http = HttpServer(app, protocols.http.endpoint)
+            self.http = HttpServer(app, protocols.http, listener=receiver, telemetry=settings.telemetry)
         self._logger = settings.logger
         self._hosts = {
             "grpc": protocols.grpc.endpoint.host if protocols.grpc else "",
