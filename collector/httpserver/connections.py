@@ -42,7 +42,10 @@ class ConnectionTable:
         if len(self._open) >= self._max and not self._evict_longest_waiting():
             return False
         # When the process's share of descriptors for connections is used up, room is made here too.
-        if not self._capacity.try_open() and not (self._evict_longest_waiting() and self._capacity.try_open()):
+        held = len(self._open)
+        if not self._capacity.try_open(held) and not (
+            self._evict_longest_waiting() and self._capacity.try_open(held - 1)
+        ):
             return False
         self._open.add(connection)
         self._waiting[connection] = None

@@ -71,6 +71,7 @@ CONNECTION_LIMIT_RESPONSE = plain_response(
     f"retry-after: {retry_after_header(OVERLOADED_RETRY_AFTER_SECONDS)}\r\n",
 )
 REQUEST_TIMEOUT_RESPONSE = plain_response(HTTPStatus.REQUEST_TIMEOUT, "the request was not received in time")
+BAD_REQUEST_RESPONSE = plain_response(HTTPStatus.BAD_REQUEST, "invalid HTTP request")
 
 
 @dataclass
@@ -158,13 +159,14 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         reading_head = self._in_head or self._between_requests
         self._listener.metrics.timed_out(HEADER if reading_head else BODY)
         cycle = self.cycle if not reading_head else None
-        if self._in_head or (cycle is not None and not cycle.response_started):
-            self.transport.write(REQUEST_TIMEOUT_RESPONSE)
         if cycle is not None and not cycle.response_complete:
             # The app's receive() now says the client left, and whatever it sends is dropped.
             cycle.disconnected = True
             cycle.message_event.set()
-        self.transport.close()
+        if self._in_head or (cycle is not None and not cycle.response_started):
+            self._answer_and_linger(REQUEST_TIMEOUT_RESPONSE)
+        else:
+            self.transport.close()
 
     # Bytes in
 
@@ -209,14 +211,11 @@ class HardenedHttpProtocol(HttpToolsProtocol):
 
     def _bad_request(self) -> None:
         self._listener.metrics.request_refused(BAD_REQUEST)
-        self._cancel_deadlines()
-        self.send_400_response("Invalid HTTP request received.")
+        self._answer_and_linger(BAD_REQUEST_RESPONSE)
 
     def _refuse_head(self, status: HTTPStatus, reason: str, message: str) -> None:
         self._listener.metrics.request_refused(reason)
-        self._cancel_deadlines()
-        self.transport.write(plain_response(status, message))
-        self.transport.close()
+        self._answer_and_linger(plain_response(status, message))
 
     def _too_large(self) -> tuple[HTTPStatus, str, str]:
         limit = self._settings.max_request_header_size
@@ -278,14 +277,21 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if not self._body_complete:
-            self._linger()
+            # The app answered without the rest of the body (a 413, a refusal): not worth reading.
+            self._answer_and_linger(None)
             return
         self._between_requests = True
         self._listener.connections.waiting(self)
 
-    def _linger(self) -> None:
-        """The app answered without the rest of the body: send no more, drop what comes, close soon."""
+    def _answer_and_linger(self, answer: bytes | None) -> None:
+        """Send ``answer`` (if the app has not answered), then no more; drop what still comes and close soon.
+
+        Closing at once, with the client's bytes unread, would make the kernel reset the
+        connection, and a client still sending would see the reset instead of the answer.
+        """
         self._cancel_deadlines()
+        if answer is not None:
+            self.transport.write(answer)
         self._lingering = 0
         self._listener.connections.waiting(self)  # done with: the first to make room for another
         if self.transport.can_write_eof():

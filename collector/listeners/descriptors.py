@@ -75,8 +75,12 @@ class ConnectionCapacity:
         """Connections HTTP listeners may hold together now."""
         return max(0, self._total - self._held)
 
-    def try_open(self) -> bool:
-        if self.open >= self.limit:
+    def try_open(self, held_by_listener: int) -> bool:
+        """Count in one more connection of a listener holding ``held_by_listener``; False when none is left.
+
+        Each listener may hold ``MIN_LISTENER_CONNECTIONS`` whatever the others hold.
+        """
+        if self.open >= self.limit and held_by_listener >= MIN_LISTENER_CONNECTIONS:
             return False
         self.open += 1
         return True
