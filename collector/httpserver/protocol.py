@@ -13,10 +13,13 @@ Per connection, on top of uvicorn's parsing and ASGI cycle:
   (pipelining, which no current client does) closes the connection after that
   response, as RFC 9112 lets a server do; the client sends it again.
 
-A body the application left unread (a 413, a refusal) ends the connection after
-the response: the server stops sending and throws away what still arrives for a
-moment (``LINGER_SECONDS``, ``LINGER_MAX_BYTES``), so that a client still
-sending reads the answer rather than a reset, then closes. What it refuses or cuts off is
+A body the application answered without reading (a 413, a 503 for bytes in
+flight) is read to its end and thrown away, within ``read_timeout`` and up to
+the listener's ``admission.request_limit_mib``: most clients send their whole
+body before they read, and would otherwise see a reset instead of the answer.
+The connection is kept alive after it. A body declared larger than that is cut:
+the server stops sending and throws away what still arrives for a moment
+(``LINGER_SECONDS``, ``LINGER_MAX_BYTES``), then closes. What it refuses or cuts off is
 answered in plain HTTP (408, 431, 503) and counted; nothing is logged per
 request, so a flood of bad requests cannot flood the log.
 """
@@ -118,6 +121,9 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         self._header_deadline: asyncio.TimerHandle | None = None
         self._read_deadline: asyncio.TimerHandle | None = None
         self._lingering: int | None = None  # bytes thrown away since the response, while lingering
+        self._declared_body: int | None = None  # the current request's Content-Length
+        self._body_received = 0
+        self._drained: int | None = None  # body bytes thrown away after the response, while draining
 
     # Connection lifetime
 
@@ -240,7 +246,8 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._body_complete = False
-        self._head_bytes = self._head_size = self._header_count = 0
+        self._head_bytes = self._head_size = self._header_count = self._body_received = 0
+        self._declared_body = None
 
     def on_url(self, url: bytes) -> None:
         self._head_size += len(url)
@@ -255,6 +262,8 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         self._head_size += len(name) + len(value) + HEADER_LINE_OVERHEAD
         if self._head_size > self._settings.max_request_header_size:
             self._refuse_from_callback(self._too_large())
+        if name.lower() == b"content-length" and value.strip().isdigit():
+            self._declared_body = int(value)
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -265,23 +274,50 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             self._header_deadline = None
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        self._body_received += len(body)
+        if self._drained is not None:
+            # uvicorn drops body bytes that come after the response; only their count matters.
+            self._drained += len(body)
+            if self._drained > self._settings.admission.request_limit_bytes:
+                self._drained = None
+                self._answer_and_linger(None)
+            return
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._body_complete = True
         if self._read_deadline is not None:
             self._read_deadline.cancel()
             self._read_deadline = None
+        if self._drained is not None:
+            self._drained = None
+            self._wait_for_next_request()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._lingering is not None:
             return
-        if not self._body_complete:
-            # The app answered without the rest of the body (a 413, a refusal): not worth reading.
+        if self._body_complete:
+            self._wait_for_next_request()
+            return
+        self._unset_keepalive_if_required()
+        remaining = None if self._declared_body is None else self._declared_body - self._body_received
+        if remaining is not None and remaining > self._settings.admission.request_limit_bytes:
             self._answer_and_linger(None)
-            return
+        else:
+            # Not evicted meanwhile: the client would see a reset instead of the answer.
+            self._drained = 0
+
+    def _wait_for_next_request(self) -> None:
+        """Kept alive: evictable, and closed after ``idle_timeout`` (uvicorn's keep-alive timer)."""
         self._between_requests = True
         self._listener.connections.waiting(self)
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def _answer_and_linger(self, answer: bytes | None) -> None:
         """Send ``answer`` (if the app has not answered), then no more; drop what still comes and close soon.

@@ -342,16 +342,49 @@ def test_a_pipelined_request_closes_the_connection_after_the_first_response() ->
 
 
 def test_an_answer_given_before_the_body_was_read_reaches_a_client_still_sending() -> None:
-    body = b"x" * (512 * 1024)
+    """The body is read through and thrown away, so the client sees the 413, and the connection stays usable."""
+    body = b"x" * (4 * 1024 * 1024)
 
-    async def scenario() -> bytes:
+    async def scenario() -> tuple[bytes, bytes]:
         async with serving(_settings(), Telemetry()) as (server, _):
             reader, writer = await connect(server.port)
             writer.write(b"POST /early HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n" % len(body))
             writer.write(body)
-            await writer.drain()
-            response = await asyncio.wait_for(read_until_closed(reader), WAIT_FOR_CLOSE)
+            await writer.drain()  # the whole body is sent before the answer is read, as most clients do
+            refused = await response_head(reader)
+            await reader.readexactly(len(b"too large"))
+            writer.write(GET)
+            served = await response_head(reader)
             writer.close()
-            return response
+            return refused, served
 
-    assert status_of(run(scenario())) == 413
+    refused, served = run(scenario())
+
+    assert status_of(refused) == 413
+    assert status_of(served) == 200
+
+
+def test_a_body_declared_beyond_what_the_listener_reads_through_is_cut() -> None:
+    """A 1.5 GiB body is not read through: the answer goes out, then the connection is closed."""
+
+    async def scenario() -> tuple[bytes, int]:
+        async with serving(_settings(), Telemetry()) as (server, _):
+            reader, writer = await connect(server.port)
+            writer.write(b"POST /early HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n" % (1536 * 1024 * 1024))
+            answer = asyncio.ensure_future(read_until_closed(reader))
+            sent = 0
+            try:
+                while not answer.done():
+                    writer.write(b"x" * SEND_CHUNK)
+                    await writer.drain()
+                    sent += SEND_CHUNK
+            except ConnectionError:
+                pass
+            response = await asyncio.wait_for(answer, WAIT_FOR_CLOSE)
+            writer.close()
+            return response, sent
+
+    response, sent = run(scenario())
+
+    assert status_of(response) == 413
+    assert sent < 64 * 1024 * 1024  # far less than the 1.5 GiB declared went through before the close
