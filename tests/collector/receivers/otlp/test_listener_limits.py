@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from collector.listeners.settings import DEFAULT_REQUEST_LIMIT_MIB
+from tests.collector.procfs import memory_mib, open_descriptors
 from tests.collector.test_cli_run import CollectorProcess
 from tests.conftest import make_traces
 
@@ -78,21 +79,6 @@ def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
         process.stop()
 
 
-def _memory_mib(pid: int) -> dict[str, float]:
-    """VmRSS (resident now) and VmHWM (the peak since start) of process ``pid``, in MiB."""
-    values = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            name, _, rest = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                values[name] = int(rest.split()[0]) / 1024
-    return values
-
-
-def _open_descriptors(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def _metric(collector: CollectorProcess, name: str, **labels: str) -> float:
     text = httpx.get(f"http://127.0.0.1:{collector.admin_port}/metrics", timeout=10).text
     for line in text.splitlines():
@@ -135,7 +121,7 @@ def test_idle_and_half_open_connections_beyond_the_limit_leave_the_sdk_exporter_
 ) -> None:
     """Five times max_connections of idle and half-sent connections, opened between exports, cost no export."""
     pid = collector.process.pid
-    descriptors_before = _open_descriptors(pid)
+    descriptors_before = open_descriptors(pid)
     exporter = HttpSpanExporter(endpoint=f"http://127.0.0.1:{collector.http_port}/v1/traces", timeout=10)
     spans = _sdk_spans(5)
     flood: list[socket.socket] = []
@@ -148,7 +134,7 @@ def test_idle_and_half_open_connections_beyond_the_limit_leave_the_sdk_exporter_
                     sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: coll")  # half a request head
                 flood.append(sock)
             results.append(exporter.export(spans))
-        held = _open_descriptors(pid) - descriptors_before
+        held = open_descriptors(pid) - descriptors_before
     finally:
         exporter.shutdown()
         for sock in flood:
@@ -215,7 +201,7 @@ def test_concurrent_large_http_bodies_keep_memory_within_the_bytes_in_flight_bud
     url = f"http://127.0.0.1:{collector.http_port}/v1/traces"
     headers = {"Content-Type": PROTOBUF}
     httpx.post(url, content=make_traces(10).SerializeToString(), headers=headers).raise_for_status()
-    baseline = _memory_mib(collector.process.pid)["VmRSS"]
+    baseline = memory_mib(collector.process.pid)["VmRSS"]
     body = _large_body(19 * 1000 * 1000)  # the issue's 19 MB, just under the 20 MiB limit
 
     async def flood() -> list[httpx.Response]:
@@ -225,7 +211,7 @@ def test_concurrent_large_http_bodies_keep_memory_within_the_bytes_in_flight_bud
             return await asyncio.gather(*(client.post(url, content=body, headers=headers) for _ in range(24)))
 
     responses = asyncio.run(flood())
-    peak = _memory_mib(collector.process.pid)["VmHWM"]
+    peak = memory_mib(collector.process.pid)["VmHWM"]
 
     statuses = Counter(response.status_code for response in responses)
     assert set(statuses) <= {200, 503} and statuses[200] >= 1, statuses
@@ -250,7 +236,7 @@ def test_concurrent_large_grpc_calls_keep_memory_within_the_bytes_in_flight_budg
         exports = [channel.unary_unary(EXPORT_PATH) for channel in channels]
         for export in exports:
             await export(make_traces(10).SerializeToString(), timeout=30)
-        baseline = _memory_mib(collector.process.pid)["VmRSS"]
+        baseline = memory_mib(collector.process.pid)["VmRSS"]
         errors: list[grpc.aio.AioRpcError] = []
 
         async def call(i: int) -> grpc.StatusCode | None:
@@ -267,7 +253,7 @@ def test_concurrent_large_grpc_calls_keep_memory_within_the_bytes_in_flight_budg
         return baseline, list(codes), errors
 
     baseline, codes, errors = asyncio.run(flood())
-    peak = _memory_mib(collector.process.pid)["VmHWM"]
+    peak = memory_mib(collector.process.pid)["VmHWM"]
 
     outcomes = Counter(codes)
     assert set(outcomes) <= {None, grpc.StatusCode.UNAVAILABLE} and outcomes[None] >= 1, outcomes
@@ -291,7 +277,7 @@ def test_running_out_of_descriptors_is_logged_at_a_bounded_rate_and_counted(coll
     pid = collector.process.pid
     _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     # Room for two more descriptors: the third connection finds none.
-    resource.prlimit(pid, resource.RLIMIT_NOFILE, (_open_descriptors(pid) + 2, hard))
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_descriptors(pid) + 2, hard))
     flood = [socket.create_connection(("127.0.0.1", collector.http_port), timeout=10) for _ in range(40)]
     try:
         collector.wait_for_line(ACCEPT_ERROR_LINE, timeout=30)
