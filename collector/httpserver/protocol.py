@@ -7,6 +7,9 @@ Per connection, on top of uvicorn's parsing and ASGI cycle:
 - ``read_timeout``: from the same start to the end of the request body;
 - ``idle_timeout``: a kept-alive connection waiting for its next request
   (uvicorn's keep-alive timer);
+- ``write_timeout``: a response whose client reads none of it for that long
+  (the socket's send buffer stays full) is cut off, so a client cannot hold a
+  stream, its upstream connection and its request's bytes by not reading;
 - ``max_request_header_size`` and ``max_request_headers``: counted as the head
   arrives, so an oversized head is refused (431) without being held whole;
 - one request at a time: a request sent before the previous response
@@ -45,6 +48,7 @@ from collector.listeners.metrics import (
     HEADER,
     HEADER_TOO_LARGE,
     TOO_MANY_HEADERS,
+    WRITE,
     ListenerMetrics,
 )
 from collector.listeners.settings import HttpServerSettings
@@ -120,6 +124,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         self._refusal: tuple[HTTPStatus, str, str] | None = None
         self._header_deadline: asyncio.TimerHandle | None = None
         self._read_deadline: asyncio.TimerHandle | None = None
+        self._write_deadline: asyncio.TimerHandle | None = None
         self._lingering: int | None = None  # bytes thrown away since the response, while lingering
         self._declared_body: int | None = None  # the current request's Content-Length
         self._body_received = 0
@@ -139,6 +144,8 @@ class HardenedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadlines()
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
         self._listener.connections.closed(self)
         super().connection_lost(exc)
 
@@ -334,6 +341,25 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             self.transport.write_eof()
         # A client that ends its side first (EOF) is closed at once by asyncio.
         self._read_deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    # Bytes out
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(self._settings.write_timeout, self._write_stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+
+    def _write_stalled(self) -> None:
+        self._write_deadline = None
+        self._listener.metrics.timed_out(WRITE)
+        # The app's send() and receive() learn the client is gone when the connection is lost.
+        self.transport.abort()
 
     def _unsupported_upgrade_warning(self) -> None:
         """Upgrades are not served; uvicorn's warning per request would let any client fill the log."""

@@ -19,7 +19,8 @@ CONNECTIONS_EVICTED_HELP = (
 )
 TIMEOUTS = "genai_listener_timeouts"
 TIMEOUTS_HELP = (
-    "Requests cut off because the client was too slow: phase=header (read_header_timeout), body (read_timeout)"
+    "Requests cut off because the client was too slow: phase=header (read_header_timeout), body (read_timeout), "
+    "write (write_timeout: the client stopped reading the response)"
 )
 REQUESTS_REFUSED = "genai_listener_requests_refused"
 REQUESTS_REFUSED_HELP = (
@@ -38,6 +39,7 @@ BYTES_IN_FLIGHT_HELP = "Request bytes a listener holds (admission.request_limit_
 LIMIT = "limit"
 HEADER = "header"
 BODY = "body"
+WRITE = "write"
 HEADER_TOO_LARGE = "header_too_large"
 TOO_MANY_HEADERS = "too_many_headers"
 IN_FLIGHT = "in_flight"

@@ -2,7 +2,9 @@
 
 ``HttpServerSettings`` is squashed into each HTTP listener's own config, as
 confighttp's ServerConfig is in the Go collector: ``read_header_timeout``,
-``read_timeout`` and ``idle_timeout`` keep their Go names and meaning. The
+``read_timeout`` and ``idle_timeout`` keep their Go names and meaning;
+``write_timeout`` bounds how long a response may wait on a client that reads
+nothing, rather than the whole response, so that streams can last. The
 gRPC settings follow configgrpc (``max_concurrent_streams``, ``keepalive``).
 ``admission`` is named after the OTel Arrow receiver's block of the same name.
 """
@@ -25,6 +27,8 @@ DEFAULT_READ_TIMEOUT = Duration(60.0)
 # As confighttp's default: long enough that a client exporting every few
 # seconds keeps its connection.
 DEFAULT_IDLE_TIMEOUT = Duration(60.0)
+# A client that reads nothing of a response for a minute has gone or is holding it open on purpose.
+DEFAULT_WRITE_TIMEOUT = Duration(60.0)
 DEFAULT_MAX_CONNECTIONS = 1024
 # Scraped or called by a few local clients at a time.
 DEFAULT_LOCAL_MAX_CONNECTIONS = 64
@@ -82,13 +86,16 @@ class HttpServerSettings:
     read_timeout: Duration = DEFAULT_READ_TIMEOUT
     # A kept-alive connection waiting for its next request.
     idle_timeout: Duration = DEFAULT_IDLE_TIMEOUT
+    # A response waiting this long for the client to read any of it (not the whole response:
+    # a stream may last longer).
+    write_timeout: Duration = DEFAULT_WRITE_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_request_header_size: int = DEFAULT_MAX_REQUEST_HEADER_SIZE
     max_request_headers: int = DEFAULT_MAX_REQUEST_HEADERS
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
 
     def validate(self) -> Iterable[tuple[str, str]]:
-        for name in ("read_header_timeout", "read_timeout", "idle_timeout"):
+        for name in ("read_header_timeout", "read_timeout", "idle_timeout", "write_timeout"):
             if getattr(self, name) <= 0:
                 yield name, "must be more than 0"
         for name in ("max_connections", "max_request_header_size", "max_request_headers"):

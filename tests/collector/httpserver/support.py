@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from collector.config.types import HostPort
@@ -27,6 +27,7 @@ SCENARIO_DEADLINE_SECONDS = 20.0
 # Timeouts short enough for a test to see them pass, long enough for loopback I/O on a busy machine.
 SHORT_TIMEOUT = 0.5
 ECHO_LIMIT = 4 * 1024 * 1024
+STREAM_PIECE = 64 * 1024
 
 
 def run(scenario: Coroutine[Any, Any, T], deadline: float = SCENARIO_DEADLINE_SECONDS) -> T:
@@ -35,12 +36,14 @@ def run(scenario: Coroutine[Any, Any, T], deadline: float = SCENARIO_DEADLINE_SE
 
 @dataclass
 class ProbeApp:
-    """GET / answers at once; POST /echo reads the body; GET /block waits for ``release``; POST /early refuses."""
+    """GET / answers at once; POST /echo reads the body; GET /block waits for ``release``; POST /early refuses;
+    GET /stream streams until the client goes, then sets ``stream_ended``."""
 
     release: asyncio.Event = field(default_factory=asyncio.Event)
     blocked: int = 0
     disconnects: int = 0
     started_blocking: asyncio.Event = field(default_factory=asyncio.Event)
+    stream_ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -49,6 +52,7 @@ class ProbeApp:
                 Route("/echo", self._echo, methods=["POST"]),
                 Route("/block", self._block, methods=["GET"]),
                 Route("/early", self._early, methods=["POST"]),
+                Route("/stream", self._stream, methods=["GET"]),
             ]
         )
 
@@ -75,6 +79,17 @@ class ProbeApp:
 
     async def _early(self, request: Request) -> Response:
         return PlainTextResponse("too large", 413)
+
+    async def _stream(self, request: Request) -> Response:
+        async def pieces() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"s" * STREAM_PIECE
+                    await asyncio.sleep(0)  # as a relay awaits its source between pieces
+            finally:
+                self.stream_ended.set()
+
+        return StreamingResponse(pieces())
 
 
 @asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from collector.listeners.metrics import (
     BODY,
@@ -16,6 +17,7 @@ from collector.listeners.metrics import (
     REQUESTS_REFUSED,
     TIMEOUTS,
     TOO_MANY_HEADERS,
+    WRITE,
 )
 from collector.listeners.settings import DEFAULT_MAX_REQUEST_HEADERS, HttpServerSettings
 from collector.telemetry import Telemetry
@@ -173,6 +175,25 @@ def test_a_kept_alive_connection_serves_requests_then_closes_after_idle_timeout(
     assert statuses == [200, 200, 200]
     assert closed
     assert _value(telemetry, TIMEOUTS, phase=HEADER) == 0  # idle between requests is not a slow request
+
+
+def test_a_client_that_stops_reading_a_stream_is_cut_off_by_write_timeout() -> None:
+    telemetry = Telemetry()
+
+    async def scenario() -> bool:
+        async with serving(_settings(write_timeout=SHORT_TIMEOUT), telemetry) as (server, app):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once: the server must wait
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+            await asyncio.get_running_loop().sock_sendall(sock, b"GET /stream HTTP/1.1\r\nHost: test\r\n\r\n")
+            ended = await asyncio.wait_for(app.stream_ended.wait(), WAIT_FOR_CLOSE)  # nothing is ever read
+            sock.close()
+            return ended
+
+    assert run(scenario())
+    assert _value(telemetry, TIMEOUTS, phase=WRITE) == 1
+    assert _value(telemetry, TIMEOUTS, phase=BODY) == 0
 
 
 # --- header limits -----------------------------------------------------------------------------------------------
