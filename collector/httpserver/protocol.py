@@ -122,6 +122,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         self._head_size = 0  # request line and headers, as the parser hands them over
         self._header_count = 0
         self._refusal: tuple[HTTPStatus, str, str] | None = None
+        self._request_started: float | None = None  # loop time the request owed now started
         self._header_deadline: asyncio.TimerHandle | None = None
         self._read_deadline: asyncio.TimerHandle | None = None
         self._write_deadline: asyncio.TimerHandle | None = None
@@ -141,6 +142,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             return
         self._admitted = True
         self._start_deadlines()
+        self._arm_deadlines()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadlines()
@@ -156,8 +158,19 @@ class HardenedHttpProtocol(HttpToolsProtocol):
     def _start_deadlines(self) -> None:
         """The client owes a request head from now, and its body by the read deadline."""
         self._cancel_deadlines()
-        self._header_deadline = self.loop.call_later(self._settings.read_header_timeout, self._deadline_passed)
-        self._read_deadline = self.loop.call_later(self._settings.read_timeout, self._deadline_passed)
+        self._request_started = self.loop.time()
+
+    def _arm_deadlines(self) -> None:
+        """Timers for what the client still owes; a request that arrived whole in one read needs none."""
+        if self._request_started is None or self._lingering is not None or self.transport.is_closing():
+            return
+        owes_head = self._in_head or self._between_requests
+        if owes_head and self._header_deadline is None:
+            deadline = self._request_started + self._settings.read_header_timeout
+            self._header_deadline = self.loop.call_at(deadline, self._deadline_passed)
+        if (owes_head or not self._body_complete) and self._read_deadline is None:
+            deadline = self._request_started + self._settings.read_timeout
+            self._read_deadline = self.loop.call_at(deadline, self._deadline_passed)
 
     def _cancel_deadlines(self) -> None:
         for handle in (self._header_deadline, self._read_deadline):
@@ -211,6 +224,8 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > self._settings.max_request_header_size:
                 self._refuse_head(*self._too_large())
+                return
+        self._arm_deadlines()
 
     def _stopped_parsing(self) -> None:
         if self._refusal is not None:
@@ -295,6 +310,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._body_complete = True
+        self._request_started = None
         if self._read_deadline is not None:
             self._read_deadline.cancel()
             self._read_deadline = None
@@ -316,6 +332,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         else:
             # Not evicted meanwhile: the client would see a reset instead of the answer.
             self._drained = 0
+            self._arm_deadlines()
 
     def _wait_for_next_request(self) -> None:
         """Kept alive: evictable, and closed after ``idle_timeout`` (uvicorn's keep-alive timer)."""
