@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from collector.config.types import HostPort  # noqa: E402
 from collector.httpserver import HttpServer  # noqa: E402
+from collector.listeners.settings import HttpServerSettings  # noqa: E402
 
 HTTPX_POOLS = 16
 
@@ -213,7 +214,7 @@ def serve_bare_proxy(port: int, upstream: str) -> None:
 
 
 async def _serve_forever(app: Any, port: int) -> None:
-    server = HttpServer(app, HostPort("127.0.0.1", port), date_header=False)
+    server = HttpServer(app, HttpServerSettings(endpoint=HostPort("127.0.0.1", port)), date_header=False)
     await server.start()
     await asyncio.Event().wait()
 
