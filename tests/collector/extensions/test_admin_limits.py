@@ -15,6 +15,7 @@ import pytest
 from collector.extensions.admin import MAX_QUERY_BYTES
 from tests.collector.procfs import memory_mib
 from tests.collector.test_cli_run import CollectorProcess
+from tests.conftest import admin_headers
 
 ONE_AND_A_HALF_GIB = 1536 * 1024 * 1024
 SEND_CHUNK = 256 * 1024
@@ -83,17 +84,24 @@ def _post_until_answered(port: int, head: bytes, chunked: bool) -> tuple[bytes, 
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("keyed", [True, False], ids=["admin-key", "no-key"])
 def test_a_1_5_gib_query_post_is_cut_at_the_limit_without_being_buffered(
-    collector: CollectorProcess, chunked: bool
+    collector: CollectorProcess, chunked: bool, keyed: bool
 ) -> None:
     framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % ONE_AND_A_HALF_GIB
-    head = b"POST /query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + framing + b"\r\n\r\n"
+    key = b"Authorization: %s\r\n" % admin_headers(collector.token_file)["Authorization"].encode() if keyed else b""
+    head = (
+        b"POST /query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + key + framing + b"\r\n\r\n"
+    )
     before = memory_mib(collector.process.pid)["VmRSS"]
 
     answer, sent = _post_until_answered(collector.admin_port, head, chunked)
 
     peak = memory_mib(collector.process.pid)["VmHWM"]
-    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
-    assert b"query body exceeds %d bytes" % MAX_QUERY_BYTES in answer
+    if keyed:
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        assert b"query body exceeds %d bytes" % MAX_QUERY_BYTES in answer
+    else:  # refused before the body is read at all
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
     assert sent < ONE_AND_A_HALF_GIB // 4  # cut while it was being sent
     assert peak - before < GROWTH_BOUND_MIB, f"peak {peak:.0f} MiB from {before:.0f} MiB"

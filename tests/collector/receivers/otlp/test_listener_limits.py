@@ -80,7 +80,7 @@ def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
 
 
 def _metric(collector: CollectorProcess, name: str, **labels: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{collector.admin_port}/metrics", timeout=10).text
+    text = collector.admin_get("/metrics").text
     for line in text.splitlines():
         if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
