@@ -1,0 +1,625 @@
+"""What the benchmark scripts share: ports, child processes, the collector under test and its configs, OTLP load
+that pushes as fast as the collector accepts, the memory of a process tree, and the statistics they print.
+
+The collector is only ever reached over its public ports (OTLP/HTTP, the proxy, the admin extension's health,
+metrics and SQL) and configured only through its config file, so the scripts measure whatever runtime sits
+behind them. Imported by the scripts beside it; not run on its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = REPO_ROOT / "otel-config.yaml"
+
+START_DEADLINE_SECONDS = 60
+STOP_DEADLINE_SECONDS = 60
+POLL_SECONDS = 0.05
+STORE_POLL_SECONDS = 0.01
+STORE_DEADLINE_SECONDS = 300
+CLIENT_TIMEOUT_SECONDS = 60
+PROTOBUF = "application/x-protobuf"
+# What an OTLP exporter retries (the OTLP/HTTP specification's retryable statuses).
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+FIRST_BACKOFF_SECONDS = 0.05
+MAX_BACKOFF_SECONDS = 1.0
+RSS_SAMPLE_SECONDS = 0.1
+LOOPBACK = "127.0.0.1"
+# Variables the shipped config reads: cleared for children, so the benchmark's config is the one in force.
+COLLECTOR_ENV_PREFIX = "GENAI_COLLECTOR_"
+SENT_SPANS_METRIC = "otelcol_exporter_sent_spans_total"
+STORE_EXPORTER = "clickhouse"
+TRACES_TABLE = "otel_traces"
+
+
+# --- ports and processes ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def pin(core: int) -> None:
+    """Keep this process on one core, where the machine has it."""
+    if hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {core})
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without the collector's own variables, plus ``extra``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(COLLECTOR_ENV_PREFIX)}
+    env.update(extra or {})
+    return env
+
+
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, seconds: float) -> None:
+    """Poll ``ready`` until it holds; fail at once when ``process`` exits, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode}")
+        if ready():
+            return
+        time.sleep(POLL_SECONDS)
+    raise RuntimeError(f"{what} did not start within {seconds:.0f}s")
+
+
+def port_open(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    return check
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    return check
+
+
+class ChildProcess:
+    """A server in a child process on ``port``: optionally pinned to ``core``, its output in ``log``."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        port: int,
+        *,
+        name: str,
+        core: int | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path = REPO_ROOT,
+        log: Path | None = None,
+        ready: Callable[[], bool] | None = None,
+        start_seconds: float = START_DEADLINE_SECONDS,
+    ) -> None:
+        self.port, self.name, self.log = port, name, log
+        output = log.open("ab") if log is not None else None
+        try:
+            self.process = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env) if env is not None else child_env(),
+                stdout=output or subprocess.DEVNULL,
+                stderr=output or subprocess.DEVNULL,
+                preexec_fn=(lambda: pin(core)) if core is not None else None,
+            )
+        finally:
+            if output is not None:
+                output.close()
+        try:
+            wait_until(ready or port_open(port), self.process, self.describe(), start_seconds)
+        except BaseException:
+            self.stop()
+            raise
+
+    def describe(self) -> str:
+        return f"{self.name} (log: {self.log})" if self.log else self.name
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(STOP_DEADLINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(STOP_DEADLINE_SECONDS)
+
+
+# --- the collector under test ---------------------------------------------------------------------------------
+
+
+def metric_total(text: str, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+    """The sum of the samples of ``name`` (Prometheus text format) whose labels include ``labels``; None if absent."""
+    found: float | None = None
+    for match in re.finditer(rf"^{re.escape(name)}(?:\{{([^}}]*)\}})? (\S+)$", text, re.M):
+        pairs = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1) or ""))
+        if all(pairs.get(key) == value for key, value in (labels or {}).items()):
+            found = (found or 0.0) + float(match.group(2))
+    return found
+
+
+class Collector:
+    """``genai-collector run --config`` in its own process: health, self-metrics, admin SQL, memory."""
+
+    process: subprocess.Popen[bytes]
+    admin_port: int
+    token_file: Path
+
+    def __init__(
+        self,
+        config: Path,
+        *,
+        cwd: Path,
+        admin_port: int,
+        token_file: Path,
+        core: int | None = None,
+        log: Path | None = None,
+    ) -> None:
+        self.admin_port, self.token_file, self.log = admin_port, token_file, log
+        output = log.open("ab") if log is not None else None
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "collector", "run", "--config", str(config)],
+                cwd=cwd,
+                env=child_env({"PYTHONPATH": str(REPO_ROOT)}),
+                stdout=output or subprocess.DEVNULL,
+                stderr=output or subprocess.DEVNULL,
+                preexec_fn=(lambda: pin(core)) if core is not None else None,
+            )
+        finally:
+            if output is not None:
+                output.close()
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_healthy(self) -> None:
+        where = f"the collector (log: {self.log})" if getattr(self, "log", None) else "the collector"
+        wait_until(http_ok(f"http://{LOOPBACK}:{self.admin_port}/health"), self.process, where, START_DEADLINE_SECONDS)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token_file.read_text().strip()}"}
+
+    def admin_get(self, path: str) -> httpx.Response:
+        """GET ``path`` on the admin endpoint with the local token the collector wrote."""
+        return httpx.get(f"http://{LOOPBACK}:{self.admin_port}{path}", headers=self._headers())
+
+    def query(self, sql: str) -> list[list[Any]]:
+        """Rows of a read-only statement, run by the collector on its store (the admin extension's /query)."""
+        response = httpx.post(
+            f"http://{LOOPBACK}:{self.admin_port}/query",
+            json={"sql": sql},
+            headers=self._headers(),
+            timeout=CLIENT_TIMEOUT_SECONDS,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"the admin query answered {response.status_code}: {response.text}")
+        rows: list[list[Any]] = response.json()["rows"]
+        return rows
+
+    def stored(self) -> int:
+        """Spans the store exporter reports written; the table's row count where that metric is not served."""
+        sent = metric_total(self.admin_get("/metrics").text, SENT_SPANS_METRIC, {"exporter": STORE_EXPORTER})
+        if sent is not None:
+            return int(sent)
+        return int(self.query(f"SELECT count() FROM {TRACES_TABLE}")[0][0])
+
+    def wait_stored(self, total: int, seconds: float = STORE_DEADLINE_SECONDS) -> None:
+        deadline = time.monotonic() + seconds
+        while (stored := self.stored()) < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {stored} of {total} spans stored after {seconds:.0f}s")
+            time.sleep(STORE_POLL_SECONDS)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(STOP_DEADLINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(STOP_DEADLINE_SECONDS)
+
+
+@dataclass
+class DerivedConfig:
+    """A config written for one benchmark run, and the loopback port of each listener, by its YAML path."""
+
+    path: Path
+    ports: dict[str, int]
+    token_file: Path
+
+    def port(self, where: str) -> int:
+        if where not in self.ports:
+            raise KeyError(f"the config has no listener at {where}; it has {', '.join(sorted(self.ports))}")
+        return self.ports[where]
+
+
+def _listeners_to_free_ports(node: Any, path: str, ports: dict[str, int]) -> None:
+    """Point every listener (an ``endpoint`` with no scheme: host:port) at a free loopback port."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == "endpoint" and isinstance(value, str) and "://" not in value:
+                ports[path] = free_port()
+                node[key] = f"{LOOPBACK}:{ports[path]}"
+            else:
+                _listeners_to_free_ports(value, where, ports)
+
+
+def derive_config(
+    work: Path,
+    *,
+    base: Path = SHIPPED_CONFIG,
+    processors: Sequence[str] | None = None,
+    proxy_upstreams: Sequence[Mapping[str, Any]] | None = None,
+    log_level: str = "warn",
+) -> DerivedConfig:
+    """``base`` (the shipped config by default) as the benchmark runs it from ``work`` (its working directory).
+
+    Every listener moves to a free loopback port and data stays under ``work`` (the shipped paths are relative);
+    the admin extension is on with its token in ``work``. ``processors`` replaces the traces pipeline's
+    processors and ``proxy_upstreams`` the proxy's upstreams; everything else is as ``base`` has it.
+    """
+    config = yaml.safe_load(base.read_text()) or {}
+    extensions = config["extensions"] = config.get("extensions") or {}
+    admin = extensions["admin"] = extensions.get("admin") or {}
+    token_file = work / "admin-token"
+    admin.update({"endpoint": "", "token_file": str(token_file)})  # the endpoint gets a free port below
+    service = config.setdefault("service", {})
+    if "admin" not in service.setdefault("extensions", []):
+        service["extensions"].append("admin")
+    service.setdefault("telemetry", {}).setdefault("logs", {})["level"] = log_level
+    if processors is not None:
+        service["pipelines"]["traces"]["processors"] = list(processors)
+    if proxy_upstreams is not None:
+        config["receivers"]["genai_proxy"]["upstreams"] = [dict(upstream) for upstream in proxy_upstreams]
+    ports: dict[str, int] = {}
+    _listeners_to_free_ports(config, "", ports)
+    path = work / f"bench-{base.stem}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return DerivedConfig(path, ports, token_file)
+
+
+def start_collector(config: DerivedConfig, work: Path, core: int | None = None) -> Collector:
+    """The collector running ``config`` from ``work``, its log in ``work``/collector.log."""
+    return Collector(
+        config.path,
+        cwd=work,
+        admin_port=config.port("extensions.admin"),
+        token_file=config.token_file,
+        core=core,
+        log=work / "collector.log",
+    )
+
+
+def fresh_dir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+# --- OTLP load ------------------------------------------------------------------------------------------------
+
+
+def retry_after_seconds(value: str | None, attempt: int) -> float:
+    """How long an OTLP client waits before retrying: Retry-After in seconds when given, else a capped backoff."""
+    if value is not None:
+        try:
+            return min(MAX_BACKOFF_SECONDS, max(0.0, float(value)))
+        except ValueError:
+            pass
+    return min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2**attempt)
+
+
+def post_until_accepted(client: httpx.Client, url: str, body: bytes) -> int:
+    """POST an OTLP/HTTP body as an exporter does, retrying what it retries; the refusals before it was taken."""
+    for attempt in itertools.count():
+        response = client.post(url, content=body, headers={"Content-Type": PROTOBUF})
+        if 200 <= response.status_code < 300:
+            return attempt
+        if response.status_code not in RETRYABLE_STATUSES:
+            raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:200]}")
+        time.sleep(retry_after_seconds(response.headers.get("Retry-After"), attempt))
+    raise AssertionError("unreachable")
+
+
+def _xor_id(value: bytes, salt: int) -> bytes:
+    return (int.from_bytes(value, "big") ^ salt).to_bytes(len(value), "big") if value else value
+
+
+def with_fresh_ids(body: bytes, salt: int) -> bytes:
+    """``body`` with every trace and span id changed by ``salt``, so a body sent again is new data, not a retry."""
+    traces = TracesData.FromString(body)
+    for resource_spans in traces.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                span.trace_id = _xor_id(span.trace_id, salt)
+                span.span_id = _xor_id(span.span_id, salt)
+                span.parent_span_id = _xor_id(span.parent_span_id, salt)
+    return traces.SerializeToString()
+
+
+def span_count(body: bytes) -> int:
+    traces = TracesData.FromString(body)
+    return sum(len(scope.spans) for resource in traces.resource_spans for scope in resource.scope_spans)
+
+
+@dataclass
+class LoadResult:
+    accepted_spans: int = 0
+    accepted_requests: int = 0
+    refusals: int = 0  # retryable answers (429, 503...) before a request was taken
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def spans_per_second(self) -> float:
+        return self.accepted_spans / self.seconds if self.seconds else 0.0
+
+
+def _push(url: str, bodies: list[bytes], clients: int, stop: Any, first: Any, results: Any) -> None:
+    """The load process: ``clients`` threads, each posting the next body as soon as its last one was taken."""
+    spans = [span_count(body) for body in bodies]
+    turn = itertools.count()
+    lock = threading.Lock()
+    result = LoadResult()
+    started = time.perf_counter()
+
+    def client_loop() -> None:
+        with httpx.Client(timeout=CLIENT_TIMEOUT_SECONDS) as client:
+            while not stop.is_set():
+                with lock:
+                    number = next(turn)
+                index, salt = number % len(bodies), number // len(bodies)
+                body = with_fresh_ids(bodies[index], salt) if salt else bodies[index]
+                try:
+                    refusals = post_until_accepted(client, url, body)
+                except (RuntimeError, httpx.HTTPError) as exc:
+                    with lock:
+                        result.error = result.error or f"{type(exc).__name__}: {exc}"
+                    stop.set()
+                    return
+                with lock:
+                    result.accepted_spans += spans[index]
+                    result.accepted_requests += 1
+                    result.refusals += refusals
+                first.set()
+
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.seconds = time.perf_counter() - started
+    results.put(result)
+
+
+class OtlpLoad:
+    """OTLP/HTTP clients pushing ``bodies`` (over and over, with fresh ids) as fast as the collector takes them.
+
+    They run in a child process, so their work does not share this process's interpreter lock with whatever it
+    measures meanwhile. ``start`` returns once the first request was accepted; ``stop`` returns what was sent.
+    """
+
+    def __init__(self, url: str, bodies: list[bytes], clients: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop, self._first, self._results = context.Event(), context.Event(), context.Queue()
+        self._process = context.Process(
+            target=_push, args=(url, bodies, clients, self._stop, self._first, self._results), daemon=True
+        )
+
+    def start(self) -> OtlpLoad:
+        self._process.start()
+        deadline = time.monotonic() + START_DEADLINE_SECONDS
+        while not self._first.wait(POLL_SECONDS):
+            if not self._process.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the OTLP load was never accepted")
+            if self._stop.is_set():
+                raise RuntimeError(f"the OTLP load failed: {self.stop().error}")
+        return self
+
+    def stop(self) -> LoadResult:
+        self._stop.set()
+        try:
+            result: LoadResult = self._results.get(timeout=CLIENT_TIMEOUT_SECONDS + STOP_DEADLINE_SECONDS)
+        except Exception:  # the queue's Empty, or a process that died
+            result = LoadResult(error="the load process gave no result")
+        self._process.join(STOP_DEADLINE_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+        return result
+
+
+# --- memory -------------------------------------------------------------------------------------------------
+
+
+def _status_kib(pid: int, field_name: str) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(rf"^{field_name}:\s+(\d+) kB$", text, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident memory of ``root`` and its descendants, summed (pages shared between them count once each)."""
+    return 1024 * sum(_status_kib(pid, "VmRSS") for pid in process_tree(root))
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The kernel's high-water mark of one process's resident memory (VmHWM)."""
+    return 1024 * _status_kib(pid, "VmHWM")
+
+
+class RssSampler:
+    """Samples the resident memory of a process tree every RSS_SAMPLE_SECONDS; ``peak`` is the largest sum seen."""
+
+    def __init__(self, root: int) -> None:
+        self.root, self.peak, self.samples = root, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_bytes(self.root))
+            self.samples += 1
+            self._stop.wait(RSS_SAMPLE_SECONDS)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --- statistics -------------------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile: the value below which ``fraction`` of ``values`` fall."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class Summary:
+    median: float
+    low: float
+    high: float
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    if not values:
+        raise ValueError("no values")
+    return Summary(statistics.median(values), min(values), max(values))
+
+
+def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
+    """Round by round: each round's figure over the same round's baseline."""
+    if len(numerators) != len(denominators):
+        raise ValueError(f"{len(numerators)} rounds against {len(denominators)}")
+    return [a / b if b else float("inf") for a, b in zip(numerators, denominators, strict=True)]
+
+
+def _number(value: float, decimals: int) -> str:
+    return f"{value:,.{decimals}f}"
+
+
+@dataclass
+class Figures:
+    """Figures gathered round by round, printed as median, range and every round."""
+
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, value: float) -> None:
+        self.rounds.setdefault(name, []).append(value)
+
+    def __getitem__(self, name: str) -> list[float]:
+        return self.rounds[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.rounds
+
+    def line(self, name: str, decimals: int = 2, width: int = 0) -> str:
+        values = self.rounds[name]
+        summary = summarize(values)
+        shown = ", ".join(_number(value, decimals) for value in values)
+        return (
+            f"{name:<{width}}  median {_number(summary.median, decimals):>10}   range "
+            f"{_number(summary.low, decimals)} - {_number(summary.high, decimals)}   rounds: {shown}"
+        )
+
+    def print(self, decimals: int = 2) -> None:
+        width = max((len(name) for name in self.rounds), default=0)
+        for name in self.rounds:
+            print(self.line(name, decimals, width))
+
+
+def ratio_line(label: str, numerators: Sequence[float], denominators: Sequence[float], width: int = 0) -> str:
+    """``label``: the median of the per-round ratios, their range and every round."""
+    values = ratios(numerators, denominators)
+    summary = summarize(values)
+    shown = ", ".join(f"{value:.2f}" for value in values)
+    return (
+        f"{label:<{width}}  median {summary.median:>9.2f}x  range {summary.low:.2f} - {summary.high:.2f}"
+        f"   rounds: {shown}"
+    )
+
+
+def beside(label: str, ours: Sequence[float], theirs: Sequence[float], peer: str, decimals: int = 2) -> str:
+    """One figure for genai-collector and a peer, their medians side by side and the peer's over ours."""
+    mine, other = summarize(ours), summarize(theirs)
+    ratio = summarize(ratios(theirs, ours))
+    return (
+        f"{label}: genai-collector {_number(mine.median, decimals)} "
+        f"({_number(mine.low, decimals)} - {_number(mine.high, decimals)}), {peer} {_number(other.median, decimals)} "
+        f"({_number(other.low, decimals)} - {_number(other.high, decimals)}); {peer} / genai-collector "
+        f"{ratio.median:.2f}x ({ratio.low:.2f} - {ratio.high:.2f})"
+    )
+
+
+def megabytes(value: float) -> float:
+    return value / 1e6
