@@ -169,25 +169,25 @@ def main() -> None:
     figures.print()
     print()
     echo_rps = figures[f"bare ASGI app requests/s at concurrency {HIGH_CONCURRENCY}"]
-    print(
-        harness.ratio_line(
-            f"{OURS} proxy / bare ASGI app requests/s", figures[f"{OURS}: requests/s at concurrency 64"], echo_rps
-        )
-    )
     bare = figures[f"minimal forwarder, no telemetry, requests/s at concurrency {HIGH_CONCURRENCY}"]
-    print(harness.ratio_line("minimal forwarder without telemetry / bare ASGI app", bare, echo_rps))
     pooled = figures[f"upstream client: httpx, {HTTPX_POOLS} pool(s), requests/s at concurrency 64"]
     single = figures["upstream client: httpx, 1 pool(s), requests/s at concurrency 64"]
     chosen = figures["upstream client: aiohttp, requests/s at concurrency 64"]
-    print(harness.ratio_line("upstream client, aiohttp (the proxy's) / httpx one pool", chosen, single))
-    print(harness.ratio_line(f"upstream client, aiohttp / httpx {HTTPX_POOLS} pools", chosen, pooled))
+    compared = [
+        (f"{OURS} proxy / bare ASGI app, requests/s", figures[f"{OURS}: requests/s at concurrency 64"], echo_rps),
+        ("minimal forwarder without telemetry / bare ASGI app", bare, echo_rps),
+        ("upstream client, aiohttp (the proxy's) / httpx one pool", chosen, single),
+        (f"upstream client, aiohttp / httpx {HTTPX_POOLS} pools", chosen, pooled),
+    ]
+    if args.peers:
+        compared.append(
+            (f"{LITELLM} / bare ASGI app, requests/s", figures[f"{LITELLM}: requests/s at concurrency 64"], echo_rps)
+        )
+    width = max(len(label) for label, _, _ in compared)
+    for label, numerators, denominators in compared:
+        print(harness.ratio_line(label, numerators, denominators, width))
     if args.peers:
         print()
-        print(
-            harness.ratio_line(
-                f"{LITELLM} / bare ASGI app requests/s", figures[f"{LITELLM}: requests/s at concurrency 64"], echo_rps
-            )
-        )
         for name in figures.rounds:
             if name.startswith(f"{OURS}: "):
                 figure = name.removeprefix(f"{OURS}: ")
