@@ -8,6 +8,7 @@ behind them. Imported by the scripts beside it; not run on its own.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -54,10 +55,19 @@ TRACES_TABLE = "otel_traces"
 # --- ports and processes ----------------------------------------------------------------------------------
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (each held until all are picked, so none is handed out twice)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind((LOOPBACK, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def pin(core: int) -> None:
@@ -271,16 +281,16 @@ class DerivedConfig:
         return self.ports[where]
 
 
-def _listeners_to_free_ports(node: Any, path: str, ports: dict[str, int]) -> None:
-    """Point every listener (an ``endpoint`` with no scheme: host:port) at a free loopback port."""
+def _listeners(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every listener in a config: a mapping whose ``endpoint`` has no scheme (host:port), by its YAML path."""
+    found: list[tuple[str, dict[str, Any]]] = []
     if isinstance(node, dict):
+        endpoint = node.get("endpoint")
+        if isinstance(endpoint, str) and "://" not in endpoint:
+            found.append((path, node))
         for key, value in node.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key == "endpoint" and isinstance(value, str) and "://" not in value:
-                ports[path] = free_port()
-                node[key] = f"{LOOPBACK}:{ports[path]}"
-            else:
-                _listeners_to_free_ports(value, where, ports)
+            found.extend(_listeners(value, f"{path}.{key}" if path else str(key)))
+    return found
 
 
 def derive_config(
@@ -310,8 +320,10 @@ def derive_config(
         service["pipelines"]["traces"]["processors"] = list(processors)
     if proxy_upstreams is not None:
         config["receivers"]["genai_proxy"]["upstreams"] = [dict(upstream) for upstream in proxy_upstreams]
-    ports: dict[str, int] = {}
-    _listeners_to_free_ports(config, "", ports)
+    listeners = _listeners(config)
+    ports = dict(zip((where for where, _ in listeners), free_ports(len(listeners)), strict=True))
+    for where, settings in listeners:
+        settings["endpoint"] = f"{LOOPBACK}:{ports[where]}"
     path = work / f"bench-{base.stem}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return DerivedConfig(path, ports, token_file)
