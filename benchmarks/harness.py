@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: ports, child processes, the collector under test and its configs, OTLP load
-that pushes as fast as the collector accepts, the memory of a process tree, and the statistics they print.
+"""What the benchmark scripts share: ports, child processes, the collector under test and the configs it runs,
+and the memory of a process tree. (OTLP load is in otlp_load.py, the statistics printed in figures.py.)
 
 The collector is only ever reached over its public ports (OTLP/HTTP, the proxy, the admin extension's health,
 metrics and SQL) and configured only through its config file, so the scripts measure whatever runtime sits
@@ -9,25 +9,21 @@ behind them. Imported by the scripts beside it; not run on its own.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import multiprocessing
 import os
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO_ROOT / "otel-config.yaml"
@@ -38,11 +34,6 @@ POLL_SECONDS = 0.05
 STORE_POLL_SECONDS = 0.01
 STORE_DEADLINE_SECONDS = 300
 CLIENT_TIMEOUT_SECONDS = 60
-PROTOBUF = "application/x-protobuf"
-# What an OTLP exporter retries (the OTLP/HTTP specification's retryable statuses).
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-FIRST_BACKOFF_SECONDS = 0.05
-MAX_BACKOFF_SECONDS = 1.0
 RSS_SAMPLE_SECONDS = 0.1
 LOOPBACK = "127.0.0.1"
 # Variables the shipped config reads: cleared for children, so the benchmark's config is the one in force.
@@ -347,139 +338,6 @@ def fresh_dir(path: Path) -> Path:
     return path
 
 
-# --- OTLP load ------------------------------------------------------------------------------------------------
-
-
-def retry_after_seconds(value: str | None, attempt: int) -> float:
-    """How long an OTLP client waits before retrying: Retry-After in seconds when given, else a capped backoff."""
-    if value is not None:
-        try:
-            return min(MAX_BACKOFF_SECONDS, max(0.0, float(value)))
-        except ValueError:
-            pass
-    return min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2**attempt)
-
-
-def post_until_accepted(client: httpx.Client, url: str, body: bytes) -> int:
-    """POST an OTLP/HTTP body as an exporter does, retrying what it retries; the refusals before it was taken."""
-    for attempt in itertools.count():
-        response = client.post(url, content=body, headers={"Content-Type": PROTOBUF})
-        if 200 <= response.status_code < 300:
-            return attempt
-        if response.status_code not in RETRYABLE_STATUSES:
-            raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:200]}")
-        time.sleep(retry_after_seconds(response.headers.get("Retry-After"), attempt))
-    raise AssertionError("unreachable")
-
-
-def _xor_id(value: bytes, salt: int) -> bytes:
-    return (int.from_bytes(value, "big") ^ salt).to_bytes(len(value), "big") if value else value
-
-
-def with_fresh_ids(body: bytes, salt: int) -> bytes:
-    """``body`` with every trace and span id changed by ``salt``, so a body sent again is new data, not a retry."""
-    traces = TracesData.FromString(body)
-    for resource_spans in traces.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                span.trace_id = _xor_id(span.trace_id, salt)
-                span.span_id = _xor_id(span.span_id, salt)
-                span.parent_span_id = _xor_id(span.parent_span_id, salt)
-    return traces.SerializeToString()
-
-
-def span_count(body: bytes) -> int:
-    traces = TracesData.FromString(body)
-    return sum(len(scope.spans) for resource in traces.resource_spans for scope in resource.scope_spans)
-
-
-@dataclass
-class LoadResult:
-    accepted_spans: int = 0
-    accepted_requests: int = 0
-    refusals: int = 0  # retryable answers (429, 503...) before a request was taken
-    seconds: float = 0.0
-    error: str = ""
-
-    @property
-    def spans_per_second(self) -> float:
-        return self.accepted_spans / self.seconds if self.seconds else 0.0
-
-
-def _push(url: str, bodies: list[bytes], clients: int, stop: Any, first: Any, results: Any) -> None:
-    """The load process: ``clients`` threads, each posting the next body as soon as its last one was taken."""
-    spans = [span_count(body) for body in bodies]
-    turn = itertools.count()
-    lock = threading.Lock()
-    result = LoadResult()
-    started = time.perf_counter()
-
-    def client_loop() -> None:
-        with httpx.Client(timeout=CLIENT_TIMEOUT_SECONDS) as client:
-            while not stop.is_set():
-                with lock:
-                    number = next(turn)
-                index, salt = number % len(bodies), number // len(bodies)
-                body = with_fresh_ids(bodies[index], salt) if salt else bodies[index]
-                try:
-                    refusals = post_until_accepted(client, url, body)
-                except (RuntimeError, httpx.HTTPError) as exc:
-                    with lock:
-                        result.error = result.error or f"{type(exc).__name__}: {exc}"
-                    stop.set()
-                    return
-                with lock:
-                    result.accepted_spans += spans[index]
-                    result.accepted_requests += 1
-                    result.refusals += refusals
-                first.set()
-
-    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    result.seconds = time.perf_counter() - started
-    results.put(result)
-
-
-class OtlpLoad:
-    """OTLP/HTTP clients pushing ``bodies`` (over and over, with fresh ids) as fast as the collector takes them.
-
-    They run in a child process, so their work does not share this process's interpreter lock with whatever it
-    measures meanwhile. ``start`` returns once the first request was accepted; ``stop`` returns what was sent.
-    """
-
-    def __init__(self, url: str, bodies: list[bytes], clients: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._stop, self._first, self._results = context.Event(), context.Event(), context.Queue()
-        self._process = context.Process(
-            target=_push, args=(url, bodies, clients, self._stop, self._first, self._results), daemon=True
-        )
-
-    def start(self) -> OtlpLoad:
-        self._process.start()
-        deadline = time.monotonic() + START_DEADLINE_SECONDS
-        while not self._first.wait(POLL_SECONDS):
-            if not self._process.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the OTLP load was never accepted")
-            if self._stop.is_set():
-                raise RuntimeError(f"the OTLP load failed: {self.stop().error}")
-        return self
-
-    def stop(self) -> LoadResult:
-        self._stop.set()
-        try:
-            result: LoadResult = self._results.get(timeout=CLIENT_TIMEOUT_SECONDS + STOP_DEADLINE_SECONDS)
-        except Exception:  # the queue's Empty, or a process that died
-            result = LoadResult(error="the load process gave no result")
-        self._process.join(STOP_DEADLINE_SECONDS)
-        if self._process.is_alive():
-            self._process.kill()
-        return result
-
-
 # --- memory -------------------------------------------------------------------------------------------------
 
 
@@ -543,95 +401,3 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-# --- statistics -------------------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """The nearest-rank percentile: the value below which ``fraction`` of ``values`` fall."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-@dataclass(frozen=True)
-class Summary:
-    median: float
-    low: float
-    high: float
-
-
-def summarize(values: Sequence[float]) -> Summary:
-    if not values:
-        raise ValueError("no values")
-    return Summary(statistics.median(values), min(values), max(values))
-
-
-def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
-    """Round by round: each round's figure over the same round's baseline."""
-    if len(numerators) != len(denominators):
-        raise ValueError(f"{len(numerators)} rounds against {len(denominators)}")
-    return [a / b if b else float("inf") for a, b in zip(numerators, denominators, strict=True)]
-
-
-def _number(value: float, decimals: int) -> str:
-    return f"{value:,.{decimals}f}"
-
-
-@dataclass
-class Figures:
-    """Figures gathered round by round, printed as median, range and every round."""
-
-    rounds: dict[str, list[float]] = field(default_factory=dict)
-
-    def add(self, name: str, value: float) -> None:
-        self.rounds.setdefault(name, []).append(value)
-
-    def __getitem__(self, name: str) -> list[float]:
-        return self.rounds[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.rounds
-
-    def line(self, name: str, decimals: int = 2, width: int = 0) -> str:
-        values = self.rounds[name]
-        summary = summarize(values)
-        shown = ", ".join(_number(value, decimals) for value in values)
-        return (
-            f"{name:<{width}}  median {_number(summary.median, decimals):>10}   range "
-            f"{_number(summary.low, decimals)} - {_number(summary.high, decimals)}   rounds: {shown}"
-        )
-
-    def print(self, decimals: int = 2) -> None:
-        width = max((len(name) for name in self.rounds), default=0)
-        for name in self.rounds:
-            print(self.line(name, decimals, width))
-
-
-def ratio_line(label: str, numerators: Sequence[float], denominators: Sequence[float], width: int = 0) -> str:
-    """``label``: the median of the per-round ratios, their range and every round."""
-    values = ratios(numerators, denominators)
-    summary = summarize(values)
-    shown = ", ".join(f"{value:.2f}" for value in values)
-    return (
-        f"{label:<{width}}  median {summary.median:>9.2f}x  range {summary.low:.2f} - {summary.high:.2f}"
-        f"   rounds: {shown}"
-    )
-
-
-def beside(label: str, ours: Sequence[float], theirs: Sequence[float], peer: str, decimals: int = 2) -> str:
-    """One figure for genai-collector and a peer, their medians side by side and the peer's over ours."""
-    mine, other = summarize(ours), summarize(theirs)
-    ratio = summarize(ratios(theirs, ours))
-    return (
-        f"{label}: genai-collector {_number(mine.median, decimals)} "
-        f"({_number(mine.low, decimals)} - {_number(mine.high, decimals)}), {peer} {_number(other.median, decimals)} "
-        f"({_number(other.low, decimals)} - {_number(other.high, decimals)}); {peer} / genai-collector "
-        f"{ratio.median:.2f}x ({ratio.low:.2f} - {ratio.high:.2f})"
-    )
-
-
-def megabytes(value: float) -> float:
-    return value / 1e6

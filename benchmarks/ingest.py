@@ -42,7 +42,9 @@ from pathlib import Path
 import harness
 import httpx
 import loop_detection
+import otlp_load
 import peers
+import report
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 REPO_ROOT = harness.REPO_ROOT
@@ -176,7 +178,7 @@ def send_all(url: str, bodies: list[bytes], concurrency: int) -> None:
         client = getattr(local, "client", None)
         if client is None:
             client = local.client = httpx.Client(timeout=harness.CLIENT_TIMEOUT_SECONDS)
-        harness.post_until_accepted(client, url, body)
+        otlp_load.post_until_accepted(client, url, body)  # no give_up: every body is taken
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(send, bodies))
@@ -184,7 +186,7 @@ def send_all(url: str, bodies: list[bytes], concurrency: int) -> None:
 
 def timed_ingest(url: str, bodies: list[bytes], concurrency: int, wait_stored: Callable[[int], None]) -> float:
     """Spans/s from the first send until ``wait_stored`` returns (every span stored)."""
-    total = sum(map(harness.span_count, bodies))
+    total = sum(map(otlp_load.span_count, bodies))
     started = time.perf_counter()
     send_all(url, bodies, concurrency)
     wait_stored(total)
@@ -260,7 +262,7 @@ def main() -> None:
         print(f"peer: {phoenix_version} (default SQLite store), in {peers.PHOENIX.path}; {args.peer_requests} requests")
 
     shipped, bare, floor, phoenix = "shipped config", "shipped config without processors", "floor", "Arize Phoenix"
-    figures = harness.Figures()
+    figures = report.Figures()
     with tempfile.TemporaryDirectory(prefix="genai-bench-") as tmp:
         work = Path(tmp)
         floor_round(bodies[:1], work / "warm-up")  # chDB's first insert in a process pays for more than the insert
@@ -287,7 +289,7 @@ def main() -> None:
         compared.append((f"{phoenix} / {shipped}", figures[f"{phoenix} (spans/s)"], figures[f"{shipped} (spans/s)"]))
     width = max(len(label) for label, _, _ in compared)
     for label, numerators, denominators in compared:
-        print(harness.ratio_line(label, numerators, denominators, width))
+        print(report.ratio_line(label, numerators, denominators, width))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from typing import Any
 
 import harness
 import loop_detection
+import otlp_load
+import report
 import yaml
 
 REST_SECONDS = 2.0  # how long the idle collector is sampled for its baseline
@@ -45,7 +47,7 @@ def bounds(config: harness.DerivedConfig) -> str:
     return f"memory_limiter: {limiter}; sending queues: {queues}"
 
 
-def run_round(figures: harness.Figures, work: Path, bodies: list[bytes], args: argparse.Namespace, first: bool) -> None:
+def run_round(figures: report.Figures, work: Path, bodies: list[bytes], args: argparse.Namespace, first: bool) -> None:
     config = harness.derive_config(work)
     if first:
         print(bounds(config))
@@ -56,7 +58,7 @@ def run_round(figures: harness.Figures, work: Path, bodies: list[bytes], args: a
         url = f"http://{harness.LOOPBACK}:{config.port('receivers.otlp.protocols.http')}/v1/traces"
         stored_before = collector.stored()
         with harness.RssSampler(collector.process.pid) as loaded:
-            load = harness.OtlpLoad(url, bodies, args.clients).start()
+            load = otlp_load.OtlpLoad(url, bodies, args.clients).start()
             try:
                 time.sleep(args.seconds)
             finally:
@@ -67,9 +69,9 @@ def run_round(figures: harness.Figures, work: Path, bodies: list[bytes], args: a
         high_water = harness.peak_rss_bytes(collector.process.pid)
     finally:
         collector.stop()
-    figures.add("resident memory at rest (MB)", harness.megabytes(rest.peak))
-    figures.add("peak resident memory under overload, process tree (MB)", harness.megabytes(loaded.peak))
-    figures.add("high-water mark of the main process, VmHWM (MB)", harness.megabytes(high_water))
+    figures.add("resident memory at rest (MB)", report.megabytes(rest.peak))
+    figures.add("peak resident memory under overload, process tree (MB)", report.megabytes(loaded.peak))
+    figures.add("high-water mark of the main process, VmHWM (MB)", report.megabytes(high_water))
     figures.add("spans accepted/s", pushed.spans_per_second)
     figures.add("spans stored/s", stored / pushed.seconds)
     figures.add("backlog at the end: accepted minus stored (spans)", pushed.accepted_spans - stored)
@@ -91,7 +93,7 @@ def main() -> None:
         f"{harness.SHIPPED_CONFIG.name}; {args.clients} OTLP/HTTP clients pushing {loop_detection.SPANS_PER_REQUEST}"
         f"-span agent requests for {args.seconds:.0f}s, {args.rounds} rounds"
     )
-    figures = harness.Figures()
+    figures = report.Figures()
     with tempfile.TemporaryDirectory(prefix="overload-bench-") as tmp:
         for round_number in range(1, args.rounds + 1):
             run_round(figures, harness.fresh_dir(Path(tmp) / f"round-{round_number}"), bodies, args, round_number == 1)
@@ -103,14 +105,15 @@ def main() -> None:
         figures["peak resident memory under overload, process tree (MB)"],
         figures["resident memory at rest (MB)"],
     )
-    print(harness.ratio_line("peak under overload / at rest", peak, rest))
+    print(report.ratio_line("peak under overload / at rest", peak, rest))
     accepted, stored = figures["spans accepted/s"], figures["spans stored/s"]
-    print(harness.ratio_line("accepted / stored spans/s", accepted, stored))
-    if not any(figures["refusals (429/503)"]) and max(harness.ratios(accepted, stored)) < OVERLOAD_RATIO:
+    print(report.ratio_line("accepted / stored spans/s", accepted, stored))
+    if not any(figures["refusals (429/503)"]) and max(report.ratios(accepted, stored)) < OVERLOAD_RATIO:
         print(
             "no refusals, and the store kept pace with what was accepted: the collector took data no faster than it "
             "stored it (the clients were held back by its answers, not refused)"
         )
+
 
 if __name__ == "__main__":
     main()

@@ -181,6 +181,19 @@ def start_litellm(work: Path, fast: str, stream: str, core: int | None) -> harne
 
 
 PHOENIX_DATABASE = "phoenix.db"  # its default store: SQLite in its working directory
+# ``phoenix serve``, except that its OTLP/gRPC listener, which it binds to every interface ([::]) whatever
+# PHOENIX_HOST says and no setting changes, is bound to loopback like everything else here.
+PHOENIX_LAUNCHER = f"""
+import sys
+import grpc.aio._server as grpc_server
+add_insecure_port = grpc_server.Server.add_insecure_port
+grpc_server.Server.add_insecure_port = lambda server, address: add_insecure_port(
+    server, address.replace("[::]", "{harness.LOOPBACK}")
+)
+from phoenix.server.main import main
+sys.argv = ["phoenix", "serve"]
+sys.exit(main())
+"""
 
 
 class Phoenix(harness.ChildProcess):
@@ -206,7 +219,7 @@ class Phoenix(harness.ChildProcess):
             ("PHOENIX_SQL_DATABASE", "PHOENIX_POSTGRES_", "PHOENIX_COLLECTOR_ENDPOINT"),
         )
         super().__init__(
-            [str(PHOENIX.bin("phoenix")), "serve"],
+            [str(PHOENIX.bin("python")), "-c", PHOENIX_LAUNCHER],
             port,
             name="Phoenix",
             core=core,

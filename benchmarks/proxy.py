@@ -40,6 +40,7 @@ import harness
 import httpx
 import llm_calls
 import peers
+import report
 
 HTTPX_POOLS = 16
 CLIENT_CORE = 0
@@ -79,14 +80,14 @@ def start_ours(work: Path, fast: str, stream: str) -> tuple[harness.Collector, s
 
 
 def measure_proxy(
-    figures: harness.Figures, who: str, url: str, upstream: str, mock: str, args: argparse.Namespace
+    figures: report.Figures, who: str, url: str, upstream: str, mock: str, args: argparse.Namespace
 ) -> None:
     """The same calls through ``url`` and straight to the upstreams, recorded under ``who``."""
     for concurrency, count in ((1, args.requests), (HIGH_CONCURRENCY, args.requests * HIGH_CONCURRENCY_CALLS_FACTOR)):
         direct = asyncio.run(llm_calls.latencies(upstream, concurrency, count))
         proxied = asyncio.run(llm_calls.latencies(url, concurrency, count))
         for label, fraction in (("p50", 0.5), ("p99", 0.99)):
-            added = harness.percentile(proxied, fraction) - harness.percentile(direct, fraction)
+            added = report.percentile(proxied, fraction) - report.percentile(direct, fraction)
             figures.add(f"{who}: added latency {label} at concurrency {concurrency} (ms)", added * 1000)
     rate = asyncio.run(llm_calls.throughput(url, HIGH_CONCURRENCY, args.seconds))
     figures.add(f"{who}: requests/s at concurrency {HIGH_CONCURRENCY}", rate)
@@ -94,7 +95,7 @@ def measure_proxy(
     proxied_streams = asyncio.run(llm_calls.chunk_arrivals(url, args.streams))
     delays = llm_calls.chunk_delays(direct_streams, proxied_streams)
     figures.add(f"{who}: added delay per stream chunk p50 (ms)", statistics.median(delays) * 1000)
-    figures.add(f"{who}: added delay per stream chunk p99 (ms)", harness.percentile(delays, 0.99) * 1000)
+    figures.add(f"{who}: added delay per stream chunk p99 (ms)", report.percentile(delays, 0.99) * 1000)
     last = llm_calls.last_chunk_delays(direct_streams, proxied_streams)
     figures.add(f"{who}: added delay to a stream's last chunk, median (ms)", statistics.median(last) * 1000)
 
@@ -116,7 +117,7 @@ def main() -> None:
     if args.peers:
         (litellm_version,) = peers.install(peers.LITELLM)
         print(f"peer: {litellm_version} (proxy, 1 worker, no database), in {peers.LITELLM.path}")
-    figures = harness.Figures()
+    figures = report.Figures()
     with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
         work = Path(tmp)
         mock = llm_calls.start_mock(CLIENT_CORE)
@@ -185,13 +186,13 @@ def main() -> None:
         )
     width = max(len(label) for label, _, _ in compared)
     for label, numerators, denominators in compared:
-        print(harness.ratio_line(label, numerators, denominators, width))
+        print(report.ratio_line(label, numerators, denominators, width))
     if args.peers:
         print()
         for name in figures.rounds:
             if name.startswith(f"{OURS}: "):
                 figure = name.removeprefix(f"{OURS}: ")
-                print(harness.beside(figure, figures[name], figures[f"{LITELLM}: {figure}"], LITELLM))
+                print(report.beside(figure, figures[name], figures[f"{LITELLM}: {figure}"], LITELLM))
 
 
 if __name__ == "__main__":

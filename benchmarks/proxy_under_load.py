@@ -37,6 +37,8 @@ from pathlib import Path
 import harness
 import llm_calls
 import loop_detection
+import otlp_load
+import report
 
 from collector import semconv
 
@@ -87,7 +89,7 @@ def wait_for_spans(collector: harness.Collector, trace_ids: list[str]) -> dict[s
 
 
 def measure_phase(
-    figures: harness.Figures,
+    figures: report.Figures,
     phase: str,
     proxy_url: str,
     upstream: str,
@@ -99,10 +101,10 @@ def measure_phase(
     direct = asyncio.run(llm_calls.latencies(upstream, 1, args.requests))
     proxied = asyncio.run(llm_calls.latencies(proxy_url, 1, args.requests))
     for label, fraction in (("p50", 0.5), ("p99", 0.99), ("max", 1.0)):
-        figures.add(f"{phase}: proxied chat latency {label} (ms)", harness.percentile(proxied, fraction) * 1000)
-        figures.add(f"{phase}: direct chat latency {label} (ms)", harness.percentile(direct, fraction) * 1000)
+        figures.add(f"{phase}: proxied chat latency {label} (ms)", report.percentile(proxied, fraction) * 1000)
+        figures.add(f"{phase}: direct chat latency {label} (ms)", report.percentile(direct, fraction) * 1000)
     for label, fraction in (("p50", 0.5), ("p99", 0.99)):
-        added = harness.percentile(proxied, fraction) - harness.percentile(direct, fraction)
+        added = report.percentile(proxied, fraction) - report.percentile(direct, fraction)
         figures.add(f"{phase}: added chat latency {label} (ms)", added * 1000)
     headers, trace_ids = stream_headers(rng, args.streams)
     direct_streams = asyncio.run(llm_calls.chunk_arrivals(mock, args.streams))
@@ -116,7 +118,7 @@ def measure_phase(
 
 
 def record_first_chunks(
-    figures: harness.Figures, phase: str, trace_ids: list[str], client: list[float], recorded: dict[str, float]
+    figures: report.Figures, phase: str, trace_ids: list[str], client: list[float], recorded: dict[str, float]
 ) -> None:
     """Client-measured against recorded time to first chunk, stream by stream, for the spans that arrived."""
     pairs = [
@@ -135,7 +137,7 @@ def record_first_chunks(
 
 
 def run_round(
-    figures: harness.Figures, work: Path, bodies: list[bytes], args: argparse.Namespace, rng: random.Random
+    figures: report.Figures, work: Path, bodies: list[bytes], args: argparse.Namespace, rng: random.Random
 ) -> None:
     upstream, mock = llm_calls.start_echo(), llm_calls.start_mock()
     try:
@@ -146,7 +148,7 @@ def run_round(
             otlp_url = f"http://{harness.LOOPBACK}:{config.port('receivers.otlp.protocols.http')}/v1/traces"
             streams: dict[str, tuple[list[str], list[float]]] = {}
             streams["idle"] = measure_phase(figures, "idle", proxy_url, upstream.url, mock.url, args, rng)
-            load = harness.OtlpLoad(otlp_url, bodies, args.clients).start()
+            load = otlp_load.OtlpLoad(otlp_url, bodies, args.clients).start()
             try:
                 streams["loaded"] = measure_phase(figures, "loaded", proxy_url, upstream.url, mock.url, args, rng)
             finally:
@@ -183,7 +185,7 @@ def main() -> None:
         f"{harness.SHIPPED_CONFIG.name}; load: {args.clients} OTLP/HTTP clients, "
         f"{loop_detection.SPANS_PER_REQUEST}-span agent requests ({size:,.0f} kB each); {args.rounds} rounds"
     )
-    figures = harness.Figures()
+    figures = report.Figures()
     with tempfile.TemporaryDirectory(prefix="proxy-load-bench-") as tmp:
         for round_number in range(1, args.rounds + 1):
             run_round(figures, harness.fresh_dir(Path(tmp) / f"round-{round_number}"), bodies, args, rng)
@@ -191,15 +193,11 @@ def main() -> None:
     print()
     figures.print()
     print()
-    for figure in (
-        "proxied chat latency p99 (ms)",
-        "added chat latency p99 (ms)",
-        "proxied chat latency p50 (ms)",
-    ):
-        if f"idle: {figure}" in figures and f"loaded: {figure}" in figures:
-            print(
-                harness.ratio_line(f"loaded / idle, {figure}", figures[f"loaded: {figure}"], figures[f"idle: {figure}"])
-            )
+    compared = ("proxied chat latency p99 (ms)", "added chat latency p99 (ms)", "proxied chat latency p50 (ms)")
+    width = max(len(f"loaded / idle, {figure}") for figure in compared)
+    for figure in compared:
+        loaded, idle = figures[f"loaded: {figure}"], figures[f"idle: {figure}"]
+        print(report.ratio_line(f"loaded / idle, {figure}", loaded, idle, width))
 
 
 if __name__ == "__main__":

@@ -18,39 +18,41 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 import harness  # noqa: E402
 import llm_calls  # noqa: E402
+import otlp_load  # noqa: E402
+import report  # noqa: E402
 
 
 def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(100, 0, -1)]  # 100 .. 1, unordered on purpose
-    assert harness.percentile(values, 0.5) == 51.0
-    assert harness.percentile(values, 0.99) == 100.0
-    assert harness.percentile(values, 1.0) == 100.0  # the max
-    assert harness.percentile(values, 0.0) == 1.0
-    assert harness.percentile([7.0], 0.99) == 7.0
+    assert report.percentile(values, 0.5) == 51.0
+    assert report.percentile(values, 0.99) == 100.0
+    assert report.percentile(values, 1.0) == 100.0  # the max
+    assert report.percentile(values, 0.0) == 1.0
+    assert report.percentile([7.0], 0.99) == 7.0
     with pytest.raises(ValueError):
-        harness.percentile([], 0.5)
+        report.percentile([], 0.5)
 
 
 def test_summary_and_per_round_ratios() -> None:
-    assert harness.summarize([3.0, 1.0, 2.0]) == harness.Summary(2.0, 1.0, 3.0)
-    assert harness.summarize([1.0, 4.0]).median == 2.5
-    assert harness.ratios([10.0, 30.0], [5.0, 10.0]) == [2.0, 3.0]
-    assert harness.ratios([1.0], [0.0]) == [float("inf")]
+    assert report.summarize([3.0, 1.0, 2.0]) == report.Summary(2.0, 1.0, 3.0)
+    assert report.summarize([1.0, 4.0]).median == 2.5
+    assert report.ratios([10.0, 30.0], [5.0, 10.0]) == [2.0, 3.0]
+    assert report.ratios([1.0], [0.0]) == [float("inf")]
     with pytest.raises(ValueError, match="rounds"):
-        harness.ratios([1.0, 2.0], [1.0])
+        report.ratios([1.0, 2.0], [1.0])
 
 
 def test_figures_print_median_range_and_rounds() -> None:
-    figures = harness.Figures()
+    figures = report.Figures()
     for value in (4.0, 1.0, 9.0):
         figures.add("spans/s", value)
     line = figures.line("spans/s", decimals=1)
     assert "median        4.0" in line
     assert "range 1.0 - 9.0" in line
     assert line.endswith("rounds: 4.0, 1.0, 9.0")
-    ratio = harness.ratio_line("a / b", [2.0, 6.0], [1.0, 2.0])
+    ratio = report.ratio_line("a / b", [2.0, 6.0], [1.0, 2.0])
     assert "median      2.50x" in ratio and "range 2.00 - 3.00" in ratio
-    shown = harness.beside("req/s", [100.0, 200.0], [10.0, 40.0], "Peer", decimals=0)
+    shown = report.beside("req/s", [100.0, 200.0], [10.0, 40.0], "Peer", decimals=0)
     assert "genai-collector 150 (100 - 200), Peer 25 (10 - 40)" in shown
     assert "Peer / genai-collector 0.15x (0.10 - 0.20)" in shown
 
@@ -74,13 +76,13 @@ def test_metric_total_sums_the_matching_series() -> None:
 
 
 def test_retry_waits_follow_retry_after_then_back_off() -> None:
-    assert harness.retry_after_seconds("0.5", 0) == 0.5
-    assert harness.retry_after_seconds("3600", 0) == harness.MAX_BACKOFF_SECONDS  # capped: the bench keeps pushing
-    assert harness.retry_after_seconds("-1", 0) == 0.0
-    assert harness.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 0) == harness.FIRST_BACKOFF_SECONDS
-    waits = [harness.retry_after_seconds(None, attempt) for attempt in range(8)]
-    assert waits[0] == harness.FIRST_BACKOFF_SECONDS and waits[1] == 2 * harness.FIRST_BACKOFF_SECONDS
-    assert waits == sorted(waits) and waits[-1] == harness.MAX_BACKOFF_SECONDS
+    assert otlp_load.retry_after_seconds("0.5", 0) == 0.5
+    assert otlp_load.retry_after_seconds("3600", 0) == otlp_load.MAX_BACKOFF_SECONDS  # capped: the bench keeps pushing
+    assert otlp_load.retry_after_seconds("-1", 0) == 0.0
+    assert otlp_load.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 0) == otlp_load.FIRST_BACKOFF_SECONDS
+    waits = [otlp_load.retry_after_seconds(None, attempt) for attempt in range(8)]
+    assert waits[0] == otlp_load.FIRST_BACKOFF_SECONDS and waits[1] == 2 * otlp_load.FIRST_BACKOFF_SECONDS
+    assert waits == sorted(waits) and waits[-1] == otlp_load.MAX_BACKOFF_SECONDS
 
 
 def _body() -> bytes:
@@ -93,15 +95,15 @@ def _body() -> bytes:
 
 def test_fresh_ids_keep_the_tree_and_change_every_id() -> None:
     body = _body()
-    assert harness.span_count(body) == 2
+    assert otlp_load.span_count(body) == 2
     before = TracesData.FromString(body).resource_spans[0].scope_spans[0].spans
-    after = TracesData.FromString(harness.with_fresh_ids(body, 7)).resource_spans[0].scope_spans[0].spans
+    after = TracesData.FromString(otlp_load.with_fresh_ids(body, 7)).resource_spans[0].scope_spans[0].spans
     assert [s.name for s in after] == [s.name for s in before]
     assert all(a.trace_id != b.trace_id and a.span_id != b.span_id for a, b in zip(after, before, strict=True))
     assert after[0].trace_id == after[1].trace_id and len(after[0].trace_id) == 16
     assert after[1].parent_span_id == after[0].span_id  # the child still points at its parent
     assert after[0].parent_span_id == b""  # a root stays a root
-    assert harness.with_fresh_ids(body, 8) != harness.with_fresh_ids(body, 7)
+    assert otlp_load.with_fresh_ids(body, 8) != otlp_load.with_fresh_ids(body, 7)
 
 
 def test_the_shipped_config_derived_for_a_run(tmp_path: Path) -> None:
