@@ -1,5 +1,5 @@
 """What the benchmark scripts share: ports, child processes, the collector under test and the configs it runs,
-and the memory of a process tree. (OTLP load is in otlp_load.py, the statistics printed in figures.py.)
+and the memory of a process tree. (OTLP load is in otlp_load.py, the statistics printed in report.py.)
 
 The collector is only ever reached over its public ports (OTLP/HTTP, the proxy, the admin extension's health,
 metrics and SQL) and configured only through its config file, so the scripts measure whatever runtime sits
@@ -174,7 +174,7 @@ def metric_total(text: str, name: str, labels: Mapping[str, str] | None = None) 
 
 
 class Collector:
-    """``genai-collector run --config`` in its own process: health, self-metrics, admin SQL, memory."""
+    """``genai-collector run --config`` in its own process, read through its admin extension (health, metrics, SQL)."""
 
     process: subprocess.Popen[bytes]
     admin_port: int
@@ -295,8 +295,9 @@ def derive_config(
     """``base`` (the shipped config by default) as the benchmark runs it from ``work`` (its working directory).
 
     Every listener moves to a free loopback port and data stays under ``work`` (the shipped paths are relative);
-    the admin extension is on with its token in ``work``. ``processors`` replaces the traces pipeline's
-    processors and ``proxy_upstreams`` the proxy's upstreams; everything else is as ``base`` has it.
+    the admin extension is on with its token in ``work``, and the log level is ``log_level``. ``processors``
+    replaces the traces pipeline's processors and ``proxy_upstreams`` the proxy's upstreams; everything else is
+    as ``base`` has it.
     """
     config = yaml.safe_load(base.read_text()) or {}
     extensions = config["extensions"] = config.get("extensions") or {}

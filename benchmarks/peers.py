@@ -35,7 +35,7 @@ INSTALLED_MARKER = "bench-peer-requirements.txt"
 
 
 class PeerUnavailable(RuntimeError):
-    """A peer could not be installed or started; the message is one line."""
+    """A peer could not be installed; the message is one line."""
 
 
 def peers_root() -> Path:
