@@ -1,8 +1,9 @@
 """The ``genai_loop_detection`` processor: agents stuck in loops, flagged while the trace is still open.
 
 Each GenAI span (LLM call, tool call, agent run) is reduced to a few facts and
-added to the run of its trace and, when it has ``gen_ai.conversation.id``, of
-its conversation. The run checks the span against the shapes of a stuck agent
+added to the run of its trace and, when it has ``gen_ai.conversation.id`` (or
+names none in a trace whose spans so far named one conversation), of its
+conversation. The run checks the span against the shapes of a stuck agent
 (the same tool call again and again, a cycle of steps, requests that add
 nothing new, a budget of steps, tokens or cost overrun) and against trace
 analysis checks (tool calls asked for that never ran, tool errors ignored and
@@ -68,16 +69,22 @@ class GenAiLoopDetectionProcessor(SpanEditor):
         facts = span_facts(span, self._history)
         if facts is None:
             return
-        findings = self._observe(self.traces.get(span.trace_id), facts)
-        if facts.conversation_id:
+        trace = self.traces.get(span.trace_id)
+        # A span naming no conversation (some frameworks' tool spans) belongs to its trace's, when that is one.
+        conversation = trace.conversation_of(facts.conversation_id)
+        stands_in = facts.duplicate_of is not None
+        if stands_in and not self._stand_in(trace, conversation, facts):
+            return
+        findings = self._observe(trace, facts)
+        if conversation:
             # A pattern seen in the trace is not reported again for its conversation on the same span.
             raised = {finding.detector for finding in findings}
-            in_conversation = self._observe(self.conversations.get(facts.conversation_id), facts)
+            in_conversation = self._observe(self.conversations.get(conversation), facts)
             findings.extend(finding for finding in in_conversation if finding.detector not in raised)
         # Every scope has now recorded the tool results this call carried; the facts it leaves in the runs'
         # step lists need not hold them (a long conversation repeats every earlier result id in each request).
         facts.release_responded_ids()
-        if facts.kind == "llm" and self._latency is not None:
+        if facts.kind == "llm" and self._latency is not None and not stands_in:
             outlier = self._latency.observe((facts.provider, facts.model, facts.operation), facts.duration_seconds)
             if outlier is not None:
                 detail = (
@@ -98,6 +105,25 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             self._telemetry.add("genai_loop_detection_dropped_steps", count, scope=scope, **self._labels)
         self._found.clear()
         self._dropped.clear()
+
+    def _stand_in(self, trace: Run, conversation: str | None, facts: SpanFacts) -> bool:
+        """Whether a marked record of an LLM call is a step of its trace (False: the one counted already is).
+
+        It is when the record that counts is in another trace (the proxy's span of a call that carried no
+        traceparent), and when the record that counts carried no messages but this one does (a framework's model
+        call span around its client library's): then it takes that one's place.
+        """
+        assert facts.duplicate_of is not None
+        counted = trace.llm_call(facts.duplicate_of)
+        if counted is None:
+            return True
+        if counted.has_messages or not facts.has_messages:
+            return False
+        facts.tokens, facts.cost = facts.tokens or counted.tokens, facts.cost or counted.cost
+        trace.forget(counted)
+        if conversation:
+            self.conversations.get(conversation).forget(counted)
+        return True
 
     def _observe(self, run: Run, facts: SpanFacts) -> list[LoopFinding]:
         findings = run.observe(facts)

@@ -72,6 +72,7 @@ class Call:
     traceparent: str  # the client's W3C traceparent (its span that made the call); "" when it sent none
     scenario: str  # the x-mock-scenario header
     body: Any  # the JSON body
+    response_id: str = ""  # the id of the answer it got (the mock answers each call with an id of its own)
 
     @property
     def span_id(self) -> str:
