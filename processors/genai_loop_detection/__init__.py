@@ -21,25 +21,36 @@ trace id with the ``loadbalancing`` exporter.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
+from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer, TracesData
+from collector.expiring import ExpiringMap
 from collector.findings import add_to_summary, finding_event, worst_severity
 from collector.pdata import SpanAttributes
 from processors.genai_loop_detection.config import GenAiLoopDetectionConfig
 from processors.genai_loop_detection.facts import SpanFacts, span_facts
 from processors.genai_loop_detection.history import InputHistory
+from processors.genai_loop_detection.late import LateRun, finding_span
 from processors.genai_loop_detection.latency import LatencyWatch
 from processors.genai_loop_detection.run import ANALYSIS, LoopFinding, Run, Scope
 from processors.genai_loop_detection.runs import Runs
 from processors.span_editor import SpanEditor
 
+EVICTED_RUNS = "genai_loop_detection_evicted_runs"
+
 
 class GenAiLoopDetectionProcessor(SpanEditor):
     def __init__(
-        self, settings: ComponentSettings, config: GenAiLoopDetectionConfig, next_consumer: TracesConsumer
+        self,
+        settings: ComponentSettings,
+        config: GenAiLoopDetectionConfig,
+        next_consumer: TracesConsumer,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(next_consumer)
         self._telemetry = settings.telemetry
@@ -50,6 +61,7 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             config.trace_idle_timeout,
             lambda: Run("trace", config, config.trace_budget),
             self._evicted,
+            clock,
         )
         self.conversations = Runs(
             "conversation",
@@ -57,7 +69,16 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             config.conversation_idle_timeout,
             lambda: Run("conversation", config, config.conversation_budget),
             self._evicted,
+            clock,
         )
+        # Traces with calls to judge once their spans stop arriving for late_span_wait (see ``late``).
+        self._late: ExpiringMap[bytes, LateRun] = ExpiringMap(
+            config.max_traces,
+            config.late_span_wait,
+            lambda reason, count: self._telemetry.add(EVICTED_RUNS, count, scope="late", reason=reason, **self._labels),
+            clock,
+        )
+        self._resource: Resource | None = None  # of the spans being edited
         self._latency = LatencyWatch(config.latency) if config.latency.enabled else None
         self._history = InputHistory(config.max_traces)
         self._found: Counter[str] = Counter()
@@ -65,11 +86,25 @@ class GenAiLoopDetectionProcessor(SpanEditor):
         for runs in (self.traces, self.conversations):
             self._telemetry.gauge("genai_loop_detection_open_runs", runs.__len__, scope=runs.scope, **self._labels)
 
+    async def consume(self, traces: TracesData) -> None:
+        for resource_spans in traces.resource_spans:
+            self._resource = resource_spans.resource
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    self.edit(span)
+        self._resource = None
+        self._judge_late(traces)
+        self.batch_edited()
+        await self._next.consume(traces)
+
     def edit(self, span: Span) -> None:
         facts = span_facts(span, self._history)
         if facts is None:
             return
         trace = self.traces.get(span.trace_id)
+        late = self._late.get(span.trace_id)
+        if late is not None:  # its spans still arrive: its judgement waits
+            self._late.put(span.trace_id, late)
         # A span naming no conversation (some frameworks' tool spans) belongs to its trace's, when that is one.
         conversation = trace.conversation_of(facts.conversation_id)
         stands_in = facts.duplicate_of is not None
@@ -95,6 +130,18 @@ class GenAiLoopDetectionProcessor(SpanEditor):
                 findings.append(LoopFinding("latency_outlier", ANALYSIS, "low", 0.7, details))
         if findings:
             self._record(span, findings)
+        if trace.late and span.trace_id not in self._late:
+            resource = Resource()
+            if self._resource is not None:
+                resource.CopyFrom(self._resource)
+            self._late.put(span.trace_id, LateRun(trace, resource))
+
+    def _judge_late(self, traces: TracesData) -> None:
+        """Judge the traces whose spans stopped arriving; their findings ride on spans added to ``traces``."""
+        for trace_id, late in self._late.take_expired():
+            for requester, findings in late.run.judge_late():
+                span = finding_span(traces, late.resource, trace_id, requester.span_id, requester.end)
+                self._record(span, findings)
 
     def batch_edited(self) -> None:
         self.traces.expire()
@@ -144,7 +191,7 @@ class GenAiLoopDetectionProcessor(SpanEditor):
         add_to_summary(SpanAttributes(span), len(findings), worst_severity([f.severity for f in findings]))
 
     def _evicted(self, scope: Scope, reason: str, count: int) -> None:
-        self._telemetry.add("genai_loop_detection_evicted_runs", count, scope=scope, reason=reason, **self._labels)
+        self._telemetry.add(EVICTED_RUNS, count, scope=scope, reason=reason, **self._labels)
 
 
 def create_processor(

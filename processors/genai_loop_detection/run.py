@@ -69,6 +69,10 @@ class Run:
     # Asked for, no tool span seen yet (with or without an id), by call: where a tool span without an id belongs.
     not_run: dict[tuple[str, str], list[Step]] = field(default_factory=dict)
     pending: dict[str, _Pending] = field(default_factory=dict)  # asked for by a response, not run yet
+    agents: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of the agent spans seen
+    # Pending calls asked for inside an agent whose span came first (exporters that send parents first): judged
+    # once the trace's spans stop arriving (``judge_late``), as nothing else in the run can end them.
+    late: dict[str, None] = field(default_factory=dict)
     call_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     first_call: dict[tuple[str, str], Step] = field(default_factory=dict)
     failed: dict[tuple[str, str], int] = field(default_factory=dict)  # call -> end of its failed run
@@ -245,6 +249,8 @@ class Run:
                 findings.extend(self._unexecuted(pending))  # the request that went on without it came first
             else:
                 self.pending[call.call_id] = pending
+                if any(start <= facts.start and facts.end <= end for start, end in self.agents):
+                    self.late[call.call_id] = None
         return findings + self._new_call(facts, step, call)
 
     def _went_on_without(self, pending: _Pending) -> bool:
@@ -275,6 +281,7 @@ class Run:
 
     def _unexecuted_at_agent_end(self, agent: SpanFacts) -> list[LoopFinding]:
         findings: list[LoopFinding] = []
+        self.agents.append((agent.start, agent.end))
         if not self.config.unexecuted_tool_calls:
             return findings
         for call_id, pending in list(self.pending.items()):
@@ -282,6 +289,18 @@ class Run:
                 del self.pending[call_id]
                 findings.extend(self._unexecuted(pending))
         return findings
+
+    def judge_late(self) -> list[tuple[SpanFacts, list[LoopFinding]]]:
+        """The calls asked for after their agent's span came that are still pending: never run. By requester."""
+        judged: list[tuple[SpanFacts, list[LoopFinding]]] = []
+        for call_id in self.late:
+            pending = self.pending.pop(call_id, None)
+            if pending is not None and self.config.unexecuted_tool_calls:
+                findings = self._unexecuted(pending)
+                if findings:
+                    judged.append((pending.requester, findings))
+        self.late.clear()
+        return judged
 
     def _unexecuted(self, pending: _Pending) -> list[LoopFinding]:
         call = pending.call
@@ -432,6 +451,10 @@ class Run:
             del self.llm_calls[: len(self.llm_calls) - limit]
         while len(self.pending) > limit:
             del self.pending[next(iter(self.pending))]
+        if len(self.agents) > limit:
+            del self.agents[: len(self.agents) - limit]
+        while len(self.late) > limit:
+            del self.late[next(iter(self.late))]
         if len(self.failed) > limit:
             self.failed.clear()  # a very long run of distinct failing calls: older failures are forgotten
         if len(self.reported) > limit * 4:

@@ -108,7 +108,7 @@ FRAMEWORKS: dict[str, Framework] = {
         "LangGraph + LangSmith's OpenTelemetry export",
         model_span=("langsmith.span.kind", "llm"),
         env=(("LANGGRAPH_TRACING", "langsmith"),),
-        habits=Habits(stops_before_tools=True),
+        habits=Habits(stops_before_tools=True, parents_first=True),
     ),
     "vercel_ai": Framework(
         "vercel_agent.mjs",
@@ -122,6 +122,7 @@ FRAMEWORKS: dict[str, Framework] = {
         ("crewai", "openinference-instrumentation-crewai", "openinference-instrumentation-openai", "openai"),
         "CrewAI + openinference-instrumentation-crewai and -openai",
         model_span=("openinference.span.kind", "LLM"),
+        habits=Habits(overrides_at_limit=True),
     ),
     "google_adk": Framework(
         "adk_agent.py",
