@@ -42,6 +42,7 @@ LOOP_REPEAT = 3
 
 Verdict = Literal["healthy", "looping"]
 
+
 @dataclass(frozen=True)
 class Call:
     """One model call as the client sent it to the proxy."""
