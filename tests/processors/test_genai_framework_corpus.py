@@ -37,7 +37,7 @@ from processors.genai_normalize import GenAiNormalizeConfig, GenAiNormalizeProce
 from processors.genai_security import GenAiSecurityProcessor
 from processors.genai_security.config import GenAiSecurityConfig
 from proxy.config import ProxyConfig
-from tests.conftest import RecordingConsumer
+from tests.conftest import ManualClock, RecordingConsumer
 from tests.data import framework_traces
 from tests.data.framework_traces.replay import replay
 from tests.proxy.mock_upstream import MockUpstream, serve
@@ -60,18 +60,8 @@ def proxy() -> Iterator[RunningProxy]:
             yield running
 
 
-class Clock:
-    """The collector's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _pipeline(
-    make_settings: Callable[..., ComponentSettings], downstream: RecordingConsumer, clock: Clock
+    make_settings: Callable[..., ComponentSettings], downstream: RecordingConsumer, clock: ManualClock
 ) -> GenAiNormalizeProcessor:
     """The shipped order: normalize, dedup, cost, security, loop detection."""
     loops = GenAiLoopDetectionProcessor(
@@ -109,7 +99,7 @@ def _findings(
     make_settings: Callable[..., ComponentSettings], requests: list[TracesData]
 ) -> list[tuple[str, str, str]]:
     downstream = RecordingConsumer()
-    clock = Clock()
+    clock = ManualClock()
     pipeline = _pipeline(make_settings, downstream, clock)
 
     async def send() -> None:
