@@ -10,8 +10,10 @@ analysis checks (tool calls asked for that never ran, tool errors ignored and
 repeated); a running latency distribution per model flags outliers. A finding
 is a ``gen_ai.security.finding`` event (``collector.findings``) on the span that
 completed the pattern, raised as that span passes, so the alerts exporter can
-page while the agent still loops. What is held is bounded (runs, steps per
-run, idle time); what is evicted is counted.
+page while the agent still loops. A tool call asked for inside an agent whose
+span already passed (exporters that send parents first) is judged once the
+trace's spans stop arriving, its finding on a span of its own (``late``). What
+is held is bounded (runs, steps per run, idle time); what is evicted is counted.
 
 Run it after ``genai_normalize`` (it reads the current GenAI conventions) and
 ``genai_cost`` (cost budgets read ``gen_ai.usage.cost.amount``). Per-trace checks need

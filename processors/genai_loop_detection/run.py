@@ -69,9 +69,9 @@ class Run:
     # Asked for, no tool span seen yet (with or without an id), by call: where a tool span without an id belongs.
     not_run: dict[tuple[str, str], list[Step]] = field(default_factory=dict)
     pending: dict[str, _Pending] = field(default_factory=dict)  # asked for by a response, not run yet
-    agents: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of the agent spans seen
-    # Pending calls asked for inside an agent whose span came first (exporters that send parents first): judged
-    # once the trace's spans stop arriving (``judge_late``), as nothing else in the run can end them.
+    agents: list[tuple[int, int]] = field(default_factory=list)  # a trace's: (start, end) of its agent spans seen
+    # A trace's pending calls asked for inside an agent whose span came first (exporters that send parents first):
+    # judged once its spans stop arriving (``judge_late``), as nothing else in the run can end them.
     late: dict[str, None] = field(default_factory=dict)
     call_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     first_call: dict[tuple[str, str], Step] = field(default_factory=dict)
@@ -249,7 +249,7 @@ class Run:
                 findings.extend(self._unexecuted(pending))  # the request that went on without it came first
             else:
                 self.pending[call.call_id] = pending
-                if any(start <= facts.start and facts.end <= end for start, end in self.agents):
+                if any(start <= facts.start and facts.end <= end for start, end in self.agents):  # trace runs
                     self.late[call.call_id] = None
         return findings + self._new_call(facts, step, call)
 
@@ -281,7 +281,8 @@ class Run:
 
     def _unexecuted_at_agent_end(self, agent: SpanFacts) -> list[LoopFinding]:
         findings: list[LoopFinding] = []
-        self.agents.append((agent.start, agent.end))
+        if self.scope == "trace":  # a conversation's agent spans are its turns: each in its own trace
+            self.agents.append((agent.start, agent.end))
         if not self.config.unexecuted_tool_calls:
             return findings
         for call_id, pending in list(self.pending.items()):
