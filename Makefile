@@ -2,8 +2,10 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# Extra arguments for a benchmark, e.g. make bench BENCH_ARGS=--peers
+BENCH_ARGS ?=
 
-.PHONY: install run test lint bench bench-proxy bench-security bench-loops bench-api soak clean
+.PHONY: install run test lint bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,19 +28,25 @@ test: install lint
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
 
 bench-proxy: install
-	$(BIN)/python benchmarks/proxy.py
+	$(BIN)/python benchmarks/proxy.py $(BENCH_ARGS)
+
+bench-proxy-load: install
+	$(BIN)/python benchmarks/proxy_under_load.py $(BENCH_ARGS)
+
+bench-overload: install
+	$(BIN)/python benchmarks/overload.py $(BENCH_ARGS)
 
 bench-security: install
-	$(BIN)/python benchmarks/security.py
+	$(BIN)/python benchmarks/security.py $(BENCH_ARGS)
 
 bench-loops: install
-	$(BIN)/python benchmarks/loop_detection.py
+	$(BIN)/python benchmarks/loop_detection.py $(BENCH_ARGS)
 
 bench-api: install
-	$(BIN)/python benchmarks/read_api.py
+	$(BIN)/python benchmarks/read_api.py $(BENCH_ARGS)
 
 soak: install
 	$(BIN)/python benchmarks/soak.py

@@ -1,18 +1,28 @@
-"""Ingest throughput: OTLP/HTTP into a running collector until chDB holds every span, beside the bare floor.
+"""Ingest throughput: OTLP/HTTP into a running collector until its store holds every span, beside the bare floor.
 
-The end-to-end figure sends pre-encoded OTLP/HTTP requests of 512 spans (10
-attributes each, GenAI names and values) to ``genai-collector run`` in its own
-process and counts spans/s from the first send until the exporter reports the
-last span stored. The floor does the same work in one process with nothing
-around it: decode the same bytes, walk them into columns, insert them
-column-oriented into chDB, in batches of the exporter's default size. Each is
-run for several rounds; medians and their ratio are printed.
+Pre-encoded OTLP/HTTP requests of 512 spans are sent ``--concurrency`` at a time to ``genai-collector run`` in
+its own process, retried on 429/503 as OTLP exporters do; spans/s counts from the first send until the
+exporter reports the last span stored. The requests are benchmarks/loop_detection.py's busy GenAI agents by
+default (LLM calls carrying growing conversations, tool calls, one run in eight looping); ``--workload chat``
+sends single chat spans of 10 attributes instead, half of them in the deprecated gen_ai dialect.
 
-The same end-to-end run is repeated with the genai_normalize and genai_cost
-processors in the pipeline (half the requests use the deprecated gen_ai names,
-so normalisation has work to do), and the ratio to the run without is printed.
+Measured in every round, interleaved:
+  - shipped: otel-config.yaml as shipped (every GenAI processor, the disk queue, prometheus), its listeners
+    on free loopback ports and its data under a temporary directory (``--config`` names another file);
+  - no processors: the same config with the traces pipeline's processors removed;
+  - floor: in this process, decode the same bytes, walk them into columns and insert them column-oriented
+    into chDB in batches of the exporter's default size, with nothing around it.
+With ``--peers``, Arize Phoenix (pinned version, its own virtualenv under ~/.cache/genai-collector/bench-peers,
+its default SQLite store, telemetry off) is sent the first ``--peer-requests`` of the same requests over
+OTLP/HTTP in every round: spans/s until its database holds them all. The smaller share keeps its rounds
+short; the rates compare, the totals differ.
 
-    python benchmarks/ingest.py [--requests 200] [--rounds 3] [--concurrency 4]
+Printed: every figure's median, range and rounds, and the per-round ratios (shipped / no processors,
+shipped / floor) and Phoenix beside the shipped config.
+
+    make bench
+    python benchmarks/ingest.py [--requests 200] [--rounds 3] [--concurrency 4] [--workload agent|chat]
+                                [--config otel-config.yaml] [--peers] [--peer-requests 20]
 """
 
 from __future__ import annotations
@@ -22,11 +32,6 @@ import contextlib
 import logging
 import os
 import random
-import re
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,10 +40,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import harness
 import httpx
+import loop_detection
+import otlp_load
+import peers
+import report
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = harness.REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT))
 
 from collector.exporterhelper import DEFAULT_BATCH_MAX_SPANS  # noqa: E402
@@ -47,10 +57,11 @@ from exporters.clickhouse.config import ClickHouseConfig  # noqa: E402
 from exporters.clickhouse.store import ClickHouseStore  # noqa: E402
 
 SPANS_PER_REQUEST = 512
-GENAI_PROCESSORS = "[genai_normalize, genai_cost]"
 MODELS = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4-5", "llama-3.1-70b-instruct")
 PROVIDERS = ("openai", "openai", "anthropic", "vllm")
-STORE_DEADLINE_SECONDS = 300
+STORE_DEADLINE_SECONDS = harness.STORE_DEADLINE_SECONDS
+PEER_POLL_SECONDS = 0.2
+_free_port = harness.free_port  # benchmarks/soak.py's name for it
 
 
 def build_request(rng: random.Random, deprecated_names: bool = False) -> bytes:
@@ -95,9 +106,16 @@ def build_request(rng: random.Random, deprecated_names: bool = False) -> bytes:
     return traces.SerializeToString()
 
 
+def build_bodies(workload: str, count: int, rng: random.Random) -> list[bytes]:
+    """``count`` request bodies of the named workload: busy agents (``agent``) or single chat calls (``chat``)."""
+    if workload == "agent":
+        return [loop_detection.request(rng) for _ in range(count)]
+    return [build_request(rng, deprecated_names=i % 2 == 1) for i in range(count)]
+
+
 def floor_round(bodies: list[bytes], store_dir: Path) -> float:
     """Spans/s for decode → columns → column-oriented insert, in one process, nothing else."""
-    shutil.rmtree(store_dir, ignore_errors=True)
+    harness.fresh_dir(store_dir)
     store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{store_dir}"), logging.getLogger("bench"))
     store.start()
     # The largest batch the exporter's queue cuts under load: the floor at its best.
@@ -107,33 +125,19 @@ def floor_round(bodies: list[bytes], store_dir: Path) -> float:
         items = [TracesData.FromString(body) for body in bodies[i : i + per_batch]]
         store.send(Batch(items, len(items) * SPANS_PER_REQUEST))
     elapsed = time.perf_counter() - started
-    stored = store.query("SELECT count() FROM otel_traces").rows[0][0]
+    stored = store.query(f"SELECT count() FROM {harness.TRACES_TABLE}").rows[0][0]
     store.close()
     assert stored == len(bodies) * SPANS_PER_REQUEST, stored
     return stored / elapsed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Collector(harness.Collector):
+    """``genai-collector run`` on a minimal config: OTLP/HTTP in, ``processors``, chDB under ``store_dir``."""
 
-
-class Collector:
-    """``genai-collector run`` in its own process, on free ports, storing under ``store_dir``.
-
-    With ``api`` the read API runs too (on ``api_port``, open on loopback: no key is made).
-    """
-
-    def __init__(self, store_dir: Path, work_dir: Path, processors: str = "[]", api: bool = False) -> None:
-        self.http_port, self.admin_port, self.api_port = _free_port(), _free_port(), _free_port()
-        self.token_file = work_dir / "admin-token"
-        api_extension = (
-            f'  api: {{endpoint: "127.0.0.1:{self.api_port}", keys_file: "{work_dir / "no-keys.json"}"}}'
-            if api
-            else ""
-        )
-        config = work_dir / "bench-config.yaml"
+    def __init__(self, store_dir: Path, work_dir: Path, processors: str = "[]") -> None:
+        self.http_port, admin_port = harness.free_port(), harness.free_port()
+        run_dir = harness.fresh_dir(work_dir / f"run-{store_dir.name}")  # its working directory: the queue's log
+        config = run_dir / "bench-config.yaml"
         config.write_text(
             f"""
 receivers:
@@ -150,50 +154,44 @@ exporters:
   clickhouse:
     endpoint: chdb://{store_dir}
 extensions:
-  admin: {{endpoint: "127.0.0.1:{self.admin_port}", token_file: "{self.token_file}"}}
-{api_extension}
+  admin: {{endpoint: "127.0.0.1:{admin_port}", token_file: "{run_dir / "admin-token"}"}}
 service:
-  extensions: [admin{", api" if api else ""}]
+  extensions: [admin]
   telemetry: {{logs: {{level: warn}}}}
   pipelines:
     traces: {{receivers: [otlp], processors: {processors}, exporters: [clickhouse]}}
 """
         )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "collector", "run", "--config", str(config)],
-            cwd=REPO_ROOT,
-            stderr=subprocess.DEVNULL,
+        super().__init__(
+            config,
+            cwd=run_dir,
+            admin_port=admin_port,
+            token_file=run_dir / "admin-token",
+            log=run_dir / "collector.log",
         )
-        try:
-            self._wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
 
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.admin_port}/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the collector did not start")
 
-    def admin_get(self, path: str) -> httpx.Response:
-        """GET ``path`` on the admin endpoint with the local token the collector wrote."""
-        token = self.token_file.read_text().strip()
-        return httpx.get(f"http://127.0.0.1:{self.admin_port}{path}", headers={"Authorization": f"Bearer {token}"})
+def send_all(url: str, bodies: list[bytes], concurrency: int) -> None:
+    """Every body POSTed and accepted, ``concurrency`` clients at a time."""
+    local = threading.local()
 
-    def stored(self) -> int:
-        metrics = self.admin_get("/metrics").text
-        match = re.search(r'^otelcol_exporter_sent_spans_total\{exporter="clickhouse"\} (\d+)$', metrics, re.M)
-        return int(match.group(1)) if match else 0
+    def send(body: bytes) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(timeout=harness.CLIENT_TIMEOUT_SECONDS)
+        otlp_load.post_until_accepted(client, url, body)  # no give_up: every body is taken
 
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(60)
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, bodies))
+
+
+def timed_ingest(url: str, bodies: list[bytes], concurrency: int, wait_stored: Callable[[int], None]) -> float:
+    """Spans/s from the first send until ``wait_stored`` returns (every span stored)."""
+    total = sum(map(otlp_load.span_count, bodies))
+    started = time.perf_counter()
+    send_all(url, bodies, concurrency)
+    wait_stored(total)
+    return total / (time.perf_counter() - started)
 
 
 def end_to_end_round(
@@ -203,48 +201,51 @@ def end_to_end_round(
     concurrency: int,
     processors: str = "[]",
     alongside: Callable[[Collector], contextlib.AbstractContextManager[object]] | None = None,
-    api: bool = False,
 ) -> float:
-    """Spans/s from the first OTLP/HTTP send until the exporter reports every span stored.
+    """Spans/s from the first OTLP/HTTP send until the exporter reports every span stored (the minimal config).
 
     ``alongside``, given the running collector, is entered before the first send
     and left after the last span is stored: other load on the same collector.
-    ``api`` runs the collector with its read API (see Collector).
     """
-    shutil.rmtree(store_dir, ignore_errors=True)
-    collector = Collector(store_dir, work_dir, processors, api)
-    url = f"http://127.0.0.1:{collector.http_port}/v1/traces"
-    total = len(bodies) * SPANS_PER_REQUEST
-    local = threading.local()
-
-    def send(body: bytes) -> None:
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = httpx.Client(timeout=60)
-        while True:
-            response = client.post(url, content=body, headers={"Content-Type": "application/x-protobuf"})
-            if response.status_code == 200:
-                return
-            if response.status_code != 503:  # a full queue asks to retry; anything else is a failure
-                raise RuntimeError(f"collector answered {response.status_code}: {response.text}")
-            time.sleep(0.05)
-
+    harness.fresh_dir(store_dir)
+    collector = Collector(store_dir, work_dir, processors)
     try:
         with alongside(collector) if alongside is not None else contextlib.nullcontext():
-            started = time.perf_counter()
-            with ThreadPoolExecutor(concurrency) as pool:
-                list(pool.map(send, bodies))
-            deadline = time.monotonic() + STORE_DEADLINE_SECONDS
-            while collector.stored() < total:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"only {collector.stored()} of {total} spans stored after {STORE_DEADLINE_SECONDS}s"
-                    )
-                time.sleep(0.01)
-            elapsed = time.perf_counter() - started
+            return timed_ingest(
+                f"http://127.0.0.1:{collector.http_port}/v1/traces", bodies, concurrency, collector.wait_stored
+            )
     finally:
         collector.stop()
-    return total / elapsed
+
+
+def config_round(
+    bodies: list[bytes], work: Path, concurrency: int, base: Path, processors: list[str] | None = None
+) -> float:
+    """Spans/s through the collector running ``base`` (processors replaced when given), from ``work``."""
+    config = harness.derive_config(work, base=base, processors=processors)
+    collector = harness.start_collector(config, work)
+    try:
+        url = f"http://{harness.LOOPBACK}:{config.port('receivers.otlp.protocols.http')}/v1/traces"
+        return timed_ingest(url, bodies, concurrency, collector.wait_stored)
+    finally:
+        collector.stop()
+
+
+def phoenix_round(bodies: list[bytes], work: Path, concurrency: int) -> float:
+    """Spans/s through Arize Phoenix until its database holds every span."""
+    phoenix = peers.Phoenix(work)
+
+    def wait_stored(total: int) -> None:
+        deadline = time.monotonic() + STORE_DEADLINE_SECONDS
+        while (stored := phoenix.stored()) < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Phoenix stored only {stored} of {total} spans after {STORE_DEADLINE_SECONDS}s")
+            time.sleep(PEER_POLL_SECONDS)
+
+    try:
+        return timed_ingest(phoenix.traces_url, bodies, concurrency, wait_stored)
+    finally:
+        phoenix.stop()
 
 
 def main() -> None:
@@ -252,37 +253,56 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests of 512 spans per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4, help="client connections sending at once")
+    parser.add_argument("--workload", choices=("agent", "chat"), default="agent")
+    parser.add_argument("--config", type=Path, default=harness.SHIPPED_CONFIG, help="the config measured as shipped")
+    parser.add_argument("--peers", action="store_true", help="send Arize Phoenix the same requests in every round")
+    parser.add_argument("--peer-requests", type=int, default=20, help="how many of the requests Phoenix gets")
     args = parser.parse_args()
 
     rng = random.Random(42)
-    bodies = [build_request(rng, deprecated_names=i % 2 == 1) for i in range(args.requests)]
+    bodies = build_bodies(args.workload, args.requests, rng)
     spans = args.requests * SPANS_PER_REQUEST
-    print(f"{args.requests} requests x {SPANS_PER_REQUEST} spans = {spans} spans per round, {args.rounds} rounds")
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(
+        f"{args.requests} {args.workload} requests x {SPANS_PER_REQUEST} spans = {spans} spans per round "
+        f"({sum(map(len, bodies)) / len(bodies) / 1e3:,.0f} kB a request), {args.rounds} rounds, "
+        f"{args.concurrency} clients"
+    )
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; shipped config: {args.config}")
+    if args.peers:
+        (phoenix_version,) = peers.install(peers.PHOENIX)
+        print(f"peer: {phoenix_version} (default SQLite store), in {peers.PHOENIX.path}; {args.peer_requests} requests")
 
-    floor: list[float] = []
-    end_to_end: list[float] = []
-    with_processors: list[float] = []
+    shipped, bare, floor, phoenix = "shipped config", "shipped config without processors", "floor", "Arize Phoenix"
+    figures = report.Figures()
     with tempfile.TemporaryDirectory(prefix="genai-bench-") as tmp:
         work = Path(tmp)
+        floor_round(bodies[:1], work / "warm-up")  # chDB's first insert in a process pays for more than the insert
         for round_no in range(1, args.rounds + 1):
-            floor.append(floor_round(bodies, work / f"floor-{round_no}"))
-            end_to_end.append(end_to_end_round(bodies, work / f"e2e-{round_no}", work, args.concurrency))
-            with_processors.append(
-                end_to_end_round(bodies, work / f"gen-{round_no}", work, args.concurrency, GENAI_PROCESSORS)
-            )
-            print(
-                f"round {round_no}: floor {floor[-1]:>9,.0f} spans/s   end to end {end_to_end[-1]:>9,.0f} spans/s"
-                f"   with GenAI processors {with_processors[-1]:>9,.0f} spans/s"
-            )
-    floor_median, e2e_median = statistics.median(floor), statistics.median(end_to_end)
+            figures.add(f"{floor} (spans/s)", floor_round(bodies, work / f"floor-{round_no}"))
+            run = harness.fresh_dir(work / f"bare-{round_no}")
+            figures.add(f"{bare} (spans/s)", config_round(bodies, run, args.concurrency, args.config, []))
+            run = harness.fresh_dir(work / f"shipped-{round_no}")
+            figures.add(f"{shipped} (spans/s)", config_round(bodies, run, args.concurrency, args.config))
+            if args.peers:
+                run = harness.fresh_dir(work / f"phoenix-{round_no}")
+                figures.add(f"{phoenix} (spans/s)", phoenix_round(bodies[: args.peer_requests], run, args.concurrency))
+            shown = "   ".join(f"{name} {values[-1]:,.0f}" for name, values in figures.rounds.items())
+            print(f"round {round_no}: {shown}", flush=True)
     print()
-    print(f"floor (decode + columns + chDB insert, one process): {floor_median:>9,.0f} spans/s (median)")
-    print(f"end to end (OTLP/HTTP -> collector -> chDB):        {e2e_median:>9,.0f} spans/s (median)")
-    print(f"ratio end to end / floor:                           {e2e_median / floor_median:>9.2f}x")
-    processed_median = statistics.median(with_processors)
-    print(f"end to end with genai_normalize + genai_cost:       {processed_median:>9,.0f} spans/s (median)")
-    print(f"ratio with processors / without:                    {processed_median / e2e_median:>9.2f}x")
+    figures.print(decimals=0)
+    print()
+    compared = [
+        (f"{shipped} / {bare}", figures[f"{shipped} (spans/s)"], figures[f"{bare} (spans/s)"]),
+        (f"{shipped} / {floor}", figures[f"{shipped} (spans/s)"], figures[f"{floor} (spans/s)"]),
+        (f"{bare} / {floor}", figures[f"{bare} (spans/s)"], figures[f"{floor} (spans/s)"]),
+    ]
+    width = max(len(label) for label, _, _ in compared)
+    for label, numerators, denominators in compared:
+        print(report.ratio_line(label, numerators, denominators, width))
+    if args.peers:
+        print()
+        ours, theirs = figures[f"{shipped} (spans/s)"], figures[f"{phoenix} (spans/s)"]
+        print(report.beside(f"ingest spans/s ({shipped})", ours, theirs, phoenix, decimals=0))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ SOCKET_TIMEOUT_SECONDS = 600.0
 class SlowQueries:
     """``count`` clients, each posting SLOW_QUERY to the admin endpoint again as soon as it is answered."""
 
-    def __init__(self, admin_port: int, count: int) -> None:
+    def __init__(self, admin_port: int, authorization: str, count: int) -> None:
         self._port = admin_port
+        self._authorization = authorization
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -62,7 +63,7 @@ class SlowQueries:
         body = json.dumps({"sql": SLOW_QUERY}).encode()
         request = (
             f"POST /query HTTP/1.1\r\nHost: 127.0.0.1:{self._port}\r\nContent-Type: application/json\r\n"
-            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Authorization: {self._authorization}\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         while not self._stop.is_set():
             with socket.create_connection(("127.0.0.1", self._port), timeout=SOCKET_TIMEOUT_SECONDS) as sock:
@@ -113,7 +114,7 @@ def main() -> None:
 
     @contextlib.contextmanager
     def slow_queries(collector: ingest.Collector) -> Iterator[SlowQueries]:
-        with SlowQueries(collector.admin_port, args.queries) as queries:
+        with SlowQueries(collector.admin_port, collector.admin_headers()["Authorization"], args.queries) as queries:
             yield queries
         answers.update(queries.answers)
 

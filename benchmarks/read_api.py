@@ -9,41 +9,44 @@ they do in production (the materialized views run on each insert). Then
 ``genai-collector run`` opens the store with the read API and each question
 is asked ``--repeats`` times over HTTP; medians (p50) and p90 are printed
 beside the aims: trace by id p50 <= 50 ms, a day's search p50 <= 300 ms, a
-day's stats by model <= 500 ms.
+day's stats by model <= 500 ms. The collector runs the shipped config
+(benchmarks/harness.py's derived copy: free loopback ports, data under the
+run's directory, where the store was made).
 
-Part 2 reuses benchmarks/ingest.py's end-to-end round (OTLP/HTTP into a
-collector until chDB holds every span), with the read API running in both:
-once idle, once answering ``--api-rate`` requests a second (searches, stats,
-calls, services, traces by id over the spans arriving). Medians of the rounds
-and their ratio are printed (aim: >= 0.9x).
+Part 2 measures ingest the way benchmarks/ingest.py does (its requests and
+its timed send, the shipped config, whose read API is on), in rounds that
+each run twice on fresh stores: the API idle, then answering ``--api-rate``
+requests a second (searches, stats, calls, services, traces by id over the
+spans arriving). The medians and the per-round ratio are printed (aim: >= 0.9x).
 
+    make bench-api
     python benchmarks/read_api.py [--spans 5000000] [--days 7] [--repeats 20] [--requests 200] [--rounds 3]
+                                  [--workload agent|chat] [--api-rate 10]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import multiprocessing
 import os
 import random
-import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
+import harness
 import httpx
-import ingest  # benchmarks/ingest.py, beside this script: its collector process and end-to-end round
+import ingest
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import report
 
-sys.path.insert(0, str(ingest.REPO_ROOT))
+sys.path.insert(0, str(harness.REPO_ROOT))
 
 from exporters.clickhouse.columns import TRACE_COLUMNS  # noqa: E402
 
@@ -298,12 +301,12 @@ def _timed(client: httpx.Client, path: str, params: dict[str, str]) -> float:
     return elapsed
 
 
-def measure_queries(
-    store_dir: Path, work_dir: Path, trace_ids: list[str], first_ns: int, days: int, repeats: int
-) -> None:
+def measure_queries(work: Path, trace_ids: list[str], first_ns: int, days: int, repeats: int) -> None:
+    """Ask each question ``repeats`` times of the collector running the shipped config on the store in ``work``."""
     from collector.extensions.api.params import format_timestamp
 
-    collector = ingest.Collector(store_dir, work_dir, api=True)
+    config = harness.derive_config(work)
+    collector = harness.start_collector(config, work)
     try:
         day = first_ns + (days // 2) * DAY
         window = {"start": format_timestamp(day), "end": format_timestamp(day + DAY)}
@@ -315,14 +318,14 @@ def measure_queries(
             "stats for a day by model and hour": [("/api/v1/stats", {**window, "group_by": "model", "bucket": "hour"})],
             "calls over a day, one tenant": [("/api/v1/calls", {**window, "tenant": TENANTS[0]})],
         }
-        with httpx.Client(base_url=f"http://127.0.0.1:{collector.api_port}", timeout=120) as client:
+        api = f"http://{harness.LOOPBACK}:{config.port('extensions.api')}"
+        with httpx.Client(base_url=api, timeout=harness.CLIENT_TIMEOUT_SECONDS) as client:
             print(f"\n{'question':<36} {'p50 ms':>9} {'p90 ms':>9} {'aim':>10}")
             for name, requests in questions.items():
                 _timed(client, *requests[0])  # the first answer pays for opening files; not counted
                 times = [_timed(client, *requests[i % len(requests)]) for i in range(repeats)]
-                p50 = statistics.median(times)
-                p90 = statistics.quantiles(times, n=10)[-1] if len(times) > 1 else p50
                 aim = f"<= {AIMS_MS[name]:.0f}" if name in AIMS_MS else ""
+                p50, p90 = report.percentile(times, 0.5), report.percentile(times, 0.9)
                 print(f"{name:<36} {p50:>9.1f} {p90:>9.1f} {aim:>10}")
     finally:
         collector.stop()
@@ -336,7 +339,9 @@ class ApiLoad:
     """Requests to the read API at ``rate`` a second, on one thread, over the spans arriving."""
 
     def __init__(self, port: int, rate: float) -> None:
-        self._client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+        self._client = httpx.Client(
+            base_url=f"http://{harness.LOOPBACK}:{port}", timeout=harness.CLIENT_TIMEOUT_SECONDS
+        )
         self._interval = 1.0 / rate
         self._stop = threading.Event()
         self.answers: Counter[str] = Counter()
@@ -359,7 +364,7 @@ class ApiLoad:
             ("/api/v1/stats", {"group_by": "model"}),
             ("/api/v1/calls", {"limit": "50"}),
             ("/api/v1/services", {}),
-            ("/api/v1/traces", {"model": ingest.MODELS[0]}),
+            ("/api/v1/traces", {"error": "true"}),
         ]
         deadline = time.monotonic()
         while not self._stop.is_set():
@@ -377,35 +382,39 @@ class ApiLoad:
             self._stop.wait(max(0.0, deadline - time.monotonic()))
 
 
-def measure_ingest(requests: int, rounds: int, concurrency: int, rate: float) -> None:
-    rng = random.Random(42)
-    bodies = [ingest.build_request(rng) for _ in range(requests)]
-    print(f"\ningest: {requests} requests x {ingest.SPANS_PER_REQUEST} spans per round, {rounds} rounds, "
-          f"the API idle and then answering {rate:g} requests/s")  # fmt: skip
-    idle: list[float] = []
-    serving: list[float] = []
-    answers: Counter[str] = Counter()
-
-    @contextlib.contextmanager
-    def api_load(collector: ingest.Collector) -> Iterator[ApiLoad]:
-        with ApiLoad(collector.api_port, rate) as load:
-            yield load
+def ingest_round(bodies: list[bytes], work: Path, concurrency: int, rate: float, answers: Counter[str]) -> float:
+    """Spans/s through the shipped config from ``work``; with ``rate``, while the API answers that many a second."""
+    config = harness.derive_config(harness.fresh_dir(work))
+    collector = harness.start_collector(config, work)
+    url = f"http://{harness.LOOPBACK}:{config.port('receivers.otlp.protocols.http')}/v1/traces"
+    try:
+        if not rate:
+            return ingest.timed_ingest(url, bodies, concurrency, collector.wait_stored)
+        with ApiLoad(config.port("extensions.api"), rate) as load:
+            spans_per_second = ingest.timed_ingest(url, bodies, concurrency, collector.wait_stored)
         answers.update(load.answers)
+        return spans_per_second
+    finally:
+        collector.stop()
 
+
+def measure_ingest(workload: str, requests: int, rounds: int, concurrency: int, rate: float) -> None:
+    bodies = ingest.build_bodies(workload, requests, random.Random(42))
+    print(
+        f"\ningest: {requests} {workload} requests per round, {rounds} rounds, the shipped config's API idle, "
+        f"then answering {rate:g} requests/s"
+    )
+    figures = report.Figures()
+    answers: Counter[str] = Counter()
+    idle, serving = "API idle (spans/s)", f"API at {rate:g} requests/s (spans/s)"
     with tempfile.TemporaryDirectory(prefix="read-api-ingest-") as tmp:
         work = Path(tmp)
         for round_no in range(1, rounds + 1):
-            idle.append(ingest.end_to_end_round(bodies, work / f"idle-{round_no}", work, concurrency, api=True))
-            serving.append(
-                ingest.end_to_end_round(
-                    bodies, work / f"serving-{round_no}", work, concurrency, alongside=api_load, api=True
-                )
-            )
-            print(f"round {round_no}: API idle {idle[-1]:>9,.0f} spans/s   API serving {serving[-1]:>9,.0f} spans/s")
-    idle_median, serving_median = statistics.median(idle), statistics.median(serving)
-    print(f"ingest, API idle:                 {idle_median:>9,.0f} spans/s (median)")
-    print(f"ingest, API at {rate:g} requests/s:    {serving_median:>9,.0f} spans/s (median)")
-    print(f"ratio serving / idle:             {serving_median / idle_median:>9.2f}x (aim >= 0.9x)")
+            figures.add(idle, ingest_round(bodies, work / f"idle-{round_no}", concurrency, 0.0, answers))
+            figures.add(serving, ingest_round(bodies, work / f"serving-{round_no}", concurrency, rate, answers))
+            print(f"round {round_no}: {figures[idle][-1]:,.0f} idle, {figures[serving][-1]:,.0f} serving spans/s")
+    figures.print(decimals=0)
+    print(report.ratio_line("serving / idle (aim >= 0.9x)", figures[serving], figures[idle]))
     print(f"API answers while ingesting: {', '.join(f'{k}: {v}' for k, v in sorted(answers.items()))}")
 
 
@@ -414,7 +423,10 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=5_000_000)
     parser.add_argument("--days", type=int, default=7, help="days the spans are spread over")
     parser.add_argument("--repeats", type=int, default=20, help="times each question is asked")
-    parser.add_argument("--requests", type=int, default=200, help="ingest: requests of 512 spans per round")
+    parser.add_argument("--requests", type=int, default=200, help="ingest: requests per round")
+    parser.add_argument(
+        "--workload", choices=("agent", "chat"), default="agent", help="ingest: as benchmarks/ingest.py"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="ingest rounds")
     parser.add_argument("--concurrency", type=int, default=4, help="ingest: client connections sending at once")
     parser.add_argument("--api-rate", type=float, default=API_RATE, help="API requests a second during ingest")
@@ -425,16 +437,16 @@ def main() -> None:
     first_ns = today - args.days * DAY
     with tempfile.TemporaryDirectory(prefix="read-api-") as tmp:
         work = Path(tmp)
-        store_dir = work / "store"
+        store_dir = work / "data" / "clickhouse"  # where the shipped config keeps its store, from ``work``
         started = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             trace_ids = pool.apply(build_store, (str(store_dir), args.spans, args.days, first_ns, 1))
         per_day = args.spans / args.days
         print(f"made in {time.perf_counter() - started:.0f}s: {args.spans:,} spans over {args.days} days "
               f"(~{per_day:,.0f} a day)")  # fmt: skip
-        measure_queries(store_dir, work, trace_ids, first_ns, args.days, args.repeats)
+        measure_queries(work, trace_ids, first_ns, args.days, args.repeats)
     if not args.skip_ingest:
-        measure_ingest(args.requests, args.rounds, args.concurrency, args.api_rate)
+        measure_ingest(args.workload, args.requests, args.rounds, args.concurrency, args.api_rate)
 
 
 if __name__ == "__main__":

@@ -843,10 +843,14 @@ def serve_mock(port: int) -> None:
 
     from collector.config.types import HostPort
     from collector.httpserver import HttpServer
+    from collector.listeners.settings import HttpServerSettings
     from tests.proxy.mock_upstream import MockUpstream, create_app
 
     async def run() -> None:
-        server = HttpServer(create_app(MockUpstream(slow_seconds=0.05, stall_seconds=5)), HostPort("127.0.0.1", port))
+        server = HttpServer(
+            create_app(MockUpstream(slow_seconds=0.05, stall_seconds=5)),
+            HttpServerSettings(endpoint=HostPort("127.0.0.1", port)),
+        )
         await server.start()
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()

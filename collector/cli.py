@@ -22,6 +22,7 @@ from collector.errors import StartError
 from collector.httpserver import ListenError
 from collector.keys import ROLES
 from collector.keys_command import create_key, list_keys, revoke_key
+from collector.listeners.descriptors import raise_open_files_limit
 from collector.private_files import restrict_umask
 from collector.proxy_command import ProxyCommandError, otlp_traces_url, proxy_config, serve_proxy
 from collector.query.client import run_query
@@ -157,6 +158,7 @@ def _query(config: CollectorConfig, registry: Registry, sql: str, output_format:
 def _run_proxy(settings: ProxyConfig, traces_url: str) -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    raise_open_files_limit()
     try:
         asyncio.run(serve_proxy(settings, traces_url))
     except ListenError as exc:
@@ -168,6 +170,7 @@ def _run(config: CollectorConfig, registry: Registry) -> int:
     logging.basicConfig(level=config.log_level, format=LOG_FORMAT, stream=sys.stderr)
     # uvicorn announces every server it starts; the collector logs its own listeners.
     logging.getLogger("uvicorn.error").setLevel(max(config.log_level, logging.WARNING))
+    raise_open_files_limit()
     check_listeners(config)
     return asyncio.run(_serve(config, registry))
 

@@ -7,6 +7,7 @@ client to send again later, a permanent one tells it not to bother.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,6 +83,11 @@ def status_for(error: ConsumeError) -> StatusMapping:
         if isinstance(error, error_type):
             return mapping
     return RETRYABLE_STATUS if error.retryable else PERMANENT_STATUS
+
+
+def retry_after_header(seconds: float) -> str:
+    """An HTTP Retry-After value: whole seconds, rounded up so that a client never retries early."""
+    return str(max(1, math.ceil(seconds)))
 
 
 class StartError(Exception):

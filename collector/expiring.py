@@ -63,14 +63,22 @@ class ExpiringMap(Generic[K, V]):
 
     def expire(self) -> None:
         """Forget the entries not put again for longer than the age limit."""
+        expired = len(self.take_expired())
+        if expired:
+            self._on_evict(IDLE, expired)
+
+    def take_expired(self) -> list[tuple[K, V]]:
+        """Remove and return the entries not put again for longer than the age limit, oldest first.
+
+        For entries whose time is up being the point (the caller acts on them): they are not reported as evicted.
+        """
         deadline = self._clock() - self._max_age
         entries = self._entries
-        expired = 0
+        taken: list[tuple[K, V]] = []
         while entries:
-            key, (_, put_at) = next(iter(entries.items()))
+            key, (value, put_at) = next(iter(entries.items()))
             if put_at > deadline:
                 break
             del entries[key]
-            expired += 1
-        if expired:
-            self._on_evict(IDLE, expired)
+            taken.append((key, value))
+        return taken

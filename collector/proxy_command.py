@@ -85,7 +85,7 @@ async def serve_proxy(settings: ProxyConfig, traces_url: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await service.start()
-    server = HttpServer(app, settings.endpoint, date_header=False)
+    server = HttpServer(app, settings, listener=RECEIVER_TYPE, telemetry=telemetry, date_header=False)
     try:
         await server.start()
     except BaseException:

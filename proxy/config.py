@@ -13,6 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from collector.config.types import Duration, HostPort, Secret
+from collector.listeners.settings import HttpServerSettings
 from collector.semconv import LATEST, Version
 
 DEFAULT_ENDPOINT = HostPort("127.0.0.1", 8080)
@@ -139,8 +140,12 @@ class EarlyStopSettings:
 
 
 @dataclass(frozen=True)
-class ProxyConfig:
-    """The ``genai_proxy`` receiver, and the standalone proxy's ``proxy`` section."""
+class ProxyConfig(HttpServerSettings):
+    """The ``genai_proxy`` receiver, and the standalone proxy's ``proxy`` section.
+
+    The listener's timeouts and limits (``read_header_timeout``, ``max_connections``,
+    ``admission``...) are ``HttpServerSettings``'.
+    """
 
     endpoint: HostPort = DEFAULT_ENDPOINT
     upstreams: tuple[UpstreamConfig, ...] = ()
@@ -157,6 +162,7 @@ class ProxyConfig:
     semconv: Version = LATEST
 
     def validate(self) -> Iterable[tuple[str, str]]:
+        yield from super().validate()
         if not self.upstreams:
             yield "upstreams", "define at least one upstream"
         names = [u.name for u in self.upstreams]
@@ -165,6 +171,14 @@ class ProxyConfig:
                 yield f"upstreams[{i}].name", f'"{name}" is used by another upstream'
         if self.max_request_body_size < 1:
             yield "max_request_body_size", "must be at least 1"
+        elif self.admission.request_limit_bytes < self.max_request_body_size:
+            yield (
+                "admission.request_limit_mib",
+                (
+                    f"must hold at least max_request_body_size ({self.max_request_body_size} bytes), "
+                    "or the largest request could never be read"
+                ),
+            )
         if self.span_queue_size < 1:
             yield "span_queue_size", "must be at least 1"
 

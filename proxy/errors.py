@@ -12,6 +12,8 @@ from typing import Literal
 
 from starlette.responses import Response
 
+from collector.errors import retry_after_header
+
 ApiFamily = Literal["openai", "anthropic"]
 
 # Anthropic names an error by its status; OpenAI by a type plus an optional code.
@@ -24,6 +26,7 @@ _ANTHROPIC_TYPES = {
     429: "rate_limit_error",
     500: "api_error",
     502: "api_error",
+    503: "overloaded_error",
     504: "timeout_error",
     529: "overloaded_error",
 }
@@ -40,17 +43,24 @@ _OPENAI_TYPES = {
 
 @dataclass(frozen=True)
 class ProxyError(Exception):
-    """An answer the proxy gives instead of the upstream's; ``code`` is OpenAI's machine-readable code."""
+    """An answer the proxy gives instead of the upstream's; ``code`` is OpenAI's machine-readable code.
+
+    ``retry_after`` (seconds), when set, goes out as Retry-After, which both SDKs honour.
+    """
 
     status: int
     message: str
     code: str | None = None
+    retry_after: float | None = None
 
     def __str__(self) -> str:
         return self.message
 
     def response(self, family: ApiFamily) -> Response:
-        return error_response(family, self.status, self.message, self.code)
+        response = error_response(family, self.status, self.message, self.code)
+        if self.retry_after is not None:
+            response.headers["Retry-After"] = retry_after_header(self.retry_after)
+        return response
 
 
 def error_response(family: ApiFamily, status: int, message: str, code: str | None = None) -> Response:

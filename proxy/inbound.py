@@ -1,4 +1,4 @@
-"""The client's side of a call: its body, read within limits, its API family, and whether it is still there."""
+"""The client's side of a call: its body parsed, its API family, and whether it is still there."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 
+from collector import httpserver
+from collector.listeners.inflight import Overloaded
 from proxy.errors import ProxyError
 
 T = TypeVar("T")
@@ -20,17 +22,13 @@ def family_of(request: Request) -> str:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ProxyError(413, f"the request body exceeds {limit} bytes", "request_too_large")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ProxyError(413, f"the request body exceeds {limit} bytes", "request_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body, read by the collector's one bounded reader, its refusals as the proxy's errors."""
+    try:
+        return await httpserver.read_body(request, limit)
+    except httpserver.RequestBodyTooLarge as exc:
+        raise ProxyError(413, str(exc), "request_too_large") from None
+    except Overloaded as exc:
+        raise ProxyError(503, str(exc), "overloaded", retry_after=exc.retry_after) from None
 
 
 def parse_body(body: bytes, required: bool) -> dict[str, Any]:

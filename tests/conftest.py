@@ -47,6 +47,16 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+class ManualClock:
+    """A monotonic clock for components that take one: it moves only when the test sets ``now``."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class RecordingConsumer:
     """A pipeline consumer that keeps what it is given, or raises ``fail_with`` when set."""
 

@@ -20,7 +20,6 @@ until an API key exists.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +32,15 @@ from starlette.routing import Route
 
 from collector.component import ComponentSettings, ExtensionFactory, Host
 from collector.config.types import HostPort
-from collector.errors import StartError
+from collector.errors import StartError, retry_after_header
 from collector.extensions.access import AccessDenied, AccessGuard, LocalToken, listen_check, require
 from collector.extensions.caller import CallerGone, CallerWatch
 from collector.health import HealthSource
-from collector.httpserver import HttpServer
+from collector.httpserver import HttpServer, RequestBodyTooLarge, read_body
 from collector.jsonvalues import jsonable
 from collector.keys import KeyStore
+from collector.listeners.inflight import Overloaded
+from collector.listeners.settings import DEFAULT_LOCAL_MAX_CONNECTIONS, HttpServerSettings
 from collector.query.errors import NotReadOnlyError, QueryCancelledError, QueryError, TooManyQueriesError
 from collector.query.stores import StoreChoiceError, choose_store, queryable_stores
 
@@ -56,8 +57,9 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass(frozen=True)
-class AdminConfig:
+class AdminConfig(HttpServerSettings):
     endpoint: HostPort = DEFAULT_ADMIN_ENDPOINT
+    max_connections: int = DEFAULT_LOCAL_MAX_CONNECTIONS
     # API keys (genai-collector keys create --role ...), stored as hashes; empty: ./data/api-keys.json.
     keys_file: str = ""
     # Where the local admin token is written for genai-collector query; empty: ./data/admin-token.
@@ -84,14 +86,20 @@ class AdminConfig:
 class QueryRefused(Exception):
     """The request cannot be answered; the message is for the user."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+    def response(self) -> Response:
+        headers = {"Retry-After": retry_after_header(self.retry_after)} if self.retry_after is not None else None
+        return JSONResponse({"error": str(self)}, self.status, headers=headers)
 
 
 class AdminExtension:
     def __init__(self, settings: ComponentSettings, config: AdminConfig) -> None:
         self._config = config
+        self._id = str(settings.id)
         self._telemetry = settings.telemetry
         self._logger = settings.logger
         self._host: Host | None = None
@@ -117,7 +125,7 @@ class AdminExtension:
         if self._token is not None:
             self._token.issue()
         try:
-            self._server = HttpServer(self._app(), self._config.endpoint)
+            self._server = HttpServer(self._app(), self._config, listener=self._id, telemetry=self._telemetry)
             await self._server.start()
         except BaseException:
             if self._token is not None:
@@ -169,12 +177,11 @@ class AdminExtension:
         except CallerGone:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         except QueryRefused as exc:
-            return JSONResponse({"error": str(exc)}, exc.status)
+            return exc.response()
         except StoreChoiceError as exc:
             return JSONResponse({"error": str(exc)}, 404 if exc.not_found else 400)
         except TooManyQueriesError as exc:
-            retry_after = str(math.ceil(exc.retry_after))
-            return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": retry_after})
+            return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": retry_after_header(exc.retry_after)})
         except QueryCancelledError as exc:
             return JSONResponse({"error": str(exc)}, 503)
         except (NotReadOnlyError, QueryError) as exc:
@@ -204,9 +211,12 @@ async def _denied(request: Request, exc: Exception) -> Response:
 
 
 async def _read_query_request(request: Request) -> tuple[str, str | None]:
-    body = await request.body()
-    if len(body) > MAX_QUERY_BYTES:
-        raise QueryRefused(f"query body exceeds {MAX_QUERY_BYTES} bytes", 413)
+    try:
+        body = await read_body(request, MAX_QUERY_BYTES)
+    except RequestBodyTooLarge:
+        raise QueryRefused(f"query body exceeds {MAX_QUERY_BYTES} bytes", 413) from None
+    except Overloaded as exc:
+        raise QueryRefused(str(exc), 503, exc.retry_after) from None
     try:
         document: Any = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):

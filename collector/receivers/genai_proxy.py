@@ -33,6 +33,8 @@ class GenAiProxyReceiver:
             receiver=str(settings.id),
             transport="http",
         )
+        self._listener = str(settings.id)
+        self._telemetry = settings.telemetry
         self.proxy = ProxyService(
             config, PipelineSink(counted), settings.telemetry, settings.logger, stream_check=stream_check(config)
         )
@@ -44,7 +46,9 @@ class GenAiProxyReceiver:
 
     async def start(self, host: Host) -> None:
         await self.proxy.start()
-        server = HttpServer(self.proxy.app, self._config.endpoint, date_header=False)
+        server = HttpServer(
+            self.proxy.app, self._config, listener=self._listener, telemetry=self._telemetry, date_header=False
+        )
         try:
             await server.start()
         except BaseException:
@@ -55,9 +59,9 @@ class GenAiProxyReceiver:
         self._logger.info("GenAI proxy listening on %s:%d (%s)", self._config.endpoint.host, server.port, mode)
 
     def health_problems(self) -> list[str]:
-        if self._server is None or not self._server.serving:
+        if self._server is None:
             return ["the proxy is not serving"]
-        return []
+        return [f"the proxy: {problem}" for problem in self._server.health_problems()]
 
     async def shutdown(self) -> None:
         if self._server is not None:

@@ -30,7 +30,7 @@ class PrometheusExporter:
         self._settings = settings
         self._labels = {"exporter": str(settings.id)}
         self.metrics = GenAiMetrics(config.max_series, self._count_overflow, config.semconv)
-        self._server = MetricsServer(config.endpoint, self.metrics.render)
+        self._server = MetricsServer(config, self.metrics.render, str(settings.id), settings.telemetry)
 
     @property
     def port(self) -> int:

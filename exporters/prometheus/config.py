@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from collector.config.types import HostPort
+from collector.listeners.settings import DEFAULT_LOCAL_MAX_CONNECTIONS, HttpServerSettings
 from collector.semconv import LATEST, Version
 
 DEFAULT_ENDPOINT = HostPort("127.0.0.1", 8889)
@@ -14,20 +15,23 @@ DEFAULT_MAX_SERIES = 2000
 
 
 @dataclass(frozen=True)
-class PrometheusExporterConfig:
+class PrometheusExporterConfig(HttpServerSettings):
     """Serves GenAI metrics derived from spans on ``endpoint`` at /metrics.
 
     ``max_series`` bounds each metric's label sets; observations for further
     label sets go to one overflow series per metric, and are counted.
     ``semconv`` picks the metrics of the newest GenAI conventions (``latest``)
-    or of v1.41.0 (``v1.41``), for dashboards built on those.
+    or of v1.41.0 (``v1.41``), for dashboards built on those. The listener's
+    timeouts and limits are ``HttpServerSettings``'.
     """
 
     endpoint: HostPort = DEFAULT_ENDPOINT
+    max_connections: int = DEFAULT_LOCAL_MAX_CONNECTIONS
     max_series: int = DEFAULT_MAX_SERIES
     semconv: Version = LATEST
 
     def validate(self) -> Iterable[tuple[str, str]]:
+        yield from super().validate()
         if self.max_series < 1:
             yield "max_series", "must be at least 1"
 

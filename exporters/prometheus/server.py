@@ -12,26 +12,39 @@ from starlette.routing import Route
 from collector.config.types import HostPort
 from collector.extensions.admin import PROMETHEUS_TEXT
 from collector.httpserver import HttpServer
+from collector.listeners.settings import HttpServerSettings
+from collector.telemetry import Telemetry
 
 METRICS_PATH = "/metrics"
 
 
 class MetricsServer:
-    """Serves ``render()`` at /metrics on ``endpoint``; ``stop`` is safe twice and before ``start``."""
+    """Serves ``render()`` at /metrics as ``settings`` say; ``stop`` is safe twice and before ``start``.
 
-    def __init__(self, endpoint: HostPort, render: Callable[[], str]) -> None:
-        self._endpoint = endpoint
+    ``listener`` (the exporter's id) labels the listener's counters in ``telemetry``.
+    """
+
+    def __init__(
+        self,
+        settings: HttpServerSettings,
+        render: Callable[[], str],
+        listener: str = "prometheus",
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self._settings = settings
         self._render = render
+        self._listener = listener
+        self._telemetry = telemetry
         self._server: HttpServer | None = None
-        self.port = endpoint.port
+        self.port = settings.endpoint.port
 
     @property
     def address(self) -> str:
-        return str(HostPort(self._endpoint.host, self.port))
+        return str(HostPort(self._settings.endpoint.host, self.port))
 
     async def start(self) -> None:
         app = Starlette(routes=[Route(METRICS_PATH, self._metrics, methods=["GET"])])
-        server = HttpServer(app, self._endpoint)
+        server = HttpServer(app, self._settings, listener=self._listener, telemetry=self._telemetry)
         await server.start()
         self._server = server
         self.port = server.port

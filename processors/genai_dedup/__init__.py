@@ -1,33 +1,46 @@
 """The ``genai_dedup`` processor: one call to a model recorded twice is counted once.
 
 An app instrumented with a GenAI instrumentation records its own span for each
-call; when that call goes through the GenAI proxy, which joins the app's trace
-through ``traceparent``, the proxy records the same call again, as a child of
-the app's span (directly, or under a client span without GenAI attributes, such
-as the one an HTTP instrumentation adds, up to ``max_hops`` of them). The rule:
-the proxy's record counts, the other is marked ``gen_ai.call.duplicate_of`` =
-the span id (hex) of the record that counts. The ClickHouse tables
-(``genai_calls`` and its hourly rollup), the Prometheus metrics and loop
-detection skip marked spans; ``otel_traces`` keeps both.
+call; when that call goes through the GenAI proxy, the proxy records the same
+call again; and some apps record a call twice themselves (a framework's model
+call span around its client library's). Two spans are taken for one call when:
 
-Either arrival order is handled:
+- the proxy's span is under the app's inference span through ``traceparent``
+  (directly, or under client spans without GenAI attributes, such as the one an
+  HTTP instrumentation adds, up to ``max_hops`` of them);
+- the proxy's span and an app's inference span carry the same provider
+  response id (``gen_ai.response.id``) and, when both name one, the same
+  request model: for instrumentations that do not make their span current
+  while the request is sent, so no ``traceparent`` reaches the proxy;
+- an app's inference span is the direct parent of another inference span (a
+  framework's model call around its client library's, as Google ADK's around
+  the anthropic SDK's): the same call seen by two layers.
 
-- the proxy's span first (the usual order: it ends first, and in-process): it
-  waits, keyed by its parent, for up to ``window``; the app's span, when it
-  passes, is marked;
-- the app's span first: it has already gone on unmarked, so when the proxy's
-  span arrives within ``window`` the proxy's span is the one marked, and the
-  app's record is the one counted.
+The rule: the proxy's record counts, else the innermost app record; every
+other record is marked ``gen_ai.call.duplicate_of`` = the span id (hex) of the
+record that counts. The ClickHouse tables (``genai_calls`` and its hourly
+rollup), the Prometheus metrics and loop detection skip marked spans;
+``otel_traces`` keeps them all.
 
-What is held is bounded (``max_entries`` each, ``window`` in age). A proxy span
-whose app span never came within the window is forgotten and counted in
-``genai_dedup_unmatched_proxy_calls_total`` (reason ``idle`` or ``limit``): most
-are calls from apps without a GenAI span of their own, or calls the proxy joined
-to a conversation's trace itself, which is fine; but an app span arriving after
-that counts the call a second time. So does an app span that passed before the
-client span linking it to the proxy's arrived (reason ``both_passed``). Like loop detection, matching needs both spans
-of a trace on one collector (route by trace id with the ``loadbalancing``
-exporter behind several).
+Either arrival order is handled: the record that comes first waits (the proxy's
+span keyed by the span above it and by its response id; the app's keyed by its
+span, its response id and its parent) for up to ``window``; the one that comes
+second is marked. So when the app's span passes before the proxy's, the proxy's
+is the one marked and the app's counts; and when an enclosing app span passes
+before the span inside it (exporters that send parents first), the inner one
+is marked.
+
+What is held is bounded (``max_entries`` each, ``window`` in age), and whatever
+is forgotten unmatched is counted (``genai_dedup_unmatched_proxy_calls_total``,
+``genai_dedup_evicted_entries_total``): most are calls from apps without a
+GenAI span of their own, or apps not using the proxy, which need no match; but a
+second record arriving after that counts the call a second time. So does an app
+span that passed before the client span linking it to the proxy's arrived
+(reason ``both_passed``). Like loop detection, matching by trace needs both
+spans of a trace on one collector (route by trace id with the ``loadbalancing``
+exporter behind several); matching by response id needs both on one collector
+too, which routing by trace id does not give when the proxy's span is in a trace
+of its own.
 """
 
 from __future__ import annotations
@@ -35,12 +48,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector import semconv
 from collector.component import ComponentSettings, Host, Processor, ProcessorFactory, TracesConsumer, TracesData
-from collector.expiring import ExpiringMap
+from collector.expiring import LIMIT, ExpiringMap
 from collector.pdata import SpanAttributes
 from processors.genai_dedup.config import GenAiDedupConfig
 
@@ -48,14 +62,46 @@ MARKED = "genai_dedup_marked_spans"
 UNMATCHED = "genai_dedup_unmatched_proxy_calls"
 EVICTED = "genai_dedup_evicted_entries"
 SpanKey = bytes  # trace id + span id
+# Records held under one response id: a provider's ids are unique, but a server that numbers its ids from a
+# small range repeats them; the oldest compatible record is taken first, so each record pairs with one other.
+MAX_RECORDS_PER_RESPONSE_ID = 8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class _CallSpan:
+    """A span that records a call to a model, with what matching reads from it."""
+
+    span: Span
+    response_id: str
+    model: str
+
+    @property
+    def key(self) -> SpanKey:
+        return self.span.trace_id + self.span.span_id
+
+
+@dataclass(slots=True)
 class _Waiting:
-    """A proxy span waiting for the app's span above it: its span id, and how many plain spans it climbed."""
+    """A proxy span waiting for an app's record of its call."""
 
     span_id: bytes
-    hops: int
+    key: SpanKey | None  # the span above it that may be the app's (None: it came with no traceparent)
+    hops: int  # client spans without GenAI attributes climbed to get there
+    response_id: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Passed:
+    """An app's record of a call that went on: a proxy span or an inner record arriving later is the duplicate."""
+
+    counted: bytes  # span id of the record that counts: this one, or the one it was marked a duplicate of
+    key: SpanKey
+    response_id: str  # set only while it counts itself: a proxy span with this id would be its duplicate
+    model: str
+
+
+Held = TypeVar("Held", _Waiting, _Passed)
 
 
 class GenAiDedupProcessor:
@@ -71,10 +117,20 @@ class GenAiDedupProcessor:
         self._labels = {"processor": str(settings.id)}
         self._max_hops = config.max_hops
         limit, window = config.max_entries, config.window
-        # Proxy calls, keyed by the span above them that may be the app's (their parent, or higher up).
+        # Proxy calls, keyed by the span above them that may be the app's (their parent, or higher up)...
         self._waiting: ExpiringMap[SpanKey, _Waiting] = ExpiringMap(limit, window, self._unmatched, clock)
-        # App calls that went on unmarked: a proxy span arriving later under one is the duplicate.
-        self._passed: ExpiringMap[SpanKey, bytes] = ExpiringMap(limit, window, self._evicted("app_calls"), clock)
+        # ... and by their response id.
+        self._waiting_by_id: ExpiringMap[str, list[_Waiting]] = ExpiringMap(
+            limit, window, self._evicted("proxy_response_ids"), clock
+        )
+        # App calls that went on: a proxy span arriving later under one, or with its response id, is the duplicate.
+        self._passed: ExpiringMap[SpanKey, _Passed] = ExpiringMap(limit, window, self._evicted("app_calls"), clock)
+        self._passed_by_id: ExpiringMap[str, list[_Passed]] = ExpiringMap(
+            limit, window, self._evicted("app_response_ids"), clock
+        )
+        # The parents of app calls that went on: an app call arriving as one of them encloses a record of its own
+        # call. Most parents are agent spans, never calls: forgetting those is the rule, only overflow is counted.
+        self._enclosing: ExpiringMap[SpanKey, bytes] = ExpiringMap(limit, window, self._overflow("enclosing"), clock)
         # Parents of plain client spans (no gen_ai.operation.name), to climb from a proxy span to the app's.
         self._parents: ExpiringMap[SpanKey, SpanKey] = ExpiringMap(limit, window, self._evicted("links"), clock)
         self._telemetry.gauge("genai_dedup_waiting_proxy_calls", self._waiting.__len__, **self._labels)
@@ -86,24 +142,32 @@ class GenAiDedupProcessor:
         return None
 
     async def consume(self, traces: TracesData) -> None:
-        proxy_calls: list[Span] = []
-        app_calls: list[Span] = []
+        proxy_calls: list[_CallSpan] = []
+        app_calls: list[_CallSpan] = []
         for resource_spans in traces.resource_spans:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     self._sort(span, proxy_calls, app_calls)
         # Proxy spans first: an app span in the same batch then finds the proxy span waiting for it.
-        for span in proxy_calls:
-            self._proxy_call(span)
-        for span in app_calls:
-            self._app_call(span)
-        for held in (self._waiting, self._passed, self._parents):
+        for call in proxy_calls:
+            self._proxy_call(call)
+        for call in app_calls:
+            self._app_call(call)
+        for held in (
+            self._waiting,
+            self._waiting_by_id,
+            self._passed,
+            self._passed_by_id,
+            self._enclosing,
+            self._parents,
+        ):
             held.expire()
         await self._next.consume(traces)
 
-    def _sort(self, span: Span, proxy_calls: list[Span], app_calls: list[Span]) -> None:
-        operation, from_proxy, marked = "", False, False
-        for pair in span.attributes:  # one pass, three keys: most spans are not calls and leave here
+    def _sort(self, span: Span, proxy_calls: list[_CallSpan], app_calls: list[_CallSpan]) -> None:
+        operation = response_id = model = ""
+        from_proxy = marked = False
+        for pair in span.attributes:  # one pass: most spans are not calls and leave here
             key = pair.key
             if key == semconv.OPERATION_NAME:
                 operation = pair.value.string_value
@@ -111,12 +175,16 @@ class GenAiDedupProcessor:
                 from_proxy = True
             elif key == semconv.CALL_DUPLICATE_OF:
                 marked = True
+            elif key == semconv.RESPONSE_ID:
+                response_id = pair.value.string_value
+            elif key == semconv.REQUEST_MODEL:
+                model = pair.value.string_value
         if not operation:
             if span.kind == Span.SPAN_KIND_CLIENT and span.parent_span_id:
                 self._link(span)
             return
         if semconv.is_model_call(operation) and not marked:
-            (proxy_calls if from_proxy else app_calls).append(span)
+            (proxy_calls if from_proxy else app_calls).append(_CallSpan(span, response_id, model))
 
     def _link(self, span: Span) -> None:
         """A plain client span (an HTTP instrumentation's, say) that may sit between an app's call and the proxy's."""
@@ -126,37 +194,110 @@ class GenAiDedupProcessor:
         if waiting is not None:  # a proxy span waits under it: it waits for the span above now
             self._climb(waiting, parent)
 
-    def _proxy_call(self, span: Span) -> None:
-        if not span.parent_span_id:
-            return  # no traceparent came with the call: no app span above it
-        key, hops = span.trace_id + span.parent_span_id, 0
-        while (parent := self._parents.get(key)) is not None and hops < self._max_hops:
-            key, hops = parent, hops + 1
-        self._wait_or_match(span, key, hops)
-
-    def _wait_or_match(self, span: Span, key: SpanKey, hops: int) -> None:
-        app_span_id = self._passed.pop(key)
-        if app_span_id is not None:  # the app's record went on first: the proxy's is the second
-            self._mark(span, app_span_id, "proxy")
-        else:
-            self._waiting.put(key, _Waiting(span.span_id, hops))
-
     def _climb(self, waiting: _Waiting, key: SpanKey) -> None:
-        if waiting.hops >= self._max_hops:
+        if waiting.hops >= self._max_hops:  # it may still be matched by its response id
             self._telemetry.add(UNMATCHED, 1, reason="hops", **self._labels)
-        elif self._passed.pop(key) is not None:
+        elif (passed := self._passed.pop(key)) is not None:
             # Both records went on before the link between them arrived: neither can be marked any more.
+            self._release_response_id(self._passed_by_id, passed)
+            self._release_response_id(self._waiting_by_id, waiting)
             self._telemetry.add(UNMATCHED, 1, reason="both_passed", **self._labels)
         else:
-            self._waiting.put(key, _Waiting(waiting.span_id, waiting.hops + 1))
+            waiting.key, waiting.hops = key, waiting.hops + 1
+            self._waiting.put(key, waiting)
 
-    def _app_call(self, span: Span) -> None:
-        key = span.trace_id + span.span_id
-        waiting = self._waiting.pop(key)
-        if waiting is not None:
-            self._mark(span, waiting.span_id, "app")
-        else:  # its proxy span may still come
-            self._passed.put(key, span.span_id)
+    def _proxy_call(self, call: _CallSpan) -> None:
+        span = call.span
+        key: SpanKey | None = None
+        hops = 0
+        if span.parent_span_id:
+            key = span.trace_id + span.parent_span_id
+            while (parent := self._parents.get(key)) is not None and hops < self._max_hops:
+                key, hops = parent, hops + 1
+            passed = self._passed.pop(key)
+            if passed is not None:  # the app's record went on first: the proxy's is the second
+                self._release_response_id(self._passed_by_id, passed)
+                self._mark(span, passed.counted, "proxy")
+                return
+        if call.response_id:
+            passed = self._take(self._passed_by_id, call.response_id, call.model)
+            if passed is not None:
+                if self._passed.get(passed.key) is passed:
+                    self._passed.pop(passed.key)
+                self._mark(span, passed.counted, "proxy")
+                return
+        waiting = _Waiting(span.span_id, key, hops, call.response_id, call.model)
+        if key is not None:
+            self._waiting.put(key, waiting)
+        if call.response_id:
+            self._hold(self._waiting_by_id, call.response_id, waiting)
+
+    def _app_call(self, call: _CallSpan) -> None:
+        span, key = call.span, call.key
+        counted = self._counted_record(call)
+        if counted is not None:
+            self._mark(span, counted, "app")
+        # Counted or not, what arrives later and belongs to this call is matched to the record that counts.
+        passed = _Passed(counted or span.span_id, key, call.response_id if counted is None else "", call.model)
+        self._passed.put(key, passed)
+        if passed.response_id:
+            self._hold(self._passed_by_id, passed.response_id, passed)
+        if span.parent_span_id:
+            self._enclosing.put(span.trace_id + span.parent_span_id, passed.counted)
+
+    def _counted_record(self, call: _CallSpan) -> bytes | None:
+        """The span id of another record of this app span's call that counts, if one went on before; else None."""
+        span = call.span
+        waiting = self._waiting.pop(call.key)
+        if waiting is not None:  # the proxy's span, under this one
+            self._release_response_id(self._waiting_by_id, waiting)
+            return waiting.span_id
+        inner = self._enclosing.pop(call.key)
+        if inner is not None:  # a record of the call inside this span went on first
+            return inner
+        if call.response_id:
+            waiting = self._take(self._waiting_by_id, call.response_id, call.model)
+            if waiting is not None:  # the proxy's span with this call's response id
+                if waiting.key is not None and self._waiting.get(waiting.key) is waiting:
+                    self._waiting.pop(waiting.key)
+                return waiting.span_id
+        if span.parent_span_id:
+            outer = self._passed.get(span.trace_id + span.parent_span_id)
+            if outer is not None:  # the span enclosing this one recorded the call and went on first
+                return outer.counted
+        return None
+
+    def _take(self, held: ExpiringMap[str, list[Held]], response_id: str, model: str) -> Held | None:
+        """The oldest record held under ``response_id`` whose request model agrees with ``model``; None."""
+        records = held.get(response_id)
+        if records is None:
+            return None
+        for index, record in enumerate(records):
+            if not record.model or not model or record.model == model:
+                del records[index]
+                if not records:
+                    held.pop(response_id)
+                return record
+        return None
+
+    def _hold(self, held: ExpiringMap[str, list[Held]], response_id: str, record: Held) -> None:
+        records = held.get(response_id) or []
+        records.append(record)
+        if len(records) > MAX_RECORDS_PER_RESPONSE_ID:
+            del records[0]
+            self._telemetry.add(EVICTED, 1, held="response_ids", reason=LIMIT, **self._labels)
+        held.put(response_id, records)
+
+    def _release_response_id(self, held: ExpiringMap[str, list[Held]], record: Held) -> None:
+        """Forget ``record`` under its response id: it was matched, or can be no more, through its other key."""
+        records = held.get(record.response_id) if record.response_id else None
+        if records is None:
+            return
+        remaining = [r for r in records if r is not record]
+        if remaining:
+            records[:] = remaining
+        else:
+            held.pop(record.response_id)
 
     def _mark(self, span: Span, counted_span_id: bytes, which: str) -> None:
         SpanAttributes(span).set(semconv.CALL_DUPLICATE_OF, counted_span_id.hex())
@@ -167,6 +308,10 @@ class GenAiDedupProcessor:
 
     def _evicted(self, held: str) -> Callable[[str, int], None]:
         return lambda reason, count: self._telemetry.add(EVICTED, count, held=held, reason=reason, **self._labels)
+
+    def _overflow(self, held: str) -> Callable[[str, int], None]:
+        evicted = self._evicted(held)
+        return lambda reason, count: evicted(reason, count) if reason == LIMIT else None
 
 
 def create_processor(settings: ComponentSettings, config: GenAiDedupConfig, next_consumer: TracesConsumer) -> Processor:

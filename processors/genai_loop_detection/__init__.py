@@ -1,16 +1,19 @@
 """The ``genai_loop_detection`` processor: agents stuck in loops, flagged while the trace is still open.
 
 Each GenAI span (LLM call, tool call, agent run) is reduced to a few facts and
-added to the run of its trace and, when it has ``gen_ai.conversation.id``, of
-its conversation. The run checks the span against the shapes of a stuck agent
+added to the run of its trace and, when it has ``gen_ai.conversation.id`` (or
+names none in a trace whose spans so far named one conversation), of its
+conversation. The run checks the span against the shapes of a stuck agent
 (the same tool call again and again, a cycle of steps, requests that add
 nothing new, a budget of steps, tokens or cost overrun) and against trace
 analysis checks (tool calls asked for that never ran, tool errors ignored and
 repeated); a running latency distribution per model flags outliers. A finding
 is a ``gen_ai.security.finding`` event (``collector.findings``) on the span that
 completed the pattern, raised as that span passes, so the alerts exporter can
-page while the agent still loops. What is held is bounded (runs, steps per
-run, idle time); what is evicted is counted.
+page while the agent still loops. A tool call asked for inside an agent whose
+span already passed (exporters that send parents first) is judged once the
+trace's spans stop arriving, its finding on a span of its own (``late``). What
+is held is bounded (runs, steps per run, idle time); what is evicted is counted.
 
 Run it after ``genai_normalize`` (it reads the current GenAI conventions) and
 ``genai_cost`` (cost budgets read ``gen_ai.usage.cost.amount``). Per-trace checks need
@@ -20,25 +23,36 @@ trace id with the ``loadbalancing`` exporter.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
+from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer, TracesData
+from collector.expiring import ExpiringMap
 from collector.findings import add_to_summary, finding_event, worst_severity
 from collector.pdata import SpanAttributes
 from processors.genai_loop_detection.config import GenAiLoopDetectionConfig
 from processors.genai_loop_detection.facts import SpanFacts, span_facts
 from processors.genai_loop_detection.history import InputHistory
+from processors.genai_loop_detection.late import LateRun, finding_span
 from processors.genai_loop_detection.latency import LatencyWatch
 from processors.genai_loop_detection.run import ANALYSIS, LoopFinding, Run, Scope
 from processors.genai_loop_detection.runs import Runs
 from processors.span_editor import SpanEditor
 
+EVICTED_RUNS = "genai_loop_detection_evicted_runs"
+
 
 class GenAiLoopDetectionProcessor(SpanEditor):
     def __init__(
-        self, settings: ComponentSettings, config: GenAiLoopDetectionConfig, next_consumer: TracesConsumer
+        self,
+        settings: ComponentSettings,
+        config: GenAiLoopDetectionConfig,
+        next_consumer: TracesConsumer,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(next_consumer)
         self._telemetry = settings.telemetry
@@ -49,6 +63,7 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             config.trace_idle_timeout,
             lambda: Run("trace", config, config.trace_budget),
             self._evicted,
+            clock,
         )
         self.conversations = Runs(
             "conversation",
@@ -56,7 +71,16 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             config.conversation_idle_timeout,
             lambda: Run("conversation", config, config.conversation_budget),
             self._evicted,
+            clock,
         )
+        # Traces with calls to judge once their spans stop arriving for late_span_wait (see ``late``).
+        self._late: ExpiringMap[bytes, LateRun] = ExpiringMap(
+            config.max_traces,
+            config.late_span_wait,
+            lambda reason, count: self._telemetry.add(EVICTED_RUNS, count, scope="late", reason=reason, **self._labels),
+            clock,
+        )
+        self._resource: Resource | None = None  # of the spans being edited
         self._latency = LatencyWatch(config.latency) if config.latency.enabled else None
         self._history = InputHistory(config.max_traces)
         self._found: Counter[str] = Counter()
@@ -64,20 +88,40 @@ class GenAiLoopDetectionProcessor(SpanEditor):
         for runs in (self.traces, self.conversations):
             self._telemetry.gauge("genai_loop_detection_open_runs", runs.__len__, scope=runs.scope, **self._labels)
 
+    async def consume(self, traces: TracesData) -> None:
+        for resource_spans in traces.resource_spans:
+            self._resource = resource_spans.resource
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    self.edit(span)
+        self._resource = None
+        self._judge_late(traces)
+        self.batch_edited()
+        await self._next.consume(traces)
+
     def edit(self, span: Span) -> None:
         facts = span_facts(span, self._history)
         if facts is None:
             return
-        findings = self._observe(self.traces.get(span.trace_id), facts)
-        if facts.conversation_id:
+        trace = self.traces.get(span.trace_id)
+        late = self._late.get(span.trace_id)
+        if late is not None:  # its spans still arrive: its judgement waits
+            self._late.put(span.trace_id, late)
+        # A span naming no conversation (some frameworks' tool spans) belongs to its trace's, when that is one.
+        conversation = trace.conversation_of(facts.conversation_id)
+        stands_in = facts.duplicate_of is not None
+        if stands_in and not self._stand_in(trace, conversation, facts):
+            return
+        findings = self._observe(trace, facts)
+        if conversation:
             # A pattern seen in the trace is not reported again for its conversation on the same span.
             raised = {finding.detector for finding in findings}
-            in_conversation = self._observe(self.conversations.get(facts.conversation_id), facts)
+            in_conversation = self._observe(self.conversations.get(conversation), facts)
             findings.extend(finding for finding in in_conversation if finding.detector not in raised)
         # Every scope has now recorded the tool results this call carried; the facts it leaves in the runs'
         # step lists need not hold them (a long conversation repeats every earlier result id in each request).
         facts.release_responded_ids()
-        if facts.kind == "llm" and self._latency is not None:
+        if facts.kind == "llm" and self._latency is not None and not stands_in:
             outlier = self._latency.observe((facts.provider, facts.model, facts.operation), facts.duration_seconds)
             if outlier is not None:
                 detail = (
@@ -88,6 +132,18 @@ class GenAiLoopDetectionProcessor(SpanEditor):
                 findings.append(LoopFinding("latency_outlier", ANALYSIS, "low", 0.7, details))
         if findings:
             self._record(span, findings)
+        if trace.late and span.trace_id not in self._late:
+            resource = Resource()
+            if self._resource is not None:
+                resource.CopyFrom(self._resource)
+            self._late.put(span.trace_id, LateRun(trace, resource))
+
+    def _judge_late(self, traces: TracesData) -> None:
+        """Judge the traces whose spans stopped arriving; their findings ride on spans added to ``traces``."""
+        for trace_id, late in self._late.take_expired():
+            for requester, findings in late.run.judge_late():
+                span = finding_span(traces, late.resource, trace_id, requester.span_id, requester.end)
+                self._record(span, findings)
 
     def batch_edited(self) -> None:
         self.traces.expire()
@@ -98,6 +154,25 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             self._telemetry.add("genai_loop_detection_dropped_steps", count, scope=scope, **self._labels)
         self._found.clear()
         self._dropped.clear()
+
+    def _stand_in(self, trace: Run, conversation: str | None, facts: SpanFacts) -> bool:
+        """Whether a marked record of an LLM call is a step of its trace (False: the one counted already is).
+
+        It is when the record that counts is in another trace (the proxy's span of a call that carried no
+        traceparent), and when the record that counts carried no messages but this one does (a framework's model
+        call span around its client library's): then it takes that one's place.
+        """
+        assert facts.duplicate_of is not None
+        counted = trace.llm_call(facts.duplicate_of)
+        if counted is None:
+            return True
+        if counted.has_messages or not facts.has_messages:
+            return False
+        facts.tokens, facts.cost = facts.tokens or counted.tokens, facts.cost or counted.cost
+        trace.forget(counted)
+        if conversation:
+            self.conversations.get(conversation).forget(counted)
+        return True
 
     def _observe(self, run: Run, facts: SpanFacts) -> list[LoopFinding]:
         findings = run.observe(facts)
@@ -118,7 +193,7 @@ class GenAiLoopDetectionProcessor(SpanEditor):
         add_to_summary(SpanAttributes(span), len(findings), worst_severity([f.severity for f in findings]))
 
     def _evicted(self, scope: Scope, reason: str, count: int) -> None:
-        self._telemetry.add("genai_loop_detection_evicted_runs", count, scope=scope, reason=reason, **self._labels)
+        self._telemetry.add(EVICTED_RUNS, count, scope=scope, reason=reason, **self._labels)
 
 
 def create_processor(

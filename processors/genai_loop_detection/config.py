@@ -12,6 +12,9 @@ DEFAULT_MAX_CONVERSATIONS = 10_000
 DEFAULT_MAX_STEPS = 500
 DEFAULT_TRACE_IDLE = Duration(300.0)
 DEFAULT_CONVERSATION_IDLE = Duration(1800.0)
+# A trace whose agent span came before some of its steps (exporters that send parents first) is judged this
+# long after its last span: its spans come in one or two export batches, seconds apart.
+DEFAULT_LATE_SPAN_WAIT = Duration(30.0)
 DEFAULT_REPEATED_TOOL_CALLS = 3
 DEFAULT_CYCLE_REPETITIONS = 3
 DEFAULT_MAX_CYCLE_LENGTH = 6
@@ -88,6 +91,7 @@ class GenAiLoopDetectionConfig:
     max_steps: int = DEFAULT_MAX_STEPS
     trace_idle_timeout: Duration = DEFAULT_TRACE_IDLE
     conversation_idle_timeout: Duration = DEFAULT_CONVERSATION_IDLE
+    late_span_wait: Duration = DEFAULT_LATE_SPAN_WAIT
 
     def validate(self) -> Iterable[tuple[str, str]]:
         for name in ("repeated_tool_calls", "cycle_repetitions", "repeated_requests"):
@@ -101,6 +105,6 @@ class GenAiLoopDetectionConfig:
         longest_cycle = self.max_cycle_length * self.cycle_repetitions
         if self.max_steps < longest_cycle:
             yield "max_steps", f"must be at least max_cycle_length x cycle_repetitions ({longest_cycle})"
-        for name in ("trace_idle_timeout", "conversation_idle_timeout"):
+        for name in ("trace_idle_timeout", "conversation_idle_timeout", "late_span_wait"):
             if getattr(self, name) <= 0:
                 yield name, "must be more than 0"

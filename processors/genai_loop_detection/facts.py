@@ -51,6 +51,7 @@ _WANTED = frozenset(
 Kind = Literal["llm", "tool", "agent"]
 MAX_CACHED_CHARS = 4096  # arguments longer than this are canonicalised each time, never held in the cache
 NO_IDS: frozenset[str] = frozenset()
+SPAN_ID_BYTES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,8 @@ class SpanFacts:
     input_hashes: tuple[int, ...] | None  # an LLM call's input messages, None when content was not recorded
     output_hashes: tuple[int, ...]  # an LLM call's output messages
     responded_call_ids: frozenset[str]  # tool results first seen in an LLM call's input (released once recorded)
+    has_messages: bool  # an LLM call's input or output messages were recorded
+    duplicate_of: bytes | None  # an LLM span marked the second record of a call: the span id of the one counted
 
     def release_responded_ids(self) -> None:
         """Drop the tool result ids once every scope's run has recorded them (never before: each needs them)."""
@@ -105,6 +108,8 @@ class SpanFacts:
 def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | None:
     """The facts of a GenAI LLM, tool or agent span; None for every other span.
 
+    The second record of a call (``gen_ai.call.duplicate_of``) is no step: None, unless it is an LLM call's, which
+    can stand in for a record that counts but carries no messages (``duplicate_of`` says which).
     ``history`` spares rehashing the messages an LLM call shares with the trace's previous one.
     """
     values: dict[str, AnyValue] = {}
@@ -114,8 +119,11 @@ def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | N
             values[key] = pair.value
     operation_value = values.get(semconv.OPERATION_NAME)
     kind = _KINDS.get(operation_value.string_value) if operation_value is not None else None
-    if kind is None or semconv.CALL_DUPLICATE_OF in values:
-        return None  # not a step of an agent, or the second record of a call already counted as one
+    if kind is None:
+        return None  # not a step of an agent
+    duplicate_of = _span_id(values.get(semconv.CALL_DUPLICATE_OF))
+    if semconv.CALL_DUPLICATE_OF in values and (kind != "llm" or duplicate_of is None):
+        return None  # the second record of a call already counted as a step
 
     def text(key: str) -> str:
         value = values.get(key)
@@ -158,7 +166,20 @@ def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | N
         input_hashes,
         output_hashes,
         responded,
+        semconv.INPUT_MESSAGES in values or semconv.OUTPUT_MESSAGES in values,
+        duplicate_of,
     )
+
+
+def _span_id(value: AnyValue | None) -> bytes | None:
+    """A span id written in hex (as gen_ai.call.duplicate_of holds it); None when it is not one."""
+    if value is None:
+        return None
+    try:
+        span_id = bytes.fromhex(value.string_value)
+    except ValueError:
+        return None
+    return span_id if len(span_id) == SPAN_ID_BYTES else None
 
 
 # Embeddings are calls to a model but no step of an agent's reasoning; invocations (agents, workflows,

@@ -3,8 +3,11 @@
 A run holds a step per LLM call and per tool call, ordered by start time (spans
 arrive out of order and across requests: a late one is slotted in where it
 belongs). A tool call is one step whether it is seen as an LLM response asking
-for it, as its ``execute_tool`` span, or both (merged by tool call id, or by name
-and arguments when the tool span has no id). ``observe`` takes the facts of one
+for it, as its ``execute_tool`` span, or both (merged by tool call id, or, when
+the tool span has no id, with a call of the same name and arguments asked for
+and not yet seen run: the latest asked for before the tool started, else the
+earliest, as the clocks of the process that asked and the one that ran it may
+disagree). ``observe`` takes the facts of one
 span and returns the findings that span completes; each pattern is reported
 once per run.
 """
@@ -63,8 +66,13 @@ class Run:
     llm_calls: list[SpanFacts] = field(default_factory=list)  # ordered by start
     calls_by_id: dict[str, Step] = field(default_factory=dict)
     executed_without_id: list[Step] = field(default_factory=list)
-    requested_without_id: list[Step] = field(default_factory=list)  # asked for with no id, no tool span yet
+    # Asked for, no tool span seen yet (with or without an id), by call: where a tool span without an id belongs.
+    not_run: dict[tuple[str, str], list[Step]] = field(default_factory=dict)
     pending: dict[str, _Pending] = field(default_factory=dict)  # asked for by a response, not run yet
+    agents: list[tuple[int, int]] = field(default_factory=list)  # a trace's: (start, end) of its agent spans seen
+    # A trace's pending calls asked for inside an agent whose span came first (exporters that send parents first):
+    # judged once its spans stop arriving (``judge_late``), as nothing else in the run can end them.
+    late: dict[str, None] = field(default_factory=dict)
     call_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     first_call: dict[tuple[str, str], Step] = field(default_factory=dict)
     failed: dict[tuple[str, str], int] = field(default_factory=dict)  # call -> end of its failed run
@@ -75,6 +83,18 @@ class Run:
     label_counts: Counter[int] = field(default_factory=Counter)  # of the steps held
     reported: set[tuple[Any, ...]] = field(default_factory=set)
     dropped_steps: int = 0
+    conversation: str | None = None  # a trace's: the one conversation its spans named so far
+    conversations_named: int = 0  # capped at 2: one, or several
+
+    def conversation_of(self, named: str | None) -> str | None:
+        """The conversation of a span of this trace naming ``named``: its own, else the trace's if it has one."""
+        if named:
+            if self.conversations_named == 0:
+                self.conversation, self.conversations_named = named, 1
+            elif named != self.conversation:
+                self.conversation, self.conversations_named = None, 2
+            return named
+        return self.conversation
 
     def observe(self, facts: SpanFacts) -> list[LoopFinding]:
         findings: list[LoopFinding] = []
@@ -95,11 +115,13 @@ class Run:
     def _tool_span(self, facts: SpanFacts, call: ToolCall) -> list[LoopFinding]:
         findings: list[LoopFinding] = []
         step = self.calls_by_id.get(call.call_id) if call.call_id else None
-        if step is None and call.call_id is None:
-            step = self._take_pending_by_key(call.key) or self._take_requested_without_id(call.key, facts.start)
+        if step is not None:
+            self._ran(step)
+        elif call.call_id is None:
+            step = self._take_not_run(call.key, facts.start)
         if step is not None:  # a call a response asked for, now run: same step, at its real time
-            if call.call_id:
-                self.pending.pop(call.call_id, None)
+            if step.call is not None and step.call.call_id:
+                self.pending.pop(step.call.call_id, None)
             self._move(step, facts.start)
         else:
             step = Step(facts.start, hash(("tool", call.key)), facts.span_id, call)
@@ -115,19 +137,28 @@ class Run:
                 findings.extend(self._ignored_error(facts, call, repeat=later[0]))
         return findings
 
-    def _take_pending_by_key(self, key: tuple[str, str]) -> Step | None:
-        for call_id, pending in self.pending.items():
-            if pending.call.key == key:
-                del self.pending[call_id]
-                return self.calls_by_id.get(call_id)
-        return None
+    def _take_not_run(self, key: tuple[str, str], start: int) -> Step | None:
+        """The asked-for call a tool span without an id ran: the latest asked for before it started, else the first."""
+        asked = self.not_run.get(key)
+        if not asked:
+            return None
+        before = [index for index, step in enumerate(asked) if step.time <= start]
+        step = asked.pop(max(before, key=lambda index: asked[index].time) if before else 0)
+        if not asked:
+            del self.not_run[key]
+        return step
 
-    def _take_requested_without_id(self, key: tuple[str, str], start: int) -> Step | None:
-        for index, step in enumerate(self.requested_without_id):
-            if step.call is not None and step.call.key == key and step.time <= start:
-                del self.requested_without_id[index]
-                return step
-        return None
+    def _ran(self, step: Step) -> None:
+        """``step``, asked for, has its tool span: no tool span without an id is its run any more."""
+        if step.call is None:
+            return
+        asked = self.not_run.get(step.call.key, [])
+        remaining = [other for other in asked if other is not step]
+        if len(remaining) < len(asked):
+            if remaining:
+                asked[:] = remaining
+            else:
+                del self.not_run[step.call.key]
 
     def _new_call(self, facts: SpanFacts, step: Step, call: ToolCall) -> list[LoopFinding]:
         """Count a tool call seen for the first time; report when it is one too many."""
@@ -164,6 +195,22 @@ class Run:
 
     # LLM calls.
 
+    def llm_call(self, span_id: bytes) -> SpanFacts | None:
+        """The LLM call of span ``span_id`` among the run's, if held."""
+        return next((call for call in reversed(self.llm_calls) if call.span_id == span_id), None)
+
+    def forget(self, llm_call: SpanFacts) -> None:
+        """Take an LLM call's step out of the run (another record of the call takes its place)."""
+        self.llm_calls = [call for call in self.llm_calls if call is not llm_call]
+        step = next((s for s in self.steps if s.span_id == llm_call.span_id and s.call is None), None)
+        if step is None:
+            return
+        self.steps.remove(step)
+        self.label_counts[step.label] -= 1
+        self.step_count -= 1
+        self.tokens -= step.tokens
+        self.cost -= step.cost
+
     def _llm_call(self, facts: SpanFacts) -> list[LoopFinding]:
         findings: list[LoopFinding] = []
         newest = facts.input_hashes[-1] if facts.input_hashes else hash(facts.span_id)  # unknown input: unique
@@ -193,8 +240,7 @@ class Run:
                 return []
         step = Step(facts.end, hash(("tool", call.key)), facts.span_id, call)
         findings: list[LoopFinding] = []
-        if not call.call_id:
-            self.requested_without_id.append(step)  # its tool span, without an id either, is matched by key
+        self.not_run.setdefault(call.key, []).append(step)  # its tool span, if it has no id, is matched by key
         if call.call_id:
             self.calls_by_id[call.call_id] = step
             pending = _Pending(call, facts)
@@ -203,6 +249,8 @@ class Run:
                 findings.extend(self._unexecuted(pending))  # the request that went on without it came first
             else:
                 self.pending[call.call_id] = pending
+                if any(start <= facts.start and facts.end <= end for start, end in self.agents):  # trace runs
+                    self.late[call.call_id] = None
         return findings + self._new_call(facts, step, call)
 
     def _went_on_without(self, pending: _Pending) -> bool:
@@ -233,6 +281,8 @@ class Run:
 
     def _unexecuted_at_agent_end(self, agent: SpanFacts) -> list[LoopFinding]:
         findings: list[LoopFinding] = []
+        if self.scope == "trace":  # a conversation's agent spans are its turns: each in its own trace
+            self.agents.append((agent.start, agent.end))
         if not self.config.unexecuted_tool_calls:
             return findings
         for call_id, pending in list(self.pending.items()):
@@ -240,6 +290,18 @@ class Run:
                 del self.pending[call_id]
                 findings.extend(self._unexecuted(pending))
         return findings
+
+    def judge_late(self) -> list[tuple[SpanFacts, list[LoopFinding]]]:
+        """The calls asked for after their agent's span came that are still pending: never run. By requester."""
+        judged: list[tuple[SpanFacts, list[LoopFinding]]] = []
+        for call_id in self.late:
+            pending = self.pending.pop(call_id, None)
+            if pending is not None and self.config.unexecuted_tool_calls:
+                findings = self._unexecuted(pending)
+                if findings:
+                    judged.append((pending.requester, findings))
+        self.late.clear()
+        return judged
 
     def _unexecuted(self, pending: _Pending) -> list[LoopFinding]:
         call = pending.call
@@ -379,13 +441,21 @@ class Run:
             del self.steps[:excess]
             self.calls_by_id = {k: s for k, s in self.calls_by_id.items() if id(s) not in forgotten}
             self.executed_without_id = [s for s in self.executed_without_id if id(s) not in forgotten]
-            self.requested_without_id = [s for s in self.requested_without_id if id(s) not in forgotten]
+            self.not_run = {
+                key: kept
+                for key, steps in self.not_run.items()
+                if (kept := [s for s in steps if id(s) not in forgotten])
+            }
             self.first_call = {k: s for k, s in self.first_call.items() if id(s) not in forgotten}
             self.dropped_steps += excess
         if len(self.llm_calls) > limit:
             del self.llm_calls[: len(self.llm_calls) - limit]
         while len(self.pending) > limit:
             del self.pending[next(iter(self.pending))]
+        if len(self.agents) > limit:
+            del self.agents[: len(self.agents) - limit]
+        while len(self.late) > limit:
+            del self.late[next(iter(self.late))]
         if len(self.failed) > limit:
             self.failed.clear()  # a very long run of distinct failing calls: older failures are forgotten
         if len(self.reported) > limit * 4:

@@ -39,6 +39,7 @@ from processors.genai_normalize.normalization import (
     PROVIDER,
     PROVIDER_NAMES,
     REQUEST_MODEL,
+    RESPONSE_ID,
     RESPONSE_MODEL,
     TOOL_CALL_ARGUMENTS,
     TOOL_CALL_ID,
@@ -109,6 +110,8 @@ OPENINFERENCE_OPERATIONS = {
     "AGENT": "invoke_agent",
     "RETRIEVER": "retrieval",
 }
+# The ``object`` (OpenAI) or ``type`` (Anthropic) of a provider's reply whose ``id`` is the response id.
+PROVIDER_REPLY_OBJECTS = frozenset({"chat.completion", "text_completion", "response", "message"})
 LLM_REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
 OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
 FINISH_REASON_VALUES = {"tool_calls": "tool_call", "function_call": "tool_call"}
@@ -192,7 +195,9 @@ def _openinference(span: Normalization) -> None:
         elif kind == "AGENT" and langchain.is_graph_node(span.get("metadata")):
             operation = None  # a LangGraph node the instrumentation calls an agent; the graph is the agent
         span.put(OPERATION, operation, "openinference.span.kind")
-        if kind == "TOOL":  # a tool span's input and output are the call's arguments and result
+        if kind == "LLM":
+            span.put(RESPONSE_ID, _openinference_response_id(span.get("output.value")))
+        elif kind == "TOOL":  # a tool span's input and output are the call's arguments and result
             span.put(TOOL_CALL_ID, span.get("tool_call.id"), "tool_call.id")
             span.put(TOOL_CALL_ARGUMENTS, span.get("input.value"), "input.value")
             # LangChain's tools answer with a ToolMessage, which holds the call id and the result.
@@ -240,6 +245,21 @@ def _openinference(span: Normalization) -> None:
             tools.append(_tool_definition(schema))
     if tools:
         span.put(TOOL_DEFINITIONS, json.dumps(tools))
+
+
+def _openinference_response_id(output: Any) -> str | None:
+    """The provider's response id in an OpenInference model call's output: the reply, or LangChain's LLMResult."""
+    if not isinstance(output, str) or not output.startswith("{"):
+        return None
+    decoded = parse_json(output)
+    if not isinstance(decoded, dict):
+        return None
+    if "generations" in decoded:
+        return langchain.response_id(decoded)
+    kind = decoded.get("object", decoded.get("type"))
+    if kind in PROVIDER_REPLY_OBJECTS and isinstance(decoded.get("id"), str) and decoded["id"]:
+        return str(decoded["id"])
+    return None
 
 
 def _openllmetry(span: Normalization) -> None:

@@ -6,7 +6,8 @@ LangSmith (``LANGSMITH_TRACING_MODE=otel``) writes one span per LangChain run, i
 - ``llm``: a model call, already ``gen_ai.operation.name: chat``. Its ``gen_ai.prompt`` (the messages
   in LangChain's serialised form) and ``gen_ai.completion`` (the generations) become
   ``gen_ai.input.messages`` (system messages: ``gen_ai.system_instructions``) and
-  ``gen_ai.output.messages``.
+  ``gen_ai.output.messages``; the provider's response id in the generations becomes
+  ``gen_ai.response.id``.
 - ``tool``: ``execute_tool`` with the call id; ``gen_ai.prompt`` holds the arguments and
   ``gen_ai.completion`` the ToolMessage, whose content is the result.
 - ``chain``: ``gen_ai.operation.name: chain``, which is no GenAI operation. The graph itself (the
@@ -19,6 +20,8 @@ LangSmith (``LANGSMITH_TRACING_MODE=otel``) writes one span per LangChain run, i
 OpenInference's LangChain instrumentation records a tool's output as the ToolMessage's JSON
 (``tool_message`` reads the call id and the content out of it), and calls LangGraph's ``agent`` node an
 AGENT span on every step: ``is_graph_node`` tells such a node from the graph, the one agent invocation.
+Its model call's output (``output.value``) is LangChain's LLMResult, where ``response_id`` finds the
+provider's response id.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from processors.genai_normalize.normalization import (
     INPUT_MESSAGES,
     OPERATION,
     OUTPUT_MESSAGES,
+    RESPONSE_ID,
     SYSTEM_INSTRUCTIONS,
     TOOL_CALL_ARGUMENTS,
     TOOL_CALL_RESULT,
@@ -99,6 +103,27 @@ def _model_call(span: Normalization) -> None:
             message["finish_reason"] = FINISH_REASONS_OUT.get(reason, reason)
             outputs.append(message)
         span.put(OUTPUT_MESSAGES, json.dumps(outputs), COMPLETION)
+    span.put(RESPONSE_ID, response_id(completion))
+
+
+def response_id(result: Any) -> str | None:
+    """The provider's response id in LangChain's LLMResult (decoded): its first message's metadata, or llm_output.
+
+    Not the message's own ``id``: that is LangChain's run id (``lc_run--...``), no provider's.
+    """
+    if not isinstance(result, dict):
+        return None
+    generations = result.get("generations")
+    if isinstance(generations, list) and generations and isinstance(generations[0], list) and generations[0]:
+        first = generations[0][0]
+        message = _message_fields(first.get("message")) if isinstance(first, dict) else {}
+        metadata = message.get("response_metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("id"), str) and metadata["id"]:
+            return str(metadata["id"])
+    llm_output = result.get("llm_output")
+    if isinstance(llm_output, dict) and isinstance(llm_output.get("id"), str) and llm_output["id"]:
+        return str(llm_output["id"])
+    return None
 
 
 def _message_fields(message: Any) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Fuzz the OTLP/gRPC Export handler with raw request bytes, as grpc.aio hands them over.
 
-The handler the server registers (``GrpcReceiver._export``, request_deserializer
-None) is called directly with a stand-in context: every input is either
+The handler the server registers (``GrpcReceiver._export``, a client-stream
+handler with request_deserializer None) is called directly with the request as
+a stream of one message and a stand-in context: every input is either
 accepted (an ExportTraceServiceResponse) or aborted with INVALID_ARGUMENT and a
 message, never another status and never an exception escaping the handler
 (grpc would turn that into UNKNOWN). A handful of inputs also go through a real
@@ -11,6 +12,7 @@ server on loopback.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -52,12 +54,16 @@ def _handler() -> GrpcReceiver:
     )
 
 
+async def _one_message(request: bytes) -> AsyncIterator[bytes]:
+    yield request
+
+
 def export_outcome(request: bytes) -> grpc.StatusCode:
     """OK, or the status the handler aborted with (checked to carry a message)."""
 
     async def call() -> grpc.StatusCode:
         try:
-            response = await _handler()._export(request, StandInContext())
+            response = await _handler()._export(_one_message(request), StandInContext())
         except Aborted as aborted:
             assert aborted.details, "an abort must say why"
             return aborted.code

@@ -55,9 +55,7 @@ def receiver() -> Iterator[Receiver]:
     thread = threading.Thread(target=loop.run_forever, daemon=True, name="fuzz-otlp-http")
     thread.start()
     settings = HttpSettings(endpoint=ANY_LOOPBACK_PORT, max_request_body_size=BODY_LIMIT)
-    server = HttpServer(
-        create_app(settings, Ingest(RecordingConsumer(), Telemetry(), "otlp", "http")), settings.endpoint
-    )
+    server = HttpServer(create_app(settings, Ingest(RecordingConsumer(), Telemetry(), "otlp", "http")), settings)
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(START_TIMEOUT_SECONDS)
     try:
         with httpx.Client(timeout=CLIENT_TIMEOUT_SECONDS) as client:

@@ -3,7 +3,10 @@
 Spans here are shaped as the two producers make them: the app's inference span
 (an instrumentation's ``chat`` span), optionally an HTTP client span under it,
 and the proxy's span (``gen_ai.proxy.upstream``) under that through
-``traceparent``. End to end, with the real SDKs: test_genai_dedup_end_to_end.py.
+``traceparent``, or in a trace of its own with the same response id; and an app
+inference span around another (a framework's around its client library's).
+End to end, with the real SDKs: test_genai_dedup_end_to_end.py; with the
+recorded agent frameworks: test_genai_frameworks_end_to_end.py.
 """
 
 from __future__ import annotations
@@ -68,12 +71,16 @@ def _span(trace: bytes, attributes: dict[str, Any], parent: bytes = b"", kind: i
     return span
 
 
-def _app_call(trace: bytes, parent: bytes = b"") -> Span:
-    return _span(trace, CALL, parent)
+def _app_call(trace: bytes, parent: bytes = b"", **extra: Any) -> Span:
+    return _span(trace, {**CALL, **extra}, parent)
 
 
-def _proxy_call(trace: bytes, parent: bytes) -> Span:
-    return _span(trace, {**CALL, "gen_ai.proxy.upstream": "openai"}, parent)
+def _proxy_call(trace: bytes, parent: bytes, **extra: Any) -> Span:
+    return _span(trace, {**CALL, "gen_ai.proxy.upstream": "openai", **extra}, parent)
+
+
+def _id(response_id: str) -> dict[str, Any]:
+    return {"gen_ai.response.id": response_id}
 
 
 def _http(trace: bytes, parent: bytes) -> Span:
@@ -207,3 +214,121 @@ def test_config_mistakes_are_one_line_each(raw: dict[str, Any], problem: str) ->
         decode(GenAiDedupConfig, raw, "processors.genai_dedup")
     [line] = [str(p) for p in error.value.problems]
     assert line.startswith(problem)
+
+
+# ---- The provider's response id: no traceparent reached the proxy
+
+
+@pytest.mark.parametrize("proxy_first", [True, False])
+def test_the_same_response_id_pairs_records_in_different_traces(dedup: Dedup, proxy_first: bool) -> None:
+    agent = _span(os.urandom(16), {"gen_ai.operation.name": "invoke_agent"}, kind=Span.SPAN_KIND_INTERNAL)
+    app = _app_call(agent.trace_id, agent.span_id, **_id("chatcmpl-A1"))
+    proxy = _proxy_call(os.urandom(16), b"", **_id("chatcmpl-A1"))  # a trace of its own
+    other = _proxy_call(os.urandom(16), b"", **_id("chatcmpl-B2"))
+    if proxy_first:
+        dedup.send(proxy, other)
+        dedup.send(app, agent)
+        assert dedup.marks() == {app.span_id: proxy.span_id.hex()}
+    else:
+        dedup.send(app, agent)
+        dedup.send(proxy, other)
+        assert dedup.marks() == {proxy.span_id: app.span_id.hex()}
+
+
+def test_a_proxy_span_under_another_span_of_the_app_is_paired_by_response_id(dedup: Dedup) -> None:
+    # The app's server span was current, its model call span was not: traceparent names the server span.
+    trace = os.urandom(16)
+    server = _span(trace, {"http.route": "/ask"}, kind=Span.SPAN_KIND_SERVER)
+    app = _app_call(trace, server.span_id, **_id("msg_01X"))
+    proxy = _proxy_call(trace, server.span_id, **_id("msg_01X"))
+    dedup.send(proxy)
+    dedup.send(app)
+    dedup.send(server)
+    assert dedup.marks() == {app.span_id: proxy.span_id.hex()}
+    assert dedup.count("genai_dedup_waiting_proxy_calls") == 0  # matched by id, forgotten under its parent too
+
+
+def test_records_of_different_models_are_not_paired_by_response_id(dedup: Dedup) -> None:
+    app = _app_call(os.urandom(16), **_id("chatcmpl-7"))
+    proxy = _proxy_call(os.urandom(16), b"", **{**_id("chatcmpl-7"), "gen_ai.request.model": "llama3"})
+    dedup.send(proxy)
+    dedup.send(app)
+    assert dedup.marks() == {}
+
+
+def test_a_server_that_repeats_ids_still_gets_each_record_paired_once(dedup: Dedup) -> None:
+    # Some OpenAI-compatible servers number ids from a small range: records pair first come, first served.
+    apps = [_app_call(os.urandom(16), **_id("chatcmpl-123")) for _ in range(3)]
+    proxies = [_proxy_call(os.urandom(16), b"", **_id("chatcmpl-123")) for _ in range(3)]
+    dedup.send(*proxies)
+    dedup.send(*apps)
+    marks = dedup.marks()
+    assert set(marks) == {app.span_id for app in apps}
+    assert sorted(marks.values()) == sorted(proxy.span_id.hex() for proxy in proxies)
+
+
+def test_a_proxy_span_paired_through_its_parent_is_not_paired_again_by_id(dedup: Dedup) -> None:
+    trace = os.urandom(16)
+    app = _app_call(trace, **_id("chatcmpl-9"))
+    proxy = _proxy_call(trace, app.span_id, **_id("chatcmpl-9"))
+    late_copy = _app_call(os.urandom(16), **_id("chatcmpl-9"))  # a record of nothing the proxy saw twice
+    dedup.send(proxy)
+    dedup.send(app)
+    dedup.send(late_copy)
+    assert dedup.marks() == {app.span_id: proxy.span_id.hex()}
+
+
+# ---- One app recording a call twice: a framework's model call span around its client library's
+
+
+def test_the_innermost_app_record_counts_and_the_one_around_it_is_marked(dedup: Dedup) -> None:
+    trace = os.urandom(16)
+    framework = _app_call(trace)
+    client = _app_call(trace, framework.span_id)
+    dedup.send(client)  # the inner span ends, and is exported, first
+    dedup.send(framework)
+    assert dedup.marks() == {framework.span_id: client.span_id.hex()}
+
+
+def test_an_enclosing_record_that_came_first_counts_and_the_inner_one_is_marked(dedup: Dedup) -> None:
+    # Exporters that send parents first (LangSmith's): the outer record went on, the inner one is the duplicate.
+    trace = os.urandom(16)
+    framework = _app_call(trace)
+    client = _app_call(trace, framework.span_id)
+    dedup.send(framework)
+    dedup.send(client)
+    assert dedup.marks() == {client.span_id: framework.span_id.hex()}
+
+
+@pytest.mark.parametrize("order", ["proxy, client, framework", "client, framework, proxy", "all in one batch"])
+def test_with_the_proxy_below_both_app_records_one_record_counts(dedup: Dedup, order: str) -> None:
+    # Google ADK's generate_content span, the anthropic SDK's span inside it, the proxy's under that.
+    trace = os.urandom(16)
+    agent = _span(trace, {"gen_ai.operation.name": "invoke_agent"}, kind=Span.SPAN_KIND_INTERNAL)
+    framework = _app_call(trace, agent.span_id)
+    client = _app_call(trace, framework.span_id, **_id("msg_01A"))
+    proxy = _proxy_call(trace, client.span_id, **_id("msg_01A"))
+    if order == "proxy, client, framework":
+        for span in (proxy, client, framework, agent):
+            dedup.send(span)
+        counted = proxy
+    elif order == "client, framework, proxy":
+        for span in (client, framework, agent, proxy):
+            dedup.send(span)
+        counted = client
+    else:
+        dedup.send(client, framework, agent, proxy)
+        counted = proxy
+    others = {span.span_id for span in (framework, client, proxy)} - {counted.span_id}
+    assert dedup.marks() == dict.fromkeys(others, counted.span_id.hex())
+
+
+def test_two_calls_inside_one_app_span_both_count(dedup: Dedup) -> None:
+    # A framework's model call that retried inside (a failed attempt, then another): two calls upstream.
+    trace = os.urandom(16)
+    framework = _app_call(trace)
+    first, second = _app_call(trace, framework.span_id), _app_call(trace, framework.span_id)
+    dedup.send(first)
+    dedup.send(second)
+    dedup.send(framework)
+    assert set(dedup.marks()) == {framework.span_id}

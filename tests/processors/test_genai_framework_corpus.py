@@ -4,8 +4,12 @@ Every run of tests/data/framework_traces goes through genai_normalize, genai_cos
 genai_loop_detection (the shipped order and settings), one span per request in the order the spans ended, as
 an SDK's exporter delivers them. Twice: the framework's own spans alone, and together with the proxy's spans
 for the same model calls (the calls sent through a live proxy again; the proxy's span is a child of the
-framework's span that made the call, where the framework sent a traceparent). The false-positive rate of each
-detector over the healthy runs and the recall on the looping ones are printed at the end of the run.
+framework's span that made the call, where the framework sent a traceparent). The proxy's spans carry the
+response ids the framework's spans recorded (the mock answers a replayed call with the id it gave while
+recording). Once a run's spans have passed, its collector's clock moves past ``late_span_wait`` and one more
+(empty) request passes, as later traffic would: a finding raised then rides on a span of its own, under the span
+it concerns. The false-positive rate of each detector over the healthy runs and the recall on the looping ones
+are printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -18,21 +22,22 @@ from dataclasses import replace
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
-from collector.component import ComponentSettings, TracesConsumer
+from collector.component import ComponentSettings
 from collector.config.types import HostPort
-from collector.findings import DETECTOR, findings_on
-from collector.registry import builtin_registry
+from collector.findings import DETECTOR, FINDING_EVENT, findings_on
 from processors.genai_cost import GenAiCostProcessor
 from processors.genai_cost.config import GenAiCostConfig
+from processors.genai_dedup import GenAiDedupProcessor
+from processors.genai_dedup.config import GenAiDedupConfig
 from processors.genai_loop_detection import GenAiLoopDetectionProcessor
 from processors.genai_loop_detection.config import GenAiLoopDetectionConfig
 from processors.genai_normalize import GenAiNormalizeConfig, GenAiNormalizeProcessor
 from processors.genai_security import GenAiSecurityProcessor
 from processors.genai_security.config import GenAiSecurityConfig
 from proxy.config import ProxyConfig
-from tests.conftest import RecordingConsumer
+from tests.conftest import ManualClock, RecordingConsumer
 from tests.data import framework_traces
 from tests.data.framework_traces.replay import replay
 from tests.proxy.mock_upstream import MockUpstream, serve
@@ -44,12 +49,6 @@ REPORT: list[str] = []
 # (variant, run name) → the findings raised: (detector, scope, span id hex)
 RESULTS: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
 VARIANTS = ("framework", "framework+proxy")
-# Issue 14 defect 1, fixed on another branch: the conversation never learns that a call was answered.
-DEFECT_1 = ("unexecuted_tool_call", "conversation")
-# The count-once processor (issue 14 defect 6) comes with that branch; with it the shipped pipeline has it.
-DEDUP = builtin_registry().kind("processors").get("genai_dedup")
-WAITING = "waits for issue 14's defects 1 (conversation-scoped unexecuted_tool_call) and 6 (genai_dedup: the " \
-    "app's and the proxy's span of one call counted once), fixed on another branch"  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -62,18 +61,18 @@ def proxy() -> Iterator[RunningProxy]:
 
 
 def _pipeline(
-    make_settings: Callable[..., ComponentSettings], downstream: RecordingConsumer
+    make_settings: Callable[..., ComponentSettings], downstream: RecordingConsumer, clock: ManualClock
 ) -> GenAiNormalizeProcessor:
+    """The shipped order: normalize, dedup, cost, security, loop detection."""
     loops = GenAiLoopDetectionProcessor(
-        make_settings("genai_loop_detection", "processor"), GenAiLoopDetectionConfig(), downstream
+        make_settings("genai_loop_detection", "processor"), GenAiLoopDetectionConfig(), downstream, clock
     )
     security = GenAiSecurityProcessor(
         make_settings("genai_security", "processor"), GenAiSecurityConfig(actions={"secret": "mask"}), loops
     )
-    cost: TracesConsumer = GenAiCostProcessor(make_settings("genai_cost", "processor"), GenAiCostConfig(), security)
-    if DEDUP is not None:  # the shipped order: normalize, dedup, cost, security, loop detection
-        cost = DEDUP.create(make_settings("genai_dedup", "processor"), DEDUP.config_type(), cost)
-    return GenAiNormalizeProcessor(make_settings("genai_normalize", "processor"), GenAiNormalizeConfig(), cost)
+    cost = GenAiCostProcessor(make_settings("genai_cost", "processor"), GenAiCostConfig(), security)
+    dedup = GenAiDedupProcessor(make_settings("genai_dedup", "processor"), GenAiDedupConfig(), cost)
+    return GenAiNormalizeProcessor(make_settings("genai_normalize", "processor"), GenAiNormalizeConfig(), dedup)
 
 
 def _one_span_per_request(request: ExportTraceServiceRequest) -> list[TracesData]:
@@ -100,18 +99,26 @@ def _findings(
     make_settings: Callable[..., ComponentSettings], requests: list[TracesData]
 ) -> list[tuple[str, str, str]]:
     downstream = RecordingConsumer()
-    pipeline = _pipeline(make_settings, downstream)
+    clock = ManualClock()
+    pipeline = _pipeline(make_settings, downstream, clock)
 
     async def send() -> None:
         for traces in requests:
             await pipeline.consume(traces)
+        clock.now += GenAiLoopDetectionConfig().late_span_wait + 1
+        await pipeline.consume(TracesData())
 
     asyncio.run(send())
     return [
-        (str(finding[DETECTOR]), str(finding.get("gen_ai.security.loop.scope", "")), span.span_id.hex())
+        (str(finding[DETECTOR]), str(finding.get("gen_ai.security.loop.scope", "")), _concerned(span).hex())
         for span in downstream.spans()
         for finding in findings_on(span)
     ]
+
+
+def _concerned(span: Span) -> bytes:
+    """The span a finding is about: the one it is on, or for a finding on a span of its own, that span's parent."""
+    return span.parent_span_id if span.name == FINDING_EVENT else span.span_id
 
 
 def test_the_corpus_holds_enough_healthy_runs_of_every_framework() -> None:
@@ -137,54 +144,46 @@ def test_findings_are_exactly_the_expected_ones(
         requests = _one_span_per_request(_proxy_spans(proxy, recording)) + requests
     found = _findings(make_settings, requests)
     RESULTS[(variant, recording.name)] = found
-    expected = sorted(
-        (str(f["detector"]), str(f["scope"]), str(f["span_id"]))
-        for f in recording.findings
-        if (recording.name, f["detector"]) not in framework_traces.KNOWN_MISSES
-    )
-    kept = sorted(f for f in found if (recording.name, f[0]) not in framework_traces.KNOWN_EXTRA)
+    expected = sorted((str(f["detector"]), str(f["scope"]), str(f["span_id"])) for f in recording.findings)
     if variant == "framework+proxy":
         # The detectors count: a loop may be named on either span of a call, and is rightly raised again in the
         # proxy's own trace or conversation when the calls carried no traceparent or the proxy grouped them.
-        kept, expected = sorted({(f[0], "", "") for f in kept}), sorted({(f[0], "", "") for f in expected})
-        extra = [f[0] for f in kept if f not in expected]
-        known = [framework_traces.KNOWN_WITH_PROXY.get((recording.name, detector)) for detector in extra]
-        if extra and all(known):
-            pytest.xfail("; ".join(str(k) for k in known))
-        if kept != expected and DEDUP is None:
-            pytest.xfail(f"{sorted(set(kept) - set(expected))}: {WAITING}")
-    elif kept != expected and DEDUP is None and [f for f in kept if f[:2] != DEFECT_1] == expected:
-        pytest.xfail(f"{sorted(set(kept) - set(expected))}: {WAITING}")
-    assert kept == expected
+        found, expected = sorted({(f[0], "", "") for f in found}), sorted({(f[0], "", "") for f in expected})
+    assert sorted(found) == expected
 
 
 def test_false_positive_rate_and_recall_per_detector() -> None:
-    """The figures, over what the parametrised test saw (run after it, as pytest orders this module)."""
+    """The figures, over what the parametrised test saw (run after it, as pytest orders this module).
+
+    Per detector that fired or was expected anywhere (no other detector fired): on the healthy runs, how many
+    raised it (false positives); on the looping runs, how many of its expected findings were raised (recall).
+    """
+    healthy = [run for run in RUNS if run.verdict == "healthy"]
+    looping = [run for run in RUNS if run.verdict == "looping"]
     for variant in VARIANTS:
         results = {name: found for (v, name), found in RESULTS.items() if v == variant}
         if len(results) != len(RUNS):
             pytest.skip("the corpus test did not run in full")
-        healthy = [run for run in RUNS if run.verdict == "healthy"]
-        looping = [run for run in RUNS if run.verdict == "looping"]
-        flagged: Counter[str] = Counter()
-        for run in healthy:
-            for detector in {f[0] for f in results[run.name]}:
-                flagged[detector] += 1
-        recalled = sum(
-            1
-            for run in looping
-            if {(str(f["detector"]), str(f["scope"])) for f in run.findings} <= {f[:2] for f in results[run.name]}
-        )
+        flagged: Counter[str] = Counter(detector for run in healthy for detector in {f[0] for f in results[run.name]})
+        expected: Counter[str] = Counter()
+        recalled: Counter[str] = Counter()
+        for run in looping:
+            raised = {f[:2] for f in results[run.name]}
+            for finding in run.findings:
+                expected[str(finding["detector"])] += 1
+                recalled[str(finding["detector"])] += (str(finding["detector"]), str(finding["scope"])) in raised
         REPORT.append(f"{variant}: {len(healthy)} healthy runs, {len(looping)} looping runs")
-        for detector in sorted(set(flagged) | {"repeated_tool_call"}):
-            REPORT.append(f"  {detector:<24} false positives {flagged[detector]:>3}/{len(healthy)}"
-                          f" = {flagged[detector] / len(healthy):.3f}")  # fmt: skip
-        REPORT.append(f"  recall on looping runs   {recalled}/{len(looping)} = {recalled / len(looping):.3f}")
-        if variant == "framework":
-            missed = {name for name, _ in framework_traces.KNOWN_MISSES}
-            allowed = {DEFECT_1[0]} if DEDUP is None else set()
-            assert set(flagged) <= allowed, flagged  # no detector fires on a healthy run
-            assert recalled == len(looping) - len(missed)
+        REPORT.append(f"  {'detector':<24} {'false positives (healthy)':>26} {'recall (looping)':>18}")
+        for detector in sorted(set(flagged) | set(expected)):
+            fp = f"{flagged[detector]}/{len(healthy)} = {flagged[detector] / len(healthy):.3f}"
+            recall = f"{recalled[detector]}/{expected[detector]}" if expected[detector] else "-"
+            REPORT.append(f"  {detector:<24} {fp:>26} {recall:>18}")
+        runs_recalled = sum(1 for run in looping if all(
+            (str(f["detector"]), str(f["scope"])) in {g[:2] for g in results[run.name]} for f in run.findings
+        ))  # fmt: skip
+        REPORT.append(f"  looping runs with every expected finding: {runs_recalled}/{len(looping)}")
+        assert not flagged  # no detector fires on a healthy run
+        assert recalled == expected
 
 
 def pytest_report_table() -> list[str]:

@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from collector.component import ComponentID
-from collector.registry import builtin_registry
 from tests.conftest import RunningService, query_store
 from tests.data import framework_traces
 from tests.data.framework_traces.replay import Usage, replay
@@ -37,12 +36,7 @@ WITHOUT_TOOL_CALL_ID = {"crewai"}
 CLIENT_SPAN_TOO = {"google_adk"}
 
 
-# The count-once processor (issue 14 defect 6) comes with another branch; the shipped pipeline then has it.
-DEDUP = "genai_dedup" in builtin_registry().kind("processors")
-PROCESSORS = ["genai_normalize", *(["genai_dedup"] if DEDUP else []), "genai_cost", "genai_security",
-              "genai_loop_detection"]  # fmt: skip
-WAITING = "waits for issue 14's defects 1 (conversation-scoped unexecuted_tool_call) and 6 (genai_dedup: the " \
-    "app's and the proxy's span of one call counted once), fixed on another branch"  # fmt: skip
+PROCESSORS = ["genai_normalize", "genai_dedup", "genai_cost", "genai_security", "genai_loop_detection"]
 
 
 def _config(chdb_dir: Path, upstream: str) -> str:
@@ -152,24 +146,14 @@ def test_the_frameworks_own_spans_describe_every_model_call(stored: Stored) -> N
         assert count == per_call * recording.model_calls, run
 
 
-# Where the count-once rule cannot see that two spans are one call.
-UNLINKED = {
-    "langgraph_openinference": "LangChain's instrumentations do not make their spans current during the model "
-    "call, so no traceparent reaches the proxy and its span is in a trace of its own",
-    "langgraph_langsmith": "as with OpenInference: LangSmith's spans are not current during the model call",
-    "google_adk": "ADK's generate_content span and, inside it, the anthropic SDK's own span are two app spans "
-    "of one call; the rule pairs the proxy's span with one of them",
-}
-
-
 def test_each_model_call_is_counted_once(stored: Stored) -> None:
-    if not DEDUP:
-        pytest.xfail(WAITING)
-    if stored.framework in UNLINKED:
-        pytest.xfail(UNLINKED[stored.framework])
+    """One row per call, whichever records of it there are (the proxy's, the framework's, its client library's)."""
     calls = sum(recording.model_calls for recording in stored.runs.values())
     (total,) = stored.query("SELECT count() FROM genai_calls")[0]
     assert total == calls
+    # The rows are the proxy's, priced as it recorded them: the cost asked is the upstream's tokens at list price.
+    (services,) = stored.query("SELECT groupUniqArray(ServiceName) FROM genai_calls")[0]
+    assert services == [PROXY_SERVICE]
 
 
 def test_tool_spans_carry_name_arguments_and_call_id(stored: Stored) -> None:
@@ -201,9 +185,4 @@ def test_the_looping_run_gets_its_loop_finding_and_the_healthy_run_none(stored: 
         for f in stored.runs[LOOP_RUN].findings
         if f["detector"] != "repeated_tool_call"
     ]
-    known = {**framework_traces.KNOWN_EXTRA, **framework_traces.KNOWN_WITH_PROXY}
-    runs = {recording.name for recording in stored.runs.values()}
-    unexplained = [f for f in extra if f not in expected_extra and not any((r, f[0]) in known for r in runs)]
-    if unexplained and not DEDUP:
-        pytest.xfail(f"{unexplained}: {WAITING}")
-    assert not unexplained
+    assert [f for f in extra if f not in expected_extra] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from collector.component import ComponentSettings
 from collector.config.decode import decode
 from collector.config.problems import ConfigError
-from collector.findings import FINDINGS_COUNT, FINDINGS_MAX_SEVERITY, findings_on
+from collector.findings import FINDING_EVENT, FINDINGS_COUNT, FINDINGS_MAX_SEVERITY, findings_on
 from collector.pdata import SpanAttributes
 from processors.genai_loop_detection import GenAiLoopDetectionProcessor
 from processors.genai_loop_detection.config import Budget, GenAiLoopDetectionConfig, LatencySettings
@@ -34,7 +35,10 @@ class Detector:
     def __init__(self, settings: ComponentSettings, config: GenAiLoopDetectionConfig | None = None) -> None:
         self.settings = settings
         self.downstream = RecordingConsumer()
-        self.processor = GenAiLoopDetectionProcessor(settings, config or GenAiLoopDetectionConfig(), self.downstream)
+        self.now = 0.0
+        self.processor = GenAiLoopDetectionProcessor(
+            settings, config or GenAiLoopDetectionConfig(), self.downstream, clock=lambda: self.now
+        )
 
     def send(self, spans: list[Span]) -> list[Span]:
         before = len(self.downstream.spans())
@@ -320,6 +324,7 @@ def test_idle_runs_expire() -> None:
         ({"max_steps": 5}, "processors.genai_loop_detection.max_steps: must be at least max_cycle_length"),
         ({"trace_budget": {"max_cost": -1}}, "processors.genai_loop_detection.trace_budget.max_cost: must not be"),
         ({"trace_idle_timeout": "soon"}, "processors.genai_loop_detection.trace_idle_timeout: expected a duration"),
+        ({"late_span_wait": "0s"}, "processors.genai_loop_detection.late_span_wait: must be more than 0"),
     ],
 )
 def test_config_mistakes_are_one_line_each(raw: dict[str, Any], problem: str) -> None:
@@ -394,3 +399,115 @@ def test_arguments_nested_too_deep_do_not_stop_the_batch(detector: Detector) -> 
     for _ in range(3):
         agent.step("f", {"x": deep}, "r")
     detector.send(agent.spans)  # no exception; such calls are never taken for repeats
+
+
+# ---- What frameworks' exporters do: tool spans without ids, spans without the conversation, parents first
+
+
+def _without_conversation(span: Span) -> Span:
+    SpanAttributes(span).remove(["gen_ai.conversation.id"])
+    return span
+
+
+def _skewed(span: Span, seconds: int) -> Span:
+    """``span`` as a process whose clock is ``seconds`` ahead would stamp it."""
+    span.start_time_unix_nano += seconds * SECOND
+    span.end_time_unix_nano += seconds * SECOND
+    return span
+
+
+@pytest.mark.parametrize("skew", [0, 3600])
+def test_a_tool_span_without_an_id_is_the_run_of_the_call_asked_for_after_its_result_went_back(
+    detector: Detector, skew: int
+) -> None:
+    # CrewAI's tool spans carry no call id; the proxy's spans of the calls (ids in their outputs) arrive first,
+    # the next request already carrying each result; the proxy's clock may run ahead of the app's.
+    agent = Agent()
+    [failed] = agent.chat([("get_weather", {"city": "Pariss"})])
+    agent.tool(failed, "get_weather", {"city": "Pariss"}, "Did you mean 'Paris'?", error=True)
+    [retried] = agent.chat([("get_weather", {"city": "Paris"})])
+    agent.tool(retried, "get_weather", {"city": "Paris"}, "sunny")
+    agent.chat(text="It is sunny in Paris.")
+    requests = [_skewed(span, skew) for span in agent.spans if span.name.startswith("chat")]
+    tools = [span for span in agent.spans if span.name.startswith("execute_tool")]
+    for span in tools:
+        SpanAttributes(span).remove(["gen_ai.tool.call.id"])
+    assert detector.send_each(requests + tools) == []
+    assert detector.processor.traces.get(agent.trace_id).call_counts == {
+        ("get_weather", '{"city":"Pariss"}'): 1,
+        ("get_weather", '{"city":"Paris"}'): 1,
+    }
+
+
+def test_a_span_naming_no_conversation_is_in_its_traces(detector: Detector) -> None:
+    # Google ADK names the conversation on its model call and agent spans, not on its tool spans.
+    agent = Agent(conversation_id="session-1")
+    agent.step("get_weather", {"city": "Paris"}, "sunny")
+    [last] = agent.chat([("get_weather", {"city": "Rome"})])
+    agent.tool(last, "get_weather", {"city": "Rome"}, "cloudy")
+    agent.finish()  # the run stops after the tool ran: no request carries its result
+    spans = [_without_conversation(s) if s.name.startswith("execute_tool") else s for s in agent.spans]
+    assert detector.send_each(spans) == []  # the conversation saw the tool run too
+
+
+def test_a_marked_record_with_messages_stands_in_for_a_counted_one_without(detector: Detector) -> None:
+    # Google ADK's generate_content span (messages) around the anthropic SDK's (none), which counts.
+    agent = Agent()
+    for _ in range(3):
+        agent.step("get_weather", {"city": "Paris"}, "sunny")
+    spans: list[Span] = []
+    for span in agent.spans:
+        if span.name.startswith("chat"):
+            client = Span()
+            client.CopyFrom(span)
+            client.span_id, client.parent_span_id = os.urandom(8), span.span_id
+            SpanAttributes(client).remove(["gen_ai.input.messages", "gen_ai.output.messages"])
+            SpanAttributes(span).set("gen_ai.call.duplicate_of", client.span_id.hex())
+            spans.append(client)
+        spans.append(span)
+    assert detector.send_each(spans) == [("repeated_tool_call", "chat gpt-4o")]
+    run = detector.processor.traces.get(agent.trace_id)
+    assert (run.step_count, run.tokens) == (6, 3 * 110)  # three calls and three tool runs, each call once
+
+
+def test_a_marked_record_whose_counted_one_is_in_another_trace_is_a_step_of_its_own(detector: Detector) -> None:
+    # The proxy's span of a call that carried no traceparent counts, in a trace of its own.
+    agent = Agent()
+    agent.chat([("send_email", {"to": "ann@example.org"})])
+    agent.finish()
+    for span in agent.spans[:1]:
+        SpanAttributes(span).set("gen_ai.call.duplicate_of", "00000000000000aa")
+    assert detector.send_each(agent.spans) == [("unexecuted_tool_call", "invoke_agent researcher")]
+
+
+def test_a_call_pending_under_an_agent_span_that_came_first_is_judged_once_the_spans_stop(detector: Detector) -> None:
+    # LangSmith sends a trace's runs parents first: the agent's span, then its steps.
+    agent = Agent()
+    agent.step("get_weather", {"city": "Paris"}, "sunny")
+    agent.chat([("get_weather", {"city": "Paris"})])  # the limit stops the run: this call never runs
+    root = agent.finish()
+    assert detector.send_each([root, *agent.spans[:-1]]) == []
+    detector.now += GenAiLoopDetectionConfig().late_span_wait - 1
+    assert detector.send([]) == []  # spans may still come
+    detector.now += 2
+    [carrier] = detector.send([])
+    [finding] = findings_on(carrier)
+    asked = agent.spans[2]
+    assert finding["gen_ai.security.detector.id"] == "unexecuted_tool_call"
+    assert finding["gen_ai.security.analysis.related_span_id"] == asked.span_id.hex()
+    assert (carrier.trace_id, carrier.parent_span_id, carrier.name) == (agent.trace_id, asked.span_id, FINDING_EVENT)
+    assert carrier.end_time_unix_nano == asked.end_time_unix_nano
+    assert detector.send([]) == []  # judged once
+
+
+def test_a_call_run_before_the_spans_stop_is_not_judged_late(detector: Detector) -> None:
+    agent = Agent()
+    [call_id] = agent.chat([("get_weather", {"city": "Paris"})])
+    agent.tool(call_id, "get_weather", {"city": "Paris"}, "sunny")
+    root = agent.finish()
+    detector.send_each([root, agent.spans[0]])
+    detector.now += GenAiLoopDetectionConfig().late_span_wait - 1
+    detector.send([agent.spans[1]])  # the tool's span, in the next export
+    detector.now += GenAiLoopDetectionConfig().late_span_wait + 1
+    assert detector.send([]) == []
+    assert _loop_findings(detector.downstream.spans()) == []

@@ -3,7 +3,11 @@
 The official ``openai`` and ``anthropic`` SDKs work against it unchanged, streaming and not. Proxy tests point a
 client at the proxy, the proxy at this mock, and compare what arrives through the proxy with what the mock sends
 directly, byte for byte; so every answer depends only on the request: fixed ids, a fixed ``created`` time, reply
-text and token counts computed from the request text, and no ``date``/``server`` headers.
+text and token counts computed from the request text, and no ``date``/``server`` headers. Where ids matter (telling
+one call's records from another's), ``MockUpstream(unique_ids=True)`` gives every answer its own id, shaped as the
+real service's (``chatcmpl-`` and 29 characters, ``msg_01`` and 22, ``resp_`` and 48 hex digits), numbered from a
+seed so a run repeated gives the same ids; a request with ``x-mock-response-id`` gets that id (to answer a
+recorded call again exactly as it was answered).
 
 The wire formats follow captures of the real services (field order, compact JSON with raw UTF-8, ``event:`` lines
 for Anthropic and the Responses API, ``data: [DONE]`` for Chat Completions and legacy Completions, Anthropic's
@@ -37,6 +41,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import uvicorn
@@ -53,6 +58,7 @@ __all__ = [
     "COMPLETION_ID",
     "CREATED",
     "RESPONSE_ID",
+    "RESPONSE_ID_HEADER",
     "SCENARIOS",
     "SCENARIO_HEADER",
     "TOOL_USE_ID",
@@ -82,6 +88,7 @@ REQUEST_ID = "req_mock_1"
 SYSTEM_FINGERPRINT = "fp_mock"
 
 SCENARIO_HEADER = "x-mock-scenario"
+RESPONSE_ID_HEADER = "x-mock-response-id"
 SCENARIOS: dict[str, str] = {
     "no_usage": "act like an OpenAI-compatible server that ignores stream_options: no usage anywhere (OpenAI paths)",
     "error_400": "answer 400 in the provider's error format",
@@ -145,7 +152,14 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 _STRUCTURAL_KEYS = frozenset(
     {"role", "type", "id", "tool_call_id", "tool_use_id", "call_id", "cache_control", "status", "detail", "format"}
 )
-_OBFUSCATION_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+# A unique id's shape per fixed id: its prefix, its alphabet and the length of what follows the prefix.
+_UNIQUE_ID_SHAPES: dict[str, tuple[str, str, int]] = {
+    CHAT_COMPLETION_ID: ("chatcmpl-", _ALPHANUMERIC, 29),
+    COMPLETION_ID: ("cmpl-", _ALPHANUMERIC, 29),
+    RESPONSE_ID: ("resp_", "0123456789abcdef", 48),
+    ANTHROPIC_MESSAGE_ID: ("msg_01", _ALPHANUMERIC, 22),
+}
 _POLL = 0.05  # how often a pause looks for a departed client or a closing server
 
 
@@ -190,8 +204,13 @@ class MockUpstream:
         slow_seconds: float = 0.2,
         stall_seconds: float = 30.0,
         gzip_bomb_bytes: int = 80 * 1024 * 1024,
+        unique_ids: bool = False,
+        id_seed: str = "mock",
     ) -> None:
         self.openai_key = openai_key
+        self.unique_ids = unique_ids
+        self.id_seed = id_seed
+        self._answers = 0  # answers numbered so far (unique_ids)
         self.gzip_bomb_bytes = gzip_bomb_bytes
         self.anthropic_key = anthropic_key
         self.slow_seconds = slow_seconds
@@ -224,6 +243,11 @@ class MockUpstream:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def _next_answer(self) -> int:
+        with self._lock:
+            self._answers += 1
+            return self._answers
 
     def _record_disconnect(self) -> None:
         with self._lock:
@@ -264,7 +288,7 @@ def _obfuscation(seed: str) -> str:
     """Stand-in for OpenAI's random stream padding: same length range, but derived from the chunk."""
     digest = hashlib.sha256(seed.encode()).digest()
     length = 1 + digest[0] % 15
-    return "".join(_OBFUSCATION_ALPHABET[b % len(_OBFUSCATION_ALPHABET)] for b in digest[1 : 1 + length])
+    return "".join(_ALPHANUMERIC[b % len(_ALPHANUMERIC)] for b in digest[1 : 1 + length])
 
 
 def pieces(text: str) -> list[str]:
@@ -614,6 +638,21 @@ class _Call:
     def scenarios(self) -> frozenset[str]:
         return self.request.scenarios
 
+    @cached_property
+    def _answer_number(self) -> int:
+        return self.mock._next_answer()
+
+    def answer_id(self, fixed: str) -> str:
+        """The id of this answer: the one the request asks for, a new one (``unique_ids``), or ``fixed``."""
+        asked = self.request.headers.get(RESPONSE_ID_HEADER)
+        if asked:
+            return asked
+        if not self.mock.unique_ids:
+            return fixed
+        prefix, alphabet, length = _UNIQUE_ID_SHAPES[fixed]
+        digest = hashlib.shake_256(f"{self.mock.id_seed}:{self._answer_number}".encode()).digest(length)
+        return prefix + "".join(alphabet[byte % len(alphabet)] for byte in digest)
+
     @property
     def streaming(self) -> bool:
         return self.body.get("stream") is True
@@ -692,7 +731,7 @@ def _chat(call: _Call) -> _Plan:
         message |= {"refusal": None, "annotations": []}
         choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish})
     completion_object: Json = {
-        "id": CHAT_COMPLETION_ID,
+        "id": call.answer_id(CHAT_COMPLETION_ID),
         "object": "chat.completion",
         "created": CREATED,
         "model": call.model,
@@ -709,7 +748,7 @@ def _chat(call: _Call) -> _Plan:
 def _chat_stream(call: _Call, turn: _Turn, answers: list[tuple[list[str], str]], usage: Json) -> _Plan:
     def chunk(choices: list[Json], final_usage: Json | None = None) -> bytes:
         value: Json = {
-            "id": CHAT_COMPLETION_ID,
+            "id": call.answer_id(CHAT_COMPLETION_ID),
             "object": "chat.completion.chunk",
             "created": CREATED,
             "model": call.model,
@@ -794,7 +833,7 @@ def _completions(call: _Call) -> _Plan:
             for index, parts, finish in answers
         ]
         value: Json = {
-            "id": COMPLETION_ID,
+            "id": call.answer_id(COMPLETION_ID),
             "object": "text_completion",
             "created": CREATED,
             "model": call.model,
@@ -808,7 +847,7 @@ def _completions(call: _Call) -> _Plan:
     def chunk(choices: list[Json], final_usage: Json | None = None) -> bytes:
         # Legacy completion chunks put "model" after "choices".
         value = {
-            "id": COMPLETION_ID,
+            "id": call.answer_id(COMPLETION_ID),
             "object": "text_completion",
             "created": CREATED,
             "choices": choices,
@@ -848,7 +887,7 @@ def _response_object(call: _Call, status: str, output: list[Json], usage: Json |
     body = call.body
     reasoning: Json = body["reasoning"] if isinstance(body.get("reasoning"), dict) else {}
     return {
-        "id": RESPONSE_ID,
+        "id": call.answer_id(RESPONSE_ID),
         "object": "response",
         "created_at": CREATED,
         "status": status,
@@ -1058,7 +1097,7 @@ def _messages(call: _Call) -> _Plan:
 
     def message(blocks: list[Json], stop: str | None, output: int) -> Json:
         return {
-            "id": ANTHROPIC_MESSAGE_ID,
+            "id": call.answer_id(ANTHROPIC_MESSAGE_ID),
             "type": "message",
             "role": "assistant",
             "model": call.model,

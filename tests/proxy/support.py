@@ -22,6 +22,8 @@ from proxy.guard import StreamCheck
 from proxy.semconv import Dialect
 
 WAIT_SECONDS = 10.0
+# How the proxy's listener labels its counters in the test proxy's Telemetry.
+PROXY_LISTENER = "genai_proxy"
 
 
 class RecordingSink:
@@ -86,7 +88,9 @@ class RunningProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="test-proxy")
         self._thread.start()
-        self._server = HttpServer(self.service.app, config.endpoint, date_header=False)
+        self._server = HttpServer(
+            self.service.app, config, listener=PROXY_LISTENER, telemetry=self.telemetry, date_header=False
+        )
         self._call(self.service.start())
         self._call(self._server.start())
         self.url = f"http://127.0.0.1:{self._server.port}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 import struct
 import threading
 import time
@@ -27,6 +28,7 @@ from tests.proxy.mock_upstream import (
     COMPLETION_ID,
     CREATED,
     RESPONSE_ID,
+    RESPONSE_ID_HEADER,
     SCENARIO_HEADER,
     TOOL_USE_ID,
     MockUpstream,
@@ -1036,3 +1038,61 @@ def test_answers_are_byte_for_byte_repeatable(url: str, path: str, body: dict[st
     assert first.content == second.content
     assert first.headers.multi_items() == second.headers.multi_items()
     assert "date" not in first.headers and "server" not in first.headers
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Unique ids
+
+
+@pytest.fixture
+def unique_url() -> Iterator[str]:
+    with serve(MockUpstream(unique_ids=True, id_seed="test")) as base_url:
+        yield base_url
+
+
+def _answer_ids(url: str, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> set[str]:
+    """Every response id in one answer (each event of a stream carries it again)."""
+    text = raw_post(url, path, body, headers).text
+    documents = [json.loads(text)] if text.startswith("{") else [json.loads(d) for _, d in sse(text) if d[:1] == "{"]
+    ids = set()
+    for document in documents:
+        inner = document.get("response") or document.get("message") or document
+        if isinstance(inner, dict) and inner.get("object", inner.get("type")) in (
+            "chat.completion", "chat.completion.chunk", "text_completion", "response", "message"
+        ):  # fmt: skip
+            ids.add(str(inner["id"]))
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "shape"),
+    [
+        ("/v1/chat/completions", chat_body(), r"chatcmpl-[A-Za-z0-9]{29}"),
+        ("/v1/chat/completions", chat_body(stream=True), r"chatcmpl-[A-Za-z0-9]{29}"),
+        ("/v1/completions", {"model": "m", "prompt": "hi"}, r"cmpl-[A-Za-z0-9]{29}"),
+        ("/v1/responses", {"model": "m", "input": "hi", "stream": True}, r"resp_[0-9a-f]{48}"),
+        ("/v1/messages", {"model": "c", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]},
+         r"msg_01[A-Za-z0-9]{22}"),
+        ("/v1/messages", {"model": "c", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}],
+                          "stream": True}, r"msg_01[A-Za-z0-9]{22}"),
+    ],
+)  # fmt: skip
+def test_unique_ids_differ_between_answers_to_the_same_request(
+    unique_url: str, path: str, body: dict[str, Any], shape: str
+) -> None:
+    (first,) = _answer_ids(unique_url, path, body)  # one id however many events carry it
+    (second,) = _answer_ids(unique_url, path, body)
+    assert first != second
+    assert re.fullmatch(shape, first) and re.fullmatch(shape, second)
+
+
+def test_unique_ids_repeat_from_the_same_seed_and_a_request_can_ask_for_its_id(unique_url: str) -> None:
+    body = chat_body()
+    with serve(MockUpstream(unique_ids=True, id_seed="test")) as again:
+        assert _answer_ids(unique_url, "/v1/chat/completions", body) == _answer_ids(again, "/v1/chat/completions", body)
+    asked = {RESPONSE_ID_HEADER: "chatcmpl-RecordedAnswer0000000000000000000"}
+    assert _answer_ids(unique_url, "/v1/chat/completions", body, asked) == {asked[RESPONSE_ID_HEADER]}
+
+
+def test_ids_are_fixed_unless_asked_otherwise(oai: openai.OpenAI) -> None:
+    assert oai.chat.completions.create(**chat_body()).id == oai.chat.completions.create(**chat_body()).id

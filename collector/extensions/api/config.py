@@ -8,6 +8,7 @@ from pathlib import Path
 
 from collector.config.types import Duration, HostPort
 from collector.extensions import admin
+from collector.listeners.settings import HttpServerSettings
 
 # The Jaeger query port, where Jaeger-speaking tools look.
 DEFAULT_API_ENDPOINT = HostPort("127.0.0.1", 16686)
@@ -96,7 +97,9 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
-class ApiConfig:
+class ApiConfig(HttpServerSettings):
+    """The listener's settings (HttpServerSettings: timeouts, connections, admission) and the API's own."""
+
     endpoint: HostPort = DEFAULT_API_ENDPOINT
     # The clickhouse exporter whose store the API reads; empty: the only one configured.
     exporter: str = ""

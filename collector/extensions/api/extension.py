@@ -62,7 +62,13 @@ class ApiExtension:
         )
         anonymous = not self._config.require_keys and is_loopback(self._config.endpoint.host)
         try:
-            self._server = HttpServer(build_app(self.context, self._keys, anonymous), self._config.endpoint)
+            self._server = HttpServer(
+                build_app(self.context, self._keys, anonymous),
+                self._config,
+                listener=str(self._settings.id),
+                telemetry=self._settings.telemetry,
+                websocket=True,  # the live stream's /api/v1/ws
+            )
             await self._server.start()
         except BaseException:
             await self._hub.stop()

@@ -25,7 +25,7 @@ class OtlpReceiver:
         if protocols.http is not None:
             ingest = Ingest(consumer, settings.telemetry, receiver, "http", settings.logger, config.limits)
             app = create_app(protocols.http, ingest)
-            self.http = HttpServer(app, protocols.http.endpoint)
+            self.http = HttpServer(app, protocols.http, listener=receiver, telemetry=settings.telemetry)
         self._logger = settings.logger
         self._hosts = {
             "grpc": protocols.grpc.endpoint.host if protocols.grpc else "",
@@ -45,12 +45,10 @@ class OtlpReceiver:
             self._logger.info("OTLP/HTTP listening on %s:%d", self._hosts["http"], self.http.port)
 
     def health_problems(self) -> list[str]:
-        stopped = [
-            f"the OTLP/{name} server is not serving"
-            for name, server in (("gRPC", self.grpc), ("HTTP", self.http))
-            if server is not None and not server.serving
-        ]
-        return stopped
+        problems = [f"OTLP/HTTP {problem}" for problem in (self.http.health_problems() if self.http else [])]
+        if self.grpc is not None and not self.grpc.serving:
+            problems.append("OTLP/gRPC not serving")
+        return problems
 
     async def shutdown(self) -> None:
         if self.http is not None:

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from collector.config.types import HostPort
+from collector.config.types import Duration, HostPort
+from collector.listeners.settings import (
+    BYTES_PER_MIB,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CONCURRENT_STREAMS,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_TIMEOUT,
+    AdmissionSettings,
+    HttpServerSettings,
+    KeepaliveSettings,
+)
 
 DEFAULT_GRPC_ENDPOINT = HostPort("127.0.0.1", 4317)
 DEFAULT_HTTP_ENDPOINT = HostPort("127.0.0.1", 4318)
@@ -23,25 +33,59 @@ DEFAULT_MAX_ITEMS_PER_SPAN = 1024
 
 @dataclass(frozen=True)
 class GrpcSettings:
+    """configgrpc's server settings that bound what clients can hold: connections, streams, bytes, time."""
+
     endpoint: HostPort = DEFAULT_GRPC_ENDPOINT
     max_recv_msg_size_mib: int = DEFAULT_MAX_RECV_MSG_SIZE_MIB
+    # HTTP/2 streams (calls) one connection may have open at once.
+    max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # Connect to the end of the HTTP/2 handshake; a connection that sends nothing is closed after it.
+    handshake_timeout: Duration = DEFAULT_HANDSHAKE_TIMEOUT
+    # Start of a call to the whole request message received.
+    read_timeout: Duration = DEFAULT_READ_TIMEOUT
+    keepalive: KeepaliveSettings = field(default_factory=KeepaliveSettings)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+
+    @property
+    def max_recv_msg_size(self) -> int:
+        return self.max_recv_msg_size_mib * BYTES_PER_MIB
 
     def validate(self) -> Iterable[tuple[str, str]]:
-        if self.max_recv_msg_size_mib < 1:
-            yield "max_recv_msg_size_mib", "must be at least 1"
+        for name in ("max_recv_msg_size_mib", "max_concurrent_streams", "max_connections"):
+            if getattr(self, name) < 1:
+                yield name, "must be at least 1"
+        for name in ("handshake_timeout", "read_timeout"):
+            if getattr(self, name) <= 0:
+                yield name, "must be more than 0"
+        if self.admission.request_limit_mib < self.max_recv_msg_size_mib:
+            # A message is given its largest size while it is read.
+            yield (
+                "admission.request_limit_mib",
+                (f"must be at least max_recv_msg_size_mib ({self.max_recv_msg_size_mib}), or no request could be read"),
+            )
 
 
 @dataclass(frozen=True)
-class HttpSettings:
+class HttpSettings(HttpServerSettings):
     endpoint: HostPort = DEFAULT_HTTP_ENDPOINT
     traces_url_path: str = DEFAULT_TRACES_URL_PATH
     max_request_body_size: int = DEFAULT_MAX_REQUEST_BODY_BYTES
 
     def validate(self) -> Iterable[tuple[str, str]]:
+        yield from super().validate()
         if not self.traces_url_path.startswith("/"):
             yield "traces_url_path", f'must start with "/", got "{self.traces_url_path}"'
         if self.max_request_body_size < 1:
             yield "max_request_body_size", "must be at least 1"
+        elif self.admission.request_limit_bytes < self.max_request_body_size:
+            yield (
+                "admission.request_limit_mib",
+                (
+                    f"must hold at least max_request_body_size ({self.max_request_body_size} bytes), "
+                    "or the largest request could never be read"
+                ),
+            )
 
 
 @dataclass(frozen=True)

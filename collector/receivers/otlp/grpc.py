@@ -6,9 +6,20 @@ pipeline error is UNAVAILABLE with a RetryInfo detail when a delay is known
 (RESOURCE_EXHAUSTED with RetryInfo when the memory limiter asks clients to slow
 down). A request with too many messages is INVALID_ARGUMENT: OTLP clients drop
 it rather than retry; spans over a per-span limit are reported in a partial success.
+
+The method is served as a client stream of one message, so the handler decides
+before the message is read: a call the listener's bytes in flight cannot hold
+(``admission``) is refused UNAVAILABLE with RetryInfo without reading it, and a
+message not received within ``read_timeout`` ends the call DEADLINE_EXCEEDED.
+grpc's BDP probing is off, so a call not being read holds no more than its
+HTTP/2 window: memory follows what is admitted, not what clients send at once.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import NoReturn
 
 import grpc
 from google.protobuf.duration_pb2 import Duration as DurationProto
@@ -22,6 +33,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from collector.component import TracesData
 from collector.errors import ConsumeError, status_for
 from collector.httpserver import ListenError
+from collector.listeners.descriptors import CAPACITY
+from collector.listeners.inflight import InFlightBudget, Overloaded
+from collector.listeners.metrics import BODY, ListenerMetrics
 from collector.receivers.otlp.codec import PROTOBUF
 from collector.receivers.otlp.config import GrpcSettings
 from collector.receivers.otlp.ingest import Ingest
@@ -30,7 +44,36 @@ from collector.receivers.otlp.limits import TooManyMessages, check_counts, check
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 METHOD_NAME = "Export"
 GRACEFUL_SHUTDOWN_SECONDS = 10.0
-BYTES_PER_MIB = 1024 * 1024
+MILLISECONDS = 1000
+
+
+def server_options(settings: GrpcSettings, max_connections: int) -> list[tuple[str, int]]:
+    """grpc channel arguments for ``settings`` (configgrpc's names on the left, grpc core's on the right)."""
+    keepalive = settings.keepalive.server_parameters
+    policy = settings.keepalive.enforcement_policy
+    return [
+        ("grpc.max_receive_message_length", settings.max_recv_msg_size),
+        # Without this a second process could bind the same port silently.
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+        ("grpc.max_allowed_incoming_connections", max_connections),
+        ("grpc.server_handshake_timeout_ms", _ms(settings.handshake_timeout)),
+        ("grpc.max_connection_idle_ms", _ms(keepalive.max_connection_idle)),
+        ("grpc.max_connection_age_ms", _ms(keepalive.max_connection_age)),
+        ("grpc.max_connection_age_grace_ms", _ms(keepalive.max_connection_age_grace)),
+        ("grpc.keepalive_time_ms", _ms(keepalive.time)),
+        ("grpc.keepalive_timeout_ms", _ms(keepalive.timeout)),
+        ("grpc.http2.min_ping_interval_without_data_ms", _ms(policy.min_time)),
+        ("grpc.keepalive_permit_without_calls", int(policy.permit_without_stream)),
+        # With BDP probing grpc widens flow-control windows until calls no one reads yet are
+        # received whole (300 concurrent 4 MiB calls: over a gigabyte); without it a call's
+        # window grows only once its message is read.
+        ("grpc.http2.bdp_probe", 0),
+    ]
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * MILLISECONDS)
 
 
 class GrpcReceiver:
@@ -40,18 +83,24 @@ class GrpcReceiver:
         self._settings = settings
         self._ingest = ingest
         self._server: grpc.aio.Server | None = None
+        self._connections = 0
+        self.metrics = ListenerMetrics(ingest.telemetry, ingest.receiver, "grpc")
+        self._budget = InFlightBudget(settings.admission.request_limit_bytes, self.metrics)
         self.port = settings.endpoint.port
 
     async def start(self) -> None:
-        max_bytes = self._settings.max_recv_msg_size_mib * BYTES_PER_MIB
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", max_bytes),
-                # Without this a second process could bind the same port silently.
-                ("grpc.so_reuseport", 0),
-            ]
-        )
-        handler = grpc.unary_unary_rpc_method_handler(
+        endpoint = self._settings.endpoint
+        self._connections = CAPACITY.hold(self._settings.max_connections, f"OTLP/gRPC listener on {endpoint}")
+        try:
+            await self._start()
+        except BaseException:
+            CAPACITY.unhold(self._connections)
+            self._connections = 0
+            raise
+
+    async def _start(self) -> None:
+        server = grpc.aio.server(options=server_options(self._settings, self._connections))
+        handler = grpc.stream_unary_rpc_method_handler(
             self._export,
             request_deserializer=None,
             response_serializer=ExportTraceServiceResponse.SerializeToString,
@@ -76,17 +125,52 @@ class GrpcReceiver:
         if self._server is not None:
             await self._server.stop(GRACEFUL_SHUTDOWN_SECONDS)
             self._server = None
+            CAPACITY.unhold(self._connections)
+            self._connections = 0
 
-    async def _export(self, request: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
+    async def _export(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> ExportTraceServiceResponse:
+        with self._budget.admit() as share:
+            try:
+                # Until it is read, a message may be as large as grpc lets it be.
+                share.take(self._settings.max_recv_msg_size)
+            except Overloaded as exc:
+                details = (
+                    ("grpc-status-details-bin", _retry_info(grpc.StatusCode.UNAVAILABLE, str(exc), exc.retry_after)),
+                )
+                await _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc), trailing_metadata=details)
+            request = await self._read_message(requests, context)
+            share.resize(len(request))
+            return await self._handle(request, context)
+
+    async def _read_message(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            async with asyncio.timeout(self._settings.read_timeout):
+                request = await anext(requests, None)
+        except TimeoutError:
+            self.metrics.timed_out(BODY)
+            await _abort(
+                context,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the request message was not received within {self._settings.read_timeout:g}s (read_timeout)",
+            )
+        if request is None:
+            # grpc has ended the call already (a message over max_recv_msg_size, a cancelled client).
+            # grpc ends a call whose message is over max_recv_msg_size itself, and its status stands.
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "the call carried no request message")
+        return request
+
+    async def _handle(self, request: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
         limits = self._ingest.limits
         try:
             check_encoded_counts(request, PROTOBUF, limits)
             traces = TracesData.FromString(request)
             check_counts(traces, limits)
         except DecodeError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid protobuf message: {exc}")
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid protobuf message: {exc}")
         except TooManyMessages as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
             rejection = await self._ingest(traces)
         except ConsumeError as exc:
@@ -94,12 +178,23 @@ class GrpcReceiver:
             metadata: tuple[tuple[str, bytes], ...] = ()
             if exc.retryable and exc.retry_after is not None:
                 metadata = (("grpc-status-details-bin", _retry_info(code, str(exc), exc.retry_after)),)
-            await context.abort(code, str(exc), trailing_metadata=metadata)
+            await _abort(context, code, str(exc), trailing_metadata=metadata)
         if rejection is None:
             return ExportTraceServiceResponse()
         return ExportTraceServiceResponse(
             partial_success=ExportTracePartialSuccess(rejected_spans=rejection.spans, error_message=rejection.message)
         )
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext,
+    code: grpc.StatusCode,
+    details: str,
+    trailing_metadata: tuple[tuple[str, bytes], ...] = (),
+) -> NoReturn:
+    """End the call with ``code``; typed so that the code after it knows it does not return."""
+    await context.abort(code, details, trailing_metadata=trailing_metadata)
+    raise AssertionError("grpc's abort() raises")
 
 
 def _retry_info(code: grpc.StatusCode, message: str, retry_after: float) -> bytes:

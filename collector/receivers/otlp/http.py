@@ -5,14 +5,14 @@ the request's encoding (with a partial success naming the spans rejected for a
 per-span limit); 400 with a google.rpc.Status for a body that cannot be decoded;
 413 for a body over the size limit (after decompression) or with too many
 messages; 415 for another content type; 405 for another method; 503 with
-Retry-After when the pipeline cannot take the data now, 429 with Retry-After
-when the memory limiter asks clients to slow down.
+Retry-After when the pipeline cannot take the data now, or when the listener
+already holds its ``admission.request_limit_mib`` of requests; 429 with
+Retry-After when the memory limiter asks clients to slow down.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -25,7 +25,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from collector.component import TracesData
-from collector.errors import ConsumeError, status_for
+from collector.errors import RETRYABLE_STATUS, ConsumeError, retry_after_header, status_for
+from collector.httpserver import RequestBodyTooLarge, read_body, request_share
+from collector.listeners.inflight import Overloaded
 from collector.receivers.otlp.codec import (
     JSON,
     PROTOBUF,
@@ -60,12 +62,11 @@ def create_app(settings: HttpSettings, ingest: Ingest) -> Starlette:
                 415,
                 media_type="text/plain",
             )
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return _status_response(413, code_pb2.INVALID_ARGUMENT, f"request body exceeds {limit} bytes", content_type)
         try:
-            body = await _read_body(request, limit)
+            body = await read_body(request, limit)
             body = decompress(body, request.headers.get("content-encoding", ""), limit)
+            # The inflated body is what stays in memory from here on.
+            request_share(request).resize(len(body))
             if len(body) > DECODE_IN_THREAD_BYTES:
                 traces = await asyncio.to_thread(_decode, body, content_type, ingest.limits)
             else:
@@ -73,6 +74,12 @@ def create_app(settings: HttpSettings, ingest: Ingest) -> Starlette:
         except ClientDisconnect:
             # Nobody is left to answer; nothing was accepted.
             return Response(status_code=400)
+        except Overloaded as exc:
+            headers = {"Retry-After": retry_after_header(exc.retry_after)}
+            return _status_response(RETRYABLE_STATUS.http_status, code_pb2.UNAVAILABLE, str(exc), content_type, headers)
+        except RequestBodyTooLarge as exc:
+            message = f"request body exceeds {exc.limit} bytes"
+            return _status_response(413, code_pb2.INVALID_ARGUMENT, message, content_type)
         except BodyTooLarge as exc:
             return _status_response(413, code_pb2.INVALID_ARGUMENT, str(exc), content_type)
         except BadRequest as exc:
@@ -83,8 +90,7 @@ def create_app(settings: HttpSettings, ingest: Ingest) -> Starlette:
             mapping = status_for(exc)
             headers = {}
             if exc.retryable and exc.retry_after is not None:
-                # Retry-After counts whole seconds; rounding up never invites an early retry.
-                headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+                headers["Retry-After"] = retry_after_header(exc.retry_after)
             return _status_response(mapping.http_status, mapping.grpc_code.value[0], str(exc), content_type, headers)
         answer = ExportTraceServiceResponse()
         if rejection is not None:
@@ -103,18 +109,6 @@ def _decode(body: bytes, content_type: str, limits: RequestLimits) -> TracesData
     traces = decode_traces(body, content_type)
     check_counts(traces, limits)
     return traces
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, stopping as soon as it passes ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _status_response(

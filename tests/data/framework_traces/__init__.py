@@ -42,26 +42,6 @@ LOOP_REPEAT = 3
 
 Verdict = Literal["healthy", "looping"]
 
-# Findings a run raises that its manifest does not expect, and why they are left as they are.
-KNOWN_EXTRA = {
-    ("crewai.loop", "instruction_override"): "CrewAI's own last-iteration prompt says \"You'll ignore all previous "
-    "instructions\": genai_security flags the framework's wording (only when max_iter runs out).",
-    ("google_adk.loop", "unexecuted_tool_call"): "stopped by LlmCallsLimitExceededError, ADK's looping run also gets "
-    "a conversation-scoped unexecuted_tool_call, with issue 14's other branch merged too (open)",
-}
-# With the proxy's spans too, findings still open (seen with issue 14's other branch merged), and why.
-KNOWN_WITH_PROXY = {
-    (run, "ignored_tool_error"): "CrewAI's tool spans carry no call id; with the proxy's spans the "
-    "failed get_weather call and its corrected retry are read as an error sent again unchanged (open)"
-    for run in ("crewai.retry", "crewai.parallel_retry")
-}
-# Expected findings the detectors miss, and why.
-KNOWN_MISSES = {
-    ("langgraph_langsmith.loop", "unexecuted_tool_call"): "LangSmith exports the graph's root run before its last "
-    "model call; genai_loop_detection judges calls still pending when the agent span arrives, so the last model "
-    "call's tool call, arriving later, is never judged.",
-}
-
 
 @dataclass(frozen=True)
 class Call:
@@ -72,6 +52,7 @@ class Call:
     traceparent: str  # the client's W3C traceparent (its span that made the call); "" when it sent none
     scenario: str  # the x-mock-scenario header
     body: Any  # the JSON body
+    response_id: str = ""  # the id of the answer it got (the mock answers each call with an id of its own)
 
     @property
     def span_id(self) -> str:
@@ -87,6 +68,12 @@ class Habits:
     # The span that sends the request is a client library's, inside the framework's model call span (which
     # holds the messages): the loop is named on that parent.
     call_in_client_span: bool = False
+    # Its exporter sends an agent's span before the steps inside it: a call still pending at the end is judged
+    # once the trace's spans stop arriving, on a span of its own under the model call that asked for it.
+    parents_first: bool = False
+    # At its limit it tells the model, as the user, to ignore all previous instructions and answer: an
+    # instruction override (genai_security) on the last model call.
+    overrides_at_limit: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,12 +112,13 @@ class PlannedRun:
             if len(calls) < LOOP_REPEAT:
                 raise AssertionError(f"{framework}.{self.name}: {len(calls)} model calls, no loop to find")
             by_id = {span.span_id.hex(): span for span in spans}
-            third_id = calls[LOOP_REPEAT - 1].span_id if calls[LOOP_REPEAT - 1].traceparent else None
-            if third_id is None:
-                if len(model_spans) != len(calls):
-                    raise AssertionError(f"{framework}.{self.name}: {len(model_spans)} model spans, {len(calls)} calls")
-                third_id = model_spans[LOOP_REPEAT - 1]
-            third = by_id[third_id]
+            if all(call.traceparent for call in calls):
+                model_call_span_ids = [call.span_id for call in calls]
+            elif len(model_spans) == len(calls):
+                model_call_span_ids = list(model_spans)
+            else:
+                raise AssertionError(f"{framework}.{self.name}: {len(model_spans)} model spans, {len(calls)} calls")
+            third = by_id[model_call_span_ids[LOOP_REPEAT - 1]]
             if habits.call_in_client_span:
                 third = by_id[third.parent_span_id.hex()]
             note = "The span that made the third model call: its reply asks for the same get_weather call a third time."
@@ -149,15 +137,30 @@ class PlannedRun:
                 "note": note,
             })  # fmt: skip
             if habits.stops_before_tools:
-                root = next(s for s in spans if not s.parent_span_id)
+                where = next(s for s in spans if not s.parent_span_id)
+                note = "At its limit the framework ends the run after the last model call, whose tool call never runs."
+                if habits.parents_first:
+                    where = by_id[model_call_span_ids[-1]]
+                    note += " The agent's span came first: judged once the trace's spans stopped arriving, on a " \
+                        "span of its own under the model call that asked (this one)."  # fmt: skip
                 findings.append({
                     "detector": "unexecuted_tool_call",
                     "scope": "trace",
-                    "span_name": root.name,
-                    "span_id": root.span_id.hex(),
-                    "trace_id": root.trace_id.hex(),
-                    "note": "At its limit the framework ends the run after the last model call, whose tool "
-                    "call never runs.",
+                    "span_name": where.name,
+                    "span_id": where.span_id.hex(),
+                    "trace_id": where.trace_id.hex(),
+                    "note": note,
+                })  # fmt: skip
+            if habits.overrides_at_limit:
+                last = by_id[model_call_span_ids[-1]]
+                findings.append({
+                    "detector": "instruction_override",
+                    "scope": "",
+                    "span_name": last.name,
+                    "span_id": last.span_id.hex(),
+                    "trace_id": last.trace_id.hex(),
+                    "note": "The framework's own last-iteration prompt tells the model to ignore all previous "
+                    "instructions (the system prompt's too): an override, whoever wrote it.",
                 })  # fmt: skip
         return {
             "name": f"{framework}.{self.name}",

@@ -16,8 +16,9 @@ For one framework this:
    endpoint. The client flushes its exporter after each run and says so, so spans are told apart by run;
 3. writes ``<framework>.json``: the export requests' spans, untouched (OTLP/JSON, the format of
    ``tests/data/agent_traces``); ``<framework>.calls.json``: each model call as the client sent it to the
-   proxy (path, body, its W3C traceparent and scenario header), so a test can send the same calls through a
-   live proxy again; and the framework's entries of ``manifest.json``.
+   proxy (path, body, its W3C traceparent and scenario header, and the id of the answer it got), so a test can
+   send the same calls through a live proxy again and get the same answers; and the framework's entries of
+   ``manifest.json``. The mock gives every answer an id of its own, as the real APIs do.
 
 A client's traceparent is recovered without touching the proxy: the proxy replaces it by its own span's
 context when it forwards the call, and that span's parent is what the client sent.
@@ -41,6 +42,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 
+from collector import semconv
 from collector.config.types import HostPort
 from proxy.config import ProxyConfig
 from tests.data import agent_traces
@@ -106,7 +108,7 @@ FRAMEWORKS: dict[str, Framework] = {
         "LangGraph + LangSmith's OpenTelemetry export",
         model_span=("langsmith.span.kind", "llm"),
         env=(("LANGGRAPH_TRACING", "langsmith"),),
-        habits=Habits(stops_before_tools=True),
+        habits=Habits(stops_before_tools=True, parents_first=True),
     ),
     "vercel_ai": Framework(
         "vercel_agent.mjs",
@@ -120,6 +122,7 @@ FRAMEWORKS: dict[str, Framework] = {
         ("crewai", "openinference-instrumentation-crewai", "openinference-instrumentation-openai", "openai"),
         "CrewAI + openinference-instrumentation-crewai and -openai",
         model_span=("openinference.span.kind", "LLM"),
+        habits=Habits(overrides_at_limit=True),
     ),
     "google_adk": Framework(
         "adk_agent.py",
@@ -194,7 +197,8 @@ class RunRecord:
 
 def record(name: str, runtime: Path) -> None:
     framework = FRAMEWORKS[name]
-    mock = MockUpstream()
+    # Every answer an id of its own, as the real APIs give: they tell one call's records from another's.
+    mock = MockUpstream(unique_ids=True, id_seed=f"{PLAN_SEED}:{name}")
     capture = OtlpCapture()
     config = ProxyConfig(endpoint=HostPort("127.0.0.1", 0), upstreams=upstreams_for(""), capture_content=True)
     runs: list[RunRecord] = []
@@ -235,20 +239,23 @@ def record(name: str, runtime: Path) -> None:
     _write(name, framework, runs, proxy_spans, _versions(framework, runtime))
 
 
-def _client_traceparent(request: RecordedRequest, proxy_spans: list[ReadableSpan]) -> str:
-    """The traceparent the client sent (the parent of the proxy span whose context went upstream), or ""."""
-    sent_up = request.headers.get("traceparent", "")
-    span_id = int(sent_up.split("-")[2], 16)
-    proxy_ids = {span.context.span_id for span in proxy_spans}
+def _proxy_span(request: RecordedRequest, proxy_spans: list[ReadableSpan]) -> ReadableSpan:
+    """The proxy's span of a call: the one whose context the proxy sent upstream."""
+    span_id = int(request.headers.get("traceparent", "").split("-")[2], 16)
     for span in proxy_spans:
         if span.context.span_id == span_id:
-            parent = span.parent
-            # A proxy span's parent can be the proxy's own earlier call of the conversation (it chains calls
-            # whose history continues one), which is not what the client sent.
-            if parent is None or parent.span_id in proxy_ids:
-                return ""
-            return f"00-{parent.trace_id:032x}-{parent.span_id:016x}-01"
+            return span
     raise AssertionError(f"no proxy span for {request.path}")
+
+
+def _client_traceparent(span: ReadableSpan, proxy_spans: list[ReadableSpan]) -> str:
+    """The traceparent the client sent (the parent of the proxy's span), or ""."""
+    parent = span.parent
+    # A proxy span's parent can be the proxy's own earlier call of the conversation (it chains calls whose
+    # history continues one), which is not what the client sent.
+    if parent is None or parent.span_id in {other.context.span_id for other in proxy_spans}:
+        return ""
+    return f"00-{parent.trace_id:032x}-{parent.span_id:016x}-01"
 
 
 def _write(
@@ -261,16 +268,18 @@ def _write(
     for run in runs:
         for request in run.requests:
             merged.resource_spans.extend(request.resource_spans)
-        run_calls = [
-            Call(
+        run_calls = []
+        for request in run.model_calls:
+            proxy_span = _proxy_span(request, proxy_spans)
+            call = Call(
                 run=run.name,
                 path=request.path,
-                traceparent=_client_traceparent(request, proxy_spans),
+                traceparent=_client_traceparent(proxy_span, proxy_spans),
                 scenario=request.headers.get(SCENARIO_HEADER, ""),
                 body=request.json(),
+                response_id=str((proxy_span.attributes or {}).get(semconv.RESPONSE_ID, "")),
             )
-            for request in run.model_calls
-        ]
+            run_calls.append(call)
         calls.extend(run_calls)
         spans = [span for request in run.requests for span in agent_traces.spans(request)]
         trace_ids = list(dict.fromkeys(s.trace_id.hex() for s in sorted(spans, key=lambda s: s.start_time_unix_nano)))

@@ -1,8 +1,9 @@
 """Send a recorded run's model calls through a live proxy again, and read the usage its upstream reported.
 
 Each call goes out as the framework sent it: same path and body, its traceparent (when it had one, so the
-proxy's span joins the framework's trace) and its scenario header. The mock upstream answers a request the
-same way every time, so the proxy sees what it saw while recording. The usage is read from the raw answer
+proxy's span joins the framework's trace) and its scenario header, and asks the mock for the response id it got
+while recording. The mock upstream answers a request the same way every time, so the proxy sees what it saw
+while recording. The usage is read from the raw answer
 (JSON or the event stream), not from any span: it is what the framework was billed for.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 
 from tests.data.framework_traces import Call
-from tests.proxy.mock_upstream import SCENARIO_HEADER
+from tests.proxy.mock_upstream import RESPONSE_ID_HEADER, SCENARIO_HEADER
 
 API_KEY = "sk-test-replay"
 TIMEOUT_SECONDS = 30.0
@@ -40,6 +41,8 @@ def replay(calls: Iterable[Call], proxy_url: str) -> list[Usage]:
                 headers["authorization"] = f"Bearer {API_KEY}"
             if call.traceparent:
                 headers["traceparent"] = call.traceparent
+            if call.response_id:  # answered as it was while recording: the framework's span holds this id
+                headers[RESPONSE_ID_HEADER] = call.response_id
             response = client.post(call.path, content=json.dumps(call.body).encode(), headers=headers)
             response.raise_for_status()
             usages.append(usage_of(call.path, response.text))

@@ -52,7 +52,7 @@ async def http_receiver(
     settings = HttpSettings(endpoint=ANY_LOOPBACK_PORT)
     if max_request_body_size is not None:
         settings = HttpSettings(endpoint=ANY_LOOPBACK_PORT, max_request_body_size=max_request_body_size)
-    server = HttpServer(create_app(settings, Ingest(consumer, telemetry, RECEIVER, "http")), settings.endpoint)
+    server = HttpServer(create_app(settings, Ingest(consumer, telemetry, RECEIVER, "http")), settings)
     await server.start()
     try:
         assert server.port != 0

@@ -22,6 +22,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from collector.config.decode import decode
 from collector.config.problems import ConfigError
 from collector.httpserver import HttpServer
+from collector.httpserver.body import Admission
+from collector.listeners.inflight import InFlightBudget
 from collector.receivers.otlp.codec import JSON, PROTOBUF, BodyTooLarge, decompress, encode_otlp_json
 from collector.receivers.otlp.config import (
     DEFAULT_MAX_REQUEST_BODY_BYTES,
@@ -76,9 +78,7 @@ async def _serve_http(
     consumer: RecordingConsumer, telemetry: Telemetry, limits: RequestLimits, settings: HttpSettings | None = None
 ) -> HttpServer:
     settings = settings or HttpSettings(endpoint=ANY_LOOPBACK_PORT)
-    server = HttpServer(
-        create_app(settings, Ingest(consumer, telemetry, RECEIVER, "http", limits=limits)), settings.endpoint
-    )
+    server = HttpServer(create_app(settings, Ingest(consumer, telemetry, RECEIVER, "http", limits=limits)), settings)
     await server.start()
     return server
 
@@ -202,7 +202,12 @@ def test_inflating_a_bomb_holds_no_more_than_the_limit() -> None:
 def test_an_endless_raw_body_is_read_no_further_than_the_limit(recorder: RecordingConsumer) -> None:
     limit = 64 * 1024
     chunk = b"\0" * 4096
-    app = create_app(HttpSettings(max_request_body_size=limit), Ingest(recorder, Telemetry(), RECEIVER, "http"))
+    settings = HttpSettings(max_request_body_size=limit)
+    # As HttpServer serves it: each request with its share of the listener's bytes in flight.
+    app = Admission(
+        create_app(settings, Ingest(recorder, Telemetry(), RECEIVER, "http")),
+        InFlightBudget(settings.admission.request_limit_bytes),
+    )
     received = 0
     sent: list[dict[str, object]] = []
 
