@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench bench-proxy bench-security bench-loops soak clean
+.PHONY: install run test lint proto bench bench-proxy bench-security bench-loops soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: install
 lint: install
 	$(BIN)/ruff check collector processors exporters proxy tests benchmarks
 	$(BIN)/mypy
+
+# The read API's .proto files (Jaeger remote storage, Tempo) into the *_pb2 modules committed beside them.
+proto: install
+	$(BIN)/python -m collector.extensions.api.protogen
 
 test: install lint
 	$(BIN)/python -m pytest
