@@ -18,6 +18,7 @@ so normalisation has work to do), and the ratio to the run without is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import random
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -186,9 +188,18 @@ service:
 
 
 def end_to_end_round(
-    bodies: list[bytes], store_dir: Path, work_dir: Path, concurrency: int, processors: str = "[]"
+    bodies: list[bytes],
+    store_dir: Path,
+    work_dir: Path,
+    concurrency: int,
+    processors: str = "[]",
+    alongside: Callable[[Collector], contextlib.AbstractContextManager[object]] | None = None,
 ) -> float:
-    """Spans/s from the first OTLP/HTTP send until the exporter reports every span stored."""
+    """Spans/s from the first OTLP/HTTP send until the exporter reports every span stored.
+
+    ``alongside``, given the running collector, is entered before the first send
+    and left after the last span is stored: other load on the same collector.
+    """
     shutil.rmtree(store_dir, ignore_errors=True)
     collector = Collector(store_dir, work_dir, processors)
     url = f"http://127.0.0.1:{collector.http_port}/v1/traces"
@@ -208,15 +219,18 @@ def end_to_end_round(
             time.sleep(0.05)
 
     try:
-        started = time.perf_counter()
-        with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(send, bodies))
-        deadline = time.monotonic() + STORE_DEADLINE_SECONDS
-        while collector.stored() < total:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {collector.stored()} of {total} spans stored after {STORE_DEADLINE_SECONDS}s")
-            time.sleep(0.01)
-        elapsed = time.perf_counter() - started
+        with alongside(collector) if alongside is not None else contextlib.nullcontext():
+            started = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                list(pool.map(send, bodies))
+            deadline = time.monotonic() + STORE_DEADLINE_SECONDS
+            while collector.stored() < total:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"only {collector.stored()} of {total} spans stored after {STORE_DEADLINE_SECONDS}s"
+                    )
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - started
     finally:
         collector.stop()
     return total / elapsed

@@ -24,11 +24,11 @@ from collector.keys import ROLES
 from collector.keys_command import create_key, list_keys, revoke_key
 from collector.private_files import restrict_umask
 from collector.proxy_command import ProxyCommandError, otlp_traces_url, proxy_config, serve_proxy
-from collector.query_client import run_query
-from collector.query_output import render
+from collector.query.client import run_query
+from collector.query.errors import NotReadOnlyError, QueryError, TooManyQueriesError
+from collector.query.output import render
 from collector.registry import Registry, default_registry
-from collector.service import Service
-from collector.sql import NotReadOnlyError, QueryError
+from collector.service import Service, check_memory_budgets
 from proxy.config import ProxyConfig
 
 DEFAULT_CONFIG = Path("otel-config.yaml")
@@ -106,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "validate":
             config = _load(config_path, registry)
             check_listeners(config)
+            check_memory_budgets(config)
             print(f"{config_path}: configuration is valid")
             return EXIT_OK
         if command == "query":
@@ -145,7 +146,7 @@ def _load(path: Path, registry: Registry) -> CollectorConfig:
 def _query(config: CollectorConfig, registry: Registry, sql: str, output_format: str, exporter: str | None) -> int:
     try:
         result = run_query(config, registry, sql, exporter)
-    except (NotReadOnlyError, QueryError) as exc:
+    except (NotReadOnlyError, QueryError, TooManyQueriesError) as exc:
         raise UserError(f"error: {exc}") from None
     sys.stdout.write(render(result, output_format))  # type: ignore[arg-type]
     return EXIT_OK

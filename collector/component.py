@@ -105,6 +105,9 @@ class ComponentSettings:
     kind: ComponentKind
     logger: logging.Logger
     telemetry: Telemetry
+    # The memory_limiter's soft limit when one is configured, else 0: what a component that holds memory
+    # of its own outside Python (the embedded ClickHouse engine) caps itself at.
+    memory_limit: int = 0
 
 
 class Host(Protocol):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from collector.component import (
     Abandonable,
@@ -25,18 +25,57 @@ from collector.component import (
     TracesConsumer,
     TracesData,
 )
+from collector.config.problems import ConfigError, ConfigProblem, join_path
 from collector.config.service import CollectorConfig, ComponentConfig
 from collector.counting import CountingConsumer
 from collector.errors import raise_fan_out_errors
 from collector.health import HealthReporter, worker_threads_problem
 from collector.registry import Registry
+from collector.tap import PipelineTap, TappedConsumer
 from collector.telemetry import Telemetry
+from processors.memory_limiter.memory import total_bytes
 
 LOGGER_PREFIX = "genai_collector"
 PROCESSOR_INCOMING = "otelcol_processor_incoming_spans"
 PROCESSOR_OUTGOING = "otelcol_processor_outgoing_spans"
 PROCESSOR_REFUSED = "otelcol_processor_refused_spans"
 logger = logging.getLogger(LOGGER_PREFIX)
+
+
+@runtime_checkable
+class _MemoryLimiting(Protocol):
+    """A processor config that limits the process's memory (the memory_limiter's)."""
+
+    def limits(self, total_bytes: int) -> tuple[int, int]: ...
+
+
+@runtime_checkable
+class _MemoryBudgeted(Protocol):
+    """A component config whose memory must fit under the memory limit (the clickhouse exporter's chDB)."""
+
+    def memory_problems(self, memory_limit: int, total_bytes: int) -> Iterable[tuple[str, str]]: ...
+
+
+def memory_limit(config: CollectorConfig, total: int) -> int:
+    """The lowest soft limit of the memory_limiters in use; 0 when none is configured."""
+    limiters = [c.config for c in config.used("processors") if isinstance(c.config, _MemoryLimiting)]
+    soft_limits = [limiter.limits(total)[1] for limiter in limiters]
+    return min(soft_limits, default=0)
+
+
+def check_memory_budgets(config: CollectorConfig, total: int | None = None) -> int:
+    """The memory limit components get (see memory_limit); ConfigError when one of them cannot fit under it."""
+    total = total_bytes() if total is None else total
+    limit = memory_limit(config, total)
+    problems = [
+        ConfigProblem(join_path(component.path, key), message)
+        for component in config.used("exporters")
+        if isinstance(component.config, _MemoryBudgeted)
+        for key, message in component.config.memory_problems(limit, total)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return limit
 
 
 class FanOut:
@@ -74,6 +113,8 @@ class Service:
         self.config = config
         self.telemetry = telemetry or Telemetry()
         self.ready = False
+        # What each pipeline's exporters accepted, for listeners in this process (the api's live stream).
+        self.tap = PipelineTap()
         self._registry = registry
         self._exporters: dict[ComponentID, Exporter] = {}
         self._processors: list[Component] = []  # upstream first, pipeline by pipeline
@@ -81,6 +122,7 @@ class Service:
         self._receivers: dict[ComponentID, Component] = {}
         self._extensions: dict[ComponentID, Component] = {}
         self._started: list[Component] = []
+        self._memory_limit = check_memory_budgets(config)
         self._build()
 
     @property
@@ -97,7 +139,7 @@ class Service:
 
     def _settings(self, component: ComponentConfig, kind: ComponentKind) -> ComponentSettings:
         logger = logging.getLogger(f"{LOGGER_PREFIX}.{kind}.{component.id}")
-        return ComponentSettings(component.id, kind, logger, self.telemetry)
+        return ComponentSettings(component.id, kind, logger, self.telemetry, self._memory_limit)
 
     def _factory(self, component: ComponentConfig) -> Any:
         return self._registry.kind(component.section)[component.id.type]
@@ -112,6 +154,7 @@ class Service:
         for name, pipeline in config.pipelines.items():
             exporters = [self._exporters[cid] for cid in pipeline.exporters]
             consumer: TracesConsumer = exporters[0] if len(exporters) == 1 else FanOut(exporters)
+            consumer = TappedConsumer(consumer, self.tap)
             chain: list[Component] = []
             for cid in reversed(pipeline.processors):
                 component = config.components["processors"][cid]

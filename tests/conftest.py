@@ -271,12 +271,17 @@ def query_store(chdb_dir: Path, sql: str) -> list[list[object]]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the security detectors' precision and recall on the labelled corpus, when that test ran."""
+    """Print the detectors' figures on the labelled corpora (security, agent frameworks), when those tests ran."""
     import sys
 
-    module = sys.modules.get("tests.processors.test_genai_security_corpus")
-    table = module.pytest_report_table() if module is not None else []
-    if table:
-        terminalreporter.write_sep("-", "genai_security detectors on tests/data/security/corpus.jsonl")
-        for line in table:
-            terminalreporter.write_line(line)
+    tables = (
+        ("tests.processors.test_genai_security_corpus", "genai_security detectors on tests/data/security/corpus.jsonl"),
+        ("tests.processors.test_genai_framework_corpus", "GenAI detectors on tests/data/framework_traces (agent runs)"),
+    )
+    for name, title in tables:
+        module = sys.modules.get(name)
+        table = module.pytest_report_table() if module is not None else []
+        if table:
+            terminalreporter.write_sep("-", title)
+            for line in table:
+                terminalreporter.write_line(line)

@@ -12,9 +12,13 @@ Every request passes four checks before it reaches a route:
   CORS preflight; JSON needs the preflight, which is never answered.
 - ``Authorization: Bearer <key>`` names a key of the store (or the collector's
   local admin token); its role and tenant go with the request, for the route
-  to check with ``require``. Only the open paths (``/health``) need none.
+  to check with ``require``. Only the open paths (``/health``) need none, and,
+  for a listener that allows it (``anonymous_reads``: the api extension on
+  loopback), any request while no API key exists, as a viewer of every tenant.
 
-Refusals are JSON ``{"error": ...}`` with 400, 401, 403 or 415, and counted.
+WebSocket handshakes get the same checks but the JSON one. Refusals are JSON
+``{"error": ...}`` (or what ``refusal`` makes of them) with 400, 401, 403 or
+415, and counted; a refused handshake gets the same answer as an HTTP denial.
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ import hmac
 import ipaddress
 import os
 import secrets
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.config.types import HostPort
@@ -44,9 +48,15 @@ STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_MEDIA_TYPE = "application/json"
 LOCAL_TOKEN_PREFIX = "gct_"
 LOCAL_TOKEN_BYTES = 32
+# Close code for a handshake refused where the server cannot send an HTTP answer (RFC 6455, 7.4.1).
+WEBSOCKET_POLICY_VIOLATION = 1008
 # Roles by reach: each includes what the ones after it may do.
 ROLE_RANK: dict[Role, int] = {"admin": 3, "operator": 2, "viewer": 1}
 PRINCIPAL_SCOPE_KEY = "genai_collector.principal"
+# Who a request is when a listener open to reads is called with no key and none exists.
+ANONYMOUS_VIEWER_ID = "anonymous"
+# Makes the answer to a refused request from (status, reason label, message, headers).
+Refusal = Callable[[int, str, str, "dict[str, str] | None"], Response]
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,8 @@ class AccessGuard:
         open_paths: Collection[str],
         telemetry: Telemetry,
         listener: str,
+        anonymous_reads: bool = False,
+        refusal: Refusal | None = None,
     ) -> None:
         self._app = app
         self._keys = keys
@@ -152,9 +164,11 @@ class AccessGuard:
         self._open_paths = frozenset(open_paths)
         self._telemetry = telemetry
         self._listener = listener
+        self._anonymous_reads = anonymous_reads
+        self._refusal = refusal or _json_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self._app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -163,7 +177,11 @@ class AccessGuard:
             status, reason, message = refusal
             self._telemetry.add(REFUSED_METRIC, 1, REFUSED_HELP, listener=self._listener, reason=reason)
             extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            await JSONResponse({"error": message}, status, headers=extra)(scope, receive, send)
+            answer = self._refusal(status, reason, message, extra)
+            if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
+                await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION, "reason": message[:120]})
+                return
+            await answer(scope, receive, send)
             return
         await self._app(scope, receive, send)
 
@@ -177,7 +195,7 @@ class AccessGuard:
         origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin, host, scope):
             return 403, "origin", f'requests from the web origin "{origin}" are not accepted here'
-        if scope["method"] in STATE_CHANGING_METHODS:
+        if scope.get("method") in STATE_CHANGING_METHODS:
             media_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != JSON_MEDIA_TYPE:
                 return 415, "content_type", f"send the body as {JSON_MEDIA_TYPE}"
@@ -187,6 +205,8 @@ class AccessGuard:
             principal = self._authenticate(headers)
         except AccessDenied as exc:
             return exc.status, "key", str(exc)
+        if principal is None and self._anonymous_reads and not self._keys.has_keys(API_ROLES):
+            principal = Principal(ANONYMOUS_VIEWER_ID, "viewer", None)
         if principal is None:
             return 401, "key", "an API key is required: send it as Authorization: Bearer <key>"
         scope[PRINCIPAL_SCOPE_KEY] = principal
@@ -206,7 +226,9 @@ class AccessGuard:
 
     def _origin_allowed(self, origin: str, host: str, scope: Scope) -> bool:
         normalized = origin.lower().rstrip("/")
-        own = f"{scope.get('scheme', 'http')}://{host.lower()}"
+        # A WebSocket's scheme is ws(s); the page that opened it has the http(s) origin.
+        scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+        own = f"{scheme}://{host.lower()}"
         return normalized == own or normalized in self._allowed_origins
 
     def _authenticate(self, headers: Headers) -> Principal | None:
@@ -223,6 +245,10 @@ class AccessGuard:
         if entry is None:
             raise AccessDenied("the API key is not valid", 401)
         return Principal(entry.id, entry.role, entry.tenant)
+
+
+def _json_refusal(status: int, reason: str, message: str, headers: dict[str, str] | None) -> Response:
+    return JSONResponse({"error": message}, status, headers=headers)
 
 
 def _host_name(host: str) -> str | None:

@@ -5,8 +5,10 @@ GET /health answers 200 while every pipeline can take data and move it on, and
 GET /metrics serves the self-metrics in the Prometheus text format to any API
 key not bound to a tenant. POST /query, for admin keys only, takes
 ``{"sql": "...", "exporter": "clickhouse"}`` (exporter optional when there is
-one store) and answers ``{"columns", "types", "rows"}``; a statement that is not
-read-only is refused with 400.
+one store) and answers ``{"columns", "types", "rows"}``; a statement the store's guard
+refuses, or that fails, gets 400, and a store whose query threads and wait queue
+are full gets 503 with Retry-After. The query runs on the store's own query
+pool, and stops when the caller disconnects.
 
 Requests pass collector.extensions.access first (Host, Origin, JSON bodies,
 Bearer keys). The collector's local admin token, rewritten at every start in an
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +40,10 @@ from collector.health import HealthSource
 from collector.httpserver import HttpServer
 from collector.jsonvalues import jsonable
 from collector.keys import KeyStore
-from collector.sql import NotReadOnlyError, QueryError, StoreChoiceError, choose_store, queryable_stores
+from collector.query.errors import NotReadOnlyError, QueryCancelledError, QueryError, TooManyQueriesError
+from collector.query.pool import QueryTicket
+from collector.query.result import QueryResult
+from collector.query.stores import StoreChoiceError, choose_store, queryable_stores
 
 DEFAULT_ADMIN_ENDPOINT = HostPort("127.0.0.1", 13133)
 # Relative to the working directory, as the store and the queues are.
@@ -46,6 +52,8 @@ API_KEYS_FILE_NAME = "api-keys.json"
 TOKEN_FILE_NAME = "admin-token"
 OPEN_PATHS = ("/health",)
 MAX_QUERY_BYTES = 1024 * 1024
+# Status for a query whose caller left: nobody reads it (nginx's "client closed request").
+CLIENT_CLOSED_REQUEST = 499
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -165,13 +173,20 @@ class AdminExtension:
             sql, exporter = await _read_query_request(request)
             assert self._host is not None
             store = choose_store(queryable_stores(self._host.exporters), exporter, "name one with exporter")
-            result = await asyncio.to_thread(store.query, sql)
+            result = await _unless_caller_leaves(request, store.submit_raw(sql))
         except QueryRefused as exc:
             return JSONResponse({"error": str(exc)}, exc.status)
         except StoreChoiceError as exc:
             return JSONResponse({"error": str(exc)}, 404 if exc.not_found else 400)
+        except TooManyQueriesError as exc:
+            retry_after = str(math.ceil(exc.retry_after))
+            return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": retry_after})
+        except QueryCancelledError as exc:
+            return JSONResponse({"error": str(exc)}, 503)
         except (NotReadOnlyError, QueryError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
+        if result is None:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         body = json.dumps(
             {"columns": result.columns, "types": result.types, "rows": result.rows},
             default=jsonable,
@@ -184,6 +199,25 @@ async def _denied(request: Request, exc: Exception) -> Response:
     status = exc.status if isinstance(exc, AccessDenied) else 403
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": str(exc)}, status, headers=headers)
+
+
+async def _unless_caller_leaves(request: Request, ticket: QueryTicket[QueryResult]) -> QueryResult | None:
+    """The query's result, or None once the caller has disconnected, in which case the query is cancelled."""
+    answer = asyncio.ensure_future(ticket.wait())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not answer.done():
+            answer.cancel()  # ticket.wait() cancels the query in turn
+    return answer.result() if answer.done() and not answer.cancelled() else None
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client closes its connection (the body has been read, so only that can come)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _read_query_request(request: Request) -> tuple[str, str | None]:

@@ -9,7 +9,7 @@ from exporters.clickhouse.store import ClickHouseStore
 
 
 def create_exporter(settings: ComponentSettings, config: ClickHouseConfig) -> Exporter:
-    store = ClickHouseStore(config, settings.logger, settings.telemetry, str(settings.id))
+    store = ClickHouseStore(config, settings.logger, settings.telemetry, str(settings.id), settings.memory_limit)
     return QueuedExporter(settings, store, config.sending_queue, config.retry_on_failure)
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from collector.config.types import Duration, Secret
 from collector.exporterhelper import QueueSettings, RetrySettings
+from collector.query.limits import QueryLimits, memory_problems
 
 CHDB_SCHEME = "chdb://"
 DEFAULT_ENDPOINT = "chdb://./data/clickhouse"
@@ -80,6 +81,9 @@ class ClickHouseConfig:
     endpoint: str = DEFAULT_ENDPOINT
     username: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
+    # A separate, restricted server user for queries (docs/security.md); empty: queries use username.
+    query_username: str = ""
+    query_password: Secret = field(default_factory=lambda: Secret(""))
     database: str = DEFAULT_DATABASE
     traces_table_name: str = DEFAULT_TRACES_TABLE
     ttl: Duration = Duration(0.0)
@@ -91,6 +95,7 @@ class ClickHouseConfig:
     table_engine: TableEngine = field(default_factory=TableEngine)
     sending_queue: QueueSettings = field(default_factory=QueueSettings)
     retry_on_failure: RetrySettings = field(default_factory=RetrySettings)
+    query_limits: QueryLimits = field(default_factory=QueryLimits)
 
     @property
     def is_embedded(self) -> bool:
@@ -132,11 +137,21 @@ class ClickHouseConfig:
             yield from self._server_only_problems()
         elif self.tls.configured and not self.endpoint.startswith("https://"):
             yield "tls", "applies to https:// endpoints only"
+        if self.query_password and not self.query_username:
+            yield "query_password", "needs query_username"
+
+    def memory_problems(self, memory_limit: int, total_bytes: int) -> Iterable[tuple[str, str]]:
+        """Query limits the embedded engine's memory cannot hold (``memory_limit``: the memory_limiter's soft limit)."""
+        if self.is_embedded:
+            for key, message in memory_problems(self.query_limits, memory_limit, total_bytes):
+                yield f"query_limits.{key}", message
 
     def _server_only_problems(self) -> Iterable[tuple[str, str]]:
         server_only = {
             "username": bool(self.username),
             "password": bool(self.password),
+            "query_username": bool(self.query_username),
+            "query_password": bool(self.query_password),
             "tls": self.tls.configured,
             "cluster_name": bool(self.cluster_name),
         }

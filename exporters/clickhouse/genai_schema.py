@@ -165,7 +165,20 @@ ORDER BY (ServiceName, RequestModel, Provider, Tenant, Hour)
     )
 
 
-def _attribute(name: str) -> str:
+def tenant_expression() -> str:
+    """A span row's tenant: its ``tenant.id`` attribute, else its resource's (the read side filters on the same)."""
+    return f"if(mapContains(SpanAttributes, '{TENANT}'), SpanAttributes['{TENANT}'], ResourceAttributes['{TENANT}'])"
+
+
+def model_call_condition() -> str:
+    """True for a span row that is one call to a model, counted once: the rows ``genai_calls`` holds."""
+    return (
+        f"SpanAttributes['{semconv.OPERATION_NAME}'] IN ({_string_list(tuple(sorted(semconv.MODEL_CALL_OPERATIONS)))})\n"
+        f"    AND NOT mapContains(SpanAttributes, '{semconv.CALL_DUPLICATE_OF}')"
+    )
+
+
+def attribute_expression(name: str) -> str:
     """The span attribute ``name``, else the newest of its previous names the span has (``semconv.RENAMED``)."""
     names = semconv.spellings(name)
     expression = f"SpanAttributes['{names[-1]}']"
@@ -174,28 +187,36 @@ def _attribute(name: str) -> str:
     return expression
 
 
+def call_measures() -> dict[str, str]:
+    """The token counts and cost of a call, by ``genai_calls`` column: the read side sums the same over spans."""
+    return {
+        "InputTokens": f"toUInt64OrZero(SpanAttributes['{semconv.USAGE_INPUT_TOKENS}'])",
+        "OutputTokens": f"toUInt64OrZero(SpanAttributes['{semconv.USAGE_OUTPUT_TOKENS}'])",
+        "CacheReadTokens": f"toUInt64OrZero(SpanAttributes['{semconv.USAGE_CACHE_READ_INPUT_TOKENS}'])",
+        "CacheCreationTokens": f"toUInt64OrZero({attribute_expression(semconv.USAGE_CACHE_WRITE_INPUT_TOKENS)})",
+        "ReasoningTokens": f"toUInt64OrZero(SpanAttributes['{semconv.USAGE_REASONING_OUTPUT_TOKENS}'])",
+        "Cost": f"toFloat64OrZero({attribute_expression(semconv.USAGE_COST_AMOUNT)})",
+    }
+
+
 def calls_select_sql(layout: Layout, tables: GenAITables) -> str:
     """The SELECT of the view that fills ``genai_calls``: one row per call to a model, counted once."""
-    cost_source = _attribute(semconv.USAGE_COST_SOURCE)
+    cost_source = attribute_expression(semconv.USAGE_COST_SOURCE)
     # Spans priced by an older genai_cost say "computed" where the conventions say "local".
     previous_sources = tuple(semconv.RENAMED_COST_SOURCES)
     current_sources = tuple(semconv.RENAMED_COST_SOURCES.values())
+    measures = "\n".join(f"    {expression} AS {column}," for column, expression in call_measures().items())
     return f"""AS SELECT
     Timestamp,
     TraceId,
     SpanId,
     ServiceName,
-    if(mapContains(SpanAttributes, '{TENANT}'), SpanAttributes['{TENANT}'], ResourceAttributes['{TENANT}']) AS Tenant,
+    {tenant_expression()} AS Tenant,
     SpanAttributes['{semconv.PROVIDER_NAME}'] AS Provider,
     SpanAttributes['{semconv.OPERATION_NAME}'] AS Operation,
     SpanAttributes['{semconv.REQUEST_MODEL}'] AS RequestModel,
     SpanAttributes['{semconv.RESPONSE_MODEL}'] AS ResponseModel,
-    toUInt64OrZero(SpanAttributes['{semconv.USAGE_INPUT_TOKENS}']) AS InputTokens,
-    toUInt64OrZero(SpanAttributes['{semconv.USAGE_OUTPUT_TOKENS}']) AS OutputTokens,
-    toUInt64OrZero(SpanAttributes['{semconv.USAGE_CACHE_READ_INPUT_TOKENS}']) AS CacheReadTokens,
-    toUInt64OrZero({_attribute(semconv.USAGE_CACHE_WRITE_INPUT_TOKENS)}) AS CacheCreationTokens,
-    toUInt64OrZero(SpanAttributes['{semconv.USAGE_REASONING_OUTPUT_TOKENS}']) AS ReasoningTokens,
-    toFloat64OrZero({_attribute(semconv.USAGE_COST_AMOUNT)}) AS Cost,
+{measures}
     transform({cost_source}, [{_string_list(previous_sources)}], [{_string_list(current_sources)}], {cost_source})
         AS CostSource,
     Duration,
@@ -205,8 +226,7 @@ def calls_select_sql(layout: Layout, tables: GenAITables) -> str:
     SpanAttributes['{semconv.CONVERSATION_ID}'] AS ConversationId,
     toUInt32OrZero(SpanAttributes['{FINDINGS_COUNT}']) AS FindingCount
 FROM {layout.qualified_storage(tables.traces)}
-WHERE SpanAttributes['{semconv.OPERATION_NAME}'] IN ({_string_list(tuple(sorted(semconv.MODEL_CALL_OPERATIONS)))})
-    AND NOT mapContains(SpanAttributes, '{semconv.CALL_DUPLICATE_OF}')"""
+WHERE {model_call_condition()}"""
 
 
 def create_calls_view_sql(layout: Layout, tables: GenAITables) -> str:
@@ -227,7 +247,7 @@ def create_findings_view_sql(layout: Layout, tables: GenAITables) -> str:
     TraceId,
     SpanId,
     ServiceName,
-    if(mapContains(SpanAttributes, '{TENANT}'), SpanAttributes['{TENANT}'], ResourceAttributes['{TENANT}']) AS Tenant,
+    {tenant_expression()} AS Tenant,
     Finding.Attributes['{DETECTOR}'] AS Detector,
     Finding.Attributes['{CATEGORY}'] AS Category,
     Finding.Attributes['{SEVERITY}'] AS Severity,

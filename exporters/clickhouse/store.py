@@ -2,9 +2,10 @@
 
 ``chdb://PATH`` opens the embedded engine in this process; ``http(s)://`` talks to
 a server. Either way spans are inserted as one Arrow table per batch (column
-oriented, parsed by ClickHouse itself), and read-only queries run on a second
-client so they never wait behind an insert. Every method blocks: the exporter
-calls them from worker threads.
+oriented, parsed by ClickHouse itself), and queries run on connections of their
+own, under a locked profile and on a bounded pool of threads
+(exporters.clickhouse.reader), so they never wait behind an insert nor take the
+threads ingest uses. Sending blocks: the exporter calls it from worker threads.
 
 Each insert carries its batch's deduplication token (exporters.clickhouse.dedup),
 so a retry of an insert that did commit is dropped by ClickHouse. A server that
@@ -19,7 +20,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -27,14 +29,17 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from collector.errors import RetryableError, StartError
 from collector.private_files import private_directory
+from collector.query.limits import DEFAULT_MAX_MEMORY_USAGE, MemoryPlan, insert_profile, locked_profile, plan_memory
+from collector.query.pool import QueryTicket
+from collector.query.result import QueryResult
 from collector.queue import Batch
-from collector.sql import QueryError, QueryResult, check_read_only
 from collector.telemetry import Telemetry
 from exporters.clickhouse.columns import traces_to_table
 from exporters.clickhouse.config import ClickHouseConfig, redact_url
 from exporters.clickhouse.dedup import batch_token, insert_settings
 from exporters.clickhouse.failures import classify_insert_failure, first_line, is_unreachable
 from exporters.clickhouse.layout import Layout
+from exporters.clickhouse.reader import StoreReader
 from exporters.clickhouse.schema import TraceTables, expected_tables, schema_statements
 
 # Counter of failed attempts to connect and prepare the tables, by reason.
@@ -43,6 +48,8 @@ PREPARE_FAILURES_HELP = "Failed attempts to connect to ClickHouse and create or 
 UNREACHABLE = "unreachable"
 REFUSED = "refused"
 _LOCKED_MARKERS = ("Cannot lock file", "Another server instance")
+# How much longer than max_execution_time a server's read connection waits for an answer.
+QUERY_ANSWER_MARGIN_SECONDS = 5.0
 
 
 class StoreError(StartError):
@@ -54,7 +61,12 @@ class StoreUnreachableError(StoreError):
 
 
 class ClickHouseStore:
-    """Inserts span batches and answers read-only queries for one clickhouse exporter."""
+    """Inserts span batches and answers read-only queries for one clickhouse exporter.
+
+    ``memory_limit`` is the memory_limiter's soft limit (0 without one): the
+    embedded engine is capped there and its queries get a share of it
+    (collector.query.limits).
+    """
 
     def __init__(
         self,
@@ -62,6 +74,7 @@ class ClickHouseStore:
         logger: logging.Logger,
         telemetry: Telemetry | None = None,
         exporter_id: str = "",
+        memory_limit: int = 0,
     ) -> None:
         self._config = config
         self._logger = logger
@@ -76,8 +89,20 @@ class ClickHouseStore:
             engine_params=config.table_engine.params,
         )
         self._insert_client: Client | None = None
-        self._query_client: Client | None = None
-        self._query_lock = threading.Lock()
+        limits = config.query_limits
+        self._memory = (
+            plan_memory(limits, memory_limit)
+            if config.is_embedded
+            else MemoryPlan(engine_cap=0, per_query=limits.max_memory_usage or DEFAULT_MAX_MEMORY_USAGE)
+        )
+        self._reader = StoreReader(
+            limits,
+            lambda: self._connect(read_only=True),
+            config.database,
+            self.describe(),
+            telemetry,
+            exporter_id,
+        )
         # Held while connecting and preparing the tables, so concurrent senders prepare once.
         self._prepare_lock = threading.Lock()
         self._last_refusal = ""
@@ -89,6 +114,14 @@ class ClickHouseStore:
     @property
     def layout(self) -> Layout:
         return self._layout
+
+    @property
+    def reader(self) -> StoreReader:
+        return self._reader
+
+    @property
+    def memory(self) -> MemoryPlan:
+        return self._memory
 
     def describe(self) -> str:
         if self._config.is_embedded:
@@ -161,7 +194,7 @@ class ClickHouseStore:
         with self._prepare_lock:
             if self._insert_client is not None:
                 return self._insert_client
-            insert_client = query_client = None
+            insert_client = None
             try:
                 insert_client = self._connect()
                 try:
@@ -175,70 +208,71 @@ class ClickHouseStore:
                     if not self._config.is_embedded and is_unreachable(exc):
                         raise StoreUnreachableError(message) from None
                     raise StoreError(message) from None
-                with self._query_lock:
-                    # Both connections open now, while nothing else runs (see _engine_stderr_silenced),
-                    # and after the schema: a server's query client starts in the configured database.
-                    if self._query_client is None:
-                        query_client = self._query_client = self._connect(read_only=True)
+                # The read connections open now, while nothing else runs (see _engine_stderr_silenced),
+                # and after the schema: they start in the configured database.
+                self._reader.open()
             except BaseException:
-                for client in (query_client, insert_client):
-                    if client is not None:
-                        client.close()
-                if query_client is not None:
-                    self._query_client = None
+                if insert_client is not None:
+                    insert_client.close()
                 raise
             self._insert_client = insert_client
             return insert_client
 
     def query(self, sql: str) -> QueryResult:
-        statement = check_read_only(sql)
-        with self._query_lock:
-            if self._query_client is None:
-                try:
-                    self._query_client = self._connect(read_only=True)
-                except StoreError as exc:
-                    raise QueryError(str(exc)) from None
-            client = self._query_client
-        try:
-            result = client.query(statement)
-        except ClickHouseError as exc:
-            raise QueryError(first_line(exc)) from None
-        return QueryResult(
-            columns=list(result.column_names),
-            types=[t.name for t in result.column_types],
-            rows=[list(row) for row in result.result_rows],
-        )
+        """Answer a user's statement, checked by the guard; blocks until it has run."""
+        return self._reader.submit_raw(sql).result()
+
+    def submit_raw(self, sql: str) -> QueryTicket[QueryResult]:
+        """Queue a user's statement (checked by the guard) on the query pool."""
+        return self._reader.submit_raw(sql)
+
+    def submit_built(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryTicket[QueryResult]:
+        """Queue SQL the collector built itself, with ``{name:Type}`` parameters, on the query pool."""
+        return self._reader.submit_built(sql, parameters)
 
     def close(self) -> None:
-        for client in (self._query_client, self._insert_client):
-            if client is not None:
-                client.close()
-        self._query_client = self._insert_client = None
+        self._reader.close()
+        if self._insert_client is not None:
+            self._insert_client.close()
+        self._insert_client = None
 
     def _connect(self, read_only: bool = False) -> Client:
-        """A client on the store; ``read_only`` ones refuse writes and DDL in ClickHouse itself."""
+        """A client on the store; ``read_only`` ones get the locked query profile (collector.query.limits)."""
         config = self._config
-        # readonly=1 also refuses table functions such as file() in the engine;
-        # a server gets readonly=2, which still lets clickhouse-connect send its
-        # own per-query settings. check_read_only guards both the same way.
-        settings = {"readonly": ("1" if config.is_embedded else "2")} if read_only else {}
+        settings = (
+            locked_profile(config.query_limits, self._memory.per_query, config.is_embedded)
+            if read_only
+            else insert_profile(config.is_embedded)
+        )
         try:
             if config.is_embedded:
                 # The engine's own files follow the process umask (restricted by the CLI); the directory is ours.
                 path = private_directory(config.chdb_path())
+                # The engine-wide cap only counts on the process's first connection; every one carries it.
+                options = {"max_server_memory_usage": self._memory.engine_cap} if self._memory.engine_cap else None
                 with _engine_stderr_silenced():
-                    client = clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=settings)
+                    client = clickhouse_connect.get_client(
+                        dsn=f"chdb://{path}",
+                        database=config.database if read_only else None,
+                        settings=settings,
+                        chdb_options=options,
+                    )
                     client.command("SELECT 1 FROM system.one")  # touches the data dir, so a held lock shows now
                 return client
             return clickhouse_connect.get_client(
                 dsn=config.endpoint,
-                username=config.username or None,
-                password=config.password.reveal(),
+                username=(config.query_username if read_only else "") or config.username or None,
+                password=(config.query_password if read_only and config.query_username else config.password).reveal(),
                 # Inserts and DDL name their database, which may not exist before the
                 # schema is made; read-only queries start in it, so "FROM otel_traces" works.
                 database=config.database if read_only else "",
                 connect_timeout=config.timeout,
-                send_receive_timeout=config.timeout,
+                # A query may run for max_execution_time; the client waits a little longer for its answer.
+                send_receive_timeout=(
+                    max(config.timeout, config.query_limits.max_execution_time + QUERY_ANSWER_MARGIN_SECONDS)
+                    if read_only
+                    else config.timeout
+                ),
                 compress=False if config.compression == "none" else config.compression,
                 verify=not config.tls.insecure_skip_verify,
                 ca_cert=config.tls.ca_file or None,
@@ -262,9 +296,10 @@ class ClickHouseStore:
         return f"cannot open the store {self.describe()}: {self._redact(first_line(exc))}"
 
     def _redact(self, text: str) -> str:
-        """``text`` without the password, should a client library ever echo it."""
-        password = self._config.password.reveal()
-        return text.replace(password, "***") if password else text
+        """``text`` without the passwords, should a client library ever echo one."""
+        for password in (self._config.password.reveal(), self._config.query_password.reveal()):
+            text = text.replace(password, "***") if password else text
+        return text
 
     def _count_prepare_failure(self, reason: str) -> None:
         if self._telemetry is not None:

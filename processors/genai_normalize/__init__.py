@@ -15,7 +15,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
 from collector.pdata import SpanAttributes
-from processors.genai_normalize.dialects import Normalization, needs_normalizing, normalize
+from processors.genai_normalize.dialects import needs_normalizing, normalize
+from processors.genai_normalize.normalization import Normalization
 from processors.span_editor import SpanEditor
 
 

@@ -9,7 +9,7 @@ Dialects:
   gen_ai.openai.* request and response keys, and OpenLLMetry's indexed
   gen_ai.prompt.N.* / gen_ai.completion.N.* messages and llm.request.type);
 - OpenInference (llm.*, openinference.span.kind, tool.name);
-- the Vercel AI SDK (ai.*);
+- the Vercel AI SDK (ai.*; see ``vercel``);
 - spans that name a model but no provider: the provider is inferred from the
   model's family name (gpt-, claude-, gemini-...).
 """
@@ -22,27 +22,38 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from collector.jsonvalues import parse_json
-from collector.pdata import SpanAttributes
-
-OPERATION = "gen_ai.operation.name"
-PROVIDER = "gen_ai.provider.name"
-REQUEST_MODEL = "gen_ai.request.model"
-RESPONSE_MODEL = "gen_ai.response.model"
-INPUT_MESSAGES = "gen_ai.input.messages"
-OUTPUT_MESSAGES = "gen_ai.output.messages"
-SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
-TOOL_DEFINITIONS = "gen_ai.tool.definitions"
-FINISH_REASONS = "gen_ai.response.finish_reasons"
-INPUT_TOKENS = "gen_ai.usage.input_tokens"
-OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-COST = "gen_ai.usage.cost"
+from processors.genai_normalize import langchain, vercel
+from processors.genai_normalize.normalization import (
+    AGENT_NAME,
+    CACHE_WRITE_TOKENS,
+    CONVERSATION_ID,
+    COST,
+    FINISH_REASONS,
+    INPUT_MESSAGES,
+    INPUT_TOKENS,
+    OPERATION,
+    OUTPUT_MESSAGES,
+    OUTPUT_TOKENS,
+    PREVIOUS_NAMES,
+    PREVIOUS_OPERATIONS,
+    PROVIDER,
+    PROVIDER_NAMES,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+    TOOL_CALL_ARGUMENTS,
+    TOOL_CALL_ID,
+    TOOL_CALL_RESULT,
+    TOOL_DEFINITIONS,
+    WORKFLOW_NAME,
+    Normalization,
+)
 
 # Plain renames: old key → current key.
 RENAMES: dict[str, str] = {
     "gen_ai.usage.prompt_tokens": INPUT_TOKENS,
     "gen_ai.usage.completion_tokens": OUTPUT_TOKENS,
     "gen_ai.usage.cache_read_input_tokens": "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.cache_creation_input_tokens": "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens": CACHE_WRITE_TOKENS,
     "gen_ai.openai.request.seed": "gen_ai.request.seed",
     "gen_ai.openai.request.service_tier": "openai.request.service_tier",
     "gen_ai.openai.response.service_tier": "openai.response.service_tier",
@@ -54,60 +65,32 @@ RENAMES: dict[str, str] = {
     "llm.token_count.prompt": INPUT_TOKENS,
     "llm.token_count.completion": OUTPUT_TOKENS,
     "llm.token_count.prompt_details.cache_read": "gen_ai.usage.cache_read.input_tokens",
-    "llm.token_count.prompt_details.cache_write": "gen_ai.usage.cache_creation.input_tokens",
+    "llm.token_count.prompt_details.cache_write": CACHE_WRITE_TOKENS,
     "llm.token_count.completion_details.reasoning": "gen_ai.usage.reasoning.output_tokens",
     "llm.cost.total": COST,
     "embedding.model_name": REQUEST_MODEL,
     "tool.name": "gen_ai.tool.name",
     "tool.description": "gen_ai.tool.description",
-    # Vercel AI SDK
-    "ai.usage.promptTokens": INPUT_TOKENS,
-    "ai.usage.inputTokens": INPUT_TOKENS,
-    "ai.usage.completionTokens": OUTPUT_TOKENS,
-    "ai.usage.outputTokens": OUTPUT_TOKENS,
-    "ai.response.model": RESPONSE_MODEL,
-    "ai.response.id": "gen_ai.response.id",
-    "ai.model.id": REQUEST_MODEL,
 }
 
 RENAME_KEYS = frozenset(RENAMES)
-PROVIDER_KEYS = frozenset({"gen_ai.system", "llm.provider", "llm.system", "ai.model.provider"})
+PREVIOUS_KEYS = frozenset(PREVIOUS_NAMES) | {WORKFLOW_NAME}
+PROVIDER_KEYS = frozenset({"gen_ai.system", "llm.provider", "llm.system"})
 # A span with none of these keys, no key with one of these prefixes, and a provider when it names a model,
 # has nothing to normalise: the common case, decided by one set intersection and one pass over key names.
 TRIGGER_KEYS = (
     RENAME_KEYS
+    | PREVIOUS_KEYS
     | PROVIDER_KEYS
     | {
         "gen_ai.openai.request.response_format",
         "gen_ai.openai.api_base",
         "llm.request.type",
+        langchain.SPAN_KIND,
     }
 )
-TRIGGER_PREFIXES = ("llm.", "openinference.", "embedding.", "ai.", "gen_ai.prompt.", "gen_ai.completion.")
+TRIGGER_PREFIXES = ("llm.", "openinference.", "embedding.", "gen_ai.prompt.", "gen_ai.completion.")
 _DIALECT_OF_PREFIX = {"llm": "openinference", "openinference": "openinference", "embedding": "openinference"}
-
-# Provider names other dialects use → gen_ai.provider.name.
-PROVIDER_NAMES = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "azure": "azure.ai.openai",
-    "az.ai.openai": "azure.ai.openai",
-    "az.ai.inference": "azure.ai.inference",
-    "google": "gcp.gemini",
-    "gemini": "gcp.gemini",
-    "vertex_ai": "gcp.vertex_ai",
-    "vertexai": "gcp.vertex_ai",
-    "aws": "aws.bedrock",
-    "bedrock": "aws.bedrock",
-    "cohere": "cohere",
-    "mistralai": "mistral_ai",
-    "mistral": "mistral_ai",
-    "xai": "x_ai",
-    "deepseek": "deepseek",
-    "groq": "groq",
-    "perplexity": "perplexity",
-    "watsonx": "ibm.watsonx.ai",
-}
 
 # A model's family name → its provider, for spans that name no provider.
 MODEL_FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -150,44 +133,17 @@ _TOOL_CALL_FIELD = re.compile(
 _CONTENT_PART = re.compile(r"^contents\.(\d+)\.message_content\.(type|text|image\.image\.url)$")
 
 
-class Normalization:
-    """One span's attributes and the source keys rules have consumed."""
-
-    def __init__(self, attributes: SpanAttributes, name: str, keep_original: bool) -> None:
-        self.attributes = attributes
-        self.span_name = name
-        self.keep_original = keep_original
-        self.consumed: set[str] = set()
-
-    def has(self, key: str) -> bool:
-        return key in self.attributes
-
-    def get(self, key: str) -> Any:
-        return self.attributes.get(key)
-
-    def put(self, key: str, value: Any, *sources: str) -> None:
-        """Set ``key`` unless the span already has it; ``sources`` were read to make it."""
-        self.consumed.update(sources)
-        if value is None or value == "" or key in self.attributes:
-            return
-        self.attributes.set(key, value)
-
-    def rename(self, old: str, new: str, value: Any = None) -> None:
-        """``old`` becomes ``new`` (with ``value``, if given): in place when the original is not kept."""
-        if new in self.attributes:
-            self.consumed.add(old)
-        elif self.keep_original:
-            self.attributes.set(new, self.attributes.get(old) if value is None else value)
-        else:
-            self.attributes.rename(old, new)
-            if value is not None and value != self.attributes.get(new):
-                self.attributes.set(new, value)
-
-
 def normalize(span: Normalization, keys: frozenset[str]) -> None:
     """Apply the rules whose dialect ``keys`` (the span's attribute keys) show."""
+    # These two first: their gen_ai.system values are not the provider names other dialects write there.
+    if vercel.is_vercel(keys, span.span_name):
+        vercel.normalize(span, keys)
+    if langchain.is_langsmith(keys):
+        langchain.normalize_langsmith(span)
     for old in sorted(keys & RENAME_KEYS):
         span.rename(old, RENAMES[old])
+    if keys & PREVIOUS_KEYS:
+        _previous_release(span, keys)
     if keys & PROVIDER_KEYS:
         _provider(span)
     if "gen_ai.openai.request.response_format" in keys:
@@ -200,8 +156,6 @@ def normalize(span: Normalization, keys: frozenset[str]) -> None:
         _openinference(span)
     if "llm.request.type" in keys or any(key.startswith(("gen_ai.prompt.", "gen_ai.completion.")) for key in keys):
         _openllmetry(span)
-    if span.span_name.startswith("ai.") or "ai.response.finishReason" in keys:
-        _vercel(span)
     if "gen_ai.openai.api_base" in keys:
         _server(span)
     if PROVIDER not in span.attributes and (REQUEST_MODEL in span.attributes or RESPONSE_MODEL in span.attributes):
@@ -210,7 +164,7 @@ def normalize(span: Normalization, keys: frozenset[str]) -> None:
 
 def needs_normalizing(keys: frozenset[str], span_name: str) -> bool:
     """Whether any rule has work on a span with these attribute keys: the fast test every span takes."""
-    if keys & TRIGGER_KEYS or span_name.startswith("ai."):
+    if keys & TRIGGER_KEYS or vercel.is_vercel(keys, span_name):
         return True
     if PROVIDER not in keys and (REQUEST_MODEL in keys or RESPONSE_MODEL in keys):
         return True
@@ -219,12 +173,9 @@ def needs_normalizing(keys: frozenset[str], span_name: str) -> bool:
 
 def _provider(span: Normalization) -> None:
     for key in ("gen_ai.system", "llm.provider", "llm.system"):
-        if span.has(key):
+        if span.has(key) and key not in span.consumed:
             value = str(span.get(key)).lower()
             span.rename(key, PROVIDER, PROVIDER_NAMES.get(value, value))
-    if span.has("ai.model.provider"):  # Vercel: "openai.chat", "anthropic.messages"
-        value = str(span.get("ai.model.provider")).split(".")[0].lower()
-        span.put(PROVIDER, PROVIDER_NAMES.get(value, value), "ai.model.provider")
 
 
 def _openinference(span: Normalization) -> None:
@@ -238,10 +189,19 @@ def _openinference(span: Normalization) -> None:
                 if span.has("llm.prompts") and not span.has("llm.input_messages.0.message.role")
                 else "chat"
             )
+        elif kind == "AGENT" and langchain.is_graph_node(span.get("metadata")):
+            operation = None  # a LangGraph node the instrumentation calls an agent; the graph is the agent
         span.put(OPERATION, operation, "openinference.span.kind")
         if kind == "TOOL":  # a tool span's input and output are the call's arguments and result
-            span.put("gen_ai.tool.call.arguments", span.get("input.value"), "input.value")
-            span.put("gen_ai.tool.call.result", span.get("output.value"), "output.value")
+            span.put(TOOL_CALL_ID, span.get("tool_call.id"), "tool_call.id")
+            span.put(TOOL_CALL_ARGUMENTS, span.get("input.value"), "input.value")
+            # LangChain's tools answer with a ToolMessage, which holds the call id and the result.
+            call_id, content = langchain.tool_message(span.get("output.value"))
+            span.put(TOOL_CALL_ID, call_id)
+            span.put(TOOL_CALL_RESULT, content if call_id else span.get("output.value"), "output.value")
+        elif kind == "AGENT":
+            span.put(AGENT_NAME, span.get("agent.name") or span.get("graph.node.id"), "agent.name")
+    span.put(CONVERSATION_ID, span.get("session.id"), "session.id")
     reason = span.get("llm.finish_reason")
     if isinstance(reason, str):
         span.put(FINISH_REASONS, [reason], "llm.finish_reason")
@@ -314,15 +274,13 @@ def _openllmetry(span: Normalization) -> None:
         span.put(TOOL_DEFINITIONS, json.dumps(definitions))
 
 
-def _vercel(span: Normalization) -> None:
-    reason = span.get("ai.response.finishReason")
-    if isinstance(reason, str):
-        span.put(FINISH_REASONS, [reason], "ai.response.finishReason")
-    name = span.span_name
-    if name.startswith(("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject")):
-        span.put(OPERATION, "chat")
-    elif name.startswith(("ai.embed",)):
-        span.put(OPERATION, "embeddings")
+def _previous_release(span: Normalization, keys: frozenset[str]) -> None:
+    """Names and values of the previous conventions release (and this project's earlier ones) → the newest."""
+    for old in sorted(keys & PREVIOUS_NAMES.keys()):
+        span.rename(old, PREVIOUS_NAMES[old])
+    operation = span.get(OPERATION)
+    if isinstance(operation, str) and operation in PREVIOUS_OPERATIONS:
+        span.replace(OPERATION, PREVIOUS_OPERATIONS[operation])
 
 
 def _server(span: Normalization) -> None:
@@ -449,9 +407,3 @@ def _tool_definition(schema: dict[str, Any]) -> dict[str, Any]:
         if key in function:
             definition[key] = function[key]
     return definition
-
-
-def _arguments(value: Any) -> Any:
-    """Tool-call arguments as an object when they are JSON (the conventions prefer it), else as they came."""
-    decoded = parse_json(value)
-    return decoded if decoded is not None else value

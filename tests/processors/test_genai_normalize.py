@@ -197,3 +197,24 @@ def test_a_span_naming_only_a_model_gets_its_provider(make_settings: Callable[..
 def test_other_spans_pass_untouched(make_settings: Callable[..., ComponentSettings]) -> None:
     attributes = {"http.request.method": "GET", "url.path": "/health", "llmish": "x"}
     assert _normalized(make_settings, attributes) == attributes
+
+
+def test_the_previous_conventions_release_is_mapped_forward(make_settings: Callable[..., ComponentSettings]) -> None:
+    # v1.41.0's names (docs/semconv.md).
+    values = _normalized(
+        make_settings, {"gen_ai.operation.name": "chat", "gen_ai.usage.cache_creation.input_tokens": 12}
+    )
+    assert values == {"gen_ai.operation.name": "chat", "gen_ai.usage.cache_write.input_tokens": 12}
+    workflow = _normalized(
+        make_settings, {"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "weather_agent"}
+    )
+    assert workflow["gen_ai.operation.name"] == "handle_conversation_turn"
+    # The dialects land on the newest names too.
+    openinference = _normalized(
+        make_settings,
+        {"openinference.span.kind": "LLM", "llm.cost.total": 0.5, "llm.token_count.prompt_details.cache_write": 3},
+    )
+    assert openinference["gen_ai.usage.cost"] == 0.5  # a reported cost: genai_cost keeps it
+    assert openinference["gen_ai.usage.cache_write.input_tokens"] == 3
+    kept = _normalized(make_settings, {"gen_ai.usage.cache_creation.input_tokens": 12}, keep=True)
+    assert kept == {"gen_ai.usage.cache_creation.input_tokens": 12, "gen_ai.usage.cache_write.input_tokens": 12}

@@ -101,7 +101,18 @@ SCENARIOS: dict[str, str] = {
     "gzip_bomb": "send a non-streaming answer gzip-compressed and followed by whitespace (still valid JSON) so that it"
     " inflates to gzip_bomb_bytes (80 MiB) from about 80 KiB",
     "chunked": "send a non-streaming answer without content-length, in chunked transfer encoding",
+    "args_from_prompt": "a tool's argument is the last name in the last user message: a capitalised word followed by"
+    " '?', '.', ',', ' and' or ' or' ('What is the weather in Rome?' gives {city: Rome}; Paris when there is none),"
+    " and tool call ids count up through the conversation as tool_loop's do",
+    "parallel_tools": "ask for the first offered tool once per name in the last user message (up to 4), in one reply,"
+    " as parallel tool calls (OpenAI paths; implies args_from_prompt)",
+    "retry_on_error": "after a tool result that says Did you mean 'X'?, call the same tool again with X, as a model"
+    " correcting its arguments does (implies args_from_prompt)",
 }
+# At most this many parallel tool calls in one reply (parallel_tools).
+PARALLEL_TOOL_LIMIT = 4
+# What args_from_prompt picks when the user names nothing.
+DEFAULT_ARGUMENT = "Paris"
 
 OPENAI_HEADERS: tuple[tuple[str, str], ...] = (
     ("openai-organization", "org-mock"),
@@ -342,11 +353,15 @@ class _ToolCall:
 
 @dataclass(frozen=True)
 class _Turn:
-    """The reply to a request: text, or a call of the first offered tool."""
+    """The reply to a request: text, or calls of the first offered tool (several only with parallel_tools)."""
 
     text: str
-    tool: _ToolCall | None
+    tools: tuple[_ToolCall, ...]
     prompt_tokens: int
+
+    @property
+    def tool(self) -> _ToolCall | None:
+        return self.tools[0] if self.tools else None
 
 
 def _numbered(first_id: str, number: int) -> str:
@@ -354,10 +369,47 @@ def _numbered(first_id: str, number: int) -> str:
     return first_id if number == 1 else f"{first_id.rsplit('_', 1)[0]}_{number}"
 
 
-def _tool_arguments(schema: Any) -> Json:
+def _argument_name(schema: Any) -> str:
     properties = schema.get("properties") if isinstance(schema, dict) else None
-    name = next(iter(properties), "city") if isinstance(properties, dict) and properties else "city"
-    return {str(name): "Paris"}
+    return str(next(iter(properties), "city")) if isinstance(properties, dict) and properties else "city"
+
+
+# A name, as args_from_prompt reads one: a capitalised word ending a clause or joined to another by and/or.
+_NAME = re.compile(r"(?<=[\s:])[A-Z][a-z]+(?=[?.,]| and | or )")
+_SUGGESTION = re.compile(r"Did you mean '([^']+)'\?")
+_PROMPT_SCENARIOS = frozenset({"args_from_prompt", "parallel_tools", "retry_on_error"})
+
+
+def _planned_calls(
+    scenarios: frozenset[str],
+    name: str,
+    schema: Any,
+    user_text: str | None,
+    tool_result: str | None,
+    earlier: int,
+) -> tuple[_ToolCall, ...]:
+    """The calls of tool ``name`` a reply asks for; ``tool_result`` is set when the request ends with one."""
+    loop = "tool_loop" in scenarios
+    suggestion = _SUGGESTION.search(tool_result or "") if "retry_on_error" in scenarios else None
+    if tool_result is not None and not loop and suggestion is None:
+        return ()
+    key = _argument_name(schema)
+    if not scenarios & _PROMPT_SCENARIOS:
+        return (_ToolCall(name, {key: DEFAULT_ARGUMENT}, earlier + 1 if loop else 1),)
+    if suggestion is not None:
+        values = [suggestion.group(1)]
+    else:
+        named = list(dict.fromkeys(_NAME.findall(user_text or ""))) or [DEFAULT_ARGUMENT]
+        values = named[:PARALLEL_TOOL_LIMIT] if "parallel_tools" in scenarios else named[-1:]
+    return tuple(_ToolCall(name, {key: value}, earlier + index + 1) for index, value in enumerate(values))
+
+
+def _last_user_text(messages: list[Json], part_types: tuple[str, ...]) -> str | None:
+    """The text of the last user message (None when it has no text)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _content_text(message.get("content"), part_types)
+    return None
 
 
 def _content_text(content: Any, part_types: tuple[str, ...]) -> str | None:
@@ -374,61 +426,52 @@ def _content_text(content: Any, part_types: tuple[str, ...]) -> str | None:
     return None
 
 
-def _chat_turn(body: Json, loop: bool = False) -> _Turn:
+def _chat_turn(body: Json, scenarios: frozenset[str] = frozenset()) -> _Turn:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type", "function") == "function"]
     after_tool = bool(messages) and messages[-1].get("role") in ("tool", "function")
-    user_text: str | None = None
-    if after_tool:
-        user_text = _content_text(messages[-1].get("content"), ("text",))
-    else:
-        for message in reversed(messages):
-            if message.get("role") == "user":
-                user_text = _content_text(message.get("content"), ("text",))
-                break
+    last_user = _last_user_text(messages, ("text",))
+    tool_result = _content_text(messages[-1].get("content"), ("text",)) if after_tool else None
     prompt = _prompt_tokens([messages, body.get("tools")], len(messages))
     choice = body.get("tool_choice", "auto")
-    tool = None
-    if tools and (loop or not after_tool) and choice != "none":
+    calls: tuple[_ToolCall, ...] = ()
+    if tools and choice != "none":
         chosen = tools[0].get("function") or {}
         if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
             wanted = choice["function"].get("name")
             chosen = next((t["function"] for t in tools if (t.get("function") or {}).get("name") == wanted), chosen)
         earlier = sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
-        number = earlier + 1 if loop else 1
-        tool = _ToolCall(str(chosen.get("name", "tool")), _tool_arguments(chosen.get("parameters")), number)
-    return _Turn(reply_text(user_text, after_tool), tool, prompt)
+        name = str(chosen.get("name", "tool"))
+        calls = _planned_calls(scenarios, name, chosen.get("parameters"), last_user, tool_result, earlier)
+    return _Turn(reply_text(tool_result if after_tool else last_user, after_tool), calls, prompt)
 
 
-def _responses_turn(body: Json, loop: bool = False) -> _Turn:
+def _responses_turn(body: Json, scenarios: frozenset[str] = frozenset()) -> _Turn:
     raw = body.get("input")
     items: list[Any] = [{"role": "user", "content": raw}] if isinstance(raw, str) else list(raw or [])
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
     last = items[-1] if items and isinstance(items[-1], dict) else {}
     after_tool = last.get("type") == "function_call_output"
-    user_text: str | None = None
+    tool_result: str | None = None
     if after_tool:
         output = last.get("output")
-        user_text = output if isinstance(output, str) else _content_text(output, ("input_text", "output_text"))
-    else:
-        for item in reversed(items):
-            if isinstance(item, dict) and item.get("role") == "user":
-                user_text = _content_text(item.get("content"), ("input_text", "text"))
-                break
+        tool_result = output if isinstance(output, str) else _content_text(output, ("input_text", "output_text"))
+    messages = [item for item in items if isinstance(item, dict)]
+    last_user = _last_user_text(messages, ("input_text", "text"))
     prompt = _prompt_tokens([body.get("instructions"), items, body.get("tools")], len(items))
     choice = body.get("tool_choice", "auto")
-    tool = None
-    if tools and (loop or not after_tool) and choice != "none":
+    calls: tuple[_ToolCall, ...] = ()
+    if tools and choice != "none":
         chosen = tools[0]
         if isinstance(choice, dict) and choice.get("type") == "function":
             chosen = next((t for t in tools if t.get("name") == choice.get("name")), chosen)
-        earlier = sum(1 for item in items if isinstance(item, dict) and item.get("type") == "function_call")
-        number = earlier + 1 if loop else 1
-        tool = _ToolCall(str(chosen.get("name", "tool")), _tool_arguments(chosen.get("parameters")), number)
-    return _Turn(reply_text(user_text, after_tool), tool, prompt)
+        earlier = sum(1 for item in messages if item.get("type") == "function_call")
+        name = str(chosen.get("name", "tool"))
+        calls = _planned_calls(scenarios, name, chosen.get("parameters"), last_user, tool_result, earlier)
+    return _Turn(reply_text(tool_result if after_tool else last_user, after_tool), calls, prompt)
 
 
-def _anthropic_turn(body: Json, loop: bool = False) -> _Turn:
+def _anthropic_turn(body: Json, scenarios: frozenset[str] = frozenset()) -> _Turn:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and "input_schema" in t]
     last = messages[-1] if messages else {}
@@ -438,18 +481,13 @@ def _anthropic_turn(body: Json, loop: bool = False) -> _Turn:
         else []
     )
     after_tool = last.get("role") == "user" and bool(results)
-    user_text: str | None = None
-    if after_tool:
-        user_text = _content_text(results[-1].get("content"), ("text",))
-    else:
-        for message in reversed(messages):
-            if message.get("role") == "user":
-                user_text = _content_text(message.get("content"), ("text",))
-                break
+    tool_result = _content_text(results[-1].get("content"), ("text",)) if after_tool else None
+    # The user's own words, for the tool's arguments: the last user message that is not tool results.
+    asked = _last_user_text([m for m in messages if not _has_tool_result(m)], ("text",))
     prompt = _prompt_tokens([body.get("system"), messages, body.get("tools")], len(messages))
     choice = body["tool_choice"] if isinstance(body.get("tool_choice"), dict) else {"type": "auto"}
-    tool = None
-    if tools and (loop or not after_tool) and choice.get("type") != "none":
+    calls: tuple[_ToolCall, ...] = ()
+    if tools and choice.get("type") != "none":
         chosen = tools[0]
         if choice.get("type") == "tool":
             chosen = next((t for t in tools if t.get("name") == choice.get("name")), chosen)
@@ -460,9 +498,17 @@ def _anthropic_turn(body: Json, loop: bool = False) -> _Turn:
             for b in m["content"]
             if isinstance(b, dict) and b.get("type") == "tool_use"
         )
-        number = earlier + 1 if loop else 1
-        tool = _ToolCall(str(chosen.get("name", "tool")), _tool_arguments(chosen.get("input_schema")), number)
-    return _Turn(reply_text(user_text, after_tool), tool, prompt)
+        name = str(chosen.get("name", "tool"))
+        # One tool_use block per reply: parallel_tools is for the OpenAI paths.
+        single = scenarios - {"parallel_tools"} | ({"args_from_prompt"} if "parallel_tools" in scenarios else set())
+        calls = _planned_calls(single, name, chosen.get("input_schema"), asked, tool_result, earlier)
+    user_text = tool_result if after_tool else _last_user_text(messages, ("text",))
+    return _Turn(reply_text(user_text, after_tool), calls, prompt)
+
+
+def _has_tool_result(message: Json) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
 
 
 def _limit(text: str, limit: int | None) -> tuple[list[str], bool]:
@@ -618,15 +664,15 @@ def _chat_usage(call: _Call, prompt: int, completion: int) -> Json:
 
 def _chat(call: _Call) -> _Plan:
     body = call.body
-    turn = _chat_turn(body, loop="tool_loop" in call.scenarios)
+    turn = _chat_turn(body, call.scenarios)
     n = _int(body.get("n")) or 1
     limit = _int(body.get("max_completion_tokens")) or _int(body.get("max_tokens"))
     answers: list[tuple[list[str], str]] = []  # (pieces, finish_reason) per choice
     completion = _reasoning(call)
     for index in range(n):
-        if turn.tool is not None:
+        if turn.tools:
             answers.append(([], "tool_calls"))
-            completion += turn.tool.tokens
+            completion += sum(tool.tokens for tool in turn.tools)
         else:
             parts, cut = _limit(_choice_text(turn.text, index), limit)
             answers.append((parts, "length" if cut else "stop"))
@@ -637,10 +683,12 @@ def _chat(call: _Call) -> _Plan:
 
     choices = []
     for index, (parts, finish) in enumerate(answers):
-        message: Json = {"role": "assistant", "content": "".join(parts) if turn.tool is None else None}
-        if turn.tool is not None:
-            function = {"name": turn.tool.name, "arguments": turn.tool.compact}
-            message["tool_calls"] = [{"id": turn.tool.call_id, "type": "function", "function": function}]
+        message: Json = {"role": "assistant", "content": "".join(parts) if not turn.tools else None}
+        if turn.tools:
+            message["tool_calls"] = [
+                {"id": tool.call_id, "type": "function", "function": {"name": tool.name, "arguments": tool.compact}}
+                for tool in turn.tools
+            ]
         message |= {"refusal": None, "annotations": []}
         choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish})
     completion_object: Json = {
@@ -682,26 +730,29 @@ def _chat_stream(call: _Call, turn: _Turn, answers: list[tuple[list[str], str]],
     def choice(index: int, delta: Json, finish: str | None = None) -> Json:
         return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
 
+    def call_header(position: int, tool: _ToolCall) -> Json:
+        function = {"name": tool.name, "arguments": ""}
+        return {"index": position, "id": tool.call_id, "type": "function", "function": function}
+
     chunks: list[bytes] = []
-    tool = turn.tool
     for index in range(len(answers)):
         first: Json
-        if tool is None:
+        if not turn.tools:
             first = {"role": "assistant", "content": "", "refusal": None}
         else:
-            call_delta = {
-                "index": 0,
-                "id": tool.call_id,
-                "type": "function",
-                "function": {"name": tool.name, "arguments": ""},
-            }
-            first = {"role": "assistant", "content": None, "tool_calls": [call_delta], "refusal": None}
+            header = call_header(0, turn.tools[0])
+            first = {"role": "assistant", "content": None, "tool_calls": [header], "refusal": None}
         chunks.append(chunk([choice(index, first)]))
-    if tool is not None:
-        for fragment in _split_json(tool.compact):
-            for index in range(len(answers)):
-                delta = {"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}
-                chunks.append(chunk([choice(index, delta)]))
+    if turn.tools:
+        # Parallel calls follow one another: each opens with its id and name, then its argument fragments.
+        for position, tool in enumerate(turn.tools):
+            if position:
+                for index in range(len(answers)):
+                    chunks.append(chunk([choice(index, {"tool_calls": [call_header(position, tool)]})]))
+            for fragment in _split_json(tool.compact):
+                for index in range(len(answers)):
+                    delta = {"tool_calls": [{"index": position, "function": {"arguments": fragment}}]}
+                    chunks.append(chunk([choice(index, delta)]))
     else:
         # Choices interleave piece by piece, as the real API streams n > 1.
         for step in range(max(len(parts) for parts, _ in answers)):
@@ -846,14 +897,15 @@ def _function_item(status: str, tool: _ToolCall, arguments: str) -> Json:
 
 
 def _responses(call: _Call) -> _Plan:
-    turn = _responses_turn(call.body, loop="tool_loop" in call.scenarios)
-    tool = turn.tool
+    turn = _responses_turn(call.body, call.scenarios)
     parts = pieces(turn.text)
-    output_tokens = (tool.tokens if tool else len(parts)) + _reasoning(call)
+    output_tokens = (sum(tool.tokens for tool in turn.tools) if turn.tools else len(parts)) + _reasoning(call)
     usage = None if "no_usage" in call.scenarios else _responses_usage(call, turn.prompt_tokens, output_tokens)
-    done_item = _function_item("completed", tool, tool.compact) if tool else _message_item("completed", turn.text)
+    done_items = [_function_item("completed", tool, tool.compact) for tool in turn.tools] or [
+        _message_item("completed", turn.text)
+    ]
     if not call.streaming:
-        return _json_plan("openai", _response_object(call, "completed", [done_item], usage))
+        return _json_plan("openai", _response_object(call, "completed", done_items, usage))
 
     events: list[tuple[str, Json]] = []
 
@@ -868,13 +920,17 @@ def _responses(call: _Call) -> _Plan:
 
     emit("response.created", {"response": _response_object(call, "in_progress", [], None)})
     emit("response.in_progress", {"response": _response_object(call, "in_progress", [], None)})
-    if tool is not None:
-        emit("response.output_item.added", {"output_index": 0, "item": _function_item("in_progress", tool, "")})
-        place = {"item_id": tool.item_id, "output_index": 0}
+    # Parallel function calls are output items one after the other, each added, filled and done in turn.
+    for position, tool in enumerate(turn.tools):
+        item = _function_item("in_progress", tool, "")
+        emit("response.output_item.added", {"output_index": position, "item": item})
+        place = {"item_id": tool.item_id, "output_index": position}
         for fragment in _split_json(tool.compact):
             emit("response.function_call_arguments.delta", delta({**place, "delta": fragment}))
         emit("response.function_call_arguments.done", {**place, "arguments": tool.compact})
-    else:
+        if position < len(turn.tools) - 1:
+            emit("response.output_item.done", {"output_index": position, "item": done_items[position]})
+    if not turn.tools:
         emit("response.output_item.added", {"output_index": 0, "item": _message_item("in_progress", None)})
         place = {"item_id": RESPONSE_MESSAGE_ID, "output_index": 0, "content_index": 0}
         empty_part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
@@ -883,8 +939,9 @@ def _responses(call: _Call) -> _Plan:
             emit("response.output_text.delta", delta({**place, "delta": part, "logprobs": []}))
         emit("response.output_text.done", {**place, "text": turn.text, "logprobs": []})
         emit("response.content_part.done", {**place, "part": {**empty_part, "text": turn.text}})
-    emit("response.output_item.done", {"output_index": 0, "item": done_item})
-    emit("response.completed", {"response": _response_object(call, "completed", [done_item], usage)})
+    last = len(done_items) - 1
+    emit("response.output_item.done", {"output_index": last, "item": done_items[last]})
+    emit("response.completed", {"response": _response_object(call, "completed", done_items, usage)})
     # The Responses API ends the stream after response.completed: no [DONE].
     return _finish_stream(call, "openai", "responses", [_event(name, value) for name, value in events])
 
@@ -977,7 +1034,7 @@ def _messages(call: _Call) -> _Plan:
     body = call.body
     if _int(body.get("max_tokens")) is None:
         return _json_plan("anthropic", _anthropic_error("invalid_request_error", "max_tokens: Field required"), 400)
-    turn = _anthropic_turn(body, loop="tool_loop" in call.scenarios)
+    turn = _anthropic_turn(body, call.scenarios)
     tool = turn.tool
     # With a tool Claude first says what it is about to do, then calls it.
     text = f"I'll use {tool.name}." if tool else turn.text

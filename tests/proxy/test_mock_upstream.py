@@ -826,6 +826,88 @@ def test_tool_loop_scenario(oai: openai.OpenAI, claude: anthropic.Anthropic) -> 
     assert plain.choices[0].finish_reason == "stop"
 
 
+def test_parallel_tools_scenario_asks_for_one_call_per_named_city(oai: openai.OpenAI) -> None:
+    both = scenario("parallel_tools")
+    chat: list[Any] = [{"role": "user", "content": "Compare the weather in Paris and Rome."}]
+    completion = oai.chat.completions.create(model="m", messages=chat, tools=CHAT_TOOLS, extra_headers=both)
+    calls = completion.choices[0].message.tool_calls or []
+    assert [(c.id, json.loads(c.function.arguments)) for c in calls] == [
+        ("call_mock_1", {"city": "Paris"}),
+        ("call_mock_2", {"city": "Rome"}),
+    ]
+    assert completion.usage is not None and completion.usage.completion_tokens == 2 * (
+        count_tokens("get_weather") + count_tokens('{"city":"Paris"}') + 4
+    )
+    # Streamed, the SDK's accumulation gives the same two calls.
+    with oai.chat.completions.stream(model="m", messages=chat, tools=CHAT_TOOLS, extra_headers=both) as stream:
+        streamed = stream.get_final_completion().choices[0].message.tool_calls or []
+    assert [(c.id, c.function.name, c.function.arguments) for c in streamed] == [
+        (c.id, c.function.name, c.function.arguments) for c in calls
+    ]
+    chat += [completion.choices[0].message.model_dump()] + [
+        {"role": "tool", "tool_call_id": c.id, "content": f"Sun in {json.loads(c.function.arguments)['city']}"}
+        for c in calls
+    ]
+    answer = oai.chat.completions.create(model="m", messages=chat, tools=CHAT_TOOLS, extra_headers=both)
+    assert answer.choices[0].message.content == reply_text("Sun in Rome", after_tool=True)
+
+    items: list[Any] = [{"role": "user", "content": "Compare the weather in Paris and Rome."}]
+    response = oai.responses.create(model="m", input=items, tools=RESPONSES_TOOLS, extra_headers=both)
+    assert [(i.type, i.call_id, i.arguments) for i in response.output] == [  # type: ignore[union-attr]
+        ("function_call", "call_mock_1", '{"city":"Paris"}'),
+        ("function_call", "call_mock_2", '{"city":"Rome"}'),
+    ]
+    with oai.responses.stream(model="m", input=items, tools=RESPONSES_TOOLS, extra_headers=both) as events:
+        final = events.get_final_response()
+    assert [(i.call_id, i.arguments) for i in final.output] == [(i.call_id, i.arguments) for i in response.output]  # type: ignore[union-attr]
+
+
+def test_args_from_prompt_and_retry_on_error_scenarios(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
+    retry = scenario("retry_on_error")
+    chat: list[Any] = [{"role": "user", "content": "What is the weather in Pariss?"}]
+    first = oai.chat.completions.create(model="m", messages=chat, tools=CHAT_TOOLS, extra_headers=retry)
+    [call] = first.choices[0].message.tool_calls or []
+    assert (call.id, call.function.arguments) == ("call_mock_1", '{"city":"Pariss"}')
+    chat += [
+        first.choices[0].message.model_dump(),
+        {"role": "tool", "tool_call_id": call.id, "content": "Error: unknown city 'Pariss'. Did you mean 'Paris'?"},
+    ]
+    second = oai.chat.completions.create(model="m", messages=chat, tools=CHAT_TOOLS, extra_headers=retry)
+    [again] = second.choices[0].message.tool_calls or []
+    assert (again.id, again.function.arguments) == ("call_mock_2", '{"city":"Paris"}')
+    chat += [second.choices[0].message.model_dump(), {"role": "tool", "tool_call_id": again.id, "content": "Sun"}]
+    third = oai.chat.completions.create(model="m", messages=chat, tools=CHAT_TOOLS, extra_headers=retry)
+    assert third.choices[0].finish_reason == "stop"
+
+    # A later question in the same conversation names another city, under the next id.
+    chat += [
+        {"role": "assistant", "content": third.choices[0].message.content},
+        {"role": "user", "content": "And in Lisbon?"},
+    ]
+    later = oai.chat.completions.create(
+        model="m", messages=chat, tools=CHAT_TOOLS, extra_headers=scenario("args_from_prompt")
+    )
+    [lisbon] = later.choices[0].message.tool_calls or []
+    assert (lisbon.id, lisbon.function.arguments) == ("call_mock_3", '{"city":"Lisbon"}')
+    nothing_named = oai.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "weather?"}], tools=CHAT_TOOLS, extra_headers=retry
+    )
+    assert (nothing_named.choices[0].message.tool_calls or [])[0].function.arguments == '{"city":"Paris"}'
+
+    # Anthropic: one tool_use block even with parallel_tools, its argument the last name in the prompt.
+    message = claude.messages.create(
+        model="c",
+        max_tokens=100,
+        tools=ANTHROPIC_TOOLS,
+        messages=[{"role": "user", "content": "Compare Rome and Oslo."}],
+        extra_headers=scenario("parallel_tools"),
+    )
+    assert [(b.type, getattr(b, "input", None)) for b in message.content] == [
+        ("text", None),
+        ("tool_use", {"city": "Oslo"}),
+    ]
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Timing, stalls and disconnects
 

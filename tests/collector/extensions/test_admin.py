@@ -17,17 +17,33 @@ from collector.errors import StartError
 from collector.extensions.access import read_local_token
 from collector.extensions.admin import AdminConfig, AdminExtension
 from collector.keys import KeyStore
-from collector.sql import QueryError, QueryResult, check_read_only
+from collector.query.errors import NotReadOnlyError, QueryError
+from collector.query.pool import QueryPool, QueryTicket
+from collector.query.result import QueryResult
+
+REFUSED = "TRUNCATE TABLE otel_traces"
 
 
 class FakeStore:
-    """A QueryableStore answering from a fixed table; stands in for ClickHouse where SQL is not under test."""
+    """A QueryableStore answering from a fixed table on a real query pool; stands in for ClickHouse where SQL
+    is not under test (the guard and the engine are, in tests/exporters/clickhouse and tests/collector/query)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.pool = QueryPool(name, max_concurrent=1, max_queued=1)
+
+    def submit_raw(self, sql: str) -> QueryTicket[QueryResult]:
+        return self.pool.submit(lambda ticket: self._answer(sql))
 
     def query(self, sql: str) -> QueryResult:
-        check_read_only(sql)
+        return self.submit_raw(sql).result()
+
+    def _answer(self, sql: str) -> QueryResult:
+        if sql == REFUSED:
+            raise NotReadOnlyError(
+                "only SELECT, WITH, EXPLAIN, SHOW TABLES, SHOW DATABASES and SHOW COLUMNS "
+                "statements are accepted; got TRUNCATE"
+            )
         if "missing" in sql:
             raise QueryError("Code: 60. Unknown table expression identifier 'missing'")
         return QueryResult(["store"], ["String"], [[self.name]])
@@ -117,11 +133,11 @@ def test_health_follows_the_service(make_settings: Callable[..., ComponentSettin
             {"error": "Code: 60. Unknown table expression identifier 'missing'"},
         ),
         (
-            {"sql": "TRUNCATE TABLE otel_traces", "exporter": "clickhouse/a"},
+            {"sql": REFUSED, "exporter": "clickhouse/a"},
             400,
             {
-                "error": "only read-only statements are accepted "
-                "(DESC, DESCRIBE, EXISTS, EXPLAIN, SELECT, SHOW, WITH); got TRUNCATE"
+                "error": "only SELECT, WITH, EXPLAIN, SHOW TABLES, SHOW DATABASES and SHOW COLUMNS "
+                "statements are accepted; got TRUNCATE"
             },
         ),
         ({"query": "SELECT 1"}, 400, {"error": 'expected a JSON body like {"sql": "SELECT ..."}'}),

@@ -9,14 +9,16 @@ keeps ClickHouse's behaviour where the client depends on it:
   (the parameter first); ``param_<name>`` URL parameters fill ``{name:Type}``
   placeholders; ``database`` picks the current database; other URL parameters
   are settings, applied to SELECT-like statements with a SETTINGS clause, and
-  ``readonly`` refuses anything that writes, as the server does;
+  ``readonly`` refuses anything that writes, as the server does (KILL QUERY
+  passes, as it does on a server);
 - an INSERT's data (Arrow, Native... whatever its FORMAT says) is the body,
   decompressed according to Content-Encoding (lz4, zstd, gzip), inserted with
   the request's settings (``insert_deduplication_token`` and friends);
 - results in the format the statement names, with the X-ClickHouse-Format,
   X-ClickHouse-Timezone, X-ClickHouse-Query-Id and X-ClickHouse-Summary headers;
 - credentials by basic auth, X-ClickHouse-User/Key headers or user/password
-  parameters; wrong ones get 401 with ClickHouse's error text and
+  parameters, for ``username`` and any of ``readers`` (further users, as a
+  server with a separate query user has); wrong ones get 401 with ClickHouse's error text and
   X-ClickHouse-Exception-Code 516; engine errors get 500 (404 for an unknown
   table or database) with the engine's message and code.
 
@@ -73,7 +75,11 @@ TRANSPORT_SETTINGS = frozenset(
      "wait_end_of_query", "session_timeout", "session_check", "cancel_http_readonly_queries_on_client_close"}
 )  # fmt: skip
 READ_ONLY_WORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN")
+# A server runs KILL QUERY whatever readonly says (a read-only user may stop its own queries).
+ALLOWED_WHEN_READONLY = (*READ_ONLY_WORDS, "KILL")
 _FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*$", re.IGNORECASE)
+# A statement's first word, after the comments and brackets a server skips as it lexes.
+_FIRST_WORD = re.compile(r"\s*(?:(?:/\*.*?\*/|--[^\n]*\n|\()\s*)*(\w+)", re.DOTALL)
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<format>\w+)\s*$", re.IGNORECASE | re.DOTALL)
 _CODE = re.compile(r"Code: (\d+)")
 DEFAULT_FORMAT = "TabSeparated"
@@ -92,8 +98,10 @@ class FakeClickHouse:
         port: int = 0,
         stall_inserts: int = 0,
         profile: dict[str, str] | None = None,
+        readers: dict[str, str] | None = None,
     ) -> None:
         self.username, self.password = username, password
+        self.users = {username: password, **(readers or {})}
         self.requests: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
         self.stall_inserts = stall_inserts
         self.profile = dict(profile or {})
@@ -180,7 +188,8 @@ class FakeClickHouse:
         return params.get("user", "default"), params.get("password", "")
 
     def _authenticated(self, request: BaseHTTPRequestHandler, params: dict[str, str]) -> bool:
-        return self._credentials(request, params) == (self.username, self.password)
+        user, password = self._credentials(request, params)
+        return user in self.users and self.users[user] == password
 
     def _execute(
         self, request: BaseHTTPRequestHandler, params: dict[str, str], body: bytes
@@ -194,8 +203,9 @@ class FakeClickHouse:
         if insert is None:
             query = (query + "\n" + data.decode()).strip() if data else query
             data = b""
-        first_word = query.lstrip("( \n").split(None, 1)[0].upper() if query.strip() else ""
-        if settings.get("readonly", "0") != "0" and first_word not in READ_ONLY_WORDS:
+        word = _FIRST_WORD.match(query)
+        first_word = word.group(1).upper() if word else ""
+        if settings.get("readonly", "0") != "0" and first_word not in ALLOWED_WHEN_READONLY:
             raise RuntimeError(f"Code: {READONLY}. DB::Exception: Cannot execute query in readonly mode. (READONLY)")
         if insert is not None:
             return self._execute_insert(params.get("database"), insert, data, settings)

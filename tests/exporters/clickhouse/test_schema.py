@@ -74,7 +74,7 @@ def test_created_tables_match_the_contrib_layout(chdb_path: Path) -> None:
         indexes = store.query(
             "SELECT name, type FROM system.data_skipping_indices WHERE table = 'otel_traces' ORDER BY name"
         ).rows
-        create = store.query("SHOW CREATE TABLE otel_traces").rows[0][0]
+        create = store.query("SELECT create_table_query FROM system.tables WHERE name = 'otel_traces'").rows[0][0]
     finally:
         store.close()
     assert [tuple(c) for c in columns] == CONTRIB_OTEL_TRACES

@@ -3,6 +3,8 @@
 chDB lets one process at a time open a data directory, so while a collector runs
 it owns the store and answers through its admin endpoint. When no collector
 answers there, the command opens the store of the configured exporter directly.
+Either way the store's own guard, query profile and pool answer: the same
+checks and limits whichever path the query takes.
 
 The admin endpoint wants an admin key: $GENAI_COLLECTOR_API_KEY when set, else
 the local token the running collector wrote in its owner-only token file.
@@ -21,8 +23,11 @@ from collector.component import ComponentSettings
 from collector.config.service import CollectorConfig
 from collector.extensions.access import read_local_token
 from collector.extensions.admin import AdminConfig
+from collector.query.errors import QueryError
+from collector.query.result import QueryResult
+from collector.query.stores import StoreChoiceError, choose_store, queryable_stores
 from collector.registry import Registry
-from collector.sql import QueryError, QueryResult, StoreChoiceError, check_read_only, choose_store, queryable_stores
+from collector.service import check_memory_budgets
 from collector.telemetry import Telemetry
 
 ADMIN_TIMEOUT_SECONDS = 60.0
@@ -32,7 +37,6 @@ API_KEY_VARIABLE = "GENAI_COLLECTOR_API_KEY"
 
 def run_query(config: CollectorConfig, registry: Registry, sql: str, exporter: str | None = None) -> QueryResult:
     """Answer ``sql`` (read-only) from the collector's admin endpoint or, failing that, the store."""
-    check_read_only(sql)
     for admin in _admin_endpoints(config):
         url, key = admin[0], _api_key(admin[1])
         result = _query_admin(url, key, sql, exporter)
@@ -98,9 +102,12 @@ def _query_store_directly(config: CollectorConfig, registry: Registry, sql: str,
     if exporter is not None and not candidates:
         raise QueryError(f'no exporter "{exporter}" in the config')
     telemetry = Telemetry()
+    memory_limit = check_memory_budgets(config)
     built = {
         cid: factory.create(
-            ComponentSettings(cid, "exporter", logging.getLogger(f"genai_collector.query.{cid}"), telemetry),
+            ComponentSettings(
+                cid, "exporter", logging.getLogger(f"genai_collector.query.{cid}"), telemetry, memory_limit
+            ),
             component.config,
         )
         for cid, (factory, component) in candidates.items()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 
-from collector.query_output import render
-from collector.sql import QueryResult
+from collector.query.output import render
+from collector.query.result import QueryResult
 
 RESULT = QueryResult(
     columns=["model", "calls", "attrs", "at"],

@@ -8,7 +8,7 @@ import json
 from typing import Any, Literal
 
 from collector.jsonvalues import jsonable
-from collector.sql import QueryResult
+from collector.query.result import QueryResult
 
 OutputFormat = Literal["table", "json", "csv"]
 MAX_CELL_WIDTH = 80

@@ -1,0 +1,55 @@
+"""The store tables the read side queries, with their time columns and tenant expressions.
+
+The read side depends on the store's schema (exporters.clickhouse.schema and
+genai_schema: the contrib clickhouseexporter's ``otel_traces`` layout and the
+GenAI tables derived from it); the names and expressions come from there, so
+a tenant is the same thing to the views that fill ``genai_calls`` and to the
+queries that read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from collector.extensions.api.query.sql import Table
+from exporters.clickhouse.genai_schema import GenAITables, tenant_expression
+from exporters.clickhouse.layout import Layout
+from exporters.clickhouse.schema import TraceTables
+
+
+class SchemaOwner(Protocol):
+    """What the read side needs to know of a store to name its tables (the clickhouse exporter's store)."""
+
+    @property
+    def tables(self) -> TraceTables: ...
+
+    @property
+    def layout(self) -> Layout: ...
+
+
+@dataclass(frozen=True)
+class StoreTables:
+    """Every table the read side reads, qualified for the store's database (the Distributed ones on a cluster)."""
+
+    spans: Table
+    calls: Table
+    findings: Table
+    calls_hourly: Table
+    # <traces>_trace_id_ts: trace id → first and last second; holds no tenant data (see query.sql.TraceWindow).
+    trace_lookup: str
+
+    @classmethod
+    def of(cls, store: SchemaOwner) -> StoreTables:
+        return cls.named(store.layout, store.tables)
+
+    @classmethod
+    def named(cls, layout: Layout, tables: TraceTables) -> StoreTables:
+        genai = GenAITables(tables.traces)
+        return cls(
+            spans=Table(layout.qualified(tables.traces), "Timestamp", "nanoseconds", tenant_expression()),
+            calls=Table(layout.qualified(genai.calls), "Timestamp", "nanoseconds", "Tenant"),
+            findings=Table(layout.qualified(genai.findings), "Timestamp", "nanoseconds", "Tenant"),
+            calls_hourly=Table(layout.qualified(genai.calls_hourly), "Hour", "seconds", "Tenant"),
+            trace_lookup=layout.qualified(tables.trace_id_ts),
+        )
