@@ -114,7 +114,10 @@ def _span(span: Span, scope: InstrumentationScope, process_id: str) -> Json:
         "duration": duration // NANOS_PER_MICRO,
         "tags": list(_tags(span, scope)),
         "logs": [
-            {"timestamp": event.time_unix_nano // NANOS_PER_MICRO, "fields": _event_fields(event.name, event.attributes)}
+            {
+                "timestamp": event.time_unix_nano // NANOS_PER_MICRO,
+                "fields": _event_fields(event.name, event.attributes),
+            }
             for event in span.events
         ],
         "processID": process_id,

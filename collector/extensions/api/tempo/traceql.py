@@ -26,6 +26,7 @@ from typing import Literal
 import re2
 
 from collector.extensions.api import spanfilter
+from collector.extensions.api.durations import PROMETHEUS_UNITS, UNIT_CHARACTERS, parse_duration
 from collector.extensions.api.spanfilter import (
     Attribute,
     Comparison,
@@ -71,19 +72,7 @@ _FUNCTIONS = frozenset(
      "max_over_time", "avg_over_time", "sum_over_time", "quantile_over_time", "histogram_over_time", "compare",
      "topk", "bottomk"}
 )  # fmt: skip
-_NANOS_PER_UNIT = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60 * 1_000_000_000,
-    "h": 3600 * 1_000_000_000,
-    "d": 86400 * 1_000_000_000,
-    "w": 7 * 86400 * 1_000_000_000,
-    "y": 365 * 86400 * 1_000_000_000,
-}
-_DURATION_RUNES = frozenset("nsuµmhdwy")
+_DURATION_RUNES = UNIT_CHARACTERS
 _REGEX_OPTIONS = re2.Options()
 _REGEX_OPTIONS.log_errors = False  # a bad pattern is the caller's 400, not a line on stderr
 SUPPORTED = (
@@ -118,6 +107,18 @@ class Token:
 def parse(query: str) -> SpanFilter | None:
     """The span filter ``query`` states: None for ``{ }`` (every span). Raises TraceQLError."""
     return _Parser(_tokens(query)).query()
+
+
+def parse_field(text: str) -> Attribute | Intrinsic:
+    """One field as a tag name of Tempo's v2 API names it (``span.http.method``, ``.foo``, ``name``...)."""
+    parser = _Parser(_tokens(text))
+    if parser._peek().kind == "end":
+        raise TraceQLError("a tag name is required")
+    field = parser._field()
+    rest = parser._peek()
+    if rest.kind != "end":
+        raise TraceQLError(f"parse error at col {rest.position}: expected the end of the tag name, found {rest.text}")
+    return field
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -226,24 +227,11 @@ def _number(query: str, i: int) -> tuple[Token, int]:
 
 
 def _duration_nanos(text: str, position: int) -> int:
-    """``1h30m``, ``1.5s``, ``250ms``... in nanoseconds."""
-    total = 0.0
-    i = 0
-    while i < len(text):
-        number_start = i
-        while i < len(text) and (text[i].isdigit() or text[i] == "."):
-            i += 1
-        unit_start = i
-        while i < len(text) and text[i] in _DURATION_RUNES:
-            i += 1
-        number, unit = text[number_start:unit_start], text[unit_start:i]
-        if not number or unit not in _NANOS_PER_UNIT:
-            raise TraceQLError(f"parse error at col {position}: {text!r} is not a duration")
-        try:
-            total += float(number) * _NANOS_PER_UNIT[unit]
-        except ValueError:
-            raise TraceQLError(f"parse error at col {position}: {text!r} is not a duration") from None
-    return int(total)
+    """``1h30m``, ``1.5s``, ``250ms``, ``2d``... in nanoseconds."""
+    try:
+        return parse_duration(text, PROMETHEUS_UNITS)
+    except ValueError as exc:
+        raise TraceQLError(f"parse error at col {position}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------------------------
