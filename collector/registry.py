@@ -49,7 +49,7 @@ def builtin_registry() -> Registry:
     import processors.genai_normalize
     import processors.genai_security
     import processors.memory_limiter
-    from collector.extensions import admin
+    from collector.extensions import admin, api
     from collector.receivers import genai_proxy, otlp
 
     return Registry(
@@ -78,7 +78,7 @@ def builtin_registry() -> Registry:
                 exporters.prometheus.factory,
             )
         },
-        extensions={f.type: f for f in (admin.factory,)},
+        extensions={f.type: f for f in (admin.factory, api.factory)},
     )
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -127,7 +127,7 @@ def read_local_token(path: Path) -> str | None:
     return token if token.startswith(LOCAL_TOKEN_PREFIX) else None
 
 
-def require(request: Request, role: Role, any_tenant: bool = False) -> Principal:
+def require(request: HTTPConnection, role: Role, any_tenant: bool = False) -> Principal:
     """The request's principal when its role reaches ``role`` (and, with ``any_tenant``, it is bound to none)."""
     principal: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if principal is None:

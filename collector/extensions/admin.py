@@ -19,7 +19,6 @@ until an API key exists.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Iterable
@@ -36,13 +35,12 @@ from collector.component import ComponentSettings, ExtensionFactory, Host
 from collector.config.types import HostPort
 from collector.errors import StartError
 from collector.extensions.access import AccessDenied, AccessGuard, LocalToken, listen_check, require
+from collector.extensions.caller import CallerGone, CallerWatch
 from collector.health import HealthSource
 from collector.httpserver import HttpServer
 from collector.jsonvalues import jsonable
 from collector.keys import KeyStore
 from collector.query.errors import NotReadOnlyError, QueryCancelledError, QueryError, TooManyQueriesError
-from collector.query.pool import QueryTicket
-from collector.query.result import QueryResult
 from collector.query.stores import StoreChoiceError, choose_store, queryable_stores
 
 DEFAULT_ADMIN_ENDPOINT = HostPort("127.0.0.1", 13133)
@@ -155,13 +153,7 @@ class AdminExtension:
         )
 
     async def _health(self, request: Request) -> Response:
-        if isinstance(self._host, HealthSource):
-            problems = await self._host.health()
-        else:
-            problems = ["the collector is not running"]
-        if not problems:
-            return JSONResponse({"status": "Server available"})
-        return JSONResponse({"status": "Server not available", "problems": problems}, 503)
+        return await health_response(self._host)
 
     async def _metrics(self, request: Request) -> Response:
         require(request, "viewer", any_tenant=True)
@@ -173,7 +165,9 @@ class AdminExtension:
             sql, exporter = await _read_query_request(request)
             assert self._host is not None
             store = choose_store(queryable_stores(self._host.exporters), exporter, "name one with exporter")
-            result = await _unless_caller_leaves(request, store.submit_raw(sql))
+            result = await CallerWatch.of(request).outcome(store.submit_raw(sql).wait())
+        except CallerGone:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         except QueryRefused as exc:
             return JSONResponse({"error": str(exc)}, exc.status)
         except StoreChoiceError as exc:
@@ -185,8 +179,8 @@ class AdminExtension:
             return JSONResponse({"error": str(exc)}, 503)
         except (NotReadOnlyError, QueryError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
-        if result is None:
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        finally:
+            CallerWatch.close_of(request)
         body = json.dumps(
             {"columns": result.columns, "types": result.types, "rows": result.rows},
             default=jsonable,
@@ -195,29 +189,18 @@ class AdminExtension:
         return Response(body, 200, media_type="application/json")
 
 
+async def health_response(host: object) -> JSONResponse:
+    """/health's answer for the service ``host``: 200, or 503 with one line per problem."""
+    problems = await host.health() if isinstance(host, HealthSource) else ["the collector is not running"]
+    if not problems:
+        return JSONResponse({"status": "Server available"})
+    return JSONResponse({"status": "Server not available", "problems": problems}, 503)
+
+
 async def _denied(request: Request, exc: Exception) -> Response:
     status = exc.status if isinstance(exc, AccessDenied) else 403
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": str(exc)}, status, headers=headers)
-
-
-async def _unless_caller_leaves(request: Request, ticket: QueryTicket[QueryResult]) -> QueryResult | None:
-    """The query's result, or None once the caller has disconnected, in which case the query is cancelled."""
-    answer = asyncio.ensure_future(ticket.wait())
-    gone = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not answer.done():
-            answer.cancel()  # ticket.wait() cancels the query in turn
-    return answer.result() if answer.done() and not answer.cancelled() else None
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns when the client closes its connection (the body has been read, so only that can come)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 async def _read_query_request(request: Request) -> tuple[str, str | None]:

@@ -172,8 +172,9 @@ def tenant_expression() -> str:
 
 def model_call_condition() -> str:
     """True for a span row that is one call to a model, counted once: the rows ``genai_calls`` holds."""
+    operations = _string_list(tuple(sorted(semconv.MODEL_CALL_OPERATIONS)))
     return (
-        f"SpanAttributes['{semconv.OPERATION_NAME}'] IN ({_string_list(tuple(sorted(semconv.MODEL_CALL_OPERATIONS)))})\n"
+        f"SpanAttributes['{semconv.OPERATION_NAME}'] IN ({operations})\n"
         f"    AND NOT mapContains(SpanAttributes, '{semconv.CALL_DUPLICATE_OF}')"
     )
 

@@ -47,7 +47,10 @@ class CorsConfig:
             if "*" in origin:
                 yield f"allowed_origins[{index}]", "wildcards are not accepted; list each origin"
             elif not origin.startswith(("http://", "https://")):
-                yield f"allowed_origins[{index}]", f'expected an origin like https://grafana.example.com, got "{origin}"'
+                yield (
+                    f"allowed_origins[{index}]",
+                    f'expected an origin like https://grafana.example.com, got "{origin}"',
+                )
         if self.max_age < 0:
             yield "max_age", "must not be negative"
 
@@ -113,7 +116,9 @@ class ApiConfig:
         yield "endpoint", self.endpoint
 
     def keys_path(self) -> Path:
-        return Path(self.keys_file).expanduser() if self.keys_file else admin.DEFAULT_DATA_ROOT / admin.API_KEYS_FILE_NAME
+        return (
+            Path(self.keys_file).expanduser() if self.keys_file else admin.DEFAULT_DATA_ROOT / admin.API_KEYS_FILE_NAME
+        )
 
     def web_origins(self) -> tuple[str, ...]:
         """Every origin the Origin check accepts besides the endpoint's own."""

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
-from collector.extensions.access import AccessDenied, Principal, require
+from collector.extensions.access import WEBSOCKET_POLICY_VIOLATION, AccessDenied, Principal, require
 from collector.extensions.api.context import ApiContext
 from collector.extensions.api.errors import (
     GUARD_CODES,
@@ -41,7 +42,7 @@ from collector.extensions.api.query.runner import Record
 from collector.extensions.api.query.sql import BuiltQuery, Scope, TimeRange
 from collector.extensions.caller import CallerGone, CallerWatch
 from collector.keys import Role
-from collector.query.errors import QueryError, QueryTimeoutError, TooManyQueriesError
+from collector.query.errors import QueryCancelledError, QueryError, QueryTimeoutError, TooManyQueriesError
 
 JSON_MEDIA_TYPE = "application/json"
 # What a caller that disconnected is "answered" with (nginx's convention); nobody reads it.
@@ -60,9 +61,9 @@ class JsonResponse(Response):
 
 @dataclass
 class ApiCall:
-    """One request to an endpoint, as its handler sees it."""
+    """One request to an endpoint, as its handler sees it (``request`` is the WebSocket for a WebSocket endpoint)."""
 
-    request: Request
+    request: HTTPConnection
     args: Arguments
     principal: Principal
     context: ApiContext
@@ -73,8 +74,9 @@ class ApiCall:
         return Scope.of(self.principal)
 
     @property
-    def caller(self) -> CallerWatch:
-        return CallerWatch.of(self.request)
+    def caller(self) -> CallerWatch | None:
+        """The watch on the caller leaving (HTTP requests; a WebSocket handler watches its socket itself)."""
+        return CallerWatch.of(self.request) if isinstance(self.request, Request) else None
 
     async def run(self, query: BuiltQuery) -> list[Record]:
         """The rows of ``query``, run on the store's query pool; cancelled there if the caller leaves."""
@@ -120,6 +122,7 @@ class Endpoint:
     handler: Handler
     parameters: tuple[Parameter, ...] = ()
     response_schema: Mapping[str, Any] = field(default_factory=dict)
+    response_media_type: str = JSON_MEDIA_TYPE
     description: str = ""
     method: str = "GET"
     role: Role = "viewer"
@@ -128,8 +131,13 @@ class Endpoint:
     openapi: bool = True
     strict: bool = True
     error_response: ErrorRenderer = api_error_response
+    # A WebSocket endpoint: its handler accepts the socket and runs it; refusals before that are HTTP answers.
+    websocket: bool = False
 
-    def route(self, context: ApiContext) -> Route:
+    def route(self, context: ApiContext) -> BaseRoute:
+        if self.websocket:
+            return WebSocketRoute(self.path, lambda socket: self._run_socket(socket, context), name=self.operation_id)
+
         async def handle(request: Request) -> Response:
             started = time.monotonic()
             try:
@@ -139,6 +147,18 @@ class Endpoint:
                 context.observe(self.operation_id, time.monotonic() - started)
 
         return Route(self.path, handle, methods=[self.method], name=self.operation_id)
+
+    async def _run_socket(self, socket: WebSocket, context: ApiContext) -> None:
+        try:
+            principal = require(socket, self.role)
+            call = ApiCall(socket, parse_arguments(socket, self.parameters, self.strict), principal, context)
+        except AccessDenied as exc:
+            await _deny_socket(socket, error_response(exc.status, GUARD_CODES.get(exc.status, "forbidden"), str(exc)))
+            return
+        except ApiError as exc:
+            await _deny_socket(socket, self.error_response(exc))
+            return
+        await self.handler(call)
 
     async def _answer(self, request: Request, context: ApiContext) -> Response:
         try:
@@ -154,6 +174,8 @@ class Endpoint:
             return self.error_response(exc)
         except TooManyQueriesError as exc:
             return self.error_response(Busy(str(exc), headers={"Retry-After": str(max(1, round(exc.retry_after)))}))
+        except QueryCancelledError as exc:  # the store is closing
+            return self.error_response(Busy(str(exc)))
         except QueryTimeoutError as exc:
             return self.error_response(QueryTimedOut(str(exc)))
         except QueryError as exc:
@@ -162,6 +184,14 @@ class Endpoint:
         if isinstance(result, Response):
             return result
         return JsonResponse(result)
+
+
+async def _deny_socket(socket: WebSocket, answer: Response) -> None:
+    """Refuse a WebSocket handshake with an HTTP answer, or with a policy-violation close where there is none."""
+    if "websocket.http.response" in socket.scope.get("extensions", {}):
+        await socket.send_denial_response(answer)
+    else:
+        await socket.close(WEBSOCKET_POLICY_VIOLATION)
 
 
 Routes = Sequence[Any]  # Endpoint and Starlette BaseRoute values

@@ -20,16 +20,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from collector.config.types import Duration
 from collector.extensions.api.errors import BadParameter
 
 Location = Literal["query", "path"]
 NANOS_PER_SECOND = 1_000_000_000
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})")
 _UNIX_SECONDS = re.compile(r"\d{1,11}(?:\.\d{1,9})?")
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
 _HEX = frozenset("0123456789abcdef")
@@ -77,7 +75,7 @@ class Arguments:
         return name in self.values
 
 
-def parse_arguments(request: Request, parameters: Sequence[Parameter], strict: bool = True) -> Arguments:
+def parse_arguments(request: HTTPConnection, parameters: Sequence[Parameter], strict: bool = True) -> Arguments:
     """The request's parameters parsed by their declarations; ``strict`` refuses names not declared."""
     declared = {p.name: p for p in parameters if p.location == "query"}
     values: dict[str, Any] = {}

@@ -73,12 +73,14 @@ def query_pool(collector: RunningService) -> QueryPool:
 class Caller:
     """A client that posts a query over a raw socket and can hang up without reading the answer."""
 
-    def __init__(self, port: int, sql: str) -> None:
+    def __init__(self, collector: RunningService, sql: str) -> None:
+        port = collector.admin_port()
         body = httpx.Request("POST", "http://x/query", json={"sql": sql}).read()
         self.socket = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        authorization = collector.admin_headers()["Authorization"]
         head = (
             f"POST /query HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"Authorization: {authorization}\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.socket.sendall(head.encode() + body)
 
@@ -88,12 +90,14 @@ class Caller:
 
 def test_a_query_stops_when_its_caller_disconnects(collector: RunningService) -> None:
     pool = query_pool(collector)
-    caller = Caller(collector.admin_port(), SLOW)
+    caller = Caller(collector, SLOW)
     assert pool.wait_until(lambda p: p.running == 1, WAIT)
     caller.hang_up()
     assert pool.wait_until(lambda p: p.running == 0, WAIT)
     assert collector.service.telemetry.value(CANCELLED, exporter="clickhouse") == 1
-    metrics = httpx.get(f"http://127.0.0.1:{collector.admin_port()}/metrics").text
+    metrics = httpx.get(
+        f"http://127.0.0.1:{collector.admin_port()}/metrics", headers=collector.admin_headers()
+    ).text
     assert 'genai_queries_cancelled_total{exporter="clickhouse"} 1' in metrics
     assert 'genai_queries_running{exporter="clickhouse"} 0' in metrics
 
@@ -111,10 +115,12 @@ def _spans() -> list[object]:
 def test_ingest_goes_on_while_every_query_thread_is_busy(collector: RunningService) -> None:
     pool = query_pool(collector)
     admin = f"http://127.0.0.1:{collector.admin_port()}"
-    callers = [Caller(collector.admin_port(), SLOW) for _ in range(3)]
+    callers = [Caller(collector, SLOW) for _ in range(3)]
     try:
         assert pool.wait_until(lambda p: p.running == 2 and p.queued == 1, WAIT)
-        refused = httpx.post(f"{admin}/query", json={"sql": "SELECT 1"}, timeout=WAIT)
+        refused = httpx.post(
+            f"{admin}/query", json={"sql": "SELECT 1"}, headers=collector.admin_headers(), timeout=WAIT
+        )
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "5"
         assert refused.json() == {"error": "too many queries: 2 running and 1 waiting; try again later"}
@@ -133,4 +139,6 @@ def test_ingest_goes_on_while_every_query_thread_is_busy(collector: RunningServi
             caller.hang_up()
     assert pool.wait_until(lambda p: p.running == 0 and p.queued == 0, WAIT)
     # The slots are free again: the next query runs.
-    assert httpx.post(f"{admin}/query", json={"sql": "SELECT 1 AS one"}, timeout=WAIT).json()["rows"] == [[1]]
+    assert httpx.post(
+        f"{admin}/query", json={"sql": "SELECT 1 AS one"}, headers=collector.admin_headers(), timeout=WAIT
+    ).json()["rows"] == [[1]]

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status, TracesData
-from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from collector.extensions.api.query.attribute_types import set_typed
 from exporters.clickhouse.columns import SPAN_KIND_NAMES, STATUS_CODE_NAMES
@@ -87,12 +87,12 @@ def _fill_span(span: Span, row: Mapping[str, Any]) -> None:
     span.parent_span_id = bytes.fromhex(row["ParentSpanId"])
     span.trace_state = row["TraceState"]
     span.name = row["SpanName"]
-    span.kind = _KIND_BY_NAME.get(row["SpanKind"], Span.SPAN_KIND_UNSPECIFIED)  # type: ignore[assignment]
+    span.kind = _KIND_BY_NAME.get(row["SpanKind"], Span.SPAN_KIND_UNSPECIFIED)
     start = int(row["StartNanos"])
     span.start_time_unix_nano = start
     span.end_time_unix_nano = start + int(row["Duration"])
     _fill_attributes(span.attributes, row["SpanAttributes"])
-    span.status.code = _STATUS_BY_NAME.get(row["StatusCode"], Status.STATUS_CODE_UNSET)  # type: ignore[assignment]
+    span.status.code = _STATUS_BY_NAME.get(row["StatusCode"], Status.STATUS_CODE_UNSET)
     span.status.message = row["StatusMessage"]
     for time, name, attributes in zip(row["EventNanos"], row["EventNames"], row["EventAttributes"], strict=True):
         event = span.events.add()

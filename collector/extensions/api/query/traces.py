@@ -14,15 +14,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector import semconv
+from collector.extensions.api.query.cursor import Cursor
 from collector.extensions.api.query.filters import (
     SEVERITIES,
     SPAN_FINDING_COUNT,
@@ -38,12 +36,7 @@ from collector.extensions.api.query.tables import StoreTables
 from collector.extensions.caller import CallerWatch
 from exporters.clickhouse.genai_schema import call_measures, model_call_condition
 
-TRACE_ID_HEX_CHARS = 32
 _IS_CALL = f"({model_call_condition()})"
-
-
-class BadCursor(ValueError):
-    """A cursor that this API did not hand out."""
 
 
 @dataclass(frozen=True)
@@ -82,41 +75,10 @@ class TracePage:
     next_cursor: str | None
 
 
-@dataclass(frozen=True)
-class Cursor:
-    """Where the previous page ended: the last trace's match time and id (the page is ordered by both, newest first)."""
-
-    match_ns: int
-    trace_id: str
-
-    def encode(self) -> str:
-        raw = json.dumps([self.match_ns, self.trace_id], separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            match_ns, trace_id = json.loads(raw)
-        except (binascii.Error, ValueError, TypeError):
-            raise BadCursor("not a cursor this API handed out") from None
-        if not isinstance(match_ns, int) or not is_trace_id(trace_id):
-            raise BadCursor("not a cursor this API handed out")
-        return cls(match_ns, trace_id)
-
-
-def is_trace_id(value: object) -> bool:
-    """Whether ``value`` is a trace id as the store writes it: 32 lower-case hex digits."""
-    return (
-        isinstance(value, str)
-        and len(value) == TRACE_ID_HEX_CHARS
-        and all(c in "0123456789abcdef" for c in value)
-    )
-
-
 def _root(column: str) -> str:
     """``column`` of the trace's root span (no parent), else of its earliest span (a trace whose root is missing)."""
-    return f"if(countIf(ParentSpanId = '') > 0, argMinIf({column}, Timestamp, ParentSpanId = ''), argMin({column}, Timestamp))"
+    root = f"argMinIf({column}, Timestamp, ParentSpanId = '')"
+    return f"if(countIf(ParentSpanId = '') > 0, {root}, argMin({column}, Timestamp))"
 
 
 _MEASURES = call_measures()
@@ -198,12 +160,12 @@ async def search_traces(
     """A page of at most ``limit`` traces matching ``filters`` in ``window``; see the module docstring."""
     if cursor is not None:
         # Every later match starts at or before the cursor: the window can end there.
-        window = TimeRange(window.start_ns, min(window.end_ns, cursor.match_ns + 1))
+        window = TimeRange(window.start_ns, min(window.end_ns, cursor.time_ns + 1))
     select = Select(tables.spans, scope, window, limit=limit + 1)
     select.where(*span_conditions(select, filters))
     having = []
     if cursor is not None:
-        match_ns, trace_id = select.bind(cursor.match_ns, "Int64"), select.bind(cursor.trace_id, "String")
+        match_ns, trace_id = select.bind(cursor.time_ns, "Int64"), select.bind(cursor.id, "String")
         having.append(f"(MatchNanos, TraceId) < ({match_ns}, {trace_id})")
     query = select.build(
         ["TraceId", "toUnixTimestamp64Nano(min(Timestamp)) AS MatchNanos"],
@@ -247,16 +209,3 @@ async def fetch_trace(
     if not rows or summary is None:
         return None
     return Trace(rows_to_traces(rows[:max_spans]), summary, truncated=len(rows) > max_spans)
-
-
-__all__ = [
-    "BadCursor",
-    "Cursor",
-    "Trace",
-    "TracePage",
-    "TraceSummary",
-    "fetch_trace",
-    "is_trace_id",
-    "search_traces",
-    "summarise_traces",
-]
