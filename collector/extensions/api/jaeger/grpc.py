@@ -41,11 +41,10 @@ from collector.extensions.api.jaeger.reader import JaegerReader, UnknownSpanKind
 from collector.extensions.api.jaeger.search import JaegerQuery, tags_of
 from collector.extensions.api.query.sql import Scope, TimeRange
 from collector.httpserver import ListenError
-from collector.keys import KeyStore
+from collector.keys import KeyStore, Role
 from collector.query.errors import QueryError, QueryTimeoutError, TooManyQueriesError
 from exporters.clickhouse.columns import value_as_string
 
-DEFAULT_GRPC_ENDPOINT = HostPort("127.0.0.1", 17271)
 GRACEFUL_SHUTDOWN_SECONDS = 10.0
 # Requests are small (ids, a query); answers are chunked below Jaeger's default 4 MiB receive limit.
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -59,7 +58,7 @@ MAX_IDLE_CONNECTION_MS = 5 * 60 * 1000
 DEFAULT_SEARCH_DEPTH = 100
 TRACE_ID_BYTES = 16
 FILTER_FIELD_NUMBER = 9  # TraceQueryParameters.filter, not served
-REQUIRED_ROLE = "viewer"
+REQUIRED_ROLE: Role = "viewer"
 logger = logging.getLogger(__name__)
 
 
@@ -342,8 +341,9 @@ async def _parse(request_type: type[Message], body: bytes, context: grpc.aio.Ser
 
 def _unknown_fields(message: Message) -> Iterator[tuple[int, int]]:
     """(field number, wire type) of each field ``message`` carried that its type does not declare."""
-    for field in UnknownFieldSet(message):
-        yield field.field_number, field.wire_type
+    unknown = UnknownFieldSet(message)
+    for index in range(len(unknown)):
+        yield unknown[index].field_number, unknown[index].wire_type
 
 
 def _otlp_value(value: trace_storage_pb2.AnyValue) -> AnyValue:
@@ -379,4 +379,3 @@ def _append(chunk: TracesData, resource_spans: ResourceSpans, scope_spans: Scope
     if last_scope is None or last_scope.scope != scope_spans.scope:
         last_scope = last.scope_spans.add(scope=scope_spans.scope, schema_url=scope_spans.schema_url)
     last_scope.spans.append(span)
-

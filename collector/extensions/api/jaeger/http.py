@@ -35,8 +35,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from starlette.responses import JSONResponse, Response
 
 from collector.extensions.api.context import ApiContext
-from collector.extensions.api.durations import parse_duration
-from collector.extensions.api.endpoints import ApiCall, Endpoint, JsonResponse
+from collector.extensions.api.durations import PROMETHEUS_UNITS, parse_duration
+from collector.extensions.api.endpoints import ApiCall, Endpoint, ErrorRenderer, Handler, JsonResponse
 from collector.extensions.api.errors import ApiError, BadParameter
 from collector.extensions.api.jaeger.reader import JaegerReader, UnknownSpanKind
 from collector.extensions.api.jaeger.search import JaegerQuery, tags_of
@@ -64,10 +64,8 @@ TAG = "Jaeger"
 def routes(context: ApiContext) -> list[Endpoint]:
     """The Jaeger endpoints over ``context``'s store."""
     limits = context.config.limits
-    reader = JaegerReader(
-        context.runner, context.tables, limits.max_trace_spans, limits.max_time_window, context.clock
-    )
-    api = _JsonApi(reader, limits.max_page_limit, limits.max_time_window)
+    reader = JaegerReader(context.runner, context.tables, limits.max_trace_spans, limits.max_time_window, context.clock)
+    api = _JsonApi(reader, limits.max_page_limit)
     v3 = _ApiV3(reader, limits.max_page_limit)
     trace_by_id = _TraceById(reader, tempo_http.TempoTraceAnswers(context))
     return [*api.endpoints(), *v3.endpoints(), trace_by_id.endpoint()]
@@ -104,8 +102,6 @@ def _lookback(text: str) -> int | None:
     """The UI's lookback (``1h``, ``2d``); ``custom`` means start and end say it."""
     if text == "custom":
         return None
-    from collector.extensions.api.durations import PROMETHEUS_UNITS
-
     return parse_duration(text, PROMETHEUS_UNITS)
 
 
@@ -124,6 +120,28 @@ def _key_value_tag(text: str) -> tuple[str, str]:
     if not colon:
         raise ValueError(f"malformed 'tag' parameter, expecting key:value, received: {text}")
     return key, value
+
+
+def _endpoint(
+    path: str,
+    operation_id: str,
+    summary: str,
+    handler: Handler,
+    parameters: tuple[Parameter, ...] = (),
+    error: ErrorRenderer | None = None,
+) -> Endpoint:
+    """An endpoint of Jaeger's APIs: left out of the OpenAPI document, tolerant of parameters it does not read."""
+    return Endpoint(
+        path,
+        operation_id,
+        summary,
+        handler,
+        parameters=parameters,
+        openapi=False,
+        strict=False,
+        error_response=error or jaeger_error,
+        tags=(TAG,),
+    )
 
 
 def _window(call: ApiCall, start: str, end: str, default_seconds: float) -> TimeRange:
@@ -146,31 +164,28 @@ def jaeger_error(error: ApiError) -> Response:
 
 
 class _JsonApi:
-    def __init__(self, reader: JaegerReader, max_limit: int, max_window_seconds: float) -> None:
+    def __init__(self, reader: JaegerReader, max_limit: int) -> None:
         self._reader = reader
         self._max_limit = max_limit
 
     def endpoints(self) -> list[Endpoint]:
-        common = {"openapi": False, "strict": False, "error_response": jaeger_error, "tags": (TAG,)}
         return [
-            Endpoint("/api/services", "jaegerServices", "Jaeger: services", self.services, **common),
-            Endpoint(
+            _endpoint("/api/services", "jaegerServices", "Jaeger: services", self.services),
+            _endpoint(
                 "/api/services/{service}/operations",
                 "jaegerServiceOperations",
                 "Jaeger: operation names of a service",
                 self.service_operations,
                 parameters=(_text("service", "path"),),
-                **common,
             ),
-            Endpoint(
+            _endpoint(
                 "/api/operations",
                 "jaegerOperations",
                 "Jaeger: operations of a service",
                 self.operations,
                 parameters=(_text("service"), _text("spanKind")),
-                **common,
             ),
-            Endpoint(
+            _endpoint(
                 "/api/traces",
                 "jaegerSearch",
                 "Jaeger: trace search",
@@ -189,9 +204,8 @@ class _JsonApi:
                     _param("traceID", parse_jaeger_trace_id, repeated=True),
                     _param("raw", parse_boolean),
                 ),
-                **common,
             ),
-            Endpoint(
+            _endpoint(
                 "/api/dependencies",
                 "jaegerDependencies",
                 "Jaeger: service dependencies",
@@ -201,7 +215,6 @@ class _JsonApi:
                     _param("lookback", _unix_units(NANOS_PER_MILLI)),
                     _text("service"),
                 ),
-                **common,
             ),
         ]
 
@@ -241,9 +254,7 @@ class _JsonApi:
         query = JaegerQuery(
             service=args.get("service", ""),
             operation=args.get("operation", ""),
-            tags=tags_of(
-                [pair for tags in args.get("tags", ()) for pair in tags] + list(args.get("tag", ()))
-            ),
+            tags=tags_of([pair for tags in args.get("tags", ()) for pair in tags] + list(args.get("tag", ()))),
             min_duration_ns=args.get("minDuration"),
             max_duration_ns=args.get("maxDuration"),
         )
@@ -257,9 +268,12 @@ class _JsonApi:
         return _envelope([ui_trace(traces) for _, traces in found_traces])
 
     async def dependencies(self, call: ApiCall) -> Any:
-        lookback = call.args.get("lookback")
-        seconds = lookback / 1e9 if lookback is not None else DEFAULT_DEPENDENCIES_LOOKBACK_SECONDS
-        window = _window(call, "startTs", "endTs", seconds)
+        limits = call.context.config.limits
+        end_ns = call.args.get("endTs", call.context.clock())
+        lookback_ns = call.args.get("lookback", int(DEFAULT_DEPENDENCIES_LOOKBACK_SECONDS * 1e9))
+        if lookback_ns <= 0 or lookback_ns > limits.max_time_window * 1e9:
+            raise BadParameter("lookback", f"must be more than 0 and at most {limits.max_time_window:g}s")
+        window = TimeRange(end_ns - lookback_ns, end_ns)
         service = call.args.get("service")
         links = [
             {"parent": link.parent, "child": link.child, "callCount": link.call_count}
@@ -322,34 +336,33 @@ class _ApiV3:
         )
 
     def endpoints(self) -> list[Endpoint]:
-        common = {"openapi": False, "strict": False, "error_response": v3_error, "tags": (TAG,)}
         return [
-            Endpoint("/api/v3/services", "jaegerV3Services", "Jaeger api_v3: services", self.services, **common),
-            Endpoint(
+            _endpoint("/api/v3/services", "jaegerV3Services", "Jaeger api_v3: services", self.services, error=v3_error),
+            _endpoint(
                 "/api/v3/operations",
                 "jaegerV3Operations",
                 "Jaeger api_v3: operations",
                 self.operations,
                 parameters=(_text("service"), _text("spanKind"), _text("span_kind")),
-                **common,
+                error=v3_error,
             ),
-            Endpoint(
+            _endpoint(
                 "/api/v3/traces",
                 "jaegerV3FindTraces",
                 "Jaeger api_v3: find traces",
                 self.find_traces,
                 parameters=self._query_parameters(),
-                **common,
+                error=v3_error,
             ),
-            Endpoint(
+            _endpoint(
                 "/api/v3/trace-summaries",
                 "jaegerV3FindTraceSummaries",
                 "Jaeger api_v3: find trace summaries",
                 self.find_trace_summaries,
                 parameters=self._query_parameters(),
-                **common,
+                error=v3_error,
             ),
-            Endpoint(
+            _endpoint(
                 "/api/v3/traces/{trace_id}",
                 "jaegerV3GetTrace",
                 "Jaeger api_v3: one trace",
@@ -360,7 +373,7 @@ class _ApiV3:
                     *(_param(name, parse_timestamp) for name in ("endTime", "end_time")),
                     *(_param(name, parse_boolean) for name in ("rawTraces", "raw_traces")),
                 ),
-                **common,
+                error=v3_error,
             ),
         ]
 

@@ -27,7 +27,7 @@ from collector.extensions.caller import CallerWatch
 AttributeLevel = Literal["span", "resource"]
 _MAP_COLUMNS: dict[AttributeLevel, str] = {"span": "SpanAttributes", "resource": "ResourceAttributes"}
 # Columns whose values attribute_values lists by name (never a caller's text).
-ValueColumn = Literal["SpanName", "StatusMessage", "ServiceName"]
+ValueColumn = Literal["SpanName", "StatusMessage", "ServiceName", "StatusCode", "SpanKind"]
 
 
 @dataclass(frozen=True)

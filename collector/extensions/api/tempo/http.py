@@ -37,13 +37,14 @@ import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, Response
 
 from collector.extensions.api.context import ApiContext
 from collector.extensions.api.durations import parse_duration
-from collector.extensions.api.endpoints import ApiCall, Endpoint
+from collector.extensions.api.endpoints import ApiCall, Endpoint, Handler
 from collector.extensions.api.errors import ApiError
+from collector.extensions.api.params import Parameter
 from collector.extensions.api.query.spanmatch import DurationBounds
 from collector.extensions.api.query.sql import TimeRange
 from collector.extensions.api.spanfilter import (
@@ -57,7 +58,7 @@ from collector.extensions.api.spanfilter import (
 from collector.extensions.api.tempo import traceql
 from collector.extensions.api.tempo.logfmt import LogfmtError, decode_pairs
 from collector.extensions.api.tempo.proto import tempo_pb2
-from collector.extensions.api.tempo.reader import TAG_SCOPES, EMPTY_TAG_SCOPES, SearchRequest, TempoReader
+from collector.extensions.api.tempo.reader import EMPTY_TAG_SCOPES, TAG_SCOPES, SearchRequest, TempoReader
 from collector.extensions.api.traceid import parse_hex_trace_id
 
 PROTOBUF = "application/protobuf"
@@ -66,8 +67,8 @@ NANOS_PER_SECOND = 1_000_000_000
 # Tempo's defaults: 20 traces per search, 3 spans per spanset.
 DEFAULT_SEARCH_LIMIT = 20
 DEFAULT_SPANS_PER_SPANSET = 3
-# Tag values one answer lists when the caller names no limit.
-DEFAULT_TAG_VALUES = 1_000
+# Tag values one answer lists at most (and when the caller names no limit).
+MAX_TAG_VALUES = 1_000
 QUERY_MODES = ("", "all", "ingesters", "blocks", "external")
 LEGACY_RESERVED = frozenset({"q", "tags", "minDuration", "maxDuration", "limit", "spss", "start", "end"})
 TAG = "Tempo"
@@ -85,12 +86,12 @@ def tempo_error(error: ApiError) -> Response:
     return PlainTextResponse(str(error) + "\n", error.status)
 
 
-def wants_protobuf(request: Request) -> bool:
+def wants_protobuf(request: HTTPConnection) -> bool:
     """Tempo's rule (MarshalingFormatFromAcceptHeader): protobuf when Accept names it, else JSON."""
     return PROTOBUF in request.headers.get("accept", "")
 
 
-def _encode(message: Message, request: Request, v1_trace: bool = False) -> Response:
+def _encode(message: Message, request: HTTPConnection, v1_trace: bool = False) -> Response:
     if wants_protobuf(request):
         return Response(message.SerializeToString(), media_type=PROTOBUF)
     document = json_format.MessageToDict(message)
@@ -176,12 +177,10 @@ class _TempoApi:
         self._max_limit = context.config.limits.max_page_limit
 
     def endpoints(self) -> list[Endpoint]:
-        def endpoint(path: str, operation: str, summary: str, handler: Any) -> Endpoint:
+        def endpoint(path: str, operation: str, summary: str, handler: Handler) -> Endpoint:
             # Parameters are read from the query string by each handler, as Tempo reads them (its names and
             # messages); the path parameter is declared so the route passes it through.
-            path_params = tuple(
-                traceql_free_parameter(name) for name in ("traceID", "tagName") if "{" + name + "}" in path
-            )
+            path_params = tuple(_passthrough(name) for name in ("traceID", "tagName") if "{" + name + "}" in path)
             return Endpoint(
                 path,
                 operation,
@@ -288,9 +287,9 @@ class _TempoApi:
     def _values_request(self, call: ApiCall) -> tuple[TimeRange, int, SpanFilter | None]:
         query = call.request.query_params
         window = _window(call, _seconds("start", query.get("start")), _seconds("end", query.get("end")))
-        limit = self._positive("limit", query.get("limit"), DEFAULT_TAG_VALUES, allow_zero=True) or DEFAULT_TAG_VALUES
+        limit = self._positive("limit", query.get("limit"), MAX_TAG_VALUES, allow_zero=True) or MAX_TAG_VALUES
         self._positive("maxStaleValues", query.get("maxStaleValues"), 0, allow_zero=True)
-        return window, min(limit, DEFAULT_TAG_VALUES), _autocomplete_filter(query.get("q", ""))
+        return window, min(limit, MAX_TAG_VALUES), _autocomplete_filter(query.get("q", ""))
 
     async def values_v1(self, call: ApiCall) -> Response:
         window, limit, condition = self._values_request(call)
@@ -325,10 +324,8 @@ class _TempoApi:
         return Response(orjson.dumps(info), media_type=JSON)
 
 
-def traceql_free_parameter(name: str) -> Any:
+def _passthrough(name: str) -> Parameter:
     """A path parameter passed through as given (the handler parses it and answers Tempo's errors)."""
-    from collector.extensions.api.params import Parameter
-
     return Parameter(name, name, str, {"type": "string"}, location="path")
 
 

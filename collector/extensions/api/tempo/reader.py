@@ -17,9 +17,10 @@ stored says "<root span not yet received>").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
@@ -142,10 +143,12 @@ class TempoReader:
         runner, tables = self._runner, self._tables
         if isinstance(field, Attribute):
             levels: tuple[catalog.AttributeLevel, ...] = (
-                ("span", "resource") if field.scope == "any" else (field.scope,)  # type: ignore[assignment]
+                ("span", "resource") if field.scope == "any" else (field.scope,)
             )
             if field.scope == "resource" and field.name == spanfilter.SERVICE_NAME:
-                texts = await catalog.column_values(runner, tables, scope, window, "ServiceName", limit, condition, caller)
+                texts = await catalog.column_values(
+                    runner, tables, scope, window, "ServiceName", limit, condition, caller
+                )
             else:
                 texts = await catalog.attribute_values(
                     runner, tables, scope, window, field.name, levels, limit, condition, caller
@@ -153,8 +156,8 @@ class TempoReader:
             value_type = _VALUE_TYPES.get(kind_of(field.name) or "", "string")
             return [tempo_pb2.TagValue(type=value_type, value=text) for text in texts]
         if field.name in ("status", "kind"):
-            column = "StatusCode" if field.name == "status" else "SpanKind"
             words = spanfilter.STATUS_WORDS if field.name == "status" else spanfilter.KIND_WORDS
+            column: catalog.ValueColumn = "StatusCode" if field.name == "status" else "SpanKind"
             stored = await catalog.column_values(runner, tables, scope, window, column, limit, condition, caller)
             present = {_STORED_TO_WORD.get(text) for text in stored}
             return [tempo_pb2.TagValue(type="keyword", value=word) for word in words if word in present]
@@ -210,7 +213,7 @@ def _fill_span(out: tempo_pb2.Span, span: MatchedSpan, named: Sequence[Attribute
             out.attributes.add(key="kind").value.string_value = _STORED_TO_WORD.get(span.kind, span.kind)
 
 
-def _add_attribute(attributes: Callable[..., KeyValue] | object, key: str, text: str) -> None:
-    pair = attributes.add()  # type: ignore[attr-defined]
+def _add_attribute(attributes: RepeatedCompositeFieldContainer[KeyValue], key: str, text: str) -> None:
+    pair = attributes.add()
     pair.key = key
     set_typed(pair.value, key, text)
