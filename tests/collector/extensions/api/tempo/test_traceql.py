@@ -117,7 +117,7 @@ MALFORMED = [
     ("{ .a = 1 } }", "parse error at col 12: expected the end of the query, found }"),
     ("{ .a = 3x }", "parse error at col 8: '3x' is not a number or a duration"),
     ("{ duration > 1.5q }", "parse error at col 14: '1.5q' is not a number or a duration"),
-    ("{ duration = \"x\" }", "invalid comparison at col 3: duration is compared with a string; expected a duration"),
+    ('{ duration = "x" }', "invalid comparison at col 3: duration is compared with a string; expected a duration"),
     ("{ status = 1 }", "invalid comparison at col 3: status is compared with a number; expected a status"),
     ("{ kind > server }", "invalid comparison at col 3: kind can only be compared with = or !="),
     ("{ name > 5 }", "invalid comparison at col 3: name is compared with a number; expected a string"),
