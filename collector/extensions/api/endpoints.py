@@ -37,7 +37,7 @@ from collector.extensions.api.errors import (
     StoreFailed,
     error_response,
 )
-from collector.extensions.api.params import Arguments, Parameter, parse_arguments
+from collector.extensions.api.params import Arguments, Parameter, format_duration, parse_arguments
 from collector.extensions.api.query.runner import Record
 from collector.extensions.api.query.sql import BuiltQuery, Scope, TimeRange
 from collector.extensions.caller import CallerGone, CallerWatch
@@ -98,9 +98,8 @@ class ApiCall:
         if start_ns >= end_ns:
             raise BadParameter(start, "must be before end")
         if end_ns - start_ns > limits.max_time_window * 1e9:
-            raise BadParameter(
-                start, f"the window from start to end is longer than {limits.max_time_window:g}s (max_time_window)"
-            )
+            longest = format_duration(limits.max_time_window)
+            raise BadParameter(start, f"the window from start to end is longer than {longest} (max_time_window)")
         return TimeRange(start_ns, end_ns)
 
 

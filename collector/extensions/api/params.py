@@ -159,6 +159,14 @@ def parse_duration(text: str) -> int:
     return round(seconds * NANOS_PER_SECOND)
 
 
+def format_duration(seconds: float) -> str:
+    """A duration as the config writes it, in its largest whole unit: 744h, 30m, 1.5s."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_boolean(text: str) -> bool:
     lowered = text.lower()
     if lowered in _TRUE:

@@ -218,7 +218,7 @@ async def get_trace(call: ApiCall) -> dict[str, Any]:
         context.runner, context.tables, call.scope, trace_id, context.config.limits.max_trace_spans, call.caller
     )
     if trace is None:
-        raise NotFound(f"no trace {trace_id} in the store (or none of its spans is visible to this key)")
+        raise NotFound("no such trace in the store, or none of its spans is visible to this key")
     return {
         "trace_id": trace_id,
         "summary": summary_json(trace.summary),
@@ -313,8 +313,7 @@ async def get_conversation(call: ApiCall) -> dict[str, Any]:
         context.runner, context.tables, call.scope, window, conversation, limits.max_page_limit, call.caller
     )
     if not calls:
-        raise NotFound(f'no calls of conversation "{conversation}" between {format_timestamp(window.start_ns)} '
-                       f"and {format_timestamp(window.end_ns)} visible to this key")  # fmt: skip
+        raise NotFound("no calls of this conversation in the window are visible to this key")
     found, more_findings = await conversation_findings(
         context.runner, context.tables, call.scope, window, conversation, limits.max_page_limit, call.caller
     )

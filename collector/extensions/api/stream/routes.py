@@ -123,7 +123,14 @@ class EventStreamResponse(Response):
     media_type = EVENT_STREAM
 
     def __init__(self, hub: StreamHub, client: StreamClient, keepalive: float) -> None:
-        super().__init__(headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        # Not Response.__init__, which would announce a Content-Length: the stream has none.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", EVENT_STREAM.encode()),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),  # proxies in front (nginx) must not hold events back
+        ]
         self._hub = hub
         self._client = client
         self._keepalive = keepalive
