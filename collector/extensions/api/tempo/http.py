@@ -3,8 +3,7 @@
 Parameters, answers and errors follow grafana/tempo (commit ad33aa8f):
 pkg/api/http.go (ParseSearchRequest, ParseTraceByIDRequest,
 MarshalingFormatFromAcceptHeader), pkg/api/search_tags.go, pkg/tempopb,
-modules/frontend/combiner (trace by id: protobuf or JSON by Accept, the JSON
-of ``/api/traces/{id}`` with ``batches``) and cmd/tempo/app (echo,
+modules/frontend/combiner (trace by id: protobuf or JSON by Accept) and cmd/tempo/app (echo,
 buildinfo). Answers are encoded from tempopb messages (tempo/proto), so JSON
 keys are the proto3 JSON names Tempo writes: ``traceID``,
 ``rootServiceName``, 64-bit integers as strings, ids in OTLP traces in base64.
@@ -23,8 +22,9 @@ Errors are plain text with the status, as Tempo answers them.
 - ``/api/search/tag/{tag}/values`` (``tag`` an attribute name, span's else
   resource's) and ``/api/v2/search/tag/{tag}/values`` (``tag`` a TraceQL
   field: ``span.x``, ``resource.x``, ``.x``, ``name``, ``status``, ``kind``);
-- ``/api/traces/{id}`` (protobuf; see jaeger.http for the shared path) and
-  ``/api/v2/traces/{id}``; ``start``/``end`` in Unix seconds narrow the read;
+- ``/api/traces/{id}`` (protobuf only: the path's JSON is Jaeger's, see
+  jaeger.http) and ``/api/v2/traces/{id}`` (protobuf or JSON); ``start``/``end``
+  in Unix seconds narrow the read;
 - ``/api/echo`` and ``/api/status/buildinfo``.
 """
 
@@ -91,13 +91,10 @@ def wants_protobuf(request: HTTPConnection) -> bool:
     return PROTOBUF in request.headers.get("accept", "")
 
 
-def _encode(message: Message, request: HTTPConnection, v1_trace: bool = False) -> Response:
+def _encode(message: Message, request: HTTPConnection) -> Response:
     if wants_protobuf(request):
         return Response(message.SerializeToString(), media_type=PROTOBUF)
-    document = json_format.MessageToDict(message)
-    if v1_trace:
-        document = {"batches": document.pop("resourceSpans", []), **document}  # tempopb.MarshalToJSONV1
-    return Response(orjson.dumps(document), media_type=JSON)
+    return Response(orjson.dumps(json_format.MessageToDict(message)), media_type=JSON)
 
 
 def _trace_message(traces: TracesData) -> tempo_pb2.Trace:
@@ -155,7 +152,8 @@ class TempoTraceAnswers:
             return tempo_error(exc)
         if traces is None:
             return Response(status_code=404)  # Tempo's trace-by-id combiner: 404 with no body
-        return _encode(_trace_message(traces), call.request, v1_trace=True)
+        # Only asked for protobuf (jaeger.http answers the path's JSON): Tempo's Trace, OTLP's wire format.
+        return Response(_trace_message(traces).SerializeToString(), media_type=PROTOBUF)
 
     async def trace_v2(self, call: ApiCall) -> Response:
         traces = await self._trace(call, call.args.get("traceID"))
@@ -273,7 +271,9 @@ class _TempoApi:
     async def tags_v1(self, call: ApiCall) -> Response:
         window, scope, condition = self._tags_request(call)
         names = await self._reader.tag_names(call.scope, window, scope, condition, call.caller)
-        merged = sorted({name for scoped in names.values() for name in scoped})
+        # v1 lists attribute names; the intrinsics only when asked for by scope.
+        listed = [tags for name, tags in names.items() if name != "intrinsic" or scope == "intrinsic"]
+        merged = sorted({name for tags in listed for name in tags})
         return _encode(tempo_pb2.SearchTagsResponse(tagNames=merged, metrics=_metadata_metrics()), call.request)
 
     async def tags_v2(self, call: ApiCall) -> Response:
