@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint proto bench bench-proxy bench-security bench-loops soak clean
+.PHONY: install run test lint proto bench bench-proxy bench-security bench-loops bench-api soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-security: install
 
 bench-loops: install
 	$(BIN)/python benchmarks/loop_detection.py
+
+bench-api: install
+	$(BIN)/python benchmarks/read_api.py
 
 soak: install
 	$(BIN)/python benchmarks/soak.py

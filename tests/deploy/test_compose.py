@@ -115,7 +115,7 @@ def test_every_declared_port_is_one_the_service_listens_on(path: Path) -> None:
 
 def test_collector_publishes_every_client_facing_port() -> None:
     collector = _services(MAIN_COMPOSE)["collector"]
-    assert {parse_port(p).target for p in collector["ports"]} == {4317, 4318, 8080, 13133}
+    assert {parse_port(p).target for p in collector["ports"]} == {4317, 4318, 8080, 13133, 16686}
     assert 8889 in exposed_ports(collector)
 
 

@@ -195,6 +195,7 @@ def test_shipped_config_parses(registry: Registry) -> None:
         "receivers.genai_proxy.endpoint",
         "exporters.prometheus.endpoint",
         "extensions.admin.endpoint",
+        "extensions.api.endpoint",
     ]
     proxy = config.components["receivers"][ComponentID("genai_proxy")].config
     assert [(u.name, u.kind, u.base_url) for u in proxy.upstreams] == [
