@@ -25,7 +25,8 @@ Errors are plain text with the status, as Tempo answers them.
 - ``/api/traces/{id}`` (protobuf only: the path's JSON is Jaeger's, see
   jaeger.http) and ``/api/v2/traces/{id}`` (protobuf or JSON); ``start``/``end``
   in Unix seconds narrow the read;
-- ``/api/echo`` and ``/api/status/buildinfo``.
+- ``/api/echo`` and ``/api/status/buildinfo`` (Tempo 2.1.0's API level: Grafana then leaves gRPC
+  streaming, which is not served here, off).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ DEFAULT_SPANS_PER_SPANSET = 3
 # Tag values one answer lists at most (and when the caller names no limit).
 MAX_TAG_VALUES = 1_000
 QUERY_MODES = ("", "all", "ingesters", "blocks", "external")
+# What /api/status/buildinfo reports: the last Tempo release without gRPC streaming. Grafana's Tempo data source
+# turns streaming on from 2.2.0 (featuresToTempoVersion in its datasource.ts), and this collector serves none.
+TEMPO_API_VERSION = "2.1.0"
 LEGACY_RESERVED = frozenset({"q", "tags", "minDuration", "maxDuration", "limit", "spss", "start", "end"})
 TAG = "Tempo"
 
@@ -312,10 +316,12 @@ class _TempoApi:
         return PlainTextResponse("echo\n")  # Tempo answers http.Error(w, "echo", 200)
 
     async def buildinfo(self, call: ApiCall) -> Response:
-        # prometheus/common's version fields, as Tempo's build.GetVersion fills them; this collector's version.
+        # prometheus/common's version fields, as Tempo's build.GetVersion fills them. The version is the Tempo
+        # release whose API this matches, which Grafana reads to choose features; the collector names itself
+        # in revision.
         info = {
-            "version": metadata.version("genai-collector"),
-            "revision": "",
+            "version": TEMPO_API_VERSION,
+            "revision": f"genai-collector {metadata.version('genai-collector')}",
             "branch": "",
             "buildUser": "",
             "buildDate": "",
