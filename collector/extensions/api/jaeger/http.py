@@ -94,10 +94,6 @@ def _unix_units(nanos_per_unit: int) -> Callable[[str], int]:
     return parse
 
 
-def _go_duration(text: str) -> int:
-    return parse_duration(text)
-
-
 def _lookback(text: str) -> int | None:
     """The UI's lookback (``1h``, ``2d``); ``custom`` means start and end say it."""
     if text == "custom":
@@ -105,14 +101,19 @@ def _lookback(text: str) -> int | None:
     return parse_duration(text, PROMETHEUS_UNITS)
 
 
-def _json_tags(text: str) -> tuple[tuple[str, str], ...]:
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"malformed 'tags' parameter, cannot unmarshal JSON: {exc}") from None
-    if not isinstance(document, dict) or not all(isinstance(v, str) for v in document.values()):
-        raise ValueError("malformed 'tags' parameter, expecting a JSON object of strings")
-    return tuple(document.items())
+def _json_strings(malformed: str) -> Callable[[str], tuple[tuple[str, str], ...]]:
+    """A parser of a JSON object of strings (Jaeger's tags); ``malformed`` starts its error, as Jaeger's does."""
+
+    def parse(text: str) -> tuple[tuple[str, str], ...]:
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{malformed}: {exc}") from None
+        if not isinstance(document, dict) or not all(isinstance(v, str) for v in document.values()):
+            raise ValueError(f"{malformed}: expected a JSON object of strings")
+        return tuple(document.items())
+
+    return parse
 
 
 def _key_value_tag(text: str) -> tuple[str, str]:
@@ -193,14 +194,14 @@ class _JsonApi:
                 parameters=(
                     _text("service"),
                     _text("operation"),
-                    _param("tags", _json_tags, repeated=True),
+                    _param("tags", _json_strings("malformed 'tags' parameter, cannot unmarshal JSON"), repeated=True),
                     _param("tag", _key_value_tag, repeated=True),
                     _param("start", _unix_units(NANOS_PER_MICRO)),
                     _param("end", _unix_units(NANOS_PER_MICRO)),
                     _param("lookback", _lookback),
                     _param("limit", integer_parser(1, self._max_limit)),
-                    _param("minDuration", _go_duration),
-                    _param("maxDuration", _go_duration),
+                    _param("minDuration", parse_duration),
+                    _param("maxDuration", parse_duration),
                     _param("traceID", parse_jaeger_trace_id, repeated=True),
                     _param("raw", parse_boolean),
                 ),
@@ -322,15 +323,15 @@ class _ApiV3:
         return (
             *(_text(name) for name in ("query.serviceName", "query.service_name")),
             *(_text(name) for name in ("query.operationName", "query.operation_name")),
-            _param("query.attributes", _json_attributes),
+            _param("query.attributes", _json_strings("malformed parameter query.attributes")),
             *(_param(name, parse_timestamp) for name in ("query.startTimeMin", "query.start_time_min")),
             *(_param(name, parse_timestamp) for name in ("query.startTimeMax", "query.start_time_max")),
             *(
                 _param(name, integer_parser(1, self._max_limit))
                 for name in ("query.searchDepth", "query.search_depth", "query.num_traces")
             ),
-            *(_param(name, _go_duration) for name in ("query.durationMin", "query.duration_min")),
-            *(_param(name, _go_duration) for name in ("query.durationMax", "query.duration_max")),
+            *(_param(name, parse_duration) for name in ("query.durationMin", "query.duration_min")),
+            *(_param(name, parse_duration) for name in ("query.durationMax", "query.duration_max")),
             *(_param(name, parse_boolean) for name in ("query.rawTraces", "query.raw_traces")),
             _text("query.filter"),
         )
@@ -435,16 +436,6 @@ class _ApiV3:
             window = TimeRange(start, end) if start < end else None
         found = await self._reader.get_traces(call.scope, [trace_id], window, call.caller)
         return _result([traces for _, traces in found])
-
-
-def _json_attributes(text: str) -> tuple[tuple[str, str], ...]:
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"malformed parameter query.attributes: {exc}") from None
-    if not isinstance(document, dict) or not all(isinstance(v, str) for v in document.values()):
-        raise ValueError("malformed parameter query.attributes: expected a JSON object of strings")
-    return tuple(document.items())
 
 
 def _result(traces: list[TracesData]) -> Any:

@@ -15,7 +15,7 @@ read those fields:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from collector.extensions.api.spanfilter import (
     KIND_WORDS,
@@ -37,7 +37,7 @@ class JaegerQuery:
 
     service: str = ""
     operation: str = ""
-    tags: tuple[tuple[str, str], ...] = field(default=())
+    tags: tuple[tuple[str, str], ...] = ()
     min_duration_ns: int | None = None
     max_duration_ns: int | None = None
 

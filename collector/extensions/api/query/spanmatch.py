@@ -34,8 +34,10 @@ from collector.extensions.api.query.traces import TraceSummary, summarise_traces
 from collector.extensions.api.spanfilter import SpanFilter
 from collector.extensions.caller import CallerWatch
 
-# Distinct services one trace is read for in service_stats.
+# Distinct services one trace is read for in service_stats, and spans one fetch of several traces reads at most
+# besides each trace's own cap (a search for many large traces then lacks the spans that start last).
 MAX_SERVICES_PER_TRACE = 1_000
+MAX_SPANS_PER_FETCH = 200_000
 
 
 @dataclass(frozen=True)
@@ -156,13 +158,13 @@ async def fetch_traces(
     """The spans of ``trace_ids`` visible in ``scope``, at most ``max_spans`` per trace, by trace id.
 
     ``window`` narrows the read; by default it is where the trace-id lookup table puts the traces.
-    Traces without a visible span are left out.
+    Traces without a visible span are left out; past MAX_SPANS_PER_FETCH spans in all, the latest spans are.
     """
     if not trace_ids:
         return {}
     ids = tuple(dict.fromkeys(trace_ids))
     window = window or TraceWindow(ids, tables.trace_lookup)
-    select = Select(tables.spans, scope, window, limit=max_spans * len(ids))
+    select = Select(tables.spans, scope, window, limit=min(max_spans * len(ids), max(max_spans, MAX_SPANS_PER_FETCH)))
     select.where(f"TraceId IN {select.bind(list(ids), 'Array(String)')}")
     query = select.build(SPAN_SELECT, order_by=SPAN_ORDER, limit_by=f"LIMIT {int(max_spans)} BY TraceId")
     by_trace: dict[str, list[Record]] = {}
