@@ -120,11 +120,19 @@ def _free_port() -> int:
 
 
 class Collector:
-    """``genai-collector run`` in its own process, on free ports, storing under ``store_dir``."""
+    """``genai-collector run`` in its own process, on free ports, storing under ``store_dir``.
 
-    def __init__(self, store_dir: Path, work_dir: Path, processors: str = "[]") -> None:
-        self.http_port, self.admin_port = _free_port(), _free_port()
+    With ``api`` the read API runs too (on ``api_port``, open on loopback: no key is made).
+    """
+
+    def __init__(self, store_dir: Path, work_dir: Path, processors: str = "[]", api: bool = False) -> None:
+        self.http_port, self.admin_port, self.api_port = _free_port(), _free_port(), _free_port()
         self.token_file = work_dir / "admin-token"
+        api_extension = (
+            f'  api: {{endpoint: "127.0.0.1:{self.api_port}", keys_file: "{work_dir / "no-keys.json"}"}}'
+            if api
+            else ""
+        )
         config = work_dir / "bench-config.yaml"
         config.write_text(
             f"""
@@ -143,8 +151,9 @@ exporters:
     endpoint: chdb://{store_dir}
 extensions:
   admin: {{endpoint: "127.0.0.1:{self.admin_port}", token_file: "{self.token_file}"}}
+{api_extension}
 service:
-  extensions: [admin]
+  extensions: [admin{", api" if api else ""}]
   telemetry: {{logs: {{level: warn}}}}
   pipelines:
     traces: {{receivers: [otlp], processors: {processors}, exporters: [clickhouse]}}
@@ -194,14 +203,16 @@ def end_to_end_round(
     concurrency: int,
     processors: str = "[]",
     alongside: Callable[[Collector], contextlib.AbstractContextManager[object]] | None = None,
+    api: bool = False,
 ) -> float:
     """Spans/s from the first OTLP/HTTP send until the exporter reports every span stored.
 
     ``alongside``, given the running collector, is entered before the first send
     and left after the last span is stored: other load on the same collector.
+    ``api`` runs the collector with its read API (see Collector).
     """
     shutil.rmtree(store_dir, ignore_errors=True)
-    collector = Collector(store_dir, work_dir, processors)
+    collector = Collector(store_dir, work_dir, processors, api)
     url = f"http://127.0.0.1:{collector.http_port}/v1/traces"
     total = len(bodies) * SPANS_PER_REQUEST
     local = threading.local()

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import clickhouse_connect
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -151,11 +152,18 @@ class ClickHouseStore:
         traces_to_table(())
 
     def send(self, batch: Batch) -> None:
+        self.send_table(traces_to_table(batch.items), batch_token(batch.items))
+
+    def send_table(self, table: pa.Table, token: str) -> None:
+        """Insert rows already in the ``otel_traces`` columns (TRACE_COLUMNS), deduplicated by ``token``.
+
+        ``send`` comes through here; benchmarks that make millions of spans as Arrow columns do too.
+        """
         client = self._insert_client or self._prepare_for_send()
-        table = traces_to_table(batch.items)
-        settings = insert_settings(batch_token(batch.items))
         try:
-            client.insert_arrow(self._tables.traces, table, database=self._layout.database, settings=settings)
+            client.insert_arrow(
+                self._tables.traces, table, database=self._layout.database, settings=insert_settings(token)
+            )
         except ClickHouseError as exc:
             raise classify_insert_failure(exc) from None
 

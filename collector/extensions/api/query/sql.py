@@ -109,12 +109,16 @@ class TraceWindow:
 
     def condition(self, table: Table, params: Params) -> str:
         ids = params.bind(list(self.trace_ids), "Array(String)")
-        bounds = f"FROM {self.lookup_table} WHERE TraceId IN {ids}"
+        # One scalar subquery, named where it first appears (ClickHouse aliases hold anywhere in a query,
+        # and the name of its parameter keeps it unique); the engine runs it before planning, so the
+        # bounds prune partitions as constants would.
+        alias = "TraceBounds_" + ids[1 : ids.index(":")]
+        bounds = f"((SELECT (min(Start), max(End)) FROM {self.lookup_table} WHERE TraceId IN {ids}) AS {alias})"
         column = table.time_column
         # End is max(Timestamp) cut to the second: the last span started before End + 1s.
         return (
-            f"{column} >= (SELECT toDateTime64(min(Start), 9) {bounds})"
-            f" AND {column} < (SELECT toDateTime64(max(End), 9) + toIntervalSecond(1) {bounds})"
+            f"{column} >= toDateTime64(tupleElement({bounds}, 1), 9)"
+            f" AND {column} < toDateTime64(tupleElement({alias}, 2), 9) + toIntervalSecond(1)"
         )
 
 
