@@ -129,7 +129,8 @@ class Collector:
         self.http_port, self.admin_port, self.api_port = _free_port(), _free_port(), _free_port()
         self.token_file = work_dir / "admin-token"
         api_extension = (
-            f'  api: {{endpoint: "127.0.0.1:{self.api_port}", keys_file: "{work_dir / "no-keys.json"}"}}'
+            f'  api: {{endpoint: "127.0.0.1:{self.api_port}", grpc_endpoint: "127.0.0.1:{_free_port()}", '
+            f'keys_file: "{work_dir / "no-keys.json"}"}}'
             if api
             else ""
         )
