@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from collector.component import TracesData
 from collector.errors import ConsumeError, status_for
-from collector.httpserver import ListenError
+from collector.grpcserver import NO_PORT_SHARING, start_insecure
 from collector.receivers.otlp.codec import PROTOBUF
 from collector.receivers.otlp.config import GrpcSettings
 from collector.receivers.otlp.ingest import Ingest
@@ -44,28 +44,14 @@ class GrpcReceiver:
 
     async def start(self) -> None:
         max_bytes = self._settings.max_recv_msg_size_mib * BYTES_PER_MIB
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", max_bytes),
-                # Without this a second process could bind the same port silently.
-                ("grpc.so_reuseport", 0),
-            ]
-        )
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_bytes), NO_PORT_SHARING])
         handler = grpc.unary_unary_rpc_method_handler(
             self._export,
             request_deserializer=None,
             response_serializer=ExportTraceServiceResponse.SerializeToString,
         )
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler})])
-        endpoint = self._settings.endpoint
-        try:
-            self.port = server.add_insecure_port(str(endpoint))
-        except RuntimeError:
-            self.port = 0
-        if self.port == 0:  # grpc answers 0 (or raises) when it cannot bind
-            await server.stop(None)
-            raise ListenError(f"{endpoint} is already in use")
-        await server.start()
+        self.port = await start_insecure(server, self._settings.endpoint)
         self._server = server
 
     @property

@@ -40,7 +40,7 @@ from collector.extensions.api.jaeger.proto import capabilities_pb2, dependency_s
 from collector.extensions.api.jaeger.reader import JaegerReader, UnknownSpanKind
 from collector.extensions.api.jaeger.search import JaegerQuery, tags_of
 from collector.extensions.api.query.sql import Scope, TimeRange
-from collector.httpserver import ListenError
+from collector.grpcserver import NO_PORT_SHARING, start_insecure
 from collector.keys import KeyStore, Role
 from collector.query.errors import QueryError, QueryTimeoutError, TooManyQueriesError
 from exporters.clickhouse.columns import value_as_string
@@ -91,19 +91,12 @@ class RemoteStorageServer:
                 ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
                 ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
                 ("grpc.max_connection_idle_ms", MAX_IDLE_CONNECTION_MS),
-                ("grpc.so_reuseport", 0),
+                NO_PORT_SHARING,
             ],
             maximum_concurrent_rpcs=MAX_CONCURRENT_CALLS,
         )
         server.add_generic_rpc_handlers(self._handlers())
-        try:
-            self.port = server.add_insecure_port(str(self._endpoint))
-        except RuntimeError:
-            self.port = 0
-        if self.port == 0:
-            await server.stop(None)
-            raise ListenError(f"{self._endpoint} is already in use")
-        await server.start()
+        self.port = await start_insecure(server, self._endpoint)
         self._server = server
 
     async def stop(self) -> None:
