@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Extra arguments for a benchmark, e.g. make bench BENCH_ARGS=--peers
 BENCH_ARGS ?=
 
-.PHONY: install run test lint bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api soak clean
+.PHONY: install run test lint proto bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: install
 lint: install
 	$(BIN)/ruff check collector processors exporters proxy tests benchmarks
 	$(BIN)/mypy
+
+# The read API's .proto files (Jaeger remote storage, Tempo) into the *_pb2 modules committed beside them.
+proto: install
+	$(BIN)/python -m collector.extensions.api.protogen
 
 test: install lint
 	$(BIN)/python -m pytest

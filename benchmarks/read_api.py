@@ -310,6 +310,8 @@ def measure_queries(work: Path, trace_ids: list[str], first_ns: int, days: int, 
     try:
         day = first_ns + (days // 2) * DAY
         window = {"start": format_timestamp(day), "end": format_timestamp(day + DAY)}
+        micros = {"start": str(day // 1_000), "end": str((day + DAY) // 1_000)}
+        seconds = {"start": str(day // NANOS), "end": str((day + DAY) // NANOS)}
         questions: dict[str, list[tuple[str, dict[str, str]]]] = {
             "trace by id": [(f"/api/v1/traces/{trace_id}", {}) for trace_id in trace_ids],
             "search over a day": [("/api/v1/traces", window)],
@@ -317,6 +319,14 @@ def measure_queries(work: Path, trace_ids: list[str], first_ns: int, days: int, 
             "stats for a day by model": [("/api/v1/stats", {**window, "group_by": "model"})],
             "stats for a day by model and hour": [("/api/v1/stats", {**window, "group_by": "model", "bucket": "hour"})],
             "calls over a day, one tenant": [("/api/v1/calls", {**window, "tenant": TENANTS[0]})],
+            # Jaeger's and Tempo's APIs over the same store.
+            "jaeger search, a day, one service": [
+                ("/api/traces", {**micros, "service": SERVICES[0], "limit": "20"})
+            ],
+            "tempo TraceQL search over a day": [
+                ("/api/search", {**seconds, "q": f'{{ span.gen_ai.request.model = "{MODELS[0]}" }}'})
+            ],
+            "tempo trace by id": [(f"/api/v2/traces/{trace_id}", {}) for trace_id in trace_ids],
         }
         api = f"http://{harness.LOOPBACK}:{config.port('extensions.api')}"
         with httpx.Client(base_url=api, timeout=harness.CLIENT_TIMEOUT_SECONDS) as client:

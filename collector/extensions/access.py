@@ -202,13 +202,11 @@ class AccessGuard:
         if scope["path"] in self._open_paths:
             return None  # whatever credential comes along, an open path neither needs nor judges it
         try:
-            principal = self._authenticate(headers)
+            principal = caller_principal(
+                headers.get("authorization"), self._keys, self._local_token, self._anonymous_reads
+            )
         except AccessDenied as exc:
             return exc.status, "key", str(exc)
-        if principal is None and self._anonymous_reads and not self._keys.has_keys(API_ROLES):
-            principal = Principal(ANONYMOUS_VIEWER_ID, "viewer", None)
-        if principal is None:
-            return 401, "key", "an API key is required: send it as Authorization: Bearer <key>"
         scope[PRINCIPAL_SCOPE_KEY] = principal
         return None
 
@@ -231,20 +229,30 @@ class AccessGuard:
         own = f"{scheme}://{host.lower()}"
         return normalized == own or normalized in self._allowed_origins
 
-    def _authenticate(self, headers: Headers) -> Principal | None:
-        authorization = headers.get("authorization")
-        if authorization is None:
-            return None
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise AccessDenied("send the key as Authorization: Bearer <key>", 401)
-        if self._local_token is not None and self._local_token.matches(token):
-            return Principal("local-token", "admin", None)
-        entry = self._keys.verify(token, API_ROLES)
-        if entry is None:
-            raise AccessDenied("the API key is not valid", 401)
-        return Principal(entry.id, entry.role, entry.tenant)
+
+
+def caller_principal(
+    authorization: str | None, keys: KeyStore, local_token: LocalToken | None, anonymous_reads: bool
+) -> Principal:
+    """Who an ``Authorization`` value (an HTTP header, a gRPC metadata entry) names; AccessDenied (401) if nobody.
+
+    ``Bearer <key>`` names a key of ``keys`` or the local admin token; with no
+    credential, ``anonymous_reads`` lets a viewer in while no API key exists.
+    """
+    if authorization is None:
+        if anonymous_reads and not keys.has_keys(API_ROLES):
+            return Principal(ANONYMOUS_VIEWER_ID, "viewer", None)
+        raise AccessDenied("an API key is required: send it as Authorization: Bearer <key>", 401)
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AccessDenied("send the key as Authorization: Bearer <key>", 401)
+    if local_token is not None and local_token.matches(token):
+        return Principal("local-token", "admin", None)
+    entry = keys.verify(token, API_ROLES)
+    if entry is None:
+        raise AccessDenied("the API key is not valid", 401)
+    return Principal(entry.id, entry.role, entry.tenant)
 
 
 def _json_refusal(status: int, reason: str, message: str, headers: dict[str, str] | None) -> Response:

@@ -46,6 +46,7 @@ class CollectorProcess:
                 GENAI_COLLECTOR_ADMIN_ENDPOINT=f"127.0.0.1:{self.admin_port}",
                 GENAI_COLLECTOR_PROMETHEUS_ENDPOINT=f"127.0.0.1:{free_port()}",
                 GENAI_COLLECTOR_CLICKHOUSE_ENDPOINT=f"chdb://{self.store}",
+                GENAI_COLLECTOR_API_GRPC_ENDPOINT=f"127.0.0.1:{free_port()}",
             )
         else:
             self.config = tmp_path / "otel-config.yaml"

@@ -10,7 +10,7 @@ from collector.registry import default_registry
 from tests.conftest import REPO_ROOT
 from tests.deploy.deployfiles import COLLECTOR_CONFIG_TARGET, DOCKERFILE, dockerfile_instructions, final_stage
 
-EXPECTED_PORTS = {4317, 4318, 8080, 13133, 8889, 16686}
+EXPECTED_PORTS = {4317, 4318, 8080, 13133, 8889, 16686, 17271}
 IGNORE_FILE = DOCKERFILE.with_name(DOCKERFILE.name + ".dockerignore")
 
 

@@ -30,14 +30,16 @@ from collector.extensions.api import openapi, rest
 from collector.extensions.api.context import ApiContext
 from collector.extensions.api.endpoints import Endpoint, JsonResponse, RouteGroup
 from collector.extensions.api.errors import GUARD_CODES, error_response
+from collector.extensions.api.jaeger import http as jaeger
 from collector.extensions.api.stream import routes as stream
+from collector.extensions.api.tempo import http as tempo
 from collector.keys import KeyStore
 
 HEALTH_PATH = "/health"
 OPENAPI_PATH = f"{rest.PREFIX}/openapi.json"
 OPEN_PATHS = (HEALTH_PATH, OPENAPI_PATH)
 # Route groups in the order their routes are matched.
-ROUTE_GROUPS: tuple[RouteGroup, ...] = (rest.endpoints, stream.routes)
+ROUTE_GROUPS: tuple[RouteGroup, ...] = (rest.endpoints, stream.routes, jaeger.routes, tempo.routes)
 CORS_METHODS = ("GET", "HEAD", "OPTIONS")
 CORS_HEADERS = ("Authorization", "Content-Type")
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed"}

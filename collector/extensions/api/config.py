@@ -12,6 +12,8 @@ from collector.listeners.settings import HttpServerSettings
 
 # The Jaeger query port, where Jaeger-speaking tools look.
 DEFAULT_API_ENDPOINT = HostPort("127.0.0.1", 16686)
+# Jaeger's remote-storage port: the gRPC Remote Storage API v2 (jaeger.storage.v2) a Jaeger v2 reads.
+DEFAULT_GRPC_ENDPOINT = HostPort("127.0.0.1", 17271)
 # Rows per page of a search or listing when the caller names no limit, and the most a caller may ask for.
 DEFAULT_PAGE_LIMIT = 20
 MAX_PAGE_LIMIT = 1_000
@@ -101,6 +103,8 @@ class ApiConfig(HttpServerSettings):
     """The listener's settings (HttpServerSettings: timeouts, connections, admission) and the API's own."""
 
     endpoint: HostPort = DEFAULT_API_ENDPOINT
+    # Jaeger's Remote Storage API v2 over gRPC (a Jaeger v2 with grpc storage reads the store here).
+    grpc_endpoint: HostPort = DEFAULT_GRPC_ENDPOINT
     # The clickhouse exporter whose store the API reads; empty: the only one configured.
     exporter: str = ""
     # API keys (genai-collector keys create --role viewer [--tenant T]); empty: the admin's ./data/api-keys.json.
@@ -117,6 +121,7 @@ class ApiConfig(HttpServerSettings):
 
     def listeners(self) -> Iterable[tuple[str, HostPort]]:
         yield "endpoint", self.endpoint
+        yield "grpc_endpoint", self.grpc_endpoint
 
     def keys_path(self) -> Path:
         return (

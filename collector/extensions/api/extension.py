@@ -3,7 +3,9 @@
 On start it finds the store it reads (the clickhouse exporter named by
 ``exporter``, or the only one), builds the ApiContext (tables, query runner
 on the store's query pool, live stream hub fed by the Service's pipeline
-tap) and serves collector.extensions.api.app on its endpoint. Like the admin
+tap) and serves collector.extensions.api.app on its endpoint, and Jaeger's
+remote storage over gRPC (collector.extensions.api.jaeger.grpc) on
+``grpc_endpoint`` (127.0.0.1:17271 by default). Like the admin
 endpoint it will not listen beyond loopback until an API key exists; on
 loopback with no key (and ``require_keys`` off) it answers reads without one.
 """
@@ -18,6 +20,8 @@ from collector.extensions.access import is_loopback, listen_check
 from collector.extensions.api.app import build_app
 from collector.extensions.api.config import ApiConfig
 from collector.extensions.api.context import ApiContext
+from collector.extensions.api.jaeger.grpc import RemoteStorageServer
+from collector.extensions.api.jaeger.reader import JaegerReader
 from collector.extensions.api.query.runner import QueryRunner
 from collector.extensions.api.query.tables import StoreTables
 from collector.extensions.api.stream.hub import StreamHub
@@ -35,6 +39,7 @@ class ApiExtension:
         self._settings = settings
         self._keys = KeyStore(config.keys_path())
         self._server: HttpServer | None = None
+        self._grpc: RemoteStorageServer | None = None
         self._hub: StreamHub | None = None
         self.context: ApiContext | None = None
 
@@ -42,10 +47,16 @@ class ApiExtension:
     def port(self) -> int:
         return self._server.port if self._server else self._config.endpoint.port
 
+    @property
+    def grpc_port(self) -> int:
+        """The port of Jaeger's remote storage gRPC service."""
+        return self._grpc.port if self._grpc else self._config.grpc_endpoint.port
+
     async def start(self, host: Host) -> None:
-        refusal = listen_check(self._config.endpoint, self._keys, f"{CONFIG_PATH}.endpoint")
-        if refusal is not None:
-            raise StartError(refusal)
+        for name, endpoint in self._config.listeners():
+            refusal = listen_check(endpoint, self._keys, f"{CONFIG_PATH}.{name}")
+            if refusal is not None:
+                raise StartError(refusal)
         store = self._store(host)
         logger = self._settings.logger
         self._hub = StreamHub(self._config.stream, self._settings.telemetry, logger)
@@ -70,11 +81,34 @@ class ApiExtension:
                 websocket=True,  # the live stream's /api/v1/ws
             )
             await self._server.start()
+            self._grpc = self._remote_storage(self.context)
+            await self._grpc.start()
         except BaseException:
-            await self._hub.stop()
+            await self.shutdown()
             raise
         logger.info(
-            "api listening on %s:%d (reading %s)", self._config.endpoint.host, self._server.port, store.describe()
+            "api listening on %s:%d, Jaeger remote storage on %s:%d (reading %s)",
+            self._config.endpoint.host,
+            self._server.port,
+            self._config.grpc_endpoint.host,
+            self._grpc.port,
+            store.describe(),
+        )
+
+    def _remote_storage(self, context: ApiContext) -> RemoteStorageServer:
+        config = self._config
+        limits = config.limits
+        reader = JaegerReader(
+            context.runner, context.tables, limits.max_trace_spans, limits.max_time_window, context.clock
+        )
+        return RemoteStorageServer(
+            reader,
+            self._keys,
+            config.grpc_endpoint,
+            anonymous_reads=not config.require_keys and is_loopback(config.grpc_endpoint.host),
+            max_search_depth=limits.max_page_limit,
+            max_window_seconds=limits.max_time_window,
+            clock=context.clock,
         )
 
     def _store(self, host: Host) -> Any:
@@ -94,6 +128,9 @@ class ApiExtension:
         if self._hub is not None:
             await self._hub.stop()
             self._hub = None
+        if self._grpc is not None:
+            await self._grpc.stop()
+            self._grpc = None
         if self._server is not None:
             await self._server.stop()
             self._server = None

@@ -32,7 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from collector.component import TracesData
 from collector.errors import ConsumeError, status_for
-from collector.httpserver import ListenError
+from collector.grpcserver import start_insecure
 from collector.listeners.descriptors import CAPACITY
 from collector.listeners.inflight import InFlightBudget, Overloaded
 from collector.listeners.metrics import BODY, ListenerMetrics
@@ -106,15 +106,7 @@ class GrpcReceiver:
             response_serializer=ExportTraceServiceResponse.SerializeToString,
         )
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler})])
-        endpoint = self._settings.endpoint
-        try:
-            self.port = server.add_insecure_port(str(endpoint))
-        except RuntimeError:
-            self.port = 0
-        if self.port == 0:  # grpc answers 0 (or raises) when it cannot bind
-            await server.stop(None)
-            raise ListenError(f"{endpoint} is already in use")
-        await server.start()
+        self.port = await start_insecure(server, self._settings.endpoint)
         self._server = server
 
     @property

@@ -196,6 +196,7 @@ def test_shipped_config_parses(registry: Registry) -> None:
         "exporters.prometheus.endpoint",
         "extensions.admin.endpoint",
         "extensions.api.endpoint",
+        "extensions.api.grpc_endpoint",
     ]
     proxy = config.components["receivers"][ComponentID("genai_proxy")].config
     assert [(u.name, u.kind, u.base_url) for u in proxy.upstreams] == [

@@ -28,6 +28,7 @@ exporters:
 extensions:
   api:
     endpoint: 127.0.0.1:0
+    grpc_endpoint: 127.0.0.1:0
     keys_file: {tmp_path / "api-keys.json"}
 {api}
 service:

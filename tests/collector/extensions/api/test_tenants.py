@@ -21,6 +21,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from collector import findings, semconv
+from collector.extensions.api.jaeger import http as jaeger_http
+from collector.extensions.api.jaeger.proto import capabilities_pb2, dependency_storage_pb2, trace_storage_pb2
+from collector.extensions.api.tempo import http as tempo_http
+from tests.collector.extensions.api.compat_probes import COMPAT_PROBES, COMPAT_ROUTES
 from tests.collector.extensions.api.world import (
     HOUR,
     WAIT_SECONDS,
@@ -153,6 +157,7 @@ PROBES: dict[str, tuple[Probe, bool]] = {
     "services": (lambda w, t: _text(w.get("/api/v1/services", t, **wide(w))), False),
     "stream (SSE)": (_sse, True),
     "stream (WebSocket)": (_websocket, True),
+    **COMPAT_PROBES,  # Jaeger's and Tempo's APIs and Jaeger's remote storage (gRPC)
 }
 
 
@@ -183,3 +188,17 @@ def test_every_route_of_the_api_has_a_probe(world: World) -> None:
         "/api/v1/conversations/{conversation_id}", "/api/v1/services", "/api/v1/stream", "/api/v1/ws",
     }  # fmt: skip
     assert paths == probed
+
+
+def test_every_jaeger_and_tempo_route_has_a_probe(world: World) -> None:
+    """Those APIs are left out of the OpenAPI document; their routes and gRPC methods are listed here instead."""
+    context = world.api.context
+    assert context is not None
+    paths = {endpoint.path for group in (jaeger_http.routes, tempo_http.routes) for endpoint in group(context)}
+    methods = {
+        f"{service.name}/{method.name}"
+        for module in (trace_storage_pb2, dependency_storage_pb2, capabilities_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    assert paths | methods == COMPAT_ROUTES

@@ -123,6 +123,7 @@ exporters:
 extensions:
   api:
     endpoint: 127.0.0.1:0
+    grpc_endpoint: 127.0.0.1:0
     keys_file: {keys_file}
 {extra_api}
 service:

@@ -1,0 +1,1 @@
+"""Tempo's query API messages (tempopb): the .proto file and its generated module."""
