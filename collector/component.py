@@ -142,13 +142,25 @@ class ReceiverFactory(Generic[C]):
     create: Callable[[ComponentSettings, C, TracesConsumer], Component]
 
 
+# Where a processor runs: in the worker processes (sharded by trace id), or in the main process.
+ProcessorPlacement = Literal["worker", "main"]
+
+
 @dataclass(frozen=True)
 class ProcessorFactory(Generic[C]):
-    """Makes a processor that feeds ``next_consumer``."""
+    """Makes a processor that feeds ``next_consumer``.
+
+    ``runs_in="worker"`` says the processor may run in a worker process: it
+    passes on what it is given within its own ``consume`` call (it holds
+    nothing back for later and merges nothing across calls), its config pickles,
+    and the state it keeps is per trace. Anything else runs in the main process
+    (the default, so a third-party processor keeps the semantics it was written for).
+    """
 
     type: str
     config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C, TracesConsumer], Processor]
+    runs_in: ProcessorPlacement = "main"
 
 
 @dataclass(frozen=True)

@@ -318,4 +318,6 @@ def create_processor(settings: ComponentSettings, config: GenAiDedupConfig, next
     return GenAiDedupProcessor(settings, config, next_consumer)
 
 
-factory = ProcessorFactory(type="genai_dedup", config_type=GenAiDedupConfig, create=create_processor)
+factory = ProcessorFactory(
+    type="genai_dedup", config_type=GenAiDedupConfig, create=create_processor, runs_in="worker"
+)
