@@ -40,6 +40,8 @@ __all__ = [
     "ExporterFactory",
     "ExtensionFactory",
     "Listener",
+    "WorkerNotes",
+    "MainPart",
 ]
 
 ComponentKind = Literal["receiver", "processor", "exporter", "extension"]
@@ -146,6 +148,26 @@ class ReceiverFactory(Generic[C]):
 ProcessorPlacement = Literal["worker", "main"]
 
 
+@runtime_checkable
+class WorkerNotes(Protocol):
+    """What a Host offers a processor running in a worker process: notes for its part in the main process.
+
+    A processor whose state must span every trace (not only the traces of
+    one worker) notes what that part needs as it passes a batch; the notes
+    travel back with the batch, and its ``MainPart`` reads them in the main
+    process before the batch goes on to the exporters. A processor whose host
+    offers no notes runs in one process and needs no main part.
+    """
+
+    def note(self, processor: ComponentID, item: object) -> None: ...
+
+
+class MainPart(Protocol):
+    """A worker processor's part in the main process: it sees each batch after the workers, with its notes."""
+
+    def apply(self, traces: TracesData, notes: list[object]) -> None: ...
+
+
 @dataclass(frozen=True)
 class ProcessorFactory(Generic[C]):
     """Makes a processor that feeds ``next_consumer``.
@@ -161,6 +183,8 @@ class ProcessorFactory(Generic[C]):
     config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C, TracesConsumer], Processor]
     runs_in: ProcessorPlacement = "main"
+    # With runs_in="worker": its part in the main process, when its state must span every worker.
+    create_main_part: Callable[[ComponentSettings, C], MainPart] | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from collector.component import (
     ComponentKind,
     ComponentSettings,
     Exporter,
+    MainPart,
     TracesConsumer,
     TracesData,
 )
@@ -145,6 +146,15 @@ class Service:
     def _factory(self, component: ComponentConfig) -> Any:
         return self._registry.kind(component.section)[component.id.type]
 
+    def _main_parts(self, steps: Sequence[ProcessorStep]) -> list[tuple[ComponentID, MainPart]]:
+        """The parts in this process of the processors ``steps`` runs in the workers, for those that have one."""
+        parts = []
+        for step in steps:
+            create = getattr(step.factory, "create_main_part", None)
+            if create is not None:
+                parts.append((step.id, create(self._settings_for(step.id, "processor"), step.config)))
+        return parts
+
     def _steps(self, pipeline: PipelineConfig) -> list[ProcessorStep]:
         steps = []
         for cid in pipeline.processors:
@@ -175,7 +185,7 @@ class Service:
             consumer, tail = build_chain(plan.tail, settings_for, self.telemetry, consumer)
             middle: list[tuple[ComponentID, Component]] = []
             if self._pool is not None and plan.middle:
-                consumer = WorkerStage(self._pool, name, consumer)
+                consumer = WorkerStage(self._pool, name, consumer, self._main_parts(plan.middle))
             else:
                 consumer, middle = build_chain(plan.middle, settings_for, self.telemetry, consumer)
             consumer, head = build_chain(plan.head, settings_for, self.telemetry, consumer)

@@ -79,14 +79,24 @@ def read_process_payload(payload: bytes) -> tuple[int, bytes]:
     return pipeline, payload[PIPELINE.size :]
 
 
-def ok_result(batch: bytes, telemetry: Snapshot) -> tuple[bytes, bytes, bytes]:
-    encoded = pickle.dumps(telemetry, protocol=pickle.HIGHEST_PROTOCOL) if telemetry else b""
-    return RESULT.pack(1, len(encoded)), encoded, batch
+# What processors noted for their parts in the main process: processor id -> items, in the order noted.
+Notes = dict[str, list[Any]]
+
+
+def ok_result(batch: bytes, telemetry: Snapshot, notes: Notes) -> tuple[bytes, bytes, bytes]:
+    extras = _extras(telemetry, notes)
+    return RESULT.pack(1, len(extras)), extras, batch
 
 
 def failed_result(error: BaseException, telemetry: Snapshot) -> tuple[bytes, bytes, bytes]:
-    encoded = pickle.dumps(telemetry, protocol=pickle.HIGHEST_PROTOCOL) if telemetry else b""
-    return RESULT.pack(0, len(encoded)), encoded, pickle.dumps(describe_error(error))
+    extras = _extras(telemetry, {})
+    return RESULT.pack(0, len(extras)), extras, pickle.dumps(describe_error(error))
+
+
+def _extras(telemetry: Snapshot, notes: Notes) -> bytes:
+    if not telemetry and not notes:
+        return b""
+    return pickle.dumps((telemetry, notes), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 @dataclass(frozen=True)
@@ -96,16 +106,20 @@ class Result:
     batch: bytes
     error: ConsumeError | None
     telemetry: Snapshot
+    notes: Notes
 
 
 def read_result(payload: bytes) -> Result:
-    ok, telemetry_length = RESULT.unpack_from(payload)
+    ok, extras_length = RESULT.unpack_from(payload)
     start = RESULT.size
-    telemetry: Snapshot = pickle.loads(payload[start : start + telemetry_length]) if telemetry_length else {}
-    rest = payload[start + telemetry_length :]
+    telemetry: Snapshot = {}
+    notes: Notes = {}
+    if extras_length:
+        telemetry, notes = pickle.loads(payload[start : start + extras_length])
+    rest = payload[start + extras_length :]
     if ok:
-        return Result(rest, None, telemetry)
-    return Result(b"", rebuild_error(pickle.loads(rest)), telemetry)
+        return Result(rest, None, telemetry, notes)
+    return Result(b"", rebuild_error(pickle.loads(rest)), telemetry, notes)
 
 
 def describe_error(error: BaseException) -> dict[str, Any]:

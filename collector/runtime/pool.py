@@ -117,8 +117,9 @@ class WorkerPool:
             await self.shutdown()
             raise
 
-    async def process(self, pipeline: str, traces: TracesData) -> TracesData:
-        """What ``pipeline``'s middle run passes on for ``traces``; raises the first part's ConsumeError."""
+    async def process(self, pipeline: str, traces: TracesData) -> tuple[TracesData, frames.Notes]:
+        """What ``pipeline``'s middle run passes on for ``traces``, and what its processors noted for their main
+        parts; raises the first part's ConsumeError."""
         index = self._pipelines[pipeline]
         parts = split(traces, self._size)
         sends: list[tuple[_Worker, bytes]] = []
@@ -136,10 +137,13 @@ class WorkerPool:
             sends.append((worker, encoded))
         futures = [self._send(worker, index, encoded) for worker, encoded in sends]
         results = await asyncio.gather(*futures)
+        notes: frames.Notes = {}
         for result in results:
             if result.error is not None:
                 raise result.error
-        return TracesData.FromString(b"".join(result.batch for result in results))
+            for processor, items in result.notes.items():
+                notes.setdefault(processor, []).extend(items)
+        return TracesData.FromString(b"".join(result.batch for result in results)), notes
 
     def _send(self, worker: _Worker, pipeline: int, encoded: bytes) -> asyncio.Future[frames.Result]:
         assert worker.writer is not None

@@ -93,8 +93,9 @@ async def _serve(channel: socket.socket, spec: WorkerSpec) -> None:
         entry, built = build_chain(steps, settings_for, telemetry, capture)
         entries.append(entry)
         components.extend(component for _, component in built)
+    host = _WorkerHost()
     for component in reversed(components):
-        await component.start(_NoHost())  # downstream first
+        await component.start(host)  # downstream first
     writer.writelines(frames.frame(Kind.READY, os.getpid()))
     await writer.drain()
     try:
@@ -108,9 +109,10 @@ async def _serve(channel: socket.socket, spec: WorkerSpec) -> None:
             try:
                 traces = TracesData.FromString(bytes(batch))
                 await entries[pipeline].consume(traces)
-                answer = frames.ok_result(capture.take(), telemetry.changes())
+                answer = frames.ok_result(capture.take(), telemetry.changes(), host.take_notes())
             except Exception as exc:
                 capture.take()
+                host.take_notes()
                 if not isinstance(exc, ConsumeError):
                     logger.exception("pipeline %s failed on a batch", spec.pipelines[pipeline][0])
                 answer = frames.failed_result(exc, telemetry.changes())
@@ -122,14 +124,24 @@ async def _serve(channel: socket.socket, spec: WorkerSpec) -> None:
                 await component.shutdown()
             except Exception:
                 logger.exception("%s did not shut down cleanly", type(component).__name__)
-    writer.writelines(frames.frame(Kind.STOPPED, 0, *frames.ok_result(b"", telemetry.changes())))
+    writer.writelines(frames.frame(Kind.STOPPED, 0, *frames.ok_result(b"", telemetry.changes(), {})))
     await writer.drain()
     writer.close()
 
 
-class _NoHost:
-    """A worker's processors see no exporters: those run in the main process."""
+class _WorkerHost:
+    """What a worker's processors see: no exporters (those run in the main process), and notes for their main parts."""
+
+    def __init__(self) -> None:
+        self._notes: frames.Notes = {}
 
     @property
     def exporters(self) -> Mapping[ComponentID, Exporter]:
         return {}
+
+    def note(self, processor: ComponentID, item: object) -> None:
+        self._notes.setdefault(str(processor), []).append(item)
+
+    def take_notes(self) -> frames.Notes:
+        taken, self._notes = self._notes, {}
+        return taken
