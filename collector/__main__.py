@@ -2,4 +2,6 @@
 
 from collector.cli import main
 
-raise SystemExit(main())
+# Guarded: worker processes import the main module again (as __mp_main__), and must not run the command.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -40,6 +40,8 @@ __all__ = [
     "ExporterFactory",
     "ExtensionFactory",
     "Listener",
+    "WorkerNotes",
+    "MainPart",
 ]
 
 ComponentKind = Literal["receiver", "processor", "exporter", "extension"]
@@ -142,13 +144,47 @@ class ReceiverFactory(Generic[C]):
     create: Callable[[ComponentSettings, C, TracesConsumer], Component]
 
 
+# Where a processor runs: in the worker processes (sharded by trace id), or in the main process.
+ProcessorPlacement = Literal["worker", "main"]
+
+
+@runtime_checkable
+class WorkerNotes(Protocol):
+    """What a Host offers a processor running in a worker process: notes for its part in the main process.
+
+    A processor whose state must span every trace (not only the traces of
+    one worker) notes what that part needs as it passes a batch; the notes
+    travel back with the batch, and its ``MainPart`` reads them in the main
+    process before the batch goes on to the exporters. A processor whose host
+    offers no notes runs in one process and needs no main part.
+    """
+
+    def note(self, processor: ComponentID, item: object) -> None: ...
+
+
+class MainPart(Protocol):
+    """A worker processor's part in the main process: it sees each batch after the workers, with its notes."""
+
+    def apply(self, traces: TracesData, notes: list[object]) -> None: ...
+
+
 @dataclass(frozen=True)
 class ProcessorFactory(Generic[C]):
-    """Makes a processor that feeds ``next_consumer``."""
+    """Makes a processor that feeds ``next_consumer``.
+
+    ``runs_in="worker"`` says the processor may run in a worker process: it
+    passes on what it is given within its own ``consume`` call (it holds
+    nothing back for later and merges nothing across calls), its config pickles,
+    and the state it keeps is per trace. Anything else runs in the main process
+    (the default, so a third-party processor keeps the semantics it was written for).
+    """
 
     type: str
     config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C, TracesConsumer], Processor]
+    runs_in: ProcessorPlacement = "main"
+    # With runs_in="worker": its part in the main process, when its state must span every worker.
+    create_main_part: Callable[[ComponentSettings, C], MainPart] | None = None
 
 
 @dataclass(frozen=True)

@@ -22,23 +22,24 @@ from collector.component import (
     ComponentKind,
     ComponentSettings,
     Exporter,
+    MainPart,
     TracesConsumer,
     TracesData,
 )
 from collector.config.problems import ConfigError, ConfigProblem, join_path
-from collector.config.service import CollectorConfig, ComponentConfig
-from collector.counting import CountingConsumer
+from collector.config.service import CollectorConfig, ComponentConfig, PipelineConfig
 from collector.errors import raise_fan_out_errors
 from collector.health import HealthReporter, worker_threads_problem
 from collector.registry import Registry
+from collector.runtime.plan import ProcessorStep, build_chain, plan_pipeline, settings_maker
+from collector.runtime.pool import WorkerPool, worker_count
+from collector.runtime.stage import WorkerStage
+from collector.runtime.worker import WorkerSpec
 from collector.tap import PipelineTap, TappedConsumer
 from collector.telemetry import Telemetry
 from processors.memory_limiter.memory import total_bytes
 
 LOGGER_PREFIX = "genai_collector"
-PROCESSOR_INCOMING = "otelcol_processor_incoming_spans"
-PROCESSOR_OUTGOING = "otelcol_processor_outgoing_spans"
-PROCESSOR_REFUSED = "otelcol_processor_refused_spans"
 logger = logging.getLogger(LOGGER_PREFIX)
 
 
@@ -117,12 +118,17 @@ class Service:
         self.tap = PipelineTap()
         self._registry = registry
         self._exporters: dict[ComponentID, Exporter] = {}
-        self._processors: list[Component] = []  # upstream first, pipeline by pipeline
+        # Processors run in this process, upstream first, pipeline by pipeline: those before the workers' share
+        # of a pipeline (or all of it, without workers), and those after it.
+        self._head_processors: list[Component] = []
+        self._tail_processors: list[Component] = []
+        self._pool: WorkerPool | None = None
         self._processor_ids: dict[int, str] = {}  # id(processor) -> "pipeline/processor", for health lines
         self._receivers: dict[ComponentID, Component] = {}
         self._extensions: dict[ComponentID, Component] = {}
         self._started: list[Component] = []
         self._memory_limit = check_memory_budgets(config)
+        self._settings_for = settings_maker(self.telemetry, self._memory_limit)
         self._build()
 
     @property
@@ -138,11 +144,26 @@ class Service:
         return self._extensions
 
     def _settings(self, component: ComponentConfig, kind: ComponentKind) -> ComponentSettings:
-        logger = logging.getLogger(f"{LOGGER_PREFIX}.{kind}.{component.id}")
-        return ComponentSettings(component.id, kind, logger, self.telemetry, self._memory_limit)
+        return self._settings_for(component.id, kind)
 
     def _factory(self, component: ComponentConfig) -> Any:
         return self._registry.kind(component.section)[component.id.type]
+
+    def _main_parts(self, steps: Sequence[ProcessorStep]) -> list[tuple[ComponentID, MainPart]]:
+        """The parts in this process of the processors ``steps`` runs in the workers, for those that have one."""
+        parts = []
+        for step in steps:
+            create = getattr(step.factory, "create_main_part", None)
+            if create is not None:
+                parts.append((step.id, create(self._settings_for(step.id, "processor"), step.config)))
+        return parts
+
+    def _steps(self, pipeline: PipelineConfig) -> list[ProcessorStep]:
+        steps = []
+        for cid in pipeline.processors:
+            component = self.config.components["processors"][cid]
+            steps.append(ProcessorStep(cid, component.config, self._factory(component)))
+        return steps
 
     def _build(self) -> None:
         config = self.config
@@ -150,26 +171,32 @@ class Service:
             self._exporters[component.id] = self._factory(component).create(
                 self._settings(component, "exporter"), component.config
             )
+        plans = {name: plan_pipeline(name, self._steps(pipeline)) for name, pipeline in config.pipelines.items()}
+        workers = worker_count(config.workers)
+        offloaded = [plan for plan in plans.values() if plan.middle] if workers else []
+        if offloaded:
+            spec = WorkerSpec(
+                tuple((plan.name, plan.middle) for plan in offloaded), config.log_level, self._memory_limit
+            )
+            self._pool = WorkerPool(workers, spec, self.telemetry)
+        settings_for = self._settings_for
         entries: dict[str, TracesConsumer] = {}
         for name, pipeline in config.pipelines.items():
+            plan = plans[name]
             exporters = [self._exporters[cid] for cid in pipeline.exporters]
             consumer: TracesConsumer = exporters[0] if len(exporters) == 1 else FanOut(exporters)
             consumer = TappedConsumer(consumer, self.tap)
-            chain: list[Component] = []
-            for cid in reversed(pipeline.processors):
-                component = config.components["processors"][cid]
-                # Counted on both sides: what reaches the processor, and what it passes on.
-                labels = {"processor": str(cid)}
-                outgoing = CountingConsumer(consumer, self.telemetry, accepted=PROCESSOR_OUTGOING, **labels)
-                processor = self._factory(component).create(
-                    self._settings(component, "processor"), component.config, outgoing
-                )
-                chain.insert(0, processor)
+            consumer, tail = build_chain(plan.tail, settings_for, self.telemetry, consumer)
+            middle: list[tuple[ComponentID, Component]] = []
+            if self._pool is not None and plan.middle:
+                consumer = WorkerStage(self._pool, name, consumer, self._main_parts(plan.middle))
+            else:
+                consumer, middle = build_chain(plan.middle, settings_for, self.telemetry, consumer)
+            consumer, head = build_chain(plan.head, settings_for, self.telemetry, consumer)
+            for cid, processor in (*head, *middle, *tail):
                 self._processor_ids[id(processor)] = f"{name}/{cid}"
-                consumer = CountingConsumer(
-                    processor, self.telemetry, offered=PROCESSOR_INCOMING, refused=PROCESSOR_REFUSED, **labels
-                )
-            self._processors.extend(chain)
+            self._head_processors.extend(processor for _, processor in (*head, *middle))
+            self._tail_processors.extend(processor for _, processor in tail)
             entries[name] = consumer
         for component in config.used("receivers"):
             names = [name for name, p in config.pipelines.items() if component.id in p.receivers]
@@ -189,7 +216,9 @@ class Service:
         order: list[Component] = [
             *self._extensions.values(),
             *self._exporters.values(),
-            *reversed(self._processors),
+            *reversed(self._tail_processors),
+            *([self._pool] if self._pool is not None else []),
+            *reversed(self._head_processors),
             *self._receivers.values(),
         ]
         try:
@@ -206,7 +235,9 @@ class Service:
         self.ready = False
         order: list[Component] = [
             *self._receivers.values(),
-            *self._processors,
+            *self._head_processors,
+            *([self._pool] if self._pool is not None else []),
+            *self._tail_processors,
             *self._exporters.values(),
             *self._extensions.values(),
         ]
@@ -226,7 +257,8 @@ class Service:
             return ["the collector is starting or stopping"]
         named: list[tuple[str, object]] = [
             *((f"receiver {cid}", c) for cid, c in self._receivers.items()),
-            *((f"processor {self._processor_ids[id(c)]}", c) for c in self._processors),
+            *((f"processor {self._processor_ids[id(c)]}", c) for c in (*self._head_processors, *self._tail_processors)),
+            *((("workers", self._pool),) if self._pool is not None else ()),
             *((f"exporter {cid}", c) for cid, c in self._exporters.items()),
         ]
         problems = [

@@ -82,6 +82,8 @@ def _session_queue_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         patch.setattr("collector.exporterhelper.DEFAULT_QUEUE_ROOT", tmp_path_factory.mktemp("queues"))
         # Likewise the admin endpoint's keys file and local token.
         patch.setattr("collector.extensions.admin.DEFAULT_DATA_ROOT", tmp_path_factory.mktemp("data"))
+        # And services built by module fixtures run their processors in this process (see _processors_in_process).
+        patch.setattr("collector.config.service.DEFAULT_WORKERS", 0)
         yield
 
 
@@ -89,6 +91,16 @@ def _session_queue_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
 def _queue_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test's disk sending queues default to its own tmp dir, never ./data/queue of the checkout."""
     monkeypatch.setattr("collector.exporterhelper.DEFAULT_QUEUE_ROOT", tmp_path / "queue")
+
+
+@pytest.fixture(autouse=True)
+def _processors_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Services built in a test run their processors in the test's process, where the test can look at them.
+
+    Worker processes are exercised by the tests that ask for them (``service.workers`` in their config)
+    and by every test that runs the collector as a command.
+    """
+    monkeypatch.setattr("collector.config.service.DEFAULT_WORKERS", 0)
 
 
 @pytest.fixture(autouse=True)

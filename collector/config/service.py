@@ -26,6 +26,10 @@ SECTIONS = ("receivers", "processors", "exporters", "extensions")
 SECTION_KIND = {"receivers": "receiver", "processors": "processor", "exporters": "exporter", "extensions": "extension"}
 SUPPORTED_SIGNAL = "traces"
 DEFAULT_LOG_LEVEL = "info"
+# Processes that run the pipelines' processors: "auto" is one per usable core; 0 runs them in the main
+# process (for embedding and tests; it puts their CPU time on the event loop that serves every listener).
+AUTO_WORKERS = "auto"
+DEFAULT_WORKERS: str | int = AUTO_WORKERS
 LogLevel = Literal["debug", "info", "warn", "error"]
 
 
@@ -63,6 +67,7 @@ class CollectorConfig:
     pipelines: Mapping[str, PipelineConfig]
     extensions: tuple[ComponentID, ...]
     telemetry: TelemetryConfig
+    workers: int | None = None  # None: one per usable core (service.workers: auto)
 
     def used(self, section: str) -> list[ComponentConfig]:
         """The components of ``section`` that the service actually runs, in a stable order."""
@@ -110,14 +115,18 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
     pipelines: dict[str, PipelineConfig] = {}
     extensions: tuple[ComponentID, ...] = ()
     telemetry = TelemetryConfig()
+    workers: int | None = None
     if not isinstance(service, dict):
         problems.append(ConfigProblem("service", "is required, with at least one traces pipeline"))
     else:
         for key in service:
-            if key not in ("pipelines", "extensions", "telemetry"):
+            if key not in ("pipelines", "extensions", "telemetry", "workers"):
                 problems.append(
-                    ConfigProblem(f"service.{key}", "unknown key; expected one of extensions, pipelines, telemetry")
+                    ConfigProblem(
+                        f"service.{key}", "unknown key; expected one of extensions, pipelines, telemetry, workers"
+                    )
                 )
+        workers = _parse_workers(service.get("workers", DEFAULT_WORKERS), problems)
         pipelines = _parse_pipelines(service.get("pipelines"), declared, problems)
         extensions = _parse_id_list("service.extensions", service.get("extensions"), "extensions", declared, problems)
         try:
@@ -126,7 +135,17 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return CollectorConfig(components, pipelines, extensions, telemetry)
+    return CollectorConfig(components, pipelines, extensions, telemetry, workers)
+
+
+def _parse_workers(raw: Any, problems: list[ConfigProblem]) -> int | None:
+    """``auto`` (None: one per usable core) or a number of worker processes, 0 for none."""
+    if raw == AUTO_WORKERS:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        problems.append(ConfigProblem("service.workers", f"expected auto or a number from 0, got {show_value(raw)}"))
+        return None
+    return raw
 
 
 def check_listeners(config: CollectorConfig) -> None:

@@ -153,4 +153,6 @@ def create_processor(settings: ComponentSettings, config: GenAiCostConfig, next_
     return GenAiCostProcessor(settings, config, next_consumer)
 
 
-factory = ProcessorFactory(type="genai_cost", config_type=GenAiCostConfig, create=create_processor)
+factory = ProcessorFactory(
+    type="genai_cost", config_type=GenAiCostConfig, create=create_processor, runs_in="worker"
+)

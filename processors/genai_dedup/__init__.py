@@ -22,6 +22,10 @@ record that counts. The ClickHouse tables (``genai_calls`` and its hourly
 rollup), the Prometheus metrics and loop detection skip marked spans;
 ``otel_traces`` keeps them all.
 
+With worker processes (``service.workers``), traces are sharded across them:
+matching by trace happens in each worker, and matching by response id across
+workers in the processor's part in the main process (across_workers.py).
+
 Either arrival order is handled: the record that comes first waits (the proxy's
 span keyed by the span above it and by its response id; the app's keyed by its
 span, its response id and its parent) for up to ``window``; the one that comes
@@ -53,18 +57,22 @@ from typing import TypeVar
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector import semconv
-from collector.component import ComponentSettings, Host, Processor, ProcessorFactory, TracesConsumer, TracesData
+from collector.component import (
+    ComponentSettings,
+    Host,
+    Processor,
+    ProcessorFactory,
+    TracesConsumer,
+    TracesData,
+    WorkerNotes,
+)
 from collector.expiring import LIMIT, ExpiringMap
 from collector.pdata import SpanAttributes
+from processors.genai_dedup.across_workers import APP, PROXY, CallNote, create_main_part
 from processors.genai_dedup.config import GenAiDedupConfig
+from processors.genai_dedup.records import EVICTED, MARKED, UNMATCHED, hold_record, take_record
 
-MARKED = "genai_dedup_marked_spans"
-UNMATCHED = "genai_dedup_unmatched_proxy_calls"
-EVICTED = "genai_dedup_evicted_entries"
 SpanKey = bytes  # trace id + span id
-# Records held under one response id: a provider's ids are unique, but a server that numbers its ids from a
-# small range repeats them; the oldest compatible record is taken first, so each record pairs with one other.
-MAX_RECORDS_PER_RESPONSE_ID = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,9 @@ class GenAiDedupProcessor:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._next = next_consumer
+        self._id = settings.id
+        self._notes: WorkerNotes | None = None
+        self._marked: set[SpanKey] = set()  # marked in the batch being edited
         self._telemetry = settings.telemetry
         self._labels = {"processor": str(settings.id)}
         self._max_hops = config.max_hops
@@ -136,7 +147,8 @@ class GenAiDedupProcessor:
         self._telemetry.gauge("genai_dedup_waiting_proxy_calls", self._waiting.__len__, **self._labels)
 
     async def start(self, host: Host) -> None:
-        return None
+        # In a worker process: what this one cannot match by response id is matched across workers.
+        self._notes = host if isinstance(host, WorkerNotes) else None
 
     async def shutdown(self) -> None:
         return None
@@ -153,6 +165,10 @@ class GenAiDedupProcessor:
             self._proxy_call(call)
         for call in app_calls:
             self._app_call(call)
+        if self._notes is not None:
+            self._note_counted(proxy_calls, PROXY)
+            self._note_counted(app_calls, APP)
+        self._marked.clear()
         for held in (
             self._waiting,
             self._waiting_by_id,
@@ -268,25 +284,21 @@ class GenAiDedupProcessor:
         return None
 
     def _take(self, held: ExpiringMap[str, list[Held]], response_id: str, model: str) -> Held | None:
-        """The oldest record held under ``response_id`` whose request model agrees with ``model``; None."""
-        records = held.get(response_id)
-        if records is None:
-            return None
-        for index, record in enumerate(records):
-            if not record.model or not model or record.model == model:
-                del records[index]
-                if not records:
-                    held.pop(response_id)
-                return record
-        return None
+        return take_record(held, response_id, model)
 
     def _hold(self, held: ExpiringMap[str, list[Held]], response_id: str, record: Held) -> None:
-        records = held.get(response_id) or []
-        records.append(record)
-        if len(records) > MAX_RECORDS_PER_RESPONSE_ID:
-            del records[0]
-            self._telemetry.add(EVICTED, 1, held="response_ids", reason=LIMIT, **self._labels)
-        held.put(response_id, records)
+        hold_record(held, response_id, record, self._overflowed)
+
+    def _overflowed(self) -> None:
+        self._telemetry.add(EVICTED, 1, held="response_ids", reason=LIMIT, **self._labels)
+
+    def _note_counted(self, calls: list[_CallSpan], role: str) -> None:
+        """Note, for the part in the main process, every record left counting that carries a response id."""
+        assert self._notes is not None
+        for call in calls:
+            if call.response_id and call.key not in self._marked:
+                span = call.span
+                self._notes.note(self._id, CallNote(role, call.response_id, call.model, span.trace_id, span.span_id))
 
     def _release_response_id(self, held: ExpiringMap[str, list[Held]], record: Held) -> None:
         """Forget ``record`` under its response id: it was matched, or can be no more, through its other key."""
@@ -301,6 +313,7 @@ class GenAiDedupProcessor:
 
     def _mark(self, span: Span, counted_span_id: bytes, which: str) -> None:
         SpanAttributes(span).set(semconv.CALL_DUPLICATE_OF, counted_span_id.hex())
+        self._marked.add(span.trace_id + span.span_id)
         self._telemetry.add(MARKED, 1, marked=which, **self._labels)
 
     def _unmatched(self, reason: str, count: int) -> None:
@@ -318,4 +331,10 @@ def create_processor(settings: ComponentSettings, config: GenAiDedupConfig, next
     return GenAiDedupProcessor(settings, config, next_consumer)
 
 
-factory = ProcessorFactory(type="genai_dedup", config_type=GenAiDedupConfig, create=create_processor)
+factory = ProcessorFactory(
+    type="genai_dedup",
+    config_type=GenAiDedupConfig,
+    create=create_processor,
+    runs_in="worker",
+    create_main_part=create_main_part,
+)

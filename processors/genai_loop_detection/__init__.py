@@ -202,4 +202,6 @@ def create_processor(
     return GenAiLoopDetectionProcessor(settings, config, next_consumer)
 
 
-factory = ProcessorFactory(type="genai_loop_detection", config_type=GenAiLoopDetectionConfig, create=create_processor)
+factory = ProcessorFactory(
+    type="genai_loop_detection", config_type=GenAiLoopDetectionConfig, create=create_processor, runs_in="worker"
+)

@@ -50,4 +50,6 @@ def create_processor(
     return GenAiNormalizeProcessor(settings, config, next_consumer)
 
 
-factory = ProcessorFactory(type="genai_normalize", config_type=GenAiNormalizeConfig, create=create_processor)
+factory = ProcessorFactory(
+    type="genai_normalize", config_type=GenAiNormalizeConfig, create=create_processor, runs_in="worker"
+)

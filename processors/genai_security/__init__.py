@@ -237,4 +237,6 @@ def create_processor(
     return GenAiSecurityProcessor(settings, config, next_consumer)
 
 
-factory = ProcessorFactory(type="genai_security", config_type=GenAiSecurityConfig, create=create_processor)
+factory = ProcessorFactory(
+    type="genai_security", config_type=GenAiSecurityConfig, create=create_processor, runs_in="worker"
+)

@@ -70,6 +70,8 @@ exporters:
       batch:
         flush_timeout: 50ms
 service:
+  # As shipped: the processors in worker processes, traces sharded across them (two, whatever the machine).
+  workers: 2
   pipelines:
     traces:
       receivers: [otlp, genai_proxy]

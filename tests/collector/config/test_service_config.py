@@ -303,7 +303,7 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
     (
         "unknown service key",
         PIPELINE + "  connectors: {}\n",
-        ["service.connectors: unknown key; expected one of extensions, pipelines, telemetry"],
+        ["service.connectors: unknown key; expected one of extensions, pipelines, telemetry, workers"],
     ),
     (
         "no pipelines",

@@ -1,0 +1,106 @@
+"""Where each processor of a pipeline runs, and the one code path that chains processors wherever they run.
+
+A pipeline's processors split into three runs: those at its head that must
+run in the main process (the memory limiter, which guards the whole
+collector's memory), the middle run that worker processes share out by trace
+id (the GenAI processors), and those at its tail that must run in the main
+process again (the batch processor, which merges calls). A processor that must
+run in the main process between two that run in workers would need the batch
+to cross processes twice; the config says so in one line instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from collector.component import Component, ComponentID, ComponentKind, ComponentSettings, TracesConsumer
+from collector.config.problems import ConfigProblem
+from collector.counting import CountingConsumer
+from collector.telemetry import Telemetry
+
+PROCESSOR_INCOMING = "otelcol_processor_incoming_spans"
+PROCESSOR_OUTGOING = "otelcol_processor_outgoing_spans"
+PROCESSOR_REFUSED = "otelcol_processor_refused_spans"
+LOGGER_PREFIX = "genai_collector"
+
+
+@dataclass(frozen=True)
+class ProcessorStep:
+    """One processor of a pipeline: its id, settings and factory (picklable, to be built in a worker)."""
+
+    id: ComponentID
+    config: object
+    factory: object
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """A pipeline's processors in the three runs, upstream first."""
+
+    name: str
+    head: tuple[ProcessorStep, ...]
+    middle: tuple[ProcessorStep, ...]
+    tail: tuple[ProcessorStep, ...]
+
+
+def plan_pipeline(name: str, steps: Sequence[ProcessorStep]) -> PipelinePlan:
+    """Cut ``steps`` into head, middle and tail; raises ValueError naming a main-process step between workers'."""
+    placements = [getattr(step.factory, "runs_in", "main") for step in steps]
+    first = next((i for i, where in enumerate(placements) if where == "worker"), len(steps))
+    last = max((i for i, where in enumerate(placements) if where == "worker"), default=first - 1)
+    for i in range(first, last + 1):
+        if placements[i] != "worker":
+            raise ValueError(
+                f'processor "{steps[i].id}" runs in the main process, so it cannot sit between processors '
+                "that run in the worker processes; put it before or after them"
+            )
+    return PipelinePlan(name, tuple(steps[:first]), tuple(steps[first : last + 1]), tuple(steps[last + 1 :]))
+
+
+def placement_problems(
+    pipelines: Mapping[str, Sequence[ProcessorStep]], path_of: Callable[[str], str]
+) -> list[ConfigProblem]:
+    """One line per pipeline whose processors cannot be placed (see ``plan_pipeline``)."""
+    problems = []
+    for name, steps in pipelines.items():
+        try:
+            plan_pipeline(name, steps)
+        except ValueError as exc:
+            problems.append(ConfigProblem(path_of(name), str(exc)))
+    return problems
+
+
+SettingsFor = Callable[[ComponentID, ComponentKind], ComponentSettings]
+
+
+def settings_maker(telemetry: Telemetry, memory_limit: int = 0) -> SettingsFor:
+    """ComponentSettings with the collector's logger names, counting into ``telemetry``."""
+
+    def make(cid: ComponentID, kind: ComponentKind) -> ComponentSettings:
+        logger = logging.getLogger(f"{LOGGER_PREFIX}.{kind}.{cid}")
+        return ComponentSettings(cid, kind, logger, telemetry, memory_limit)
+
+    return make
+
+
+def build_chain(
+    steps: Sequence[ProcessorStep], settings_for: SettingsFor, telemetry: Telemetry, next_consumer: TracesConsumer
+) -> tuple[TracesConsumer, list[tuple[ComponentID, Component]]]:
+    """The processors of ``steps`` chained in front of ``next_consumer``: the chain's entry, and the processors.
+
+    Each processor is counted on both sides: what reaches it, and what it
+    passes on that the next one accepted.
+    """
+    consumer = next_consumer
+    built: list[tuple[ComponentID, Component]] = []
+    for step in reversed(steps):
+        labels = {"processor": str(step.id)}
+        outgoing = CountingConsumer(consumer, telemetry, accepted=PROCESSOR_OUTGOING, **labels)
+        processor = step.factory.create(settings_for(step.id, "processor"), step.config, outgoing)  # type: ignore[attr-defined]
+        built.insert(0, (step.id, processor))
+        consumer = CountingConsumer(
+            processor, telemetry, offered=PROCESSOR_INCOMING, refused=PROCESSOR_REFUSED, **labels
+        )
+    return consumer, built

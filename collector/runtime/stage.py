@@ -1,0 +1,40 @@
+"""A pipeline's middle run of processors as one consumer in the main process: the worker pool does the work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from collector.component import ComponentID, MainPart, TracesConsumer, TracesData
+from collector.runtime.pool import WorkerPool
+
+
+class WorkerStage:
+    """Sends each batch through ``pipeline``'s processors in the workers; what they pass on goes to ``next_consumer``.
+
+    The ``main_parts`` of those processors (ComponentFactory.create_main_part) see
+    the batch and their notes in between, in this process.
+
+    It returns, like any consumer, only once the batch is safe downstream, so a
+    receiver still acknowledges a client only when every exporter's queue has
+    taken its spans.
+    """
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        pipeline: str,
+        next_consumer: TracesConsumer,
+        main_parts: Sequence[tuple[ComponentID, MainPart]] = (),
+    ) -> None:
+        self._pool = pool
+        self._pipeline = pipeline
+        self._next = next_consumer
+        self._main_parts = [(str(cid), part) for cid, part in main_parts]
+
+    async def consume(self, traces: TracesData) -> None:
+        passed_on, notes = await self._pool.process(self._pipeline, traces)
+        # In pipeline order, as they would have run in one process, after everything the workers did.
+        for processor, part in self._main_parts:
+            part.apply(passed_on, notes.get(processor, []))
+        if passed_on.resource_spans:
+            await self._next.consume(passed_on)
