@@ -42,6 +42,7 @@ __all__ = [
     "Listener",
     "WorkerNotes",
     "MainPart",
+    "WorkerPart",
 ]
 
 ComponentKind = Literal["receiver", "processor", "exporter", "extension"]
@@ -163,9 +164,24 @@ class WorkerNotes(Protocol):
 
 
 class MainPart(Protocol):
-    """A worker processor's part in the main process: it sees each batch after the workers, with its notes."""
+    """A worker processor's part in the main process: it sees each batch after the workers, with its notes.
 
-    def apply(self, traces: TracesData, notes: list[object]) -> None: ...
+    It returns the keys (trace id + span id) of the spans it changed, for the
+    exporters' worker parts (below) that already read those spans in a worker.
+    """
+
+    def apply(self, traces: TracesData, notes: list[object]) -> set[bytes]: ...
+
+
+class WorkerPart(Protocol):
+    """An exporter's part in a worker process: it reads each batch where the processors left it, and says
+    what the exporter needs of it (a note), so the exporter in the main process does not read every span again.
+
+    The exporter gets the notes of a batch with ``collector.runtime.annotations.notes_for``; a batch that did
+    not pass through workers has none, and the exporter reads it itself.
+    """
+
+    def observe(self, traces: TracesData) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -194,6 +210,8 @@ class ExporterFactory(Generic[C]):
     type: str
     config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C], Exporter]
+    # Its part in the worker processes, for an exporter that reads every span of a batch (see WorkerPart).
+    create_worker_part: Callable[[ComponentSettings, C], WorkerPart] | None = None
 
 
 @dataclass(frozen=True)

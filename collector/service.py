@@ -31,10 +31,10 @@ from collector.config.service import CollectorConfig, ComponentConfig, PipelineC
 from collector.errors import raise_fan_out_errors
 from collector.health import HealthReporter, worker_threads_problem
 from collector.registry import Registry
-from collector.runtime.plan import ProcessorStep, build_chain, plan_pipeline, settings_maker
+from collector.runtime.plan import ComponentStep, build_chain, plan_pipeline, settings_maker
 from collector.runtime.pool import WorkerPool, worker_count
 from collector.runtime.stage import WorkerStage
-from collector.runtime.worker import WorkerSpec
+from collector.runtime.worker import WorkerPipeline, WorkerSpec
 from collector.tap import PipelineTap, TappedConsumer
 from collector.telemetry import Telemetry
 from processors.memory_limiter.memory import total_bytes
@@ -149,7 +149,7 @@ class Service:
     def _factory(self, component: ComponentConfig) -> Any:
         return self._registry.kind(component.section)[component.id.type]
 
-    def _main_parts(self, steps: Sequence[ProcessorStep]) -> list[tuple[ComponentID, MainPart]]:
+    def _main_parts(self, steps: Sequence[ComponentStep]) -> list[tuple[ComponentID, MainPart]]:
         """The parts in this process of the processors ``steps`` runs in the workers, for those that have one."""
         parts = []
         for step in steps:
@@ -158,11 +158,21 @@ class Service:
                 parts.append((step.id, create(self._settings_for(step.id, "processor"), step.config)))
         return parts
 
-    def _steps(self, pipeline: PipelineConfig) -> list[ProcessorStep]:
+    def _observers(self, pipeline: str) -> tuple[ComponentStep, ...]:
+        """The exporters of ``pipeline`` with a part in the worker processes (ExporterFactory.create_worker_part)."""
+        steps = []
+        for cid in self.config.pipelines[pipeline].exporters:
+            component = self.config.components["exporters"][cid]
+            factory = self._factory(component)
+            if getattr(factory, "create_worker_part", None) is not None:
+                steps.append(ComponentStep(cid, component.config, factory))
+        return tuple(steps)
+
+    def _steps(self, pipeline: PipelineConfig) -> list[ComponentStep]:
         steps = []
         for cid in pipeline.processors:
             component = self.config.components["processors"][cid]
-            steps.append(ProcessorStep(cid, component.config, self._factory(component)))
+            steps.append(ComponentStep(cid, component.config, self._factory(component)))
         return steps
 
     def _build(self) -> None:
@@ -176,7 +186,9 @@ class Service:
         offloaded = [plan for plan in plans.values() if plan.middle] if workers else []
         if offloaded:
             spec = WorkerSpec(
-                tuple((plan.name, plan.middle) for plan in offloaded), config.log_level, self._memory_limit
+                tuple(WorkerPipeline(plan.name, plan.middle, self._observers(plan.name)) for plan in offloaded),
+                config.log_level,
+                self._memory_limit,
             )
             self._pool = WorkerPool(workers, spec, self.telemetry)
         settings_for = self._settings_for
@@ -189,7 +201,8 @@ class Service:
             consumer, tail = build_chain(plan.tail, settings_for, self.telemetry, consumer)
             middle: list[tuple[ComponentID, Component]] = []
             if self._pool is not None and plan.middle:
-                consumer = WorkerStage(self._pool, name, consumer, self._main_parts(plan.middle))
+                observers = [step.id for step in self._observers(name)]
+                consumer = WorkerStage(self._pool, name, consumer, self._main_parts(plan.middle), observers)
             else:
                 consumer, middle = build_chain(plan.middle, settings_for, self.telemetry, consumer)
             consumer, head = build_chain(plan.head, settings_for, self.telemetry, consumer)

@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from collector.component import ComponentID, ComponentKind, ComponentSettings
+from collector.registry import Registry
 from collector.telemetry import Telemetry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -166,7 +167,7 @@ def chdb_path(tmp_path: Path) -> Iterator[Path]:
 class RunningService:
     """A Service on its own event loop in a background thread, so blocking clients (the SDK) can call it."""
 
-    def __init__(self, config_yaml: str, tmp_path: Path) -> None:
+    def __init__(self, config_yaml: str, tmp_path: Path, registry: Registry | None = None) -> None:
         import threading
 
         import yaml
@@ -177,8 +178,9 @@ class RunningService:
         from collector.service import Service
 
         document = expand_env(yaml.safe_load(config_yaml))
-        self.config = parse_config(document, default_registry())
-        self.service = Service(self.config, default_registry())
+        registry = registry or default_registry()
+        self.config = parse_config(document, registry)
+        self.service = Service(self.config, registry)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

@@ -21,6 +21,7 @@ from collector.config.problems import ConfigError, ConfigProblem, join_path
 from collector.config.types import show_value
 from collector.httpserver import ListenError, bind_socket
 from collector.registry import Registry
+from collector.runtime.plan import ComponentStep, placement_problems
 
 SECTIONS = ("receivers", "processors", "exporters", "extensions")
 SECTION_KIND = {"receivers": "receiver", "processors": "processor", "exporters": "exporter", "extensions": "extension"}
@@ -133,9 +134,26 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
             telemetry = decode(TelemetryConfig, service.get("telemetry"), "service.telemetry")
         except ConfigError as exc:
             problems.extend(exc.problems)
+    problems.extend(_placement_problems(pipelines, components, registry))
     if problems:
         raise ConfigError(problems)
     return CollectorConfig(components, pipelines, extensions, telemetry, workers)
+
+
+def _placement_problems(
+    pipelines: Mapping[str, PipelineConfig],
+    components: Mapping[str, Mapping[ComponentID, ComponentConfig]],
+    registry: Registry,
+) -> list[ConfigProblem]:
+    """A processor that must run in the main process between two that run in workers (collector.runtime.plan)."""
+    steps: dict[str, list[ComponentStep]] = {}
+    for name, pipeline in pipelines.items():
+        if all(cid in components["processors"] for cid in pipeline.processors):
+            steps[name] = [
+                ComponentStep(cid, components["processors"][cid].config, registry.processors[cid.type])
+                for cid in pipeline.processors
+            ]
+    return placement_problems(steps, lambda name: f"service.pipelines.{name}.processors")
 
 
 def _parse_workers(raw: Any, problems: list[ConfigProblem]) -> int | None:

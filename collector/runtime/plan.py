@@ -27,8 +27,8 @@ LOGGER_PREFIX = "genai_collector"
 
 
 @dataclass(frozen=True)
-class ProcessorStep:
-    """One processor of a pipeline: its id, settings and factory (picklable, to be built in a worker)."""
+class ComponentStep:
+    """One component of a pipeline: its id, settings and factory (picklable, to be built in a worker)."""
 
     id: ComponentID
     config: object
@@ -40,12 +40,12 @@ class PipelinePlan:
     """A pipeline's processors in the three runs, upstream first."""
 
     name: str
-    head: tuple[ProcessorStep, ...]
-    middle: tuple[ProcessorStep, ...]
-    tail: tuple[ProcessorStep, ...]
+    head: tuple[ComponentStep, ...]
+    middle: tuple[ComponentStep, ...]
+    tail: tuple[ComponentStep, ...]
 
 
-def plan_pipeline(name: str, steps: Sequence[ProcessorStep]) -> PipelinePlan:
+def plan_pipeline(name: str, steps: Sequence[ComponentStep]) -> PipelinePlan:
     """Cut ``steps`` into head, middle and tail; raises ValueError naming a main-process step between workers'."""
     placements = [getattr(step.factory, "runs_in", "main") for step in steps]
     first = next((i for i, where in enumerate(placements) if where == "worker"), len(steps))
@@ -60,7 +60,7 @@ def plan_pipeline(name: str, steps: Sequence[ProcessorStep]) -> PipelinePlan:
 
 
 def placement_problems(
-    pipelines: Mapping[str, Sequence[ProcessorStep]], path_of: Callable[[str], str]
+    pipelines: Mapping[str, Sequence[ComponentStep]], path_of: Callable[[str], str]
 ) -> list[ConfigProblem]:
     """One line per pipeline whose processors cannot be placed (see ``plan_pipeline``)."""
     problems = []
@@ -86,7 +86,7 @@ def settings_maker(telemetry: Telemetry, memory_limit: int = 0) -> SettingsFor:
 
 
 def build_chain(
-    steps: Sequence[ProcessorStep], settings_for: SettingsFor, telemetry: Telemetry, next_consumer: TracesConsumer
+    steps: Sequence[ComponentStep], settings_for: SettingsFor, telemetry: Telemetry, next_consumer: TracesConsumer
 ) -> tuple[TracesConsumer, list[tuple[ComponentID, Component]]]:
     """The processors of ``steps`` chained in front of ``next_consumer``: the chain's entry, and the processors.
 

@@ -91,7 +91,7 @@ class WorkerPool:
     def __init__(self, size: int, spec: WorkerSpec, telemetry: Telemetry) -> None:
         self._size = size
         self._spec = spec
-        self._pipelines = {name: index for index, (name, _) in enumerate(spec.pipelines)}
+        self._pipelines = {pipeline.name: index for index, pipeline in enumerate(spec.pipelines)}
         self._telemetry = telemetry
         self._context: ForkServerContext = multiprocessing.get_context("forkserver")
         self._workers = [_Worker(i) for i in range(size)]

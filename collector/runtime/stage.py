@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from collector.component import ComponentID, MainPart, TracesConsumer, TracesData
+from collector.runtime.annotations import Annotation, annotated
 from collector.runtime.pool import WorkerPool
 
 
 class WorkerStage:
     """Sends each batch through ``pipeline``'s processors in the workers; what they pass on goes to ``next_consumer``.
 
-    The ``main_parts`` of those processors (ComponentFactory.create_main_part) see
-    the batch and their notes in between, in this process.
+    The ``main_parts`` of those processors (ProcessorFactory.create_main_part) see
+    the batch and their notes in between, in this process; the exporters with a
+    worker part (``observers``) find their notes on the batch they consume
+    (collector.runtime.annotations).
 
     It returns, like any consumer, only once the batch is safe downstream, so a
     receiver still acknowledges a client only when every exporter's queue has
@@ -25,16 +28,22 @@ class WorkerStage:
         pipeline: str,
         next_consumer: TracesConsumer,
         main_parts: Sequence[tuple[ComponentID, MainPart]] = (),
+        observers: Sequence[ComponentID] = (),
     ) -> None:
         self._pool = pool
         self._pipeline = pipeline
         self._next = next_consumer
         self._main_parts = [(str(cid), part) for cid, part in main_parts]
+        self._observers = {str(cid) for cid in observers}
 
     async def consume(self, traces: TracesData) -> None:
         passed_on, notes = await self._pool.process(self._pipeline, traces)
         # In pipeline order, as they would have run in one process, after everything the workers did.
+        changed: set[bytes] = set()
         for processor, part in self._main_parts:
-            part.apply(passed_on, notes.get(processor, []))
-        if passed_on.resource_spans:
+            changed |= part.apply(passed_on, notes.get(processor, []))
+        if not passed_on.resource_spans:
+            return
+        exporters = {key: value for key, value in notes.items() if key in self._observers}
+        with annotated(passed_on, Annotation(exporters, frozenset(changed))):
             await self._next.consume(passed_on)

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from collector.component import Component, ComponentID, Exporter
+from collector.component import Component, ComponentID, Exporter, WorkerPart
 from collector.errors import ConsumeError
 from collector.runtime import frames
 from collector.runtime.frames import Kind
-from collector.runtime.plan import ProcessorStep, build_chain, settings_maker
+from collector.runtime.plan import ComponentStep, build_chain, settings_maker
 from collector.telemetry import Telemetry
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [worker %(worker)s]: %(message)s"
@@ -37,10 +37,19 @@ logger = logging.getLogger("genai_collector.worker")
 
 
 @dataclass(frozen=True)
-class WorkerSpec:
-    """Everything a worker needs to build its chains: the middle run of each pipeline, by index."""
+class WorkerPipeline:
+    """A pipeline's share of a worker: the middle run of its processors, and its exporters' worker parts."""
 
-    pipelines: tuple[tuple[str, tuple[ProcessorStep, ...]], ...]
+    name: str
+    processors: tuple[ComponentStep, ...]
+    observers: tuple[ComponentStep, ...] = ()  # exporters with a create_worker_part
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs to build its chains, by pipeline index."""
+
+    pipelines: tuple[WorkerPipeline, ...]
     log_level: int
     memory_limit: int = 0
 
@@ -54,10 +63,14 @@ class _Capture:
     async def consume(self, traces: TracesData) -> None:
         self.batches.append(traces)
 
-    def take(self) -> bytes:
+    def take(self) -> list[TracesData]:
         taken, self.batches = self.batches, []
-        # Serialized messages concatenate into their merge: one batch, however many the chain passed on.
-        return b"".join(batch.SerializeToString(deterministic=True) for batch in taken)
+        return taken
+
+
+def _encode(batches: list[TracesData]) -> bytes:
+    # Serialized messages concatenate into their merge: one batch, however many the chain passed on.
+    return b"".join(batch.SerializeToString(deterministic=True) for batch in batches)
 
 
 def run(index: int, channel: socket.socket, spec: WorkerSpec) -> None:
@@ -88,11 +101,18 @@ async def _serve(channel: socket.socket, spec: WorkerSpec) -> None:
     settings_for = settings_maker(telemetry, spec.memory_limit)
     capture = _Capture()
     entries = []
+    observers: list[list[tuple[str, WorkerPart]]] = []
     components: list[Component] = []
-    for _name, steps in spec.pipelines:
-        entry, built = build_chain(steps, settings_for, telemetry, capture)
+    for pipeline in spec.pipelines:
+        entry, built = build_chain(pipeline.processors, settings_for, telemetry, capture)
         entries.append(entry)
         components.extend(component for _, component in built)
+        observers.append(
+            [
+                (str(step.id), step.factory.create_worker_part(settings_for(step.id, "exporter"), step.config))  # type: ignore[attr-defined]
+                for step in pipeline.observers
+            ]
+        )
     host = _WorkerHost()
     for component in reversed(components):
         await component.start(host)  # downstream first
@@ -105,16 +125,19 @@ async def _serve(channel: socket.socket, spec: WorkerSpec) -> None:
                 break
             if message.kind is not Kind.PROCESS:
                 raise frames.BrokenChannel(f"unexpected {message.kind.name} frame")
-            pipeline, batch = frames.read_process_payload(message.payload)
+            index, encoded = frames.read_process_payload(message.payload)
             try:
-                traces = TracesData.FromString(bytes(batch))
-                await entries[pipeline].consume(traces)
-                answer = frames.ok_result(capture.take(), telemetry.changes(), host.take_notes())
+                await entries[index].consume(TracesData.FromString(encoded))
+                passed_on = capture.take()
+                notes = host.take_notes()
+                for exporter, part in observers[index]:
+                    notes[exporter] = [part.observe(batch) for batch in passed_on]
+                answer = frames.ok_result(_encode(passed_on), telemetry.changes(), notes)
             except Exception as exc:
                 capture.take()
                 host.take_notes()
                 if not isinstance(exc, ConsumeError):
-                    logger.exception("pipeline %s failed on a batch", spec.pipelines[pipeline][0])
+                    logger.exception("pipeline %s failed on a batch", spec.pipelines[index].name)
                 answer = frames.failed_result(exc, telemetry.changes())
             writer.writelines(frames.frame(Kind.RESULT, message.request, *answer))
             await writer.drain()

@@ -12,15 +12,24 @@ this project's ``gen_ai_client_cost_usd_total`` (``exporters.prometheus.metrics`
 ``consume`` only updates those aggregates, so there is no queue (as with the
 debug exporter); an HTTP listener started in ``start`` serves them at /metrics
 in the Prometheus text format.
+
+With worker processes, reading the spans (the per-span part) happens in the
+workers, where the processors left them (``SpanFactsPart``); ``consume`` in the
+main process adds what they found, minus the calls a processor's main part
+marked duplicates afterwards.
 """
 
 from __future__ import annotations
 
-from collector.component import ComponentSettings, Exporter, ExporterFactory, Host, TracesData
+from typing import cast
+
+from collector.component import ComponentSettings, Exporter, ExporterFactory, Host, TracesData, WorkerPart
 from collector.pdata import span_count
+from collector.runtime.annotations import notes_for
 from exporters.prometheus.config import PrometheusExporterConfig
 from exporters.prometheus.metrics import GenAiMetrics
 from exporters.prometheus.server import MetricsServer
+from exporters.prometheus.spans import CallFacts, StepFacts, batch_facts
 
 
 class PrometheusExporter:
@@ -44,15 +53,41 @@ class PrometheusExporter:
         await self._server.stop()
 
     async def consume(self, traces: TracesData) -> None:
-        self.metrics.record(traces)
+        noted = notes_for(traces, str(self._settings.id))
+        if noted is None:
+            self.metrics.record(traces)
+        else:
+            notes, marked_since = noted
+            self.metrics.observe(
+                fact
+                for note in notes
+                for fact in cast(list[CallFacts | StepFacts], note)
+                if not (isinstance(fact, CallFacts) and fact.key in marked_since)
+            )
         self._settings.telemetry.add("otelcol_exporter_sent_spans", span_count(traces), **self._labels)
 
     def _count_overflow(self, metric: str) -> None:
         self._settings.telemetry.add("genai_prometheus_overflow_observations", 1, metric=metric, **self._labels)
 
 
+class SpanFactsPart:
+    """The exporter's part in a worker process: what each span of a batch adds to the metrics."""
+
+    def observe(self, traces: TracesData) -> list[CallFacts | StepFacts]:
+        return list(batch_facts(traces))
+
+
 def create_exporter(settings: ComponentSettings, config: PrometheusExporterConfig) -> Exporter:
     return PrometheusExporter(settings, config)
 
 
-factory = ExporterFactory(type="prometheus", config_type=PrometheusExporterConfig, create=create_exporter)
+def create_worker_part(settings: ComponentSettings, config: PrometheusExporterConfig) -> WorkerPart:
+    return SpanFactsPart()
+
+
+factory = ExporterFactory(
+    type="prometheus",
+    config_type=PrometheusExporterConfig,
+    create=create_exporter,
+    create_worker_part=create_worker_part,
+)

@@ -15,13 +15,13 @@ dropped, ``_total`` on counters.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from collector import semconv
 from collector.component import TracesData
 from exporters.prometheus.families import Counter, Histogram, LabelValues
-from exporters.prometheus.spans import LABEL_NAMES, STEP_LABEL_NAMES, CallFacts, StepFacts, service_name, span_facts
+from exporters.prometheus.spans import LABEL_NAMES, STEP_LABEL_NAMES, CallFacts, StepFacts, batch_facts
 
 # Token histograms, as the semantic conventions advise (powers of 4 from 1 to 4^13).
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -212,15 +212,15 @@ class GenAiMetrics:
         self._families = families.all
 
     def record(self, traces: TracesData) -> None:
-        for resource_spans in traces.resource_spans:
-            service = service_name(resource_spans.resource)
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    facts = span_facts(span, service)
-                    if isinstance(facts, CallFacts):
-                        self._metrics.observe(facts)
-                    elif facts is not None:
-                        self._metrics.observe_step(facts)
+        self.observe(batch_facts(traces))
+
+    def observe(self, facts: Iterable[CallFacts | StepFacts]) -> None:
+        """Add what spans were found to say (``exporters.prometheus.spans``)."""
+        for fact in facts:
+            if isinstance(fact, CallFacts):
+                self._metrics.observe(fact)
+            else:
+                self._metrics.observe_step(fact)
 
     def render(self) -> str:
         """Every family in the Prometheus text exposition format (version 0.0.4)."""

@@ -15,11 +15,12 @@ the span has no request model.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
 from collector import semconv
 from collector.pdata import any_value, resource_attribute
@@ -81,6 +82,8 @@ class CallFacts:
     # Tokens by gen_ai.token.modality, adding up to the totals ("unknown" holds what no modality claims).
     input_by_modality: dict[str, float] = field(default_factory=dict)
     output_by_modality: dict[str, float] = field(default_factory=dict)
+    # The span's trace id and span id: which span these are, should the span be marked a duplicate later.
+    key: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,17 @@ def span_facts(span: Span, service: str) -> CallFacts | StepFacts | None:
     return None
 
 
+def batch_facts(traces: TracesData) -> Iterator[CallFacts | StepFacts]:
+    """What every span of ``traces`` adds to the metrics, in order."""
+    for resource_spans in traces.resource_spans:
+        service = service_name(resource_spans.resource)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                facts = span_facts(span, service)
+                if facts is not None:
+                    yield facts
+
+
 def call_facts(span: Span, service: str) -> CallFacts | None:
     """The facts of ``span`` when it is a call to a model counted here, else None."""
     facts = span_facts(span, service)
@@ -149,6 +163,7 @@ def _call_facts(span: Span, service: str, operation: str, attributes: dict[str, 
         error_type=_error_type(span, attributes),
         input_by_modality=_by_modality(attributes, input_tokens, semconv.USAGE_INPUT_TOKENS_BY_MODALITY),
         output_by_modality=_by_modality(attributes, output_tokens, semconv.USAGE_OUTPUT_TOKENS_BY_MODALITY),
+        key=span.trace_id + span.span_id,
     )
 
 

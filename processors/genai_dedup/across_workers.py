@@ -58,7 +58,7 @@ class ResponseIdPairs:
             role: ExpiringMap(limit, window, self._evicted(name), clock) for role, name in HELD_NAMES.items()
         }
 
-    def apply(self, traces: TracesData, notes: list[object]) -> None:
+    def apply(self, traces: TracesData, notes: list[object]) -> set[bytes]:
         marks: dict[bytes, bytes] = {}  # trace id + span id of a record to mark -> span id of the one that counts
         for note in notes:
             assert isinstance(note, CallNote), note
@@ -74,6 +74,7 @@ class ResponseIdPairs:
             held.expire()
         if marks:
             _mark(traces, marks)
+        return set(marks)
 
     def _overflowed(self) -> None:
         self._telemetry.add(EVICTED, 1, held="response_ids", reason=LIMIT, **self._labels)

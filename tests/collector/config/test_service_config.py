@@ -301,6 +301,27 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
         ["service: is required, with at least one traces pipeline"],
     ),
     (
+        "workers not a number",
+        PIPELINE + "  workers: many\n",
+        ['service.workers: expected auto or a number from 0, got "many"'],
+    ),
+    (
+        "workers below zero",
+        PIPELINE + "  workers: -1\n",
+        ["service.workers: expected auto or a number from 0, got -1"],
+    ),
+    (
+        "a main-process processor between worker processors",
+        PIPELINE.replace(
+            "exporters: [debug]", "processors: [genai_normalize, batch, genai_cost]\n      exporters: [debug]"
+        )
+        + "processors:\n  genai_normalize:\n  batch:\n  genai_cost:\n",
+        [
+            'service.pipelines.traces.processors: processor "batch" runs in the main process, so it cannot sit '
+            "between processors that run in the worker processes; put it before or after them"
+        ],
+    ),
+    (
         "unknown service key",
         PIPELINE + "  connectors: {}\n",
         ["service.connectors: unknown key; expected one of extensions, pipelines, telemetry, workers"],
@@ -541,3 +562,9 @@ def test_env_value_for_a_string_field_is_kept_as_written(tmp_path: Path, registr
     )
     config = load_config(path, registry, environ={"PW": password})
     assert config.components["exporters"][ComponentID("clickhouse")].config.password.reveal() == password
+
+
+@pytest.mark.parametrize(("text", "workers"), [("auto", None), ("0", 0), ("3", 3)])
+def test_workers_are_auto_or_a_number(text: str, workers: int | None, registry: Registry) -> None:
+    config = parse_config(yaml.safe_load(PIPELINE + f"  workers: {text}\n"), registry)
+    assert config.workers == workers
