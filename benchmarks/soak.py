@@ -47,6 +47,13 @@ Scenarios:
      pipeline took (genai_proxy_spans_sent_total), "stored" the distinct
      proxy spans in the store (each call carries its own traceparent, so its
      span is found by trace id).
+  6  worker processes killed under load: the collector runs the GenAI
+     processors in two worker processes (``service.workers: 2``); several
+     clients send as fast as they can while a worker, picked at random, is
+     killed with SIGKILL at random moments (``--kills`` times). The batches it
+     held are refused for retry and it is started again; the collector is then
+     drained with SIGTERM and the store counted. Its restarts are checked in
+     its own metrics.
 
 Run:
 
@@ -514,6 +521,74 @@ def scenario_kill(args: argparse.Namespace, work: Path) -> Result:
     return result
 
 
+WORKERS_PIPELINE = """
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:{http}"}}
+processors:
+  genai_normalize:
+  genai_cost:
+  genai_security:
+  genai_loop_detection:
+exporters:
+  clickhouse:
+    endpoint: chdb://{work}/clickhouse
+    sending_queue:
+      directory: {work}/queue
+      batch: {{flush_timeout: 100ms, min_size: 2000}}
+service:
+  workers: 2
+  pipelines:
+    traces: {{receivers: [otlp], processors: [genai_normalize, genai_cost, genai_security, genai_loop_detection],
+              exporters: [clickhouse]}}
+"""
+
+
+def worker_pids(collector_pid: int) -> list[int]:
+    """The collector's worker processes: the children of its fork server (its child that forks them)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+    servers = {pid for pid, parent in parents.items() if parent == collector_pid}
+    return sorted(pid for pid, parent in parents.items() if parent in servers)
+
+
+def scenario_kill_workers(args: argparse.Namespace, work: Path) -> Result:
+    """Kill -9 a worker process at random moments under load; the collector restarts it; drain, count."""
+    result = Result("6 worker kill -9 under load")
+    tally, ids, log = Tally(), UniqueIds(), work / "collector.log"
+    collector = Collector(work, WORKERS_PIPELINE, log)
+    load = Load(lambda: collector.url, tally, ids, workers=args.workers, spans=SPANS_PER_REQUEST).start()
+    killed = 0
+    try:
+        for kill in range(args.kills):
+            time.sleep(random.uniform(0.5, 1.0) * args.kill_after)
+            workers = worker_pids(collector.process.pid)
+            if len(workers) != 2:
+                result.failures.append(f"kill {kill + 1}: {len(workers)} worker processes, not 2")
+                continue
+            os.kill(random.choice(workers), signal.SIGKILL)
+            killed += 1
+            result.notes.append(f"kill {kill + 1}: {len(tally.acknowledged)} spans acknowledged so far")
+        time.sleep(args.kill_after / 2)
+        restarts = collector.metric("genai_collector_worker_restarts_total")
+        if restarts != killed:
+            result.failures.append(f"{killed} workers killed, {restarts:.0f} restarts counted")
+    finally:
+        load.finish()
+    status = collector.drain()
+    if status != 0:
+        result.failures.append(f"the collector exited with status {status} on SIGTERM")
+    count_spans(result, tally, chdb_rows(work / "clickhouse", STORED_SQL))
+    log_summary(result, log)
+    return result
+
+
 def _http_pipeline(clickhouse_port: int, queue_size: int = 200_000, max_size: int = 32768) -> str:
     return f"""
 receivers:
@@ -810,6 +885,7 @@ SCENARIOS: dict[int, Callable[[argparse.Namespace, Path], Result]] = {
     3: scenario_slow_backend,
     4: scenario_hostile_input,
     5: scenario_proxy_disconnects,
+    6: scenario_kill_workers,
 }
 
 
@@ -861,18 +937,19 @@ def serve_mock(port: int) -> None:
 
 
 def query_store(store: Path, sql: str) -> None:
-    """Print the rows of ``sql`` from the chDB store at ``store``, tab-separated."""
-    import logging
+    """Print the rows of ``sql`` from the chDB store at ``store``, tab-separated.
 
-    from exporters.clickhouse.config import ClickHouseConfig
-    from exporters.clickhouse.store import ClickHouseStore
+    Straight through chDB, not the store's query pool: this reads every span id of a stopped collector's
+    store, past the result limits that bound what users' queries may return.
+    """
+    import clickhouse_connect
 
-    reader = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{store}"), logging.getLogger("soak"))
+    client = clickhouse_connect.get_client(dsn=f"chdb://{store}")
     try:
-        for row in reader.query(sql).rows:
+        for row in client.query(sql).result_rows:
             print("\t".join(str(value) for value in row))
     finally:
-        reader.close()
+        client.close()
 
 
 # --- main -----------------------------------------------------------------------------------------------------
@@ -902,13 +979,13 @@ def print_table(results: list[Result]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenarios", default="1,2,3,4,5", help="comma-separated scenario numbers")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated scenario numbers")
     parser.add_argument("--quick", action="store_true", help="short run: 5 s down, short loads")
     parser.add_argument("--down-seconds", type=float, help="scenario 2: how long the server is down (60)")
     parser.add_argument("--rate", type=float, default=1000.0, help="scenario 2: spans/s the clients send (1000)")
     parser.add_argument("--duration", type=float, help="scenarios 3-5: seconds of load (20; quick: 5)")
     parser.add_argument("--workers", type=int, default=4, help="client threads per scenario (4)")
-    parser.add_argument("--kills", type=int, default=2, help="scenario 1: kill -9 cycles (2)")
+    parser.add_argument("--kills", type=int, default=2, help="scenarios 1 and 6: kill -9 cycles (2)")
     parser.add_argument("--insert-delay", type=float, default=1.0, help="scenario 3: seconds per insert (1.0)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     parser.add_argument("--serve-clickhouse", type=int, help=argparse.SUPPRESS)
