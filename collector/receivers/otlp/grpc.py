@@ -32,7 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from collector.component import TracesData
 from collector.errors import ConsumeError, status_for
-from collector.grpcserver import start_insecure
+from collector.grpcserver import server_options, start_insecure
 from collector.listeners.descriptors import CAPACITY
 from collector.listeners.inflight import InFlightBudget, Overloaded
 from collector.listeners.metrics import BODY, ListenerMetrics
@@ -44,36 +44,6 @@ from collector.receivers.otlp.limits import TooManyMessages, check_counts, check
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 METHOD_NAME = "Export"
 GRACEFUL_SHUTDOWN_SECONDS = 10.0
-MILLISECONDS = 1000
-
-
-def server_options(settings: GrpcSettings, max_connections: int) -> list[tuple[str, int]]:
-    """grpc channel arguments for ``settings`` (configgrpc's names on the left, grpc core's on the right)."""
-    keepalive = settings.keepalive.server_parameters
-    policy = settings.keepalive.enforcement_policy
-    return [
-        ("grpc.max_receive_message_length", settings.max_recv_msg_size),
-        # Without this a second process could bind the same port silently.
-        ("grpc.so_reuseport", 0),
-        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
-        ("grpc.max_allowed_incoming_connections", max_connections),
-        ("grpc.server_handshake_timeout_ms", _ms(settings.handshake_timeout)),
-        ("grpc.max_connection_idle_ms", _ms(keepalive.max_connection_idle)),
-        ("grpc.max_connection_age_ms", _ms(keepalive.max_connection_age)),
-        ("grpc.max_connection_age_grace_ms", _ms(keepalive.max_connection_age_grace)),
-        ("grpc.keepalive_time_ms", _ms(keepalive.time)),
-        ("grpc.keepalive_timeout_ms", _ms(keepalive.timeout)),
-        ("grpc.http2.min_ping_interval_without_data_ms", _ms(policy.min_time)),
-        ("grpc.keepalive_permit_without_calls", int(policy.permit_without_stream)),
-        # With BDP probing grpc widens flow-control windows until calls no one reads yet are
-        # received whole (300 concurrent 4 MiB calls: over a gigabyte); without it a call's
-        # window grows only once its message is read.
-        ("grpc.http2.bdp_probe", 0),
-    ]
-
-
-def _ms(seconds: float) -> int:
-    return int(seconds * MILLISECONDS)
 
 
 class GrpcReceiver:

@@ -40,21 +40,22 @@ from collector.extensions.api.jaeger.proto import capabilities_pb2, dependency_s
 from collector.extensions.api.jaeger.reader import JaegerReader, UnknownSpanKind
 from collector.extensions.api.jaeger.search import JaegerQuery, tags_of
 from collector.extensions.api.query.sql import Scope, TimeRange
-from collector.grpcserver import NO_PORT_SHARING, start_insecure
+from collector.grpcserver import server_options, start_insecure
 from collector.keys import KeyStore, Role
+from collector.listeners.descriptors import CAPACITY
 from collector.query.errors import QueryError, QueryTimeoutError, TooManyQueriesError
+from collector.receivers.otlp.config import GrpcSettings
 from exporters.clickhouse.columns import value_as_string
 
 GRACEFUL_SHUTDOWN_SECONDS = 10.0
 # Requests are small (ids, a query); answers are chunked below Jaeger's default 4 MiB receive limit.
-MAX_REQUEST_BYTES = 1024 * 1024
+MAX_REQUEST_MIB = 1
 MAX_CHUNK_BYTES = 3 * 1024 * 1024
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-# Calls served at once (more are refused RESOURCE_EXHAUSTED), trace ids one GetTraces may name, and how long
-# an idle connection is kept.
+# Calls served at once (more are refused RESOURCE_EXHAUSTED: a read, which Jaeger's query service reports
+# rather than retries), and trace ids one GetTraces may name.
 MAX_CONCURRENT_CALLS = 64
 MAX_TRACE_IDS_PER_CALL = 1_000
-MAX_IDLE_CONNECTION_MS = 5 * 60 * 1000
 DEFAULT_SEARCH_DEPTH = 100
 TRACE_ID_BYTES = 16
 FILTER_FIELD_NUMBER = 9  # TraceQueryParameters.filter, not served
@@ -83,26 +84,31 @@ class RemoteStorageServer:
         self._max_window_ns = int(max_window_seconds * 1e9)
         self._clock = clock
         self._server: grpc.aio.Server | None = None
+        self._connections = 0  # descriptors held for its connections (collector.listeners.descriptors)
         self.port = endpoint.port
 
     async def start(self) -> None:
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
-                ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
-                ("grpc.max_connection_idle_ms", MAX_IDLE_CONNECTION_MS),
-                NO_PORT_SHARING,
-            ],
-            maximum_concurrent_rpcs=MAX_CONCURRENT_CALLS,
-        )
-        server.add_generic_rpc_handlers(self._handlers())
-        self.port = await start_insecure(server, self._endpoint)
+        # The same bounds as every gRPC listener (handshake and keepalive timeouts, streams, connections).
+        settings = GrpcSettings(endpoint=self._endpoint, max_recv_msg_size_mib=MAX_REQUEST_MIB)
+        self._connections = CAPACITY.hold(settings.max_connections, f"Jaeger remote storage on {self._endpoint}")
+        try:
+            options = server_options(settings, self._connections)
+            options.append(("grpc.max_send_message_length", MAX_RESPONSE_BYTES))
+            server = grpc.aio.server(options=options, maximum_concurrent_rpcs=MAX_CONCURRENT_CALLS)
+            server.add_generic_rpc_handlers(self._handlers())
+            self.port = await start_insecure(server, self._endpoint)
+        except BaseException:
+            CAPACITY.unhold(self._connections)
+            self._connections = 0
+            raise
         self._server = server
 
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.stop(GRACEFUL_SHUTDOWN_SECONDS)
             self._server = None
+            CAPACITY.unhold(self._connections)
+            self._connections = 0
 
     def _handlers(self) -> list[grpc.GenericRpcHandler]:
         """The methods of each service, bound by the names the generated descriptors give them."""
