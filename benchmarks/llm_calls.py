@@ -34,7 +34,9 @@ from collector.listeners.settings import HttpServerSettings  # noqa: E402
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say something short."}]}
 # Streams go to the mock (model names routed there), everything else to the echo app.
 STREAM_MODEL = "mock-stream"
-STREAM_BODY = {**BODY, "model": STREAM_MODEL, "stream": True}
+# The client asks for the usage chunk itself, as the proxy would for it otherwise: the upstream's stream is then the
+# same piece for piece whether it is called directly or through the proxy (the mock pauses before every piece).
+STREAM_BODY = {**BODY, "model": STREAM_MODEL, "stream": True, "stream_options": {"include_usage": True}}
 STREAM_CHUNK_SECONDS = 0.02
 SLOW_SCENARIO = {"x-mock-scenario": "slow"}
 HEADERS = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}

@@ -36,6 +36,7 @@ DEFAULT_CONFIG = Path("otel-config.yaml")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 logger = logging.getLogger("genai_collector")
@@ -172,6 +173,9 @@ def _run(config: CollectorConfig, registry: Registry) -> int:
     logging.getLogger("uvicorn.error").setLevel(max(config.log_level, logging.WARNING))
     raise_open_files_limit()
     check_listeners(config)
+    # The event loop shares the GIL with the threads that write the queues and build the store's columns; with
+    # Python's default 5 ms a thread holding it delays every listener's answer by that much, again and again.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     return asyncio.run(_serve(config, registry))
 
 
