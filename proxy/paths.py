@@ -20,6 +20,7 @@ so rewriting one would only guess what the sender meant.
 
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -33,11 +34,21 @@ _UNRESERVED = frozenset((string.ascii_letters + string.digits + "-._~").encode()
 _RAW_ALLOWED = _UNRESERVED | frozenset(b"!$&'()*+,=:@")
 _HEX_DIGITS = frozenset(string.hexdigits.encode())
 _SEPARATORS = frozenset(b"/\\")
+# Segments of unreserved characters, each starting with one that is not a dot (so none is a dot segment):
+# nothing the checks below refuse can be in such a path, and every API path is one.
+_PLAIN_PATH = re.compile(rb"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+/?")
 _REFUSED_AFTER_NFKC = ("/", "\\", "%", ";")
 
 
 def path_problem(raw_path: bytes) -> str | None:
     """Why ``raw_path`` (as it came on the request line, query excluded) may not be forwarded, or None."""
+    if _PLAIN_PATH.fullmatch(raw_path):
+        return None  # every API path: segments of letters, digits, - and _, none only dots, nothing encoded
+    return full_check(raw_path)
+
+
+def full_check(raw_path: bytes) -> str | None:
+    """``path_problem`` without its shortcut for plain paths, byte by byte."""
     if not raw_path.startswith(b"/"):
         return "the path must start with /"
     segments = raw_path[1:].split(b"/")

@@ -10,12 +10,14 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.config.types import Secret
 from collector.keys import KeyStore
 from proxy.config import AuthSettings, ProxyConfig, UpstreamConfig
 from proxy.errors import ProxyError
-from proxy.paths import path_problem
+from proxy.paths import full_check, path_problem
 from proxy.upstream import upstream_url
 from tests.proxy.mock_upstream import MockUpstream, serve
 from tests.proxy.support import RunningProxy, running_proxy, upstreams_for
@@ -197,3 +199,11 @@ def test_the_openai_sdk_cannot_reach_outside_v1_and_ordinary_calls_still_work(
     assert completion.choices[0].message.content
     assert [(r.method, r.path) for r in mock.requests] == [("GET", "/v1/models"), ("POST", "/v1/chat/completions")]
     assert all(r.headers["authorization"] == f"Bearer {OPENAI_KEY}" for r in mock.requests)
+
+
+@given(st.lists(st.from_regex(rb"[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,12}", fullmatch=True), min_size=1, max_size=6))
+@settings(max_examples=300, derandomize=True)
+def test_the_shortcut_for_plain_paths_accepts_only_what_the_full_check_accepts(segments: list[bytes]) -> None:
+    path = b"/" + b"/".join(segments)
+    assert path_problem(path) is None
+    assert full_check(path) is None
