@@ -15,9 +15,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
-from collector.jsonvalues import parse_json
+from processors.span_view import SpanView
 
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
@@ -44,28 +42,40 @@ class ContentText:
         self.holder[self.field] = edited
 
 
-def content_documents(span: Span) -> dict[str, list[Any]]:
-    """The span's content attributes that hold a JSON list, decoded, by attribute key."""
+def content_documents(view: SpanView) -> dict[str, list[Any]]:
+    """The span's content attributes that hold a JSON list, decoded, by attribute key in the span's order."""
     documents: dict[str, list[Any]] = {}
-    for pair in span.attributes:
-        if pair.key in CONTENT_ATTRIBUTES:
-            document = parse_json(pair.value.string_value)  # "" when the value is not a string: not JSON
+    texts = view.texts
+    if not any(key in texts for key in CONTENT_ATTRIBUTES):
+        return documents
+    for key in texts:
+        if key in CONTENT_ATTRIBUTES:
+            document = view.document(key)  # None when the value is not a string of JSON
             if isinstance(document, list):
-                documents[pair.key] = document
+                documents[key] = document
     return documents
 
 
-def content_texts(documents: dict[str, list[Any]]) -> list[ContentText]:
-    """Every string worth scanning, in attribute, message and part order."""
-    texts: list[ContentText] = []
+# One scannable string: attribute, message index, part index, role, text, the object holding it, its field.
+Place = tuple[str, int, int, str, str, MutableMapping[str, Any], str]
+
+
+def content_places(documents: dict[str, list[Any]], skipped_inputs: int = 0) -> list[Place]:
+    """Every string worth scanning, in attribute, message and part order (``content_texts``, without objects).
+
+    The first ``skipped_inputs`` input messages are left out (known to hold nothing to find).
+    """
+    places: list[Place] = []
+    add = places.append
     for attribute, document in documents.items():
         if attribute == SYSTEM_INSTRUCTIONS:
             for index, part in enumerate(document):
                 if isinstance(part, dict) and isinstance(part.get("content"), str):
-                    texts.append(ContentText(attribute, 0, index, "system", part["content"], part, "content"))
+                    add((attribute, 0, index, "system", part["content"], part, "content"))
             continue
         default_role = "assistant" if attribute == OUTPUT_MESSAGES else "user"
-        for message_index, message in enumerate(document):
+        skip = skipped_inputs if attribute == INPUT_MESSAGES else 0
+        for message_index, message in enumerate(document[skip:] if skip else document, start=skip):
             if not isinstance(message, dict):
                 continue
             parts = message.get("parts")
@@ -87,6 +97,10 @@ def content_texts(documents: dict[str, list[Any]]) -> list[ContentText]:
                         value = json.dumps(value, ensure_ascii=False)
                     except (RecursionError, ValueError, TypeError):
                         continue  # nested deeper than JSON can be written: not scanned, never written back
-                part_role = "tool" if field == "response" else role
-                texts.append(ContentText(attribute, message_index, part_index, part_role, value, part, field))
-    return texts
+                add((attribute, message_index, part_index, "tool" if field == "response" else role, value, part, field))
+    return places
+
+
+def content_texts(places: list[Place]) -> list[ContentText]:
+    """The places as ``ContentText``: for the spans whose text needs a closer look."""
+    return [ContentText(*place) for place in places]
