@@ -109,8 +109,6 @@ Held = TypeVar("Held", _Waiting, _Passed)
 
 
 class GenAiDedupProcessor(ViewProcessor):
-    edits_at_finish = True  # it marks spans once the whole batch is sorted
-
     def __init__(
         self,
         settings: ComponentSettings,

@@ -44,8 +44,6 @@ EVICTED_RUNS = "genai_loop_detection_evicted_runs"
 
 
 class GenAiLoopDetectionProcessor(ViewProcessor):
-    edits_at_finish = True  # findings judged late ride on spans it adds to the batch
-
     def __init__(
         self,
         settings: ComponentSettings,
