@@ -119,13 +119,14 @@ class SpanAttributes:
 
     def set(self, key: str, value: Any) -> str | None:
         """Set ``key`` (replacing its value if present); the kind of value written (as ``set_any_value``)."""
-        pair = self.pair(key)
-        if pair is None:
-            attributes = self.span.attributes
+        attributes = self.span.attributes
+        index = self._positions.get(key)
+        if index is None:
+            self._positions[key] = len(attributes)
             pair = attributes.add()
             pair.key = key
-            self._positions[key] = len(attributes) - 1
         else:
+            pair = attributes[index]
             pair.ClearField("value")
         return set_any_value(pair.value, value)
 

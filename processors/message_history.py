@@ -27,6 +27,7 @@ from collector import semconv
 from processors.span_view import SpanView
 
 Known = TypeVar("Known")
+_JSON_SPACE = " \t\r\n"
 # Whether str hashes are keyed at random (the interpreter's default), so that no text can be made to collide.
 UNGUESSABLE_HASHES = os.environ.get("PYTHONHASHSEED", "random") == "random"
 
@@ -68,13 +69,19 @@ class MessageHistory(Generic[Known]):
 
 
 def unseen_messages(text: str, known_length: int) -> str:
-    """The JSON array of the messages of ``text`` past its first ``known_length`` characters (``known_prefix``)."""
-    rest = text[known_length:].lstrip()
-    return "[" + rest[1:] if rest[0] == "," else "[]"
+    """The JSON array of the messages of ``text`` past its first ``known_length`` characters (``known_prefix``).
+
+    It parses (``collector.jsonvalues.parse_json``) exactly when all of ``text`` does: "" when anything but
+    white space follows the closing bracket.
+    """
+    rest = text[known_length:].lstrip(_JSON_SPACE)
+    if rest[0] == ",":
+        return "[" + rest[1:]
+    return "[]" if not rest[1:].strip(_JSON_SPACE) else ""
 
 
 def _value_ends(text: str, index: int) -> bool:
     """Whether a JSON array's element ends at ``index``: a comma or the closing bracket follows."""
-    while index < len(text) and text[index] in " \t\r\n":
+    while index < len(text) and text[index] in _JSON_SPACE:
         index += 1
     return index < len(text) and text[index] in ",]"

@@ -194,9 +194,9 @@ class SpanView(SpanAttributes):
             self.texts[key] = pair.value.string_value
 
     def set(self, key: str, value: Any) -> str | None:
-        if self._documents is not None or self._hashes is not None:
+        if self._documents or self._hashes:
             self._forget(key)
-        kind = super().set(key, value)
+        kind = SpanAttributes.set(self, key, value)
         if kind == STRING:
             self.texts[key] = value if isinstance(value, str) else str(value)
             self.scalars.pop(key, None)

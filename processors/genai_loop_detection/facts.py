@@ -16,7 +16,7 @@ import sys
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
@@ -198,16 +198,25 @@ def _read_outputs(messages: Any) -> tuple[tuple[int, ...], tuple[ToolCall, ...]]
     if not isinstance(messages, list):
         return (), ()
     calls: list[ToolCall] = []
+    hashes: list[int] = []
     for message in messages:
-        for part in _message_parts(message):
-            if part.get("type") == "tool_call":
+        if not isinstance(message, dict) or not isinstance(parts := message.get("parts"), list):
+            hashes.append(message_hash(message))
+            continue
+        keys = []
+        for part in parts:
+            key = _part_key(part)  # its arguments made canonical once, for the hash and for the call alike
+            keys.append(key)
+            if isinstance(part, dict) and part.get("type") == "tool_call":
+                # A tool call's key is (type, name, canonical arguments).
+                arguments = cast(tuple[str, str, str], key)[2] if "arguments" in part else None
                 call_id = part.get("id")
                 name = sys.intern(str(part.get("name", "")))
-                arguments = canonical_arguments(part["arguments"]) if "arguments" in part else None
                 calls.append(ToolCall(name, arguments, str(call_id) if call_id else None))
+        hashes.append(_hash_of(message, keys))
     if not calls:
         return (), ()  # the hashes serve to find a later request carrying these asks: no asks, no need
-    return tuple(message_hash(message) for message in messages), tuple(calls)
+    return tuple(hashes), tuple(calls)
 
 
 def _message_parts(message: Any) -> list[dict[str, Any]]:
@@ -264,7 +273,11 @@ def message_hash(message: Any) -> int:
     if not isinstance(message, dict):
         return hash(canonical_arguments(message))
     parts = message.get("parts")
-    return hash((str(message.get("role")), tuple(_part_key(part) for part in parts) if isinstance(parts, list) else ()))
+    return _hash_of(message, [_part_key(part) for part in parts] if isinstance(parts, list) else [])
+
+
+def _hash_of(message: dict[str, Any], part_keys: list[Hashable]) -> int:
+    return hash((str(message.get("role")), tuple(part_keys)))
 
 
 def _part_key(part: Any) -> Hashable:

@@ -71,12 +71,14 @@ class GenAiSecurityProcessor(ViewProcessor):
         self._clean_inputs: MessageHistory[tuple[int, int]] = MessageHistory(CLEAN_INPUT_TRACES)
 
     def edit(self, view: SpanView) -> None:
-        documents = content_documents(view)
+        # The input messages a request repeats from the trace's previous one, found clean then, are not read again.
+        known = self._clean_inputs.known_prefix(view.span.trace_id, view) if UNGUESSABLE_HASHES else None
+        documents = content_documents(view, known[1] if known is not None else 0)
         self._secrets_elsewhere(view, read_as_content=documents.keys())
-        if not documents:
+        if not documents or self._clean(view, documents, known[0] if known is not None else (0, 0)):
             return
-        if self._clean(view, documents):
-            return
+        if known is not None:
+            documents = content_documents(view)  # the closer look reads every message
         texts = content_texts(content_places(documents))
         pieces, truncated = self._within_budget(texts)
         leaks = self._leaks(texts[: len(pieces)], pieces) if self._check_leaks else []
@@ -96,29 +98,26 @@ class GenAiSecurityProcessor(ViewProcessor):
             self._record(view, findings)
             self._redact(view, documents, findings)
 
-    def _clean(self, view: SpanView, documents: dict[str, list[Any]]) -> bool:
+    def _clean(self, view: SpanView, documents: dict[str, list[Any]], known: tuple[int, int]) -> bool:
         """Whether the content holds nothing to find (False: it needs the closer look), seen in the quickest way.
 
         Most spans hold no finding. Without system text there is no leak to look for, and with all the text
-        within the budget one set pass over all of it says so, before any object is made for a part. The input
-        messages a request repeats from the trace's previous one, found clean then, are not scanned again.
+        within the budget one set pass over all of it says so, before any object is made for a part.
+        ``known``: how many input messages, and characters of their text, were left out as clean already.
         """
-        trace_id = view.span.trace_id
-        inputs = documents.get(INPUT_MESSAGES)
-        known = self._clean_inputs.known_prefix(trace_id, view) if inputs is not None and UNGUESSABLE_HASHES else None
-        (skipped, skipped_chars), _ = known if known is not None else ((0, 0), 0)
-        places = content_places(documents, skipped)
+        known_messages, known_chars = known
+        places = content_places(documents)
         strings = [place[4] for place in places]
-        chars = sum(map(len, strings))
         if (
-            skipped_chars + chars > self._config.max_scan_chars
+            known_chars + sum(map(len, strings)) > self._config.max_scan_chars
             or any(place[3] == "system" for place in places)
             or self._scanner.may_match("\n".join(strings))
         ):
             return False
+        inputs = documents.get(INPUT_MESSAGES)
         if inputs is not None:
-            input_chars = sum(len(place[4]) for place in places if place[0] == INPUT_MESSAGES)
-            self._clean_inputs.remember(trace_id, view, (len(inputs), skipped_chars + input_chars))
+            chars = known_chars + sum(len(place[4]) for place in places if place[0] == INPUT_MESSAGES)
+            self._clean_inputs.remember(view.span.trace_id, view, (known_messages + len(inputs), chars))
         return True
 
     def _secrets_elsewhere(self, view: SpanView, read_as_content: Collection[str]) -> None:

@@ -15,6 +15,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from collector.jsonvalues import parse_json
+from processors.message_history import unseen_messages
 from processors.span_view import SpanView
 
 INPUT_MESSAGES = "gen_ai.input.messages"
@@ -42,15 +44,22 @@ class ContentText:
         self.holder[self.field] = edited
 
 
-def content_documents(view: SpanView) -> dict[str, list[Any]]:
-    """The span's content attributes that hold a JSON list, decoded, by attribute key in the span's order."""
+def content_documents(view: SpanView, known_inputs: int = 0) -> dict[str, list[Any]]:
+    """The span's content attributes that hold a JSON list, decoded, by attribute key in the span's order.
+
+    With ``known_inputs`` (a length of the input messages' text, from a ``MessageHistory``), the input
+    messages are only those past that many characters.
+    """
     documents: dict[str, list[Any]] = {}
     texts = view.texts
     if not any(key in texts for key in CONTENT_ATTRIBUTES):
         return documents
     for key in texts:
         if key in CONTENT_ATTRIBUTES:
-            document = view.document(key)  # None when the value is not a string of JSON
+            if key == INPUT_MESSAGES and known_inputs:
+                document = parse_json(unseen_messages(texts[key], known_inputs))
+            else:
+                document = view.document(key)  # None when the value is not a string of JSON
             if isinstance(document, list):
                 documents[key] = document
     return documents
@@ -60,11 +69,8 @@ def content_documents(view: SpanView) -> dict[str, list[Any]]:
 Place = tuple[str, int, int, str, str, MutableMapping[str, Any], str]
 
 
-def content_places(documents: dict[str, list[Any]], skipped_inputs: int = 0) -> list[Place]:
-    """Every string worth scanning, in attribute, message and part order (``content_texts``, without objects).
-
-    The first ``skipped_inputs`` input messages are left out (known to hold nothing to find).
-    """
+def content_places(documents: dict[str, list[Any]]) -> list[Place]:
+    """Every string worth scanning, in attribute, message and part order (``content_texts``, without objects)."""
     places: list[Place] = []
     add = places.append
     for attribute, document in documents.items():
@@ -74,8 +80,7 @@ def content_places(documents: dict[str, list[Any]], skipped_inputs: int = 0) -> 
                     add((attribute, 0, index, "system", part["content"], part, "content"))
             continue
         default_role = "assistant" if attribute == OUTPUT_MESSAGES else "user"
-        skip = skipped_inputs if attribute == INPUT_MESSAGES else 0
-        for message_index, message in enumerate(document[skip:] if skip else document, start=skip):
+        for message_index, message in enumerate(document):
             if not isinstance(message, dict):
                 continue
             parts = message.get("parts")
