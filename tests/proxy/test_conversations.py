@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from collector import semconv
-from proxy.config import ProxyConfig
 from proxy import conversations
+from proxy.config import ProxyConfig
 from proxy.conversations import ConversationLink, ConversationTracker, History
 from tests.proxy.mock_upstream import MockUpstream, serve
 from tests.proxy.support import RunningProxy, attributes, running_proxy, upstreams_for
