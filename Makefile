@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Extra arguments for a benchmark, e.g. make bench BENCH_ARGS=--peers
 BENCH_ARGS ?=
 
-.PHONY: install run test lint bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops soak clean
+.PHONY: install run test lint bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-processors soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench-security: install
 
 bench-loops: install
 	$(BIN)/python benchmarks/loop_detection.py $(BENCH_ARGS)
+
+bench-processors: install
+	$(BIN)/python benchmarks/processors.py $(BENCH_ARGS)
 
 soak: install
 	$(BIN)/python benchmarks/soak.py
