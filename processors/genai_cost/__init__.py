@@ -37,6 +37,8 @@ CACHE_WRITE_TOKENS = (semconv.USAGE_CACHE_WRITE_INPUT_TOKENS, semconv.USAGE_CACH
 _COST_NAMES = semconv.spellings(semconv.USAGE_COST_AMOUNT)
 # Sub-nano-dollar digits are float noise, not information.
 COST_DECIMALS = 12
+# Each part of the amount, with the attribute it is written to.
+_PARTS = tuple((part, semconv.USAGE_COST_PART[part]) for part in semconv.USAGE_COST_PARTS)
 
 
 class GenAiCostProcessor(ViewProcessor):
@@ -75,11 +77,11 @@ class GenAiCostProcessor(ViewProcessor):
             return
         view.set(semconv.USAGE_COST_AMOUNT, round(cost.total, COST_DECIMALS))
         view.set(semconv.USAGE_COST_CURRENCY, semconv.COST_CURRENCY_USD)
-        for part in semconv.USAGE_COST_PARTS:
+        for part, key in _PARTS:
             value = getattr(cost, part)
             # Cache and reasoning parts only when there were such tokens; input and output always.
             if value or part in ("input", "output"):
-                view.set(semconv.USAGE_COST_PART[part], round(value, COST_DECIMALS))
+                view.set(key, round(value, COST_DECIMALS))
         view.set(semconv.USAGE_COST_SOURCE, semconv.COST_SOURCE_LOCAL)
         view.set(semconv.USAGE_COST_PRICE_VERSION, cost.version)
 
@@ -95,6 +97,8 @@ def _last_of(view: SpanView, names: tuple[str, ...]) -> str:
 
 def _count(view: SpanView, key: str) -> int:
     """A token count as instrumentations send it: an int, a whole double, or a numeric string."""
+    if key not in view.texts:
+        return 0
     value = view.scalars.get(key)
     if type(value) is int:  # not a bool
         return max(value, 0)

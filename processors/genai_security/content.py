@@ -24,6 +24,9 @@ OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 CONTENT_ATTRIBUTES = (INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS)
 
+# An object (tool arguments, a result) as the text that is scanned: json.dumps(value, ensure_ascii=False), without
+# making an encoder for each.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 # The field of each part type that holds what a person or a model wrote.
 _TEXT_FIELDS = {"text": "content", "reasoning": "content", "tool_call": "arguments", "tool_call_response": "response"}
 
@@ -99,7 +102,7 @@ def content_places(documents: dict[str, list[Any]]) -> list[Place]:
                     continue
                 if not isinstance(value, str):
                     try:
-                        value = json.dumps(value, ensure_ascii=False)
+                        value = _ENCODER.encode(value)
                     except (RecursionError, ValueError, TypeError):
                         continue  # nested deeper than JSON can be written: not scanned, never written back
                 add((attribute, message_index, part_index, "tool" if field == "response" else role, value, part, field))
