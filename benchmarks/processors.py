@@ -24,9 +24,13 @@ project (the main branch exported with ``git archive``, say), each round of
 each checkout in a child process of its own, the checkouts' rounds interleaved
 so that the machine's load falls on both alike. ``--cpu-time`` times with the
 process's CPU clock rather than the wall clock: on a machine shared with other
-work, time spent waiting for a core is then not counted.
+work, time spent waiting for a core is then not counted. ``--gc-freeze`` moves
+what the process holds once warmed up (modules, the price database, the rules)
+out of the garbage collector's sight (``gc.freeze``), as a long-running process
+can after it starts: its full collections then walk only what the traffic left.
 
-    python benchmarks/processors.py [--rounds 5] [--requests 40] [--per-stage] [--cpu-time] [--baseline PATH]
+    python benchmarks/processors.py [--rounds 5] [--requests 40] [--per-stage] [--cpu-time] [--gc-freeze]
+                                    [--baseline PATH]
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ sys.path.insert(0, str(HERE))
 import report  # noqa: E402  # benchmarks/report.py, beside this script
 
 DEFAULT_ROUNDS = 5
-DEFAULT_REQUESTS = 40
+DEFAULT_REQUESTS = 100  # 51,200 spans: long enough for full collections to weigh in as in a running process
 SEED = 11
 SKIPPED = ("memory_limiter",)  # reads no span: what it costs does not grow with the batch
 MODES = ("decode+encode", "no-op chain", "shipped chain")
@@ -153,22 +157,28 @@ class Bench:
         return figures
 
 
-def run_rounds(
-    repos: Sequence[Path], rounds: int, requests: int, per_stage: bool, cpu_time: bool
-) -> list[dict[str, list[float]]]:
+def rounds_of(repo: Path, args: argparse.Namespace, rounds: int) -> list[dict[str, float]]:
+    """``rounds`` rounds of one checkout, after a round to warm up (caches fill, the interpreter specialises)."""
+    bench = Bench(repo, time.process_time if args.cpu_time else time.perf_counter)
+    bodies = bench.bodies(args.requests)
+    bench.round(bodies, args.per_stage)
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
+    return [bench.round(bodies, args.per_stage) for _ in range(rounds)]
+
+
+def run_rounds(repos: Sequence[Path], args: argparse.Namespace) -> list[dict[str, list[float]]]:
     """Each checkout's figures, round by round; several checkouts run in child processes, interleaved."""
     results: list[dict[str, list[float]]] = [{} for _ in repos]
     if len(repos) == 1:
-        bench = Bench(repos[0], time.process_time if cpu_time else time.perf_counter)
-        bodies = bench.bodies(requests)
-        bench.round(bodies, per_stage)  # warm-up: caches fill, the interpreter specialises
-        for _ in range(rounds):
-            _collect(results[0], bench.round(bodies, per_stage))
+        for figures in rounds_of(repos[0], args, args.rounds):
+            _collect(results[0], figures)
         return results
-    flags = [*(["--per-stage"] if per_stage else []), *(["--cpu-time"] if cpu_time else [])]
-    for _ in range(rounds):
+    flags = [f"--{name.replace('_', '-')}" for name in ("per_stage", "cpu_time", "gc_freeze") if getattr(args, name)]
+    for _ in range(args.rounds):
         for index, repo in enumerate(repos):
-            command = [sys.executable, __file__, "--child", str(repo), "--requests", str(requests), *flags]
+            command = [sys.executable, __file__, "--child", str(repo), "--requests", str(args.requests), *flags]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             _collect(results[index], json.loads(output))
     return results
@@ -200,19 +210,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS, help="512-span requests a round")
     parser.add_argument("--per-stage", action="store_true", help="also time what each processor adds")
     parser.add_argument("--cpu-time", action="store_true", help="the process's CPU time, not the wall clock")
+    parser.add_argument("--gc-freeze", action="store_true", help="freeze what the warmed-up process holds (gc.freeze)")
     parser.add_argument("--baseline", type=Path, help="another checkout, its rounds interleaved with this one's")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # one round of one checkout, as JSON
     args = parser.parse_args()
     if args.child is not None:
-        bench = Bench(args.child, time.process_time if args.cpu_time else time.perf_counter)
-        bodies = bench.bodies(args.requests)
-        bench.round(bodies, args.per_stage)  # warm-up
-        print(json.dumps(bench.round(bodies, args.per_stage)))
+        print(json.dumps(rounds_of(args.child, args, 1)[0]))
         return
     repos = [HERE.parent, *([args.baseline.resolve()] if args.baseline else [])]
-    results = run_rounds(repos, args.rounds, args.requests, args.per_stage, args.cpu_time)
+    results = run_rounds(repos, args)
     clock = "CPU time" if args.cpu_time else "wall clock"
-    print(f"{args.rounds} rounds of {args.requests} requests of benchmarks/loop_detection.py's agent spans, {clock}")
+    frozen = ", gc.freeze() once warmed up" if args.gc_freeze else ""
+    workload = f"{args.requests} requests of benchmarks/loop_detection.py's agent spans"
+    print(f"{args.rounds} rounds of {workload}, {clock}{frozen}")
     for repo, figures in zip(repos, results, strict=True):
         print_figures(str(repo), figures)
     if args.baseline:
