@@ -73,6 +73,8 @@ from collector.pdata import SpanAttributes, rename_key
 STRING = "string_value"
 # What a view read of a span's attributes: their positions, string values and other scalar values, by key.
 Index = tuple[dict[str, int], dict[str, str], dict[str, int | float | bool | bytes]]
+# Prefix hashes worked out for a batch: (id of the text, length) → (the text, its prefix's hash).
+PrefixHashes = dict[tuple[int, int], tuple[str, int]]
 _SCALARS = frozenset({"int_value", "double_value", "bool_value", "bytes_value"})
 
 
@@ -85,7 +87,13 @@ class SpanView(SpanAttributes):
 
     __slots__ = ("resource", "texts", "scalars", "_documents", "_hashes")
 
-    def __init__(self, span: Span, resource: Resource | None = None, index: Index | None = None) -> None:
+    def __init__(
+        self,
+        span: Span,
+        resource: Resource | None = None,
+        index: Index | None = None,
+        hashes: PrefixHashes | None = None,
+    ) -> None:
         self.span = span
         self.resource = resource  # of the spans the span came with, when known
         # SpanAttributes' positions, and the values, read on one walk (or taken from an earlier view's ``index``):
@@ -103,7 +111,8 @@ class SpanView(SpanAttributes):
         # Parsed JSON by key, and whether orjson parsed it (written back after an edit, it then reads back as
         # the same document); None until a document is asked for.
         self._documents: dict[str, tuple[Any, bool]] | None = None
-        self._hashes: dict[tuple[str, int], int] | None = None  # prefix_hash's, by key and length
+        # prefix_hash's answers, shared by the views of a batch (``BatchView``): none kept when not given.
+        self._hashes = hashes
 
     @property
     def index(self) -> Index:
@@ -115,14 +124,14 @@ class SpanView(SpanAttributes):
         for index, pair in enumerate(self.span.attributes):
             key = pair.key
             value = pair.value
+            if key in positions:  # a key the span lists twice: the last value counts
+                scalars.pop(key, None)
             positions[key] = index
-            text = texts[key] = value.string_value  # a key the span lists twice: the last value counts
+            text = texts[key] = value.string_value
             if not text:
                 kind = value.WhichOneof("value")
                 if kind in _SCALARS:
                     scalars[key] = getattr(value, kind)
-                else:
-                    scalars.pop(key, None)
 
     def kind(self, key: str) -> str | None:
         """The kind of the attribute's value (the AnyValue oneof's name: ``string_value``...); None when unset."""
@@ -177,25 +186,33 @@ class SpanView(SpanAttributes):
             self._documents[key] = (document, True)
 
     def prefix_hash(self, key: str, length: int) -> int:
-        """``hash()`` of the first ``length`` characters of the attribute's string value; asked again, remembered."""
+        """``hash()`` of the first ``length`` characters of the attribute's string value.
+
+        Asked again of any view of the same batch, for the same text, it is not worked out again.
+        """
+        text = self.texts.get(key, "")
         hashes = self._hashes
         if hashes is None:
-            hashes = self._hashes = {}
-        elif (key, length) in hashes:
-            return hashes[key, length]
-        value = hashes[key, length] = hash(self.texts.get(key, "")[:length])
+            return hash(text[:length])
+        # By the text's identity: an edit gives the attribute a text of its own, and the held one is checked.
+        held = hashes.get((id(text), length))
+        if held is not None and held[0] is text:
+            return held[1]
+        value = hash(text[:length])
+        hashes[id(text), length] = (text, value)
         return value
 
     def changed(self, key: str) -> None:
         """The attribute's value was edited in place in the protobuf (a string inside an array, say)."""
-        self._forget(key)
+        if self._documents:
+            self._documents.pop(key, None)
         pair = self.pair(key)
         if pair is not None:
             self.texts[key] = pair.value.string_value
 
     def set(self, key: str, value: Any) -> str | None:
-        if self._documents or self._hashes:
-            self._forget(key)
+        if self._documents:
+            self._documents.pop(key, None)
         kind = SpanAttributes.set(self, key, value)
         if kind == STRING:
             self.texts[key] = value if isinstance(value, str) else str(value)
@@ -215,32 +232,26 @@ class SpanView(SpanAttributes):
             self.scalars[new] = self.scalars.pop(old)
         if self._documents is not None and old in self._documents:
             self._documents[new] = self._documents.pop(old)
-        self._hashes = None
 
     def remove(self, keys: Iterable[str]) -> None:
         super().remove(keys)
         self._positions.clear()
         self.texts.clear()
         self.scalars.clear()
-        self._hashes = None
         self._index()
         if self._documents is not None:
             self._documents = {key: held for key, held in self._documents.items() if key in self._positions}
 
-    def _forget(self, key: str) -> None:
-        if self._documents is not None:
-            self._documents.pop(key, None)
-        if self._hashes:
-            self._hashes = {held: value for held, value in self._hashes.items() if held[0] != key}
 
 
 class BatchView:
     """What was read of each span of a batch, kept from one processor to the next."""
 
-    __slots__ = ("traces", "_positions", "_texts", "_scalars")
+    __slots__ = ("traces", "_positions", "_texts", "_scalars", "_hashes")
 
     def __init__(self, traces: TracesData) -> None:
         self.traces = traces
+        self._hashes: PrefixHashes = {}
         # Each span's index (``SpanView.index``), in the batch's order, as three lists of plain dictionaries.
         self._positions: list[dict[str, int]] = []
         self._texts: list[dict[str, str]] = []
@@ -259,9 +270,10 @@ class BatchView:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     if number < known:
-                        yield SpanView(span, resource, (positions[number], texts[number], scalars[number]))
+                        index = positions[number], texts[number], scalars[number]
+                        yield SpanView(span, resource, index, self._hashes)
                     else:  # read for the first time
-                        view = SpanView(span, resource)
+                        view = SpanView(span, resource, None, self._hashes)
                         index = view.index
                         positions.append(index[0])
                         texts.append(index[1])
