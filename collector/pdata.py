@@ -119,6 +119,10 @@ class SpanAttributes:
 
     def set(self, key: str, value: Any) -> str | None:
         """Set ``key`` (replacing its value if present); the kind of value written (as ``set_any_value``)."""
+        return set_any_value(self._pair_to_write(key).value, value)
+
+    def _pair_to_write(self, key: str) -> KeyValue:
+        """The pair of ``key`` with its value cleared, or a new one at the end when the span has none."""
         attributes = self.span.attributes
         index = self._positions.get(key)
         if index is None:
@@ -128,7 +132,7 @@ class SpanAttributes:
         else:
             pair = attributes[index]
             pair.ClearField("value")
-        return set_any_value(pair.value, value)
+        return pair
 
     def rename(self, old: str, new: str) -> None:
         """Give the ``old`` attribute the key ``new`` (which must not exist), in place."""

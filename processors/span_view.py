@@ -56,13 +56,13 @@ is held while the exporters work.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, KeysView
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -71,10 +71,11 @@ from collector.jsonvalues import dump_json, parse_json
 from collector.pdata import SpanAttributes, rename_key
 
 STRING = "string_value"
-# What a view read of a span's attributes: their positions, string values and other scalar values, by key.
-Index = tuple[dict[str, int], dict[str, str], dict[str, int | float | bool | bytes]]
-# Prefix hashes worked out for a batch: (id of the text, length) → (the text, its prefix's hash).
-PrefixHashes = dict[tuple[int, int], tuple[str, int]]
+Scalar = int | float | bool | bytes
+# What a view read of a span's attributes: every key's string value, the values that are numbers, booleans or
+# bytes, and the keys' positions when the span lists a key twice (else None: a key's position is its place
+# among the keys).
+Index = tuple[dict[str, str], dict[str, Scalar], dict[str, int] | None]
 _SCALARS = frozenset({"int_value", "double_value", "bool_value", "bytes_value"})
 
 
@@ -85,53 +86,59 @@ class SpanView(SpanAttributes):
     is); edits go through the methods, which keep them in step with the protobuf.
     """
 
-    __slots__ = ("resource", "texts", "scalars", "_documents", "_hashes")
+    __slots__ = ("resource", "texts", "scalars", "_listed_twice", "_derived", "_documents")
 
-    def __init__(
-        self,
-        span: Span,
-        resource: Resource | None = None,
-        index: Index | None = None,
-        hashes: PrefixHashes | None = None,
-    ) -> None:
+    def __init__(self, span: Span, resource: Resource | None = None, index: Index | None = None) -> None:
         self.span = span
         self.resource = resource  # of the spans the span came with, when known
-        # SpanAttributes' positions, and the values, read on one walk (or taken from an earlier view's ``index``):
-        # every attribute's string value ("" when it has none: absent, or a value of another kind) in span
-        # order, and the values that are numbers, booleans or bytes, as Python values. Edited in place only,
-        # so that a view made later from the same index sees the edits.
-        self._positions: dict[str, int]
+        # Read on one walk, or taken from an earlier view's ``index``; edited in place only, so that a view
+        # made later from the same index sees the edits. ``texts`` holds every attribute's string value ("" when
+        # it has none: absent, or a value of another kind), in span order.
         self.texts: dict[str, str]
-        self.scalars: dict[str, int | float | bool | bytes]
+        self.scalars: dict[str, Scalar]
+        self._listed_twice: dict[str, int] | None  # SpanAttributes' positions, kept only for such a span
         if index is None:
-            self._positions, self.texts, self.scalars = {}, {}, {}
+            self.texts, self.scalars, self._listed_twice = {}, {}, None
             self._index()
         else:
-            self._positions, self.texts, self.scalars = index
+            self.texts, self.scalars, self._listed_twice = index
+        self._derived: dict[str, int] | None = None  # the positions worked out from ``texts``, once asked for
         # Parsed JSON by key, and whether orjson parsed it (written back after an edit, it then reads back as
         # the same document); None until a document is asked for.
         self._documents: dict[str, tuple[Any, bool]] | None = None
-        # prefix_hash's answers, shared by the views of a batch (``BatchView``): none kept when not given.
-        self._hashes = hashes
 
     @property
     def index(self) -> Index:
         """What was read of the span's attributes, for another view of the same span (``SpanView(index=...)``)."""
-        return self._positions, self.texts, self.scalars
+        return self.texts, self.scalars, self._listed_twice
+
+    @property
+    def _positions(self) -> dict[str, int]:
+        """SpanAttributes' positions: where a span lists each key once, its place among the keys, worked out once."""
+        positions = self._listed_twice if self._listed_twice is not None else self._derived
+        if positions is None:
+            positions = self._derived = {key: number for number, key in enumerate(self.texts)}
+        return positions
+
+    @_positions.setter
+    def _positions(self, positions: dict[str, int]) -> None:
+        self._derived = positions
 
     def _index(self) -> None:
-        positions, texts, scalars = self._positions, self.texts, self.scalars
-        for index, pair in enumerate(self.span.attributes):
+        texts, scalars = self.texts, self.scalars
+        attributes = self.span.attributes
+        for pair in attributes:
             key = pair.key
             value = pair.value
-            if key in positions:  # a key the span lists twice: the last value counts
+            if key in texts:  # a key the span lists twice: the last value counts
                 scalars.pop(key, None)
-            positions[key] = index
             text = texts[key] = value.string_value
             if not text:
                 kind = value.WhichOneof("value")
                 if kind in _SCALARS:
                     scalars[key] = getattr(value, kind)
+        if len(texts) != len(attributes):
+            self._listed_twice = {pair.key: number for number, pair in enumerate(attributes)}
 
     def kind(self, key: str) -> str | None:
         """The kind of the attribute's value (the AnyValue oneof's name: ``string_value``...); None when unset."""
@@ -142,7 +149,16 @@ class SpanView(SpanAttributes):
 
     def unique_keys(self) -> bool:
         """Whether the span lists every key once (OTLP requires it; when it does not, the index holds the last)."""
-        return len(self._positions) == len(self.span.attributes)
+        return self._listed_twice is None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.texts
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.texts)
+
+    def keys(self) -> KeysView[str]:
+        return self.texts.keys()
 
     def value(self, key: str) -> AnyValue | None:
         """The attribute's value as protobuf; None when the span has no such attribute."""
@@ -186,21 +202,8 @@ class SpanView(SpanAttributes):
             self._documents[key] = (document, True)
 
     def prefix_hash(self, key: str, length: int) -> int:
-        """``hash()`` of the first ``length`` characters of the attribute's string value.
-
-        Asked again of any view of the same batch, for the same text, it is not worked out again.
-        """
-        text = self.texts.get(key, "")
-        hashes = self._hashes
-        if hashes is None:
-            return hash(text[:length])
-        # By the text's identity: an edit gives the attribute a text of its own, and the held one is checked.
-        held = hashes.get((id(text), length))
-        if held is not None and held[0] is text:
-            return held[1]
-        value = hash(text[:length])
-        hashes[id(text), length] = (text, value)
-        return value
+        """``hash()`` of the first ``length`` characters of the attribute's string value."""
+        return hash(self.texts.get(key, "")[:length])
 
     def changed(self, key: str) -> None:
         """The attribute's value was edited in place in the protobuf (a string inside an array, say)."""
@@ -225,6 +228,18 @@ class SpanView(SpanAttributes):
                 self.scalars.pop(key, None)
         return kind
 
+    def _pair_to_write(self, key: str) -> KeyValue:
+        if key in self.texts:
+            return super()._pair_to_write(key)
+        # A new key goes last, as it does in ``texts``: no position to look up.
+        if self._derived is not None:
+            self._derived[key] = len(self.texts)
+        if self._listed_twice is not None:
+            self._listed_twice[key] = len(self.span.attributes)
+        pair = self.span.attributes.add()
+        pair.key = key
+        return pair
+
     def rename(self, old: str, new: str) -> None:
         super().rename(old, new)
         rename_key(self.texts, old, new)
@@ -235,49 +250,46 @@ class SpanView(SpanAttributes):
 
     def remove(self, keys: Iterable[str]) -> None:
         super().remove(keys)
-        self._positions.clear()
         self.texts.clear()
         self.scalars.clear()
+        self._listed_twice = self._derived = None
         self._index()
         if self._documents is not None:
-            self._documents = {key: held for key, held in self._documents.items() if key in self._positions}
-
+            self._documents = {key: held for key, held in self._documents.items() if key in self.texts}
 
 
 class BatchView:
     """What was read of each span of a batch, kept from one processor to the next."""
 
-    __slots__ = ("traces", "_positions", "_texts", "_scalars", "_hashes")
+    __slots__ = ("traces", "_texts", "_scalars", "_listed_twice")
 
     def __init__(self, traces: TracesData) -> None:
         self.traces = traces
-        self._hashes: PrefixHashes = {}
-        # Each span's index (``SpanView.index``), in the batch's order, as three lists of plain dictionaries.
-        self._positions: list[dict[str, int]] = []
+        # Each span's index (``SpanView.index``), in the batch's order, as lists of plain dictionaries.
         self._texts: list[dict[str, str]] = []
-        self._scalars: list[dict[str, int | float | bool | bytes]] = []
+        self._scalars: list[dict[str, Scalar]] = []
+        self._listed_twice: dict[int, dict[str, int]] = {}  # by span number: only spans that list a key twice
 
     def views(self) -> Iterator[SpanView]:
         """A view of each span, in the batch's order (spans added to the batch since the last walk included).
 
         Each is made as the walk reaches its span: hold one only as long as it is needed.
         """
-        positions, texts, scalars = self._positions, self._texts, self._scalars
-        known = len(positions)
+        texts, scalars, listed_twice = self._texts, self._scalars, self._listed_twice
+        known = len(texts)
         number = 0
         for resource_spans in self.traces.resource_spans:
             resource = resource_spans.resource
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     if number < known:
-                        index = positions[number], texts[number], scalars[number]
-                        yield SpanView(span, resource, index, self._hashes)
+                        yield SpanView(span, resource, (texts[number], scalars[number], listed_twice.get(number)))
                     else:  # read for the first time
-                        view = SpanView(span, resource, None, self._hashes)
-                        index = view.index
-                        positions.append(index[0])
-                        texts.append(index[1])
-                        scalars.append(index[2])
+                        view = SpanView(span, resource)
+                        texts.append(view.texts)
+                        scalars.append(view.scalars)
+                        if view._listed_twice is not None:
+                            listed_twice[number] = view._listed_twice
                         yield view
                     number += 1
 

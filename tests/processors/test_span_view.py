@@ -186,10 +186,10 @@ def test_the_chain_reads_each_span_once(
     reads: list[bytes] = []  # span ids, each time a view reads a span's attributes from the protobuf
     made = SpanView.__init__
 
-    def counted(view: SpanView, span: Span, resource: Any = None, index: Any = None, hashes: Any = None) -> None:
+    def counted(view: SpanView, span: Span, resource: Any = None, index: Any = None) -> None:
         if index is None:
             reads.append(span.span_id)
-        made(view, span, resource, index, hashes)
+        made(view, span, resource, index)
 
     monkeypatch.setattr(SpanView, "__init__", counted)
     spans = 4 * 24  # _agent_batches: four batches of six runs of four calls
