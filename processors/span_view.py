@@ -5,8 +5,8 @@ attributes by key, their string and number values, and the JSON that the
 content attributes hold. Read from the protobuf by each processor in turn, that
 is a walk over every span's attributes per processor, each value copied out of
 the protobuf again. A ``SpanView`` reads a span's attributes once, in one walk:
-their positions, every string value and every number, into plain dictionaries
-that the processors after the first read directly. A ``BatchView`` keeps what
+every key with its string value, and every number, into plain dictionaries that
+the processors after the first read directly. A ``BatchView`` keeps what
 was read for every span of a batch, and each processor walks the batch through
 views made from it (``views``).
 
@@ -46,7 +46,7 @@ feeds, looked for through the consumers that only forward a batch unchanged
 (``collector.component.Forwarding``: the service's counting wrappers). The next
 processor takes the view only when it is the addressee and the batch is the
 very one the view was read from. Anything else in between (a third-party
-processor, the batch processor) is addressed instead, sees plain protobuf, and
+processor, the batch processor) is handed no view and sees plain protobuf, and
 the processor after it reads a fresh view from what it receives. So the view
 works whatever processors a pipeline lists, in whatever order: at worst each
 processor reads its own, which is what every processor did before there was a
