@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Extra arguments for a benchmark, e.g. make bench BENCH_ARGS=--peers
 BENCH_ARGS ?=
 
-.PHONY: install run test lint proto bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api soak clean
+.PHONY: install run test lint proto bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api bench-processors soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ bench-loops: install
 
 bench-api: install
 	$(BIN)/python benchmarks/read_api.py $(BENCH_ARGS)
+
+bench-processors: install
+	$(BIN)/python benchmarks/processors.py $(BENCH_ARGS)
 
 soak: install
 	$(BIN)/python benchmarks/soak.py

@@ -27,6 +27,8 @@ from collector.telemetry import Telemetry
 __all__ = [
     "TracesData",
     "TracesConsumer",
+    "Forwarding",
+    "forwarded_to",
     "Component",
     "ComponentID",
     "ComponentKind",
@@ -55,6 +57,31 @@ class TracesConsumer(Protocol):
     async def consume(self, traces: TracesData) -> None:
         """Accept ``traces`` or raise ConsumeError; returning means the data is safe downstream."""
         ...
+
+
+@runtime_checkable
+class Forwarding(Protocol):
+    """A consumer that hands every batch, unchanged, to one other consumer (counting or timing it on the way).
+
+    Declaring it lets processors that share what they learnt about a batch (``processors.span_view``) see
+    through it to the consumer behind.
+    """
+
+    @property
+    def forwards_to(self) -> TracesConsumer: ...
+
+
+# Forwarders in a row, at most: more is a wiring mistake (a cycle), not a chain.
+MAX_FORWARDERS = 64
+
+
+def forwarded_to(consumer: TracesConsumer) -> TracesConsumer:
+    """The consumer that gets what is handed to ``consumer``: past every ``Forwarding`` in front of it."""
+    for _ in range(MAX_FORWARDERS):
+        if not isinstance(consumer, Forwarding):
+            return consumer
+        consumer = consumer.forwards_to
+    return consumer
 
 
 class Component(Protocol):

@@ -32,6 +32,11 @@ class CountingConsumer:
         self._refused = refused
         self._labels = labels
 
+    @property
+    def forwards_to(self) -> TracesConsumer:
+        """Where each batch goes on to, unchanged (``collector.component.Forwarding``)."""
+        return self.consumer
+
     async def consume(self, traces: TracesData) -> None:
         count = span_count(traces)
         if self._offered:

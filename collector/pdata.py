@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, KeysView
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
@@ -46,64 +46,114 @@ def resource_attribute(resource: Resource, key: str) -> Any:
     return None
 
 
-def set_any_value(out: AnyValue, value: Any) -> None:
-    """Store a Python attribute value (str, bool, int, float, bytes or a sequence of them) in ``out``."""
+def set_any_value(out: AnyValue, value: Any) -> str | None:
+    """Store a Python attribute value (str, bool, int, float, bytes or a sequence of them) in ``out``.
+
+    Returns the kind of value written (the AnyValue oneof's name: ``string_value``, ``int_value``...; None for an
+    empty sequence, which leaves ``out`` empty).
+    """
     # bool before int: a bool is an int in Python, not in OTLP.
     if isinstance(value, str):
         out.string_value = value
-    elif isinstance(value, bool):
+        return "string_value"
+    if isinstance(value, bool):
         out.bool_value = value
-    elif isinstance(value, int):
+        return "bool_value"
+    if isinstance(value, int):
         out.int_value = value
-    elif isinstance(value, float):
+        return "int_value"
+    if isinstance(value, float):
         out.double_value = value
-    elif isinstance(value, bytes):
+        return "double_value"
+    if isinstance(value, bytes):
         out.bytes_value = value
-    elif isinstance(value, list | tuple):
+        return "bytes_value"
+    if isinstance(value, list | tuple):
         items = out.array_value.values
         for item in value:
             set_any_value(items.add(), item)
-    else:
-        out.string_value = str(value)
+        return "array_value" if value else None
+    out.string_value = str(value)
+    return "string_value"
 
 
 class SpanAttributes:
-    """A span's attributes by key, for reading and editing in place without rescanning the list."""
+    """A span's attributes by key, for reading and editing in place without rescanning the list.
+
+    The index holds each key's position in the span's list (the last, should a key be listed twice), not the
+    pair itself: a pair read out of the protobuf is an object of its own, and held for every span of a batch
+    they would be many, all for the garbage collector to walk.
+    """
+
+    __slots__ = ("span", "_positions")
 
     def __init__(self, span: Span) -> None:
-        self._span = span
-        self.by_key: dict[str, KeyValue] = {pair.key: pair for pair in span.attributes}
+        self.span = span
+        self._positions: dict[str, int] = {pair.key: index for index, pair in enumerate(span.attributes)}
 
     def __contains__(self, key: str) -> bool:
-        return key in self.by_key
+        return key in self._positions
+
+    def __iter__(self) -> Iterator[str]:
+        """The keys, in the span's order."""
+        return iter(self._positions)
+
+    def keys(self) -> KeysView[str]:
+        """The keys, in the span's order."""
+        return self._positions.keys()
+
+    @property
+    def by_key(self) -> dict[str, KeyValue]:
+        """The pairs by key, in the span's order."""
+        attributes = self.span.attributes
+        return {key: attributes[index] for key, index in self._positions.items()}
+
+    def pair(self, key: str) -> KeyValue | None:
+        """The attribute ``key`` as it is in the span; None when it has none."""
+        index = self._positions.get(key)
+        return self.span.attributes[index] if index is not None else None
 
     def get(self, key: str) -> Any:
-        pair = self.by_key.get(key)
+        pair = self.pair(key)
         return any_value(pair.value) if pair is not None else None
 
-    def set(self, key: str, value: Any) -> None:
-        """Set ``key`` (replacing its value if present)."""
-        pair = self.by_key.get(key)
-        if pair is None:
-            pair = self._span.attributes.add()
+    def set(self, key: str, value: Any) -> str | None:
+        """Set ``key`` (replacing its value if present); the kind of value written (as ``set_any_value``)."""
+        return set_any_value(self._pair_to_write(key).value, value)
+
+    def _pair_to_write(self, key: str) -> KeyValue:
+        """The pair of ``key`` with its value cleared, or a new one at the end when the span has none."""
+        attributes = self.span.attributes
+        index = self._positions.get(key)
+        if index is None:
+            self._positions[key] = len(attributes)
+            pair = attributes.add()
             pair.key = key
-            self.by_key[key] = pair
         else:
+            pair = attributes[index]
             pair.ClearField("value")
-        set_any_value(pair.value, value)
+        return pair
 
     def rename(self, old: str, new: str) -> None:
         """Give the ``old`` attribute the key ``new`` (which must not exist), in place."""
-        pair = self.by_key.pop(old)
-        pair.key = new
-        self.by_key[new] = pair
+        self.span.attributes[self._positions[old]].key = new
+        # Rebuilt rather than popped and added: the index keeps the attributes' order (readers rely on it).
+        rename_key(self._positions, old, new)
 
     def remove(self, keys: Iterable[str]) -> None:
-        doomed = {key for key in keys if key in self.by_key}
+        doomed = {key for key in keys if key in self._positions}
         if not doomed:
             return
-        attributes = self._span.attributes
+        attributes = self.span.attributes
         for index in range(len(attributes) - 1, -1, -1):
             if attributes[index].key in doomed:
                 del attributes[index]
-        self.by_key = {pair.key: pair for pair in attributes}
+        self._positions.clear()
+        self._positions.update((pair.key, index) for index, pair in enumerate(attributes))
+
+
+def rename_key(mapping: dict[str, Any], old: str, new: str) -> None:
+    """``mapping``'s key ``old`` renamed ``new`` where it stands, in place."""
+    items = [(new if key == old else key, value) for key, value in mapping.items()]
+    mapping.clear()
+    mapping.update(items)

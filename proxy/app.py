@@ -45,7 +45,7 @@ from proxy.apis.openai_embeddings import Embeddings
 from proxy.apis.openai_responses import Responses
 from proxy.auth import Authenticator, Caller
 from proxy.config import ProxyConfig, UpstreamConfig
-from proxy.conversations import ConversationLink, ConversationTracker
+from proxy.conversations import ConversationLink, ConversationTracker, History
 from proxy.errors import ApiFamily, ProxyError, error_response
 from proxy.export import FailOpenSpanProcessor, SpanSink
 from proxy.guard import StreamCheck, StreamGuard, stop_event
@@ -91,6 +91,7 @@ class _Call:
     upstream: UpstreamConfig
     caller: Caller
     started: float  # monotonic
+    history: History | None = None  # its messages' digests, once worked out (to find or remember its conversation)
     finished: bool = False
 
 
@@ -181,9 +182,9 @@ class ProxyService:
             stripped, marked = strip_markers(api.name, document)
             document = stripped or document
         record = self._new_record(api, upstream, model, document)
-        link = self._continued_conversation(api, record, caller, upstream, document, marked)
+        link, history = self._continued_conversation(api, record, caller, upstream, document, marked)
         span = self._start_span(request, api, record, upstream, caller, link, started_ns)
-        call = _Call(span, record, api, upstream, caller, started)
+        call = _Call(span, record, api, upstream, caller, started, history)
         try:
             return await self._forward(request, call, body, document, stripped)
         except asyncio.CancelledError:
@@ -259,22 +260,26 @@ class ProxyService:
         upstream: UpstreamConfig,
         document: dict[str, Any],
         marked: TraceIds | None,
-    ) -> ConversationLink | None:
-        """The earlier call this one continues: named by a marker, a previous response, or its history."""
+    ) -> tuple[ConversationLink | None, History | None]:
+        """The earlier call this one continues (named by a marker, a previous response, or its history).
+
+        With it, the call's history as digests, when they were worked out to find it.
+        """
         if api is None or not self._config.conversations.enabled:
-            return None
+            return None, None
         tracker, scope = self._conversations, _scope(caller, upstream)
         if marked is not None:
             # Only a trace this caller's calls made: a marker copied from someone else's reply joins nothing.
             conversation = tracker.conversation_of(scope, marked.trace_id)
             if conversation is not None:
-                return ConversationLink(marked.trace_id, marked.span_id, conversation)
+                return ConversationLink(marked.trace_id, marked.span_id, conversation), None
         previous = document.get("previous_response_id")
         if isinstance(previous, str) and (link := tracker.find_response(scope, previous)) is not None:
-            return link
+            return link, None
         if not record.input_messages:
-            return None
-        return tracker.find(scope, _history(record))
+            return None, None
+        history = History(scope, _history(record))
+        return tracker.find(history), history
 
     def _start_span(
         self,
@@ -525,7 +530,8 @@ class ProxyService:
         if call.api is not None and call.api.name == "responses" and isinstance(response_id, str):
             self._conversations.remember_response(scope, response_id, link)
         if record.input_messages and record.choices:
-            self._conversations.remember(scope, _history(record), record.output_messages({})[0], link)
+            history = call.history or History(scope, _history(record))
+            self._conversations.remember(history, record.output_messages({})[0], link)
 
     def _count(self, api: Api | None, upstream: UpstreamConfig | None, code: str) -> None:
         self._telemetry.add(

@@ -9,8 +9,11 @@ child of the call it continues.
 Digests are scoped by the caller's credential and the upstream, so two users
 sending the same first prompt are never merged. Messages are compared in a
 canonical form (role, text, tool calls), because SDKs resend an assistant
-message with fields the API never returned. Memory is bounded by entry count
-and age; only digests are kept, never content.
+message with fields the API never returned. A call's history is put in that
+form and hashed once (``History``): looking for the call it continues and,
+once it is answered, remembering it under its history and reply both use those
+digests. Memory is bounded by entry count and age; only digests are kept,
+never content.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 DIGEST_BYTES = 16
 
@@ -50,18 +55,34 @@ def canonical(message: dict[str, Any]) -> bytes:
         elif kind == "tool_call_response":
             responses.append([part.get("id"), part.get("response")])
     form = [message.get("role"), "".join(text), calls, responses]
-    # ASCII escapes: any text, lone surrogates included, encodes.
-    return json.dumps(form, sort_keys=True, separators=(",", ":")).encode("ascii")
+    try:
+        return b"o" + orjson.dumps(form, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson refuses (lone surrogates, integers past 64 bits): tagged apart, never equal
+        # ASCII escapes: any text, lone surrogates included, encodes.
+        return b"j" + json.dumps(form, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
-def _digests(scope: str, messages: Sequence[dict[str, Any]]) -> list[bytes]:
-    """The chained digest after each message: digest i covers messages[0..i]."""
-    digests: list[bytes] = []
-    state = hashlib.blake2b(scope.encode("utf-8", "surrogatepass"), digest_size=DIGEST_BYTES).digest()
-    for message in messages:
-        state = hashlib.blake2b(state + canonical(message), digest_size=DIGEST_BYTES).digest()
-        digests.append(state)
-    return digests
+class History:
+    """A call's history (its messages) in ``scope``, as chained digests: digest i covers messages 0 to i."""
+
+    __slots__ = ("messages", "digests", "_last")
+
+    def __init__(self, scope: str, messages: Sequence[dict[str, Any]]) -> None:
+        self.messages = messages
+        self.digests: list[bytes] = []
+        state = hashlib.blake2b(scope.encode("utf-8", "surrogatepass"), digest_size=DIGEST_BYTES).digest()
+        for message in messages:
+            state = _chained(state, message)
+            self.digests.append(state)
+        self._last = state
+
+    def then(self, message: dict[str, Any]) -> bytes:
+        """The digest of this history followed by ``message`` (a reply)."""
+        return _chained(self._last, message)
+
+
+def _chained(state: bytes, message: dict[str, Any]) -> bytes:
+    return hashlib.blake2b(state + canonical(message), digest_size=DIGEST_BYTES).digest()
 
 
 class ConversationTracker:
@@ -77,19 +98,17 @@ class ConversationTracker:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def find(self, scope: str, history: Sequence[dict[str, Any]]) -> ConversationLink | None:
+    def find(self, history: History) -> ConversationLink | None:
         """The call whose history and reply the longest possible prefix of ``history`` repeats."""
-        digests = _digests(scope, history)
-        for index in range(len(history) - 1, -1, -1):
-            if history[index].get("role") == "assistant" and (link := self._get(digests[index])) is not None:
+        messages, digests = history.messages, history.digests
+        for index in range(len(messages) - 1, -1, -1):
+            if messages[index].get("role") == "assistant" and (link := self._get(digests[index])) is not None:
                 return link
         return None
 
-    def remember(
-        self, scope: str, history: Sequence[dict[str, Any]], reply: dict[str, Any], link: ConversationLink
-    ) -> None:
+    def remember(self, history: History, reply: dict[str, Any], link: ConversationLink) -> None:
         """Record that ``history`` followed by ``reply`` is where ``link`` left the conversation."""
-        self._put(_digests(scope, [*history, reply])[-1], link)
+        self._put(history.then(reply), link)
 
     def remember_trace(self, scope: str, link: ConversationLink) -> None:
         """Record that ``scope``'s calls made trace ``link.trace_id``, in conversation ``link.conversation_id``."""

@@ -57,20 +57,12 @@ from typing import TypeVar
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector import semconv
-from collector.component import (
-    ComponentSettings,
-    Host,
-    Processor,
-    ProcessorFactory,
-    TracesConsumer,
-    TracesData,
-    WorkerNotes,
-)
+from collector.component import ComponentSettings, Host, Processor, ProcessorFactory, TracesConsumer, WorkerNotes
 from collector.expiring import LIMIT, ExpiringMap
-from collector.pdata import SpanAttributes
 from processors.genai_dedup.across_workers import APP, PROXY, CallNote, create_main_part
 from processors.genai_dedup.config import GenAiDedupConfig
 from processors.genai_dedup.records import EVICTED, MARKED, UNMATCHED, hold_record, take_record
+from processors.span_view import BatchView, SpanView, ViewProcessor
 
 SpanKey = bytes  # trace id + span id
 
@@ -79,9 +71,13 @@ SpanKey = bytes  # trace id + span id
 class _CallSpan:
     """A span that records a call to a model, with what matching reads from it."""
 
-    span: Span
+    view: SpanView
     response_id: str
     model: str
+
+    @property
+    def span(self) -> Span:
+        return self.view.span
 
     @property
     def key(self) -> SpanKey:
@@ -112,7 +108,7 @@ class _Passed:
 Held = TypeVar("Held", _Waiting, _Passed)
 
 
-class GenAiDedupProcessor:
+class GenAiDedupProcessor(ViewProcessor):
     def __init__(
         self,
         settings: ComponentSettings,
@@ -120,10 +116,13 @@ class GenAiDedupProcessor:
         next_consumer: TracesConsumer,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._next = next_consumer
+        super().__init__(next_consumer)
         self._id = settings.id
         self._notes: WorkerNotes | None = None
         self._marked: set[SpanKey] = set()  # marked in the batch being edited
+        # The calls of the batch being edited, matched once all are known.
+        self._proxy_calls: list[_CallSpan] = []
+        self._app_calls: list[_CallSpan] = []
         self._telemetry = settings.telemetry
         self._labels = {"processor": str(settings.id)}
         self._max_hops = config.max_hops
@@ -147,19 +146,25 @@ class GenAiDedupProcessor:
         self._telemetry.gauge("genai_dedup_waiting_proxy_calls", self._waiting.__len__, **self._labels)
 
     async def start(self, host: Host) -> None:
+        await super().start(host)
         # In a worker process: what this one cannot match by response id is matched across workers.
         self._notes = host if isinstance(host, WorkerNotes) else None
 
-    async def shutdown(self) -> None:
-        return None
+    def edit(self, view: SpanView) -> None:
+        texts = view.texts
+        operation = texts.get(semconv.OPERATION_NAME)
+        if not operation:  # most spans are not calls and leave here
+            span = view.span
+            if span.kind == Span.SPAN_KIND_CLIENT and span.parent_span_id:
+                self._link(span)
+            return
+        if operation in semconv.MODEL_CALL_OPERATIONS and semconv.CALL_DUPLICATE_OF not in texts:
+            call = _CallSpan(view, texts.get(semconv.RESPONSE_ID, ""), texts.get(semconv.REQUEST_MODEL, ""))
+            (self._proxy_calls if semconv.PROXY_UPSTREAM in texts else self._app_calls).append(call)
 
-    async def consume(self, traces: TracesData) -> None:
-        proxy_calls: list[_CallSpan] = []
-        app_calls: list[_CallSpan] = []
-        for resource_spans in traces.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self._sort(span, proxy_calls, app_calls)
+    def finish(self, batch: BatchView) -> None:
+        proxy_calls, app_calls = self._proxy_calls, self._app_calls
+        self._proxy_calls, self._app_calls = [], []
         # Proxy spans first: an app span in the same batch then finds the proxy span waiting for it.
         for call in proxy_calls:
             self._proxy_call(call)
@@ -178,29 +183,6 @@ class GenAiDedupProcessor:
             self._parents,
         ):
             held.expire()
-        await self._next.consume(traces)
-
-    def _sort(self, span: Span, proxy_calls: list[_CallSpan], app_calls: list[_CallSpan]) -> None:
-        operation = response_id = model = ""
-        from_proxy = marked = False
-        for pair in span.attributes:  # one pass: most spans are not calls and leave here
-            key = pair.key
-            if key == semconv.OPERATION_NAME:
-                operation = pair.value.string_value
-            elif key == semconv.PROXY_UPSTREAM:
-                from_proxy = True
-            elif key == semconv.CALL_DUPLICATE_OF:
-                marked = True
-            elif key == semconv.RESPONSE_ID:
-                response_id = pair.value.string_value
-            elif key == semconv.REQUEST_MODEL:
-                model = pair.value.string_value
-        if not operation:
-            if span.kind == Span.SPAN_KIND_CLIENT and span.parent_span_id:
-                self._link(span)
-            return
-        if semconv.is_model_call(operation) and not marked:
-            (proxy_calls if from_proxy else app_calls).append(_CallSpan(span, response_id, model))
 
     def _link(self, span: Span) -> None:
         """A plain client span (an HTTP instrumentation's, say) that may sit between an app's call and the proxy's."""
@@ -233,14 +215,14 @@ class GenAiDedupProcessor:
             passed = self._passed.pop(key)
             if passed is not None:  # the app's record went on first: the proxy's is the second
                 self._release_response_id(self._passed_by_id, passed)
-                self._mark(span, passed.counted, "proxy")
+                self._mark(call.view, passed.counted, "proxy")
                 return
         if call.response_id:
             passed = self._take(self._passed_by_id, call.response_id, call.model)
             if passed is not None:
                 if self._passed.get(passed.key) is passed:
                     self._passed.pop(passed.key)
-                self._mark(span, passed.counted, "proxy")
+                self._mark(call.view, passed.counted, "proxy")
                 return
         waiting = _Waiting(span.span_id, key, hops, call.response_id, call.model)
         if key is not None:
@@ -252,7 +234,7 @@ class GenAiDedupProcessor:
         span, key = call.span, call.key
         counted = self._counted_record(call)
         if counted is not None:
-            self._mark(span, counted, "app")
+            self._mark(call.view, counted, "app")
         # Counted or not, what arrives later and belongs to this call is matched to the record that counts.
         passed = _Passed(counted or span.span_id, key, call.response_id if counted is None else "", call.model)
         self._passed.put(key, passed)
@@ -311,9 +293,9 @@ class GenAiDedupProcessor:
         else:
             held.pop(record.response_id)
 
-    def _mark(self, span: Span, counted_span_id: bytes, which: str) -> None:
-        SpanAttributes(span).set(semconv.CALL_DUPLICATE_OF, counted_span_id.hex())
-        self._marked.add(span.trace_id + span.span_id)
+    def _mark(self, view: SpanView, counted_span_id: bytes, which: str) -> None:
+        view.set(semconv.CALL_DUPLICATE_OF, counted_span_id.hex())
+        self._marked.add(view.span.trace_id + view.span.span_id)
         self._telemetry.add(MARKED, 1, marked=which, **self._labels)
 
     def _unmatched(self, reason: str, count: int) -> None:

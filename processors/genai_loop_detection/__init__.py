@@ -28,25 +28,22 @@ from collections import Counter
 from collections.abc import Callable
 
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer, TracesData
+from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
 from collector.expiring import ExpiringMap
 from collector.findings import add_to_summary, finding_event, worst_severity
-from collector.pdata import SpanAttributes
 from processors.genai_loop_detection.config import GenAiLoopDetectionConfig
-from processors.genai_loop_detection.facts import SpanFacts, span_facts
-from processors.genai_loop_detection.history import InputHistory
+from processors.genai_loop_detection.facts import InputHistory, SpanFacts, span_facts
 from processors.genai_loop_detection.late import LateRun, finding_span
 from processors.genai_loop_detection.latency import LatencyWatch
 from processors.genai_loop_detection.run import ANALYSIS, LoopFinding, Run, Scope
 from processors.genai_loop_detection.runs import Runs
-from processors.span_editor import SpanEditor
+from processors.span_view import BatchView, SpanView, ViewProcessor
 
 EVICTED_RUNS = "genai_loop_detection_evicted_runs"
 
 
-class GenAiLoopDetectionProcessor(SpanEditor):
+class GenAiLoopDetectionProcessor(ViewProcessor):
     def __init__(
         self,
         settings: ComponentSettings,
@@ -80,7 +77,6 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             lambda reason, count: self._telemetry.add(EVICTED_RUNS, count, scope="late", reason=reason, **self._labels),
             clock,
         )
-        self._resource: Resource | None = None  # of the spans being edited
         self._latency = LatencyWatch(config.latency) if config.latency.enabled else None
         self._history = InputHistory(config.max_traces)
         self._found: Counter[str] = Counter()
@@ -88,21 +84,11 @@ class GenAiLoopDetectionProcessor(SpanEditor):
         for runs in (self.traces, self.conversations):
             self._telemetry.gauge("genai_loop_detection_open_runs", runs.__len__, scope=runs.scope, **self._labels)
 
-    async def consume(self, traces: TracesData) -> None:
-        for resource_spans in traces.resource_spans:
-            self._resource = resource_spans.resource
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self.edit(span)
-        self._resource = None
-        self._judge_late(traces)
-        self.batch_edited()
-        await self._next.consume(traces)
-
-    def edit(self, span: Span) -> None:
-        facts = span_facts(span, self._history)
+    def edit(self, view: SpanView) -> None:
+        facts = span_facts(view, self._history)
         if facts is None:
             return
+        span = view.span
         trace = self.traces.get(span.trace_id)
         late = self._late.get(span.trace_id)
         if late is not None:  # its spans still arrive: its judgement waits
@@ -131,21 +117,19 @@ class GenAiLoopDetectionProcessor(SpanEditor):
                 details = {"gen_ai.security.analysis.detail": detail}
                 findings.append(LoopFinding("latency_outlier", ANALYSIS, "low", 0.7, details))
         if findings:
-            self._record(span, findings)
+            self._record(view, findings)
         if trace.late and span.trace_id not in self._late:
             resource = Resource()
-            if self._resource is not None:
-                resource.CopyFrom(self._resource)
+            if view.resource is not None:
+                resource.CopyFrom(view.resource)
             self._late.put(span.trace_id, LateRun(trace, resource))
 
-    def _judge_late(self, traces: TracesData) -> None:
-        """Judge the traces whose spans stopped arriving; their findings ride on spans added to ``traces``."""
+    def finish(self, batch: BatchView) -> None:
+        # Judge the traces whose spans stopped arriving; their findings ride on spans added to the batch.
         for trace_id, late in self._late.take_expired():
             for requester, findings in late.run.judge_late():
-                span = finding_span(traces, late.resource, trace_id, requester.span_id, requester.end)
-                self._record(span, findings)
-
-    def batch_edited(self) -> None:
+                span = finding_span(batch.traces, late.resource, trace_id, requester.span_id, requester.end)
+                self._record(SpanView(span, late.resource), findings)
         self.traces.expire()
         self.conversations.expire()
         for detector, count in self._found.items():
@@ -181,7 +165,8 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             run.dropped_steps = 0
         return findings
 
-    def _record(self, span: Span, findings: list[LoopFinding]) -> None:
+    def _record(self, view: SpanView, findings: list[LoopFinding]) -> None:
+        span = view.span
         time = span.end_time_unix_nano or span.start_time_unix_nano
         for finding in findings:
             event = finding_event(
@@ -190,7 +175,7 @@ class GenAiLoopDetectionProcessor(SpanEditor):
             event.time_unix_nano = time
             span.events.append(event)
             self._found[finding.detector] += 1
-        add_to_summary(SpanAttributes(span), len(findings), worst_severity([f.severity for f in findings]))
+        add_to_summary(view, len(findings), worst_severity([f.severity for f in findings]))
 
     def _evicted(self, scope: Scope, reason: str, count: int) -> None:
         self._telemetry.add(EVICTED_RUNS, count, scope=scope, reason=reason, **self._labels)

@@ -16,37 +16,20 @@ import sys
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from collector import semconv
 from collector.jsonvalues import parse_json
-from collector.pdata import any_value
-from processors.genai_loop_detection.history import InputHistory
+from processors.message_history import MessageHistory, unseen_messages
+from processors.span_view import SpanView
+
+# Per trace: the hashes of the latest LLM request's input messages.
+InputHistory = MessageHistory[tuple[int, ...]]
 
 _COST_NAMES = semconv.spellings(semconv.USAGE_COST_AMOUNT)
-_WANTED = frozenset(
-    {
-        semconv.OPERATION_NAME,
-        semconv.CONVERSATION_ID,
-        semconv.PROVIDER_NAME,
-        semconv.REQUEST_MODEL,
-        semconv.RESPONSE_MODEL,
-        semconv.USAGE_INPUT_TOKENS,
-        semconv.USAGE_OUTPUT_TOKENS,
-        *_COST_NAMES,
-        semconv.TOOL_NAME,
-        semconv.TOOL_CALL_ID,
-        semconv.TOOL_CALL_ARGUMENTS,
-        semconv.INPUT_MESSAGES,
-        semconv.OUTPUT_MESSAGES,
-        semconv.ERROR_TYPE,
-        semconv.CALL_DUPLICATE_OF,
-    }
-)
 
 Kind = Literal["llm", "tool", "agent"]
 MAX_CACHED_CHARS = 4096  # arguments longer than this are canonicalised each time, never held in the cache
@@ -105,78 +88,71 @@ class SpanFacts:
         return max(self.end - self.start, 0) / 1e9
 
 
-def span_facts(span: Span, history: InputHistory | None = None) -> SpanFacts | None:
+def span_facts(view: SpanView, history: InputHistory | None = None) -> SpanFacts | None:
     """The facts of a GenAI LLM, tool or agent span; None for every other span.
 
     The second record of a call (``gen_ai.call.duplicate_of``) is no step: None, unless it is an LLM call's, which
     can stand in for a record that counts but carries no messages (``duplicate_of`` says which).
     ``history`` spares rehashing the messages an LLM call shares with the trace's previous one.
     """
-    values: dict[str, AnyValue] = {}
-    for pair in span.attributes:
-        key = pair.key
-        if key in _WANTED:
-            values[key] = pair.value
-    operation_value = values.get(semconv.OPERATION_NAME)
-    kind = _KINDS.get(operation_value.string_value) if operation_value is not None else None
+    texts = view.texts  # every attribute's key, each with its string value or ""
+    operation = texts.get(semconv.OPERATION_NAME)
+    kind = _KINDS.get(operation) if operation else None
     if kind is None:
         return None  # not a step of an agent
-    duplicate_of = _span_id(values.get(semconv.CALL_DUPLICATE_OF))
-    if semconv.CALL_DUPLICATE_OF in values and (kind != "llm" or duplicate_of is None):
-        return None  # the second record of a call already counted as a step
-
-    def text(key: str) -> str:
-        value = values.get(key)
-        return value.string_value if value is not None else ""
-
+    duplicate_of = None
+    if semconv.CALL_DUPLICATE_OF in texts:
+        duplicate_of = _span_id(texts[semconv.CALL_DUPLICATE_OF])
+        if kind != "llm" or duplicate_of is None:
+            return None  # the second record of a call already counted as a step
+    span = view.span
     tool_call = None
     input_hashes: tuple[int, ...] | None = None
     output_hashes: tuple[int, ...] = ()
     requested: tuple[ToolCall, ...] = ()
     responded = NO_IDS
     if kind == "tool":
-        call_id = text(semconv.TOOL_CALL_ID)
-        arguments = values.get(semconv.TOOL_CALL_ARGUMENTS)
+        arguments = None
+        if semconv.TOOL_CALL_ARGUMENTS in texts:
+            # Most often JSON text; else whatever else the attribute holds (an object sent as a key-value list).
+            written = texts[semconv.TOOL_CALL_ARGUMENTS] or view.get(semconv.TOOL_CALL_ARGUMENTS)
+            arguments = canonical_arguments(written)
         tool_call = ToolCall(
-            sys.intern(text(semconv.TOOL_NAME) or span.name),
-            canonical_arguments(any_value(arguments)) if arguments is not None else None,
-            call_id or None,
+            sys.intern(texts.get(semconv.TOOL_NAME) or span.name), arguments, texts.get(semconv.TOOL_CALL_ID) or None
         )
     elif kind == "llm":
-        input_text = text(semconv.INPUT_MESSAGES)
-        input_hashes, responded = _read_inputs(span.trace_id, input_text, history)
-        outputs = text(semconv.OUTPUT_MESSAGES)
-        if '"tool_call"' in outputs:  # only an output asking for tool calls is needed: most final answers are not
-            output_hashes, requested = _read_outputs(parse_json(outputs))
+        input_hashes, responded = _read_inputs(span.trace_id, view, history)
+        # Only an output asking for tool calls is needed (most final answers are not).
+        if '"tool_call"' in texts.get(semconv.OUTPUT_MESSAGES, ""):
+            output_hashes, requested = _read_outputs(view.document(semconv.OUTPUT_MESSAGES))
+    scalars = view.scalars
     return SpanFacts(
         span.span_id,
         span.start_time_unix_nano,
         span.end_time_unix_nano,
         kind,
-        text(semconv.CONVERSATION_ID) or None,
+        texts.get(semconv.CONVERSATION_ID) or None,
         # Interned: thousands of held calls name the same few providers and models.
-        sys.intern(text(semconv.PROVIDER_NAME)),
-        sys.intern(text(semconv.RESPONSE_MODEL) or text(semconv.REQUEST_MODEL)),
-        sys.intern(operation_value.string_value),  # type: ignore[union-attr]  # kind is set: it is there
-        int(_number(values.get(semconv.USAGE_INPUT_TOKENS)) + _number(values.get(semconv.USAGE_OUTPUT_TOKENS))),
-        float(next((_number(values[name]) for name in _COST_NAMES if name in values), 0)),
-        span.status.code == Status.STATUS_CODE_ERROR or semconv.ERROR_TYPE in values,
+        sys.intern(texts.get(semconv.PROVIDER_NAME, "")),
+        sys.intern(texts.get(semconv.RESPONSE_MODEL) or texts.get(semconv.REQUEST_MODEL) or ""),
+        sys.intern(operation),  # type: ignore[arg-type]  # kind is set: it is a string
+        int(_number(scalars.get(semconv.USAGE_INPUT_TOKENS)) + _number(scalars.get(semconv.USAGE_OUTPUT_TOKENS))),
+        float(next((_number(scalars.get(name)) for name in _COST_NAMES if name in texts), 0)),
+        span.status.code == Status.STATUS_CODE_ERROR or semconv.ERROR_TYPE in texts,
         tool_call,
         requested,
         input_hashes,
         output_hashes,
         responded,
-        semconv.INPUT_MESSAGES in values or semconv.OUTPUT_MESSAGES in values,
+        semconv.INPUT_MESSAGES in texts or semconv.OUTPUT_MESSAGES in texts,
         duplicate_of,
     )
 
 
-def _span_id(value: AnyValue | None) -> bytes | None:
+def _span_id(text: str) -> bytes | None:
     """A span id written in hex (as gen_ai.call.duplicate_of holds it); None when it is not one."""
-    if value is None:
-        return None
     try:
-        span_id = bytes.fromhex(value.string_value)
+        span_id = bytes.fromhex(text)
     except ValueError:
         return None
     return span_id if len(span_id) == SPAN_ID_BYTES else None
@@ -192,18 +168,23 @@ _KINDS: dict[str, Kind] = {
 
 
 def _read_inputs(
-    trace_id: bytes, text: str, history: InputHistory | None
+    trace_id: bytes, view: SpanView, history: InputHistory | None
 ) -> tuple[tuple[int, ...] | None, frozenset[str]]:
     """An LLM call's input messages as hashes, and the ids of the tool results among the ones not seen before."""
-    known, rest = history.known_prefix(trace_id, text) if history is not None else ((), text)
-    messages = parse_json(rest)
+    prefix = history.known_prefix(trace_id, view) if history is not None else None
+    known, length = prefix if prefix is not None else ((), 0)
+    if known and not view.is_parsed(semconv.INPUT_MESSAGES):
+        messages = parse_json(unseen_messages(view.text(semconv.INPUT_MESSAGES), length))  # only what is new
+    else:  # parsed once for every reader (genai_security reads every message); the known ones are skipped
+        document = view.document(semconv.INPUT_MESSAGES)
+        messages = document[len(known) :] if isinstance(document, list) else None
     if not isinstance(messages, list):
         return (known or None), NO_IDS
     hashes = known + tuple(message_hash(message) for message in messages)
     if not hashes:
         return None, NO_IDS
     if history is not None:
-        history.remember(trace_id, text, hashes)
+        history.remember(trace_id, view, hashes)
     responded: list[str] = []
     for message in messages:
         for part in _message_parts(message):
@@ -217,16 +198,25 @@ def _read_outputs(messages: Any) -> tuple[tuple[int, ...], tuple[ToolCall, ...]]
     if not isinstance(messages, list):
         return (), ()
     calls: list[ToolCall] = []
+    hashes: list[int] = []
     for message in messages:
-        for part in _message_parts(message):
-            if part.get("type") == "tool_call":
+        if not isinstance(message, dict) or not isinstance(parts := message.get("parts"), list):
+            hashes.append(message_hash(message))
+            continue
+        keys = []
+        for part in parts:
+            key = _part_key(part)  # its arguments made canonical once, for the hash and for the call alike
+            keys.append(key)
+            if isinstance(part, dict) and part.get("type") == "tool_call":
+                # A tool call's key is (type, name, canonical arguments).
+                arguments = cast(tuple[str, str, str], key)[2] if "arguments" in part else None
                 call_id = part.get("id")
                 name = sys.intern(str(part.get("name", "")))
-                arguments = canonical_arguments(part["arguments"]) if "arguments" in part else None
                 calls.append(ToolCall(name, arguments, str(call_id) if call_id else None))
+        hashes.append(_hash_of(message, keys))
     if not calls:
         return (), ()  # the hashes serve to find a later request carrying these asks: no asks, no need
-    return tuple(message_hash(message) for message in messages), tuple(calls)
+    return tuple(hashes), tuple(calls)
 
 
 def _message_parts(message: Any) -> list[dict[str, Any]]:
@@ -234,11 +224,9 @@ def _message_parts(message: Any) -> list[dict[str, Any]]:
     return [part for part in parts if isinstance(part, dict)] if isinstance(parts, list) else []
 
 
-def _number(value: AnyValue | None) -> int | float:
-    if value is None:
-        return 0
-    which = value.WhichOneof("value")
-    return value.int_value if which == "int_value" else value.double_value if which == "double_value" else 0
+def _number(value: object) -> int | float:
+    """A number as an attribute holds one (an int or a double); 0 for anything else, booleans included."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def canonical_arguments(value: Any) -> str:
@@ -285,7 +273,11 @@ def message_hash(message: Any) -> int:
     if not isinstance(message, dict):
         return hash(canonical_arguments(message))
     parts = message.get("parts")
-    return hash((str(message.get("role")), tuple(_part_key(part) for part in parts) if isinstance(parts, list) else ()))
+    return _hash_of(message, [_part_key(part) for part in parts] if isinstance(parts, list) else [])
+
+
+def _hash_of(message: dict[str, Any], part_keys: list[Hashable]) -> int:
+    return hash((str(message.get("role")), tuple(part_keys)))
 
 
 def _part_key(part: Any) -> Hashable:

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
 from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
-from collector.pdata import SpanAttributes
 from processors.genai_normalize.dialects import needs_normalizing, normalize
 from processors.genai_normalize.normalization import Normalization
-from processors.span_editor import SpanEditor
+from processors.span_view import SpanView, ViewProcessor
 
 
 @dataclass(frozen=True)
@@ -26,22 +23,22 @@ class GenAiNormalizeConfig:
     keep_original: bool = False
 
 
-class GenAiNormalizeProcessor(SpanEditor):
+class GenAiNormalizeProcessor(ViewProcessor):
     def __init__(
         self, settings: ComponentSettings, config: GenAiNormalizeConfig, next_consumer: TracesConsumer
     ) -> None:
         super().__init__(next_consumer)
         self._keep_original = config.keep_original
 
-    def edit(self, span: Span) -> None:
-        keys = frozenset([pair.key for pair in span.attributes])
-        if not needs_normalizing(keys, span.name):
+    def edit(self, view: SpanView) -> None:
+        keys = frozenset(view.keys())
+        name = view.span.name
+        if not needs_normalizing(keys, name):
             return
-        attributes = SpanAttributes(span)
-        normalization = Normalization(attributes, span.name, self._keep_original)
+        normalization = Normalization(view, name, self._keep_original)
         normalize(normalization, keys)
         if not self._keep_original and normalization.consumed:
-            attributes.remove(normalization.consumed)
+            view.remove(normalization.consumed)
 
 
 def create_processor(

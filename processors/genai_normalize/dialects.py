@@ -16,6 +16,7 @@ Dialects:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -91,6 +92,7 @@ TRIGGER_KEYS = (
     }
 )
 TRIGGER_PREFIXES = ("llm.", "openinference.", "embedding.", "gen_ai.prompt.", "gen_ai.completion.")
+MAX_CACHED_KEY_SETS = 4096  # distinct attribute key sets whose verdict is remembered
 _DIALECT_OF_PREFIX = {"llm": "openinference", "openinference": "openinference", "embedding": "openinference"}
 
 # A model's family name → its provider, for spans that name no provider.
@@ -167,7 +169,13 @@ def normalize(span: Normalization, keys: frozenset[str]) -> None:
 
 def needs_normalizing(keys: frozenset[str], span_name: str) -> bool:
     """Whether any rule has work on a span with these attribute keys: the fast test every span takes."""
-    if keys & TRIGGER_KEYS or vercel.is_vercel(keys, span_name):
+    return _keys_need_normalizing(keys) or vercel.is_vercel(keys, span_name)
+
+
+@functools.lru_cache(maxsize=MAX_CACHED_KEY_SETS)
+def _keys_need_normalizing(keys: frozenset[str]) -> bool:
+    """The part of the test that reads only the keys: cached, as one instrumentation sends the same few key sets."""
+    if keys & TRIGGER_KEYS:
         return True
     if PROVIDER not in keys and (REQUEST_MODEL in keys or RESPONSE_MODEL in keys):
         return True
@@ -238,7 +246,7 @@ def _openinference(span: Normalization) -> None:
         output = [_openinference_message(m) for m in messages["output"]]
         span.put(OUTPUT_MESSAGES, json.dumps(output))
     tools = []
-    for key in [k for k in span.attributes.by_key if _OPENINFERENCE_TOOL.match(k)]:
+    for key in [k for k in span.attributes if _OPENINFERENCE_TOOL.match(k)]:
         schema = parse_json(span.get(key))
         span.consumed.add(key)
         if isinstance(schema, dict):
@@ -276,7 +284,7 @@ def _openllmetry(span: Normalization) -> None:
         if reasons:
             span.put(FINISH_REASONS, reasons)
     functions: dict[int, dict[str, Any]] = {}
-    for key in list(span.attributes.by_key):
+    for key in list(span.attributes):
         match = _OPENLLMETRY_FUNCTION.match(key)
         if match:
             functions.setdefault(int(match.group(1)), {})[match.group(2)] = span.get(key)
@@ -333,7 +341,7 @@ def _provider_from_model(span: Normalization) -> None:
 def _indexed(span: Normalization, pattern: re.Pattern[str]) -> dict[str, list[dict[str, Any]]]:
     """Indexed message keys (``prefix.N.field``) gathered into lists of field mappings, per direction."""
     found: dict[str, dict[int, dict[str, Any]]] = {}
-    for key in list(span.attributes.by_key):
+    for key in list(span.attributes):
         match = pattern.match(key)
         if match:
             direction, index, field = match.group(1), int(match.group(2)), match.group(3)

@@ -27,26 +27,29 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
 from collector.findings import add_to_summary, finding_event, worst_severity
-from collector.jsonvalues import dump_json
-from collector.pdata import SpanAttributes
-from processors.genai_security.attributes import ROLE, attribute_texts
+from processors.genai_security.attributes import ROLE, attribute_places, attribute_texts
 from processors.genai_security.config import Action, GenAiSecurityConfig
 from processors.genai_security.content import (
+    INPUT_MESSAGES,
     OUTPUT_MESSAGES,
     ContentText,
     content_documents,
+    content_places,
     content_texts,
 )
 from processors.genai_security.rules import BUILTIN_RULES, Rule, compile_pattern
 from processors.genai_security.scanner import Finding, Scanner, system_prompt_leak
-from processors.span_editor import SpanEditor
+from processors.message_history import UNGUESSABLE_HASHES, MessageHistory
+from processors.span_view import BatchView, SpanView, ViewProcessor
 
 HMAC_HEX_CHARS = 16
+# Traces whose latest LLM request is remembered as holding nothing to find in its input messages.
+CLEAN_INPUT_TRACES = 10_000
 ACTION = "gen_ai.security.action"
 LEAK_DETECTOR = "system_prompt_leak"
 
 
-class GenAiSecurityProcessor(SpanEditor):
+class GenAiSecurityProcessor(ViewProcessor):
     def __init__(self, settings: ComponentSettings, config: GenAiSecurityConfig, next_consumer: TracesConsumer) -> None:
         super().__init__(next_consumer)
         self._config = config
@@ -63,13 +66,20 @@ class GenAiSecurityProcessor(SpanEditor):
         self._found: Counter[str] = Counter()  # findings per detector in the batch being edited
         # The attributes a finding's event shares with every other finding of its detector, built once.
         self._event_templates: dict[tuple[str, str, str, float], Span.Event] = {}
+        # Per trace, of the latest request whose text all held nothing to find: its input messages and their
+        # characters. The trace's next request repeats them first; only the messages after them are scanned.
+        self._clean_inputs: MessageHistory[tuple[int, int]] = MessageHistory(CLEAN_INPUT_TRACES)
 
-    def edit(self, span: Span) -> None:
-        documents = content_documents(span)
-        self._secrets_elsewhere(span, read_as_content=documents.keys())
-        if not documents:
+    def edit(self, view: SpanView) -> None:
+        # The input messages a request repeats from the trace's previous one, found clean then, are not read again.
+        known = self._clean_inputs.known_prefix(view.span.trace_id, view) if UNGUESSABLE_HASHES else None
+        documents = content_documents(view, known[1] if known is not None else 0)
+        self._secrets_elsewhere(view, read_as_content=documents.keys())
+        if not documents or self._clean(view, documents, known[0] if known is not None else (0, 0)):
             return
-        texts = content_texts(documents)
+        if known is not None:
+            documents = content_documents(view)  # the closer look reads every message
+        texts = content_texts(content_places(documents))
         pieces, truncated = self._within_budget(texts)
         leaks = self._leaks(texts[: len(pieces)], pieces) if self._check_leaks else []
         # Most spans hold no finding: one set pass over all their text says so without running any rule.
@@ -82,27 +92,48 @@ class GenAiSecurityProcessor(SpanEditor):
             findings = []
         if not (findings or truncated):
             return
-        attributes = SpanAttributes(span)
         if truncated:
-            attributes.set("gen_ai.security.scan_truncated", True)
+            view.set("gen_ai.security.scan_truncated", True)
         if findings:
-            self._record(span, attributes, findings)
-            self._redact(attributes, documents, findings)
+            self._record(view, findings)
+            self._redact(view, documents, findings)
 
-    def _secrets_elsewhere(self, span: Span, read_as_content: Collection[str]) -> None:
+    def _clean(self, view: SpanView, documents: dict[str, list[Any]], known: tuple[int, int]) -> bool:
+        """Whether the content holds nothing to find (False: it needs the closer look), seen in the quickest way.
+
+        Most spans hold no finding. Without system text there is no leak to look for, and with all the text
+        within the budget one set pass over all of it says so, before any object is made for a part.
+        ``known``: how many input messages, and characters of their text, were left out as clean already.
+        """
+        known_messages, known_chars = known
+        places = content_places(documents)
+        strings = [place[4] for place in places]
+        if (
+            known_chars + sum(map(len, strings)) > self._config.max_scan_chars
+            or any(place[3] == "system" for place in places)
+            or self._scanner.may_match("\n".join(strings))
+        ):
+            return False
+        inputs = documents.get(INPUT_MESSAGES)
+        if inputs is not None:
+            chars = known_chars + sum(len(place[4]) for place in places if place[0] == INPUT_MESSAGES)
+            self._clean_inputs.remember(view.span.trace_id, view, (known_messages + len(inputs), chars))
+        return True
+
+    def _secrets_elsewhere(self, view: SpanView, read_as_content: Collection[str]) -> None:
         """Secrets in the span's name and its other strings: recorded, and masked or hashed."""
-        texts = attribute_texts(span, read_as_content)
-        if not texts or not self._secret_scanner.may_match("\n".join(text.text for text in texts)):
+        places = attribute_places(view, read_as_content)
+        if not places or not self._secret_scanner.may_match("\n".join([place[2] for place in places])):
             return
+        texts = attribute_texts(view, places)
         findings = [(text, finding) for text in texts for finding in self._secret_scanner.scan(text.text, ROLE)]
         if not findings:
             return
-        attributes = SpanAttributes(span)
-        self._record(span, attributes, findings)
+        self._record(view, findings)
         # Drop would take the whole attribute (or the name): a secret outside content is masked instead.
         self._edit_texts(findings, drop_as_mask=True)
 
-    def batch_edited(self) -> None:
+    def finish(self, batch: BatchView) -> None:
         for detector, count in self._found.items():
             self._telemetry.add("genai_security_findings", count, detector=detector, **self._labels)
         self._found.clear()
@@ -131,7 +162,8 @@ class GenAiSecurityProcessor(SpanEditor):
                 leaks.append((text, leak))
         return leaks
 
-    def _record(self, span: Span, attributes: SpanAttributes, findings: list[tuple[ContentText, Finding]]) -> None:
+    def _record(self, view: SpanView, findings: list[tuple[ContentText, Finding]]) -> None:
+        span = view.span
         time = span.end_time_unix_nano or span.start_time_unix_nano
         for text, finding in findings:
             action = self._action(finding)
@@ -156,7 +188,7 @@ class GenAiSecurityProcessor(SpanEditor):
                 pair.key = "gen_ai.security.value_hmac"
                 pair.value.string_value = self._hmac(text.text[finding.start : finding.end])
             self._found[finding.rule_id] += 1
-        add_to_summary(attributes, len(findings), worst_severity([finding.severity for _, finding in findings]))
+        add_to_summary(view, len(findings), worst_severity([finding.severity for _, finding in findings]))
 
     def _event_template(self, finding: Finding, action: Action) -> Span.Event:
         key = (finding.rule_id, finding.category, finding.severity, finding.confidence)
@@ -169,18 +201,18 @@ class GenAiSecurityProcessor(SpanEditor):
         return template
 
     def _redact(
-        self, attributes: SpanAttributes, documents: dict[str, Any], findings: list[tuple[ContentText, Finding]]
+        self, view: SpanView, documents: dict[str, Any], findings: list[tuple[ContentText, Finding]]
     ) -> None:
         dropped = {text.attribute for text, finding in findings if self._action(finding) == "drop"}
         edited = self._edit_texts([(text, finding) for text, finding in findings if text.attribute not in dropped])
         for attribute in {text.attribute for text in edited} - dropped:
             try:
-                attributes.set(attribute, dump_json(documents[attribute]))
+                view.replace_document(attribute, documents[attribute])
             except (RecursionError, ValueError, TypeError):
                 dropped.add(attribute)  # nested too deep to write back: dropped rather than kept unmasked
         if dropped:
-            attributes.remove(dropped)
-            attributes.set("gen_ai.security.content_dropped", sorted(dropped))
+            view.remove(dropped)
+            view.set("gen_ai.security.content_dropped", sorted(dropped))
 
     def _edit_texts(self, findings: list[tuple[ContentText, Finding]], drop_as_mask: bool = False) -> list[ContentText]:
         """Apply mask and hash to the texts holding ``findings`` (in their holders); the texts changed.

@@ -17,10 +17,10 @@ from collections.abc import Collection, Iterator, MutableMapping
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.findings import FINDING_EVENT
 from processors.genai_security.content import ContentText
+from processors.span_view import STRING, SpanView
 
 SPAN_NAME = "span.name"  # the location of a finding in the span's name
 ROLE = "attribute"
@@ -28,20 +28,23 @@ _FIELD = "value"
 
 
 class _Slot(MutableMapping[str, Any]):
-    """A one-entry mapping whose value is a string inside the span: setting it edits the span."""
+    """A one-entry mapping whose value is a string inside the span: setting it edits the span (and its view)."""
 
-    def __init__(self, value: AnyValue | None = None, span: Span | None = None) -> None:
-        self._value = value
-        self._span = span
+    def __init__(self, view: SpanView, value: AnyValue | None, key: str | None) -> None:
+        self._view = view
+        self._value = value  # None: the span's name
+        self._key = key  # the span attribute the value is in, if it is in one
 
     def __getitem__(self, key: str) -> Any:
-        return self._span.name if self._span is not None else self._value.string_value  # type: ignore[union-attr]
+        return self._view.span.name if self._value is None else self._value.string_value
 
     def __setitem__(self, key: str, text: Any) -> None:
-        if self._span is not None:
-            self._span.name = str(text)
-        elif self._value is not None:
-            self._value.string_value = str(text)
+        if self._value is None:
+            self._view.span.name = str(text)
+            return
+        self._value.string_value = str(text)
+        if self._key is not None:
+            self._view.changed(self._key)
 
     def __delitem__(self, key: str) -> None:
         raise KeyError(key)
@@ -53,27 +56,58 @@ class _Slot(MutableMapping[str, Any]):
         return 1
 
 
-def attribute_texts(span: Span, read_as_content: Collection[str]) -> list[ContentText]:
+# One string of the span: its label (attribute key, event attribute), index in an array, text, the AnyValue
+# holding it, and the span attribute it is in (None: the name or an event's). An attribute's own string
+# leaves the AnyValue to be looked up only if it is edited; the span's name has neither.
+Place = tuple[str, int, str, AnyValue | None, str | None]
+
+
+def attribute_places(view: SpanView, read_as_content: Collection[str]) -> list[Place]:
     """Every string of the span but the content attributes read as messages (``read_as_content``)."""
-    texts = [ContentText(SPAN_NAME, 0, 0, ROLE, span.name, _Slot(span=span), _FIELD)] if span.name else []
-    for pair in span.attributes:
-        if pair.key not in read_as_content:
-            texts.extend(_strings(pair.key, pair.value))
+    span = view.span
+    places: list[Place] = [(SPAN_NAME, 0, span.name, None, None)] if span.name else []
+    if view.unique_keys():  # from the view: strings are read already, only arrays and key-value lists are walked
+        scalars = view.scalars
+        for key, text in view.texts.items():
+            if key in read_as_content:
+                continue
+            if text:
+                places.append((key, 0, text, None, key))
+            elif key not in scalars:  # an empty string, an array, a key-value list, or no value at all
+                kind = view.kind(key)
+                if kind == STRING:
+                    places.append((key, 0, text, None, key))
+                elif (kind == "array_value" or kind == "kvlist_value") and (value := view.value(key)) is not None:
+                    places.extend(_strings(key, value, key))
+    else:  # a key listed twice: every value is read, not only the one the index keeps
+        for pair in span.attributes:
+            if pair.key not in read_as_content:
+                places.extend(_strings(pair.key, pair.value, pair.key))
     for number, event in enumerate(span.events):
         if event.name == FINDING_EVENT:
             continue
         for pair in event.attributes:
-            texts.extend(_strings(f"event[{number}].{pair.key}", pair.value))
+            places.extend(_strings(f"event[{number}].{pair.key}", pair.value, None))
+    return places
+
+
+def attribute_texts(view: SpanView, places: list[Place]) -> list[ContentText]:
+    """The places as ``ContentText``, each writing an edit straight into the span."""
+    texts = []
+    for label, index, text, value, key in places:
+        if value is None and key is not None:
+            value = view.value(key)
+        texts.append(ContentText(label, index, 0, ROLE, text, _Slot(view, value, key), _FIELD))
     return texts
 
 
-def _strings(label: str, value: AnyValue, index: int = 0) -> Iterator[ContentText]:
+def _strings(label: str, value: AnyValue, key: str | None, index: int = 0) -> Iterator[Place]:
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        yield ContentText(label, index, 0, ROLE, value.string_value, _Slot(value), _FIELD)
+        yield label, index, value.string_value, value, key
     elif kind == "array_value":
         for position, item in enumerate(value.array_value.values):
-            yield from _strings(label, item, position)
+            yield from _strings(label, item, key, position)
     elif kind == "kvlist_value":
         for pair in value.kvlist_value.values:
-            yield from _strings(f"{label}.{pair.key}", pair.value)
+            yield from _strings(f"{label}.{pair.key}", pair.value, key)

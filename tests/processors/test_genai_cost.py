@@ -16,6 +16,7 @@ from collector.config.problems import ConfigError
 from collector.pdata import SpanAttributes, set_any_value
 from processors.genai_cost import GenAiCostProcessor
 from processors.genai_cost.config import GenAiCostConfig
+from processors.span_view import SpanView
 from tests.conftest import RecordingConsumer
 
 M = 1_000_000
@@ -210,7 +211,7 @@ def test_a_bad_override_file_is_one_config_line(tmp_path: Path, text: str, probl
 def test_a_span_priced_before_is_left_as_it_is(make_settings: Callable[..., ComponentSettings], model: str) -> None:
     processor = GenAiCostProcessor(make_settings("genai_cost", "processor"), GenAiCostConfig(), RecordingConsumer())
     span = _span(_usage("openai", model, 1_000, 100))
-    processor.edit(span)
+    processor.edit(SpanView(span))
     priced = [(pair.key, pair.value.WhichOneof("value")) for pair in span.attributes]
-    processor.edit(span)  # a second collector on the way, running genai_cost again
+    processor.edit(SpanView(span))  # a second collector on the way, running genai_cost again
     assert [(pair.key, pair.value.WhichOneof("value")) for pair in span.attributes] == priced

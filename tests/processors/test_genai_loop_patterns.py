@@ -9,6 +9,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from collector.pdata import set_any_value
 from processors.genai_loop_detection.facts import canonical_arguments, message_hash, span_facts
 from processors.genai_loop_detection.patterns import cycle_at_end, near_identical, times_repeated
+from processors.span_view import SpanView
 
 
 def test_cycle_at_end_finds_the_shortest_repeated_block() -> None:
@@ -49,13 +50,13 @@ def test_message_hashes_ignore_tool_call_ids_and_argument_encoding() -> None:
     assert message_hash(asked) == message_hash(again) != message_hash(other)
 
 
-def _span(attributes: dict[str, object]) -> Span:
+def _span(attributes: dict[str, object]) -> SpanView:
     span = Span(span_id=b"\x01" * 8, start_time_unix_nano=10, end_time_unix_nano=2_000_000_010)
     for key, value in attributes.items():
         pair = span.attributes.add()
         pair.key = key
         set_any_value(pair.value, value)
-    return span
+    return SpanView(span)
 
 
 def test_span_facts_of_llm_and_tool_spans_and_none_for_others() -> None:

@@ -10,8 +10,9 @@ import openai
 import pytest
 
 from collector import semconv
+from proxy import conversations
 from proxy.config import ProxyConfig
-from proxy.conversations import ConversationLink, ConversationTracker
+from proxy.conversations import ConversationLink, ConversationTracker, History
 from tests.proxy.mock_upstream import MockUpstream, serve
 from tests.proxy.support import RunningProxy, attributes, running_proxy, upstreams_for
 
@@ -21,6 +22,20 @@ LINK = ConversationLink(trace_id=1, span_id=2, conversation_id="c-1")
 
 def _text(role: str, text: str) -> dict[str, Any]:
     return {"role": role, "parts": [{"type": "text", "content": text}]}
+
+
+def _find(tracker: ConversationTracker, scope: str, messages: list[dict[str, Any]]) -> ConversationLink | None:
+    return tracker.find(History(scope, messages))
+
+
+def _remember(
+    tracker: ConversationTracker,
+    scope: str,
+    messages: list[dict[str, Any]],
+    reply: dict[str, Any],
+    link: ConversationLink,
+) -> None:
+    tracker.remember(History(scope, messages), reply, link)
 
 
 class FakeClock:
@@ -34,13 +49,13 @@ class FakeClock:
 def test_a_history_that_repeats_a_call_and_its_reply_finds_that_call() -> None:
     tracker = ConversationTracker(ttl_seconds=60, max_entries=10)
     history = [_text("user", "hi")]
-    tracker.remember("alice", history, _text("assistant", "hello"), LINK)
+    _remember(tracker, "alice", history, _text("assistant", "hello"), LINK)
 
     continued = [*history, _text("assistant", "hello"), _text("user", "and then?")]
-    assert tracker.find("alice", continued) == LINK
-    assert tracker.find("bob", continued) is None  # another caller's identical history is not merged
-    assert tracker.find("alice", [*history, _text("assistant", "other reply"), _text("user", "?")]) is None
-    assert tracker.find("alice", history) is None
+    assert _find(tracker, "alice", continued) == LINK
+    assert _find(tracker, "bob", continued) is None  # another caller's identical history is not merged
+    assert _find(tracker, "alice", [*history, _text("assistant", "other reply"), _text("user", "?")]) is None
+    assert _find(tracker, "alice", history) is None
 
 
 def test_the_longest_matching_prefix_wins() -> None:
@@ -48,30 +63,30 @@ def test_the_longest_matching_prefix_wins() -> None:
     turn1 = [_text("user", "a")]
     turn2 = [*turn1, _text("assistant", "b"), _text("user", "c")]
     later = ConversationLink(trace_id=1, span_id=3, conversation_id="c-1")
-    tracker.remember("s", turn1, _text("assistant", "b"), LINK)
-    tracker.remember("s", turn2, _text("assistant", "d"), later)
+    _remember(tracker, "s", turn1, _text("assistant", "b"), LINK)
+    _remember(tracker, "s", turn2, _text("assistant", "d"), later)
 
-    assert tracker.find("s", [*turn2, _text("assistant", "d"), _text("user", "e")]) == later
+    assert _find(tracker, "s", [*turn2, _text("assistant", "d"), _text("user", "e")]) == later
 
 
 def test_tool_calls_compare_by_content_not_by_extra_fields() -> None:
     tracker = ConversationTracker(ttl_seconds=60, max_entries=10)
     call = {"type": "tool_call", "id": "call_1", "name": "f", "arguments": {"x": 1}}
-    tracker.remember("s", [_text("user", "go")], {"role": "assistant", "parts": [call]}, LINK)
+    _remember(tracker, "s", [_text("user", "go")], {"role": "assistant", "parts": [call]}, LINK)
     resent = {"role": "assistant", "parts": [{**call, "extra": None}, {"type": "reasoning", "content": "hmm"}]}
-    assert tracker.find("s", [_text("user", "go"), resent]) == LINK
+    assert _find(tracker, "s", [_text("user", "go"), resent]) == LINK
 
 
 def test_entries_expire_and_memory_is_bounded() -> None:
     clock = FakeClock()
     tracker = ConversationTracker(ttl_seconds=10, max_entries=3, clock=clock)
     for i in range(5):
-        tracker.remember("s", [_text("user", str(i))], _text("assistant", "ok"), LINK)
+        _remember(tracker, "s", [_text("user", str(i))], _text("assistant", "ok"), LINK)
     assert len(tracker) == 3
-    assert tracker.find("s", [_text("user", "0"), _text("assistant", "ok")]) is None  # evicted
-    assert tracker.find("s", [_text("user", "4"), _text("assistant", "ok")]) == LINK
+    assert _find(tracker, "s", [_text("user", "0"), _text("assistant", "ok")]) is None  # evicted
+    assert _find(tracker, "s", [_text("user", "4"), _text("assistant", "ok")]) == LINK
     clock.now += 11
-    assert tracker.find("s", [_text("user", "4"), _text("assistant", "ok")]) is None  # expired
+    assert _find(tracker, "s", [_text("user", "4"), _text("assistant", "ok")]) is None  # expired
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +122,29 @@ def test_a_stateless_client_continuing_its_history_joins_the_same_trace(proxy: R
     assert two.parent is not None and two.parent.span_id == one.context.span_id
     assert attributes(three)[semconv.CONVERSATION_ID] != attributes(one)[semconv.CONVERSATION_ID]
     assert three.context.trace_id != one.context.trace_id
+
+
+def test_a_call_puts_each_message_of_its_history_in_canonical_form_once(
+    proxy: RunningProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _client(proxy)
+    first = client.chat.completions.create(model="gpt-4o-mini", messages=FIRST)
+    history = [*FIRST, first.choices[0].message.model_dump(), {"role": "user", "content": "And the food?"}]
+    canonicalised: list[dict[str, Any]] = []
+    canonical = conversations.canonical
+
+    def counted(message: dict[str, Any]) -> bytes:
+        canonicalised.append(message)
+        return canonical(message)
+
+    monkeypatch.setattr(conversations, "canonical", counted)
+    client.chat.completions.create(model="gpt-4o-mini", messages=history)  # found the first call, then remembered
+
+    one, two = proxy.sink.wait(2)
+    assert two.context.trace_id == one.context.trace_id
+    # The history's digests served to find the call it continues and to remember it: each message once, and
+    # then the reply.
+    assert [message["role"] for message in canonicalised] == ["user", "assistant", "user", "assistant"]
 
 
 def test_two_callers_with_the_same_first_prompt_are_not_merged(proxy: RunningProxy) -> None:
