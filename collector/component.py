@@ -166,8 +166,11 @@ class WorkerNotes(Protocol):
 class MainPart(Protocol):
     """A worker processor's part in the main process: it sees each batch after the workers, with its notes.
 
-    It returns the keys (trace id + span id) of the spans it changed, for the
-    exporters' worker parts (below) that already read those spans in a worker.
+    It returns the keys (trace id + span id) of every span it changed, for the
+    exporters' worker parts (below) that already read those spans in a worker,
+    and because the batch's encoding from the workers is stored as it is only
+    when no span changed since (collector.runtime.annotations): a part that
+    changes a batch must say so.
     """
 
     def apply(self, traces: TracesData, notes: list[object]) -> set[bytes]: ...

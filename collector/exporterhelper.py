@@ -26,6 +26,7 @@ from collector.diskqueue import DiskQueue
 from collector.errors import ConsumeError, PermanentError, RetryableError
 from collector.pdata import span_count
 from collector.queue import Batch, MemoryQueue, SendingQueue
+from collector.runtime.annotations import encoding_of
 
 DEFAULT_QUEUE_SIZE_SPANS = 200_000
 DEFAULT_NUM_CONSUMERS = 1
@@ -205,7 +206,8 @@ class QueuedExporter:
         if not self._queue.size:
             self._last_progress = time.monotonic()  # nothing was waiting, so nothing was stalled
         try:
-            await self._queue.put(traces, count)
+            # The batch's encoding, when the workers made it and it is still exact: the queue stores it as it is.
+            await self._queue.put(traces, count, encoding_of(traces))
         except ConsumeError as exc:
             self._last_refusal = (time.monotonic(), str(exc))
             self._settings.telemetry.add("otelcol_exporter_enqueue_failed_spans", count, **self._labels)

@@ -202,7 +202,9 @@ class Service:
             middle: list[tuple[ComponentID, Component]] = []
             if self._pool is not None and plan.middle:
                 observers = [step.id for step in self._observers(name)]
-                consumer = WorkerStage(self._pool, name, consumer, self._main_parts(plan.middle), observers)
+                consumer = WorkerStage(
+                    self._pool, name, consumer, self._main_parts(plan.middle), observers, feeds_exporters=not plan.tail
+                )
             else:
                 consumer, middle = build_chain(plan.middle, settings_for, self.telemetry, consumer)
             consumer, head = build_chain(plan.head, settings_for, self.telemetry, consumer)
