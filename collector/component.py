@@ -215,6 +215,10 @@ class ExporterFactory(Generic[C]):
     create: Callable[[ComponentSettings, C], Exporter]
     # Its part in the worker processes, for an exporter that reads every span of a batch (see WorkerPart).
     create_worker_part: Callable[[ComponentSettings, C], WorkerPart] | None = None
+    # An exporter that only adds up or shows what it is given (no sending queue, never refuses a batch): the
+    # pipeline hands it a batch once every other exporter of the pipeline accepted it, and not when one refused,
+    # so spans a client must send again are counted once (collector.service.FanOut).
+    accepted_only: bool = False
 
 
 @dataclass(frozen=True)
