@@ -285,7 +285,7 @@ class QueuedExporter:
             except Exception as exc:  # a sender bug must not kill the queue worker
                 error = PermanentError(f"{type(exc).__name__}: {exc}")
             self._last_send_error = str(error)
-            wait = _backoff(interval, error.retry_after)
+            wait = backoff(interval, error.retry_after)
             if not error.retryable or not self._retry.enabled or time.monotonic() + wait > deadline:
                 self._drop(batch, "permanent" if not error.retryable else "retries_exhausted", str(error))
                 return True
@@ -301,7 +301,7 @@ class QueuedExporter:
         self._settings.logger.error("dropping %d spans (%s): %s", batch.span_count, reason, why)
 
 
-def _backoff(interval: float, retry_after: float | None) -> float:
+def backoff(interval: float, retry_after: float | None) -> float:
     """The next wait: the server's Retry-After when it gave one, else jittered exponential backoff."""
     if retry_after is not None:
         return retry_after
