@@ -193,8 +193,11 @@ class WorkerNotes(Protocol):
 class MainPart(Protocol):
     """A worker processor's part in the main process: it sees each batch after the workers, with its notes.
 
-    It returns the keys (trace id + span id) of the spans it changed, for the
-    exporters' worker parts (below) that already read those spans in a worker.
+    It returns the keys (trace id + span id) of every span it changed, for the
+    exporters' worker parts (below) that already read those spans in a worker,
+    and because the batch's encoding from the workers is stored as it is only
+    when no span changed since (collector.runtime.annotations): a part that
+    changes a batch must say so.
     """
 
     def apply(self, traces: TracesData, notes: list[object]) -> set[bytes]: ...
@@ -239,6 +242,10 @@ class ExporterFactory(Generic[C]):
     create: Callable[[ComponentSettings, C], Exporter]
     # Its part in the worker processes, for an exporter that reads every span of a batch (see WorkerPart).
     create_worker_part: Callable[[ComponentSettings, C], WorkerPart] | None = None
+    # An exporter that only adds up or shows what it is given (no sending queue, never refuses a batch): the
+    # pipeline hands it a batch once every other exporter of the pipeline accepted it, and not when one refused,
+    # so spans a client must send again are counted once (collector.service.FanOut).
+    accepted_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,14 @@ before it is handed to a sender, so after a restart the same batches, with the
 same messages in the same order, are sent again; ``done`` records (DONE) let the
 log forget them and delete segments that hold nothing still queued.
 
-Waiting messages stay decoded in memory, bounded by the queue's capacity in
-spans as in MemoryQueue; the log is read back only at start.
+A message goes into the log as its encoding (collector.pdata.encode): the
+bytes the workers made, when ``put`` is given them, else encoded once in
+``put``. Each entry keeps those bytes beside the decoded message, so a batch
+cut from the queue carries them (Batch.encoded) and the clickhouse exporter's
+deduplication token hashes them without encoding anything again; after a
+restart they are the bytes read back from the log, the same ones. Waiting
+messages stay in memory this way, bounded by the queue's capacity in spans as
+in MemoryQueue; the log is read back only at start.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 
 from collector.component import TracesData
 from collector.errors import QueueFullError, StartError
+from collector.pdata import encode
 from collector.queue import Batch
 from collector.wal import (
     DATA_RECORD_OVERHEAD,
@@ -47,10 +54,11 @@ FULL_RETRY_AFTER_SECONDS = 1.0
 
 @dataclass
 class _Entry:
-    """One queued message: its place in the log and the message itself."""
+    """One queued message: its place in the log, the message itself and its encoding, as the log holds it."""
 
     seq: int
     traces: TracesData
+    encoded: bytes
     spans: int
     arrived: float
     segment: int = 0
@@ -58,7 +66,7 @@ class _Entry:
     @classmethod
     def replayed(cls, data: ReplayedData, now: float) -> _Entry:
         """A message read back from the log at start."""
-        return cls(data.seq, TracesData.FromString(data.message), data.spans, now, data.segment)
+        return cls(data.seq, TracesData.FromString(data.message), data.message, data.spans, now, data.segment)
 
 
 @dataclass
@@ -68,12 +76,16 @@ class LoggedBatch(Batch):
     batch_id: int = 0
     entries: list[_Entry] = field(default_factory=list)
 
+    def take(self, entry: _Entry) -> None:
+        self.entries.append(entry)
+        self.add(entry.traces, entry.spans, entry.encoded)
+
 
 @dataclass
 class _Job:
     """Records for the next group commit, and what to tell whoever waits when it is done."""
 
-    record: Record | None = None  # None for a message: encoded in the writer thread
+    record: Record | None = None  # None for a message: its record is made in the writer thread
     entry: _Entry | None = None
     released: Counter[int] = field(default_factory=Counter)
     future: asyncio.Future[None] | None = None
@@ -103,10 +115,10 @@ class DiskQueue:
         now = time.monotonic()
         self._ready: collections.deque[LoggedBatch] = collections.deque()
         for batch_id, items in replay.batches:
-            entries = [_Entry.replayed(item, now) for item in items]
-            self._ready.append(
-                LoggedBatch([e.traces for e in entries], sum(e.spans for e in entries), batch_id, entries)
-            )
+            batch = LoggedBatch(batch_id=batch_id)
+            for entry in (_Entry.replayed(item, now) for item in items):
+                batch.take(entry)
+            self._ready.append(batch)
         self._waiting: collections.deque[_Entry] = collections.deque(_Entry.replayed(i, now) for i in replay.waiting)
         self._waiting_spans = sum(e.spans for e in self._waiting)
         self._held_spans = self._waiting_spans + sum(b.span_count for b in self._ready)
@@ -171,7 +183,7 @@ class DiskQueue:
     def directory(self) -> Path:
         return self._wal.directory
 
-    async def put(self, traces: TracesData, span_count: int) -> None:
+    async def put(self, traces: TracesData, span_count: int, encoded: bytes | None = None) -> None:
         if self._closed:
             raise QueueFullError("the exporter is shutting down")
         if self._held_spans + span_count > self._capacity and self._held_spans > 0:
@@ -179,14 +191,18 @@ class DiskQueue:
                 f"sending queue is full ({self._held_spans} of {self._capacity} spans held)",
                 retry_after=FULL_RETRY_AFTER_SECONDS,
             )
-        size = traces.ByteSize() + DATA_RECORD_OVERHEAD
+        if encoded is None:
+            # Encoded here, once: its size is known before the disk limit is checked, and the log, the entry and
+            # the deduplication token share these bytes.
+            encoded = encode(traces)
+        size = len(encoded) + DATA_RECORD_OVERHEAD
         used = self._wal.disk_bytes + self._reserved_bytes
         if used + size > self._max_disk_bytes:
             raise QueueFullError(
                 f"sending queue is full on disk ({used} of {self._max_disk_bytes} bytes)",
                 retry_after=FULL_RETRY_AFTER_SECONDS,
             )
-        entry = _Entry(self._next_seq, traces, span_count, time.monotonic())
+        entry = _Entry(self._next_seq, traces, encoded, span_count, time.monotonic())
         self._next_seq += 1
         self._held_spans += span_count
         self._reserved_bytes += size
@@ -238,9 +254,7 @@ class DiskQueue:
             if batch.items and batch.span_count + entry.spans > self._max_batch:
                 break
             self._waiting.popleft()
-            batch.entries.append(entry)
-            batch.items.append(entry.traces)
-            batch.span_count += entry.spans
+            batch.take(entry)
         self._waiting_spans -= batch.span_count
         return batch
 
@@ -293,11 +307,11 @@ class DiskQueue:
             self._writer = None
 
     def _commit(self, group: list[_Job]) -> list[int]:
-        """In the worker thread: encode the messages, append every record, apply releases."""
+        """In the worker thread: append every record, apply releases."""
         records: list[Record] = []
         for job in group:
             if job.entry is not None:
-                records.append(data_record(job.entry.seq, job.entry.spans, job.entry.traces.SerializeToString()))
+                records.append(data_record(job.entry.seq, job.entry.spans, job.entry.encoded))
             else:
                 assert job.record is not None
                 records.append(job.record)

@@ -26,6 +26,7 @@ from collector.diskqueue import DiskQueue
 from collector.errors import ConsumeError, PermanentError, RetryableError
 from collector.pdata import span_count
 from collector.queue import Batch, MemoryQueue, SendingQueue
+from collector.runtime.annotations import encoding_of
 
 DEFAULT_QUEUE_SIZE_SPANS = 200_000
 DEFAULT_NUM_CONSUMERS = 1
@@ -205,7 +206,8 @@ class QueuedExporter:
         if not self._queue.size:
             self._last_progress = time.monotonic()  # nothing was waiting, so nothing was stalled
         try:
-            await self._queue.put(traces, count)
+            # The batch's encoding, when the workers made it and it is still exact: the queue stores it as it is.
+            await self._queue.put(traces, count, encoding_of(traces))
         except ConsumeError as exc:
             self._last_refusal = (time.monotonic(), str(exc))
             self._settings.telemetry.add("otelcol_exporter_enqueue_failed_spans", count, **self._labels)
@@ -283,7 +285,7 @@ class QueuedExporter:
             except Exception as exc:  # a sender bug must not kill the queue worker
                 error = PermanentError(f"{type(exc).__name__}: {exc}")
             self._last_send_error = str(error)
-            wait = _backoff(interval, error.retry_after)
+            wait = backoff(interval, error.retry_after)
             if not error.retryable or not self._retry.enabled or time.monotonic() + wait > deadline:
                 self._drop(batch, "permanent" if not error.retryable else "retries_exhausted", str(error))
                 return True
@@ -299,7 +301,7 @@ class QueuedExporter:
         self._settings.logger.error("dropping %d spans (%s): %s", batch.span_count, reason, why)
 
 
-def _backoff(interval: float, retry_after: float | None) -> float:
+def backoff(interval: float, retry_after: float | None) -> float:
     """The next wait: the server's Retry-After when it gave one, else jittered exponential backoff."""
     if retry_after is not None:
         return retry_after

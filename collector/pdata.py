@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, KeysView
 from typing import Any
 
+from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
@@ -13,6 +14,25 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 def span_count(traces: TracesData) -> int:
     """How many spans ``traces`` holds."""
     return sum(len(scope_spans.spans) for rs in traces.resource_spans for scope_spans in rs.scope_spans)
+
+
+def encode(traces: TracesData) -> bytes:
+    """``traces`` as bytes: the deterministic protobuf encoding, the one the workers answer with, the queue log
+    stores and the clickhouse exporter's deduplication token hashes.
+
+    It is canonical: known fields in field-number order, then the unknown ones as parsed, so encoding a
+    message parsed from an encoding gives those bytes back, in any process. Two encodings joined parse
+    as the merge of their messages (repeated fields concatenate) and are that merge's encoding, unless
+    the first message carries fields unknown at its top level, which an encoding puts last
+    (``joins_exactly``).
+    """
+    return traces.SerializeToString(deterministic=True)
+
+
+def joins_exactly(traces: TracesData) -> bool:
+    """Whether ``encode(traces)`` followed by another batch's encoding is the encoding of their merge: true
+    unless ``traces`` has top-level fields this version of OTLP does not know (see ``encode``)."""
+    return len(UnknownFieldSet(traces)) == 0
 
 
 def iter_spans(batches: Iterable[TracesData]) -> Iterator[tuple[Resource, InstrumentationScope, Span]]:

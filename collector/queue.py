@@ -12,26 +12,49 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from collector.component import TracesData
 from collector.errors import QueueFullError
+from collector.pdata import encode
 
 
 @dataclass
 class Batch:
-    """Whole OTLP messages sent together; ``span_count`` is their total span count."""
+    """Whole OTLP messages sent together; ``span_count`` is their total span count.
+
+    ``encoded`` holds, beside each item, its encoding (collector.pdata.encode) when
+    the queue was given it or made it, None where it was not (or is empty for a
+    batch built from items alone): ``encodings`` then encodes that item itself.
+    """
 
     items: list[TracesData] = field(default_factory=list)
     span_count: int = 0
+    encoded: list[bytes | None] = field(default_factory=list)
+
+    def add(self, traces: TracesData, spans: int, encoded: bytes | None) -> None:
+        self.items.append(traces)
+        self.encoded.append(encoded)
+        self.span_count += spans
+
+    def encodings(self) -> Iterator[bytes]:
+        """Each item's encoding, in order: the one the queue holds, else encoded now."""
+        known = self.encoded or [None] * len(self.items)  # a batch built from items alone knows none
+        for traces, encoded in zip(self.items, known, strict=True):
+            yield encoded if encoded is not None else encode(traces)
 
 
 class SendingQueue(Protocol):
     """Accepts data for an exporter, groups it into batches, and holds it until sent."""
 
-    async def put(self, traces: TracesData, span_count: int) -> None:
-        """Take ``traces`` (with ``span_count`` spans) or raise QueueFullError; returning is the acknowledgement."""
+    async def put(self, traces: TracesData, span_count: int, encoded: bytes | None = None) -> None:
+        """Take ``traces`` (with ``span_count`` spans) or raise QueueFullError; returning is the acknowledgement.
+
+        ``encoded``, when given, is collector.pdata.encode(``traces``), made already (by the workers):
+        the queue keeps it with the message instead of encoding it again.
+        """
         ...
 
     async def get_batch(self) -> Batch | None:
@@ -74,7 +97,7 @@ class MemoryQueue:
         self._min_batch = min_batch
         self._max_batch = max_batch
         self._flush_timeout = flush_timeout
-        self._waiting: collections.deque[tuple[TracesData, int, float]] = collections.deque()
+        self._waiting: collections.deque[tuple[TracesData, int, float, bytes | None]] = collections.deque()
         self._waiting_spans = 0
         self._held_spans = 0  # waiting plus in flight
         self._closed = False
@@ -96,14 +119,14 @@ class MemoryQueue:
     async def finish(self) -> None:
         return None
 
-    async def put(self, traces: TracesData, span_count: int) -> None:
+    async def put(self, traces: TracesData, span_count: int, encoded: bytes | None = None) -> None:
         if self._closed:
             raise QueueFullError("the exporter is shutting down")
         if self._held_spans + span_count > self._capacity and self._held_spans > 0:
             raise QueueFullError(
                 f"sending queue is full ({self._held_spans} of {self._capacity} spans held)", retry_after=1.0
             )
-        self._waiting.append((traces, span_count, time.monotonic()))
+        self._waiting.append((traces, span_count, time.monotonic(), encoded))
         self._waiting_spans += span_count
         self._held_spans += span_count
         async with self._changed:
@@ -131,12 +154,11 @@ class MemoryQueue:
     def _cut(self) -> Batch:
         batch = Batch()
         while self._waiting:
-            traces, count, _ = self._waiting[0]
+            traces, count, _, encoded = self._waiting[0]
             if batch.items and batch.span_count + count > self._max_batch:
                 break
             self._waiting.popleft()
-            batch.items.append(traces)
-            batch.span_count += count
+            batch.add(traces, count, encoded)
         self._waiting_spans -= batch.span_count
         return batch
 

@@ -88,11 +88,19 @@ class FanOut:
 
     With ``clone`` set, every consumer but the last gets its own copy, because a
     processor downstream may modify the batch in place.
+
+    The ``then`` consumers (exporters whose factory says ``accepted_only``: they
+    only add up or show what they get) are handed the batch, as it is, once every
+    other consumer accepted it, and not when one refused: the client sends the
+    batch again, and it is counted when it is accepted, once.
     """
 
-    def __init__(self, consumers: Sequence[TracesConsumer], clone: bool = False) -> None:
+    def __init__(
+        self, consumers: Sequence[TracesConsumer], clone: bool = False, then: Sequence[TracesConsumer] = ()
+    ) -> None:
         self._consumers = list(consumers)
         self._clone = clone
+        self._then = list(then)
 
     async def consume(self, traces: TracesData) -> None:
         batches = [traces] * len(self._consumers)
@@ -100,11 +108,18 @@ class FanOut:
             for i in range(len(batches) - 1):
                 batches[i] = TracesData()
                 batches[i].CopyFrom(traces)
-        results = await asyncio.gather(
-            *(consumer.consume(batch) for consumer, batch in zip(self._consumers, batches, strict=True)),
-            return_exceptions=True,
-        )
-        raise_fan_out_errors(results)
+        await _all_accept(zip(self._consumers, batches, strict=True))
+        if self._then:
+            await _all_accept((consumer, traces) for consumer in self._then)
+
+
+async def _all_accept(deliveries: Iterable[tuple[TracesConsumer, TracesData]]) -> None:
+    """Hand each consumer its batch at once; raise what the fan-out answers when any refused."""
+    results = await asyncio.gather(
+        *(consumer.consume(batch) for consumer, batch in deliveries),
+        return_exceptions=True,
+    )
+    raise_fan_out_errors(results)
 
 
 class Service:
@@ -168,6 +183,18 @@ class Service:
                 steps.append(ComponentStep(cid, component.config, factory))
         return tuple(steps)
 
+    def _exporters_of(self, pipeline: PipelineConfig) -> TracesConsumer:
+        """Where ``pipeline`` ends: its exporter, or a fan-out handing the accepted_only ones what the others took."""
+        exporters = [self._exporters[cid] for cid in pipeline.exporters]
+        if len(exporters) == 1:
+            return exporters[0]
+        first: list[TracesConsumer] = []
+        then: list[TracesConsumer] = []
+        for cid, exporter in zip(pipeline.exporters, exporters, strict=True):
+            factory = self._factory(self.config.components["exporters"][cid])
+            (then if getattr(factory, "accepted_only", False) else first).append(exporter)
+        return FanOut(first, then=then)
+
     def _steps(self, pipeline: PipelineConfig) -> list[ComponentStep]:
         steps = []
         for cid in pipeline.processors:
@@ -195,14 +222,15 @@ class Service:
         entries: dict[str, TracesConsumer] = {}
         for name, pipeline in config.pipelines.items():
             plan = plans[name]
-            exporters = [self._exporters[cid] for cid in pipeline.exporters]
-            consumer: TracesConsumer = exporters[0] if len(exporters) == 1 else FanOut(exporters)
+            consumer: TracesConsumer = self._exporters_of(pipeline)
             consumer = TappedConsumer(consumer, self.tap)
             consumer, tail = build_chain(plan.tail, settings_for, self.telemetry, consumer)
             middle: list[tuple[ComponentID, Component]] = []
             if self._pool is not None and plan.middle:
                 observers = [step.id for step in self._observers(name)]
-                consumer = WorkerStage(self._pool, name, consumer, self._main_parts(plan.middle), observers)
+                consumer = WorkerStage(
+                    self._pool, name, consumer, self._main_parts(plan.middle), observers, feeds_exporters=not plan.tail
+                )
             else:
                 consumer, middle = build_chain(plan.middle, settings_for, self.telemetry, consumer)
             consumer, head = build_chain(plan.head, settings_for, self.telemetry, consumer)

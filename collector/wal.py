@@ -12,7 +12,7 @@ payload is damaged still tells where the next record starts. Record types:
 
 - SEGMENT (the first record of every segment): the next data sequence number and
   batch id, so numbering never goes back even when every older segment is gone;
-- DATA: sequence number, span count, then one serialized ``TracesData``;
+- DATA: sequence number, span count, then one ``TracesData`` as collector.pdata.encode encodes it;
 - CUT: a batch id and the sequence numbers of its messages, in order, so a batch
   re-sent after a restart has the same content;
 - DONE: a batch id that left the queue (sent, or dropped and counted).

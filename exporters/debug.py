@@ -49,4 +49,5 @@ def create_exporter(settings: ComponentSettings, config: DebugConfig) -> Exporte
     return DebugExporter(settings, config)
 
 
-factory = ExporterFactory(type="debug", config_type=DebugConfig, create=create_exporter)
+# It shows what the pipeline accepted: a batch another exporter refused is shown when the client sends it again.
+factory = ExporterFactory(type="debug", config_type=DebugConfig, create=create_exporter, accepted_only=True)

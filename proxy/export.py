@@ -3,8 +3,16 @@
 ``FailOpenSpanProcessor`` is an OpenTelemetry SDK span processor that puts each
 ended span in a bounded queue and returns. A task drains the queue into a
 ``SpanSink``: the collector's pipeline when the proxy runs as a receiver, or the
-SDK's OTLP exporter when it runs on its own. A full queue or a failing sink
-drops spans and counts them; a call never waits for telemetry.
+SDK's OTLP exporter when it runs on its own. A call never waits for telemetry.
+
+Spans the pipeline refuses with a retryable error (the memory limiter, a full
+sending queue, the worker pool pushing back) go back to the front of the queue
+and are sent again after a backoff, the error's ``retry_after`` when it has
+one, as an OTLP client would; spans a refusal keeps waiting longer than
+``RETRY_MAX_ELAPSED_SECONDS`` are dropped, so one batch the pipeline can never
+take does not hold the queue for good. The queue's bounds hold throughout:
+refused spans that no longer fit (newer spans took the room) are dropped.
+A full queue, a permanent refusal or a failing sink drops spans and counts them.
 """
 
 from __future__ import annotations
@@ -12,20 +20,28 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from collector.component import TracesConsumer
+from collector.errors import ConsumeError
+from collector.exporterhelper import RETRY_MULTIPLIER, backoff
 from collector.telemetry import Telemetry
 from proxy.encoding import spans_to_traces
 
 MAX_SPANS_PER_SEND = 512
 FLUSH_DEADLINE_SECONDS = 5.0
 DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
+# Waits between tries of spans the pipeline refused for now, when its error gives no retry_after.
+RETRY_INITIAL_INTERVAL_SECONDS = 0.5
+RETRY_MAX_INTERVAL_SECONDS = 5.0
+# How long spans may wait for a pipeline that keeps refusing them, from its first refusal.
+RETRY_MAX_ELAPSED_SECONDS = 60.0
 DROPPED_METRIC = "genai_proxy_spans_dropped"
 SENT_METRIC = "genai_proxy_spans_sent"
 
@@ -66,6 +82,12 @@ class ExporterSink:
         await asyncio.to_thread(self._exporter.shutdown)
 
 
+class _Queued(NamedTuple):
+    span: ReadableSpan
+    size: int  # attribute text, counted against the byte bound
+    give_up_at: float | None = None  # set at the span's first refusal: past it, the next refusal drops it
+
+
 class FailOpenSpanProcessor(SpanProcessor):
     """Queues ended spans for a sink; never blocks. Beyond ``capacity`` spans or ``max_bytes`` of
     attribute text (captured content can be large) spans are dropped and counted."""
@@ -83,13 +105,15 @@ class FailOpenSpanProcessor(SpanProcessor):
         self._max_bytes = max_bytes
         self._telemetry = telemetry
         self._logger = logger
-        self._queue: collections.deque[tuple[ReadableSpan, int]] = collections.deque()
+        self._queue: collections.deque[_Queued] = collections.deque()
         self._queued_bytes = 0
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self._warned = False
+        self._warned = False  # a drop was logged since the last delivery
+        self._warned_refused = False  # a refusal was logged since the last delivery
+        self._retry_interval = RETRY_INITIAL_INTERVAL_SECONDS
         telemetry.gauge("genai_proxy_span_queue_size", lambda: float(len(self._queue)))
 
     def start(self) -> None:
@@ -104,8 +128,9 @@ class FailOpenSpanProcessor(SpanProcessor):
         self._wake.set()
         if task is not None:
             try:
-                # The drain finishes its current send and empties the queue; a send that hangs past the
-                # deadline is abandoned rather than repeated, so nothing is delivered twice.
+                # The drain finishes its current send and empties the queue (a refusal is retried meanwhile);
+                # a send that hangs past the deadline is abandoned rather than repeated, so nothing is
+                # delivered twice.
                 await asyncio.wait_for(asyncio.shield(task), FLUSH_DEADLINE_SECONDS)
             except TimeoutError:
                 task.cancel()
@@ -119,10 +144,10 @@ class FailOpenSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         size = _text_size(span)
-        if len(self._queue) >= self._capacity or self._queued_bytes + size > self._max_bytes:
+        if not self._fits(1, size):
             self._drop(1, "queue_full")
             return
-        self._queue.append((span, size))
+        self._queue.append(_Queued(span, size))
         self._queued_bytes += size
         loop = self._loop
         if loop is None:
@@ -138,6 +163,9 @@ class FailOpenSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
+    def _fits(self, spans: int, size: int) -> bool:
+        return len(self._queue) + spans <= self._capacity and self._queued_bytes + size <= self._max_bytes
+
     async def _drain(self) -> None:
         while True:
             await self._wake.wait()
@@ -149,21 +177,58 @@ class FailOpenSpanProcessor(SpanProcessor):
     async def _send_all(self) -> None:
         while self._queue:
             taken = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_SPANS_PER_SEND))]
-            self._queued_bytes -= sum(size for _, size in taken)
-            batch = [span for span, _ in taken]
+            self._queued_bytes -= sum(queued.size for queued in taken)
+            batch = [queued.span for queued in taken]
             try:
                 await self._sink.send(batch)
             except asyncio.CancelledError:
                 self._drop(len(batch), "shutdown")
                 raise
+            except ConsumeError as exc:
+                if not exc.retryable:
+                    self._failed(len(batch), exc)
+                    continue
+                self._requeue(taken)
+                wait = backoff(self._retry_interval, exc.retry_after)
+                self._retry_interval = min(self._retry_interval * RETRY_MULTIPLIER, RETRY_MAX_INTERVAL_SECONDS)
+                if not self._warned_refused:  # once, not once per try
+                    self._logger.warning("the pipeline refused proxy spans for now, trying again: %s", exc)
+                    self._warned_refused = True
+                await asyncio.sleep(wait)
             except Exception as exc:
-                self._drop(len(batch), "export_failed")
-                if not self._warned:  # once, not once per span: the pipeline may be down for long
-                    self._logger.warning("proxy spans are being dropped: %s", exc)
-                    self._warned = True
+                self._failed(len(batch), exc)
             else:
                 self._telemetry.add(SENT_METRIC, len(batch))
-                self._warned = False
+                self._warned = self._warned_refused = False
+                self._retry_interval = RETRY_INITIAL_INTERVAL_SECONDS
+
+    def _requeue(self, refused: list[_Queued]) -> None:
+        """Put ``refused`` back at the front, oldest first, as far as the bounds allow; drop the rest and the
+        spans whose wait is over."""
+        now = time.monotonic()
+        kept: list[_Queued] = []
+        room, room_bytes = self._capacity - len(self._queue), self._max_bytes - self._queued_bytes
+        expired = full = 0
+        for queued in refused:
+            # Refused for the first time, its wait starts now.
+            give_up_at = queued.give_up_at if queued.give_up_at is not None else now + RETRY_MAX_ELAPSED_SECONDS
+            if give_up_at <= now:
+                expired += 1
+            elif len(kept) < room and queued.size <= room_bytes:
+                kept.append(queued._replace(give_up_at=give_up_at))
+                room_bytes -= queued.size
+            else:
+                full += 1
+        self._queue.extendleft(reversed(kept))
+        self._queued_bytes += sum(queued.size for queued in kept)
+        self._drop(expired, "retries_exhausted")
+        self._drop(full, "queue_full")
+
+    def _failed(self, count: int, error: Exception) -> None:
+        self._drop(count, "export_failed")
+        if not self._warned:  # once, not once per span: the pipeline may be down for long
+            self._logger.warning("proxy spans are being dropped: %s", error)
+            self._warned = True
 
     def _drop(self, count: int, reason: str) -> None:
         if count:

@@ -21,9 +21,12 @@ from collector.telemetry import Snapshot
 # length of what follows the length field (u32), kind (u8), request id (u64)
 HEADER = struct.Struct("!IBQ")
 AFTER_LENGTH = HEADER.size - 4  # kind and request id: counted in the length field
-# In a PROCESS frame: which pipeline (u16). In a RESULT frame: ok (u8), telemetry length (u32).
+# In a PROCESS frame: which pipeline (u16). In a RESULT frame: flags (u8), telemetry length (u32).
 PIPELINE = struct.Struct("!H")
 RESULT = struct.Struct("!BI")
+# RESULT flags: the chain accepted the batch; its bytes join others' exactly (collector.pdata.joins_exactly).
+OK = 1
+JOINS_EXACTLY = 2
 # Above any batch a receiver accepts (a gRPC message is capped at 4 MiB, an HTTP body at 20 MiB decoded,
 # a proxy's span batch far below): a frame this big says the stream is broken, not that a batch is large.
 MAX_FRAME_BYTES = 1 << 30
@@ -83,9 +86,10 @@ def read_process_payload(payload: bytes) -> tuple[int, bytes]:
 Notes = dict[str, list[Any]]
 
 
-def ok_result(batch: bytes, telemetry: Snapshot, notes: Notes) -> tuple[bytes, bytes, bytes]:
+def ok_result(batch: bytes, telemetry: Snapshot, notes: Notes, joins_exactly: bool) -> tuple[bytes, bytes, bytes]:
+    """An accepted batch's answer: ``batch`` is what the chain passed on, as collector.pdata.encode encodes it."""
     extras = _extras(telemetry, notes)
-    return RESULT.pack(1, len(extras)), extras, batch
+    return RESULT.pack(OK | (JOINS_EXACTLY if joins_exactly else 0), len(extras)), extras, batch
 
 
 def failed_result(error: BaseException, telemetry: Snapshot) -> tuple[bytes, bytes, bytes]:
@@ -101,24 +105,26 @@ def _extras(telemetry: Snapshot, notes: Notes) -> bytes:
 
 @dataclass(frozen=True)
 class Result:
-    """A worker's answer: the batch its chain passed on (OTLP bytes, maybe empty), or the error it raised."""
+    """A worker's answer: the batch its chain passed on (its deterministic OTLP bytes, maybe empty), or the error
+    it raised; ``joins_exactly`` when those bytes joined with other answers' are still their merge's encoding."""
 
     batch: bytes
     error: ConsumeError | None
     telemetry: Snapshot
     notes: Notes
+    joins_exactly: bool = False
 
 
 def read_result(payload: bytes) -> Result:
-    ok, extras_length = RESULT.unpack_from(payload)
+    flags, extras_length = RESULT.unpack_from(payload)
     start = RESULT.size
     telemetry: Snapshot = {}
     notes: Notes = {}
     if extras_length:
         telemetry, notes = pickle.loads(payload[start : start + extras_length])
     rest = payload[start + extras_length :]
-    if ok:
-        return Result(rest, None, telemetry, notes)
+    if flags & OK:
+        return Result(rest, None, telemetry, notes, bool(flags & JOINS_EXACTLY))
     return Result(b"", rebuild_error(pickle.loads(rest)), telemetry, notes)
 
 

@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 
@@ -63,6 +64,24 @@ IN_FLIGHT_GAUGE = "genai_collector_worker_bytes_in_flight"
 IN_FLIGHT_HELP = "Bytes of batches sent to a worker and not yet answered."
 
 logger = logging.getLogger("genai_collector.workers")
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What a pipeline's middle run passed on: the batch, its encoding, and the notes for the main parts.
+
+    ``encoded`` is collector.pdata.encode(``traces``), byte for byte: each worker answers with the
+    deterministic encoding of what its chain passed on, the answers are joined in worker order and
+    ``traces`` is parsed from exactly those bytes, and the encoding of a message parsed from an
+    encoding is that encoding. Joined encodings are their merge's only when none but the last carries
+    top-level fields unknown to this OTLP version (collector.pdata.joins_exactly); a worker says when
+    one of its batches does, and ``encoded`` is then None. ``notes`` are what the processors noted for
+    their main parts, by processor id.
+    """
+
+    traces: TracesData
+    encoded: bytes | None
+    notes: frames.Notes
 
 
 class _Worker:
@@ -117,9 +136,9 @@ class WorkerPool:
             await self.shutdown()
             raise
 
-    async def process(self, pipeline: str, traces: TracesData) -> tuple[TracesData, frames.Notes]:
-        """What ``pipeline``'s middle run passes on for ``traces``, and what its processors noted for their main
-        parts; raises the first part's ConsumeError."""
+    async def process(self, pipeline: str, traces: TracesData) -> Processed:
+        """What ``pipeline``'s middle run passes on for ``traces`` (see Processed); raises the first part's
+        ConsumeError."""
         index = self._pipelines[pipeline]
         parts = split(traces, self._size)
         sends: list[tuple[_Worker, bytes]] = []
@@ -143,7 +162,9 @@ class WorkerPool:
                 raise result.error
             for processor, items in result.notes.items():
                 notes.setdefault(processor, []).extend(items)
-        return TracesData.FromString(b"".join(result.batch for result in results)), notes
+        encoded = b"".join(result.batch for result in results)
+        exact = all(result.joins_exactly for result in results)
+        return Processed(TracesData.FromString(encoded), encoded if exact else None, notes)
 
     def _send(self, worker: _Worker, pipeline: int, encoded: bytes) -> asyncio.Future[frames.Result]:
         assert worker.writer is not None

@@ -28,6 +28,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector.component import Component, ComponentID, Exporter, WorkerPart
 from collector.errors import ConsumeError
+from collector.pdata import encode, joins_exactly
 from collector.runtime import frames
 from collector.runtime.frames import Kind
 from collector.runtime.plan import ComponentStep, build_chain, settings_maker
@@ -69,9 +70,11 @@ class _Capture:
         return taken
 
 
-def _encode(batches: list[TracesData]) -> bytes:
-    # Serialized messages concatenate into their merge: one batch, however many the chain passed on.
-    return b"".join(batch.SerializeToString(deterministic=True) for batch in batches)
+def _encode(batches: list[TracesData]) -> tuple[bytes, bool]:
+    """What the chain passed on as one encoding (encodings concatenate into their merge: one batch, however many
+    the chain passed on), and whether it joins other answers' exactly (collector.pdata.joins_exactly)."""
+    encoded = b"".join(encode(batch) for batch in batches)
+    return encoded, all(joins_exactly(batch) for batch in batches)
 
 
 def run(index: int, channel: socket.socket, spec: WorkerSpec) -> None:
@@ -137,7 +140,8 @@ async def _serve(channel: socket.socket, spec: WorkerSpec) -> None:
                 notes = host.take_notes()
                 for exporter, part in observers[index]:
                     notes[exporter] = [part.observe(batch) for batch in passed_on]
-                answer = frames.ok_result(_encode(passed_on), telemetry.changes(), notes)
+                encoded, joins = _encode(passed_on)
+                answer = frames.ok_result(encoded, telemetry.changes(), notes, joins)
             except Exception as exc:
                 capture.take()
                 host.take_notes()
@@ -152,7 +156,7 @@ async def _serve(channel: socket.socket, spec: WorkerSpec) -> None:
                 await component.shutdown()
             except Exception:
                 logger.exception("%s did not shut down cleanly", type(component).__name__)
-    writer.writelines(frames.frame(Kind.STOPPED, 0, *frames.ok_result(b"", telemetry.changes(), {})))
+    writer.writelines(frames.frame(Kind.STOPPED, 0, *frames.ok_result(b"", telemetry.changes(), {}, True)))
     await writer.drain()
     writer.close()
 

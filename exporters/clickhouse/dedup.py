@@ -11,7 +11,11 @@ by block.
 
 The digest is of the batch's messages in order, not of an id given by the
 queue: two queues (or one before and after a restart) holding the same data
-produce the same token without having to agree on anything else.
+produce the same token without having to agree on anything else. Each message
+counts as its deterministic encoding (collector.pdata.encode); a batch from a
+sending queue already holds those bytes (the workers' answer, or what the queue
+encoded once for its log, or read back from it after a restart), so
+``encoded_batch_token`` hashes them and encodes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import hashlib
 from collections.abc import Iterable
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from collector.pdata import encode
 
 # 128 bits: a collision between two different batches within the window is out of reach.
 TOKEN_DIGEST_BYTES = 16
@@ -30,10 +36,14 @@ LENGTH_BYTES = 8
 
 def batch_token(messages: Iterable[TracesData]) -> str:
     """A stable token for a batch: equal for equal messages in the same order, different otherwise."""
+    # Deterministic encoding: the same message gives the same bytes in any process.
+    return encoded_batch_token(encode(message) for message in messages)
+
+
+def encoded_batch_token(encodings: Iterable[bytes]) -> str:
+    """``batch_token`` of the messages whose encodings (collector.pdata.encode) these are, in order."""
     digest = hashlib.blake2b(digest_size=TOKEN_DIGEST_BYTES)
-    for message in messages:
-        # Deterministic serialization: the same message gives the same bytes in any process.
-        data = message.SerializeToString(deterministic=True)
+    for data in encodings:
         # The length first, so [ab, c] and [a, bc] cannot hash alike.
         digest.update(len(data).to_bytes(LENGTH_BYTES, "big"))
         digest.update(data)

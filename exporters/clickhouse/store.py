@@ -37,7 +37,7 @@ from collector.queue import Batch
 from collector.telemetry import Telemetry
 from exporters.clickhouse.columns import traces_to_table
 from exporters.clickhouse.config import ClickHouseConfig, redact_url
-from exporters.clickhouse.dedup import batch_token, insert_settings
+from exporters.clickhouse.dedup import encoded_batch_token, insert_settings
 from exporters.clickhouse.failures import classify_insert_failure, first_line, is_unreachable
 from exporters.clickhouse.layout import Layout
 from exporters.clickhouse.reader import StoreReader
@@ -152,7 +152,7 @@ class ClickHouseStore:
         traces_to_table(())
 
     def send(self, batch: Batch) -> None:
-        self.send_table(traces_to_table(batch.items), batch_token(batch.items))
+        self.send_table(traces_to_table(batch.items), encoded_batch_token(batch.encodings()))
 
     def send_table(self, table: pa.Table, token: str) -> None:
         """Insert rows already in the ``otel_traces`` columns (TRACE_COLUMNS), deduplicated by ``token``.

@@ -11,7 +11,9 @@ underscores, units become suffixes): by default the newest conventions'
 this project's ``gen_ai_client_cost_usd_total`` (``exporters.prometheus.metrics``).
 ``consume`` only updates those aggregates, so there is no queue (as with the
 debug exporter); an HTTP listener started in ``start`` serves them at /metrics
-in the Prometheus text format.
+in the Prometheus text format. It is ``accepted_only``: the pipeline hands it a
+batch once the exporters with a sending queue accepted it, so spans a client
+sends again after a refusal are counted once.
 
 With worker processes, reading the spans (the per-span part) happens in the
 workers, where the processors left them (``SpanFactsPart``); ``consume`` in the
@@ -90,4 +92,5 @@ factory = ExporterFactory(
     config_type=PrometheusExporterConfig,
     create=create_exporter,
     create_worker_part=create_worker_part,
+    accepted_only=True,
 )

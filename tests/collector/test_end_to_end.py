@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -13,12 +16,18 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from collector.component import ComponentID
 from tests.conftest import RunningService, collector_yaml, query_store
+from tests.exporters.clickhouse.http_fixture import FakeClickHouse
+from tests.exporters.test_prometheus import parse_metrics, total_of
 
+WAIT_SECONDS = 60.0
+ENQUEUE_FAILED = "otelcol_exporter_enqueue_failed_spans"
 COLUMNS = (
     "SpanName, SpanKind, ServiceName, ResourceAttributes, ScopeName, ScopeVersion, SpanAttributes, "
     "StatusCode, StatusMessage, Events.Name, Events.Attributes, Links.TraceId, Links.SpanId, "
@@ -202,3 +211,88 @@ def test_trace_id_lookup_table_is_filled_by_its_materialized_view(
         chdb_path, "SELECT TraceId, toUnixTimestamp(Start), toUnixTimestamp(End) FROM otel_traces_trace_id_ts"
     )
     assert rows == [[bytes(range(16)).hex(), 1_700_000_000, 1_700_000_000]]
+
+
+def _chat_spans(count: int) -> list[ReadableSpan]:
+    """``count`` chat calls as the openai instrumentation records them, made by the SDK."""
+    recorded = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
+    provider.add_span_processor(SimpleSpanProcessor(recorded))
+    tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2", "2.1b0")
+    for _ in range(count):
+        attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"}
+        with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=attributes) as span:
+            span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+            span.set_attribute("gen_ai.usage.input_tokens", 10)
+    provider.shutdown()
+    return list(recorded.get_finished_spans())
+
+
+def _calls_counted(collector: RunningService) -> float:
+    prometheus = collector.service.exporters[ComponentID("prometheus")]
+    samples, _ = parse_metrics(prometheus.metrics.render())  # type: ignore[attr-defined]
+    return total_of(samples, "gen_ai_client_inference_duration_seconds_count")
+
+
+def test_a_batch_the_store_queue_refused_is_counted_once_when_the_sdk_sends_it_again(
+    chdb_path: Path, tmp_path: Path
+) -> None:
+    first, second = _chat_spans(4), _chat_spans(3)
+    with FakeClickHouse(chdb_path, stall_inserts=1) as server:
+        config = f"""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+exporters:
+  clickhouse:
+    endpoint: {server.url}
+    database: otel
+    timeout: 60s
+    sending_queue:
+      storage: memory
+      queue_size: {len(first)}   # the first request fills it while its insert is held
+      batch:
+        min_size: 1
+        flush_timeout: 10ms
+  prometheus:
+    endpoint: 127.0.0.1:0
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [clickhouse, prometheus]
+"""
+        collector = RunningService(config, tmp_path)
+        try:
+            exporter = HttpSpanExporter(endpoint=f"http://127.0.0.1:{collector.port()}/v1/traces", timeout=60)
+            assert exporter.export(first) is SpanExportResult.SUCCESS
+            assert server.wait_for_inserts(1, WAIT_SECONDS)  # in the store, its answer held: the queue stays full
+            results: list[SpanExportResult] = []
+            retrying = threading.Thread(target=lambda: results.append(exporter.export(second)))
+            retrying.start()
+            telemetry = collector.service.telemetry
+            assert _wait(lambda: telemetry.value(ENQUEUE_FAILED, exporter="clickhouse") >= len(second))
+            refused_so_far = _calls_counted(collector)
+            server.release_stalled()  # the queue empties; the SDK's next try is accepted
+            retrying.join(WAIT_SECONDS)
+            counted = _calls_counted(collector)
+        finally:
+            collector.stop()
+        stored = httpx.get(server.url, params={"query": "SELECT count() FROM otel.otel_traces"}).text
+
+    assert results == [SpanExportResult.SUCCESS]
+    assert refused_so_far == len(first)  # the refused request was not counted
+    assert counted == len(first) + len(second)  # nor counted twice once it was sent again
+    assert int(stored) == len(first) + len(second)
+
+
+def _wait(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition()`` became true within WAIT_SECONDS (a counter in another thread, with no event)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False

@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector.component import ComponentID, ComponentSettings
 from collector.config.types import Duration
 from collector.diskqueue import DiskQueue
 from collector.errors import QueueFullError, RetryableError, StartError
 from collector.exporterhelper import BatchSettings, QueuedExporter, QueueSettings, RetrySettings, safe_name
+from collector.pdata import encode
 from collector.queue import Batch
 from collector.telemetry import Telemetry
 from collector.wal import HEADER_SIZE, WriteAheadLog, data_record, scan, segment_numbers, segment_path
+from exporters.clickhouse.dedup import batch_token, encoded_batch_token
 from tests.conftest import make_traces, process_umask
 
 T = TypeVar("T")
@@ -223,6 +226,37 @@ def test_a_batch_cut_before_a_crash_is_sent_again_with_the_same_content(tmp_path
 
     cut = run(before_crash())
     assert run(after_restart()) == (cut, 1)
+
+
+def test_the_log_stores_the_encoding_it_was_given_and_the_batch_carries_it_across_a_restart(tmp_path: Path) -> None:
+    given = [make_traces(2) for _ in range(3)]
+    unencoded = make_traces(2)
+
+    async def before_crash() -> tuple[list[bytes | None], str]:
+        queue = await open_queue(tmp_path, min_batch=8)
+        for traces in given:
+            await queue.put(traces, 2, encode(traces))
+        await queue.put(unencoded, 2)  # no encoding given: the queue encodes it once, for the log and the batch
+        batch = await queue.get_batch()  # cut (and recorded), then the process dies while sending it
+        assert batch is not None and batch.items == [*given, unencoded]
+        queue._wal._lock.release()
+        return batch.encoded, encoded_batch_token(batch.encodings())
+
+    async def after_restart() -> tuple[list[bytes | None], list[TracesData], str]:
+        queue = await open_queue(tmp_path, min_batch=1000)
+        queue.close()
+        batch = await queue.get_batch()
+        assert batch is not None
+        queue.done(batch)
+        await queue.finish()
+        return batch.encoded, batch.items, encoded_batch_token(batch.encodings())
+
+    encoded, token = run(before_crash())
+    assert encoded == [encode(t) for t in [*given, unencoded]]
+    replayed_encoded, replayed_items, replayed_token = run(after_restart())
+    # The bytes read back are the ones stored, so the retried insert carries the same token as the first one.
+    assert replayed_encoded == encoded and replayed_items == [*given, unencoded]
+    assert replayed_token == token == batch_token([*given, unencoded])
 
 
 def test_done_batches_are_not_sent_again(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from collector.errors import QueueFullError
-from collector.queue import MemoryQueue
+from collector.pdata import encode
+from collector.queue import Batch, MemoryQueue
 from tests.conftest import make_traces
 
 
@@ -94,3 +95,20 @@ def test_close_drains_what_waits_then_ends_and_refuses_new_data() -> None:
         return [first.span_count, await queue.get_batch()]
 
     assert run(scenario()) == [3, None]
+
+
+def test_a_batch_keeps_the_encodings_it_was_given_and_encodes_the_rest_when_asked() -> None:
+    given, bare = make_traces(3), make_traces(3)
+
+    async def scenario() -> Batch | None:
+        queue = MemoryQueue(capacity=1000, min_batch=6, max_batch=100, flush_timeout=3600)
+        await queue.put(given, 3, encode(given))
+        await queue.put(bare, 3)
+        return await queue.get_batch()
+
+    batch = run(scenario())
+    assert isinstance(batch, Batch)
+    assert batch.items == [given, bare]
+    assert batch.encoded == [encode(given), None]
+    assert list(batch.encodings()) == [encode(given), encode(bare)]
+    assert list(Batch([given, bare], 6).encodings()) == [encode(given), encode(bare)]

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from collector.component import (
+    ComponentID,
     ComponentSettings,
     ExporterFactory,
     ProcessorFactory,
@@ -148,6 +149,49 @@ def test_fan_out_fails_if_any_branch_fails_and_prefers_retryable(
         branches.append(branch)
     with pytest.raises(expected):
         asyncio.run(FanOut(branches).consume(make_traces(1)))
+
+
+COUNTED_CONFIG = """
+receivers:
+  capture:
+exporters:
+  counter:
+  memory/one:
+  memory/two:
+service:
+  pipelines:
+    traces: {receivers: [capture], exporters: [counter, memory/one, memory/two]}
+"""
+
+
+def test_an_accepted_only_exporter_sees_a_batch_once_every_other_exporter_took_it() -> None:
+    # Declared on its factory, whatever its type is called.
+    counting = ExporterFactory("counter", EmptyConfig, RecordingExporter, accepted_only=True)  # type: ignore[arg-type]
+    registry = dataclasses.replace(_registry(), exporters={**_registry().exporters, "counter": counting})
+    service = Service(parse_config(yaml.safe_load(COUNTED_CONFIG), registry), registry)
+    receiver: CapturingReceiver = service.receivers[next(iter(service.receivers))]  # type: ignore[assignment]
+    counter, one, two = (service.exporters[ComponentID.parse(name)] for name in ("counter", "memory/one", "memory/two"))
+    one.fail_with = RetryableError("queue full")  # type: ignore[attr-defined]
+    refused, accepted = make_traces(3), make_traces(4)
+
+    with pytest.raises(RetryableError):
+        asyncio.run(receiver.consumer.consume(refused))
+    assert not counter.received  # type: ignore[attr-defined]
+    assert two.received == [refused]  # type: ignore[attr-defined]  # a queued branch that took it keeps it
+
+    one.fail_with = None  # type: ignore[attr-defined]
+    asyncio.run(receiver.consumer.consume(refused))  # the client sends it again
+    asyncio.run(receiver.consumer.consume(accepted))
+    assert counter.received == [refused, accepted]  # type: ignore[attr-defined]
+    assert counter.received[0] is refused  # type: ignore[attr-defined]  # as it is: exporters only read
+
+
+def test_a_fan_out_answers_for_the_accepted_only_consumers_too() -> None:
+    first, then = RecordingConsumer(), RecordingConsumer()
+    then.fail_with = RetryableError("broken")
+    with pytest.raises(RetryableError):
+        asyncio.run(FanOut([first], then=[then]).consume(make_traces(1)))
+    assert len(first.received) == 1
 
 
 class BrokenStopProcessor(TagProcessor):

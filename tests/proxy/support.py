@@ -14,6 +14,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from collector.config.types import HostPort
+from collector.errors import ConsumeError
 from collector.httpserver import HttpServer
 from collector.telemetry import Telemetry
 from proxy.app import ProxyService
@@ -32,14 +33,19 @@ class RecordingSink:
     def __init__(self) -> None:
         self.spans: list[ReadableSpan] = []
         self.fail = False
+        self.refuse: ConsumeError | None = None  # set: every send is refused with it, as a pipeline refuses
+        self.sends = 0
         self.stall = threading.Event()  # set: every send hangs until cleared
         self._lock = threading.Lock()
 
     async def send(self, spans: Sequence[ReadableSpan]) -> None:
+        self.sends += 1
         while self.stall.is_set():
             await asyncio.sleep(0.01)
         if self.fail:
             raise RuntimeError("the pipeline is down")
+        if self.refuse is not None:
+            raise self.refuse
         with self._lock:
             self.spans.extend(spans)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,13 @@ import pytest
 from collector import semconv
 from collector.component import ComponentID
 from collector.config.types import Duration
+from collector.errors import PermanentError, RetryableError
+from collector.runtime import pool as pool_module
+from collector.telemetry import Telemetry
+from proxy import export
 from proxy.config import ProxyConfig, RetrySettings, TimeoutSettings, UpstreamConfig
-from tests.conftest import RunningService
+from tests.collector.runtime.gate import HOLD, registry_with_gate
+from tests.conftest import RunningService, make_traces, query_store
 from tests.proxy.mock_upstream import MockUpstream, serve
 from tests.proxy.support import RunningProxy, attributes, running_proxy, upstreams_for
 
@@ -30,6 +37,8 @@ CHAT_BODY: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES}
 ANTHROPIC_HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
 # Disconnects must reach the upstream within this long.
 CANCEL_WITHIN_SECONDS = 1.0
+WAIT_SECONDS = 60.0
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
 @pytest.fixture(scope="module")
@@ -248,8 +257,11 @@ def test_a_model_no_upstream_serves_gets_404_naming_the_upstreams(proxy: Running
     assert json.loads(anthropic_failure.value.response.content)["error"]["type"] == "not_found_error"
 
 
-def test_a_pipeline_that_refuses_the_spans_never_fails_the_call(mock: MockUpstream, tmp_path: Path) -> None:
-    # The proxy as a receiver behind a memory limiter that refuses everything (any process is over 1 MiB).
+def test_spans_the_pipeline_keeps_refusing_are_tried_again_and_dropped_only_at_shutdown(
+    mock: MockUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The proxy as a receiver behind a memory limiter that refuses everything (any process is over 1 MiB),
+    # with a retryable error that says when to try again.
     upstream_url = mock.url  # type: ignore[attr-defined]
     config = f"""
 receivers:
@@ -262,7 +274,7 @@ receivers:
         models: ["gpt-*"]
 processors:
   memory_limiter:
-    check_interval: 1s
+    check_interval: 100ms
     limit_mib: 1
 exporters:
   debug:
@@ -273,8 +285,10 @@ service:
       processors: [memory_limiter]
       exporters: [debug]
 """
+    monkeypatch.setattr(export, "FLUSH_DEADLINE_SECONDS", 0.5)  # how long the last tries may take at shutdown
     mock.reset()
     service = RunningService(config, tmp_path)
+    telemetry = service.service.telemetry
     try:
         port = service.service.receivers[ComponentID("genai_proxy")].port  # type: ignore[attr-defined]
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
@@ -282,14 +296,165 @@ service:
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
             for _ in range(3)
         ]
-        telemetry = service.service.telemetry
-        deadline = time.monotonic() + 5
-        while telemetry.value("genai_proxy_spans_dropped", reason="export_failed") < 3:
-            assert time.monotonic() < deadline, "spans the pipeline refused were not counted as dropped"
+        deadline = time.monotonic() + WAIT_SECONDS
+        # More spans refused than were made: the refused ones were kept and sent again.
+        while _refused_by_the_pipeline(telemetry) < 2 * len(answers):
+            assert time.monotonic() < deadline, "spans the pipeline refused were not tried again"
             time.sleep(0.01)
+        assert not _dropped(telemetry)
     finally:
         service.stop()
 
     assert all(answer.choices[0].message.content for answer in answers)
-    refused = telemetry.value("otelcol_receiver_refused_spans", receiver="genai_proxy", transport="http")
-    assert refused == 3
+    assert _dropped(telemetry) == {"shutdown": 3}
+    assert telemetry.value(export.SENT_METRIC) == 0
+
+
+def _refused_by_the_pipeline(telemetry: Telemetry) -> float:
+    return telemetry.value("otelcol_receiver_refused_spans", receiver="genai_proxy", transport="http")
+
+
+def _dropped(telemetry: Telemetry) -> dict[str, float]:
+    reasons = ("queue_full", "export_failed", "retries_exhausted", "shutdown")
+    counts = {reason: telemetry.value(export.DROPPED_METRIC, reason=reason) for reason in reasons}
+    return {reason: count for reason, count in counts.items() if count}
+
+
+def _gated_config(store: Path, fifo: Path, upstream_url: str, span_queue_size: int) -> str:
+    return f"""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+  genai_proxy:
+    endpoint: 127.0.0.1:0
+    span_queue_size: {span_queue_size}
+    upstreams:
+      - name: openai
+        kind: openai
+        base_url: {upstream_url}/v1
+        models: ["gpt-*"]
+processors:
+  gate:
+    fifo: "{fifo}"
+exporters:
+  clickhouse:
+    endpoint: chdb://{store}
+    sending_queue:
+      storage: memory
+      batch:
+        flush_timeout: 20ms
+service:
+  workers: 1
+  pipelines:
+    traces:
+      receivers: [otlp, genai_proxy]
+      processors: [gate]
+      exporters: [clickhouse]
+"""
+
+
+def _calls_while_the_pool_pushes_back(
+    upstream: MockUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, calls: int, span_queue_size: int
+) -> tuple[Telemetry, list[Any]]:
+    """``calls`` proxied while a batch held in the one worker fills its bound, so the pool refuses the proxy's
+    spans; then the batch goes on. The collector's telemetry and the spans stored, by name, once it stopped."""
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    held = make_traces(20, name=HOLD)
+    monkeypatch.setattr(pool_module, "MAX_BYTES_IN_FLIGHT", held.ByteSize() + 10)
+    upstream.reset()
+    store = tmp_path / "store"
+    config = _gated_config(store, fifo, upstream.url, span_queue_size)  # type: ignore[attr-defined]
+    service = RunningService(config, tmp_path / "run", registry_with_gate())
+    telemetry = service.service.telemetry
+    deadline = time.monotonic() + WAIT_SECONDS
+
+    def until(condition: Callable[[], bool], failure: str) -> None:
+        while not condition():
+            assert time.monotonic() < deadline, failure
+            time.sleep(0.01)
+
+    try:
+        url = f"http://127.0.0.1:{service.port()}/v1/traces"
+        body = held.SerializeToString()
+        holding = threading.Thread(
+            target=httpx.post, args=(url,), kwargs={"content": body, "headers": PROTOBUF, "timeout": WAIT_SECONDS}
+        )
+        holding.start()
+        pool = service.service._pool
+        assert pool is not None
+        until(lambda: pool._workers[0].bytes_in_flight > 0, "the held batch never reached the worker")
+
+        port = service.service.receivers[ComponentID("genai_proxy")].port  # type: ignore[attr-defined]
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
+        for _ in range(calls):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        until(
+            lambda: telemetry.value(pool_module.REFUSED_METRIC, reason="in_flight") >= min(calls, span_queue_size),
+            "the worker pool did not push the proxy's spans back",
+        )
+        assert not telemetry.value(export.SENT_METRIC)
+
+        with fifo.open("wb") as gate:  # the held batch goes on; the pool takes batches again
+            gate.write(b"x")
+        holding.join(WAIT_SECONDS)
+        until(
+            lambda: telemetry.value(export.SENT_METRIC) + sum(_dropped(telemetry).values()) >= calls,
+            "the refused spans were not sent again",
+        )
+    finally:
+        service.stop()
+    stored = query_store(store, "SELECT SpanName, count() FROM otel_traces GROUP BY SpanName ORDER BY SpanName")
+    return telemetry, stored
+
+
+def test_spans_the_worker_pool_pushed_back_arrive_once_it_takes_them_again(
+    mock: MockUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    telemetry, stored = _calls_while_the_pool_pushes_back(mock, tmp_path, monkeypatch, calls=3, span_queue_size=100)
+
+    assert telemetry.value(export.SENT_METRIC) == 3
+    assert not _dropped(telemetry)
+    assert stored == [["chat gpt-4o-mini", 3], [HOLD, 20]]  # each once
+
+
+def test_refused_spans_wait_within_the_queue_bound_and_what_does_not_fit_is_dropped(
+    mock: MockUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    telemetry, stored = _calls_while_the_pool_pushes_back(mock, tmp_path, monkeypatch, calls=3, span_queue_size=2)
+
+    # Two spans fit the queue while the pool refuses them; the third was dropped and counted.
+    assert telemetry.value(export.SENT_METRIC) == 2
+    assert _dropped(telemetry) == {"queue_full": 1}
+    assert stored == [["chat gpt-4o-mini", 2], [HOLD, 20]]
+
+
+def test_spans_refused_past_their_wait_are_dropped_and_counted(
+    mock: MockUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "RETRY_MAX_ELAPSED_SECONDS", 0.0)
+    mock.reset()
+    with running_proxy(_config(mock)) as proxy:
+        proxy.sink.refuse = RetryableError("the queue is full", retry_after=0.01)
+        _post(proxy.url, CHAT, CHAT_BODY)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not _dropped(proxy.telemetry):
+            assert time.monotonic() < deadline, "the refused span was neither kept nor dropped"
+            time.sleep(0.01)
+    assert _dropped(proxy.telemetry) == {"retries_exhausted": 1}
+
+
+def test_a_permanent_refusal_drops_the_spans_at_once(mock: MockUpstream) -> None:
+    mock.reset()
+    with running_proxy(_config(mock)) as proxy:
+        proxy.sink.refuse = PermanentError("malformed")
+        _post(proxy.url, CHAT, CHAT_BODY)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not _dropped(proxy.telemetry):
+            assert time.monotonic() < deadline, "the refused span was not dropped"
+            time.sleep(0.01)
+        sends = proxy.sink.sends
+    assert _dropped(proxy.telemetry) == {"export_failed": 1}
+    assert sends == 1  # never sent again

@@ -25,7 +25,8 @@ keeps ClickHouse's behaviour where the client depends on it:
 Faults for the reliability tests: ``port`` picks the port, so a server can
 appear where a collector already looks for one (or come back after ``stop``);
 ``stall_inserts`` makes the next N inserts commit and then keep the client
-waiting past its timeout, as a server does when the answer is lost;
+waiting past its timeout, as a server does when the answer is lost (or until
+``release_stalled``);
 ``profile`` holds settings every insert runs with unless it sets them itself,
 as a server's settings profile does.
 """
@@ -137,6 +138,10 @@ class FakeClickHouse:
         """Wait until ``count`` inserts have committed; False if ``timeout`` passed first."""
         with self._inserted:
             return self._inserted.wait_for(lambda: self.committed_inserts >= count, timeout)
+
+    def release_stalled(self) -> None:
+        """Answer the stalled inserts now, and the ones to come at once."""
+        self._release.set()
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self._release.set()

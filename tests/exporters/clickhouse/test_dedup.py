@@ -8,12 +8,13 @@ from pathlib import Path
 
 import clickhouse_connect
 import pytest
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from collector.config.decode import decode
+from collector.pdata import encode
 from collector.queue import Batch
 from exporters.clickhouse.config import ClickHouseConfig
-from exporters.clickhouse.dedup import batch_token
+from exporters.clickhouse.dedup import batch_token, encoded_batch_token
 from exporters.clickhouse.layout import NON_REPLICATED_DEDUPLICATION_WINDOW, Layout
 from exporters.clickhouse.schema import storage_tables
 from exporters.clickhouse.store import ClickHouseStore
@@ -32,6 +33,8 @@ COUNTS = (
 # A server profile that cuts inserts into blocks of this many rows, as a small max_insert_block_size does.
 BLOCK_ROWS = 1_000
 LARGE_BATCH_SPANS = 5 * BLOCK_ROWS + 1
+# batch_token([_golden("a"), _golden("b")]) as every version since the token was introduced computes it.
+GOLDEN_TOKEN = "genai-collector-v1-89d143f35b2d05ebac441383ca845b8b"
 
 
 def _another_batch(start: int) -> TracesData:
@@ -64,6 +67,37 @@ def test_the_token_is_the_content_of_the_batch_in_order() -> None:
     changed.CopyFrom(second)
     changed.resource_spans[0].scope_spans[0].spans[0].name = "other"
     assert batch_token([first, changed]) != token
+
+
+def _golden(service: str) -> TracesData:
+    """A batch whose token is fixed below: three spans of one trace, every id and time given."""
+    traces = TracesData()
+    resource_spans = traces.resource_spans.add()
+    resource_spans.resource.attributes.add(key="service.name").value.string_value = service
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "golden"
+    for i in range(3):
+        span = scope_spans.spans.add(
+            trace_id=bytes(range(16)),
+            span_id=bytes([i]) * 8,
+            name="chat gpt-4o",
+            kind=Span.SPAN_KIND_CLIENT,
+            start_time_unix_nano=1_700_000_000_000_000_000,
+            end_time_unix_nano=1_700_000_001_500_000_000,
+        )
+        span.attributes.add(key="gen_ai.request.model").value.string_value = "gpt-4o"
+        span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 10 + i
+    return traces
+
+
+def test_the_token_of_a_batch_never_changes_across_versions() -> None:
+    # A batch queued by an older version and sent by this one must carry the token it had: fixed here.
+    messages = [_golden("a"), _golden("b")]
+    assert batch_token(messages) == GOLDEN_TOKEN
+    assert encoded_batch_token(encode(m) for m in messages) == GOLDEN_TOKEN
+    # As a queue holds the batch: encodings given for some messages, none for the others.
+    batch = Batch(list(messages), 6, [encode(messages[0]), None])
+    assert encoded_batch_token(batch.encodings()) == GOLDEN_TOKEN
 
 
 def test_a_retried_batch_is_stored_once_in_every_table(chdb_store: ClickHouseStore) -> None:
