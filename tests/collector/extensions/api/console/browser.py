@@ -47,6 +47,11 @@ def new_context(browser: Browser, key: str | None = None, viewport: dict[str, in
     """A browser profile in TIME_ZONE; with ``key``, the console finds it stored for the tab (as its key page does)."""
     context = browser.new_context(viewport=viewport, timezone_id=TIME_ZONE, locale=LOCALE, **options)
     context.set_default_timeout(PAGE_SECONDS * 1000)
+    # Every Content-Security-Policy violation a page meets, for the tests to read (window.__violations).
+    context.add_init_script(
+        "window.__violations = [];"
+        "document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective));"
+    )
     if key is not None:
         context.add_init_script(f"sessionStorage.setItem({KEY_STORAGE_NAME!r}, {key!r})")
     return context

@@ -91,6 +91,8 @@ async function render() {
   try {
     if (!about && route[1] !== "key") await refreshAbout(controller.signal);
     const page = await import(module);
+    // Another view may have started while this one waited: then this one must not touch the page.
+    if (controller.signal.aborted) return;
     const view = {
       main, params, query: new URLSearchParams(location.search), about, signal: controller.signal, navigate,
       refreshAbout,

@@ -1,6 +1,7 @@
 // Pieces every page uses: the time window, filter forms, tables whose rows are links, badges, pagers,
 // and the empty state that tells a new user where to send data.
 
+import { get } from "./api.js";
 import { h } from "./dom.js";
 import * as fmt from "./format.js";
 
@@ -226,8 +227,13 @@ export function conversationUrl(id, around) {
   return `${path}?start=${new Date(start).toISOString()}&end=${new Date(end).toISOString()}`;
 }
 
-/** Services (and tenants for keys that see every tenant) for filter suggestions. */
+/** The services with spans in the window, for the service filter's suggestions ([] when they cannot be had). */
 export async function serviceNames(view, params) {
-  const answer = await import("./api.js").then((api) => api.get("/services", params, { signal: view.signal }));
-  return answer.services.map((service) => service.name);
+  try {
+    const answer = await get("/services", params, { signal: view.signal });
+    return answer.services.map((service) => service.name);
+  } catch (error) {
+    if (view.signal.aborted) throw error; // the view was left: stop here
+    return [];
+  }
 }

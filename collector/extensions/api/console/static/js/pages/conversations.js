@@ -8,7 +8,7 @@ import * as ui from "../ui.js";
 export async function render(view) {
   const { main, query, about, signal } = view;
   const window = ui.timeWindow(query, "24h");
-  const services = await ui.serviceNames(view, window.params).catch(() => []);
+  const services = await ui.serviceNames(view, window.params);
   main.append(ui.heading("Conversations", "Calls that share a gen_ai.conversation.id, across traces"),
     ui.filterForm(view, [{ name: "service", label: "Service", options: services }], { fallbackRange: "24h" }));
   const results = h("section", { "aria-live": "polite" }, ui.loading());

@@ -9,7 +9,7 @@ export async function render(view) {
   const { main, query, about, signal } = view;
   const bound = about.key.tenant;
   const window = ui.timeWindow(query, "24h");
-  const services = await ui.serviceNames(view, window.params).catch(() => []);
+  const services = await ui.serviceNames(view, window.params);
   main.append(ui.heading("Findings", "Secrets, personal data, prompt injection, agent loops and budgets, as the processors found them"),
     ui.filterForm(view, [
       { name: "min_severity", label: "Severity ≥", type: "select", options: [["", "any"], ...ui.SEVERITIES.map((s) => [s, s])] },

@@ -26,7 +26,7 @@ export function traceColumns() {
 export async function render(view) {
   const { main, query, about, signal } = view;
   const bound = about.key.tenant;
-  const services = await ui.serviceNames(view, ui.timeWindow(query).params).catch(() => []);
+  const services = await ui.serviceNames(view, ui.timeWindow(query).params);
   const fields = [
     { name: "service", label: "Service", options: services },
     { name: "model", label: "Model", placeholder: "gpt-4o" },
