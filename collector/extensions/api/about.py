@@ -51,7 +51,9 @@ def ingest_endpoints(host: object) -> list[dict[str, Any]]:
                     _receiver_endpoint(name, "otlp_http", http.endpoint.host, receiver.http.port, http.traces_url_path)
                 )
             if protocols.grpc is not None and receiver.grpc is not None:
-                endpoints.append(_receiver_endpoint(name, "otlp_grpc", protocols.grpc.endpoint.host, receiver.grpc.port))
+                endpoints.append(
+                    _receiver_endpoint(name, "otlp_grpc", protocols.grpc.endpoint.host, receiver.grpc.port)
+                )
         elif isinstance(receiver, GenAiProxyReceiver):
             endpoints.append(_receiver_endpoint(name, "genai_proxy", component.config.endpoint.host, receiver.port))
     return endpoints

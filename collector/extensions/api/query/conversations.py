@@ -18,8 +18,8 @@ from collector.extensions.api.query.cursor import Cursor
 from collector.extensions.api.query.runner import QueryRunner, Record
 from collector.extensions.api.query.sql import Scope, Select, TimeRange
 from collector.extensions.api.query.stats import TOKEN_COLUMNS
-from collector.extensions.caller import CallerWatch
 from collector.extensions.api.query.tables import StoreTables
+from collector.extensions.caller import CallerWatch
 
 # A conversation id is free text; this hash of it orders conversations whose last calls share an instant.
 CONVERSATION_KEY = "lower(hex(sipHash64(ConversationId)))"

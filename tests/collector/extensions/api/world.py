@@ -109,7 +109,12 @@ class Pipeline:
 
 
 def config(
-    chdb_dir: Path, keys_file: Path, proxy_keys: Path, upstream: str, extra_api: str = "", pipeline: Pipeline = Pipeline()
+    chdb_dir: Path,
+    keys_file: Path,
+    proxy_keys: Path,
+    upstream: str,
+    extra_api: str = "",
+    pipeline: Pipeline = Pipeline(),
 ) -> str:
     processors = "".join(f"  {name}: {settings}\n" for name, settings in pipeline.processors)
     service_extra = "" if pipeline.workers is None else f"  workers: {pipeline.workers}\n"

@@ -43,7 +43,9 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-def new_context(browser: Browser, key: str | None = None, viewport: dict[str, int] = DESKTOP, **options: Any) -> BrowserContext:
+def new_context(
+    browser: Browser, key: str | None = None, viewport: dict[str, int] = DESKTOP, **options: Any
+) -> BrowserContext:
     """A browser profile in TIME_ZONE; with ``key``, the console finds it stored for the tab (as its key page does)."""
     context = browser.new_context(viewport=viewport, timezone_id=TIME_ZONE, locale=LOCALE, **options)
     context.set_default_timeout(PAGE_SECONDS * 1000)

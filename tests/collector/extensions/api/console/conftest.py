@@ -1,4 +1,8 @@
-"""One collector (the scene) and one browser for all the console's tests; a browser profile per key."""
+"""One collector (the scene) and one browser for all the console's tests; a browser profile per key.
+
+The scene lives as long as this package's tests (one chDB store per process:
+the API tests' collectors start after it stopped); the browser for the session.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from tests.collector.extensions.api.console.browser import DESKTOP, chromium, ne
 from tests.collector.extensions.api.console.scene import Scene, running_scene
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     yield from running_scene(tmp_path_factory.mktemp("console"))
 
@@ -22,7 +26,7 @@ def browser() -> Iterator[Browser]:
         yield launched
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def contexts(browser: Browser, scene: Scene) -> Iterator[dict[str, BrowserContext]]:
     """A profile per key name of the world (admin, acme...), made when first asked for."""
     made: dict[str, BrowserContext] = {}

@@ -34,7 +34,10 @@ def tile(page: Page, name: str) -> str:
 
 
 def first_column(page: Page) -> list[str]:
-    return [re.sub(r"\s+", " ", text).strip() for text in page.locator(".table-wrap tbody tr td:first-child").all_inner_texts()]
+    return [
+        re.sub(r"\s+", " ", text).strip()
+        for text in page.locator(".table-wrap tbody tr td:first-child").all_inner_texts()
+    ]
 
 
 def test_overview_shows_the_hours_calls_tokens_cost_and_percentiles(console: Opener) -> None:
@@ -63,7 +66,8 @@ def test_overview_splits_by_provider_from_the_form(console: Opener) -> None:
 def _rows(page: Page, table: str) -> list[list[str]]:
     page.wait_for_selector(READY, state="attached")
     return [
-        [cell.strip() for cell in row.locator("td").all_inner_texts()] for row in page.locator(f"{table} tbody tr").all()
+        [cell.strip() for cell in row.locator("td").all_inner_texts()]
+        for row in page.locator(f"{table} tbody tr").all()
     ]
 
 
@@ -98,7 +102,9 @@ def test_trace_view_shows_the_messages_and_tool_calls_of_a_recorded_agent(consol
     page.locator(".span-row.llm").first.click()
     detail = page.locator(".span-detail")
     expect(detail.locator(".message.role-system")).to_contain_text("You are the help-desk agent of Acme Cloud.")
-    expect(detail.locator(".message.role-user")).to_have_text(re.compile("How do I reset two-factor authentication on my account\\?"))
+    expect(detail.locator(".message.role-user")).to_have_text(
+        re.compile("How do I reset two-factor authentication on my account\\?")
+    )
     call = detail.locator(".tool-call")
     expect(call.locator("code")).to_have_text("search_docs")
     expect(call.locator("pre")).to_have_text('{"query": "reset two-factor authentication"}')
@@ -169,9 +175,14 @@ def test_conversations_list_and_one_conversation_adding_up(console: Opener) -> N
 
 def test_findings_by_severity_each_linked_to_its_span(console: Opener, scene: Scene) -> None:
     page = console(f"/findings?{HOUR_WINDOW}&min_severity=high")
-    assert [row[0] for row in _rows(page, ".table-wrap")] == ["critical injection.ignore_previous", "high secret.openai_key"]
+    assert [row[0] for row in _rows(page, ".table-wrap")] == [
+        "critical injection.ignore_previous",
+        "high secret.openai_key",
+    ]
     page.get_by_role("link", name="secret.openai_key").click()
-    page.wait_for_url(re.compile(rf"/traces/{scene.world.traces['chat gpt-4o']}\?span={scene.world.spans['chat gpt-4o']}"))
+    page.wait_for_url(
+        re.compile(rf"/traces/{scene.world.traces['chat gpt-4o']}\?span={scene.world.spans['chat gpt-4o']}")
+    )
     expect(page.locator(".span-detail h2")).to_have_text("chat gpt-4o")
 
 
