@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -44,10 +42,10 @@ def chromium() -> Iterator[Browser]:
 
 
 def new_context(
-    browser: Browser, key: str | None = None, viewport: dict[str, int] = DESKTOP, **options: Any
+    browser: Browser, key: str | None = None, viewport: dict[str, int] = DESKTOP, time_zone: str = TIME_ZONE
 ) -> BrowserContext:
-    """A browser profile in TIME_ZONE; with ``key``, the console finds it stored for the tab (as its key page does)."""
-    context = browser.new_context(viewport=viewport, timezone_id=TIME_ZONE, locale=LOCALE, **options)
+    """A browser profile in ``time_zone``; with ``key``, the console finds it stored for the tab (as its key page does)."""
+    context = browser.new_context(viewport=viewport, timezone_id=time_zone, locale=LOCALE)
     context.set_default_timeout(PAGE_SECONDS * 1000)
     # Every Content-Security-Policy violation a page meets, for the tests to read (window.__violations).
     context.add_init_script(

@@ -87,9 +87,9 @@ def _iso(nanos: int) -> str:
     return format_timestamp(nanos)
 
 
-def running_scene(root: Path) -> Iterator[Scene]:
+def running_scene(root: Path, pipeline: Pipeline = PIPELINE) -> Iterator[Scene]:
     """The world with the scene's pipeline, the hostile call and the agent recordings stored."""
-    for world in running_world(root, pipeline=PIPELINE):
+    for world in running_world(root, pipeline=pipeline):
         scene = Scene(world)
         scene.agent_traces = send_agent_recordings(world, f"http://127.0.0.1:{world.service.port()}/v1/traces")
         scene.script_trace = call_with_hostile_prompt(world)

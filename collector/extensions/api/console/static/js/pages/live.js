@@ -44,7 +44,7 @@ export async function render(view) {
   const waiting = ui.empty("Waiting for data", "Nothing arrived since this page opened. Calls show up here as they are made:", about);
   const tableWrap = h("div", { class: "table-wrap" }, h("table", { class: "live" },
     h("thead", null, h("tr", null, ["Time", "Kind", "Service", "Model / detector", "Tokens in / out", "Cost", "Duration", "Status"]
-      .map((label) => h("th", { scope: "col" }, label)))), body));
+      .map((label, index) => h("th", { scope: "col", class: index >= 4 && index <= 6 ? "num" : null }, label)))), body));
   tableWrap.hidden = true;
   main.append(status, tableWrap, waiting);
   let received = 0;
