@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -44,7 +45,7 @@ def chromium() -> Iterator[Browser]:
 def new_context(
     browser: Browser, key: str | None = None, viewport: dict[str, int] = DESKTOP, time_zone: str = TIME_ZONE
 ) -> BrowserContext:
-    """A browser profile in ``time_zone``; with ``key``, the console finds it stored for the tab (as its key page does)."""
+    """A browser profile in ``time_zone``; with ``key``, stored for the tab as the console's key page does it."""
     context = browser.new_context(viewport=viewport, timezone_id=time_zone, locale=LOCALE)
     context.set_default_timeout(PAGE_SECONDS * 1000)
     # Every Content-Security-Policy violation a page meets, for the tests to read (window.__violations).
