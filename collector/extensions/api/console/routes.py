@@ -1,7 +1,7 @@
 """The console's routes: every page path answers the one HTML document; ``/assets`` serves the files under static/.
 
 Pages and assets hold no data, so the access guard lets them through without
-a key (``OPEN_PATHS``, ``OPEN_PREFIXES``); the app then calls the REST API
+a key (``is_console_path``: exactly these routes, nothing else); the app then calls the REST API
 with the key the user gave it. Every answer carries the security headers
 (``SECURITY_HEADERS``): a Content-Security-Policy with scripts from this
 origin only, no inline script or style attribute, no eval, and Trusted Types
@@ -18,7 +18,7 @@ from typing import Any
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, compile_path
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,8 +39,7 @@ PAGE_PATHS = (
     "/live",
     "/key",
 )
-OPEN_PATHS = tuple(path for path in PAGE_PATHS if "{" not in path)
-OPEN_PREFIXES = (f"{ASSETS_PREFIX}/", "/traces/", "/conversations/")
+_PAGE_PATTERNS = tuple(compile_path(path)[0] for path in PAGE_PATHS)
 # Responses smaller than this are sent as they are: gzip's header would outweigh the saving.
 GZIP_MINIMUM_BYTES = 1024
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -67,6 +66,11 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     # Revalidate every time (a 304 when unchanged): the files change with the collector, not on a schedule.
     (b"cache-control", b"no-cache"),
 )
+
+
+def is_console_path(path: str) -> bool:
+    """Whether ``path`` is one of the console's pages or under its assets: what may be fetched without a key."""
+    return path.startswith(f"{ASSETS_PREFIX}/") or any(pattern.match(path) for pattern in _PAGE_PATTERNS)
 
 
 class SecurityHeaders:

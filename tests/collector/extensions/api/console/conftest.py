@@ -1,7 +1,9 @@
 """One collector (the scene) and one browser for all the console's tests; a browser profile per key.
 
-The scene lives as long as this package's tests (one chDB store per process:
-the API tests' collectors start after it stopped); the browser for the session.
+Both live as long as this package's tests, which are all the browser tests: one
+chDB store per process (the API tests' collectors start after this one
+stopped), and Playwright's sync API holds an event loop on the main thread
+while it runs (tests after these call asyncio.run there).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     yield from running_scene(tmp_path_factory.mktemp("console"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with chromium() as launched:
         yield launched

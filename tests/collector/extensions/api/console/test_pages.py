@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.collector.extensions.api.console.browser import READY
+from tests.collector.extensions.api.console.browser import PHONE, READY, new_context, open_page
 from tests.collector.extensions.api.console.conftest import Opener
 from tests.collector.extensions.api.console.scene import Scene
 from tests.data import agent_traces
@@ -208,10 +208,8 @@ def test_a_trace_link_opens_the_same_view_in_a_new_tab(console: Opener, scene: S
     expect(page.locator(".span-detail .badge.error")).to_have_text("error: tool failed")
 
 
-def test_pages_fit_a_phone(browser: object, scene: Scene) -> None:
-    from tests.collector.extensions.api.console.browser import PHONE, new_context, open_page
-
-    context = new_context(browser, scene.world.keys["admin"], PHONE)  # type: ignore[arg-type]
+def test_pages_fit_a_phone(browser: Browser, scene: Scene) -> None:
+    context = new_context(browser, scene.world.keys["admin"], PHONE)
     try:
         page = context.new_page()
         (trace_id,) = agent_traces.recording(LOOP).trace_ids

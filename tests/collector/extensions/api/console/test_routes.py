@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from collector.extensions.api.console.routes import INDEX_FILE, PAGE_PATHS
+from collector.extensions.api.console.routes import INDEX_FILE, PAGE_PATHS, is_console_path
 from tests.collector.extensions.api.console.scene import Scene
 
 
@@ -38,3 +38,11 @@ def test_unknown_paths_keep_the_apis_answers(scene: Scene) -> None:
     assert httpx.post(base + "/traces", json={}).status_code == 405
     # The same Host check as the API: a page reached through another name (DNS rebinding) is refused.
     assert httpx.get(base + "/", headers={"Host": "attacker.example"}).status_code == 403
+
+
+def test_only_the_consoles_own_paths_go_without_a_key() -> None:
+    open_paths = ["/", "/traces", "/traces/" + "ab" * 16, "/traces/" + "ab" * 16 + "/graph", "/conversations/a/b",
+                  "/findings", "/live", "/key", "/assets/js/main.js"]  # fmt: skip
+    closed = ["/api/v1/traces", "/api/traces/" + "ab" * 16, "/traces/x/y", "/tracesx", "/metrics", "/assets"]
+    assert all(is_console_path(path) for path in open_paths)
+    assert not any(is_console_path(path) for path in closed)

@@ -24,7 +24,10 @@ export function callFacts(span) {
   const source = first(a, "gen_ai.usage.cost.source");
   const ttfc = first(a, "gen_ai.response.time_to_first_chunk");
   const conversation = first(a, "gen_ai.conversation.id");
-  const tokens = (name) => (a[name] === undefined ? undefined : fmt.tokens(Number(a[name])));
+  const tokens = (...names) => {
+    const value = first(a, ...names);
+    return value === undefined ? undefined : fmt.tokens(Number(value));
+  };
   return [
     ["Operation", a["gen_ai.operation.name"]],
     ["Provider", a["gen_ai.provider.name"]],
@@ -33,8 +36,7 @@ export function callFacts(span) {
     ["Input tokens", tokens("gen_ai.usage.input_tokens")],
     ["Output tokens", tokens("gen_ai.usage.output_tokens")],
     ["Cache read", tokens("gen_ai.usage.cache_read.input_tokens")],
-    ["Cache write", first(a, "gen_ai.usage.cache_write.input_tokens", "gen_ai.usage.cache_creation.input_tokens") === undefined
-      ? undefined : fmt.tokens(Number(first(a, "gen_ai.usage.cache_write.input_tokens", "gen_ai.usage.cache_creation.input_tokens")))],
+    ["Cache write", tokens("gen_ai.usage.cache_write.input_tokens", "gen_ai.usage.cache_creation.input_tokens")],
     ["Reasoning tokens", tokens("gen_ai.usage.reasoning.output_tokens")],
     ["Cost", amount === undefined ? undefined : h("span", null, fmt.cost(Number(amount)),
       h("span", { class: "muted" }, ` · ${source ? costSource(source) : "source not recorded"}`))],

@@ -46,10 +46,10 @@ export function waterfall(ordered, { selected, onSelect, hrefOf }) {
   return {
     element: list,
     select(id) {
-      for (const [spanId, row] of rows) {
-        if (spanId === id) row.setAttribute("aria-current", "true");
-        else row.removeAttribute("aria-current");
-      }
+      const before = list.querySelector(".span-row[aria-current]");
+      if (before) before.removeAttribute("aria-current");
+      const row = rows.get(id);
+      if (row) row.setAttribute("aria-current", "true");
     },
   };
 }
