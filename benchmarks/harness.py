@@ -296,13 +296,14 @@ def derive_config(
     processors: Sequence[str] | None = None,
     proxy_upstreams: Sequence[Mapping[str, Any]] | None = None,
     log_level: str = "warn",
+    workers: int | None = None,
 ) -> DerivedConfig:
     """``base`` (the shipped config by default) as the benchmark runs it from ``work`` (its working directory).
 
     Every listener moves to a free loopback port and data stays under ``work`` (the shipped paths are relative);
     the admin extension is on with its token in ``work``, and the log level is ``log_level``. ``processors``
-    replaces the traces pipeline's processors and ``proxy_upstreams`` the proxy's upstreams; everything else is
-    as ``base`` has it.
+    replaces the traces pipeline's processors, ``proxy_upstreams`` the proxy's upstreams and ``workers`` the
+    worker processes (``service.workers``); everything else is as ``base`` has it.
     """
     config = yaml.safe_load(base.read_text()) or {}
     extensions = config["extensions"] = config.get("extensions") or {}
@@ -315,6 +316,8 @@ def derive_config(
     service.setdefault("telemetry", {}).setdefault("logs", {})["level"] = log_level
     if processors is not None:
         service["pipelines"]["traces"]["processors"] = list(processors)
+    if workers is not None:
+        service["workers"] = workers
     if proxy_upstreams is not None:
         config["receivers"]["genai_proxy"]["upstreams"] = [dict(upstream) for upstream in proxy_upstreams]
     listeners = _listeners(config)
@@ -374,6 +377,21 @@ def process_tree(root: int) -> list[int]:
         tree.append(pid)
         pending.extend(children.get(pid, []))
     return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time one process has used so far (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def tree_cpu_seconds(root: int) -> tuple[float, float]:
+    """CPU time used so far by ``root`` and, summed, by its live descendants (worker processes and the like)."""
+    return cpu_seconds(root), sum(cpu_seconds(pid) for pid in process_tree(root) if pid != root)
 
 
 def tree_rss_bytes(root: int) -> int:

@@ -9,6 +9,8 @@ sends single chat spans of 10 attributes instead, half of them in the deprecated
 Measured in every round, interleaved:
   - shipped: otel-config.yaml as shipped (every GenAI processor, the disk queue, prometheus), its listeners
     on free loopback ports and its data under a temporary directory (``--config`` names another file);
+  - one worker: the shipped config with one worker process (``service.workers: 1``; shipped: ``auto``, a
+    worker per core);
   - no processors: the same config with the traces pipeline's processors removed;
   - floor: in this process, decode the same bytes, walk them into columns and insert them column-oriented
     into chDB in batches of the exporter's default size, with nothing around it.
@@ -32,12 +34,15 @@ import contextlib
 import logging
 import os
 import random
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import harness
@@ -218,15 +223,33 @@ def end_to_end_round(
         collector.stop()
 
 
+@dataclass(frozen=True)
+class ConfigRound:
+    """One round of a config: its rate, and the CPU its main process and its other processes spent per span."""
+
+    spans_per_second: float
+    main_cpu_us_per_span: float
+    others_cpu_us_per_span: float
+
+
 def config_round(
-    bodies: list[bytes], work: Path, concurrency: int, base: Path, processors: list[str] | None = None
-) -> float:
-    """Spans/s through the collector running ``base`` (processors replaced when given), from ``work``."""
-    config = harness.derive_config(work, base=base, processors=processors)
+    bodies: list[bytes],
+    work: Path,
+    concurrency: int,
+    base: Path,
+    processors: list[str] | None = None,
+    workers: int | None = None,
+) -> ConfigRound:
+    """Spans/s through the collector running ``base`` (processors and workers replaced when given), from ``work``."""
+    config = harness.derive_config(work, base=base, processors=processors, workers=workers)
     collector = harness.start_collector(config, work)
     try:
         url = f"http://{harness.LOOPBACK}:{config.port('receivers.otlp.protocols.http')}/v1/traces"
-        return timed_ingest(url, bodies, concurrency, collector.wait_stored)
+        main_before, others_before = harness.tree_cpu_seconds(collector.process.pid)
+        rate = timed_ingest(url, bodies, concurrency, collector.wait_stored)
+        main_after, others_after = harness.tree_cpu_seconds(collector.process.pid)
+        spans = sum(map(otlp_load.span_count, bodies))
+        return ConfigRound(rate, (main_after - main_before) * 1e6 / spans, (others_after - others_before) * 1e6 / spans)
     finally:
         collector.stop()
 
@@ -273,16 +296,20 @@ def main() -> None:
         print(f"peer: {phoenix_version} (default SQLite store), in {peers.PHOENIX.path}; {args.peer_requests} requests")
 
     shipped, bare, floor, phoenix = "shipped config", "shipped config without processors", "floor", "Arize Phoenix"
+    one_worker = "shipped config, 1 worker"
     figures = report.Figures()
+    cpu: defaultdict[str, list[float]] = defaultdict(list)  # CPU µs per span, by config and process
     with tempfile.TemporaryDirectory(prefix="genai-bench-") as tmp:
         work = Path(tmp)
         floor_round(bodies[:1], work / "warm-up")  # chDB's first insert in a process pays for more than the insert
         for round_no in range(1, args.rounds + 1):
             figures.add(f"{floor} (spans/s)", floor_round(bodies, work / f"floor-{round_no}"))
-            run = harness.fresh_dir(work / f"bare-{round_no}")
-            figures.add(f"{bare} (spans/s)", config_round(bodies, run, args.concurrency, args.config, []))
-            run = harness.fresh_dir(work / f"shipped-{round_no}")
-            figures.add(f"{shipped} (spans/s)", config_round(bodies, run, args.concurrency, args.config))
+            for name, processors, workers in ((bare, [], None), (shipped, None, None), (one_worker, None, 1)):
+                run = harness.fresh_dir(work / f"{name.replace(' ', '-').replace(',', '')}-{round_no}")
+                measured = config_round(bodies, run, args.concurrency, args.config, processors, workers)
+                figures.add(f"{name} (spans/s)", measured.spans_per_second)
+                cpu[f"{name}: main process"].append(measured.main_cpu_us_per_span)
+                cpu[f"{name}: other processes"].append(measured.others_cpu_us_per_span)
             if args.peers:
                 run = harness.fresh_dir(work / f"phoenix-{round_no}")
                 figures.add(f"{phoenix} (spans/s)", phoenix_round(bodies[: args.peer_requests], run, args.concurrency))
@@ -293,12 +320,17 @@ def main() -> None:
     print()
     compared = [
         (f"{shipped} / {bare}", figures[f"{shipped} (spans/s)"], figures[f"{bare} (spans/s)"]),
+        (f"{shipped} / {one_worker}", figures[f"{shipped} (spans/s)"], figures[f"{one_worker} (spans/s)"]),
         (f"{shipped} / {floor}", figures[f"{shipped} (spans/s)"], figures[f"{floor} (spans/s)"]),
         (f"{bare} / {floor}", figures[f"{bare} (spans/s)"], figures[f"{floor} (spans/s)"]),
     ]
     width = max(len(label) for label, _, _ in compared)
     for label, numerators, denominators in compared:
         print(report.ratio_line(label, numerators, denominators, width))
+    print()
+    print("CPU per span (µs), medians: the main process (receiver, store) and the others (workers, proxy, forkserver)")
+    for label, values in cpu.items():
+        print(f"  {label:<55} {statistics.median(values):7.1f}   rounds: {', '.join(f'{v:.1f}' for v in values)}")
     if args.peers:
         print()
         ours, theirs = figures[f"{shipped} (spans/s)"], figures[f"{phoenix} (spans/s)"]

@@ -320,9 +320,7 @@ def measure_queries(work: Path, trace_ids: list[str], first_ns: int, days: int, 
             "stats for a day by model and hour": [("/api/v1/stats", {**window, "group_by": "model", "bucket": "hour"})],
             "calls over a day, one tenant": [("/api/v1/calls", {**window, "tenant": TENANTS[0]})],
             # Jaeger's and Tempo's APIs over the same store.
-            "jaeger search, a day, one service": [
-                ("/api/traces", {**micros, "service": SERVICES[0], "limit": "20"})
-            ],
+            "jaeger search, a day, one service": [("/api/traces", {**micros, "service": SERVICES[0], "limit": "20"})],
             "tempo TraceQL search over a day": [
                 ("/api/search", {**seconds, "q": f'{{ span.gen_ai.request.model = "{MODELS[0]}" }}'})
             ],
