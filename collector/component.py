@@ -138,6 +138,9 @@ class ComponentSettings:
     # The memory_limiter's soft limit when one is configured, else 0: what a component that holds memory
     # of its own outside Python (the embedded ClickHouse engine) caps itself at.
     memory_limit: int = 0
+    # How many worker processes the service runs (service.workers resolved); 0: everything in one process.
+    # A receiver that serves from a process of its own (the GenAI proxy) does so only when there are workers.
+    worker_processes: int = 0
 
 
 class Host(Protocol):

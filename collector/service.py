@@ -143,7 +143,8 @@ class Service:
         self._extensions: dict[ComponentID, Component] = {}
         self._started: list[Component] = []
         self._memory_limit = check_memory_budgets(config)
-        self._settings_for = settings_maker(self.telemetry, self._memory_limit)
+        self._workers = worker_count(config.workers)
+        self._settings_for = settings_maker(self.telemetry, self._memory_limit, self._workers)
         self._build()
 
     @property
@@ -209,7 +210,7 @@ class Service:
                 self._settings(component, "exporter"), component.config
             )
         plans = {name: plan_pipeline(name, self._steps(pipeline)) for name, pipeline in config.pipelines.items()}
-        workers = worker_count(config.workers)
+        workers = self._workers
         offloaded = [plan for plan in plans.values() if plan.middle] if workers else []
         if offloaded:
             spec = WorkerSpec(

@@ -36,6 +36,7 @@ from proxy.encoding import spans_to_traces
 from proxy.generated_metrics import ProxySelfMetrics
 
 MAX_SPANS_PER_SEND = 512
+SEND_LINGER_SECONDS = 0.05
 FLUSH_DEADLINE_SECONDS = 5.0
 DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
 # Waits between tries of spans the pipeline refused for now, when its error gives no retry_after.
@@ -169,6 +170,10 @@ class FailOpenSpanProcessor(SpanProcessor):
     async def _drain(self) -> None:
         while True:
             await self._wake.wait()
+            if not self._stopping and len(self._queue) < MAX_SPANS_PER_SEND:
+                # Spans ending in the next moments go in the same send: every send costs the pipeline a round of
+                # work (a hop to the workers, a queue write), whatever its size, and calls end one by one.
+                await asyncio.sleep(SEND_LINGER_SECONDS)
             self._wake.clear()
             await self._send_all()
             if self._stopping and not self._queue:

@@ -12,7 +12,9 @@ Every request passes four checks before it reaches a route:
   CORS preflight; JSON needs the preflight, which is never answered.
 - ``Authorization: Bearer <key>`` names a key of the store (or the collector's
   local admin token); its role and tenant go with the request, for the route
-  to check with ``require``. Only the open paths (``/health``) need none, and,
+  to check with ``require``. Only the open paths (``/health``, and those
+  ``open_when`` accepts: the web console's pages and assets, which hold no
+  data) need none, and,
   for a listener that allows it (``anonymous_reads``: the api extension on
   loopback), any request while no API key exists, as a viewer of every tenant.
 
@@ -154,6 +156,7 @@ class AccessGuard:
         listener: str,
         anonymous_reads: bool = False,
         refusal: Refusal | None = None,
+        open_when: Callable[[str], bool] | None = None,
     ) -> None:
         self._app = app
         self._keys = keys
@@ -161,6 +164,7 @@ class AccessGuard:
         self._allowed_hosts = {name.lower().rstrip(".") for name in allowed_hosts} | {"localhost"}
         self._allowed_origins = {origin.lower().rstrip("/") for origin in allowed_origins}
         self._open_paths = frozenset(open_paths)
+        self._open_when = open_when
         self._metrics = HttpAccessSelfMetrics(telemetry)
         self._listener = listener
         self._anonymous_reads = anonymous_reads
@@ -198,7 +202,8 @@ class AccessGuard:
             media_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != JSON_MEDIA_TYPE:
                 return 415, "content_type", f"send the body as {JSON_MEDIA_TYPE}"
-        if scope["path"] in self._open_paths:
+        path = scope["path"]
+        if path in self._open_paths or (self._open_when is not None and self._open_when(path)):
             return None  # whatever credential comes along, an open path neither needs nor judges it
         try:
             principal = caller_principal(

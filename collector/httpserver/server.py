@@ -122,8 +122,10 @@ class HttpServer:
         failing = self._acceptor.failing
         return [failing] if failing else []
 
-    async def start(self) -> None:
-        sock = bind_socket(self._settings.endpoint)
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on ``settings.endpoint``, or on ``sock`` already bound and listening there (a proxy process
+        serves the socket its collector bound); returns once connections are accepted."""
+        sock = sock if sock is not None else bind_socket(self._settings.endpoint)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self._app,

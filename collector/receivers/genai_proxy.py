@@ -1,9 +1,12 @@
-"""The ``genai_proxy`` receiver: the GenAI proxy inside the collector, its spans straight into the pipeline.
+"""The ``genai_proxy`` receiver: the GenAI proxy run by the collector, its spans into the pipeline.
 
-The proxy's spans become OTLP protobuf objects and go to the pipeline's consumer
-with no serialisation in between. Shutting down stops taking calls, lets calls
-in flight finish, then hands the last spans to the pipeline, which is still
-running (receivers stop first).
+With worker processes (``service.workers``, the default) the proxy serves from
+a process of its own (collector.runtime.proxy_process), so ingest work never
+delays a call; its spans cross to the pipeline as OTLP bytes. With none, it
+serves on the collector's event loop and its spans go to the pipeline's
+consumer as protobuf objects, with no serialisation in between. Either way,
+shutting down stops taking calls, lets calls in flight finish, then hands the
+last spans to the pipeline, which is still running (receivers stop first).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collector.counting import CountingConsumer
 from collector.findings import SEVERITY_RANK
 from collector.generated_metrics import PipelineSelfMetrics
 from collector.httpserver import HttpServer
+from collector.runtime.proxy_process import ProxyProcess
 from processors.genai_security.rules import BUILTIN_RULES
 from processors.genai_security.scanner import Scanner
 from proxy.app import ProxyService
@@ -34,16 +38,31 @@ class GenAiProxyReceiver:
         )
         self._listener = str(settings.id)
         self._telemetry = settings.telemetry
-        self.proxy = ProxyService(
-            config, PipelineSink(counted), settings.telemetry, settings.logger, stream_check=stream_check(config)
-        )
+        self._process: ProxyProcess | None = None
+        self.proxy: ProxyService | None = None
+        if settings.worker_processes:
+            level = settings.logger.getEffectiveLevel()
+            self._process = ProxyProcess(config, counted, settings.telemetry, self._listener, level)
+        else:
+            self.proxy = ProxyService(
+                config, PipelineSink(counted), settings.telemetry, settings.logger, stream_check=stream_check(config)
+            )
         self._server: HttpServer | None = None
 
     @property
     def port(self) -> int:
+        if self._process is not None:
+            return self._process.port
         return self._server.port if self._server else self._config.endpoint.port
 
     async def start(self, host: Host) -> None:
+        if self._process is not None:
+            await self._process.start()
+            self._logger.info(
+                "GenAI proxy listening on %s:%d (in a process of its own)", self._config.endpoint.host, self.port
+            )
+            return
+        assert self.proxy is not None
         await self.proxy.start()
         server = HttpServer(
             self.proxy.app, self._config, listener=self._listener, telemetry=self._telemetry, date_header=False
@@ -58,15 +77,21 @@ class GenAiProxyReceiver:
         self._logger.info("GenAI proxy listening on %s:%d (%s)", self._config.endpoint.host, server.port, mode)
 
     def health_problems(self) -> list[str]:
+        if self._process is not None:
+            return self._process.health_problems()
         if self._server is None:
             return ["the proxy is not serving"]
         return [f"the proxy: {problem}" for problem in self._server.health_problems()]
 
     async def shutdown(self) -> None:
+        if self._process is not None:
+            await self._process.stop()
+            return
         if self._server is not None:
             await self._server.stop()
             self._server = None
-        await self.proxy.stop()
+        if self.proxy is not None:
+            await self.proxy.stop()
 
 
 def stream_check(config: ProxyConfig) -> StreamCheck | None:

@@ -33,11 +33,16 @@ MAX_FRAME_BYTES = 1 << 30
 
 
 class Kind(enum.IntEnum):
-    READY = 1  # worker -> main: the chains are built and started
-    PROCESS = 2  # main -> worker: run a pipeline's chain on a batch
-    RESULT = 3  # worker -> main: what the chain passed on, or why it refused
-    STOP = 4  # main -> worker: shut the chains down and exit
-    STOPPED = 5  # worker -> main: shut down; the last telemetry
+    """What a frame is. Between the main process and a worker: the main process sends PROCESS and STOP, the
+    worker READY, RESULT and STOPPED. A proxy process sends its spans as PROCESS and its counters as TELEMETRY,
+    and is answered RESULT."""
+
+    READY = 1  # the child is up (its chains built, its listener serving)
+    PROCESS = 2  # a batch to take: through a pipeline's chain, or into the pipeline
+    RESULT = 3  # what became of a PROCESS: what the chain passed on, or why it refused
+    STOP = 4  # the main process to a child: shut down and exit
+    STOPPED = 5  # the child has shut down; its last telemetry
+    TELEMETRY = 6  # a child's counters that moved, between batches
 
 
 class BrokenChannel(Exception):
@@ -95,6 +100,11 @@ def ok_result(batch: bytes, telemetry: Snapshot, notes: Notes, joins_exactly: bo
 def failed_result(error: BaseException, telemetry: Snapshot) -> tuple[bytes, bytes, bytes]:
     extras = _extras(telemetry, {})
     return RESULT.pack(0, len(extras)), extras, pickle.dumps(describe_error(error))
+
+
+def telemetry_update(telemetry: Snapshot) -> tuple[bytes, bytes, bytes]:
+    """A TELEMETRY frame's payload: read it with ``read_result``."""
+    return ok_result(b"", telemetry, {}, True)
 
 
 def _extras(telemetry: Snapshot, notes: Notes) -> bytes:

@@ -73,12 +73,12 @@ def placement_problems(
 SettingsFor = Callable[[ComponentID, ComponentKind], ComponentSettings]
 
 
-def settings_maker(telemetry: Telemetry, memory_limit: int = 0) -> SettingsFor:
+def settings_maker(telemetry: Telemetry, memory_limit: int = 0, worker_processes: int = 0) -> SettingsFor:
     """ComponentSettings with the collector's logger names, counting into ``telemetry``."""
 
     def make(cid: ComponentID, kind: ComponentKind) -> ComponentSettings:
         logger = logging.getLogger(f"{LOGGER_PREFIX}.{kind}.{cid}")
-        return ComponentSettings(cid, kind, logger, telemetry, memory_limit)
+        return ComponentSettings(cid, kind, logger, telemetry, memory_limit, worker_processes)
 
     return make
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from collector.component import ComponentID
+from tests.collector.runtime.support import wait_until
 from tests.conftest import RunningService, query_store
 from tests.data import framework_traces
 from tests.data.framework_traces.replay import Usage, replay
@@ -111,12 +112,22 @@ def stored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             otlp = f"http://127.0.0.1:{collector.port()}/v1/traces"
             for name, recording in runs.items():
                 usages[name] = replay(framework_traces.calls_of(recording), proxy)
+                # The SDK's batch exporter sends seconds after the run ends: by then the proxy's spans of
+                # the run are in the pipeline (the proxy sends them within milliseconds).
+                proxied = sum(len(u) for u in usages.values())
+                assert wait_until(lambda: _proxy_spans_accepted(collector) >= proxied)
                 body = framework_traces.spans_of(recording).SerializeToString()
                 answer = httpx.post(otlp, content=body, headers={"content-type": "application/x-protobuf"})
                 assert answer.status_code == 200
         finally:
             collector.stop()  # drains the proxy's spans and every queue into the store
     yield Stored(framework, runs, usages, work / "clickhouse")
+
+
+def _proxy_spans_accepted(collector: RunningService) -> float:
+    return collector.service.telemetry.value(
+        "otelcol_receiver_accepted_spans", receiver="genai_proxy", transport="http"
+    )
 
 
 def _proxy_port(collector: RunningService) -> int:

@@ -10,7 +10,8 @@ store only through ``ApiCall.run`` (or the query functions given
 
 The stack, outermost first: CORS (only with ``cors.allowed_origins``: it
 answers preflights itself, which carry no key), the access guard (Host,
-Origin, JSON bodies, keys; /health and the OpenAPI document are open),
+Origin, JSON bodies, keys; /health, the OpenAPI document and the web
+console's pages and assets are open: they hold no data),
 Starlette's routing with the API's JSON errors for unknown paths and methods.
 """
 
@@ -26,7 +27,8 @@ from starlette.types import ASGIApp
 
 from collector.extensions import admin
 from collector.extensions.access import AccessGuard
-from collector.extensions.api import openapi, rest
+from collector.extensions.api import about, openapi, rest
+from collector.extensions.api.console import routes as console
 from collector.extensions.api.context import ApiContext
 from collector.extensions.api.endpoints import Endpoint, JsonResponse, RouteGroup
 from collector.extensions.api.errors import GUARD_CODES, error_response
@@ -39,7 +41,14 @@ HEALTH_PATH = "/health"
 OPENAPI_PATH = f"{rest.PREFIX}/openapi.json"
 OPEN_PATHS = (HEALTH_PATH, OPENAPI_PATH)
 # Route groups in the order their routes are matched.
-ROUTE_GROUPS: tuple[RouteGroup, ...] = (rest.endpoints, stream.routes, jaeger.routes, tempo.routes)
+ROUTE_GROUPS: tuple[RouteGroup, ...] = (
+    rest.endpoints,
+    about.routes,
+    stream.routes,
+    jaeger.routes,
+    tempo.routes,
+    console.routes,
+)
 CORS_METHODS = ("GET", "HEAD", "OPTIONS")
 CORS_HEADERS = ("Authorization", "Content-Type")
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed"}
@@ -94,6 +103,7 @@ def build_app(
         allowed_hosts=config.allowed_hosts,
         allowed_origins=config.web_origins(),
         open_paths=OPEN_PATHS,
+        open_when=console.is_console_path,
         telemetry=context.telemetry,
         listener="api",
         anonymous_reads=anonymous_reads,

@@ -32,12 +32,13 @@ from collector.extensions.api.params import (
     parse_timestamp,
     text_parser,
 )
-from collector.extensions.api.query.calls import CallRecord, conversation_calls, list_calls
+from collector.extensions.api.query.calls import conversation_calls, list_calls
+from collector.extensions.api.query.conversations import list_conversations, summarise_calls
 from collector.extensions.api.query.cursor import Cursor
 from collector.extensions.api.query.filters import SEVERITIES, Filters
 from collector.extensions.api.query.findings import FindingFilters, conversation_findings, list_findings
 from collector.extensions.api.query.services import list_services
-from collector.extensions.api.query.stats import GROUP_COLUMNS, StatsQuery, call_stats
+from collector.extensions.api.query.stats import BUCKET_FUNCTIONS, GROUP_COLUMNS, StatsQuery, call_stats
 from collector.extensions.api.query.traces import TraceSummary, fetch_trace, search_traces
 from collector.receivers.otlp.codec import encode_otlp_json
 
@@ -129,9 +130,9 @@ GROUP_BY = Parameter(
 )
 BUCKET = Parameter(
     "bucket",
-    "Cut the window into hours or days (UTC); none: one row per group.",
-    choice_parser(("hour", "day")),
-    {"type": "string", "enum": ["hour", "day"]},
+    "Cut the window into buckets of a minute, 5 or 15 minutes, an hour or a day (UTC); none: one row per group.",
+    choice_parser(tuple(BUCKET_FUNCTIONS)),
+    {"type": "string", "enum": list(BUCKET_FUNCTIONS)},
 )
 SEARCH_FILTERS = (
     SERVICE,
@@ -315,25 +316,6 @@ async def get_findings(call: ApiCall) -> dict[str, Any]:
     }
 
 
-def _conversation_summary(calls: list[CallRecord]) -> dict[str, Any]:
-    return {
-        "calls": len(calls),
-        "errors": sum(1 for record in calls if record.status == "Error"),
-        "tokens": {
-            "input": sum(record.input_tokens for record in calls),
-            "output": sum(record.output_tokens for record in calls),
-            "cache_read": sum(record.cache_read_tokens for record in calls),
-            "cache_creation": sum(record.cache_creation_tokens for record in calls),
-            "reasoning": sum(record.reasoning_tokens for record in calls),
-        },
-        "cost_usd": sum(record.cost for record in calls),
-        "first": format_timestamp(calls[0].start_ns),
-        "last": format_timestamp(calls[-1].start_ns),
-        "models": sorted({record.request_model for record in calls if record.request_model}),
-        "services": sorted({record.service for record in calls}),
-    }
-
-
 async def get_conversation(call: ApiCall) -> dict[str, Any]:
     context = call.context
     limits = context.config.limits
@@ -350,11 +332,33 @@ async def get_conversation(call: ApiCall) -> dict[str, Any]:
     return {
         "conversation_id": conversation,
         **_window_json(call, window.start_ns, window.end_ns),
-        "summary": _conversation_summary(calls),
+        "summary": summarise_calls(conversation, calls).to_json(),
         "trace_ids": list(dict.fromkeys(record.trace_id for record in calls)),
         "calls": [record.to_json() for record in calls],
         "findings": [record.to_json() for record in found],
         "truncated": more_calls or more_findings,
+    }
+
+
+async def get_conversations(call: ApiCall) -> dict[str, Any]:
+    context = call.context
+    window = call.window()
+    page = await list_conversations(
+        context.runner,
+        context.tables,
+        call.scope,
+        window,
+        call.args.get("limit", context.config.limits.default_page_limit),
+        call.args.get("service"),
+        call.args.get("cursor"),
+        call.caller,
+    )
+    return {
+        **_window_json(call, window.start_ns, window.end_ns),
+        "conversations": [
+            {"conversation_id": summary.conversation_id, **summary.to_json()} for summary in page.conversations
+        ],
+        "next_cursor": page.next_cursor,
     }
 
 
@@ -420,7 +424,8 @@ def endpoints(context: ApiContext) -> list[Endpoint]:
             (*window, GROUP_BY, BUCKET, SERVICE, MODEL, PROVIDER, TENANT, OPERATION),
             schemas.ref("Stats"),
             description="Calls, errors, tokens by type, cost and percentiles, grouped and bucketed. Served from the "
-            "hourly rollup when the window is whole hours and operation is not involved (source says which). "
+            "hourly rollup when the window is whole hours, the buckets hours or days and operation is not involved "
+            "(source says which). "
             "Here model is the requested model.",
             tags=(TAG,),
         ),
@@ -441,6 +446,17 @@ def endpoints(context: ApiContext) -> list[Endpoint]:
                 CURSOR,
             ),
             schemas.ref("FindingPage"),
+            tags=(TAG,),
+        ),
+        Endpoint(
+            f"{PREFIX}/conversations",
+            "listConversations",
+            "Conversations with calls in the window",
+            get_conversations,
+            (*window, SERVICE, limit, CURSOR),
+            schemas.ref("ConversationPage"),
+            description="Each gen_ai.conversation.id with calls in the window, the one with the latest call first; "
+            "totals count the calls in the window.",
             tags=(TAG,),
         ),
         Endpoint(

@@ -132,7 +132,7 @@ COMPONENTS["Stats"] = _object(
     {
         **WINDOW,
         "group_by": STRINGS,
-        "bucket": {"type": ["string", "null"], "enum": ["hour", "day", None]},
+        "bucket": {"type": ["string", "null"], "enum": ["minute", "5minutes", "15minutes", "hour", "day", None]},
         "source": {"type": "string", "enum": ["rollup", "calls"]},
         "rows": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "StatsRow"}},
         "truncated": {"type": "boolean"},
@@ -155,22 +155,33 @@ COMPONENTS["Finding"] = _object(
 COMPONENTS["FindingPage"] = _object(
     {**WINDOW, "findings": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "Finding"}}, "next_cursor": CURSOR}
 )
+_CONVERSATION_TOTALS: dict[str, Schema] = {
+    "calls": INTEGER,
+    "errors": INTEGER,
+    "tokens": {"$ref": COMPONENTS_PREFIX + "Tokens"},
+    "cost_usd": NUMBER,
+    "first": TIME,
+    "last": TIME,
+    "models": STRINGS,
+    "services": STRINGS,
+    "trace_count": INTEGER,
+}
+COMPONENTS["ConversationSummary"] = _object(_CONVERSATION_TOTALS)
+COMPONENTS["ConversationPage"] = _object(
+    {
+        **WINDOW,
+        "conversations": {
+            "type": "array",
+            "items": _object({"conversation_id": STRING, **_CONVERSATION_TOTALS}),
+        },
+        "next_cursor": CURSOR,
+    }
+)
 COMPONENTS["Conversation"] = _object(
     {
         "conversation_id": STRING,
         **WINDOW,
-        "summary": _object(
-            {
-                "calls": INTEGER,
-                "errors": INTEGER,
-                "tokens": {"$ref": COMPONENTS_PREFIX + "Tokens"},
-                "cost_usd": NUMBER,
-                "first": TIME,
-                "last": TIME,
-                "models": STRINGS,
-                "services": STRINGS,
-            }
-        ),
+        "summary": {"$ref": COMPONENTS_PREFIX + "ConversationSummary"},
         "trace_ids": STRINGS,
         "calls": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "Call"}},
         "findings": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "Finding"}},
@@ -185,5 +196,30 @@ COMPONENTS["Services"] = _object(
             "items": _object({"name": STRING, "span_count": INTEGER, "llm_calls": INTEGER}),
         },
         "truncated": {"type": "boolean"},
+    }
+)
+COMPONENTS["About"] = _object(
+    {
+        "version": STRING,
+        "key": _object(
+            {
+                "id": STRING,
+                "role": {"type": "string", "enum": ["viewer", "operator", "admin"]},
+                "tenant": {"type": ["string", "null"]},
+                "anonymous": {"type": "boolean"},
+            }
+        ),
+        "ingest": {
+            "type": "array",
+            "items": _object(
+                {
+                    "receiver": STRING,
+                    "protocol": {"type": "string", "enum": ["otlp_http", "otlp_grpc", "genai_proxy"]},
+                    "host": STRING,
+                    "port": INTEGER,
+                    "path": STRING,
+                }
+            ),
+        },
     }
 )

@@ -22,11 +22,11 @@ from collector.component import ComponentID
 from collector.runtime import pool as pool_module
 from collector.runtime.pool import RESTARTS_METRIC, WorkerPool
 from tests.collector.runtime.gate import CRASH, HOLD, REFUSE, registry_with_gate
+from tests.collector.runtime.support import WAIT_SECONDS, wait_until
 from tests.conftest import RunningService, make_traces, query_store
 from tests.data import agent_traces
 from tests.proxy.mock_upstream import MockUpstream, serve
 
-WAIT_SECONDS = 60.0
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 GENAI_PROCESSORS = "genai_normalize, genai_dedup, genai_cost, genai_security, genai_loop_detection"
 
@@ -175,7 +175,7 @@ def test_a_worker_holding_too_much_pushes_back(
     first.start()
     pool = _pool(collector)
     # The first batch is at the gate; the worker holds its bytes.
-    assert _wait(lambda: pool._workers[0].bytes_in_flight > 0)
+    assert wait_until(lambda: pool._workers[0].bytes_in_flight > 0)
     refused = _post(collector, make_traces(20))
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "1"
@@ -192,15 +192,15 @@ def test_a_killed_worker_fails_what_it_held_for_retry_and_comes_back(gated: tupl
     answers: list[int] = []
     held = threading.Thread(target=lambda: answers.append(_post(collector, make_traces(5, name=HOLD)).status_code))
     held.start()
-    assert _wait(lambda: pool._workers[0].bytes_in_flight > 0)
+    assert wait_until(lambda: pool._workers[0].bytes_in_flight > 0)
 
     os.kill(pid, signal.SIGKILL)
     held.join(WAIT_SECONDS)
 
     assert answers == [503]  # not acknowledged: the client sends it again
     # Until it is back (after a pause), /health says so.
-    assert _wait(lambda: "workers: worker 0 is restarting" in collector._call(collector.service.health()))
-    assert _wait(lambda: collector.service.telemetry.value(RESTARTS_METRIC, worker="0") == 1)
+    assert wait_until(lambda: "workers: worker 0 is restarting" in collector._call(collector.service.health()))
+    assert wait_until(lambda: collector.service.telemetry.value(RESTARTS_METRIC, worker="0") == 1)
     assert pool.pids() and pool.pids() != [pid]
     assert _post(collector, make_traces(5)).status_code == 200
 
@@ -218,7 +218,7 @@ def test_a_proxied_stream_does_not_wait_for_a_batch_held_in_a_worker(tmp_path: P
             )
             big.start()
             pool = _pool(collector)
-            assert _wait(lambda: pool._workers[0].bytes_in_flight > 0)
+            assert wait_until(lambda: pool._workers[0].bytes_in_flight > 0)
 
             port = collector.service.receivers[ComponentID.parse("genai_proxy")].port  # type: ignore[attr-defined]
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-test", max_retries=0)
@@ -235,15 +235,3 @@ def test_a_proxied_stream_does_not_wait_for_a_batch_held_in_a_worker(tmp_path: P
             assert answers == [200]
         finally:
             collector.stop()
-
-
-def _wait(condition: Any) -> bool:
-    """Whether ``condition()`` became true within WAIT_SECONDS; worker state crosses processes, with no event."""
-    import time
-
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False

@@ -1,12 +1,14 @@
 """Call statistics: counts, errors, tokens by type, cost, and duration and time-to-first-chunk percentiles.
 
 Grouped by any of model (the requested model), provider, service, tenant and
-operation, and cut into hour or day buckets (UTC), or one row per group.
+operation, and cut into buckets of a minute, 5 or 15 minutes, an hour or a day
+(UTC), or one row per group.
 
 Two sources give the same numbers: the hourly rollup ``genai_calls_hourly``
 (a few rows per hour, whatever the traffic) answers whenever it can: the
 window starts and ends on whole hours and neither the grouping nor the
-filters name the operation, which the rollup does not keep. Otherwise
+filters name the operation, which the rollup does not keep, and the buckets
+are hours or days. Otherwise
 ``genai_calls`` is aggregated directly. The rollup keeps the percentiles as
 ``quantilesState`` of the same quantiles ``quantiles`` computes here, so both
 sources agree exactly.
@@ -26,7 +28,17 @@ from collector.extensions.caller import CallerWatch
 from exporters.clickhouse.genai_schema import ROLLUP_QUANTILES
 
 NANOS_PER_HOUR = 3600 * NANOS_PER_SECOND
-Bucket = Literal["hour", "day"]
+Bucket = Literal["minute", "5minutes", "15minutes", "hour", "day"]
+# Bucket name → the ClickHouse function that takes a time to the start of its bucket (in UTC).
+BUCKET_FUNCTIONS: dict[str, str] = {
+    "minute": "toStartOfMinute",
+    "5minutes": "toStartOfFiveMinutes",
+    "15minutes": "toStartOfFifteenMinutes",
+    "hour": "toStartOfHour",
+    "day": "toStartOfDay",
+}
+# Buckets the hourly rollup can fill: whole hours and days.
+ROLLUP_BUCKETS = frozenset({"hour", "day"})
 Source = Literal["rollup", "calls"]
 # Group name → column in genai_calls; the rollup has every one of them but operation.
 GROUP_COLUMNS: dict[str, str] = {
@@ -60,7 +72,8 @@ class StatsQuery:
     def source(self) -> Source:
         aligned = self.window.start_ns % NANOS_PER_HOUR == 0 and self.window.end_ns % NANOS_PER_HOUR == 0
         names = {*self.group_by, *(name for name, _ in self.filters)}
-        return "rollup" if aligned and names <= ROLLUP_GROUPS else "calls"
+        whole_buckets = self.bucket is None or self.bucket in ROLLUP_BUCKETS
+        return "rollup" if aligned and whole_buckets and names <= ROLLUP_GROUPS else "calls"
 
 
 @dataclass(frozen=True)
@@ -71,9 +84,7 @@ class StatsAnswer:
 
 
 def _bucket_expression(bucket: Bucket, time_column: str) -> str:
-    if bucket == "hour":
-        return f"toStartOfHour({time_column}, 'UTC')"
-    return f"toStartOfDay({time_column}, 'UTC')"
+    return f"{BUCKET_FUNCTIONS[bucket]}({time_column}, 'UTC')"
 
 
 def _measures(source: Source) -> list[str]:

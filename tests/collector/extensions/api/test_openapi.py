@@ -65,6 +65,9 @@ def test_real_answers_match_their_schemas(world: World, document: dict[str, Any]
         ("/api/v1/findings", "/api/v1/findings", window),
         ("/api/v1/conversations/{conversation_id}", "/api/v1/conversations/c-acme-1", {"end": window["end"]}),
         ("/api/v1/services", "/api/v1/services", window),
+        ("/api/v1/stats", "/api/v1/stats", {**window, "group_by": "model", "bucket": "5minutes"}),
+        ("/api/v1/conversations", "/api/v1/conversations", window),
+        ("/api/v1/about", "/api/v1/about", {}),
     ]
     for declared, path, params in answers:
         answer = world.get(path, **params)

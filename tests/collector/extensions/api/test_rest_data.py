@@ -127,6 +127,24 @@ def test_stats_in_buckets_and_groups(world: World) -> None:
     assert [(row["bucket"], row["calls"]) for row in daily["rows"]] == [("2025-06-02T00:00:00Z", 2)]
 
 
+@pytest.mark.parametrize(
+    ("bucket", "expected"),
+    [
+        ("minute", [("10:01", 1), ("10:20", 2), ("10:30", 1), ("10:40", 1)]),
+        ("5minutes", [("10:00", 1), ("10:20", 2), ("10:30", 1), ("10:40", 1)]),
+        ("15minutes", [("10:00", 1), ("10:15", 2), ("10:30", 2)]),
+    ],
+)
+def test_stats_in_buckets_shorter_than_an_hour_come_from_the_calls(
+    world: World, bucket: str, expected: list[tuple[str, int]]
+) -> None:
+    answer = _stats(world, **world.window(), bucket=bucket)
+    assert (answer["source"], answer["bucket"]) == ("calls", bucket)  # the rollup holds whole hours only
+    assert [(row["bucket"], row["calls"]) for row in answer["rows"]] == [
+        (f"2025-06-02T{minute}:00Z", calls) for minute, calls in expected
+    ]
+
+
 def test_stats_without_groups_is_one_row_of_totals_in_the_callers_scope(world: World) -> None:
     (everyone,) = _stats(world, **world.window())["rows"]
     (acme,) = _stats(world, "acme", **world.window())["rows"]
@@ -204,11 +222,34 @@ def test_a_conversation_gathers_its_calls_and_findings(world: World) -> None:
         "last": "2025-06-02T10:01:01Z",
         "models": ["gpt-4o"],
         "services": ["support-bot"],
+        "trace_count": 1,
     }
     assert answer["trace_ids"] == [world.traces["chat gpt-4o"]]
     assert [call["span_id"] for call in answer["calls"]] == [world.spans["chat gpt-4o"]]
     assert [finding["detector"] for finding in answer["findings"]] == ["secret.openai_key"]
     assert answer["truncated"] is False
+
+
+def test_conversations_latest_first_with_their_totals_in_the_callers_scope(world: World) -> None:
+    answer = world.json("/api/v1/conversations", **world.window())
+    assert [item["conversation_id"] for item in answer["conversations"]] == ["c-globex-1", "c-acme-1"]
+    globex, acme = answer["conversations"]
+    assert (globex["calls"], globex["errors"], globex["cost_usd"], globex["trace_count"]) == (1, 1, 0.03, 1)
+    assert acme == {
+        "conversation_id": "c-acme-1",
+        **world.json("/api/v1/conversations/c-acme-1", end=rfc3339(HOUR + 60 * MINUTE))["summary"],
+    }
+    seen_by_acme = world.json("/api/v1/conversations", "acme", **world.window())["conversations"]
+    assert [item["conversation_id"] for item in seen_by_acme] == ["c-acme-1"]
+    assert world.json("/api/v1/conversations", **world.window(), service="cron")["conversations"] == []
+
+
+def test_conversations_page_by_page(world: World) -> None:
+    first = world.json("/api/v1/conversations", **world.window(), limit="1")
+    second = world.json("/api/v1/conversations", **world.window(), limit="1", cursor=first["next_cursor"])
+    pages = [item["conversation_id"] for item in first["conversations"] + second["conversations"]]
+    assert pages == ["c-globex-1", "c-acme-1"]
+    assert second["next_cursor"] is None
 
 
 @pytest.mark.parametrize(("conversation", "key"), [("c-nobody", "admin"), ("c-acme-1", "globex")])

@@ -154,7 +154,9 @@ PROBES: dict[str, tuple[Probe, bool]] = {
         lambda w, t: _text(w.get(f"/api/v1/conversations/{own_conversation(OTHER[t])}", t, **wide(w)), 404),
         False,
     ),
+    "conversations": (lambda w, t: _text(w.get("/api/v1/conversations", t, **wide(w))), True),
     "services": (lambda w, t: _text(w.get("/api/v1/services", t, **wide(w))), False),
+    "about": (lambda w, t: _text(w.get("/api/v1/about", t)), True),
     "stream (SSE)": (_sse, True),
     "stream (WebSocket)": (_websocket, True),
     **COMPAT_PROBES,  # Jaeger's and Tempo's APIs and Jaeger's remote storage (gRPC)
@@ -185,7 +187,8 @@ def test_every_route_of_the_api_has_a_probe(world: World) -> None:
     paths = set(world.json("/api/v1/openapi.json")["paths"])
     probed = {
         "/api/v1/traces", "/api/v1/traces/{trace_id}", "/api/v1/calls", "/api/v1/stats", "/api/v1/findings",
-        "/api/v1/conversations/{conversation_id}", "/api/v1/services", "/api/v1/stream", "/api/v1/ws",
+        "/api/v1/conversations", "/api/v1/conversations/{conversation_id}", "/api/v1/services", "/api/v1/about",
+        "/api/v1/stream", "/api/v1/ws",
     }  # fmt: skip
     assert paths == probed
 

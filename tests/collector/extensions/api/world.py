@@ -71,6 +71,8 @@ class World:
     live_window: tuple[int, int] = (0, 0)
     sent_spans: int = 0
     sdk_spans: list[Any] = field(default_factory=list)  # the SDK's own records of the fixed-time spans
+    proxy_port: int = 0  # the genai_proxy receiver's
+    proxy_keys: dict[str, str] = field(default_factory=dict)  # tenant → its proxy key
 
     def root_of(self, trace_id: str) -> str:
         """The name given to the trace ``trace_id`` (its root span's)."""
@@ -96,7 +98,26 @@ class World:
         return answer.json()
 
 
-def config(chdb_dir: Path, keys_file: Path, proxy_keys: Path, upstream: str, extra_api: str = "") -> str:
+@dataclass(frozen=True)
+class Pipeline:
+    """What the traces pipeline runs besides the receivers and the store: none of it by default."""
+
+    # Processor type and its settings as a YAML flow mapping ("{}": the defaults), in pipeline order.
+    processors: tuple[tuple[str, str], ...] = ()
+    capture_content: bool = False  # the proxy records prompts and replies on its spans
+    workers: int | None = None  # service.workers; None: the default
+
+
+def config(
+    chdb_dir: Path,
+    keys_file: Path,
+    proxy_keys: Path,
+    upstream: str,
+    extra_api: str = "",
+    pipeline: Pipeline = Pipeline(),
+) -> str:
+    processors = "".join(f"  {name}: {settings}\n" for name, settings in pipeline.processors)
+    service_extra = "" if pipeline.workers is None else f"  workers: {pipeline.workers}\n"
     return f"""
 receivers:
   otlp:
@@ -114,6 +135,9 @@ receivers:
     auth:
       mode: managed
       keys_file: {proxy_keys}
+    capture_content: {str(pipeline.capture_content).lower()}
+processors:
+{processors or "  {}"}
 exporters:
   clickhouse:
     endpoint: chdb://{chdb_dir}
@@ -128,9 +152,10 @@ extensions:
 {extra_api}
 service:
   extensions: [api]
-  pipelines:
+{service_extra}  pipelines:
     traces:
       receivers: [otlp, genai_proxy]
+      processors: [{", ".join(name for name, _ in pipeline.processors)}]
       exporters: [clickhouse]
 """
 
@@ -348,7 +373,7 @@ def find_live_traces(world: World) -> None:
         world.live[tenant] = trace_id
 
 
-def running_world(root: Path, extra_api: str = "") -> Iterator[World]:
+def running_world(root: Path, extra_api: str = "", pipeline: Pipeline = Pipeline()) -> Iterator[World]:
     """Start the collector, send the known spans and the proxy calls, wait until all are stored; stop at the end."""
     keys_file = root / "api-keys.json"
     proxy_keys = root / "proxy-keys.json"
@@ -357,12 +382,15 @@ def running_world(root: Path, extra_api: str = "") -> Iterator[World]:
     tenant_keys = {tenant: proxy_store.create(tenant)[1] for tenant in ("acme", "globex")}
     mock = MockUpstream(openai_key=UPSTREAM_KEY)
     with serve(mock) as upstream:
-        service = RunningService(config(root / "clickhouse", keys_file, proxy_keys, upstream, extra_api), root)
+        service = RunningService(
+            config(root / "clickhouse", keys_file, proxy_keys, upstream, extra_api, pipeline), root
+        )
         try:
             world = World(service, f"http://127.0.0.1:{service.api_port()}", keys)
             send_known_spans(world, f"http://127.0.0.1:{service.port()}/v1/traces")
-            proxy_port = service.service.receivers[ComponentID.parse("genai_proxy")].port  # type: ignore[attr-defined]
-            call_through_proxy(world, proxy_port, tenant_keys)
+            world.proxy_port = service.service.receivers[ComponentID.parse("genai_proxy")].port  # type: ignore[attr-defined]
+            world.proxy_keys = tenant_keys
+            call_through_proxy(world, world.proxy_port, tenant_keys)
             wait_until_stored(world)
             find_live_traces(world)
             yield world
