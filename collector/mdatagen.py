@@ -46,7 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("collector", "processors", "exporters", "proxy", "connectors")
 METADATA_FILE = "metadata.yaml"
 GENERATED_FILE = "generated_metrics.py"
-DOCS_FILE = REPO_ROOT / "docs" / "components.md"
+DOCS_FILE = Path("docs", "components.md")  # under the repository's root
 DOCS_BEGIN = "<!-- self-metrics: generated from each metadata.yaml by `make metadata`; edit those, not this table -->"
 DOCS_END = "<!-- end of self-metrics -->"
 LINE_LENGTH = 120
@@ -96,9 +96,24 @@ def metadata_files(root: Path = REPO_ROOT) -> list[Path]:
     return sorted(found)
 
 
+def read_all(root: Path = REPO_ROOT) -> list[Metadata]:
+    """Every metadata.yaml of the project, read and checked, no metric declared twice."""
+    files = [load(path) for path in metadata_files(root)]
+    seen: dict[str, Path] = {}
+    for metadata in files:
+        for spec in metadata.metrics:
+            other = seen.setdefault(spec.name, metadata.path)
+            if other != metadata.path:
+                raise MetadataError(f"{metadata.path}: metrics.{spec.name}: already declared in {other}")
+    return files
+
+
 def load(path: Path) -> Metadata:
     """Read and check one metadata.yaml; MetadataError names the first mistake."""
-    document = yaml.safe_load(path.read_text())
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise MetadataError(f"{path}: not YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(document, dict):
         raise MetadataError(f"{path}: expected a mapping with type and metrics")
     unknown = set(document) - {"type", "metrics"}
@@ -326,15 +341,9 @@ def with_docs_table(document: str, table: str) -> str:
 
 def outputs(root: Path = REPO_ROOT) -> dict[Path, str]:
     """Every file the generator writes, with what it should hold; MetadataError for a bad metadata.yaml."""
-    files = [load(path) for path in metadata_files(root)]
-    seen: dict[str, Path] = {}
-    for metadata in files:
-        for spec in metadata.metrics:
-            other = seen.setdefault(spec.name, metadata.path)
-            if other != metadata.path:
-                raise MetadataError(f"{metadata.path}: metrics.{spec.name}: already declared in {other}")
+    files = read_all(root)
     wanted = {metadata.generated_path: generate(metadata, root) for metadata in files}
-    docs = root / DOCS_FILE.relative_to(REPO_ROOT)
+    docs = root / DOCS_FILE
     wanted[docs] = with_docs_table(docs.read_text(), docs_table(files, root))
     return wanted
 
@@ -359,11 +368,6 @@ def main(argv: Sequence[str]) -> int:
             path.write_text(wanted[path])
             print(f"wrote {path.relative_to(REPO_ROOT)}")
     return 1 if check and stale else 0
-
-
-def read_all(root: Path = REPO_ROOT) -> list[Metadata]:
-    """Every metadata.yaml of the project, read and checked (for tests and tools)."""
-    return [load(path) for path in metadata_files(root)]
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ Snapshot = dict[str, tuple[MetricSpec, dict[Labels, float]]]
 
 @dataclass
 class Family:
+    """One metric's series in a registry: counted values, and the gauges' read functions."""
+
     spec: MetricSpec
     lock: threading.Lock
     values: dict[Labels, float] = field(default_factory=dict)
@@ -183,10 +185,7 @@ class Counter:
         self._family = telemetry.declare(spec)
 
     def _add(self, amount: float, labels: Labels) -> None:
-        family = self._family
-        with family.lock:
-            values = family.values
-            values[labels] = values.get(labels, 0.0) + amount
+        _increment(self._family, labels, amount)
 
     def _bind(self, labels: Labels) -> BoundCounter:
         return BoundCounter(self._family, labels)
@@ -202,10 +201,13 @@ class BoundCounter:
         self._labels = labels
 
     def add(self, amount: float) -> None:
-        family, labels = self._family, self._labels
-        with family.lock:
-            values = family.values
-            values[labels] = values.get(labels, 0.0) + amount
+        _increment(self._family, self._labels, amount)
+
+
+def _increment(family: Family, labels: Labels, amount: float) -> None:
+    with family.lock:
+        values = family.values
+        values[labels] = values.get(labels, 0.0) + amount
 
 
 class Gauge:

@@ -81,9 +81,7 @@ class OtlpSender:
             except grpc.RpcError as exc:
                 # `from None`: the RpcError's own text is not shown, only the redacted summary.
                 raise error_for_rpc(exc, str(self._endpoint), self.redact) from None
-            note_partial_success(
-                response, str(self._endpoint), self._redact, self._rejected, self._logger
-            )
+            note_partial_success(response, str(self._endpoint), self._redact, self._rejected, self._logger)
 
     def redact(self, text: str) -> str:
         """``text`` with every header value blanked."""
