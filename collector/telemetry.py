@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 Labels = tuple[tuple[str, str], ...]
 MetricKind = Literal["counter", "gauge"]
@@ -173,16 +173,24 @@ class Telemetry:
         return "\n".join(lines) + "\n"
 
 
-class Counter:
-    """A declared counter in one registry; generated subclasses add ``add`` and ``bind`` with its labels."""
+class Instrument:
+    """A declared metric in one registry, of the kind its subclass records."""
 
     __slots__ = ("spec", "_family")
+    kind: ClassVar[MetricKind]
 
     def __init__(self, telemetry: Telemetry, spec: MetricSpec) -> None:
-        if spec.kind != "counter":
-            raise ValueError(f"{spec.name} is declared a {spec.kind}, not a counter")
+        if spec.kind != self.kind:
+            raise ValueError(f"{spec.name} is declared a {spec.kind}, not a {self.kind}")
         self.spec = spec
         self._family = telemetry.declare(spec)
+
+
+class Counter(Instrument):
+    """A declared counter; generated subclasses add ``add`` and ``bind`` with its labels."""
+
+    __slots__ = ()
+    kind = "counter"
 
     def _add(self, amount: float, labels: Labels) -> None:
         _increment(self._family, labels, amount)
@@ -210,16 +218,11 @@ def _increment(family: Family, labels: Labels, amount: float) -> None:
         values[labels] = values.get(labels, 0.0) + amount
 
 
-class Gauge:
-    """A declared gauge in one registry; generated subclasses add ``watch`` with its labels."""
+class Gauge(Instrument):
+    """A declared gauge; generated subclasses add ``watch`` with its labels."""
 
-    __slots__ = ("spec", "_family")
-
-    def __init__(self, telemetry: Telemetry, spec: MetricSpec) -> None:
-        if spec.kind != "gauge":
-            raise ValueError(f"{spec.name} is declared a {spec.kind}, not a gauge")
-        self.spec = spec
-        self._family = telemetry.declare(spec)
+    __slots__ = ()
+    kind = "gauge"
 
     def _watch(self, read: Callable[[], float], labels: Labels) -> None:
         """Show ``read()`` as the series ``labels`` at every scrape (a later ``read`` for the series replaces it)."""
