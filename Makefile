@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Extra arguments for a benchmark, e.g. make bench BENCH_ARGS=--peers
 BENCH_ARGS ?=
 
-.PHONY: install run test lint proto browser console-vendor console-screenshots bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api bench-console bench-processors soak clean
+.PHONY: install run test lint proto metadata browser console-vendor console-screenshots bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api bench-console bench-processors soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: install
 # The read API's .proto files (Jaeger remote storage, Tempo) into the *_pb2 modules committed beside them.
 proto: install
 	$(BIN)/python -m collector.extensions.api.protogen
+
+# Each package's metadata.yaml into the generated_metrics.py beside it and the self-metrics table of docs/components.md.
+metadata: install
+	$(BIN)/python -m collector.mdatagen
 
 # The console's browser tests drive Debian's Chromium (Playwright is pointed at it: no browser download).
 CHROMIUM := /usr/bin/chromium

@@ -24,6 +24,7 @@ from collector.component import ComponentID, ComponentSettings, Host, TracesData
 from collector.config.types import Duration
 from collector.diskqueue import DiskQueue
 from collector.errors import ConsumeError, PermanentError, RetryableError
+from collector.generated_metrics import PipelineSelfMetrics
 from collector.pdata import span_count
 from collector.queue import Batch, MemoryQueue, SendingQueue
 from collector.runtime.annotations import encoding_of
@@ -170,12 +171,12 @@ class QueuedExporter:
         self._last_progress = time.monotonic()
         self._last_send_error = ""
         self._last_refusal: tuple[float, str] | None = None
-        labels = {"exporter": str(settings.id)}
-        self._labels = labels
-        settings.telemetry.gauge(
-            "otelcol_exporter_queue_size", lambda: float(self._queue.size if self._queue else 0), **labels
-        )
-        settings.telemetry.gauge("otelcol_exporter_queue_capacity", lambda: float(queue.queue_size), **labels)
+        exporter = self._exporter = str(settings.id)
+        metrics = self._metrics = PipelineSelfMetrics(settings.telemetry)
+        self._sent = metrics.exporter_sent_spans.bind(exporter=exporter)
+        self._enqueue_failed = metrics.exporter_enqueue_failed_spans.bind(exporter=exporter)
+        metrics.exporter_queue_size.watch(lambda: float(self._queue.size if self._queue else 0), exporter=exporter)
+        metrics.exporter_queue_capacity.watch(lambda: float(queue.queue_size), exporter=exporter)
 
     @property
     def sender(self) -> Sender:
@@ -210,7 +211,7 @@ class QueuedExporter:
             await self._queue.put(traces, count, encoding_of(traces))
         except ConsumeError as exc:
             self._last_refusal = (time.monotonic(), str(exc))
-            self._settings.telemetry.add("otelcol_exporter_enqueue_failed_spans", count, **self._labels)
+            self._enqueue_failed.add(count)
             raise
 
     def health_problems(self) -> list[str]:
@@ -266,7 +267,7 @@ class QueuedExporter:
 
     async def _send_with_retry(self, batch: Batch, keep: bool) -> bool:
         """Send ``batch`` with retries; False when it was abandoned with ``keep`` (it stays queued)."""
-        telemetry, labels, logger = self._settings.telemetry, self._labels, self._settings.logger
+        logger = self._settings.logger
         deadline = time.monotonic() + self._retry.max_elapsed_time
         interval = self._retry.initial_interval
         while True:
@@ -277,7 +278,7 @@ class QueuedExporter:
                 return True
             try:
                 await asyncio.to_thread(self._sender.send, batch)
-                telemetry.add("otelcol_exporter_sent_spans", batch.span_count, **labels)
+                self._sent.add(batch.span_count)
                 self._last_progress, self._last_send_error = time.monotonic(), ""
                 return True
             except ConsumeError as exc:
@@ -296,8 +297,7 @@ class QueuedExporter:
             interval = Duration(min(interval * RETRY_MULTIPLIER, self._retry.max_interval))
 
     def _drop(self, batch: Batch, reason: str, why: str) -> None:
-        labels = self._labels
-        self._settings.telemetry.add("otelcol_exporter_send_failed_spans", batch.span_count, reason=reason, **labels)
+        self._metrics.exporter_send_failed_spans.add(batch.span_count, exporter=self._exporter, reason=reason)
         self._settings.logger.error("dropping %d spans (%s): %s", batch.span_count, reason, why)
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from google.protobuf import text_format
 
 from collector.component import ComponentSettings, Exporter, ExporterFactory, Host, TracesData
+from collector.generated_metrics import PipelineSelfMetrics
 from collector.pdata import iter_spans, span_count
 
 
@@ -24,8 +25,7 @@ class DebugConfig:
 class DebugExporter:
     def __init__(self, settings: ComponentSettings, config: DebugConfig) -> None:
         self._logger = settings.logger
-        self._telemetry = settings.telemetry
-        self._labels = {"exporter": str(settings.id)}
+        self._sent = PipelineSelfMetrics(settings.telemetry).exporter_sent_spans.bind(exporter=str(settings.id))
         self._verbosity = config.verbosity
 
     async def start(self, host: Host) -> None:
@@ -42,7 +42,7 @@ class DebugExporter:
         elif self._verbosity == "detailed":
             self._logger.info("%s", text_format.MessageToString(traces, as_utf8=True))
         # No queue: a batch is exported once it is logged, counted as the queued exporters count theirs.
-        self._telemetry.add("otelcol_exporter_sent_spans", span_count(traces), **self._labels)
+        self._sent.add(span_count(traces))
 
 
 def create_exporter(settings: ComponentSettings, config: DebugConfig) -> Exporter:

@@ -48,6 +48,7 @@ from proxy.config import ProxyConfig, UpstreamConfig
 from proxy.conversations import ConversationLink, ConversationTracker, History
 from proxy.errors import ApiFamily, ProxyError, error_response
 from proxy.export import FailOpenSpanProcessor, SpanSink
+from proxy.generated_metrics import ProxySelfMetrics
 from proxy.guard import StreamCheck, StreamGuard, stop_event
 from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
@@ -68,7 +69,6 @@ SERVICE_NAME = "genai-proxy"
 MAX_PARSED_BODY_BYTES = 64 * 1024 * 1024
 # Bodies up to this size (by Content-Length) are read whole and answered in one piece.
 WHOLE_BODY_BYTES = 256 * 1024
-REQUESTS_METRIC = "genai_proxy_requests"
 
 API_ROUTES: tuple[tuple[str, Api], ...] = (
     ("/v1/chat/completions", ChatCompletions()),
@@ -111,7 +111,7 @@ class ProxyService:
         self._config = config
         # Given by whoever wires the proxy (the collector builds it from the genai_security detectors).
         self._stream_check = stream_check if config.early_stop.enabled else None
-        self._telemetry = telemetry
+        self._requests = ProxySelfMetrics(telemetry).proxy_requests
         self._logger = logger
         self._dialect = dialect or dialect_for(config.semconv)
         self._router = Router(config.upstreams)
@@ -534,13 +534,7 @@ class ProxyService:
             self._conversations.remember(history, record.output_messages({})[0], link)
 
     def _count(self, api: Api | None, upstream: UpstreamConfig | None, code: str) -> None:
-        self._telemetry.add(
-            REQUESTS_METRIC,
-            1,
-            api=api.name if api else "other",
-            upstream=upstream.name if upstream else "",
-            code=code,
-        )
+        self._requests.add(1, api=api.name if api else "other", upstream=upstream.name if upstream else "", code=code)
 
 
 def _scope(caller: Caller, upstream: UpstreamConfig) -> str:

@@ -33,6 +33,7 @@ from collector.errors import ConsumeError
 from collector.exporterhelper import RETRY_MULTIPLIER, backoff
 from collector.telemetry import Telemetry
 from proxy.encoding import spans_to_traces
+from proxy.generated_metrics import ProxySelfMetrics
 
 MAX_SPANS_PER_SEND = 512
 SEND_LINGER_SECONDS = 0.05
@@ -43,8 +44,6 @@ RETRY_INITIAL_INTERVAL_SECONDS = 0.5
 RETRY_MAX_INTERVAL_SECONDS = 5.0
 # How long spans may wait for a pipeline that keeps refusing them, from its first refusal.
 RETRY_MAX_ELAPSED_SECONDS = 60.0
-DROPPED_METRIC = "genai_proxy_spans_dropped"
-SENT_METRIC = "genai_proxy_spans_sent"
 
 
 class SpanSink(Protocol):
@@ -104,7 +103,8 @@ class FailOpenSpanProcessor(SpanProcessor):
         self._sink = sink
         self._capacity = capacity
         self._max_bytes = max_bytes
-        self._telemetry = telemetry
+        self._metrics = ProxySelfMetrics(telemetry)
+        self._sent = self._metrics.proxy_spans_sent.bind()
         self._logger = logger
         self._queue: collections.deque[_Queued] = collections.deque()
         self._queued_bytes = 0
@@ -115,7 +115,7 @@ class FailOpenSpanProcessor(SpanProcessor):
         self._warned = False  # a drop was logged since the last delivery
         self._warned_refused = False  # a refusal was logged since the last delivery
         self._retry_interval = RETRY_INITIAL_INTERVAL_SECONDS
-        telemetry.gauge("genai_proxy_span_queue_size", lambda: float(len(self._queue)))
+        self._metrics.proxy_span_queue_size.watch(lambda: float(len(self._queue)))
 
     def start(self) -> None:
         """Begin draining, on the running event loop."""
@@ -203,7 +203,7 @@ class FailOpenSpanProcessor(SpanProcessor):
             except Exception as exc:
                 self._failed(len(batch), exc)
             else:
-                self._telemetry.add(SENT_METRIC, len(batch))
+                self._sent.add(len(batch))
                 self._warned = self._warned_refused = False
                 self._retry_interval = RETRY_INITIAL_INTERVAL_SECONDS
 
@@ -237,7 +237,7 @@ class FailOpenSpanProcessor(SpanProcessor):
 
     def _drop(self, count: int, reason: str) -> None:
         if count:
-            self._telemetry.add(DROPPED_METRIC, count, reason=reason)
+            self._metrics.proxy_spans_dropped.add(count, reason=reason)
 
 
 def _text_size(span: ReadableSpan) -> int:

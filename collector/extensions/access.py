@@ -40,12 +40,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.config.types import HostPort
+from collector.extensions.generated_metrics import HttpAccessSelfMetrics
 from collector.keys import API_ROLES, KeyStore, Role, hash_key
 from collector.private_files import PRIVATE_FILE_MODE, private_directory
 from collector.telemetry import Telemetry
 
-REFUSED_METRIC = "genai_collector_http_access_refused"
-REFUSED_HELP = "Requests to the collector's own endpoints refused before reaching a route, by reason."
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_MEDIA_TYPE = "application/json"
 LOCAL_TOKEN_PREFIX = "gct_"
@@ -166,7 +165,7 @@ class AccessGuard:
         self._allowed_origins = {origin.lower().rstrip("/") for origin in allowed_origins}
         self._open_paths = frozenset(open_paths)
         self._open_when = open_when
-        self._telemetry = telemetry
+        self._metrics = HttpAccessSelfMetrics(telemetry)
         self._listener = listener
         self._anonymous_reads = anonymous_reads
         self._refusal = refusal or _json_refusal
@@ -179,7 +178,7 @@ class AccessGuard:
         refusal = self._check(scope, headers)
         if refusal is not None:
             status, reason, message = refusal
-            self._telemetry.add(REFUSED_METRIC, 1, REFUSED_HELP, listener=self._listener, reason=reason)
+            self._metrics.collector_http_access_refused.add(1, listener=self._listener, reason=reason)
             extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
             answer = self._refusal(status, reason, message, extra)
             if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):

@@ -25,20 +25,10 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from collector.query.errors import QueryCancelledError, QueryTimeoutError, TooManyQueriesError
-from collector.telemetry import Telemetry
+from collector.query.generated_metrics import QuerySelfMetrics
+from collector.telemetry import BoundCounter, Telemetry
 
 T = TypeVar("T")
-
-RUNNING = "genai_queries_running"
-RUNNING_HELP = "Queries running on a store's query threads."
-QUEUED = "genai_queries_queued"
-QUEUED_HELP = "Queries waiting for a free query thread."
-REFUSED = "genai_queries_refused"
-REFUSED_HELP = "Queries refused because every query thread was busy and the wait queue full."
-CANCELLED = "genai_queries_cancelled"
-CANCELLED_HELP = "Queries stopped before they finished: their caller left, or the store closed."
-TIMED_OUT = "genai_queries_timed_out"
-TIMED_OUT_HELP = "Queries the engine stopped at max_execution_time."
 
 # How often a running query that was cancelled is asked to stop again, until it has.
 KILL_RETRY_SECONDS = 0.2
@@ -112,7 +102,7 @@ class QueryPool:
         max_concurrent: int,
         max_queued: int,
         telemetry: Telemetry | None = None,
-        **labels: str,
+        exporter: str = "",
     ) -> None:
         self._max_queued = max_queued
         self._condition = threading.Condition()
@@ -120,17 +110,23 @@ class QueryPool:
         self._running: set[QueryTicket[Any]] = set()
         self._closing = False
         self._kills: queue.SimpleQueue[QueryTicket[Any] | None] = queue.SimpleQueue()
-        self._telemetry = telemetry
-        self._labels = labels
         self._workers = [
             threading.Thread(target=self._work, name=f"{name}-query-{i}", daemon=True) for i in range(max_concurrent)
         ]
         self._canceller = threading.Thread(target=self._cancel_running, name=f"{name}-query-cancel", daemon=True)
         for thread in (*self._workers, self._canceller):
             thread.start()
+        # What the pool counts (nothing without a telemetry): queries refused, cancelled, timed out.
+        self._refused: BoundCounter | None = None
+        self._cancelled: BoundCounter | None = None
+        self._timed_out: BoundCounter | None = None
         if telemetry is not None:
-            telemetry.gauge(RUNNING, lambda: float(self.running), RUNNING_HELP, **labels)
-            telemetry.gauge(QUEUED, lambda: float(self.queued), QUEUED_HELP, **labels)
+            metrics = QuerySelfMetrics(telemetry)
+            metrics.queries_running.watch(lambda: float(self.running), exporter=exporter)
+            metrics.queries_queued.watch(lambda: float(self.queued), exporter=exporter)
+            self._refused = metrics.queries_refused.bind(exporter=exporter)
+            self._cancelled = metrics.queries_cancelled.bind(exporter=exporter)
+            self._timed_out = metrics.queries_timed_out.bind(exporter=exporter)
 
     @property
     def running(self) -> int:
@@ -150,7 +146,7 @@ class QueryPool:
                 raise QueryCancelledError(CLOSING)
             idle = len(self._workers) - len(self._running)
             if len(self._queue) >= self._max_queued + max(0, idle):
-                self._count(REFUSED, REFUSED_HELP)
+                _count(self._refused)
                 raise TooManyQueriesError(
                     f"too many queries: {len(self._running)} running and {len(self._queue)} waiting; try again later",
                     TOO_MANY_QUERIES_RETRY_AFTER,
@@ -181,7 +177,7 @@ class QueryPool:
             ticket.cancelled = True
             if ticket in self._queue:
                 self._queue.remove(ticket)
-                self._count(CANCELLED, CANCELLED_HELP)
+                _count(self._cancelled)
                 self._condition.notify_all()
                 queued = True
             else:
@@ -229,9 +225,9 @@ class QueryPool:
             with self._condition:
                 self._running.discard(ticket)
                 if isinstance(error, QueryCancelledError):
-                    self._count(CANCELLED, CANCELLED_HELP)
+                    _count(self._cancelled)
                 elif isinstance(error, QueryTimeoutError):
-                    self._count(TIMED_OUT, TIMED_OUT_HELP)
+                    _count(self._timed_out)
                 self._condition.notify_all()
             ticket._settle(result, error)
 
@@ -257,6 +253,7 @@ class QueryPool:
                 except Exception:
                     logger.warning("could not stop a cancelled query; it ends at max_execution_time", exc_info=True)
 
-    def _count(self, name: str, help_text: str) -> None:
-        if self._telemetry is not None:
-            self._telemetry.add(name, 1, help_text, **self._labels)
+
+def _count(counter: BoundCounter | None) -> None:
+    if counter is not None:
+        counter.add(1)

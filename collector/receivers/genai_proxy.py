@@ -14,6 +14,7 @@ from __future__ import annotations
 from collector.component import Component, ComponentSettings, Host, ReceiverFactory, TracesConsumer
 from collector.counting import CountingConsumer
 from collector.findings import SEVERITY_RANK
+from collector.generated_metrics import PipelineSelfMetrics
 from collector.httpserver import HttpServer
 from collector.runtime.proxy_process import ProxyProcess
 from processors.genai_security.rules import BUILTIN_RULES
@@ -29,13 +30,11 @@ class GenAiProxyReceiver:
         self._config = config
         self._logger = settings.logger
         # Counted as the otlp receiver counts its spans, so /metrics shows what the proxy fed the pipeline.
+        metrics, receiver = PipelineSelfMetrics(settings.telemetry), str(settings.id)
         counted = CountingConsumer(
             consumer,
-            settings.telemetry,
-            accepted="otelcol_receiver_accepted_spans",
-            refused="otelcol_receiver_refused_spans",
-            receiver=str(settings.id),
-            transport="http",
+            accepted=metrics.receiver_accepted_spans.bind(receiver=receiver, transport="http"),
+            refused=metrics.receiver_refused_spans.bind(receiver=receiver, transport="http"),
         )
         self._listener = str(settings.id)
         self._telemetry = settings.telemetry

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from collector.component import Component, ComponentID, ComponentKind, ComponentSettings, TracesConsumer
 from collector.config.problems import ConfigProblem
 from collector.counting import CountingConsumer
-from collector.telemetry import Telemetry
+from collector.generated_metrics import PipelineSelfMetrics
+from collector.telemetry import BoundCounter, Telemetry
 
-PROCESSOR_INCOMING = "otelcol_processor_incoming_spans"
-PROCESSOR_OUTGOING = "otelcol_processor_outgoing_spans"
-PROCESSOR_REFUSED = "otelcol_processor_refused_spans"
 LOGGER_PREFIX = "genai_collector"
 
 
@@ -90,17 +88,27 @@ def build_chain(
 ) -> tuple[TracesConsumer, list[tuple[ComponentID, Component]]]:
     """The processors of ``steps`` chained in front of ``next_consumer``: the chain's entry, and the processors.
 
-    Each processor is counted on both sides: what reaches it, and what it
-    passes on that the next one accepted.
+    Each processor is counted on both sides: what reaches it (and what it
+    raised for), and what it passes on that the next one accepted. One
+    ``CountingConsumer`` between two processors counts both sides of that
+    hop, so a chain of n processors has n + 1 of them (one in front of each,
+    one behind the last), not two per processor.
     """
+    metrics = PipelineSelfMetrics(telemetry)
     consumer = next_consumer
+    # The counters of ``consumer`` when it is one of the processors: what reaches it, and what it refuses.
+    offered: BoundCounter | None = None
+    refused: BoundCounter | None = None
     built: list[tuple[ComponentID, Component]] = []
     for step in reversed(steps):
-        labels = {"processor": str(step.id)}
-        outgoing = CountingConsumer(consumer, telemetry, accepted=PROCESSOR_OUTGOING, **labels)
-        processor = step.factory.create(settings_for(step.id, "processor"), step.config, outgoing)  # type: ignore[attr-defined]
+        processor_id = str(step.id)
+        outgoing = metrics.processor_outgoing_spans.bind(processor=processor_id)
+        link = CountingConsumer(consumer, offered=offered, accepted=outgoing, refused=refused)
+        processor = step.factory.create(settings_for(step.id, "processor"), step.config, link)  # type: ignore[attr-defined]
         built.insert(0, (step.id, processor))
-        consumer = CountingConsumer(
-            processor, telemetry, offered=PROCESSOR_INCOMING, refused=PROCESSOR_REFUSED, **labels
-        )
-    return consumer, built
+        consumer = processor
+        offered = metrics.processor_incoming_spans.bind(processor=processor_id)
+        refused = metrics.processor_refused_spans.bind(processor=processor_id)
+    if not built:
+        return consumer, built
+    return CountingConsumer(consumer, offered=offered, refused=refused), built

@@ -38,6 +38,7 @@ from collector.errors import RetryableError, StartError
 from collector.pdata import span_count
 from collector.runtime import frames, members
 from collector.runtime.frames import Kind
+from collector.runtime.generated_metrics import WorkersSelfMetrics
 from collector.runtime.sharding import split
 from collector.runtime.worker import WorkerSpec, run
 from collector.telemetry import Telemetry
@@ -55,13 +56,6 @@ MAX_RESTART_DELAY_SECONDS = 30.0
 STABLE_RUN_SECONDS = 60.0
 # Modules the fork server imports once, so each worker it forks starts with the processors loaded.
 PRELOAD = ["collector.runtime.worker", "processors.genai_security", "processors.genai_loop_detection"]
-
-REFUSED_METRIC = "genai_collector_worker_refused_spans"
-REFUSED_HELP = "Spans refused because a worker held too many batches or was restarting, by reason."
-RESTARTS_METRIC = "genai_collector_worker_restarts"
-RESTARTS_HELP = "Worker processes started again after they exited."
-IN_FLIGHT_GAUGE = "genai_collector_worker_bytes_in_flight"
-IN_FLIGHT_HELP = "Bytes of batches sent to a worker and not yet answered."
 
 logger = logging.getLogger("genai_collector.workers")
 
@@ -117,8 +111,9 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._closing = False
         self._restarts: set[asyncio.Task[None]] = set()
+        self._metrics = WorkersSelfMetrics(telemetry)
         for worker in self._workers:
-            telemetry.gauge(IN_FLIGHT_GAUGE, worker.in_flight, IN_FLIGHT_HELP, worker=str(worker.index))
+            self._metrics.collector_worker_bytes_in_flight.watch(worker.in_flight, worker=str(worker.index))
 
     @property
     def size(self) -> int:
@@ -176,7 +171,7 @@ class WorkerPool:
         return future
 
     def _refused(self, part: TracesData, reason: str) -> None:
-        self._telemetry.add(REFUSED_METRIC, span_count(part), REFUSED_HELP, reason=reason)
+        self._metrics.collector_worker_refused_spans.add(span_count(part), reason=reason)
 
     def health_problems(self) -> list[str]:
         if self._closing:
@@ -287,7 +282,7 @@ class WorkerPool:
             logger.error("%s; trying again", exc)
             self._worker_gone(worker)
             return
-        self._telemetry.add(RESTARTS_METRIC, 1, RESTARTS_HELP, worker=str(worker.index))
+        self._metrics.collector_worker_restarts.add(1, worker=str(worker.index))
         logger.warning("worker %d started again", worker.index)
 
     async def _stop(self, worker: _Worker) -> None:

@@ -39,13 +39,12 @@ from exporters.clickhouse.columns import traces_to_table
 from exporters.clickhouse.config import ClickHouseConfig, redact_url
 from exporters.clickhouse.dedup import encoded_batch_token, insert_settings
 from exporters.clickhouse.failures import classify_insert_failure, first_line, is_unreachable
+from exporters.clickhouse.generated_metrics import ClickhouseSelfMetrics
 from exporters.clickhouse.layout import Layout
 from exporters.clickhouse.reader import StoreReader
 from exporters.clickhouse.schema import TraceTables, expected_tables, schema_statements
 
-# Counter of failed attempts to connect and prepare the tables, by reason.
-PREPARE_FAILURES = "otelcol_exporter_clickhouse_prepare_failures"
-PREPARE_FAILURES_HELP = "Failed attempts to connect to ClickHouse and create or check the tables."
+# Reasons of a failed attempt to connect and prepare the tables.
 UNREACHABLE = "unreachable"
 REFUSED = "refused"
 _LOCKED_MARKERS = ("Cannot lock file", "Another server instance")
@@ -79,8 +78,8 @@ class ClickHouseStore:
     ) -> None:
         self._config = config
         self._logger = logger
-        self._telemetry = telemetry
-        self._labels = {"exporter": exporter_id}
+        self._metrics = ClickhouseSelfMetrics(telemetry) if telemetry is not None else None
+        self._exporter_id = exporter_id
         self._tables = TraceTables(config.traces_table_name)
         self._layout = Layout(
             database=config.database,
@@ -310,8 +309,8 @@ class ClickHouseStore:
         return text
 
     def _count_prepare_failure(self, reason: str) -> None:
-        if self._telemetry is not None:
-            self._telemetry.add(PREPARE_FAILURES, 1, PREPARE_FAILURES_HELP, reason=reason, **self._labels)
+        if self._metrics is not None:
+            self._metrics.exporter_clickhouse_prepare_failures.add(1, exporter=self._exporter_id, reason=reason)
 
     def _check_schema(self, client: Client) -> None:
         names = client.query(

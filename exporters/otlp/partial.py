@@ -11,24 +11,21 @@ from collections.abc import Callable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from collector.telemetry import Telemetry
-
-REJECTED_SPANS_METRIC = "otelcol_exporter_rejected_spans"
+from collector.telemetry import BoundCounter
 
 
 def note_partial_success(
     response: ExportTraceServiceResponse,
     server: str,
     redact: Callable[[str], str],
-    telemetry: Telemetry,
+    rejected: BoundCounter,
     logger: logging.Logger,
-    **labels: str,
 ) -> None:
-    """Count and log ``response``'s partial success, if it has one; ``redact`` cleans the server's text."""
+    """Count in ``rejected`` and log ``response``'s partial success, if any; ``redact`` cleans the server's text."""
     partial = response.partial_success
     message = redact(partial.error_message)
     if partial.rejected_spans > 0:
-        telemetry.add(REJECTED_SPANS_METRIC, partial.rejected_spans, **labels)
+        rejected.add(partial.rejected_spans)
         logger.warning(
             "%s rejected %d spans of the request: %s", server, partial.rejected_spans, message or "(no reason given)"
         )

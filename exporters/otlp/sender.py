@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.component import ComponentSettings
 from collector.config.types import HostPort
+from collector.generated_metrics import PipelineSelfMetrics
 from collector.queue import Batch
 from exporters.otlp.channel import open_channel
 from exporters.otlp.config import OtlpSettings
@@ -43,8 +44,7 @@ class OtlpSender:
         self._config = config
         self._endpoint = endpoint
         self._logger = settings.logger
-        self._telemetry = settings.telemetry
-        self._labels = {"exporter": str(settings.id)}
+        self._rejected = PipelineSelfMetrics(settings.telemetry).exporter_rejected_spans.bind(exporter=str(settings.id))
         self._max_request_bytes = max_request_bytes
         self._metadata = config.metadata()
         self._redact = Redactor(value for _, value in self._metadata)
@@ -81,9 +81,7 @@ class OtlpSender:
             except grpc.RpcError as exc:
                 # `from None`: the RpcError's own text is not shown, only the redacted summary.
                 raise error_for_rpc(exc, str(self._endpoint), self.redact) from None
-            note_partial_success(
-                response, str(self._endpoint), self._redact, self._telemetry, self._logger, **self._labels
-            )
+            note_partial_success(response, str(self._endpoint), self._redact, self._rejected, self._logger)
 
     def redact(self, text: str) -> str:
         """``text`` with every header value blanked."""

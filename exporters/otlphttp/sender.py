@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector import __version__
 from collector.component import ComponentSettings
 from collector.errors import RetryableError, StartError
+from collector.generated_metrics import PipelineSelfMetrics
 from collector.queue import Batch
 from exporters.otlp.partial import note_partial_success
 from exporters.otlp.redact import Redactor
@@ -41,8 +42,7 @@ class OtlpHttpSender:
         self._config = config
         self._url = config.traces_url
         self._logger = settings.logger
-        self._telemetry = settings.telemetry
-        self._labels = {"exporter": str(settings.id)}
+        self._rejected = PipelineSelfMetrics(settings.telemetry).exporter_rejected_spans.bind(exporter=str(settings.id))
         self._max_request_bytes = max_request_bytes
         self._redact = Redactor(value.reveal() for value in config.headers.values())
         self._headers = {name: value.reveal() for name, value in config.headers.items()}
@@ -100,7 +100,7 @@ class OtlpHttpSender:
             )
         reply = ExportTraceServiceResponse()
         if response.content and decode_message(response.content, content_type, reply):
-            note_partial_success(reply, self._url, self._redact, self._telemetry, self._logger, **self._labels)
+            note_partial_success(reply, self._url, self._redact, self._rejected, self._logger)
 
 
 def ssl_context(tls: HttpTlsSettings) -> ssl.SSLContext:

@@ -26,9 +26,11 @@ from __future__ import annotations
 from typing import cast
 
 from collector.component import ComponentSettings, Exporter, ExporterFactory, Host, TracesData, WorkerPart
+from collector.generated_metrics import PipelineSelfMetrics
 from collector.pdata import span_count
 from collector.runtime.annotations import notes_for
 from exporters.prometheus.config import PrometheusExporterConfig
+from exporters.prometheus.generated_metrics import PrometheusSelfMetrics
 from exporters.prometheus.metrics import GenAiMetrics
 from exporters.prometheus.server import MetricsServer
 from exporters.prometheus.spans import CallFacts, StepFacts, batch_facts
@@ -39,7 +41,9 @@ class PrometheusExporter:
 
     def __init__(self, settings: ComponentSettings, config: PrometheusExporterConfig) -> None:
         self._settings = settings
-        self._labels = {"exporter": str(settings.id)}
+        exporter = self._exporter = str(settings.id)
+        self._sent = PipelineSelfMetrics(settings.telemetry).exporter_sent_spans.bind(exporter=exporter)
+        self._overflow = PrometheusSelfMetrics(settings.telemetry).prometheus_overflow_observations
         self.metrics = GenAiMetrics(config.max_series, self._count_overflow, config.semconv)
         self._server = MetricsServer(config, self.metrics.render, str(settings.id), settings.telemetry)
 
@@ -66,10 +70,10 @@ class PrometheusExporter:
                 for fact in cast(list[CallFacts | StepFacts], note)
                 if not (isinstance(fact, CallFacts) and fact.key in marked_since)
             )
-        self._settings.telemetry.add("otelcol_exporter_sent_spans", span_count(traces), **self._labels)
+        self._sent.add(span_count(traces))
 
     def _count_overflow(self, metric: str) -> None:
-        self._settings.telemetry.add("genai_prometheus_overflow_observations", 1, metric=metric, **self._labels)
+        self._overflow.add(1, exporter=self._exporter, metric=metric)
 
 
 class SpanFactsPart:

@@ -28,6 +28,7 @@ from pathlib import Path
 from collector import semconv
 from collector.component import ComponentSettings, Processor, ProcessorFactory, TracesConsumer
 from processors.genai_cost.config import GenAiCostConfig, load_overrides
+from processors.genai_cost.generated_metrics import GenaiCostSelfMetrics
 from processors.genai_cost.prices import PriceBook, Usage
 from processors.span_view import SpanView, ViewProcessor
 
@@ -46,8 +47,7 @@ class GenAiCostProcessor(ViewProcessor):
         super().__init__(next_consumer)
         overrides = load_overrides(Path(config.price_overrides)) if config.price_overrides else ()
         self._prices = PriceBook(overrides, overrides_version=f"override {config.price_overrides}")
-        self._telemetry = settings.telemetry
-        self._labels = {"processor": str(settings.id)}
+        self._unpriced = GenaiCostSelfMetrics(settings.telemetry).cost_unpriced_spans.bind(processor=str(settings.id))
 
     def edit(self, view: SpanView) -> None:
         texts = view.texts  # every attribute's key, each with its string value or ""
@@ -73,7 +73,7 @@ class GenAiCostProcessor(ViewProcessor):
             cost = self._prices.cost(provider, model, usage, view.span.start_time_unix_nano)
         if cost is None:
             view.set(semconv.USAGE_COST_SOURCE, semconv.COST_SOURCE_UNPRICED)
-            self._telemetry.add("genai_cost_unpriced_spans", 1, **self._labels)
+            self._unpriced.add(1)
             return
         view.set(semconv.USAGE_COST_AMOUNT, round(cost.total, COST_DECIMALS))
         view.set(semconv.USAGE_COST_CURRENCY, semconv.COST_CURRENCY_USD)

@@ -61,7 +61,8 @@ from collector.component import ComponentSettings, Host, Processor, ProcessorFac
 from collector.expiring import LIMIT, ExpiringMap
 from processors.genai_dedup.across_workers import APP, PROXY, CallNote, create_main_part
 from processors.genai_dedup.config import GenAiDedupConfig
-from processors.genai_dedup.records import EVICTED, MARKED, UNMATCHED, hold_record, take_record
+from processors.genai_dedup.generated_metrics import GenaiDedupSelfMetrics
+from processors.genai_dedup.records import hold_record, take_record
 from processors.span_view import BatchView, SpanView, ViewProcessor
 
 SpanKey = bytes  # trace id + span id
@@ -123,8 +124,8 @@ class GenAiDedupProcessor(ViewProcessor):
         # The calls of the batch being edited, matched once all are known.
         self._proxy_calls: list[_CallSpan] = []
         self._app_calls: list[_CallSpan] = []
-        self._telemetry = settings.telemetry
-        self._labels = {"processor": str(settings.id)}
+        self._metrics = GenaiDedupSelfMetrics(settings.telemetry)
+        self._processor = str(settings.id)
         self._max_hops = config.max_hops
         limit, window = config.max_entries, config.window
         # Proxy calls, keyed by the span above them that may be the app's (their parent, or higher up)...
@@ -143,7 +144,7 @@ class GenAiDedupProcessor(ViewProcessor):
         self._enclosing: ExpiringMap[SpanKey, bytes] = ExpiringMap(limit, window, self._overflow("enclosing"), clock)
         # Parents of plain client spans (no gen_ai.operation.name), to climb from a proxy span to the app's.
         self._parents: ExpiringMap[SpanKey, SpanKey] = ExpiringMap(limit, window, self._evicted("links"), clock)
-        self._telemetry.gauge("genai_dedup_waiting_proxy_calls", self._waiting.__len__, **self._labels)
+        self._metrics.dedup_waiting_proxy_calls.watch(self._waiting.__len__, processor=self._processor)
 
     async def start(self, host: Host) -> None:
         await super().start(host)
@@ -194,12 +195,12 @@ class GenAiDedupProcessor(ViewProcessor):
 
     def _climb(self, waiting: _Waiting, key: SpanKey) -> None:
         if waiting.hops >= self._max_hops:  # it may still be matched by its response id
-            self._telemetry.add(UNMATCHED, 1, reason="hops", **self._labels)
+            self._metrics.dedup_unmatched_proxy_calls.add(1, processor=self._processor, reason="hops")
         elif (passed := self._passed.pop(key)) is not None:
             # Both records went on before the link between them arrived: neither can be marked any more.
             self._release_response_id(self._passed_by_id, passed)
             self._release_response_id(self._waiting_by_id, waiting)
-            self._telemetry.add(UNMATCHED, 1, reason="both_passed", **self._labels)
+            self._metrics.dedup_unmatched_proxy_calls.add(1, processor=self._processor, reason="both_passed")
         else:
             waiting.key, waiting.hops = key, waiting.hops + 1
             self._waiting.put(key, waiting)
@@ -272,7 +273,7 @@ class GenAiDedupProcessor(ViewProcessor):
         hold_record(held, response_id, record, self._overflowed)
 
     def _overflowed(self) -> None:
-        self._telemetry.add(EVICTED, 1, held="response_ids", reason=LIMIT, **self._labels)
+        self._metrics.dedup_evicted_entries.add(1, processor=self._processor, held="response_ids", reason=LIMIT)
 
     def _note_counted(self, calls: list[_CallSpan], role: str) -> None:
         """Note, for the part in the main process, every record left counting that carries a response id."""
@@ -296,13 +297,14 @@ class GenAiDedupProcessor(ViewProcessor):
     def _mark(self, view: SpanView, counted_span_id: bytes, which: str) -> None:
         view.set(semconv.CALL_DUPLICATE_OF, counted_span_id.hex())
         self._marked.add(view.span.trace_id + view.span.span_id)
-        self._telemetry.add(MARKED, 1, marked=which, **self._labels)
+        self._metrics.dedup_marked_spans.add(1, processor=self._processor, marked=which)
 
     def _unmatched(self, reason: str, count: int) -> None:
-        self._telemetry.add(UNMATCHED, count, reason=reason, **self._labels)
+        self._metrics.dedup_unmatched_proxy_calls.add(count, processor=self._processor, reason=reason)
 
     def _evicted(self, held: str) -> Callable[[str, int], None]:
-        return lambda reason, count: self._telemetry.add(EVICTED, count, held=held, reason=reason, **self._labels)
+        evicted, processor = self._metrics.dedup_evicted_entries, self._processor
+        return lambda reason, count: evicted.add(count, processor=processor, held=held, reason=reason)
 
     def _overflow(self, held: str) -> Callable[[str, int], None]:
         evicted = self._evicted(held)

@@ -27,7 +27,8 @@ from collector.component import ComponentSettings, MainPart
 from collector.expiring import LIMIT, ExpiringMap
 from collector.pdata import SpanAttributes
 from processors.genai_dedup.config import GenAiDedupConfig
-from processors.genai_dedup.records import EVICTED, MARKED, ResponseIdRecord, hold_record, take_record
+from processors.genai_dedup.generated_metrics import GenaiDedupSelfMetrics
+from processors.genai_dedup.records import ResponseIdRecord, hold_record, take_record
 
 PROXY = "proxy"
 APP = "app"
@@ -51,8 +52,8 @@ class ResponseIdPairs:
     def __init__(
         self, settings: ComponentSettings, config: GenAiDedupConfig, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._telemetry = settings.telemetry
-        self._labels = {"processor": str(settings.id)}
+        self._metrics = GenaiDedupSelfMetrics(settings.telemetry)
+        self._processor = str(settings.id)
         limit, window = config.max_entries, config.window
         self._held: dict[str, ExpiringMap[str, list[ResponseIdRecord]]] = {
             role: ExpiringMap(limit, window, self._evicted(name), clock) for role, name in HELD_NAMES.items()
@@ -66,7 +67,7 @@ class ResponseIdPairs:
             counted = take_record(self._held[other], note.response_id, note.model)
             if counted is not None:
                 marks[note.trace_id + note.span_id] = counted.span_id
-                self._telemetry.add(MARKED, 1, marked=note.role, **self._labels)
+                self._metrics.dedup_marked_spans.add(1, processor=self._processor, marked=note.role)
                 continue
             record = ResponseIdRecord(note.span_id, note.model)
             hold_record(self._held[note.role], note.response_id, record, self._overflowed)
@@ -77,10 +78,11 @@ class ResponseIdPairs:
         return set(marks)
 
     def _overflowed(self) -> None:
-        self._telemetry.add(EVICTED, 1, held="response_ids", reason=LIMIT, **self._labels)
+        self._metrics.dedup_evicted_entries.add(1, processor=self._processor, held="response_ids", reason=LIMIT)
 
     def _evicted(self, held: str) -> Callable[[str, int], None]:
-        return lambda reason, count: self._telemetry.add(EVICTED, count, held=held, reason=reason, **self._labels)
+        evicted, processor = self._metrics.dedup_evicted_entries, self._processor
+        return lambda reason, count: evicted.add(count, processor=processor, held=held, reason=reason)
 
 
 def _mark(traces: TracesData, marks: dict[bytes, bytes]) -> None:

@@ -8,9 +8,6 @@ from typing import Protocol, TypeVar
 
 from collector.expiring import ExpiringMap
 
-MARKED = "genai_dedup_marked_spans"
-UNMATCHED = "genai_dedup_unmatched_proxy_calls"
-EVICTED = "genai_dedup_evicted_entries"
 # Records held under one response id: a provider's ids are unique, but a server that numbers its ids from a
 # small range repeats them; the oldest compatible record is taken first, so each record pairs with one other.
 MAX_RECORDS_PER_RESPONSE_ID = 8

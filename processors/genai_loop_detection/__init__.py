@@ -34,13 +34,12 @@ from collector.expiring import ExpiringMap
 from collector.findings import add_to_summary, finding_event, worst_severity
 from processors.genai_loop_detection.config import GenAiLoopDetectionConfig
 from processors.genai_loop_detection.facts import InputHistory, SpanFacts, span_facts
+from processors.genai_loop_detection.generated_metrics import GenaiLoopDetectionSelfMetrics
 from processors.genai_loop_detection.late import LateRun, finding_span
 from processors.genai_loop_detection.latency import LatencyWatch
-from processors.genai_loop_detection.run import ANALYSIS, LoopFinding, Run, Scope
+from processors.genai_loop_detection.run import ANALYSIS, LoopFinding, Run
 from processors.genai_loop_detection.runs import Runs
 from processors.span_view import BatchView, SpanView, ViewProcessor
-
-EVICTED_RUNS = "genai_loop_detection_evicted_runs"
 
 
 class GenAiLoopDetectionProcessor(ViewProcessor):
@@ -52,8 +51,8 @@ class GenAiLoopDetectionProcessor(ViewProcessor):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(next_consumer)
-        self._telemetry = settings.telemetry
-        self._labels = {"processor": str(settings.id)}
+        self._metrics = GenaiLoopDetectionSelfMetrics(settings.telemetry)
+        self._processor = str(settings.id)
         self.traces = Runs(
             "trace",
             config.max_traces,
@@ -74,7 +73,7 @@ class GenAiLoopDetectionProcessor(ViewProcessor):
         self._late: ExpiringMap[bytes, LateRun] = ExpiringMap(
             config.max_traces,
             config.late_span_wait,
-            lambda reason, count: self._telemetry.add(EVICTED_RUNS, count, scope="late", reason=reason, **self._labels),
+            lambda reason, count: self._evicted("late", reason, count),
             clock,
         )
         self._latency = LatencyWatch(config.latency) if config.latency.enabled else None
@@ -82,7 +81,7 @@ class GenAiLoopDetectionProcessor(ViewProcessor):
         self._found: Counter[str] = Counter()
         self._dropped: Counter[str] = Counter()
         for runs in (self.traces, self.conversations):
-            self._telemetry.gauge("genai_loop_detection_open_runs", runs.__len__, scope=runs.scope, **self._labels)
+            self._metrics.loop_detection_open_runs.watch(runs.__len__, processor=self._processor, scope=runs.scope)
 
     def edit(self, view: SpanView) -> None:
         facts = span_facts(view, self._history)
@@ -133,9 +132,9 @@ class GenAiLoopDetectionProcessor(ViewProcessor):
         self.traces.expire()
         self.conversations.expire()
         for detector, count in self._found.items():
-            self._telemetry.add("genai_loop_detection_findings", count, detector=detector, **self._labels)
+            self._metrics.loop_detection_findings.add(count, processor=self._processor, detector=detector)
         for scope, count in self._dropped.items():
-            self._telemetry.add("genai_loop_detection_dropped_steps", count, scope=scope, **self._labels)
+            self._metrics.loop_detection_dropped_steps.add(count, processor=self._processor, scope=scope)
         self._found.clear()
         self._dropped.clear()
 
@@ -177,8 +176,8 @@ class GenAiLoopDetectionProcessor(ViewProcessor):
             self._found[finding.detector] += 1
         add_to_summary(view, len(findings), worst_severity([f.severity for f in findings]))
 
-    def _evicted(self, scope: Scope, reason: str, count: int) -> None:
-        self._telemetry.add(EVICTED_RUNS, count, scope=scope, reason=reason, **self._labels)
+    def _evicted(self, scope: str, reason: str, count: int) -> None:
+        self._metrics.loop_detection_evicted_runs.add(count, processor=self._processor, scope=scope, reason=reason)
 
 
 def create_processor(

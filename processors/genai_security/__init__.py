@@ -37,6 +37,7 @@ from processors.genai_security.content import (
     content_places,
     content_texts,
 )
+from processors.genai_security.generated_metrics import GenaiSecuritySelfMetrics
 from processors.genai_security.rules import BUILTIN_RULES, Rule, compile_pattern
 from processors.genai_security.scanner import Finding, Scanner, system_prompt_leak
 from processors.message_history import UNGUESSABLE_HASHES, MessageHistory
@@ -61,8 +62,8 @@ class GenAiSecurityProcessor(ViewProcessor):
         self._secret_scanner = Scanner(rule for rule in rules if rule.category == "secret")
         self._check_leaks = LEAK_DETECTOR not in config.disabled
         self._key = config.hmac_key.reveal().encode()
-        self._telemetry = settings.telemetry
-        self._labels = {"processor": str(settings.id)}
+        self._metrics = GenaiSecuritySelfMetrics(settings.telemetry)
+        self._processor = str(settings.id)
         self._found: Counter[str] = Counter()  # findings per detector in the batch being edited
         # The attributes a finding's event shares with every other finding of its detector, built once.
         self._event_templates: dict[tuple[str, str, str, float], Span.Event] = {}
@@ -135,7 +136,7 @@ class GenAiSecurityProcessor(ViewProcessor):
 
     def finish(self, batch: BatchView) -> None:
         for detector, count in self._found.items():
-            self._telemetry.add("genai_security_findings", count, detector=detector, **self._labels)
+            self._metrics.security_findings.add(count, processor=self._processor, detector=detector)
         self._found.clear()
 
     def _within_budget(self, texts: list[ContentText]) -> tuple[list[str], bool]:

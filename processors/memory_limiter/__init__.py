@@ -23,9 +23,7 @@ from collector.component import ComponentSettings, Host, Processor, ProcessorFac
 from collector.errors import MemoryLimitError, StartError
 from processors.memory_limiter import memory
 from processors.memory_limiter.config import BYTES_PER_MIB, MemoryLimiterConfig
-
-MEMORY_GAUGE = "otelcol_processor_memory_limiter_memory_bytes"
-SOFT_LIMIT_GAUGE = "otelcol_processor_memory_limiter_soft_limit_bytes"
+from processors.memory_limiter.generated_metrics import MemoryLimiterSelfMetrics
 
 
 class MemoryLimiter:
@@ -48,9 +46,9 @@ class MemoryLimiter:
         self._used = 0
         self._refusing = False
         self._task: asyncio.Task[None] | None = None
-        labels = {"processor": str(settings.id)}
-        settings.telemetry.gauge(MEMORY_GAUGE, lambda: float(self._used), **labels)
-        settings.telemetry.gauge(SOFT_LIMIT_GAUGE, lambda: float(self._soft_limit), **labels)
+        metrics, processor = MemoryLimiterSelfMetrics(settings.telemetry), str(settings.id)
+        metrics.processor_memory_limiter_memory_bytes.watch(lambda: float(self._used), processor=processor)
+        metrics.processor_memory_limiter_soft_limit_bytes.watch(lambda: float(self._soft_limit), processor=processor)
 
     @property
     def refusing(self) -> bool:

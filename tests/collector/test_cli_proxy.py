@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import openai
 
+from tests.collector.self_metrics import rendered_problems
 from tests.conftest import REPO_ROOT, RunningService, collector_yaml, free_port, query_store
 from tests.proxy.mock_upstream import MockUpstream, serve
 
@@ -120,6 +121,7 @@ def test_standalone_proxy_ships_spans_over_otlp_to_a_collector(chdb_path: Path, 
     assert reply.choices[0].message.content
     assert process.returncode == 0, log
     assert 'genai_proxy_requests_total{api="chat_completions",code="200",upstream="openai"} 1' in metrics
+    assert rendered_problems(metrics) == []  # the standalone proxy's own metrics are declared and documented too
     assert key not in log
     rows = query_store(chdb_path, "SELECT SpanName, ServiceName, SpanAttributes['tenant.id'] FROM otel_traces")
     assert rows == [["chat gpt-4o-mini", "genai-proxy", "team-b"]]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -27,26 +27,31 @@ class CollectorProcess:
     """``python -m collector run`` in a subprocess, with its log lines on a queue.
 
     With ``config``, that file runs as it is, from ``tmp_path``, its endpoints moved to free ports through the
-    environment variables it reads (as the shipped config does); otherwise a minimal OTLP-to-chDB config.
-    ``umask``, when given, is the process's umask at start.
+    environment variables it reads (as the shipped config does), and ``environment`` added to them; otherwise a
+    minimal OTLP-to-chDB config. ``umask``, when given, is the process's umask at start.
     """
 
-    def __init__(self, tmp_path: Path, config: Path | None = None, umask: int = -1) -> None:
+    def __init__(
+        self, tmp_path: Path, config: Path | None = None, umask: int = -1, environment: Mapping[str, str] | None = None
+    ) -> None:
         self.http_port, self.grpc_port, self.admin_port = free_port(), free_port(), free_port()
+        self.proxy_port, self.api_port = free_port(), free_port()
         self.store = tmp_path / "clickhouse"
         # The minimal config names it; the shipped config's default, ./data/admin-token, is the same file from tmp_path.
         self.token_file = tmp_path / "data" / "admin-token"
-        environment = dict(os.environ)
+        variables = dict(os.environ)
         if config is not None:
             self.config = config
-            environment.update(
+            variables.update(
                 GENAI_COLLECTOR_OTLP_GRPC_ENDPOINT=f"127.0.0.1:{self.grpc_port}",
                 GENAI_COLLECTOR_OTLP_HTTP_ENDPOINT=f"127.0.0.1:{self.http_port}",
-                GENAI_COLLECTOR_PROXY_ENDPOINT=f"127.0.0.1:{free_port()}",
+                GENAI_COLLECTOR_PROXY_ENDPOINT=f"127.0.0.1:{self.proxy_port}",
                 GENAI_COLLECTOR_ADMIN_ENDPOINT=f"127.0.0.1:{self.admin_port}",
                 GENAI_COLLECTOR_PROMETHEUS_ENDPOINT=f"127.0.0.1:{free_port()}",
                 GENAI_COLLECTOR_CLICKHOUSE_ENDPOINT=f"chdb://{self.store}",
+                GENAI_COLLECTOR_API_ENDPOINT=f"127.0.0.1:{self.api_port}",
                 GENAI_COLLECTOR_API_GRPC_ENDPOINT=f"127.0.0.1:{free_port()}",
+                **(environment or {}),
             )
         else:
             self.config = tmp_path / "otel-config.yaml"
@@ -78,7 +83,7 @@ service:
             )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
-        self.environment, self.cwd = environment, tmp_path if config is not None else REPO_ROOT
+        self.environment, self.cwd = variables, tmp_path if config is not None else REPO_ROOT
         self.process = subprocess.Popen(
             [sys.executable, "-m", "collector", "run", "--config", str(self.config)],
             cwd=self.cwd,

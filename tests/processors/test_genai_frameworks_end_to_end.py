@@ -115,7 +115,7 @@ def stored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 # The SDK's batch exporter sends seconds after the run ends: by then the proxy's spans of
                 # the run are in the pipeline (the proxy sends them within milliseconds).
                 proxied = sum(len(u) for u in usages.values())
-                assert wait_until(lambda: _proxy_spans_accepted(collector) >= proxied)
+                assert wait_until(lambda expected=proxied: _proxy_spans_accepted(collector) >= expected)
                 body = framework_traces.spans_of(recording).SerializeToString()
                 answer = httpx.post(otlp, content=body, headers={"content-type": "application/x-protobuf"})
                 assert answer.status_code == 200

@@ -23,6 +23,7 @@ from collector.component import ComponentSettings, TracesConsumer
 from collector.config.types import Secret
 from collector.counting import CountingConsumer
 from collector.findings import findings_on
+from collector.generated_metrics import PipelineSelfMetrics
 from collector.pdata import SpanAttributes, set_any_value
 from collector.telemetry import Telemetry
 from processors.genai_cost import GenAiCostProcessor
@@ -85,7 +86,9 @@ def _chain(
 
 
 def _counting(consumer: TracesConsumer) -> TracesConsumer:
-    return CountingConsumer(consumer, Telemetry(), offered="spans_in", accepted="spans_out")
+    metrics = PipelineSelfMetrics(Telemetry())
+    offered = metrics.processor_incoming_spans.bind(processor="test")
+    return CountingConsumer(consumer, offered=offered, accepted=metrics.processor_outgoing_spans.bind(processor="test"))
 
 
 def _run(head: TracesConsumer, batches: Sequence[TracesData]) -> list[bytes]:

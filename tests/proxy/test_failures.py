@@ -22,9 +22,11 @@ from collector.component import ComponentID
 from collector.config.types import Duration
 from collector.errors import PermanentError, RetryableError
 from collector.runtime import pool as pool_module
+from collector.runtime.generated_metrics import COLLECTOR_WORKER_REFUSED_SPANS
 from collector.telemetry import Telemetry
 from proxy import export
 from proxy.config import ProxyConfig, RetrySettings, TimeoutSettings, UpstreamConfig
+from proxy.generated_metrics import PROXY_SPANS_DROPPED, PROXY_SPANS_SENT
 from tests.collector.runtime.gate import HOLD, registry_with_gate
 from tests.conftest import RunningService, make_traces, query_store
 from tests.proxy.mock_upstream import MockUpstream, serve
@@ -307,7 +309,7 @@ service:
 
     assert all(answer.choices[0].message.content for answer in answers)
     assert _dropped(telemetry) == {"shutdown": 3}
-    assert telemetry.value(export.SENT_METRIC) == 0
+    assert telemetry.value(PROXY_SPANS_SENT.name) == 0
 
 
 def _refused_by_the_pipeline(telemetry: Telemetry) -> float:
@@ -316,7 +318,7 @@ def _refused_by_the_pipeline(telemetry: Telemetry) -> float:
 
 def _dropped(telemetry: Telemetry) -> dict[str, float]:
     reasons = ("queue_full", "export_failed", "retries_exhausted", "shutdown")
-    counts = {reason: telemetry.value(export.DROPPED_METRIC, reason=reason) for reason in reasons}
+    counts = {reason: telemetry.value(PROXY_SPANS_DROPPED.name, reason=reason) for reason in reasons}
     return {reason: count for reason, count in counts.items() if count}
 
 
@@ -392,16 +394,18 @@ def _calls_while_the_pool_pushes_back(
         for _ in range(calls):
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
         until(
-            lambda: telemetry.value(pool_module.REFUSED_METRIC, reason="in_flight") >= min(calls, span_queue_size),
+            lambda: (
+                telemetry.value(COLLECTOR_WORKER_REFUSED_SPANS.name, reason="in_flight") >= min(calls, span_queue_size)
+            ),
             "the worker pool did not push the proxy's spans back",
         )
-        assert not telemetry.value(export.SENT_METRIC)
+        assert not telemetry.value(PROXY_SPANS_SENT.name)
 
         with fifo.open("wb") as gate:  # the held batch goes on; the pool takes batches again
             gate.write(b"x")
         holding.join(WAIT_SECONDS)
         until(
-            lambda: telemetry.value(export.SENT_METRIC) + sum(_dropped(telemetry).values()) >= calls,
+            lambda: telemetry.value(PROXY_SPANS_SENT.name) + sum(_dropped(telemetry).values()) >= calls,
             "the refused spans were not sent again",
         )
     finally:
@@ -415,7 +419,7 @@ def test_spans_the_worker_pool_pushed_back_arrive_once_it_takes_them_again(
 ) -> None:
     telemetry, stored = _calls_while_the_pool_pushes_back(mock, tmp_path, monkeypatch, calls=3, span_queue_size=100)
 
-    assert telemetry.value(export.SENT_METRIC) == 3
+    assert telemetry.value(PROXY_SPANS_SENT.name) == 3
     assert not _dropped(telemetry)
     assert stored == [["chat gpt-4o-mini", 3], [HOLD, 20]]  # each once
 
@@ -426,7 +430,7 @@ def test_refused_spans_wait_within_the_queue_bound_and_what_does_not_fit_is_drop
     telemetry, stored = _calls_while_the_pool_pushes_back(mock, tmp_path, monkeypatch, calls=3, span_queue_size=2)
 
     # Two spans fit the queue while the pool refuses them; the third was dropped and counted.
-    assert telemetry.value(export.SENT_METRIC) == 2
+    assert telemetry.value(PROXY_SPANS_SENT.name) == 2
     assert _dropped(telemetry) == {"queue_full": 1}
     assert stored == [["chat gpt-4o-mini", 2], [HOLD, 20]]
 

@@ -18,7 +18,8 @@ import httpx
 import openai
 import pytest
 
-from collector.listeners.metrics import HEADER_TOO_LARGE, IN_FLIGHT, REQUESTS_REFUSED, TOO_MANY_HEADERS
+from collector.listeners.generated_metrics import LISTENER_REQUESTS_REFUSED
+from collector.listeners.metrics import HEADER_TOO_LARGE, IN_FLIGHT, TOO_MANY_HEADERS
 from collector.listeners.settings import AdmissionSettings
 from proxy.config import ProxyConfig
 from tests.proxy.mock_upstream import SCENARIO_HEADER, MockUpstream, serve
@@ -52,7 +53,8 @@ def proxy(mock: MockUpstream) -> Iterator[RunningProxy]:
 
 
 def _refused(proxy: RunningProxy, reason: str) -> float:
-    return proxy.telemetry.value(REQUESTS_REFUSED, listener=PROXY_LISTENER, transport="http", reason=reason)
+    labels = {"listener": PROXY_LISTENER, "transport": "http", "reason": reason}
+    return proxy.telemetry.value(LISTENER_REQUESTS_REFUSED.name, **labels)
 
 
 def _send_head_until_answered(url: str, head: bytes, filler: bytes) -> bytes:

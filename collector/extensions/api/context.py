@@ -14,17 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from collector.extensions.api.config import ApiConfig
+from collector.extensions.api.generated_metrics import ApiSelfMetrics
 from collector.extensions.api.query.runner import QueryRunner
 from collector.extensions.api.query.tables import StoreTables
 from collector.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from collector.extensions.api.stream.hub import StreamHub
-
-REQUESTS_METRIC = "genai_api_requests"
-REQUESTS_HELP = "Requests the api extension answered, by operation."
-REQUEST_SECONDS_METRIC = "genai_api_request_seconds"
-REQUEST_SECONDS_HELP = "Seconds spent answering api requests, by operation (divide by genai_api_requests)."
 
 
 @dataclass
@@ -37,8 +33,12 @@ class ApiContext:
     hub: StreamHub
     host: object = None  # the running Service, for /health
     clock: Callable[[], int] = field(default=time.time_ns)  # Unix nanoseconds; tests pin it
+    metrics: ApiSelfMetrics = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = ApiSelfMetrics(self.telemetry)
 
     def observe(self, operation: str, seconds: float) -> None:
         """Count one answered request of ``operation`` and the time it took."""
-        self.telemetry.add(REQUESTS_METRIC, 1, REQUESTS_HELP, operation=operation)
-        self.telemetry.add(REQUEST_SECONDS_METRIC, seconds, REQUEST_SECONDS_HELP, operation=operation)
+        self.metrics.api_requests.add(1, operation=operation)
+        self.metrics.api_request_seconds.add(seconds, operation=operation)

@@ -16,7 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from collector.component import ComponentID
-from collector.query.pool import CANCELLED, REFUSED, QueryPool
+from collector.query.generated_metrics import QUERIES_CANCELLED, QUERIES_REFUSED
+from collector.query.pool import QueryPool
 from exporters.clickhouse.store import ClickHouseStore
 from tests.conftest import RunningService
 
@@ -94,7 +95,7 @@ def test_a_query_stops_when_its_caller_disconnects(collector: RunningService) ->
     assert pool.wait_until(lambda p: p.running == 1, WAIT)
     caller.hang_up()
     assert pool.wait_until(lambda p: p.running == 0, WAIT)
-    assert collector.service.telemetry.value(CANCELLED, exporter="clickhouse") == 1
+    assert collector.service.telemetry.value(QUERIES_CANCELLED.name, exporter="clickhouse") == 1
     metrics = httpx.get(
         f"http://127.0.0.1:{collector.admin_port()}/metrics", headers=collector.admin_headers()
     ).text
@@ -124,7 +125,7 @@ def test_ingest_goes_on_while_every_query_thread_is_busy(collector: RunningServi
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "5"
         assert refused.json() == {"error": "too many queries: 2 running and 1 waiting; try again later"}
-        assert collector.service.telemetry.value(REFUSED, exporter="clickhouse") == 1
+        assert collector.service.telemetry.value(QUERIES_REFUSED.name, exporter="clickhouse") == 1
 
         http = HttpSpanExporter(endpoint=f"http://127.0.0.1:{collector.port('otlp', 'http')}/v1/traces", timeout=10)
         grpc = GrpcSpanExporter(endpoint=f"127.0.0.1:{collector.port('otlp', 'grpc')}", insecure=True, timeout=10)

@@ -10,7 +10,8 @@ import socket
 import pytest
 
 from collector.httpserver.acceptor import MAX_BACKOFF_SECONDS, Acceptor, RateLimitedLog
-from collector.listeners.metrics import ACCEPT_ERRORS, ListenerMetrics
+from collector.listeners.generated_metrics import LISTENER_ACCEPT_ERRORS
+from collector.listeners.metrics import ListenerMetrics
 from collector.telemetry import Telemetry
 from tests.collector.httpserver.support import run
 
@@ -57,7 +58,8 @@ def test_emfile_pauses_accepting_with_backoff_and_logs_once(caplog: pytest.LogCa
     # Backoff from 5 ms doubling: about eight tries in a second. asyncio's loop tried
     # (and logged) 2,048 times per wake-up of the event loop.
     assert 2 <= sock.accepts <= 1 + OBSERVED_SECONDS / 0.005
-    assert telemetry.value(ACCEPT_ERRORS, listener="test", transport="http", error="EMFILE") == sock.accepts
+    labels = {"listener": "test", "transport": "http", "error": "EMFILE"}
+    assert telemetry.value(LISTENER_ACCEPT_ERRORS.name, **labels) == sock.accepts
     records = [r for r in caplog.records if "cannot accept connections" in r.getMessage()]
     assert len(records) == 1
     assert "EMFILE" in records[0].getMessage()

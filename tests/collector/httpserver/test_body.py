@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from collector.listeners.metrics import BYTES_IN_FLIGHT, IN_FLIGHT, REQUESTS_REFUSED
+from collector.listeners.generated_metrics import LISTENER_BYTES_IN_FLIGHT, LISTENER_REQUESTS_REFUSED
+from collector.listeners.metrics import IN_FLIGHT
 from collector.listeners.settings import AdmissionSettings, HttpServerSettings
-from collector.telemetry import Telemetry
+from collector.telemetry import MetricSpec, Telemetry
 from tests.collector.httpserver.support import (
     ANY_LOOPBACK_PORT,
     ECHO_LIMIT,
@@ -24,8 +25,8 @@ CHUNK = 64 * 1024
 HELD = 10 * CHUNK
 
 
-def _value(telemetry: Telemetry, name: str, **labels: str) -> float:
-    return telemetry.value(name, listener=LISTENER, transport="http", **labels)
+def _value(telemetry: Telemetry, metric: MetricSpec, **labels: str) -> float:
+    return telemetry.value(metric.name, listener=LISTENER, transport="http", **labels)
 
 
 def _settings(request_limit_mib: int = 1) -> HttpServerSettings:
@@ -57,7 +58,7 @@ def test_a_body_within_the_limits_is_read_whole_and_its_share_given_back() -> No
 
     assert status_of(response) == 200
     assert response.endswith(str(len(body)).encode())
-    assert _value(telemetry, BYTES_IN_FLIGHT) == 0
+    assert _value(telemetry, LISTENER_BYTES_IN_FLIGHT) == 0
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent() -> None:
@@ -83,13 +84,13 @@ def test_a_request_the_budget_cannot_hold_is_refused_before_it_is_read() -> None
             for _ in range(HELD // CHUNK):
                 writer.write(_chunk(b"c" * CHUNK))
             await writer.drain()
-            while _value(telemetry, BYTES_IN_FLIGHT) < HELD:
+            while _value(telemetry, LISTENER_BYTES_IN_FLIGHT) < HELD:
                 await asyncio.sleep(0)  # the server reads what was sent; nothing else to wait on
             second_reader, second_writer = await connect(server.port)
             second_writer.write(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % HELD)
             refused = await response_head(second_reader)
             second_writer.close()
-            held = _value(telemetry, BYTES_IN_FLIGHT)
+            held = _value(telemetry, LISTENER_BYTES_IN_FLIGHT)
             writer.write(b"0\r\n\r\n")
             first = await read_until_closed(reader)
             writer.close()
@@ -101,8 +102,8 @@ def test_a_request_the_budget_cannot_hold_is_refused_before_it_is_read() -> None
     assert b"retry-after" in refused.lower()
     assert held == HELD  # the refused request took nothing
     assert status_of(first) == 200
-    assert _value(telemetry, REQUESTS_REFUSED, reason=IN_FLIGHT) == 1
-    assert _value(telemetry, BYTES_IN_FLIGHT) == 0
+    assert _value(telemetry, LISTENER_REQUESTS_REFUSED, reason=IN_FLIGHT) == 1
+    assert _value(telemetry, LISTENER_BYTES_IN_FLIGHT) == 0
 
 
 def test_a_streamed_body_is_refused_as_soon_as_it_passes_the_budget() -> None:
@@ -128,5 +129,5 @@ def test_a_streamed_body_is_refused_as_soon_as_it_passes_the_budget() -> None:
     head = run(scenario())
 
     assert status_of(head) == 503  # /echo takes 4 MiB; the budget, 1 MiB, ended it first
-    assert _value(telemetry, REQUESTS_REFUSED, reason=IN_FLIGHT) == 1
-    assert _value(telemetry, BYTES_IN_FLIGHT) == 0
+    assert _value(telemetry, LISTENER_REQUESTS_REFUSED, reason=IN_FLIGHT) == 1
+    assert _value(telemetry, LISTENER_BYTES_IN_FLIGHT) == 0

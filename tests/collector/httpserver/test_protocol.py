@@ -5,22 +5,17 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from collector.listeners.metrics import (
-    BODY,
-    BYTES_IN_FLIGHT,
-    CONNECTIONS_EVICTED,
-    CONNECTIONS_REFUSED,
-    HEADER,
-    HEADER_TOO_LARGE,
-    LIMIT,
-    OPEN_CONNECTIONS,
-    REQUESTS_REFUSED,
-    TIMEOUTS,
-    TOO_MANY_HEADERS,
-    WRITE,
+from collector.listeners.generated_metrics import (
+    LISTENER_BYTES_IN_FLIGHT,
+    LISTENER_CONNECTIONS,
+    LISTENER_CONNECTIONS_EVICTED,
+    LISTENER_CONNECTIONS_REFUSED,
+    LISTENER_REQUESTS_REFUSED,
+    LISTENER_TIMEOUTS,
 )
+from collector.listeners.metrics import BODY, HEADER, HEADER_TOO_LARGE, LIMIT, TOO_MANY_HEADERS, WRITE
 from collector.listeners.settings import DEFAULT_MAX_REQUEST_HEADERS, HttpServerSettings
-from collector.telemetry import Telemetry
+from collector.telemetry import MetricSpec, Telemetry
 from tests.collector.httpserver.support import (
     ANY_LOOPBACK_PORT,
     LISTENER,
@@ -41,8 +36,8 @@ DRIP_PAUSE = SHORT_TIMEOUT / 5
 SEND_CHUNK = 64 * 1024
 
 
-def _value(telemetry: Telemetry, name: str, **labels: str) -> float:
-    return telemetry.value(name, listener=LISTENER, transport="http", **labels)
+def _value(telemetry: Telemetry, metric: MetricSpec, **labels: str) -> float:
+    return telemetry.value(metric.name, listener=LISTENER, transport="http", **labels)
 
 
 def _settings(**overrides: object) -> HttpServerSettings:
@@ -73,7 +68,7 @@ def test_a_connection_that_sends_nothing_is_closed_after_read_header_timeout() -
     closed, later = run(scenario())
 
     assert closed
-    assert _value(telemetry, TIMEOUTS, phase=HEADER) == 1
+    assert _value(telemetry, LISTENER_TIMEOUTS, phase=HEADER) == 1
     assert status_of(later) == 200  # the listener goes on serving
 
 
@@ -110,7 +105,7 @@ def test_a_header_dripped_a_line_at_a_time_is_cut_by_read_header_timeout() -> No
 
     assert status_of(response) == 408
     assert lines >= 2  # it was dripping, not silent
-    assert _value(telemetry, TIMEOUTS, phase=HEADER) == 1
+    assert _value(telemetry, LISTENER_TIMEOUTS, phase=HEADER) == 1
 
 
 def test_a_body_that_stalls_is_cut_by_read_timeout() -> None:
@@ -128,8 +123,8 @@ def test_a_body_that_stalls_is_cut_by_read_timeout() -> None:
 
     assert status_of(response) == 408
     assert disconnects == 1  # the app's read ended, as for a client gone
-    assert _value(telemetry, TIMEOUTS, phase=BODY) == 1
-    assert _value(telemetry, BYTES_IN_FLIGHT) == 0  # its share of the budget is back
+    assert _value(telemetry, LISTENER_TIMEOUTS, phase=BODY) == 1
+    assert _value(telemetry, LISTENER_BYTES_IN_FLIGHT) == 0  # its share of the budget is back
 
 
 def test_a_body_dripped_slowly_is_cut_by_read_timeout_however_steady_the_drip() -> None:
@@ -152,7 +147,7 @@ def test_a_body_dripped_slowly_is_cut_by_read_timeout_however_steady_the_drip() 
                 read.cancel()
 
     assert status_of(run(scenario())) == 408
-    assert _value(telemetry, TIMEOUTS, phase=BODY) == 1
+    assert _value(telemetry, LISTENER_TIMEOUTS, phase=BODY) == 1
 
 
 def test_a_kept_alive_connection_serves_requests_then_closes_after_idle_timeout() -> None:
@@ -174,7 +169,7 @@ def test_a_kept_alive_connection_serves_requests_then_closes_after_idle_timeout(
 
     assert statuses == [200, 200, 200]
     assert closed
-    assert _value(telemetry, TIMEOUTS, phase=HEADER) == 0  # idle between requests is not a slow request
+    assert _value(telemetry, LISTENER_TIMEOUTS, phase=HEADER) == 0  # idle between requests is not a slow request
 
 
 def test_a_client_that_stops_reading_a_stream_is_cut_off_by_write_timeout() -> None:
@@ -192,8 +187,8 @@ def test_a_client_that_stops_reading_a_stream_is_cut_off_by_write_timeout() -> N
             return ended
 
     assert run(scenario())
-    assert _value(telemetry, TIMEOUTS, phase=WRITE) == 1
-    assert _value(telemetry, TIMEOUTS, phase=BODY) == 0
+    assert _value(telemetry, LISTENER_TIMEOUTS, phase=WRITE) == 1
+    assert _value(telemetry, LISTENER_TIMEOUTS, phase=BODY) == 0
 
 
 # --- header limits -----------------------------------------------------------------------------------------------
@@ -233,7 +228,7 @@ def test_an_8_mb_header_is_refused_431_once_past_the_limit() -> None:
     assert status_of(response) == 431
     assert b"max_request_header_size" in response
     assert sent < eight_mb  # refused while it was still being sent
-    assert _value(telemetry, REQUESTS_REFUSED, reason=HEADER_TOO_LARGE) == 1
+    assert _value(telemetry, LISTENER_REQUESTS_REFUSED, reason=HEADER_TOO_LARGE) == 1
 
 
 def test_100000_headers_are_refused_431() -> None:
@@ -244,7 +239,7 @@ def test_100000_headers_are_refused_431() -> None:
 
     assert status_of(response) == 431
     assert b"max_request_headers" in response
-    assert _value(telemetry, REQUESTS_REFUSED, reason=TOO_MANY_HEADERS) == 1
+    assert _value(telemetry, LISTENER_REQUESTS_REFUSED, reason=TOO_MANY_HEADERS) == 1
 
 
 def _status_for_head(head: bytes, settings: HttpServerSettings) -> int:
@@ -304,14 +299,14 @@ def test_idle_and_half_open_connections_beyond_the_limit_make_room_for_new_ones(
                 if await closed_within(reader, SHORT_TIMEOUT / 10):
                     closed += 1
                 writer.close()
-            return statuses, closed, _value(telemetry, OPEN_CONNECTIONS)
+            return statuses, closed, _value(telemetry, LISTENER_CONNECTIONS)
 
     statuses, closed, open_connections = run(scenario())
 
     assert statuses == [200, 200, 200]
     assert closed >= 2 * limit  # the oldest waiting connections went first
-    assert _value(telemetry, CONNECTIONS_EVICTED) >= 2 * limit
-    assert _value(telemetry, CONNECTIONS_REFUSED, reason=LIMIT) == 0
+    assert _value(telemetry, LISTENER_CONNECTIONS_EVICTED) >= 2 * limit
+    assert _value(telemetry, LISTENER_CONNECTIONS_REFUSED, reason=LIMIT) == 0
     assert open_connections <= limit
 
 
@@ -341,7 +336,7 @@ def test_a_connection_over_the_limit_is_refused_503_at_once_when_every_connectio
     assert status_of(refused) == 503
     assert b"retry-after: 1" in refused.lower()
     assert statuses == [200, 200]  # the busy ones were left alone
-    assert _value(telemetry, CONNECTIONS_REFUSED, reason=LIMIT) == 1
+    assert _value(telemetry, LISTENER_CONNECTIONS_REFUSED, reason=LIMIT) == 1
 
 
 # --- one request at a time, and bodies left unread -------------------------------------------------------------

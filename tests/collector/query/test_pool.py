@@ -9,8 +9,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from collector.query.errors import QueryCancelledError, QueryTimeoutError, TooManyQueriesError
-from collector.query.pool import CANCELLED, QUEUED, REFUSED, RUNNING, TIMED_OUT, QueryPool, QueryTicket
-from collector.telemetry import Telemetry
+from collector.query.generated_metrics import (
+    QUERIES_CANCELLED,
+    QUERIES_QUEUED,
+    QUERIES_REFUSED,
+    QUERIES_RUNNING,
+    QUERIES_TIMED_OUT,
+)
+from collector.query.pool import QueryPool, QueryTicket
+from collector.telemetry import MetricSpec, Telemetry
 
 WAIT = 10.0
 
@@ -73,8 +80,8 @@ def pool(telemetry: Telemetry) -> Iterator[QueryPool]:
         pool.shutdown()
 
 
-def metric(telemetry: Telemetry, name: str) -> float:
-    return telemetry.value(name, exporter="clickhouse")
+def metric(telemetry: Telemetry, declared: MetricSpec) -> float:
+    return telemetry.value(declared.name, exporter="clickhouse")
 
 
 def test_at_most_max_concurrent_run_and_max_queued_wait(pool: QueryPool, telemetry: Telemetry) -> None:
@@ -87,7 +94,8 @@ def test_at_most_max_concurrent_run_and_max_queued_wait(pool: QueryPool, telemet
         pool.submit(gate.job("x"))
     assert str(refused.value) == "too many queries: 2 running and 1 waiting; try again later"
     assert refused.value.retry_after > 0
-    assert (metric(telemetry, RUNNING), metric(telemetry, QUEUED), metric(telemetry, REFUSED)) == (2, 1, 1)
+    declared = (QUERIES_RUNNING, QUERIES_QUEUED, QUERIES_REFUSED)
+    assert [metric(telemetry, spec) for spec in declared] == [2, 1, 1]
     gate.open()
     assert [t.result(WAIT) for t in (*running, waiting)] == ["r0", "r1", "w"]
     assert pool.wait_until(lambda p: p.running == 0 and p.queued == 0, WAIT)
@@ -104,7 +112,7 @@ def test_cancelling_a_waiting_query_takes_it_off_the_queue(pool: QueryPool, tele
     with pytest.raises(QueryCancelledError, match="before it started"):
         waiting.result(WAIT)
     pool.submit(gate.job()).cancel()  # the freed place in the queue takes a new query
-    assert metric(telemetry, CANCELLED) == 2 and gate.kills == 0
+    assert metric(telemetry, QUERIES_CANCELLED) == 2 and gate.kills == 0
     gate.open()
 
 
@@ -116,7 +124,7 @@ def test_cancelling_a_running_query_kills_it_and_frees_the_slot(pool: QueryPool,
     with pytest.raises(QueryCancelledError):
         ticket.result(WAIT)
     assert pool.wait_until(lambda p: p.running == 0, WAIT)
-    assert gate.kills >= 1 and metric(telemetry, CANCELLED) == 1
+    assert gate.kills >= 1 and metric(telemetry, QUERIES_CANCELLED) == 1
     ticket.cancel()  # a finished query: nothing to do
     gate.open()
     assert pool.submit(gate.job("next")).result(WAIT) == "next"
@@ -174,7 +182,7 @@ def test_timeouts_and_errors_reach_the_caller_and_timeouts_are_counted(pool: Que
 
     with pytest.raises(QueryTimeoutError):
         pool.submit(timed_out).result(WAIT)
-    assert metric(telemetry, TIMED_OUT) == 1
+    assert metric(telemetry, QUERIES_TIMED_OUT) == 1
 
 
 def test_awaiting_a_query_and_cancelling_the_awaiting_task_cancels_the_query(pool: QueryPool) -> None:

@@ -20,7 +20,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector.component import ComponentID
 from collector.runtime import pool as pool_module
-from collector.runtime.pool import RESTARTS_METRIC, WorkerPool
+from collector.runtime.generated_metrics import COLLECTOR_WORKER_REFUSED_SPANS, COLLECTOR_WORKER_RESTARTS
+from collector.runtime.pool import WorkerPool
 from tests.collector.runtime.gate import CRASH, HOLD, REFUSE, registry_with_gate
 from tests.collector.runtime.support import WAIT_SECONDS, wait_until
 from tests.conftest import RunningService, make_traces, query_store
@@ -182,7 +183,7 @@ def test_a_worker_holding_too_much_pushes_back(
     _open_gate(fifo)
     first.join(WAIT_SECONDS)
     assert answers == [200]
-    assert collector.service.telemetry.value(pool_module.REFUSED_METRIC, reason="in_flight") == 20
+    assert collector.service.telemetry.value(COLLECTOR_WORKER_REFUSED_SPANS.name, reason="in_flight") == 20
 
 
 def test_a_killed_worker_fails_what_it_held_for_retry_and_comes_back(gated: tuple[RunningService, Path]) -> None:
@@ -200,7 +201,7 @@ def test_a_killed_worker_fails_what_it_held_for_retry_and_comes_back(gated: tupl
     assert answers == [503]  # not acknowledged: the client sends it again
     # Until it is back (after a pause), /health says so.
     assert wait_until(lambda: "workers: worker 0 is restarting" in collector._call(collector.service.health()))
-    assert wait_until(lambda: collector.service.telemetry.value(RESTARTS_METRIC, worker="0") == 1)
+    assert wait_until(lambda: collector.service.telemetry.value(COLLECTOR_WORKER_RESTARTS.name, worker="0") == 1)
     assert pool.pids() and pool.pids() != [pid]
     assert _post(collector, make_traces(5)).status_code == 200
 

@@ -18,7 +18,8 @@ from collector.errors import StartError
 from collector.telemetry import Telemetry
 from exporters.clickhouse import create_exporter
 from exporters.clickhouse.config import ClickHouseConfig
-from exporters.clickhouse.store import PREPARE_FAILURES, ClickHouseStore
+from exporters.clickhouse.generated_metrics import EXPORTER_CLICKHOUSE_PREPARE_FAILURES as PREPARE_FAILURES
+from exporters.clickhouse.store import ClickHouseStore
 from tests.conftest import RunningService, free_port, make_traces, send_span
 from tests.exporters.clickhouse.genai_spans import an_hour_ago, genai_traces
 from tests.exporters.clickhouse.http_fixture import FakeClickHouse
@@ -79,7 +80,7 @@ def test_spans_sent_while_the_server_is_down_land_once_it_is_up(
         await exporter.consume(genai_traces(an_hour_ago()))  # acknowledged: the queue took it
         await exporter.consume(make_traces(4))
         # Sends have failed (retryably) while the server was down, before it comes up.
-        while telemetry.value(PREPARE_FAILURES, reason="unreachable", exporter=EXPORTER) < SENDS_WHILE_DOWN + 1:
+        while telemetry.value(PREPARE_FAILURES.name, reason="unreachable", exporter=EXPORTER) < SENDS_WHILE_DOWN + 1:
             await asyncio.sleep(POLL_SECONDS)
         with FakeClickHouse(chdb_path, username=USER, password=PASSWORD, port=port) as server:
             # Both batches in one insert or two, depending on when the first retry falls.
@@ -90,7 +91,7 @@ def test_spans_sent_while_the_server_is_down_land_once_it_is_up(
     assert asyncio.run(asyncio.wait_for(scenario(), WAIT_SECONDS)) == [[10, 5]]
     labels = {"exporter": EXPORTER}
     assert telemetry.value("otelcol_exporter_sent_spans", **labels) == 10
-    assert telemetry.value(PREPARE_FAILURES, reason="unreachable", **labels) >= 1
+    assert telemetry.value(PREPARE_FAILURES.name, reason="unreachable", **labels) >= 1
     assert any("starting anyway" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
     _assert_no_password(caplog)
 
@@ -177,7 +178,7 @@ def test_a_refusal_after_a_down_start_is_logged_counted_and_bounded(
 
     asyncio.run(asyncio.wait_for(scenario(), WAIT_SECONDS))
     labels = {"exporter": EXPORTER}
-    assert telemetry.value(PREPARE_FAILURES, reason="refused", **labels) >= 1
+    assert telemetry.value(PREPARE_FAILURES.name, reason="refused", **labels) >= 1
     assert telemetry.value("otelcol_exporter_send_failed_spans", reason="retries_exhausted", **labels) == 3
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     refusals = [m for m in errors if m.startswith("cannot open the store") and "Authentication failed" in m]

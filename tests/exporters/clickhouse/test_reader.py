@@ -15,8 +15,8 @@ import pytest
 from collector.config.decode import decode
 from collector.config.types import Duration
 from collector.query.errors import NotReadOnlyError, QueryCancelledError, QueryError, QueryTimeoutError
+from collector.query.generated_metrics import QUERIES_CANCELLED, QUERIES_TIMED_OUT
 from collector.query.limits import QueryLimits
-from collector.query.pool import CANCELLED, TIMED_OUT
 from collector.telemetry import Telemetry
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.reader import MARKER_PREFIX
@@ -107,7 +107,7 @@ def test_a_slow_query_stops_at_max_execution_time(chdb_path: Path, telemetry: Te
         with pytest.raises(QueryTimeoutError) as stopped:
             store.query(SLOW)
         assert str(stopped.value) == "the query ran longer than max_execution_time (1s) and was stopped"
-        assert telemetry.value(TIMED_OUT, exporter="clickhouse") == 1
+        assert telemetry.value(QUERIES_TIMED_OUT.name, exporter="clickhouse") == 1
     finally:
         store.close()
 
@@ -134,7 +134,7 @@ def test_a_cancelled_query_is_killed_in_the_engine_and_frees_its_slot(
     with pytest.raises(QueryCancelledError, match="the query was cancelled"):
         ticket.result(WAIT)
     assert pool.wait_until(lambda p: p.running == 0, WAIT)
-    assert telemetry.value(CANCELLED, exporter="clickhouse") == 1
+    assert telemetry.value(QUERIES_CANCELLED.name, exporter="clickhouse") == 1
     left = store.submit_built(
         "SELECT count() FROM system.processes WHERE startsWith(query, {prefix:String}) AND query LIKE '%sipHash64%'",
         {"prefix": MARKER_PREFIX},

@@ -20,19 +20,12 @@ from dataclasses import dataclass
 
 from collector.component import TracesData
 from collector.extensions.api.config import StreamConfig
+from collector.extensions.api.generated_metrics import ApiSelfMetrics
 from collector.extensions.api.query.sql import Scope
 from collector.extensions.api.stream.events import KINDS, Kind, StreamEvent, events_of
 from collector.tap import PipelineTap
 from collector.telemetry import Telemetry
 
-CLIENTS_METRIC = "genai_api_stream_clients"
-CLIENTS_HELP = "Clients of the live stream (SSE and WebSocket) connected now."
-CUT_METRIC = "genai_api_stream_clients_cut"
-CUT_HELP = "Live stream clients cut by the collector, by reason (slow: its buffer was full; shutdown)."
-EVENTS_METRIC = "genai_api_stream_events"
-EVENTS_HELP = "Events queued for live stream clients, by kind."
-SKIPPED_METRIC = "genai_api_stream_batches_skipped"
-SKIPPED_HELP = "Batches the live stream skipped because its backlog was full (the pipeline never waits for it)."
 SLOW = "slow"
 SHUTDOWN = "shutdown"
 
@@ -108,7 +101,7 @@ class StreamHub:
 
     def __init__(self, config: StreamConfig, telemetry: Telemetry, logger: logging.Logger) -> None:
         self.config = config
-        self._telemetry = telemetry
+        self._metrics = ApiSelfMetrics(telemetry)
         self._logger = logger
         self._tap: PipelineTap | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -116,7 +109,7 @@ class StreamHub:
         self._backlog: collections.deque[TracesData] = collections.deque()
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
-        telemetry.gauge(CLIENTS_METRIC, lambda: float(len(self._clients)), CLIENTS_HELP)
+        self._metrics.api_stream_clients.watch(lambda: float(len(self._clients)))
 
     def start(self, tap: PipelineTap | None) -> None:
         """Take batches from ``tap`` (None: a collector without one; the stream then stays empty)."""
@@ -159,7 +152,7 @@ class StreamHub:
     def _offer(self, traces: TracesData) -> None:
         """The tap's listener: in the pipeline's path, so it only queues (or skips) the batch."""
         if len(self._backlog) >= self.config.hub_batches:
-            self._telemetry.add(SKIPPED_METRIC, 1, SKIPPED_HELP)
+            self._metrics.api_stream_batches_skipped.add(1)
             return
         self._backlog.append(traces)
         self._wake.set()
@@ -187,9 +180,9 @@ class StreamHub:
                 break
             delivered[event.kind] += 1
         for kind, count in delivered.items():
-            self._telemetry.add(EVENTS_METRIC, count, EVENTS_HELP, kind=kind)
+            self._metrics.api_stream_events.add(count, kind=kind)
 
     def _cut(self, client: StreamClient, reason: str, message: str) -> None:
         client.cut(message)
-        self._telemetry.add(CUT_METRIC, 1, CUT_HELP, reason=reason)
+        self._metrics.api_stream_clients_cut.add(1, reason=reason)
         self._logger.info("live stream client cut: %s", message)

@@ -22,8 +22,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from collector import findings, semconv
 from collector.extensions.api.config import StreamConfig
+from collector.extensions.api.generated_metrics import API_STREAM_BATCHES_SKIPPED, API_STREAM_CLIENTS_CUT
 from collector.extensions.api.query.sql import Scope
-from collector.extensions.api.stream.hub import CUT_METRIC, SKIPPED_METRIC, StreamFilter, StreamHub
+from collector.extensions.api.stream.hub import StreamFilter, StreamHub
 from collector.tap import PipelineTap
 from collector.telemetry import Telemetry
 from tests.collector.extensions.api.world import WAIT_SECONDS, World, running_world, wait_until_stored
@@ -138,14 +139,14 @@ def test_a_slow_client_is_cut_while_the_pipeline_takes_every_span(world: World) 
             assert exporter.export(_spans(BATCH_SPANS, padding=PADDING)) is SpanExportResult.SUCCESS
             batches += 1
             sent += BATCH_SPANS
-            if telemetry.value(CUT_METRIC, reason="slow") >= 1:
+            if telemetry.value(API_STREAM_CLIENTS_CUT.name, reason="slow") >= 1:
                 extra -= 1
         world.sent_spans += sent
-        assert telemetry.value(CUT_METRIC, reason="slow") == 1
+        assert telemetry.value(API_STREAM_CLIENTS_CUT.name, reason="slow") == 1
         # Every span sent was stored, and the fast client got every one of them.
         wait_until_stored(world)
         assert len(fast.wait_for(sent)) == sent
-        assert telemetry.value(SKIPPED_METRIC) == 0
+        assert telemetry.value(API_STREAM_BATCHES_SKIPPED.name) == 0
         # The slow client's connection ends: whatever it had not read, then the end of the stream.
         received = b""
         while chunk := slow.recv(65536):
@@ -220,7 +221,7 @@ def test_the_hub_skips_and_counts_batches_beyond_its_backlog_instead_of_waiting(
         client = hub.open(StreamFilter(Scope.everything()))
         for _ in range(5):
             tap.publish(make_traces(1))  # in the pipeline's path: returns at once, the hub has not run yet
-        skipped = telemetry.value(SKIPPED_METRIC)
+        skipped = telemetry.value(API_STREAM_BATCHES_SKIPPED.name)
         await asyncio.sleep(0)  # let the pump run once
         await asyncio.sleep(0)
         delivered = 0

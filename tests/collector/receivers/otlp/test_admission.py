@@ -15,7 +15,8 @@ from collector.component import TracesData
 from collector.config.decode import decode
 from collector.config.problems import ConfigError
 from collector.httpserver import HttpServer
-from collector.listeners.metrics import BODY, IN_FLIGHT, REQUESTS_REFUSED, TIMEOUTS
+from collector.listeners.generated_metrics import LISTENER_REQUESTS_REFUSED, LISTENER_TIMEOUTS
+from collector.listeners.metrics import BODY, IN_FLIGHT
 from collector.listeners.settings import AdmissionSettings, KeepaliveSettings
 from collector.receivers.otlp.codec import JSON, PROTOBUF
 from collector.receivers.otlp.config import GrpcSettings, HttpSettings, OtlpReceiverConfig
@@ -44,7 +45,7 @@ class HoldingConsumer:
 
 
 def _refused(telemetry: Telemetry, transport: str) -> float:
-    return telemetry.value(REQUESTS_REFUSED, listener=RECEIVER, transport=transport, reason=IN_FLIGHT)
+    return telemetry.value(LISTENER_REQUESTS_REFUSED.name, listener=RECEIVER, transport=transport, reason=IN_FLIGHT)
 
 
 @pytest.mark.parametrize("content_type", [PROTOBUF, JSON])
@@ -148,7 +149,7 @@ def test_a_grpc_call_whose_message_does_not_arrive_within_read_timeout_ends_dead
 
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "read_timeout" in (error.details() or "")
-    assert telemetry.value(TIMEOUTS, listener=RECEIVER, transport="grpc", phase=BODY) == 1
+    assert telemetry.value(LISTENER_TIMEOUTS.name, listener=RECEIVER, transport="grpc", phase=BODY) == 1
     assert telemetry.value("genai_listener_bytes_in_flight", listener=RECEIVER, transport="grpc") == 0
 
 
