@@ -45,7 +45,12 @@ def _config_for(section: str, type_: str, tmp_path: Path) -> Any:
     if type_ in ("admin", "prometheus"):
         return dataclasses.replace(config, endpoint=HostPort("127.0.0.1", 0))
     if type_ == "api":
-        return dataclasses.replace(config, endpoint=HostPort("127.0.0.1", 0), keys_file=str(tmp_path / "keys.json"))
+        return dataclasses.replace(
+            config,
+            endpoint=HostPort("127.0.0.1", 0),
+            grpc_endpoint=HostPort("127.0.0.1", 0),
+            keys_file=str(tmp_path / "keys.json"),
+        )
     return config
 
 
