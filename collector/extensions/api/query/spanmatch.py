@@ -2,10 +2,11 @@
 
 - ``find_traces``: the traces of a window with a span meeting a
   ``spanfilter`` condition (a TraceQL spanset, or Jaeger's search
-  parameters), newest first by their first matching span; for each, how many
-  spans matched and the first few of them (Tempo's spanset). Optional bounds
-  on the trace's duration (first start to last end in the window) are checked
-  in the same query.
+  parameters), newest first by their first matching span (read newest slice
+  first, query.newest); for each, how many spans matched and the first few of
+  them (Tempo's spanset). Optional bounds on the trace's duration (first start
+  to last end in the window) are checked in the same query, over the whole
+  window.
 - ``fetch_traces``: the spans of several traces as OTLP, one ``TracesData``
   per trace (query.spans), each capped at a span limit.
 - ``service_stats``: per trace and service, the spans, the error spans and the
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector.extensions.api import spanfilter
+from collector.extensions.api.query.newest import newest_traces, traces_among
 from collector.extensions.api.query.runner import QueryRunner, Record
 from collector.extensions.api.query.spans import SPAN_ORDER, SPAN_SELECT, rows_to_traces
 from collector.extensions.api.query.sql import Scope, Select, TimeRange, TraceWindow, Window
@@ -99,35 +101,52 @@ async def find_traces(
     caller: CallerWatch | None = None,
 ) -> list[TraceMatch]:
     """At most ``limit`` traces with a span meeting ``condition`` in ``window``; see the module docstring."""
-    select = Select(tables.spans, scope, window, limit=limit)
-    matches = spanfilter.to_sql(condition, select)
-    named = [c.field.name for c in spanfilter.comparisons(condition) if isinstance(c.field, spanfilter.Attribute)]
-    keys = select.bind(sorted(set(named)), "Array(String)")
-    attributes = (
-        f"mapFilter((k, v) -> has({keys}, k), mapUpdate(ResourceAttributes, SpanAttributes))" if named else "map()"
-    )
-    span = f"(SpanId, SpanName, toUnixTimestamp64Nano(Timestamp), Duration, StatusCode, SpanKind, {attributes})"
-    columns = [
-        "TraceId",
-        f"countIf({matches}) AS Matched",
-        f"toUnixTimestamp64Nano(minIf(Timestamp, {matches})) AS MatchNanos",
-        # groupArray keeps the first N it meets; the N earliest by start are picked among them below
-        f"groupArrayIf({int(max(spans_per_trace, 1))})({span}, {matches}) AS Spans",
-    ]
-    having: list[str] = []
+
+    async def matches_in(part: TimeRange, most: int) -> list[TraceMatch]:
+        select = Select(tables.spans, scope, part, limit=most)
+        matches = spanfilter.to_sql(condition, select)
+        named = [c.field.name for c in spanfilter.comparisons(condition) if isinstance(c.field, spanfilter.Attribute)]
+        keys = select.bind(sorted(set(named)), "Array(String)")
+        attributes = (
+            f"mapFilter((k, v) -> has({keys}, k), mapUpdate(ResourceAttributes, SpanAttributes))" if named else "map()"
+        )
+        span = f"(SpanId, SpanName, toUnixTimestamp64Nano(Timestamp), Duration, StatusCode, SpanKind, {attributes})"
+        columns = [
+            "TraceId",
+            f"countIf({matches}) AS Matched",
+            f"toUnixTimestamp64Nano(minIf(Timestamp, {matches})) AS MatchNanos",
+            # groupArray keeps the first N it meets; the N earliest by start are picked among them below
+            f"groupArrayIf({int(max(spans_per_trace, 1))})({span}, {matches}) AS Spans",
+        ]
+        having: list[str] = []
+        if trace_duration:
+            # Every span of the window counts towards the trace's duration, so the filter moves to HAVING.
+            having.append("Matched > 0")
+            duration = "max(toUnixTimestamp64Nano(Timestamp) + Duration) - toUnixTimestamp64Nano(min(Timestamp))"
+            if trace_duration.min_ns is not None:
+                having.append(f"{duration} >= {select.bind(trace_duration.min_ns, 'Int64')}")
+            if trace_duration.max_ns is not None:
+                having.append(f"{duration} <= {select.bind(trace_duration.max_ns, 'Int64')}")
+        elif condition is not None:
+            select.where(matches)
+        query = select.build(columns, group_by=["TraceId"], having=having, order_by=["MatchNanos DESC", "TraceId DESC"])
+        records = await runner.run(query, caller)
+        return [_match(record, spans_per_trace) for record in records]
+
+    async def matched_in(part: TimeRange, trace_ids: Sequence[str]) -> set[str]:
+        select = Select(tables.spans, scope, part, limit=len(trace_ids))
+        if condition is not None:
+            select.where(spanfilter.to_sql(condition, select))
+        return await traces_among(runner, select, trace_ids, caller)
+
     if trace_duration:
-        # Every span of the window counts towards the trace's duration, so the filter moves to HAVING.
-        having.append("Matched > 0")
-        duration = "max(toUnixTimestamp64Nano(Timestamp) + Duration) - toUnixTimestamp64Nano(min(Timestamp))"
-        if trace_duration.min_ns is not None:
-            having.append(f"{duration} >= {select.bind(trace_duration.min_ns, 'Int64')}")
-        if trace_duration.max_ns is not None:
-            having.append(f"{duration} <= {select.bind(trace_duration.max_ns, 'Int64')}")
-    elif condition is not None:
-        select.where(matches)
-    query = select.build(columns, group_by=["TraceId"], having=having, order_by=["MatchNanos DESC", "TraceId DESC"])
-    records = await runner.run(query, caller)
-    return [_match(record, spans_per_trace) for record in records]
+        # A trace's duration needs all its spans in the window: no slice can tell it.
+        return await matches_in(window, limit)
+    return await newest_traces(window, limit, matches_in, _trace_id, matched_in)
+
+
+def _trace_id(match: TraceMatch) -> str:
+    return match.trace_id
 
 
 def _match(record: Record, spans_per_trace: int) -> TraceMatch:

@@ -1,9 +1,10 @@
 """Traces: search with filters and a cursor, a trace's spans by id, and each trace's GenAI summary.
 
 - ``search_traces``: the traces one of whose spans meets the filters in a
-  window, newest first by their first matching span, a page at a time. One
-  query finds the page's trace ids, a second summarises those traces (all
-  their spans the scope may see, found through the trace-id lookup table).
+  window, newest first by their first matching span, a page at a time. The
+  page's trace ids are found newest slice first (query.newest), then one
+  query summarises those traces (all their spans the scope may see, found
+  through the trace-id lookup table).
 - ``fetch_trace``: every span of one trace as OTLP ``TracesData``
   (query.spans), through the lookup table, capped at a span limit.
 - ``summarise_traces``: the summary of given traces (``TraceSummary``): root
@@ -29,6 +30,7 @@ from collector.extensions.api.query.filters import (
     span_attribute,
     span_conditions,
 )
+from collector.extensions.api.query.newest import newest_traces, traces_among
 from collector.extensions.api.query.runner import QueryRunner, Record
 from collector.extensions.api.query.spans import SPAN_ORDER, SPAN_SELECT, rows_to_traces
 from collector.extensions.api.query.sql import Scope, Select, TimeRange, TraceWindow
@@ -161,24 +163,36 @@ async def search_traces(
     if cursor is not None:
         # Every later match starts at or before the cursor: the window can end there.
         window = TimeRange(window.start_ns, min(window.end_ns, cursor.time_ns + 1))
-    select = Select(tables.spans, scope, window, limit=limit + 1)
-    select.where(*span_conditions(select, filters))
-    having = []
-    if cursor is not None:
-        match_ns, trace_id = select.bind(cursor.time_ns, "Int64"), select.bind(cursor.id, "String")
-        having.append(f"(MatchNanos, TraceId) < ({match_ns}, {trace_id})")
-    query = select.build(
-        ["TraceId", "toUnixTimestamp64Nano(min(Timestamp)) AS MatchNanos"],
-        group_by=["TraceId"],
-        having=having,
-        order_by=["MatchNanos DESC", "TraceId DESC"],
-    )
-    matches = await runner.run(query, caller)
+
+    async def matches_in(part: TimeRange, most: int) -> list[Record]:
+        select = Select(tables.spans, scope, part, limit=most)
+        select.where(*span_conditions(select, filters))
+        having = []
+        if cursor is not None:
+            match_ns, trace_id = select.bind(cursor.time_ns, "Int64"), select.bind(cursor.id, "String")
+            having.append(f"(MatchNanos, TraceId) < ({match_ns}, {trace_id})")
+        query = select.build(
+            ["TraceId", "toUnixTimestamp64Nano(min(Timestamp)) AS MatchNanos"],
+            group_by=["TraceId"],
+            having=having,
+            order_by=["MatchNanos DESC", "TraceId DESC"],
+        )
+        return await runner.run(query, caller)
+
+    async def matched_in(part: TimeRange, trace_ids: Sequence[str]) -> set[str]:
+        select = Select(tables.spans, scope, part, limit=len(trace_ids))
+        return await traces_among(runner, select.where(*span_conditions(select, filters)), trace_ids, caller)
+
+    matches = await newest_traces(window, limit + 1, matches_in, _trace_id, matched_in)
     page, more = matches[:limit], len(matches) > limit
     summaries = await summarise_traces(runner, tables, scope, [match["TraceId"] for match in page], caller)
     traces = [summaries[match["TraceId"]] for match in page if match["TraceId"] in summaries]
     next_cursor = Cursor(int(page[-1]["MatchNanos"]), page[-1]["TraceId"]).encode() if more else None
     return TracePage(traces, next_cursor)
+
+
+def _trace_id(record: Record) -> str:
+    return str(record["TraceId"])
 
 
 @dataclass(frozen=True)
