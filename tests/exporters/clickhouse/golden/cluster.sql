@@ -253,7 +253,7 @@ AS SELECT
 FROM `otel`.`genai_calls_local`
 GROUP BY Hour, ServiceName, Provider, RequestModel, Tenant;
 
-CREATE TABLE IF NOT EXISTS `otel`.`otel_logs_local` ON CLUSTER `genai` (
+CREATE TABLE IF NOT EXISTS `otel`.`app_logs_local` ON CLUSTER `genai` (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
@@ -292,9 +292,9 @@ ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)
 TTL toDateTime(Timestamp) + toIntervalDay(30)
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
-CREATE TABLE IF NOT EXISTS `otel`.`otel_logs` ON CLUSTER `genai`
-AS `otel`.`otel_logs_local`
-ENGINE = Distributed(`genai`, `otel`, `otel_logs_local`, if(TraceId = '', cityHash64(Timestamp), cityHash64(TraceId)));
+CREATE TABLE IF NOT EXISTS `otel`.`app_logs` ON CLUSTER `genai`
+AS `otel`.`app_logs_local`
+ENGINE = Distributed(`genai`, `otel`, `app_logs_local`, if(TraceId = '', cityHash64(Timestamp), cityHash64(TraceId)));
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_gauge_local` ON CLUSTER `genai` (
     ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
@@ -380,7 +380,7 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_sum` ON CLUSTER `genai`
 AS `otel`.`otel_metrics_sum_local`
 ENGINE = Distributed(`genai`, `otel`, `otel_metrics_sum_local`, cityHash64(ServiceName, MetricName, Attributes));
 
-CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_histogram_local` ON CLUSTER `genai` (
+CREATE TABLE IF NOT EXISTS `otel`.`app_histograms_local` ON CLUSTER `genai` (
     ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     ResourceSchemaUrl String CODEC(ZSTD(1)),
     ScopeName String CODEC(ZSTD(1)),
@@ -423,9 +423,9 @@ ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attribute
 TTL toDateTime(TimeUnix) + toIntervalDay(30)
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
-CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_histogram` ON CLUSTER `genai`
-AS `otel`.`otel_metrics_histogram_local`
-ENGINE = Distributed(`genai`, `otel`, `otel_metrics_histogram_local`, cityHash64(ServiceName, MetricName, Attributes));
+CREATE TABLE IF NOT EXISTS `otel`.`app_histograms` ON CLUSTER `genai`
+AS `otel`.`app_histograms_local`
+ENGINE = Distributed(`genai`, `otel`, `app_histograms_local`, cityHash64(ServiceName, MetricName, Attributes));
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_exponential_histogram_local` ON CLUSTER `genai` (
     ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
