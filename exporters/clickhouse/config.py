@@ -17,6 +17,13 @@ from urllib.parse import urlsplit
 from collector.config.types import Duration, Secret
 from collector.exporterhelper import QueueSettings, RetrySettings
 from collector.query.limits import QueryLimits, memory_problems
+from exporters.clickhouse.signal_schema import (
+    DEFAULT_LOGS_TABLE,
+    DEFAULT_METRIC_TABLES,
+    METRIC_KINDS,
+    MetricKind,
+    SignalTables,
+)
 
 CHDB_SCHEME = "chdb://"
 DEFAULT_ENDPOINT = "chdb://./data/clickhouse"
@@ -71,6 +78,32 @@ class TableEngine:
 
 
 @dataclass(frozen=True)
+class MetricTable:
+    """One metric type's table."""
+
+    name: str
+
+
+def _metric_table(kind: MetricKind) -> MetricTable:
+    return MetricTable(DEFAULT_METRIC_TABLES[kind])
+
+
+@dataclass(frozen=True)
+class MetricsTables:
+    """The table of each metric point type, as the contrib exporter's ``metrics_tables`` names them."""
+
+    gauge: MetricTable = field(default_factory=lambda: _metric_table("gauge"))
+    sum: MetricTable = field(default_factory=lambda: _metric_table("sum"))
+    histogram: MetricTable = field(default_factory=lambda: _metric_table("histogram"))
+    exponential_histogram: MetricTable = field(default_factory=lambda: _metric_table("exponential_histogram"))
+    summary: MetricTable = field(default_factory=lambda: _metric_table("summary"))
+
+    def name(self, kind: MetricKind) -> str:
+        table: MetricTable = getattr(self, kind)
+        return table.name
+
+
+@dataclass(frozen=True)
 class ClickHouseConfig:
     """Where spans are stored and how the tables are made.
 
@@ -86,6 +119,8 @@ class ClickHouseConfig:
     query_password: Secret = field(default_factory=lambda: Secret(""))
     database: str = DEFAULT_DATABASE
     traces_table_name: str = DEFAULT_TRACES_TABLE
+    logs_table_name: str = DEFAULT_LOGS_TABLE
+    metrics_tables: MetricsTables = field(default_factory=MetricsTables)
     ttl: Duration = Duration(0.0)
     create_schema: bool = True
     timeout: Duration = DEFAULT_TIMEOUT
@@ -96,6 +131,12 @@ class ClickHouseConfig:
     sending_queue: QueueSettings = field(default_factory=QueueSettings)
     retry_on_failure: RetrySettings = field(default_factory=RetrySettings)
     query_limits: QueryLimits = field(default_factory=QueryLimits)
+
+    @property
+    def signal_tables(self) -> SignalTables:
+        """The log and metric table names the schema is made with."""
+        metrics = self.metrics_tables
+        return SignalTables(self.logs_table_name, *(metrics.name(kind) for kind in METRIC_KINDS))
 
     @property
     def is_embedded(self) -> bool:
@@ -122,11 +163,7 @@ class ClickHouseConfig:
                 )
         if not _IDENTIFIER.match(self.database):
             yield "database", f'expected a plain identifier (letters, digits, _), got "{self.database}"'
-        if not _IDENTIFIER.match(self.traces_table_name):
-            yield (
-                "traces_table_name",
-                f'expected a plain identifier (letters, digits, _), got "{self.traces_table_name}"',
-            )
+        yield from self._table_name_problems()
         if self.ttl < 0:
             yield "ttl", "must not be negative"
         if self.timeout <= 0:
@@ -139,6 +176,22 @@ class ClickHouseConfig:
             yield "tls", "applies to https:// endpoints only"
         if self.query_password and not self.query_username:
             yield "query_password", "needs query_username"
+
+    def _table_name_problems(self) -> Iterable[tuple[str, str]]:
+        """Each table name a plain identifier, and no two tables under one name."""
+        names = {
+            "traces_table_name": self.traces_table_name,
+            "logs_table_name": self.logs_table_name,
+            **{f"metrics_tables.{kind}.name": self.metrics_tables.name(kind) for kind in METRIC_KINDS},
+        }
+        seen: dict[str, str] = {}
+        for key, name in names.items():
+            if not _IDENTIFIER.match(name):
+                yield key, f'expected a plain identifier (letters, digits, _), got "{name}"'
+            elif name in seen:
+                yield key, f'"{name}" is already the table of {seen[name]}; each signal needs its own table'
+            else:
+                seen[name] = key
 
     def memory_problems(self, memory_limit: int, total_bytes: int) -> Iterable[tuple[str, str]]:
         """Query limits the embedded engine's memory cannot hold (``memory_limit``: the memory_limiter's soft limit)."""

@@ -1,5 +1,8 @@
 """DDL for the trace tables, in the contrib clickhouseexporter's layout, and the whole schema's statement list.
 
+The whole schema is the trace tables, the GenAI tables derived from them and
+the log and metric tables (exporters.clickhouse.signal_schema).
+
 ``otel_traces`` and the ``otel_traces_trace_id_ts`` lookup table with its
 materialized view have the same column names, types, codecs, indexes,
 partitioning and ORDER BY as the OpenTelemetry Collector contrib exporter
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporters.clickhouse import genai_schema
+from exporters.clickhouse import genai_schema, signal_schema
 from exporters.clickhouse.layout import Layout
 
 # Spans of one trace land on one shard, so per-trace views see whole traces.
@@ -112,14 +115,17 @@ GROUP BY TraceId""",
     )
 
 
-def storage_tables(tables: TraceTables) -> tuple[str, ...]:
+def storage_tables(tables: TraceTables, signals: signal_schema.SignalTables | None = None) -> tuple[str, ...]:
     """The logical tables that hold rows (inserted or filled by views), each with its own deduplication log."""
     genai = genai_schema.GenAITables(tables.traces)
-    return (tables.traces, tables.trace_id_ts, genai.calls, genai.findings, genai.calls_hourly)
+    signals = signals or signal_schema.SignalTables()
+    return (tables.traces, tables.trace_id_ts, genai.calls, genai.findings, genai.calls_hourly, *signals.all)
 
 
-def schema_statements(layout: Layout, tables: TraceTables) -> list[str]:
-    """Every statement that creates the schema (trace and GenAI tables), in order; each is idempotent.
+def schema_statements(
+    layout: Layout, tables: TraceTables, signals: signal_schema.SignalTables | None = None
+) -> list[str]:
+    """Every statement that creates the schema (trace, GenAI, log and metric tables), in order; each is idempotent.
 
     The last ones give tables created by an older version the deduplication window.
     """
@@ -132,15 +138,19 @@ def schema_statements(layout: Layout, tables: TraceTables) -> list[str]:
         *layout.create_distributed(tables.trace_id_ts, TRACE_SHARDING_KEY),
         create_trace_id_ts_view_sql(layout, tables),
         *genai_schema.statements(layout, genai),
-        *(statement for table in storage_tables(tables) for statement in layout.upgrade_settings(table)),
+        *signal_schema.statements(layout, signals or signal_schema.SignalTables()),
+        *(statement for table in storage_tables(tables, signals) for statement in layout.upgrade_settings(table)),
     ]
 
 
-def expected_tables(layout: Layout, tables: TraceTables) -> tuple[str, ...]:
+def expected_tables(
+    layout: Layout, tables: TraceTables, signals: signal_schema.SignalTables | None = None
+) -> tuple[str, ...]:
     """Every table and view the schema consists of, in creation order."""
     return (
         *layout.table_names(tables.traces),
         *layout.table_names(tables.trace_id_ts),
         tables.trace_id_ts_mv,
         *genai_schema.expected_tables(layout, genai_schema.GenAITables(tables.traces)),
+        *signal_schema.expected_tables(layout, signals or signal_schema.SignalTables()),
     )

@@ -1,8 +1,10 @@
 """The ClickHouse store behind the exporter: one clickhouse-connect code path for chDB and servers.
 
 ``chdb://PATH`` opens the embedded engine in this process; ``http(s)://`` talks to
-a server. Either way spans are inserted as one Arrow table per batch (column
-oriented, parsed by ClickHouse itself), and queries run on connections of their
+a server. Either way a batch is inserted as one Arrow table per table it touches
+(column oriented, parsed by ClickHouse itself): spans into otel_traces
+(``send``), log records into otel_logs (``send_logs``), data points into the
+table of their metric type (``send_metrics``). Queries run on connections of their
 own, under a locked profile and on a bounded pool of threads
 (exporters.clickhouse.reader), so they never wait behind an insert nor take the
 threads ingest uses. Sending blocks: the exporter calls it from worker threads.
@@ -20,13 +22,15 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 from collector.errors import RetryableError, StartError
 from collector.private_files import private_directory
@@ -41,8 +45,11 @@ from exporters.clickhouse.dedup import encoded_batch_token, insert_settings
 from exporters.clickhouse.failures import classify_insert_failure, first_line, is_unreachable
 from exporters.clickhouse.generated_metrics import ClickhouseSelfMetrics
 from exporters.clickhouse.layout import Layout
+from exporters.clickhouse.log_columns import logs_to_table
+from exporters.clickhouse.metric_columns import metrics_to_tables
 from exporters.clickhouse.reader import StoreReader
 from exporters.clickhouse.schema import TraceTables, expected_tables, schema_statements
+from exporters.clickhouse.signal_schema import SignalTables
 
 # Reasons of a failed attempt to connect and prepare the tables.
 UNREACHABLE = "unreachable"
@@ -50,6 +57,20 @@ REFUSED = "refused"
 _LOCKED_MARKERS = ("Cannot lock file", "Another server instance")
 # How much longer than max_execution_time a server's read connection waits for an answer.
 QUERY_ANSWER_MARGIN_SECONDS = 5.0
+
+
+Message = TypeVar("Message", covariant=True)
+
+
+class EncodedBatch(Protocol[Message]):
+    """A batch as a sending queue hands it over (collector.queue.Batch): its messages and their encodings."""
+
+    @property
+    def items(self) -> Sequence[Message]: ...
+
+    def encodings(self) -> Iterator[bytes]:
+        """Each item's deterministic encoding (collector.pdata.encode), in order."""
+        ...
 
 
 class StoreError(StartError):
@@ -81,6 +102,7 @@ class ClickHouseStore:
         self._metrics = ClickhouseSelfMetrics(telemetry) if telemetry is not None else None
         self._exporter_id = exporter_id
         self._tables = TraceTables(config.traces_table_name)
+        self._signal_tables = config.signal_tables
         self._layout = Layout(
             database=config.database,
             ttl_seconds=config.ttl,
@@ -110,6 +132,10 @@ class ClickHouseStore:
     @property
     def tables(self) -> TraceTables:
         return self._tables
+
+    @property
+    def signal_tables(self) -> SignalTables:
+        return self._signal_tables
 
     @property
     def layout(self) -> Layout:
@@ -158,11 +184,29 @@ class ClickHouseStore:
 
         ``send`` comes through here; benchmarks that make millions of spans as Arrow columns do too.
         """
+        self._insert(self._tables.traces, table, token)
+
+    def send_logs(self, batch: EncodedBatch[LogsData]) -> None:
+        """Insert a batch's log records into the logs table, deduplicated as ``send`` is."""
+        self._insert(self._signal_tables.logs, logs_to_table(batch.items), encoded_batch_token(batch.encodings()))
+
+    def send_metrics(self, batch: EncodedBatch[MetricsData]) -> None:
+        """Insert a batch's data points: one insert into each metric type's table the batch has points for.
+
+        Every insert carries the batch's token (each table keeps its own deduplication log), so
+        when one fails the whole batch is retried and the tables that took it drop the repeat.
+        """
+        tables = metrics_to_tables(batch.items)
+        if not tables:
+            return
+        token = encoded_batch_token(batch.encodings())
+        for kind, table in tables.items():
+            self._insert(self._signal_tables.metric(kind), table, token)
+
+    def _insert(self, table_name: str, table: pa.Table, token: str) -> None:
         client = self._insert_client or self._prepare_for_send()
         try:
-            client.insert_arrow(
-                self._tables.traces, table, database=self._layout.database, settings=insert_settings(token)
-            )
+            client.insert_arrow(table_name, table, database=self._layout.database, settings=insert_settings(token))
         except ClickHouseError as exc:
             raise classify_insert_failure(exc) from None
 
@@ -206,7 +250,7 @@ class ClickHouseStore:
                 insert_client = self._connect()
                 try:
                     if self._config.create_schema:
-                        for statement in schema_statements(self._layout, self._tables):
+                        for statement in schema_statements(self._layout, self._tables, self._signal_tables):
                             insert_client.command(statement)
                     else:
                         self._check_schema(insert_client)
@@ -318,7 +362,7 @@ class ClickHouseStore:
             parameters={"db": self._layout.database},
         ).result_rows
         present = {row[0] for row in names}
-        missing = [t for t in expected_tables(self._layout, self._tables) if t not in present]
+        missing = [t for t in expected_tables(self._layout, self._tables, self._signal_tables) if t not in present]
         if missing:
             listed = ", ".join(f"{self._layout.database}.{t}" for t in missing)
             raise StoreError(f"create_schema is off and these tables are missing: {listed}")

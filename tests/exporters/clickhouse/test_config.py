@@ -96,3 +96,34 @@ def test_engine_compression_and_tls_are_checked() -> None:
     assert _problems({"endpoint": "http://ch:8123", "tls": {"insecure_skip_verify": True}}) == [
         "exporters.clickhouse.tls: applies to https:// endpoints only"
     ]
+
+
+def test_log_and_metric_tables_are_named_as_in_the_contrib_exporter() -> None:
+    config = decode(
+        ClickHouseConfig,
+        {"logs_table_name": "app_logs", "metrics_tables": {"sum": {"name": "app_sums"}}},
+        "exporters.clickhouse",
+    )
+    assert config.signal_tables.all == (
+        "app_logs",
+        "otel_metrics_gauge",
+        "app_sums",
+        "otel_metrics_histogram",
+        "otel_metrics_exponential_histogram",
+        "otel_metrics_summary",
+    )
+
+
+def test_log_and_metric_table_names_are_identifiers_and_distinct() -> None:
+    assert _problems(
+        {
+            "logs_table_name": "otel_traces",
+            "metrics_tables": {"gauge": {"name": "a b"}, "summary": {"name": "otel_metrics_sum"}},
+        }
+    ) == [
+        'exporters.clickhouse.logs_table_name: "otel_traces" is already the table of traces_table_name; '
+        "each signal needs its own table",
+        'exporters.clickhouse.metrics_tables.gauge.name: expected a plain identifier (letters, digits, _), got "a b"',
+        'exporters.clickhouse.metrics_tables.summary.name: "otel_metrics_sum" is already the table of '
+        "metrics_tables.sum.name; each signal needs its own table",
+    ]

@@ -20,8 +20,15 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 CONFIGS: dict[str, dict[str, object]] = {
     # The shipped default, on a server.
     "single_server": {"endpoint": "http://ch:8123"},
-    # A 2x2 cluster with default replication paths and a retention.
-    "cluster": {"endpoint": "http://ch:8123", "database": "otel", "cluster_name": "genai", "ttl": "720h"},
+    # A 2x2 cluster with default replication paths and a retention; one metric table renamed.
+    "cluster": {
+        "endpoint": "http://ch:8123",
+        "database": "otel",
+        "cluster_name": "genai",
+        "ttl": "720h",
+        "logs_table_name": "app_logs",
+        "metrics_tables": {"histogram": {"name": "app_histograms"}},
+    },
     # An explicit engine with its arguments, as table_engine gives them.
     "cluster_engine_params": {
         "endpoint": "http://ch:8123",
@@ -39,7 +46,8 @@ def generated(raw: dict[str, object]) -> str:
     layout = Layout(
         config.database, config.ttl, config.cluster_name, config.table_engine.name, config.table_engine.params
     )
-    return "".join(f"{s};\n\n" for s in schema_statements(layout, TraceTables(config.traces_table_name)))
+    statements = schema_statements(layout, TraceTables(config.traces_table_name), config.signal_tables)
+    return "".join(f"{s};\n\n" for s in statements)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

@@ -120,7 +120,9 @@ def test_create_schema_off_names_the_missing_tables(chdb_path: Path) -> None:
         "create_schema is off and these tables are missing: "
         "default.otel_traces, default.otel_traces_trace_id_ts, default.otel_traces_trace_id_ts_mv, "
         "default.genai_calls, default.genai_findings, default.genai_calls_hourly, "
-        "default.otel_traces_genai_calls_mv, default.otel_traces_genai_findings_mv, default.genai_calls_hourly_mv"
+        "default.otel_traces_genai_calls_mv, default.otel_traces_genai_findings_mv, default.genai_calls_hourly_mv, "
+        "default.otel_logs, default.otel_metrics_gauge, default.otel_metrics_sum, default.otel_metrics_histogram, "
+        "default.otel_metrics_exponential_histogram, default.otel_metrics_summary"
     )
 
 
