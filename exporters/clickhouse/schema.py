@@ -146,11 +146,12 @@ def schema_statements(
 def expected_tables(
     layout: Layout, tables: TraceTables, signals: signal_schema.SignalTables | None = None
 ) -> tuple[str, ...]:
-    """Every table and view the schema consists of, in creation order."""
+    """The tables and views the schema consists of, in creation order: the traces' and the GenAI ones, and
+    the log and metric tables when ``signals`` names them."""
     return (
         *layout.table_names(tables.traces),
         *layout.table_names(tables.trace_id_ts),
         tables.trace_id_ts_mv,
         *genai_schema.expected_tables(layout, genai_schema.GenAITables(tables.traces)),
-        *signal_schema.expected_tables(layout, signals or signal_schema.SignalTables()),
+        *(signal_schema.expected_tables(layout, signals) if signals is not None else ()),
     )

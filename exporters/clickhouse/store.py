@@ -103,6 +103,8 @@ class ClickHouseStore:
         self._exporter_id = exporter_id
         self._tables = TraceTables(config.traces_table_name)
         self._signal_tables = config.signal_tables
+        # Set before start by an exporter that writes logs or metrics here: start then checks their tables too.
+        self.serves_logs_or_metrics = False
         self._layout = Layout(
             database=config.database,
             ttl_seconds=config.ttl,
@@ -362,7 +364,10 @@ class ClickHouseStore:
             parameters={"db": self._layout.database},
         ).result_rows
         present = {row[0] for row in names}
-        missing = [t for t in expected_tables(self._layout, self._tables, self._signal_tables) if t not in present]
+        # The log and metric tables are not asked of a store the exporter writes only spans to: a traces
+        # set-up made before they existed keeps starting with create_schema off.
+        signals = self._signal_tables if self.serves_logs_or_metrics else None
+        missing = [t for t in expected_tables(self._layout, self._tables, signals) if t not in present]
         if missing:
             listed = ", ".join(f"{self._layout.database}.{t}" for t in missing)
             raise StoreError(f"create_schema is off and these tables are missing: {listed}")

@@ -109,21 +109,33 @@ def test_schema_creation_is_idempotent(chdb_path: Path) -> None:
         store.close()
 
 
-def test_create_schema_off_names_the_missing_tables(chdb_path: Path) -> None:
+TRACE_TABLES = (
+    "default.otel_traces, default.otel_traces_trace_id_ts, default.otel_traces_trace_id_ts_mv, "
+    "default.genai_calls, default.genai_findings, default.genai_calls_hourly, "
+    "default.otel_traces_genai_calls_mv, default.otel_traces_genai_findings_mv, default.genai_calls_hourly_mv"
+)
+SIGNAL_TABLES = (
+    "default.otel_logs, default.otel_metrics_gauge, default.otel_metrics_sum, default.otel_metrics_histogram, "
+    "default.otel_metrics_exponential_histogram, default.otel_metrics_summary"
+)
+
+
+@pytest.mark.parametrize(
+    ("serves_logs_or_metrics", "missing"),
+    [(False, TRACE_TABLES), (True, f"{TRACE_TABLES}, {SIGNAL_TABLES}")],
+    ids=["spans only", "logs or metrics too"],
+)
+def test_create_schema_off_names_the_missing_tables(
+    chdb_path: Path, serves_logs_or_metrics: bool, missing: str
+) -> None:
     store = ClickHouseStore(
         ClickHouseConfig(endpoint=f"chdb://{chdb_path}", create_schema=False), logging.getLogger("t")
     )
+    store.serves_logs_or_metrics = serves_logs_or_metrics
     with pytest.raises(StoreError) as error:
         store.start()
     store.close()
-    assert str(error.value) == (
-        "create_schema is off and these tables are missing: "
-        "default.otel_traces, default.otel_traces_trace_id_ts, default.otel_traces_trace_id_ts_mv, "
-        "default.genai_calls, default.genai_findings, default.genai_calls_hourly, "
-        "default.otel_traces_genai_calls_mv, default.otel_traces_genai_findings_mv, default.genai_calls_hourly_mv, "
-        "default.otel_logs, default.otel_metrics_gauge, default.otel_metrics_sum, default.otel_metrics_histogram, "
-        "default.otel_metrics_exponential_histogram, default.otel_metrics_summary"
-    )
+    assert str(error.value) == f"create_schema is off and these tables are missing: {missing}"
 
 
 def test_identifiers_are_quoted() -> None:
