@@ -173,10 +173,7 @@ class ProxyService:
         await self._spans.stop()
 
     def _routes(self) -> list[Route]:
-        routes = [
-            Route(path, self._endpoint(Target(api, api.family)), methods=["POST"])
-            for path, api in API_ROUTES
-        ]
+        routes = [Route(path, self._endpoint(Target(api, api.family)), methods=["POST"]) for path, api in API_ROUTES]
         for suffix, api in AZURE_APIS:
             routes.append(Route(f"/openai/deployments/{{deployment}}/{suffix}", self._azure(api), methods=["POST"]))
             routes.append(Route(f"/openai/v1/{suffix}", self._endpoint(Target(api, "azure_openai")), methods=["POST"]))

@@ -176,7 +176,9 @@ def describe_generation(body: dict[str, Any], record: CallRecord) -> None:
         record.set(semconv.REQUEST_CHOICE_COUNT, count)
     if config.get("responseMimeType") == "application/json" or "responseSchema" in config:
         record.set(semconv.OUTPUT_TYPE, "json")
-    level = as_dict(config.get("thinkingConfig")).get("thinkingLevel")
+    thinking = as_dict(config.get("thinkingConfig"))
+    # Protobuf's JSON parsing takes either spelling of a field, and the SDK writes this object's in snake case.
+    level = thinking.get("thinkingLevel", thinking.get("thinking_level"))
     if record.dialect.reasoning_level and isinstance(level, str):
         record.set(record.dialect.reasoning_level, level.lower())
     system = body.get("systemInstruction")
