@@ -185,8 +185,8 @@ def query_key(raw_query: bytes) -> str | None:
 
 
 def without_query_key(raw_query: bytes) -> bytes:
-    """The query without its ``key`` parameters, every other byte as the client sent it."""
-    if KEY_QUERY_PARAMETER not in raw_query:
+    """The query without its ``key`` parameters (however their name is encoded), every other byte as sent."""
+    if not raw_query:
         return raw_query
     kept = [pair for pair in raw_query.split(b"&") if unquote_to_bytes(pair.partition(b"=")[0]) != KEY_QUERY_PARAMETER]
     return b"&".join(kept)
