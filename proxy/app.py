@@ -185,9 +185,9 @@ class ProxyService:
             for version in gemini.OWN_API_VERSIONS:
                 gemini_rest = self._endpoint(Target(None, "gemini"))
                 routes.append(Route(f"{prefix}/{version}/{{rest:path}}", gemini_rest, methods=ANY_METHOD))
-        # Everything else under /v1 goes through untouched: the proxy never invents a 404.
+        # Everything else under an API's prefix goes through untouched: the proxy never invents a 404 there.
         routes.append(Route("/v1/{rest:path}", self._endpoint(Target(None, None)), methods=ANY_METHOD))
-        # Outside /v1 nothing is forwarded; the answer is still in the format the client's SDK parses.
+        # Nothing else is forwarded; the answer is still in the format the client's SDK parses.
         routes.append(Route("/{rest:path}", self._not_forwarded, methods=ANY_METHOD))
         return routes
 
@@ -218,8 +218,9 @@ class ProxyService:
     async def _gemini(self, request: Request) -> Response:
         """``models/{model}:{method}``: the method picks the adapter; one the proxy does not read goes through."""
         named = gemini.model_of_path(request.path_params["target"])
-        if named is None:  # POST /v1/models/x without a method: not Gemini's (OpenAI's fine-tuned model deletion is)
-            return await self._handle(request, Target(None, None))
+        if named is None:  # no method: forwarded, and under /v1 as any other path there (the headers tell whose)
+            own = request.url.path.split("/")[1] in gemini.OWN_API_VERSIONS
+            return await self._handle(request, Target(None, "gemini" if own else None))
         model, method = named
         return await self._handle(request, Target(GEMINI_METHODS.get(method), "gemini", model))
 
