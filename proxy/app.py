@@ -37,14 +37,14 @@ from collector import semconv
 from collector.inflate import BadRequest, BodyTooLarge, decompress
 from collector.keys import KeysFileError
 from collector.telemetry import Telemetry
-from proxy.apis import Api
+from proxy.apis import Api, gemini
 from proxy.apis.anthropic_messages import CountTokens, Messages
 from proxy.apis.openai_chat import ChatCompletions
 from proxy.apis.openai_completions import Completions
 from proxy.apis.openai_embeddings import Embeddings
 from proxy.apis.openai_responses import Responses
-from proxy.auth import Authenticator, Caller
-from proxy.config import ProxyConfig, UpstreamConfig
+from proxy.auth import Authenticator, Caller, without_query_key
+from proxy.config import ProxyConfig, UpstreamConfig, UpstreamProtocol
 from proxy.conversations import ConversationLink, ConversationTracker, History
 from proxy.errors import ApiFamily, ProxyError, error_response
 from proxy.export import FailOpenSpanProcessor, SpanSink
@@ -78,7 +78,43 @@ API_ROUTES: tuple[tuple[str, Api], ...] = (
     ("/v1/messages", Messages()),
     ("/v1/messages/count_tokens", CountTokens()),
 )
+# Azure OpenAI speaks OpenAI's bodies on its own paths: per deployment, or (v1) naming the deployment as the model.
+AZURE_APIS: tuple[tuple[str, Api], ...] = (
+    ("chat/completions", ChatCompletions()),
+    ("completions", Completions()),
+    ("embeddings", Embeddings()),
+    ("responses", Responses()),
+)
+# Gemini's methods on models/{model}, by the name after the colon.
+GEMINI_METHODS: dict[str, Api] = {
+    "generateContent": gemini.GenerateContent(stream=False),
+    "streamGenerateContent": gemini.GenerateContent(stream=True),
+    "countTokens": gemini.CountTokens(),
+    "embedContent": gemini.EmbedContent(),
+    "batchEmbedContents": gemini.EmbedContent(),
+}
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# Each protocol's error format (Azure OpenAI answers in OpenAI's).
+PROTOCOL_FAMILIES: dict[UpstreamProtocol, ApiFamily] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "azure_openai": "openai",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request's path means: its adapter (None: forwarded untouched) and where it may go.
+
+    ``protocol`` picks the upstreams (None: the request's headers tell, on the paths
+    OpenAI and Anthropic share); ``model`` is the name the path gives (Gemini's
+    model, Azure's deployment), else the body's ``model`` is routed on.
+    """
+
+    api: Api | None
+    protocol: UpstreamProtocol | None
+    model: str | None = None
 
 
 @dataclass
@@ -137,37 +173,69 @@ class ProxyService:
         await self._spans.stop()
 
     def _routes(self) -> list[Route]:
-        routes = [Route(path, self._endpoint(api), methods=["POST"]) for path, api in API_ROUTES]
-        # Everything else under /v1 goes through untouched: the proxy never invents a 404.
-        routes.append(Route("/v1/{rest:path}", self._endpoint(None), methods=ANY_METHOD))
-        # Outside /v1 nothing is forwarded; the answer is still in the format the client's SDK parses.
+        routes = [Route(path, self._endpoint(Target(api, api.family)), methods=["POST"]) for path, api in API_ROUTES]
+        for suffix, api in AZURE_APIS:
+            routes.append(Route(f"/openai/deployments/{{deployment}}/{suffix}", self._azure(api), methods=["POST"]))
+            routes.append(Route(f"/openai/v1/{suffix}", self._endpoint(Target(api, "azure_openai")), methods=["POST"]))
+        routes.append(Route("/openai/responses", self._endpoint(Target(Responses(), "azure_openai")), methods=["POST"]))
+        routes.append(Route("/openai/{rest:path}", self._endpoint(Target(None, "azure_openai")), methods=ANY_METHOD))
+        for version in gemini.API_VERSIONS:
+            routes.append(Route(f"/{version}/models/{{target}}", self._gemini, methods=["POST"]))
+        for prefix in ("", "/upload"):
+            for version in gemini.OWN_API_VERSIONS:
+                gemini_rest = self._endpoint(Target(None, "gemini"))
+                routes.append(Route(f"{prefix}/{version}/{{rest:path}}", gemini_rest, methods=ANY_METHOD))
+        # Everything else under an API's prefix goes through untouched: the proxy never invents a 404 there.
+        routes.append(Route("/v1/{rest:path}", self._endpoint(Target(None, None)), methods=ANY_METHOD))
+        # Nothing else is forwarded; the answer is still in the format the client's SDK parses.
         routes.append(Route("/{rest:path}", self._not_forwarded, methods=ANY_METHOD))
         return routes
 
     async def _refuse_path(self, request: Request, problem: str) -> Response:
         self._count(None, None, "400")
-        return error_response(family_of(request), 400, f"{problem}; the proxy does not forward it")  # type: ignore[arg-type]
+        return error_response(family_of(request), 400, f"{problem}; the proxy does not forward it")
 
     async def _not_forwarded(self, request: Request) -> Response:
         self._count(None, None, "404")
-        message = f"the proxy forwards paths under /v1 only, not {request.method} {request.url.path}"
-        return error_response(family_of(request), 404, message)  # type: ignore[arg-type]
+        message = (
+            "the proxy forwards paths under /v1 (OpenAI, Anthropic), /openai (Azure OpenAI) and /v1beta (Gemini) "
+            f"only, not {request.method} {request.url.path}"
+        )
+        return error_response(family_of(request), 404, message)
 
-    def _endpoint(self, api: Api | None) -> Callable[[Request], Any]:
+    def _endpoint(self, target: Target) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            return await self._handle(request, api)
+            return await self._handle(request, target)
 
         return endpoint
 
-    async def _handle(self, request: Request, api: Api | None) -> Response:
+    def _azure(self, api: Api) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            return await self._handle(request, Target(api, "azure_openai", request.path_params["deployment"]))
+
+        return endpoint
+
+    async def _gemini(self, request: Request) -> Response:
+        """``models/{model}:{method}``: the method picks the adapter; one the proxy does not read goes through."""
+        named = gemini.model_of_path(request.path_params["target"])
+        if named is None:  # no method: forwarded, and under /v1 as any other path there (the headers tell whose)
+            own = request.url.path.split("/")[1] in gemini.OWN_API_VERSIONS
+            return await self._handle(request, Target(None, "gemini" if own else None))
+        model, method = named
+        return await self._handle(request, Target(GEMINI_METHODS.get(method), "gemini", model))
+
+    async def _handle(self, request: Request, target: Target) -> Response:
         started_ns, started = time.time_ns(), time.monotonic()
-        family: ApiFamily = api.family if api else family_of(request)  # type: ignore[assignment]
+        api = target.api
+        protocol: UpstreamProtocol = target.protocol or family_of(request)
+        family = PROTOCOL_FAMILIES[protocol]
         try:
             body = await read_body(request, self._config.max_request_body_size)
-            caller = self.auth.authenticate(request.headers)
+            caller = self.auth.authenticate(request.headers, request.scope.get("query_string", b""))
             document = parse_body(body, required=api is not None)
-            model = document.get("model") if isinstance(document.get("model"), str) else None
-            upstream = self._route(family, model, passthrough=api is None)
+            name = target.model or (document.get("model") if isinstance(document.get("model"), str) else None)
+            upstream = self._route(protocol, name, passthrough=api is None)
+            model = upstream.model_of(name)
         except ClientDisconnect:
             return Response(status_code=499)
         except ProxyError as exc:
@@ -207,27 +275,30 @@ class ProxyService:
         # ASCII escapes keep any text (lone surrogates included) valid JSON in valid UTF-8.
         content = body if changed is None else json.dumps(changed).encode()
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string", b"")
+        if call.caller.managed:  # the proxy key a Gemini client may send as ?key= goes no further
+            query = without_query_key(query)
         try:
-            url = upstream_url(upstream, raw_path, request.scope.get("query_string", b""))
+            url = upstream_url(upstream, raw_path, query)
             upstream_response = await unless_disconnected(
                 request, self._upstream.send(request.method, url, headers, content)
             )
         except ProxyError as exc:
             self._finish(call, Outcome(status_code=None, error_type=str(exc.status), error_message=exc.message))
-            return exc.response(call.upstream.family)  # type: ignore[arg-type]
+            return exc.response(PROTOCOL_FAMILIES[upstream.protocol])
         except ClientDisconnect:
             self._finish(call, Outcome(error_type="cancelled", error_message="the client disconnected before a reply"))
             return Response(status_code=499)
         return await self._relay(request, call, upstream_response, document)
 
-    def _route(self, family: ApiFamily, model: str | None, passthrough: bool) -> UpstreamConfig:
-        """The upstream for the call; a pass-through path naming an unknown model goes to the family's first."""
+    def _route(self, protocol: UpstreamProtocol, model: str | None, passthrough: bool) -> UpstreamConfig:
+        """The upstream for the call; a pass-through path naming an unknown model goes to the protocol's first."""
         try:
-            return self._router.for_model(family, model)
+            return self._router.for_model(protocol, model)
         except ProxyError:
             if not passthrough:
                 raise
-            return self._router.for_model(family, None)
+            return self._router.for_model(protocol, None)
 
     @property
     def _marks_replies(self) -> bool:
@@ -359,7 +430,7 @@ class ProxyService:
     async def _relay_whole(self, request: Request, call: _Call, response: UpstreamResponse, mark: bool) -> Response:
         """Read a small (or to-be-marked) body whole, then answer in one piece: cheaper than streaming it."""
         outcome = Outcome(status_code=response.status)
-        family: ApiFamily = call.upstream.family  # type: ignore[assignment]
+        family = PROTOCOL_FAMILIES[call.upstream.protocol]
         try:
             body = await unless_disconnected(request, response.read())
         except UpstreamTimeout:
@@ -506,6 +577,10 @@ class ProxyService:
         record = call.record
         try:
             finish_span(call.span, record, outcome, call.api.finish_reason_map() if call.api else {})
+            response_model = record.attributes.get(semconv.RESPONSE_MODEL)
+            if call.api is not None and record.request_model is None and isinstance(response_model, str):
+                # An Azure deployment not mapped to a model: the name the conventions give it comes with the reply.
+                call.span.update_name(span_name(record.operation, response_model))
         except Exception:  # what the span could not take is lost, the span itself is not
             self._logger.exception("could not describe a proxied call on its span")
         call.span.end()

@@ -1,8 +1,9 @@
 """Who is calling: the two auth modes of the proxy, and managed mode kept across restarts.
 
 Passthrough forwards the client's own provider key untouched. Managed requires
-a proxy key (``Authorization: Bearer`` or ``x-api-key``), replaces it with the
-upstream's configured provider key, and stamps the key's tenant on the span.
+a proxy key (``Authorization: Bearer``, ``x-api-key``, Azure's ``api-key``,
+Gemini's ``x-goog-api-key`` or its ``key`` query parameter), replaces it with
+the upstream's configured provider key, and stamps the key's tenant on the span.
 
 Once a proxy is managed (``auth.mode: managed``, or ``auto`` with a key in the
 keys file) it writes a marker file beside the keys file, ``<keys_file>.managed``.
@@ -21,13 +22,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 from collector.keys import KeysFileError, KeyStore, hash_key
 from collector.private_files import PRIVATE_FILE_MODE, private_directory
 from proxy.config import AuthSettings
 from proxy.errors import ProxyError
 
-AUTH_HEADERS = ("authorization", "x-api-key")
+# Where each provider's SDK sends its key: OpenAI, Anthropic, Azure OpenAI, Gemini.
+AUTH_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+# Gemini's other place for a key: the query string (?key=...).
+KEY_QUERY_PARAMETER = b"key"
 MANAGED_MARKER_SUFFIX = ".managed"
 
 _logger = logging.getLogger("genai_collector.proxy")
@@ -92,8 +97,8 @@ class Authenticator:
             self._persist()
         return self._managed
 
-    def authenticate(self, headers: Mapping[str, str]) -> Caller:
-        credential = presented_key(headers)
+    def authenticate(self, headers: Mapping[str, str], raw_query: bytes = b"") -> Caller:
+        credential = presented_key(headers, raw_query)
         if not self.is_managed():
             return Caller(False, None, hash_key(credential or ""))
         try:
@@ -103,7 +108,9 @@ class Authenticator:
         if not present:
             raise ProxyError(401, "the proxy has no usable keys file, so no proxy key is accepted; see its log")
         if not credential:
-            raise ProxyError(401, "a proxy key is required: send it as Authorization: Bearer <key> or x-api-key")
+            raise ProxyError(
+                401, "a proxy key is required: send it where your SDK sends its provider key (Authorization: Bearer)"
+            )
         tenant = self.keys.tenant_for(credential)
         if tenant is None:
             raise ProxyError(401, "the proxy key is not valid", "invalid_api_key")
@@ -155,11 +162,31 @@ class Authenticator:
             )
 
 
-def presented_key(headers: Mapping[str, str]) -> str | None:
-    """The key a client sent, from either header the official SDKs use."""
+def presented_key(headers: Mapping[str, str], raw_query: bytes = b"") -> str | None:
+    """The key a client sent, from any header the official SDKs use, or Gemini's ``key`` query parameter."""
     authorization = headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    api_key = headers.get("x-api-key", "").strip()
-    return api_key or None
+    for name in AUTH_HEADERS[1:]:
+        value = headers.get(name, "").strip()
+        if value:
+            return value
+    return query_key(raw_query)
+
+
+def query_key(raw_query: bytes) -> str | None:
+    """The ``key`` query parameter's value (Gemini's API keys may travel there), or None."""
+    for pair in raw_query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if unquote_to_bytes(name) == KEY_QUERY_PARAMETER and value:
+            return unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8", errors="replace").strip() or None
+    return None
+
+
+def without_query_key(raw_query: bytes) -> bytes:
+    """The query without its ``key`` parameters (however their name is encoded), every other byte as sent."""
+    if not raw_query:
+        return raw_query
+    kept = [pair for pair in raw_query.split(b"&") if unquote_to_bytes(pair.partition(b"=")[0]) != KEY_QUERY_PARAMETER]
+    return b"&".join(kept)

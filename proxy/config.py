@@ -25,7 +25,17 @@ DEFAULT_SPAN_QUEUE_SIZE = 10_000
 DEFAULT_CONVERSATION_TTL = Duration(3600.0)
 DEFAULT_CONVERSATION_ENTRIES = 100_000
 
-UpstreamKind = Literal["openai", "anthropic", "openai_compatible"]
+UpstreamKind = Literal["openai", "anthropic", "openai_compatible", "gemini", "azure_openai"]
+# The wire API an upstream speaks, which decides the paths routed to it: OpenAI-compatible servers speak OpenAI's.
+UpstreamProtocol = Literal["openai", "anthropic", "gemini", "azure_openai"]
+# gen_ai.provider.name by kind (the conventions' values); OpenAI-compatible servers speak OpenAI's telemetry flavour.
+DEFAULT_PROVIDERS: dict[str, str] = {
+    "openai": "openai",
+    "openai_compatible": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "azure_openai": "azure.ai.openai",
+}
 AuthMode = Literal["auto", "passthrough", "managed"]
 
 
@@ -34,9 +44,12 @@ class UpstreamConfig:
     """One LLM API the proxy forwards to.
 
     ``base_url`` is written as each provider's SDK writes it: OpenAI-style APIs
-    include the version (``https://api.openai.com/v1``), Anthropic's does not
-    (``https://api.anthropic.com``). ``models`` are names or globs (``gpt-*``);
-    empty means every model of this upstream's API.
+    include the version (``https://api.openai.com/v1``); Anthropic's, Gemini's
+    (``https://generativelanguage.googleapis.com``) and Azure OpenAI's resource
+    endpoint (``https://NAME.openai.azure.com``) do not. ``models`` are names or
+    globs (``gpt-*``); empty means every model of this upstream's API. For Azure
+    OpenAI they match deployment names, and ``deployments`` maps a deployment to
+    the model it serves (a deployment not listed is named by the response's model).
     """
 
     name: str = ""
@@ -47,18 +60,35 @@ class UpstreamConfig:
     # gen_ai.provider.name on this upstream's spans; by default the kind's
     # (openai for OpenAI-compatible servers: the telemetry flavour they speak).
     provider: str = ""
+    deployments: dict[str, str] = field(default_factory=dict)  # Azure OpenAI: deployment name -> model
 
     @property
     def provider_name(self) -> str:
-        return self.provider or ("anthropic" if self.kind == "anthropic" else "openai")
+        return self.provider or DEFAULT_PROVIDERS[self.kind]
+
+    @property
+    def protocol(self) -> UpstreamProtocol:
+        """The wire API the upstream speaks, which picks the paths routed to it."""
+        return "openai" if self.kind == "openai_compatible" else self.kind
 
     @property
     def family(self) -> str:
-        """The API the upstream speaks: "anthropic" or "openai"."""
-        return "anthropic" if self.kind == "anthropic" else "openai"
+        """The body and error format the upstream speaks: "openai" (Azure's too), "anthropic" or "gemini"."""
+        return "openai" if self.kind in ("openai_compatible", "azure_openai") else self.kind
 
     def serves(self, model: str) -> bool:
+        if model in self.deployments:
+            return True
         return not self.models or any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+
+    def model_of(self, name: str | None) -> str | None:
+        """The model a request naming ``name`` asks for: an Azure deployment's mapped model, else ``name``.
+
+        An Azure deployment not in ``deployments`` is unknown until the response names its model.
+        """
+        if name is None or self.kind != "azure_openai":
+            return name
+        return self.deployments.get(name)
 
     def validate(self) -> Iterable[tuple[str, str]]:
         if not self.name:
@@ -70,6 +100,8 @@ class UpstreamConfig:
             valid = False
         if not valid:
             yield "base_url", f'expected http(s)://host[:port][/path], got "{self.base_url}"'
+        if self.deployments and self.kind != "azure_openai":
+            yield "deployments", "is for azure_openai upstreams only"
         key = self.api_key.reveal()
         if key != key.strip() or any(ord(char) < 0x20 or ord(char) == 0x7F for char in key):
             # A key read from a file often ends in a newline; it could never go into a header.

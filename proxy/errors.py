@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from collector.errors import retry_after_header
 
-ApiFamily = Literal["openai", "anthropic"]
+ApiFamily = Literal["openai", "anthropic", "gemini"]
 
 # Anthropic names an error by its status; OpenAI by a type plus an optional code.
 _ANTHROPIC_TYPES = {
@@ -38,6 +38,23 @@ _OPENAI_TYPES = {
     500: "server_error",
     502: "server_error",
     504: "timeout",
+}
+
+# Google APIs name an error by its canonical status (google.rpc.Code), beside the HTTP status.
+_GOOGLE_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
 
 
@@ -65,8 +82,11 @@ class ProxyError(Exception):
 
 def error_response(family: ApiFamily, status: int, message: str, code: str | None = None) -> Response:
     """``message`` as the provider's own error body, with the status it goes with."""
-    if family == "anthropic":
-        body: dict[str, object] = {
+    body: dict[str, object]
+    if family == "gemini":
+        body = {"error": {"code": status, "message": message, "status": _GOOGLE_STATUSES.get(status, "UNKNOWN")}}
+    elif family == "anthropic":
+        body = {
             "type": "error",
             "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message},
         }

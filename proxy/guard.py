@@ -55,5 +55,8 @@ def stop_event(api: str, detector: str) -> bytes:
     if api == "responses":
         body = {"type": "error", "code": "early_stop", "message": message, "param": None}
         return b"event: error\ndata: " + json.dumps(body).encode() + b"\n\n"
+    if api.startswith("gemini_"):
+        body = {"error": {"code": 400, "message": message, "status": "FAILED_PRECONDITION"}}
+        return b"data: " + json.dumps(body).encode() + b"\r\n\r\n"
     error = {"error": {"message": message, "type": "content_filter", "param": None, "code": "early_stop"}}
     return b"data: " + json.dumps(error).encode() + b"\n\ndata: [DONE]\n\n"

@@ -27,6 +27,13 @@ _NOT_FORWARDED_DOWN = frozenset(
     {b"connection", b"keep-alive", b"proxy-authenticate", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
 _AUTH = frozenset(name.encode() for name in AUTH_HEADERS)
+# Where each upstream API takes its key (managed mode sends the configured one there).
+_KEY_HEADERS: dict[str, tuple[bytes, bytes]] = {
+    "openai": (b"authorization", b"Bearer "),
+    "anthropic": (b"x-api-key", b""),
+    "azure_openai": (b"api-key", b""),
+    "gemini": (b"x-goog-api-key", b""),
+}
 
 
 def upstream_headers(
@@ -39,10 +46,8 @@ def upstream_headers(
         headers = [(k, v) for k, v in headers if k.lower() not in _AUTH]
         key = upstream.api_key.reveal()
         if key:
-            if upstream.family == "anthropic":
-                headers.append((b"x-api-key", key.encode()))
-            else:
-                headers.append((b"authorization", b"Bearer " + key.encode()))
+            name, prefix = _KEY_HEADERS[upstream.protocol]
+            headers.append((name, prefix + key.encode()))
     headers.append((b"accept-encoding", b"identity"))
     return headers
 

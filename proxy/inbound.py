@@ -11,14 +11,20 @@ from starlette.requests import ClientDisconnect, Request
 
 from collector import httpserver
 from collector.listeners.inflight import Overloaded
-from proxy.errors import ProxyError
+from proxy.auth import query_key
+from proxy.errors import ApiFamily, ProxyError
 
 T = TypeVar("T")
 
 
-def family_of(request: Request) -> str:
-    """For paths without an adapter: Anthropic's SDK always sends anthropic-version."""
-    return "anthropic" if "anthropic-version" in request.headers else "openai"
+def family_of(request: Request) -> ApiFamily:
+    """For paths OpenAI, Anthropic and Gemini share (/v1): Anthropic's SDK always sends anthropic-version,
+    Gemini's clients their key as x-goog-api-key or ?key=."""
+    if "anthropic-version" in request.headers:
+        return "anthropic"
+    if "x-goog-api-key" in request.headers or query_key(request.scope.get("query_string", b"")) is not None:
+        return "gemini"
+    return "openai"
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,11 +1,14 @@
-"""Which upstream serves a request: by the model it names, within the API family it speaks."""
+"""Which upstream serves a request: by the model (or Azure deployment) it names, among those speaking its API."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proxy.config import UpstreamConfig
-from proxy.errors import ApiFamily, ProxyError
+from proxy.config import UpstreamConfig, UpstreamProtocol
+from proxy.errors import ProxyError
+
+# OpenAI's code for a model no upstream serves; the other formats name the error by its status.
+MODEL_NOT_FOUND = "model_not_found"
 
 
 class Router:
@@ -18,9 +21,9 @@ class Router:
     def upstreams(self) -> list[UpstreamConfig]:
         return self._upstreams
 
-    def for_model(self, family: ApiFamily, model: str | None) -> UpstreamConfig:
-        """The upstream for ``model`` among those speaking ``family``; ProxyError 404 when none serves it."""
-        candidates = [u for u in self._upstreams if u.family == family]
+    def for_model(self, protocol: UpstreamProtocol, model: str | None) -> UpstreamConfig:
+        """The upstream for ``model`` among those speaking ``protocol``; ProxyError 404 when none serves it."""
+        candidates = [u for u in self._upstreams if u.protocol == protocol]
         if model is None:
             if candidates:
                 return candidates[0]
@@ -30,4 +33,4 @@ class Router:
                     return upstream
         names = ", ".join(f"{u.name} ({u.kind}: {', '.join(u.models) or 'any model'})" for u in self._upstreams)
         subject = f'model "{model}"' if model is not None else "this request"
-        raise ProxyError(404, f"no upstream serves {subject}; configured upstreams: {names}", "model_not_found")
+        raise ProxyError(404, f"no upstream serves {subject}; configured upstreams: {names}", MODEL_NOT_FOUND)

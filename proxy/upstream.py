@@ -136,17 +136,21 @@ class UpstreamClient:
 def upstream_url(upstream: UpstreamConfig, raw_path: bytes, raw_query: bytes) -> URL:
     """Where the call goes, with the client's path and query exactly as it encoded them.
 
-    OpenAI-style base URLs include /v1 (as their SDKs write them); Anthropic's does not.
+    OpenAI-style base URLs include /v1 (as their SDKs write them); Anthropic's,
+    Gemini's and Azure OpenAI's do not, and get the client's whole path.
     Raises ProxyError 400 for a path that could lead outside the base URL's path
     (the proxy's app refuses those before routing; this holds wherever the URL is built).
     """
     problem = path_problem(raw_path)
-    if problem is None and upstream.family == "openai" and not raw_path.startswith(b"/v1/"):
+    openai = upstream.protocol == "openai"
+    if problem is None and openai and not raw_path.startswith(b"/v1/"):
         problem = "the path is not under /v1/"
+    if problem is None and upstream.protocol == "azure_openai" and not raw_path.startswith(b"/openai/"):
+        problem = "the path is not under /openai/"
     if problem is not None:
         raise ProxyError(400, f"{problem}; the proxy does not forward it")
     path = raw_path.decode("ascii")  # path_problem allows ASCII only
-    suffix = path[len("/v1") :] if upstream.family == "openai" else path
+    suffix = path[len("/v1") :] if openai else path
     query = raw_query.decode("latin-1")
     text = upstream.base_url.rstrip("/") + suffix + (f"?{query}" if query else "")
     # encoded=True: sent as written, not re-quoted (a%2Fb must not become a/b).

@@ -69,6 +69,9 @@ class ChatCompletions:
             refusal = message.get("refusal")
             if isinstance(refusal, str):
                 out.text.append(refusal)
+            reasoning = _reasoning_text(message)
+            if reasoning:
+                out.reasoning.append(reasoning)
             for position, call in enumerate(as_list(message.get("tool_calls"))):
                 if not isinstance(call, dict):
                     continue
@@ -97,8 +100,8 @@ def _add_delta(record: CallRecord, choice: Any) -> None:
     refusal = delta.get("refusal")
     if isinstance(refusal, str) and refusal:
         out.text.append(refusal)
-    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
+    reasoning = _reasoning_text(delta)
+    if reasoning:
         out.reasoning.append(reasoning)
     for call in as_list(delta.get("tool_calls")):
         if not isinstance(call, dict):
@@ -109,6 +112,13 @@ def _add_delta(record: CallRecord, choice: Any) -> None:
         )
     if choice.get("finish_reason"):
         out.finish_reason = choice["finish_reason"]
+
+
+def _reasoning_text(message: dict[str, Any]) -> str | None:
+    """Reasoning an OpenAI-compatible server adds to a message or delta: vLLM, llama.cpp and LM Studio call it
+    ``reasoning_content``, Ollama and newer vLLM ``reasoning``."""
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    return reasoning if isinstance(reasoning, str) and reasoning else None
 
 
 def _texts(messages: list[Any]) -> list[str]:

@@ -38,6 +38,7 @@ import socket
 import struct
 import threading
 import time
+import urllib.parse
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ __all__ = [
 ]
 
 Json = dict[str, Any]
-Provider = Literal["openai", "anthropic"]
+Provider = Literal["openai", "anthropic", "gemini", "azure"]
 
 # Fixed identity of every answer, so two runs of the same request give the same bytes.
 CREATED = 1_700_000_000
@@ -86,6 +87,7 @@ ANTHROPIC_MESSAGE_ID = "msg_mock_1"
 TOOL_USE_ID = "toolu_mock_1"
 REQUEST_ID = "req_mock_1"
 SYSTEM_FINGERPRINT = "fp_mock"
+GEMINI_RESPONSE_ID = "mOcKrEsPoNsEiD1"
 
 SCENARIO_HEADER = "x-mock-scenario"
 RESPONSE_ID_HEADER = "x-mock-response-id"
@@ -131,7 +133,42 @@ ANTHROPIC_HEADERS: tuple[tuple[str, str], ...] = (
     ("anthropic-organization-id", "org-mock"),
     ("request-id", REQUEST_ID),
 )
+GEMINI_HEADERS: tuple[tuple[str, str], ...] = (
+    ("vary", "Origin, X-Origin, Referer"),
+    ("x-xss-protection", "0"),
+    ("x-frame-options", "SAMEORIGIN"),
+    ("x-content-type-options", "nosniff"),
+)
+AZURE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("apim-request-id", "00000000-0000-4000-8000-000000000001"),
+    ("x-ms-region", "East US"),
+    ("x-request-id", "00000000-0000-4000-8000-000000000002"),
+    ("azureml-model-session", "d001-20250101000000"),
+)
 JSON_TYPE = "application/json"
+GEMINI_JSON_TYPE = "application/json; charset=UTF-8"
+GEMINI_API_VERSIONS = ("v1beta", "v1", "v1alpha")
+GEMINI_METHODS = frozenset(
+    {"generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"}
+)
+GEMINI_MODELS = frozenset(
+    {"gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash", "gemini-embedding-001", "text-embedding-004"}
+)
+GEMINI_PIECES_PER_CHUNK = 3
+GEMINI_EMBEDDING_DIMENSIONS = 8  # the real models give 768 to 3072; tests need only a few
+GEMINI_THOUGHT = "**Answering the greeting**\n\nThe user said hello; a short reply will do."
+# Azure OpenAI deployments (name -> the model behind it), as the mock's resource has them.
+AZURE_DEPLOYMENTS: dict[str, str] = {
+    "chat-prod": "gpt-4o-mini-2024-07-18",
+    "embedder": "text-embedding-3-small",
+}
+_SAFE = {"filtered": False, "severity": "safe"}
+AZURE_FILTER_RESULTS: dict[str, Any] = {
+    "hate": _SAFE,
+    "self_harm": _SAFE,
+    "sexual": _SAFE,
+    "violence": _SAFE,
+}
 SSE_TYPE = "text/event-stream; charset=utf-8"
 
 OPENAI_MODELS: tuple[tuple[str, int], ...] = (
@@ -159,6 +196,7 @@ _UNIQUE_ID_SHAPES: dict[str, tuple[str, str, int]] = {
     COMPLETION_ID: ("cmpl-", _ALPHANUMERIC, 29),
     RESPONSE_ID: ("resp_", "0123456789abcdef", 48),
     ANTHROPIC_MESSAGE_ID: ("msg_01", _ALPHANUMERIC, 22),
+    GEMINI_RESPONSE_ID: ("", _ALPHANUMERIC, 22),
 }
 _POLL = 0.05  # how often a pause looks for a departed client or a closing server
 
@@ -201,6 +239,9 @@ class MockUpstream:
         *,
         openai_key: str | None = None,
         anthropic_key: str | None = None,
+        gemini_key: str | None = None,
+        azure_key: str | None = None,
+        azure_deployments: dict[str, str] | None = None,
         slow_seconds: float = 0.2,
         stall_seconds: float = 30.0,
         gzip_bomb_bytes: int = 80 * 1024 * 1024,
@@ -208,6 +249,9 @@ class MockUpstream:
         id_seed: str = "mock",
     ) -> None:
         self.openai_key = openai_key
+        self.gemini_key = gemini_key
+        self.azure_key = azure_key
+        self.azure_deployments = dict(AZURE_DEPLOYMENTS if azure_deployments is None else azure_deployments)
         self.unique_ids = unique_ids
         self.id_seed = id_seed
         self._answers = 0  # answers numbered so far (unique_ids)
@@ -558,8 +602,16 @@ class _Plan:
     drop_after: int | None = None  # close the connection after this many pieces
 
 
+_PROVIDER_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "openai": OPENAI_HEADERS,
+    "anthropic": ANTHROPIC_HEADERS,
+    "gemini": GEMINI_HEADERS,
+    "azure": AZURE_HEADERS,
+}
+
+
 def _headers(provider: Provider, content_type: str, extra: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
-    common = OPENAI_HEADERS if provider == "openai" else ANTHROPIC_HEADERS
+    common = _PROVIDER_HEADERS[provider]
     return [("content-type", content_type), *extra, *common]
 
 
@@ -597,7 +649,9 @@ def _error_plan(provider: Provider, status: int, extra: Iterable[tuple[str, str]
         500: _anthropic_error("api_error", "Internal server error"),
         503: _anthropic_error("api_error", "Service unavailable"),
     }
-    body = openai_errors[status] if provider == "openai" else anthropic_errors[status]
+    if provider == "gemini":
+        return _gemini_error_plan(status, *_GEMINI_FAILURES[status])
+    body = anthropic_errors[status] if provider == "anthropic" else openai_errors[status]
     return _json_plan(provider, body, status, extra)
 
 
@@ -702,6 +756,9 @@ def _chat_usage(call: _Call, prompt: int, completion: int) -> Json:
 
 
 def _chat(call: _Call) -> _Plan:
+    server = call.request.headers.get(SERVER_HEADER)
+    if server is not None:
+        return _compatible_chat(call, COMPATIBLE_SERVERS[server])
     body = call.body
     turn = _chat_turn(body, call.scenarios)
     n = _int(body.get("n")) or 1
@@ -1155,6 +1212,466 @@ def _count_message_tokens(call: _Call) -> _Plan:
     return _json_plan("anthropic", {"input_tokens": input_tokens})
 
 
+# ---- Google Gemini API (v1beta, as the google-genai SDK calls it)
+
+# The real service's separators: a space after each colon, none after commas (SSE events), and two-space
+# indentation for whole JSON answers and the elements of a stream asked without alt=sse.
+_GEMINI_SEPARATORS = (",", ": ")
+
+
+def _gemini_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _gemini_error(status: int, message: str, status_name: str) -> Json:
+    return {"error": {"code": status, "message": message, "status": status_name}}
+
+
+def _gemini_error_plan(status: int, message: str, status_name: str) -> _Plan:
+    return _gemini_plan(_gemini_error(status, message, status_name), status)
+
+
+def _gemini_plan(value: Any, status: int = 200) -> _Plan:
+    body = (_gemini_json(value) + "\n").encode()
+    headers = _headers("gemini", GEMINI_JSON_TYPE, [("content-length", str(len(body)))])
+    return _Plan(status, headers, [body], streaming=False)
+
+
+def _gemini_model_path(request: RecordedRequest) -> tuple[str, str] | None:
+    """(model, method) of ``/{version}/models/{model}:{method}``; None for any other path."""
+    version, _, rest = request.path.lstrip("/").partition("/")
+    if version not in GEMINI_API_VERSIONS or not rest.startswith("models/"):
+        return None
+    model, colon, method = rest.removeprefix("models/").rpartition(":")
+    return (model, method) if colon and model and "/" not in model else None
+
+
+def _gemini_texts(parts: Any) -> list[str]:
+    return [str(p["text"]) for p in parts or [] if isinstance(p, dict) and isinstance(p.get("text"), str)]
+
+
+def _gemini_turn(body: Json, scenarios: frozenset[str]) -> _Turn:
+    contents = [c for c in body.get("contents") or [] if isinstance(c, dict)]
+    declarations = [
+        d
+        for tool in body.get("tools") or []
+        if isinstance(tool, dict)
+        for d in tool.get("functionDeclarations") or []
+        if isinstance(d, dict)
+    ]
+    last_parts = [p for p in (contents[-1].get("parts") or []) if isinstance(p, dict)] if contents else []
+    results = [p["functionResponse"] for p in last_parts if isinstance(p.get("functionResponse"), dict)]
+    after_tool = bool(results)
+    tool_result = _dumps(results[-1].get("response")) if after_tool else None
+    user_texts = [
+        " ".join(_gemini_texts(c.get("parts")))
+        for c in contents
+        if c.get("role", "user") == "user" and _gemini_texts(c.get("parts"))
+    ]
+    last_user = user_texts[-1] if user_texts else None
+    prompt = _prompt_tokens([body.get("systemInstruction"), contents, body.get("tools")], len(contents))
+    mode = str(((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode", "AUTO")).upper()
+    calls: tuple[_ToolCall, ...] = ()
+    if declarations and mode != "NONE":
+        chosen = declarations[0]
+        earlier = sum(
+            1
+            for c in contents
+            if c.get("role") == "model"
+            for p in c.get("parts") or []
+            if isinstance(p, dict) and "functionCall" in p
+        )
+        schema = chosen.get("parameters", chosen.get("parametersJsonSchema"))
+        calls = _planned_calls(scenarios, str(chosen.get("name", "tool")), schema, last_user, tool_result, earlier)
+    return _Turn(reply_text(tool_result if after_tool else last_user, after_tool), calls, prompt)
+
+
+def _gemini_usage(call: _Call, prompt: int, candidates: int, thoughts: int, final: bool = True) -> Json:
+    usage: Json = {"promptTokenCount": prompt}
+    if final:
+        usage["candidatesTokenCount"] = candidates
+    usage["totalTokenCount"] = prompt + (candidates + thoughts if final else 0)
+    cached = _cached(call, prompt)
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+    usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt}]
+    if cached:
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+    if thoughts and final:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
+
+
+def _gemini_generate(call: _Call, model: str, stream: bool, sse: bool) -> _Plan:
+    body = call.body
+    config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
+    turn = _gemini_turn(body, call.scenarios)
+    count = _int(config.get("candidateCount")) or 1
+    limit = _int(config.get("maxOutputTokens"))
+    thinking = config.get("thinkingConfig") if isinstance(config.get("thinkingConfig"), dict) else {}
+    thoughts = _reasoning(call)
+    # Protobuf's JSON parsing takes either spelling of a field; the SDK sends this one in snake case.
+    include_thoughts = thinking.get("includeThoughts", thinking.get("include_thoughts"))
+    thought_text = GEMINI_THOUGHT if thoughts and include_thoughts is True else None
+    response_id = call.answer_id(GEMINI_RESPONSE_ID)
+    answers: list[tuple[list[str], str]] = []
+    candidates_tokens = 0
+    for index in range(count):
+        if turn.tools:
+            answers.append(([], "STOP"))
+            candidates_tokens += sum(tool.tokens for tool in turn.tools)
+        else:
+            parts, cut = _limit(_choice_text(turn.text, index), limit)
+            answers.append((parts, "MAX_TOKENS" if cut else "STOP"))
+            candidates_tokens += len(parts)
+    calls = [{"functionCall": {"name": tool.name, "args": tool.arguments}} for tool in turn.tools]
+
+    def response(candidates: list[Json], usage: Json) -> Json:
+        return {"candidates": candidates, "usageMetadata": usage, "modelVersion": model, "responseId": response_id}
+
+    def candidate(index: int, parts: list[Json], finish: str | None) -> Json:
+        value: Json = {"content": {"parts": parts, "role": "model"}}
+        if finish is not None:
+            value["finishReason"] = finish
+        value["index"] = index
+        return value
+
+    thought_parts = [{"text": thought_text, "thought": True}] if thought_text else []
+    final_usage = _gemini_usage(call, turn.prompt_tokens, candidates_tokens, thoughts)
+    if not stream:
+        candidates = [
+            candidate(index, [*thought_parts, *([{"text": "".join(parts)}] if not turn.tools else calls)], finish)
+            for index, (parts, finish) in enumerate(answers)
+        ]
+        return _gemini_plan(response(candidates, final_usage))
+
+    running = _gemini_usage(call, turn.prompt_tokens, 0, 0, final=False)
+    chunks: list[Json] = []
+    if thought_text:
+        chunks.extend(response([candidate(i, thought_parts, None)], running) for i in range(count))
+    if turn.tools:
+        chunks.extend(response([candidate(i, calls, None)], running) for i in range(count))
+    else:
+        # Gemini streams a few tokens per chunk; candidates interleave as they are generated.
+        for step in range(0, max(len(parts) for parts, _ in answers), GEMINI_PIECES_PER_CHUNK):
+            for index, (parts, _) in enumerate(answers):
+                text = "".join(parts[step : step + GEMINI_PIECES_PER_CHUNK])
+                if text:
+                    chunks.append(response([candidate(index, [{"text": text}], None)], running))
+    # The last chunk of each candidate carries its finish reason, with an empty text, and the final usage.
+    for index, (_, finish) in enumerate(answers):
+        chunks.append(response([candidate(index, [{"text": ""}], finish)], final_usage))
+    if "stream_error" in call.scenarios:
+        error = _gemini_error(500, "An internal error has occurred.", "INTERNAL")
+        chunks = [*chunks[:2], error]
+    if sse:
+        pieces = [
+            f"data: {json.dumps(c, separators=_GEMINI_SEPARATORS, ensure_ascii=False)}\r\n\r\n".encode() for c in chunks
+        ]
+        headers = _headers("gemini", "text/event-stream", [("content-disposition", "attachment")])
+        return _Plan(200, headers, pieces, streaming=True)
+    # Without alt=sse: one JSON array, its elements sent as they are generated (chunked, no content-length).
+    pieces = [("[" if i == 0 else "\n,\r\n").encode() + _gemini_json(c).encode() for i, c in enumerate(chunks)]
+    pieces.append(b"\n]")
+    return _Plan(200, _headers("gemini", GEMINI_JSON_TYPE), pieces, streaming=True)
+
+
+def _gemini_count_tokens(call: _Call) -> _Plan:
+    inner = call.body.get("generateContentRequest")
+    prompt = _gemini_turn(inner if isinstance(inner, dict) else call.body, frozenset()).prompt_tokens
+    return _gemini_plan({"totalTokens": prompt, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]})
+
+
+def _gemini_embedding(content: Any, dimensions: int) -> Json:
+    text = " ".join(_gemini_texts(content.get("parts") if isinstance(content, dict) else None))
+    return {"values": _embedding_vector(text, dimensions)}
+
+
+def _gemini_embed(call: _Call, batch: bool) -> _Plan:
+    if not batch:
+        dimensions = _int(call.body.get("outputDimensionality")) or GEMINI_EMBEDDING_DIMENSIONS
+        return _gemini_plan({"embedding": _gemini_embedding(call.body.get("content"), dimensions)})
+    embeddings = []
+    for request in call.body.get("requests") or []:
+        if isinstance(request, dict):
+            dimensions = _int(request.get("outputDimensionality")) or GEMINI_EMBEDDING_DIMENSIONS
+            embeddings.append(_gemini_embedding(request.get("content"), dimensions))
+    return _gemini_plan({"embeddings": embeddings})
+
+
+def _gemini_auth_failure(mock: MockUpstream, request: RecordedRequest) -> _Plan | None:
+    if mock.gemini_key is None:
+        return None
+    query_keys = [v for k, v in urllib.parse.parse_qsl(request.query, keep_blank_values=True) if k == "key"]
+    key = request.headers.get("x-goog-api-key") or (query_keys[0] if query_keys else None)
+    if key == mock.gemini_key:
+        return None
+    if not key:
+        message = (
+            "Method doesn't allow unregistered callers (callers without established identity). "
+            "Please use API Key or other form of API consumer identity to call this API."
+        )
+        return _gemini_error_plan(403, message, "PERMISSION_DENIED")
+    return _gemini_error_plan(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT")
+
+
+GEMINI_TROUBLESHOOTING = "https://developers.generativeai.google/guide/troubleshooting"
+_GEMINI_FAILURES: dict[int, tuple[str, str]] = {
+    400: ("Request contains an invalid argument.", "INVALID_ARGUMENT"),
+    429: ("You exceeded your current quota, please check your plan and billing details.", "RESOURCE_EXHAUSTED"),
+    500: ("An internal error has occurred. Please retry or report in " + GEMINI_TROUBLESHOOTING, "INTERNAL"),
+    503: ("The model is overloaded. Please try again later.", "UNAVAILABLE"),
+}
+
+
+def _gemini(mock: MockUpstream, request: RecordedRequest) -> _Plan:
+    failure = _gemini_auth_failure(mock, request) or _scenario_failure(mock, request, "gemini")
+    if failure is not None:
+        return failure
+    named = _gemini_model_path(request)
+    if named is None:
+        return _gemini_error_plan(404, f"Method not found: {request.method} {request.path}", "NOT_FOUND")
+    model, method = named
+    if request.method != "POST" or method not in GEMINI_METHODS:
+        return _gemini_error_plan(404, f"Method not found: {request.method} {request.path}", "NOT_FOUND")
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        message = "Invalid JSON payload received. Unexpected token.\n" + request.body[:20].decode("utf-8", "replace")
+        return _gemini_error_plan(400, message, "INVALID_ARGUMENT")
+    if model not in GEMINI_MODELS:
+        message = (
+            f"models/{model} is not found for API version {request.path.split('/')[1]}, or is not supported for "
+            f"{method}. Call ListModels to see the list of available models and their supported methods."
+        )
+        return _gemini_error_plan(404, message, "NOT_FOUND")
+    call = _Call(mock, request, body, "gemini")
+    if method in ("generateContent", "streamGenerateContent"):
+        stream = method == "streamGenerateContent"
+        sse = "alt=sse" in request.query.split("&")
+        if not body.get("contents"):
+            message = "* GenerateContentRequest.contents: contents is not specified\n"
+            return _gemini_error_plan(400, message, "INVALID_ARGUMENT")
+        return _gemini_generate(call, model, stream, sse)
+    if method == "countTokens":
+        return _gemini_count_tokens(call)
+    return _gemini_embed(call, batch=method == "batchEmbedContents")
+
+
+# ---- Azure OpenAI: OpenAI's bodies on per-deployment (or v1) paths, with its own auth, errors and filter results
+
+_AZURE_OPERATIONS = ("chat/completions", "completions", "embeddings", "responses")
+_AZURE_HANDLERS: dict[str, Callable[[_Call], _Plan]] = {
+    "chat/completions": lambda call: _chat(call),
+    "completions": lambda call: _completions(call),
+    "embeddings": lambda call: _embeddings(call),
+    "responses": lambda call: _responses(call),
+}
+
+
+def _azure_error(code: str, message: str) -> Json:
+    return {"error": {"code": code, "message": message}}
+
+
+def _azure_target(request: RecordedRequest) -> tuple[str | None, str] | None:
+    """(deployment, operation) of an Azure OpenAI path; the deployment is None on the v1 paths."""
+    rest = request.path.removeprefix("/openai/")
+    if rest.startswith("deployments/"):
+        deployment, _, operation = rest.removeprefix("deployments/").partition("/")
+        return (deployment, operation) if operation in _AZURE_OPERATIONS else None
+    operation = rest.removeprefix("v1/")
+    return (None, operation) if operation in _AZURE_OPERATIONS else None
+
+
+def _azure(mock: MockUpstream, request: RecordedRequest) -> _Plan:
+    if mock.azure_key is not None:
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if mock.azure_key not in (request.headers.get("api-key"), bearer):
+            message = (
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid "
+                "key for an active subscription and use a correct regional API endpoint for your resource."
+            )
+            return _json_plan("azure", _azure_error("401", message), 401)
+    failure = _scenario_failure(mock, request, "azure")
+    if failure is not None:
+        return failure
+    target = _azure_target(request)
+    versioned = request.path.startswith("/openai/v1/")
+    query = dict(urllib.parse.parse_qsl(request.query))
+    if target is None or (not versioned and "api-version" not in query):
+        return _json_plan("azure", _azure_error("404", "Resource not found"), 404)
+    deployment, operation = target
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        error = _openai_error("We could not parse the JSON body of your request.", "invalid_request_error")
+        return _json_plan("azure", error, 400)
+    name = deployment if deployment is not None else str(body.get("model", ""))
+    model = mock.azure_deployments.get(name)
+    if model is None:
+        message = (
+            "The API deployment for this resource does not exist. If you created the deployment within the last "
+            "5 minutes, please wait a moment and try again."
+        )
+        return _json_plan("azure", _azure_error("DeploymentNotFound", message), 404)
+    plan = _AZURE_HANDLERS[operation](_Call(mock, request, {**body, "model": model}, "azure"))
+    plan.headers = [h for h in plan.headers if h not in OPENAI_HEADERS] + list(AZURE_HEADERS)
+    if operation == "chat/completions" and plan.status == 200:
+        _add_content_filter_results(plan)
+    return plan
+
+
+def _add_content_filter_results(plan: _Plan) -> None:
+    """Azure's content filter verdicts: on the prompt and each choice; a stream opens with the prompt's, in a chunk
+    with no choices and an empty id, model and object."""
+    if not plan.streaming:
+        value = json.loads(plan.pieces[0])
+        for choice in value.get("choices", []):
+            choice["content_filter_results"] = AZURE_FILTER_RESULTS
+        value["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": AZURE_FILTER_RESULTS}]
+        body = _dumps(value).encode()
+        plan.headers = [(k, str(len(body)) if k == "content-length" else v) for k, v in plan.headers]
+        plan.pieces = [body]
+        return
+    opening = {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": AZURE_FILTER_RESULTS}],
+    }
+    plan.pieces = [_data(opening), *plan.pieces]
+
+
+# ---- OpenAI-compatible servers: what each one's Chat Completions answers differ in
+
+
+@dataclass(frozen=True)
+class CompatibleServer:
+    """How one OpenAI-compatible server answers Chat Completions, as its own sources (or captures) show it."""
+
+    name: str
+    completion_id: str | None  # None: no id field at all
+    fingerprint: str | None
+    # "on_request": a last chunk with empty choices when stream_options.include_usage asks (OpenAI's way);
+    # "always": usage in the finishing chunk, asked or not; "never": no usage in streams at all.
+    stream_usage: Literal["on_request", "always", "never"]
+    reasoning_field: str  # the message/delta field carrying reasoning text
+    first_delta: Json  # the delta of the first chunk
+    stop_reason: str  # what it says for a reply that ended naturally
+    created: bool = True
+    model: bool = True
+    final_extra: Json = field(default_factory=dict)  # fields added beside usage in a stream's finishing chunk
+
+
+COMPATIBLE_SERVERS: dict[str, CompatibleServer] = {
+    # vllm/entrypoints/openai/serving_chat.py: chunks dumped with exclude_unset (no "usage": null), the role and an
+    # empty content first, usage in a last chunk with no choices only when include_usage asks, reasoning parsers'
+    # text in reasoning_content, ids "chatcmpl-" + a uuid4's hex.
+    "vllm": CompatibleServer(
+        "vllm",
+        "chatcmpl-6f1c1c0e2b8a4d4f9a5e3b7c2d1e0f9a",
+        None,
+        "on_request",
+        "reasoning_content",
+        {"role": "assistant", "content": ""},
+        "stop",
+    ),
+    # ollama openai/openai.go: ids "chatcmpl-" + a number below 1000, fingerprint fp_ollama, usage in a last chunk
+    # with no choices when include_usage asks, thinking models' text in "reasoning".
+    "ollama": CompatibleServer(
+        "ollama", "chatcmpl-86", "fp_ollama", "on_request", "reasoning", {"role": "assistant", "content": ""}, "stop"
+    ),
+    # llama-server (b6097 capture): usage and timings ride the finishing chunk whether asked or not, the first
+    # delta's content is null, reasoning (--reasoning-format deepseek) in reasoning_content.
+    "llamacpp": CompatibleServer(
+        "llamacpp",
+        "chatcmpl-X6urH4f6JOotPwco2EgcgeoM6ZWup59u",
+        "b6097-9515c613",
+        "always",
+        "reasoning_content",
+        {"role": "assistant", "content": None},
+        "stop",
+        final_extra={"timings": {"prompt_n": 12, "prompt_ms": 20.5, "predicted_n": 9, "predicted_ms": 90.1}},
+    ),
+    # LM Studio: stream_options ignored (no usage in streams), reasoning in reasoning_content.
+    "lmstudio": CompatibleServer(
+        "lmstudio",
+        "chatcmpl-ezdun9glec5h6nkjyb89ni",
+        "qwen3-8b",
+        "never",
+        "reasoning_content",
+        {"role": "assistant", "content": ""},
+        "stop",
+    ),
+    # Hugging Face text-generation-inference's Messages API: an empty id and its own finish reason for an
+    # end-of-sequence token.
+    "tgi": CompatibleServer(
+        "tgi", "", "2.0.4-native", "on_request", "reasoning_content", {"role": "assistant", "content": ""}, "eos_token"
+    ),
+    # The least a client can be sent: no id, no created, no model, no usage in streams.
+    "minimal": CompatibleServer(
+        "minimal", None, None, "never", "reasoning_content", {"role": "assistant"}, "stop", created=False, model=False
+    ),
+}
+SERVER_HEADER = "x-mock-server"
+REASONING_TEXT = "The user greets me; I should answer briefly."
+
+
+def _compatible_chat(call: _Call, server: CompatibleServer) -> _Plan:
+    turn = _chat_turn(call.body, call.scenarios)
+    limit = _int(call.body.get("max_completion_tokens")) or _int(call.body.get("max_tokens"))
+    parts, cut = _limit(turn.text, limit)
+    finish = "length" if cut else server.stop_reason
+    reasoning = pieces(REASONING_TEXT) if "reasoning" in call.scenarios else []
+    prompt, completion = turn.prompt_tokens, len(parts) + len(reasoning)
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def head(kind: str) -> Json:
+        value: Json = {}
+        if server.completion_id is not None:
+            value["id"] = server.completion_id
+        value["object"] = kind
+        if server.created:
+            value["created"] = CREATED
+        if server.model:
+            value["model"] = call.model
+        if server.fingerprint is not None:
+            value["system_fingerprint"] = server.fingerprint
+        return value
+
+    if not call.streaming:
+        message: Json = {"role": "assistant", "content": "".join(parts)}
+        if reasoning:
+            message[server.reasoning_field] = "".join(reasoning)
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+        return _json_plan("openai", {**head("chat.completion"), "choices": [choice], "usage": usage})
+
+    def chunk(choices: list[Json], extra: Json | None = None) -> bytes:
+        return _data({**head("chat.completion.chunk"), "choices": choices, **(extra or {})})
+
+    def choice(delta: Json, reason: str | None = None) -> Json:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+
+    chunks = [chunk([choice(server.first_delta)])]
+    chunks.extend(chunk([choice({server.reasoning_field: piece})]) for piece in reasoning)
+    chunks.extend(chunk([choice({"content": piece})]) for piece in parts)
+    asked = call.stream_option("include_usage") is True
+    if server.stream_usage == "always":
+        chunks.append(chunk([choice({}, finish)], {"usage": usage, **server.final_extra}))
+    else:
+        chunks.append(chunk([choice({}, finish)]))
+        if server.stream_usage == "on_request" and asked:
+            chunks.append(chunk([], {"usage": usage}))
+    chunks.append(DONE)
+    return _sse_plan("openai", chunks)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Dispatch
 
@@ -1172,6 +1689,10 @@ _JSON_BODY_PATHS = frozenset(path for method, path in _ROUTES if method == "POST
 
 
 def _provider(request: RecordedRequest) -> Provider:
+    if request.path.startswith("/openai/"):
+        return "azure"
+    if _gemini_model_path(request) is not None or request.path.split("/")[1] in ("v1beta", "v1alpha"):
+        return "gemini"
     if request.path.startswith("/v1/messages") or "anthropic-version" in request.headers:
         return "anthropic"
     return "openai"
@@ -1267,6 +1788,11 @@ def _apply_encoding(mock: MockUpstream, scenarios: frozenset[str], plan: _Plan) 
 
 def _plan(mock: MockUpstream, request: RecordedRequest) -> _Plan:
     provider = _provider(request)
+    if provider in ("gemini", "azure"):
+        plan = _gemini(mock, request) if provider == "gemini" else _azure(mock, request)
+        _apply_encoding(mock, request.scenarios, plan)
+        _apply_timing(mock, request.scenarios, plan)
+        return plan
     failure = _auth_failure(mock, request, provider) or _scenario_failure(mock, request, provider)
     if failure is not None:
         return failure

@@ -22,7 +22,12 @@ def _problems(raw: dict[str, object]) -> list[str]:
 def test_upstreams_are_required_and_checked() -> None:
     assert _problems({}) == [f"{PATH}.upstreams: define at least one upstream"]
     assert _problems({"upstreams": [{"name": "a", "kind": "azure", "base_url": "ftp://x"}]}) == [
-        f'{PATH}.upstreams[0].kind: expected one of openai, anthropic, openai_compatible, got "azure"'
+        f"{PATH}.upstreams[0].kind: expected one of openai, anthropic, openai_compatible, gemini, azure_openai,"
+        ' got "azure"'
+    ]
+    deployments = {"name": "a", "base_url": "http://x", "deployments": {"chat": "gpt-4o"}}
+    assert _problems({"upstreams": [deployments]}) == [
+        f"{PATH}.upstreams[0].deployments: is for azure_openai upstreams only"
     ]
     assert _problems({"upstreams": [{"name": "a", "base_url": "ftp://x"}]}) == [
         f'{PATH}.upstreams[0].base_url: expected http(s)://host[:port][/path], got "ftp://x"',

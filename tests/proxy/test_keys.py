@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from collector.keys import KeysFileError, KeyStore, hash_key
-from proxy.auth import Authenticator, presented_key
+from proxy.auth import Authenticator, presented_key, without_query_key
 from proxy.config import AuthSettings
 from proxy.errors import ProxyError
 
@@ -67,12 +67,31 @@ def test_a_corrupt_keys_file_is_one_clear_error(tmp_path: Path) -> None:
         ({"authorization": "Bearer abc"}, "abc"),
         ({"authorization": "bearer  abc "}, "abc"),
         ({"x-api-key": "abc"}, "abc"),
+        ({"api-key": "abc"}, "abc"),
+        ({"x-goog-api-key": "abc"}, "abc"),
         ({"authorization": "Basic abc"}, None),
         ({}, None),
     ],
 )
 def test_presented_key(headers: dict[str, str], key: str | None) -> None:
     assert presented_key(headers) == key
+
+
+@pytest.mark.parametrize(
+    ("query", "key", "stripped"),
+    [
+        (b"alt=sse&key=abc", "abc", b"alt=sse"),
+        (b"key=a%2Bb+c&alt=sse", "a+b c", b"alt=sse"),
+        (b"%6Bey=abc", "abc", b""),  # a parameter name percent-encoded is the same parameter
+        (b"key=abc&key=def&pageSize=5", "abc", b"pageSize=5"),
+        (b"monkey=abc&keys=1", None, b"monkey=abc&keys=1"),
+        (b"key=", None, b""),
+        (b"", None, b""),
+    ],
+)
+def test_a_key_in_the_query(query: bytes, key: str | None, stripped: bytes) -> None:
+    assert presented_key({}, query) == key
+    assert without_query_key(query) == stripped
 
 
 def test_managed_stays_managed_when_the_keys_file_goes(tmp_path: Path) -> None:
