@@ -293,12 +293,12 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
     (
         "service missing",
         PIPELINE.split("service:")[0],
-        ["service: is required, with at least one traces pipeline"],
+        ["service: is required, with at least one pipeline"],
     ),
     (
         "service not a mapping",
         PIPELINE.split("service:")[0] + "service: [traces]\n",
-        ["service: is required, with at least one traces pipeline"],
+        ["service: is required, with at least one pipeline"],
     ),
     (
         "workers not a number",
@@ -329,17 +329,30 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
     (
         "no pipelines",
         PIPELINE.split("  pipelines:")[0] + "  pipelines: {}\n",
-        ["service.pipelines: define at least one traces pipeline"],
+        ["service.pipelines: define at least one pipeline (traces, logs or metrics)"],
     ),
     (
-        "unsupported signal",
-        PIPELINE.replace("    traces:\n", "    metrics:\n"),
-        ['service.pipelines.metrics: only traces pipelines are supported, got "metrics"'],
+        "unknown signal",
+        PIPELINE.replace("    traces:\n", "    profiles:\n"),
+        ['service.pipelines.profiles: unknown signal "profiles"; expected one of traces, logs, metrics'],
     ),
     (
-        "unsupported signal with a name",
-        PIPELINE + "    logs/app:\n      receivers: [otlp]\n      exporters: [debug]\n",
-        ['service.pipelines.logs/app: only traces pipelines are supported, got "logs"'],
+        "unknown signal with a name",
+        PIPELINE + "    events/app:\n      receivers: [otlp]\n      exporters: [debug]\n",
+        ['service.pipelines.events/app: unknown signal "events"; expected one of traces, logs, metrics'],
+    ),
+    (
+        "a processor in a signal it does not support",
+        PIPELINE
+        + "    logs/app:\n      receivers: [otlp]\n      processors: [batch, genai_cost]\n      exporters: [debug]\n"
+        + "processors:\n  batch:\n  genai_cost:\n",
+        ["service.pipelines.logs/app.processors[1]: genai_cost does not support logs"],
+    ),
+    (
+        "a receiver in a signal it does not support",
+        PIPELINE.replace("receivers:\n", "receivers:\n  genai_proxy:\n    endpoint: 127.0.0.1:0\n", 1)
+        + "    metrics:\n      receivers: [genai_proxy]\n      exporters: [debug]\n",
+        ["service.pipelines.metrics.receivers[0]: genai_proxy does not support metrics"],
     ),
     (
         "pipeline not a mapping",
@@ -434,7 +447,7 @@ def test_every_problem_is_reported_at_once(registry: Registry) -> None:
         traces:
           receivers: [otlp]
           exporters: [clickhouse, debug]
-        metrics:
+        metric:
           receivers: [otlp]
           exporters: [clickhouse]
     """
@@ -444,7 +457,7 @@ def test_every_problem_is_reported_at_once(registry: Registry) -> None:
         'exporters.clickhouse.ttl: expected a duration like 72h, got "banana"',
         'exporters.clickhouse.sending_queue.queue_size: expected an integer, got "lots"',
         'service.pipelines.traces.exporters[1]: exporter "debug" is not defined in the exporters section',
-        'service.pipelines.metrics: only traces pipelines are supported, got "metrics"',
+        'service.pipelines.metric: unknown signal "metric"; expected one of traces, logs, metrics',
     ]
 
 
