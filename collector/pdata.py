@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, KeysView
 from typing import Any
 
-from google.protobuf.unknown_fields import UnknownFieldSet
 from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, MetricsData
@@ -35,8 +35,8 @@ def _points(metric: Metric) -> int:
 
 
 def encode(traces: Message) -> bytes:
-    """``traces`` (or a LogsData, a MetricsData) as bytes: the deterministic protobuf encoding, the one the workers answer with, the queue log
-    stores and the clickhouse exporter's deduplication token hashes.
+    """``traces`` (or a LogsData, a MetricsData) as bytes: the deterministic protobuf encoding, the one the
+    workers answer with, the queue log stores and the clickhouse exporter's deduplication token hashes.
 
     It is canonical: known fields in field-number order, then the unknown ones as parsed, so encoding a
     message parsed from an encoding gives those bytes back, in any process. Two encodings joined parse

@@ -9,10 +9,11 @@ branching on the signal itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias, TypeVar
 
+from google.protobuf.message import Message
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
@@ -27,6 +28,7 @@ __all__ = ["Signal", "SIGNALS", "OtlpData", "TracesData", "LogsData", "MetricsDa
 OtlpData: TypeAlias = TracesData | LogsData | MetricsData
 # One batch of any signal, where the code is the same for all three.
 D = TypeVar("D", TracesData, LogsData, MetricsData)
+M = TypeVar("M", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,16 @@ def item_count(data: OtlpData) -> int:
     return kind_of(data).count(data)
 
 
-def empty_like(data: D) -> D:
+def empty_like(data: M) -> M:
     """An empty batch of ``data``'s signal."""
     return type(data)()
+
+
+def merged(batches: Sequence[M]) -> M:
+    """One batch holding every resource of ``batches`` (all of one signal, at least one), in order."""
+    if len(batches) == 1:
+        return batches[0]
+    result = empty_like(batches[0])
+    for batch in batches:
+        result.MergeFrom(batch)  # repeated fields concatenate: the resources, one after another
+    return result

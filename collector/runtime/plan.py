@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
 from typing import Any
 
 from collector.component import Component, ComponentID, ComponentKind, ComponentSettings, Consumer, SharedComponents

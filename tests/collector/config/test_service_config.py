@@ -349,12 +349,6 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
         ["service.pipelines.logs/app.processors[1]: genai_cost does not support logs"],
     ),
     (
-        "a receiver in a signal it does not support",
-        PIPELINE.replace("receivers:\n", "receivers:\n  genai_proxy:\n    endpoint: 127.0.0.1:0\n", 1)
-        + "    metrics:\n      receivers: [genai_proxy]\n      exporters: [debug]\n",
-        ["service.pipelines.metrics.receivers[0]: genai_proxy does not support metrics"],
-    ),
-    (
         "pipeline not a mapping",
         PIPELINE.split("    traces:")[0] + "    traces: [otlp, debug]\n",
         ["service.pipelines.traces: expected a mapping with receivers, processors and exporters"],
