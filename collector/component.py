@@ -243,7 +243,6 @@ class ReceiverFactory(_Signals, Generic[C]):
     create_metrics: Callable[[ComponentSettings, C, MetricsConsumer], Component] | None = None
 
 
-
 # Where a processor runs: in the worker processes (sharded by trace id), or in the main process.
 ProcessorPlacement = Literal["worker", "main"]
 
@@ -308,7 +307,6 @@ class ProcessorFactory(_Signals, Generic[C]):
     create_metrics: Callable[[ComponentSettings, C, MetricsConsumer], Processor] | None = None
 
 
-
 @dataclass(frozen=True)
 class ExporterFactory(_Signals, Generic[C]):
     """Makes an exporter, per signal (``create`` for traces); it is the end of a pipeline.
@@ -327,7 +325,6 @@ class ExporterFactory(_Signals, Generic[C]):
     accepted_only: bool = False
     create_logs: Callable[[ComponentSettings, C], Exporter] | None = None
     create_metrics: Callable[[ComponentSettings, C], Exporter] | None = None
-
 
 
 @dataclass(frozen=True)

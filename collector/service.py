@@ -99,9 +99,7 @@ class FanOut(Generic[D]):
     batch again, and it is counted when it is accepted, once.
     """
 
-    def __init__(
-        self, consumers: Sequence[Consumer[D]], clone: bool = False, then: Sequence[Consumer[D]] = ()
-    ) -> None:
+    def __init__(self, consumers: Sequence[Consumer[D]], clone: bool = False, then: Sequence[Consumer[D]] = ()) -> None:
         self._consumers: list[Consumer[D]] = list(consumers)
         self._clone = clone
         self._then: list[Consumer[D]] = list(then)

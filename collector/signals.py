@@ -48,7 +48,11 @@ SIGNAL_KINDS: dict[Signal, SignalKind] = {
     "traces": SignalKind("traces", TracesData, "spans", "spans", span_count),  # type: ignore[arg-type]
     "logs": SignalKind("logs", LogsData, "log_records", "log records", log_record_count),  # type: ignore[arg-type]
     "metrics": SignalKind(
-        "metrics", MetricsData, "metric_points", "data points", data_point_count  # type: ignore[arg-type]
+        "metrics",
+        MetricsData,
+        "metric_points",
+        "data points",
+        data_point_count,  # type: ignore[arg-type]
     ),
 }
 _BY_TYPE: dict[type, SignalKind] = {kind.data_type: kind for kind in SIGNAL_KINDS.values()}

@@ -278,9 +278,7 @@ def _parse_pipelines(
             problems.append(ConfigProblem(f"{path}.receivers", "at least one receiver is required"))
         if body.get("exporters") is None:
             problems.append(ConfigProblem(f"{path}.exporters", "at least one exporter is required"))
-        pipelines[str(name)] = PipelineConfig(
-            str(name), ids["receivers"], ids["processors"], ids["exporters"], signal
-        )
+        pipelines[str(name)] = PipelineConfig(str(name), ids["receivers"], ids["processors"], ids["exporters"], signal)
     return pipelines
 
 

@@ -143,7 +143,7 @@ class GrpcReceiver:
                 metadata = (("grpc-status-details-bin", _retry_info(code, str(exc), exc.retry_after)),)
             await _abort(context, code, str(exc), trailing_metadata=metadata)
         service = SERVICES[ingest.signal]
-        return service.answer(0, "") if rejection is None else service.answer(rejection.spans, rejection.message)
+        return service.answer() if rejection is None else service.answer(rejection.spans, rejection.message)
 
 
 def _serialize(response: Message) -> bytes:

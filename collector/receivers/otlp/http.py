@@ -93,7 +93,7 @@ def create_app(settings: HttpSettings, *ingests: Ingest) -> Starlette:
                 headers["Retry-After"] = retry_after_header(exc.retry_after)
             return _status_response(mapping.http_status, mapping.grpc_code.value[0], str(exc), content_type, headers)
         service = SERVICES[ingest.signal]
-        answer = service.answer(0, "") if rejection is None else service.answer(rejection.spans, rejection.message)
+        answer = service.answer() if rejection is None else service.answer(rejection.spans, rejection.message)
         return Response(encode_message(answer, content_type), 200, media_type=content_type)
 
     # Every method routes to the handler, so a wrong one gets OTLP's 405 text.

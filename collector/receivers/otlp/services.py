@@ -1,31 +1,24 @@
-"""The OTLP Export services the receiver serves, one per signal: gRPC names, HTTP paths' defaults, responses.
+"""The OTLP Export services, one per signal: gRPC names, responses and their partial success.
 
 The request of each service has the wire format of its signal's data message
 (``TracesData``, ``LogsData``, ``MetricsData``); its response may carry a
-partial success naming the items rejected (``rejected_spans``,
-``rejected_log_records``, ``rejected_data_points``).
+partial success naming how many items were rejected (``rejected_spans``,
+``rejected_log_records``, ``rejected_data_points``). The receiver answers with
+these, and the otlp and otlphttp exporters call and read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsPartialSuccess,
-    ExportLogsServiceResponse,
-)
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsPartialSuccess,
-    ExportMetricsServiceResponse,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTracePartialSuccess,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from collector.signals import Signal
+
+EXPORT_METHOD = "Export"
 
 
 @dataclass(frozen=True)
@@ -34,34 +27,41 @@ class ExportService:
 
     signal: Signal
     grpc_service: str
-    # The response, with a partial success when ``rejected`` items were rejected or there is a message.
-    answer: Callable[[int, str], Message]
+    response_type: type[Message]
+    # The partial success's count of rejected items.
+    rejected_field: str
+
+    @property
+    def grpc_method(self) -> str:
+        """The full method name a gRPC client calls."""
+        return f"/{self.grpc_service}/{EXPORT_METHOD}"
+
+    def answer(self, rejected: int = 0, message: str = "") -> Message:
+        """The response: empty, or with a partial success when items were rejected or there is a message."""
+        response = self.response_type()
+        if rejected or message:
+            partial = response.partial_success  # type: ignore[attr-defined]
+            setattr(partial, self.rejected_field, rejected)
+            partial.error_message = message
+        return response
+
+    def partial_success(self, response: Message) -> tuple[int, str]:
+        """How many items ``response`` says were rejected, and the server's message."""
+        partial = response.partial_success  # type: ignore[attr-defined]
+        return int(getattr(partial, self.rejected_field)), str(partial.error_message)
 
 
-def _traces_answer(rejected: int, message: str) -> Message:
-    if not rejected and not message:
-        return ExportTraceServiceResponse()
-    partial = ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
-    return ExportTraceServiceResponse(partial_success=partial)
-
-
-def _logs_answer(rejected: int, message: str) -> Message:
-    if not rejected and not message:
-        return ExportLogsServiceResponse()
-    partial = ExportLogsPartialSuccess(rejected_log_records=rejected, error_message=message)
-    return ExportLogsServiceResponse(partial_success=partial)
-
-
-def _metrics_answer(rejected: int, message: str) -> Message:
-    if not rejected and not message:
-        return ExportMetricsServiceResponse()
-    partial = ExportMetricsPartialSuccess(rejected_data_points=rejected, error_message=message)
-    return ExportMetricsServiceResponse(partial_success=partial)
-
-
-EXPORT_METHOD = "Export"
 SERVICES: dict[Signal, ExportService] = {
-    "traces": ExportService("traces", "opentelemetry.proto.collector.trace.v1.TraceService", _traces_answer),
-    "logs": ExportService("logs", "opentelemetry.proto.collector.logs.v1.LogsService", _logs_answer),
-    "metrics": ExportService("metrics", "opentelemetry.proto.collector.metrics.v1.MetricsService", _metrics_answer),
+    "traces": ExportService(
+        "traces", "opentelemetry.proto.collector.trace.v1.TraceService", ExportTraceServiceResponse, "rejected_spans"
+    ),
+    "logs": ExportService(
+        "logs", "opentelemetry.proto.collector.logs.v1.LogsService", ExportLogsServiceResponse, "rejected_log_records"
+    ),
+    "metrics": ExportService(
+        "metrics",
+        "opentelemetry.proto.collector.metrics.v1.MetricsService",
+        ExportMetricsServiceResponse,
+        "rejected_data_points",
+    ),
 }
