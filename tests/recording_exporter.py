@@ -28,6 +28,8 @@ class Recorded:
 
     batches: dict[tuple[str, Signal], list[OtlpData]] = field(default_factory=dict)
     changed: threading.Condition = field(default_factory=threading.Condition)
+    # Raised to the pipeline instead of recording, while set (a refusing backend's queue).
+    refuse: Exception | None = None
 
     def add(self, exporter: str, signal: Signal, data: OtlpData) -> None:
         with self.changed:
@@ -57,6 +59,8 @@ class RecordingExporter:
         return None
 
     async def consume(self, data: OtlpData) -> None:
+        if self._recorded.refuse is not None:
+            raise self._recorded.refuse
         copy = type(data)()
         copy.CopyFrom(data)
         self._recorded.add(self._id, self._signal, copy)
