@@ -181,7 +181,7 @@ class ComponentSettings:
     # A receiver that serves from a process of its own (the GenAI proxy) does so only when there are workers.
     worker_processes: int = 0
     # Components that serve several signals as one instance, per running service (see SharedComponents).
-    shared: SharedComponents = field(default_factory=lambda: SharedComponents(), compare=False, repr=False)
+    shared: SharedComponents = field(default_factory=SharedComponents, compare=False, repr=False)
 
 
 class Host(Protocol):

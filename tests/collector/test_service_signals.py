@@ -139,3 +139,43 @@ def test_an_exporter_in_two_signals_is_one_per_signal(collector: tuple[RunningSe
     assert recording_all not in service.exporters_of("traces")
     # One otlp receiver, its one listener taking all three signals (the test above posts them to one port).
     assert list(service.receivers) == [ComponentID("otlp")]
+
+
+WITH_WORKERS = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  memory_limiter:
+    limit_percentage: 95
+  genai_normalize:
+  batch:
+    timeout: 10ms
+exporters:
+  recording:
+service:
+  workers: 1
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, genai_normalize]
+      exporters: [recording]
+    logs:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [recording]
+"""
+
+
+def test_logs_run_in_the_main_process_beside_traces_in_the_workers(tmp_path: Path) -> None:
+    registry, recorded = registry_with_recorder()
+    service = RunningService(WITH_WORKERS, tmp_path, registry)
+    try:
+        assert _post(service, "/v1/logs", _logs(2).SerializeToString()).status_code == 200
+        assert _post(service, "/v1/traces", make_traces(3).SerializeToString()).status_code == 200
+        assert recorded.wait_for("logs", 2) == _logs(2)
+        assert len(recorded.wait_for("traces", 3).resource_spans[0].scope_spans[0].spans) == 3
+    finally:
+        service.stop()
