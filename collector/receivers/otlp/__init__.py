@@ -2,9 +2,9 @@
 
 One instance serves every signal it is in a pipeline of (as the Collector's
 otlp receiver does): each signal's creator registers its pipeline consumer
-with the instance ``ComponentSettings.shared`` holds, and the listeners,
-opened at start, serve the Export service and URL path of each registered
-signal. A signal in no pipeline is not served (404, gRPC UNIMPLEMENTED).
+with the instance ``ComponentSettings.shared`` holds, and the listeners serve
+the Export service and URL path of each registered signal. A signal in no
+pipeline is not served (404, gRPC UNIMPLEMENTED).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collector.component import (
 from collector.httpserver import HttpServer
 from collector.receivers.otlp.config import OtlpReceiverConfig
 from collector.receivers.otlp.grpc import GrpcReceiver
-from collector.receivers.otlp.http import create_app
+from collector.receivers.otlp.http import serving_app
 from collector.receivers.otlp.ingest import Ingest
 from collector.signals import Signal
 
@@ -37,9 +37,10 @@ class OtlpReceiver:
     ) -> None:
         self._settings = settings
         self._config = config
-        self._consumers: dict[Signal, Consumer[Any]] = {}
         self.grpc: GrpcReceiver | None = None
         self.http: HttpServer | None = None
+        # The HTTP app's ingests by signal, filled as signals register (before start).
+        self._http_ingests: dict[Signal, Ingest] = {}
         self._logger = settings.logger
         protocols = config.protocols
         self._hosts = {
@@ -50,28 +51,29 @@ class OtlpReceiver:
             self.register("traces", consumer)
 
     def register(self, signal: Signal, consumer: Consumer[Any]) -> None:
-        """Serve ``signal`` into ``consumer``; before start."""
-        self._consumers[signal] = consumer
+        """Serve ``signal`` into ``consumer``; before start. The transports are made with the first signal."""
+        settings, config, protocols = self._settings, self._config, self._config.protocols
+        receiver = str(settings.id)
 
-    def _ingests(self, transport: str) -> list[Ingest]:
-        settings, config = self._settings, self._config
-        return [
-            Ingest(consumer, settings.telemetry, str(settings.id), transport, settings.logger, config.limits, signal)
-            for signal, consumer in self._consumers.items()
-        ]
+        def ingest(transport: str) -> Ingest:
+            return Ingest(consumer, settings.telemetry, receiver, transport, settings.logger, config.limits, signal)
+
+        if protocols.grpc is not None:
+            if self.grpc is None:
+                self.grpc = GrpcReceiver(protocols.grpc, ingest("grpc"))
+            else:
+                self.grpc.serve(ingest("grpc"))
+        if protocols.http is not None:
+            self._http_ingests[signal] = ingest("http")
+            if self.http is None:
+                app = serving_app(protocols.http, self._http_ingests)
+                self.http = HttpServer(app, protocols.http, listener=receiver, telemetry=settings.telemetry)
 
     async def start(self, host: Host) -> None:
-        if self.grpc is not None or self.http is not None or not self._consumers:
-            return
-        protocols = self._config.protocols
-        if protocols.grpc is not None:
-            self.grpc = GrpcReceiver(protocols.grpc, *self._ingests("grpc"))
+        if self.grpc is not None:
             await self.grpc.start()
             self._logger.info("OTLP/gRPC listening on %s:%d", self._hosts["grpc"], self.grpc.port)
-        if protocols.http is not None:
-            app = create_app(protocols.http, *self._ingests("http"))
-            receiver = str(self._settings.id)
-            self.http = HttpServer(app, protocols.http, listener=receiver, telemetry=self._settings.telemetry)
+        if self.http is not None:
             try:
                 await self.http.start()
             except Exception:

@@ -46,12 +46,16 @@ class GrpcReceiver:
 
     def __init__(self, settings: GrpcSettings, ingest: Ingest, *more: Ingest) -> None:
         self._settings = settings
-        self._ingests = (ingest, *more)
+        self._ingests = {one.signal: one for one in (ingest, *more)}
         self._server: grpc.aio.Server | None = None
         self._connections = 0
         self.metrics = ListenerMetrics(ingest.telemetry, ingest.receiver, "grpc")
         self._budget = InFlightBudget(settings.admission.request_limit_bytes, self.metrics)
         self.port = settings.endpoint.port
+
+    def serve(self, ingest: Ingest) -> None:
+        """Serve ``ingest``'s signal too; before start."""
+        self._ingests[ingest.signal] = ingest
 
     async def start(self) -> None:
         endpoint = self._settings.endpoint
@@ -65,12 +69,12 @@ class GrpcReceiver:
 
     async def _start(self) -> None:
         server = grpc.aio.server(options=server_options(self._settings, self._connections))
-        for ingest in self._ingests:
+        for ingest in self._ingests.values():
 
             async def export(
                 requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext, ingest: Ingest = ingest
             ) -> Message:
-                return await self._export(ingest, requests, context)
+                return await self._export(requests, context, ingest)
 
             handler = grpc.stream_unary_rpc_method_handler(
                 export, request_deserializer=None, response_serializer=_serialize
@@ -92,8 +96,10 @@ class GrpcReceiver:
             self._connections = 0
 
     async def _export(
-        self, ingest: Ingest, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext, ingest: Ingest | None = None
     ) -> Message:
+        """One Export call of ``ingest``'s signal (the first ingest's when not given)."""
+        ingest = ingest or next(iter(self._ingests.values()))
         with self._budget.admit() as share:
             try:
                 # Until it is read, a message may be as large as grpc lets it be.

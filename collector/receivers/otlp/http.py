@@ -14,6 +14,7 @@ Retry-After when the memory limiter asks clients to slow down.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from google.rpc import code_pb2, status_pb2
 from starlette.applications import Starlette
@@ -38,7 +39,7 @@ from collector.receivers.otlp.config import HttpSettings, RequestLimits
 from collector.receivers.otlp.ingest import Ingest
 from collector.receivers.otlp.limits import check_counts, check_encoded_counts
 from collector.receivers.otlp.services import SERVICES
-from collector.signals import SIGNAL_KINDS, OtlpData, Signal
+from collector.signals import SIGNAL_KINDS, SIGNALS, OtlpData, Signal
 
 # Decoding a large body takes long enough to stall every other request on the
 # event loop; a thread costs ~50 µs, so small bodies decode inline.
@@ -48,11 +49,19 @@ ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 def create_app(settings: HttpSettings, *ingests: Ingest) -> Starlette:
     """The Starlette app serving each ingest's signal at its path (``settings.traces_url_path``, ...)."""
+    return serving_app(settings, {ingest.signal: ingest for ingest in ingests})
+
+
+def serving_app(settings: HttpSettings, served: Mapping[Signal, Ingest]) -> Starlette:
+    """The Starlette app routing every signal's path; a signal serves once ``served`` holds its ingest (the
+    mapping may grow until the first request), else its path answers 404 as an unknown one does."""
     limit = settings.max_request_body_size
-    by_path = {settings.url_path(ingest.signal): ingest for ingest in ingests}
+    signals = {settings.url_path(signal): signal for signal in SIGNALS}
 
     async def export(request: Request) -> Response:
-        ingest = by_path[request.url.path]
+        ingest = served.get(signals[request.url.path])
+        if ingest is None:
+            return Response("Not Found", 404, media_type="text/plain")
         if request.method != "POST":
             return Response("405 method not allowed, supported: [POST]", 405, headers={"Allow": "POST"})
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -97,7 +106,7 @@ def create_app(settings: HttpSettings, *ingests: Ingest) -> Starlette:
         return Response(encode_message(answer, content_type), 200, media_type=content_type)
 
     # Every method routes to the handler, so a wrong one gets OTLP's 405 text.
-    return Starlette(routes=[Route(path, export, methods=ANY_METHOD) for path in by_path])
+    return Starlette(routes=[Route(path, export, methods=ANY_METHOD) for path in signals])
 
 
 def _decode(body: bytes, content_type: str, limits: RequestLimits, signal: Signal) -> OtlpData:
