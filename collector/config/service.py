@@ -141,6 +141,7 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems.extend(_placement_problems(pipelines, components, registry))
+    problems.extend(_settings_per_signal_problems(pipelines, components))
     if problems:
         raise ConfigError(problems)
     return CollectorConfig(components, pipelines, extensions, telemetry, workers)
@@ -163,6 +164,27 @@ def _placement_problems(
                 for cid in pipeline.processors
             ]
     return placement_problems(steps, lambda name: f"service.pipelines.{name}.processors")
+
+
+def _settings_per_signal_problems(
+    pipelines: Mapping[str, PipelineConfig], components: Mapping[str, Mapping[ComponentID, ComponentConfig]]
+) -> list[ConfigProblem]:
+    """Settings a component needs for a signal it is used in (``signal_problems(signal)`` on its config, if it has
+    one: the otlphttp exporter's URL for logs, say), once per component and signal."""
+    problems: list[ConfigProblem] = []
+    seen: set[tuple[str, ComponentID, Signal]] = set()
+    for pipeline in pipelines.values():
+        for section in ("receivers", "processors", "exporters"):
+            for cid in getattr(pipeline, section):
+                component = components[section].get(cid)
+                check = getattr(component.config, "signal_problems", None) if component is not None else None
+                if component is None or check is None or (section, cid, pipeline.signal) in seen:
+                    continue
+                seen.add((section, cid, pipeline.signal))
+                problems.extend(
+                    ConfigProblem(join_path(component.path, key), text) for key, text in check(pipeline.signal)
+                )
+    return problems
 
 
 def _parse_workers(raw: Any, problems: list[ConfigProblem]) -> int | None:

@@ -67,8 +67,13 @@ class OtlpHttpExporterConfig:
             return own
         return self.endpoint.rstrip("/") + SIGNAL_PATHS[signal] if self.endpoint else ""
 
+    @property
+    def has_url(self) -> bool:
+        """Whether any URL is set: ``endpoint`` or a signal's own."""
+        return bool(self.endpoint or self.traces_endpoint or self.logs_endpoint or self.metrics_endpoint)
+
     def validate(self) -> Iterable[tuple[str, str]]:
-        if not self.endpoint and not self.traces_endpoint:
+        if not self.has_url:
             yield "endpoint", "is required (base URL of an OTLP/HTTP receiver, e.g. http://tempo:4318)"
         urls = (
             ("endpoint", self.endpoint),
@@ -86,6 +91,12 @@ class OtlpHttpExporterConfig:
             yield from _header_problems(name, value)
         if urlsplit(self.traces_url).scheme == "http" and (self.tls.any_file or self.tls.insecure_skip_verify):
             yield "tls", f"applies to https URLs only, and {self.traces_url} is plain http"
+
+    def signal_problems(self, signal: Signal) -> Iterable[tuple[str, str]]:
+        """What is missing to send ``signal`` (the exporter is in a pipeline of it)."""
+        # With no URL at all, validate has said so already.
+        if self.has_url and not self.url(signal):
+            yield f"{signal}_endpoint", f"is required for a {signal} pipeline when endpoint is not set"
 
 
 def url_problem(url: str) -> str | None:

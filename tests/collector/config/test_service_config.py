@@ -337,6 +337,15 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
         ['service.pipelines.profiles: unknown signal "profiles"; expected one of traces, logs, metrics'],
     ),
     (
+        "an exporter without the URL of a signal it is used in",
+        PIPELINE.replace(
+            "exporters:\n  debug:\n",
+            "exporters:\n  debug:\n  otlphttp:\n    traces_endpoint: http://t:4318/v1/traces\n",
+        )
+        + "    logs:\n      receivers: [otlp]\n      exporters: [otlphttp]\n",
+        ["exporters.otlphttp.logs_endpoint: is required for a logs pipeline when endpoint is not set"],
+    ),
+    (
         "unknown signal with a name",
         PIPELINE + "    events/app:\n      receivers: [otlp]\n      exporters: [debug]\n",
         ['service.pipelines.events/app: unknown signal "events"; expected one of traces, logs, metrics'],
