@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from google.protobuf import text_format
+from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
 
 from collector.component import ComponentSettings, Exporter, ExporterFactory, Host
 from collector.pdata import any_value, iter_spans
 from collector.signal_metrics import signal_metrics
 from collector.signals import SIGNAL_KINDS, LogsData, MetricsData, OtlpData, Signal, TracesData
+
+
+# The severity number's enum names, shown without it (ERROR, INFO2, UNSPECIFIED) when a record has no severity text.
+SEVERITY_PREFIX = "SEVERITY_NUMBER_"
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,11 @@ def _lines(data: OtlpData) -> Iterator[str]:
         for rl in data.resource_logs:
             for sl in rl.scope_logs:
                 for record in sl.log_records:
-                    severity = record.severity_text or str(record.severity_number)
-                    yield f"{severity} {any_value(record.body)!r} trace_id={record.trace_id.hex()}"
+                    severity = record.severity_text or SeverityNumber.Name(record.severity_number).removeprefix(
+                        SEVERITY_PREFIX
+                    )
+                    trace = f" trace_id={record.trace_id.hex()}" if record.trace_id else ""
+                    yield f"{severity} {any_value(record.body)!r}{trace}"
     elif isinstance(data, MetricsData):
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
