@@ -19,7 +19,6 @@ from collector.pdata import any_value, iter_spans
 from collector.signal_metrics import signal_metrics
 from collector.signals import SIGNAL_KINDS, LogsData, MetricsData, OtlpData, Signal, TracesData
 
-
 # The severity number's enum names, shown without it (ERROR, INFO2, UNSPECIFIED) when a record has no severity text.
 SEVERITY_PREFIX = "SEVERITY_NUMBER_"
 
