@@ -1,14 +1,18 @@
 """The component model: what a receiver, processor, exporter and extension are, and how they are made.
 
-The data that flows is OTLP protobuf itself: ``TracesData`` (a list of
-ResourceSpans), wire-identical to the body of an ExportTraceServiceRequest.
-A consumer has one method, ``consume``: it accepts a batch or raises a
-``collector.errors.ConsumeError``. Consumers downstream of a fan-out share the
-batch, so exporters must treat it as read-only; processors may modify it.
+The data that flows is OTLP protobuf itself, one type per signal (``collector.signals``):
+``TracesData``, ``LogsData`` and ``MetricsData``, each wire-identical to the body of
+its Export request. A consumer has one method, ``consume``: it accepts a batch
+or raises a ``collector.errors.ConsumeError``. Consumers downstream of a fan-out
+share the batch, so exporters must treat it as read-only; processors may modify it.
 
 A component is one module: a frozen config dataclass with defaults and an
 optional ``validate`` step, plus a factory that receives its settings and the
-consumer it feeds. Wiring is explicit: nothing registers itself on import.
+consumer it feeds. As in the OpenTelemetry Collector, a factory makes a
+component per signal (``create`` for traces, ``create_logs``, ``create_metrics``;
+None where it does not support the signal), and a component that serves every
+signal as one instance (the otlp receiver: one listener for all three) gets it
+from ``ComponentSettings.shared``. Wiring is explicit: nothing registers itself on import.
 """
 
 from __future__ import annotations
@@ -16,17 +20,24 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector.config.types import HostPort
+from collector.signals import SIGNALS, LogsData, MetricsData, OtlpData, Signal
 from collector.telemetry import Telemetry
 
 __all__ = [
     "TracesData",
+    "LogsData",
+    "MetricsData",
+    "Consumer",
     "TracesConsumer",
+    "LogsConsumer",
+    "MetricsConsumer",
+    "SharedComponents",
     "Forwarding",
     "forwarded_to",
     "Component",
@@ -49,14 +60,21 @@ __all__ = [
 
 ComponentKind = Literal["receiver", "processor", "exporter", "extension"]
 C = TypeVar("C")
+T = TypeVar("T")
+DataT = TypeVar("DataT", bound=OtlpData, contravariant=True)
 
 
-class TracesConsumer(Protocol):
-    """Anything that takes a batch of spans: a processor, an exporter, a fan-out."""
+class Consumer(Protocol[DataT]):
+    """Anything that takes a batch of one signal: a processor, an exporter, a fan-out."""
 
-    async def consume(self, traces: TracesData) -> None:
-        """Accept ``traces`` or raise ConsumeError; returning means the data is safe downstream."""
+    async def consume(self, data: DataT, /) -> None:
+        """Accept the batch or raise ConsumeError; returning means the data is safe downstream."""
         ...
+
+
+TracesConsumer = Consumer[TracesData]
+LogsConsumer = Consumer[LogsData]
+MetricsConsumer = Consumer[MetricsData]
 
 
 @runtime_checkable
@@ -68,14 +86,14 @@ class Forwarding(Protocol):
     """
 
     @property
-    def forwards_to(self) -> TracesConsumer: ...
+    def forwards_to(self) -> Consumer[Any]: ...
 
 
 # Forwarders in a row, at most: more is a wiring mistake (a cycle), not a chain.
 MAX_FORWARDERS = 64
 
 
-def forwarded_to(consumer: TracesConsumer) -> TracesConsumer:
+def forwarded_to(consumer: Consumer[Any]) -> Consumer[Any]:
     """The consumer that gets what is handed to ``consumer``: past every ``Forwarding`` in front of it."""
     for _ in range(MAX_FORWARDERS):
         if not isinstance(consumer, Forwarding):
@@ -93,13 +111,34 @@ class Component(Protocol):
 
 
 @runtime_checkable
-class Processor(Component, TracesConsumer, Protocol):
+class Processor(Component, Protocol):
     """A component that transforms batches and passes them to its next consumer."""
+
+    async def consume(self, data: Any, /) -> None: ...
 
 
 @runtime_checkable
-class Exporter(Component, TracesConsumer, Protocol):
+class Exporter(Component, Protocol):
     """A component that takes batches into its sending queue and ships them out."""
+
+    async def consume(self, data: Any, /) -> None: ...
+
+
+class SharedComponents:
+    """One instance of a component for all its signals, within one running service (the Collector's
+    sharedcomponent): the otlp receiver serves traces, logs and metrics on one listener.
+
+    A factory's per-signal creators ask for the instance by the component's id; the first makes it.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[ComponentKind, ComponentID], object] = {}
+
+    def get_or_make(self, kind: ComponentKind, cid: ComponentID, make: Callable[[], T]) -> T:
+        key = (kind, cid)
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]  # type: ignore[return-value]
 
 
 @runtime_checkable
@@ -141,6 +180,8 @@ class ComponentSettings:
     # How many worker processes the service runs (service.workers resolved); 0: everything in one process.
     # A receiver that serves from a process of its own (the GenAI proxy) does so only when there are workers.
     worker_processes: int = 0
+    # Components that serve several signals as one instance, per running service (see SharedComponents).
+    shared: SharedComponents = field(default_factory=SharedComponents, compare=False, repr=False)
 
 
 class Host(Protocol):
@@ -166,13 +207,40 @@ def listeners_of(config: Any, path: str) -> Iterable[Listener]:
             yield Listener(f"{path}.{relative}", endpoint)
 
 
+class _Signals:
+    """The signals a factory supports: those it has a creator for (``create`` is the traces one)."""
+
+    create: object
+    create_logs: object
+    create_metrics: object
+
+    @property
+    def signals(self) -> tuple[Signal, ...]:
+        return tuple(signal for signal in SIGNALS if self.supports(signal))
+
+    def supports(self, signal: Signal) -> bool:
+        return self._creators()[signal] is not None
+
+    def _creators(self) -> dict[Signal, object]:
+        return {"traces": self.create, "logs": self.create_logs, "metrics": self.create_metrics}
+
+    def creator(self, signal: Signal) -> Any:
+        """The factory's creator for ``signal`` (its ``create``, ``create_logs`` or ``create_metrics``)."""
+        create = self._creators()[signal]
+        if create is None:
+            raise ValueError(f"{getattr(self, 'type', '?')} does not support {signal}")
+        return create
+
+
 @dataclass(frozen=True)
-class ReceiverFactory(Generic[C]):
-    """Makes a receiver that feeds ``next_consumer``."""
+class ReceiverFactory(_Signals, Generic[C]):
+    """Makes a receiver that feeds ``next_consumer``, per signal."""
 
     type: str
     config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C, TracesConsumer], Component]
+    create_logs: Callable[[ComponentSettings, C, LogsConsumer], Component] | None = None
+    create_metrics: Callable[[ComponentSettings, C, MetricsConsumer], Component] | None = None
 
 
 # Where a processor runs: in the worker processes (sharded by trace id), or in the main process.
@@ -218,8 +286,8 @@ class WorkerPart(Protocol):
 
 
 @dataclass(frozen=True)
-class ProcessorFactory(Generic[C]):
-    """Makes a processor that feeds ``next_consumer``.
+class ProcessorFactory(_Signals, Generic[C]):
+    """Makes a processor that feeds ``next_consumer``, per signal (``create`` for traces).
 
     ``runs_in="worker"`` says the processor may run in a worker process: it
     passes on what it is given within its own ``consume`` call (it holds
@@ -234,11 +302,17 @@ class ProcessorFactory(Generic[C]):
     runs_in: ProcessorPlacement = "main"
     # With runs_in="worker": its part in the main process, when its state must span every worker.
     create_main_part: Callable[[ComponentSettings, C], MainPart] | None = None
+    # The logs and metrics processors; these run in the main process (only traces are sharded to workers).
+    create_logs: Callable[[ComponentSettings, C, LogsConsumer], Processor] | None = None
+    create_metrics: Callable[[ComponentSettings, C, MetricsConsumer], Processor] | None = None
 
 
 @dataclass(frozen=True)
-class ExporterFactory(Generic[C]):
-    """Makes an exporter; it is the end of a pipeline."""
+class ExporterFactory(_Signals, Generic[C]):
+    """Makes an exporter, per signal (``create`` for traces); it is the end of a pipeline.
+
+    As in the OpenTelemetry Collector, each signal gets an exporter of its own (its own sending queue).
+    """
 
     type: str
     config_type: builtins.type[C]  # the field `type` shadows the builtin here
@@ -249,6 +323,8 @@ class ExporterFactory(Generic[C]):
     # pipeline hands it a batch once every other exporter of the pipeline accepted it, and not when one refused,
     # so spans a client must send again are counted once (collector.service.FanOut).
     accepted_only: bool = False
+    create_logs: Callable[[ComponentSettings, C], Exporter] | None = None
+    create_metrics: Callable[[ComponentSettings, C], Exporter] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Count the spans a consumer is offered, accepts and refuses, for the collector's own metrics.
+"""Count the items (spans, log records, metric points) a consumer is offered, accepts and refuses, for the
+collector's own metrics.
 
 A processor chain is counted with one of these in front of each processor and
 one behind the last (``collector.runtime.plan.build_chain``): the one between
@@ -9,13 +10,15 @@ pipeline with one too.
 
 from __future__ import annotations
 
-from collector.component import TracesConsumer, TracesData
-from collector.pdata import span_count
+from typing import Any
+
+from collector.component import Consumer
+from collector.signals import OtlpData, item_count
 from collector.telemetry import BoundCounter
 
 
 class CountingConsumer:
-    """Passes batches to ``consumer``, adding their spans to whichever of the three series are given.
+    """Passes batches to ``consumer``, adding their items to whichever of the three series are given.
 
     ``offered`` counts every batch handed on, ``accepted`` those ``consumer`` took, ``refused`` those it
     raised for.
@@ -25,7 +28,7 @@ class CountingConsumer:
 
     def __init__(
         self,
-        consumer: TracesConsumer,
+        consumer: Consumer[Any],
         *,
         offered: BoundCounter | None = None,
         accepted: BoundCounter | None = None,
@@ -37,16 +40,16 @@ class CountingConsumer:
         self._refused = refused
 
     @property
-    def forwards_to(self) -> TracesConsumer:
+    def forwards_to(self) -> Consumer[Any]:
         """Where each batch goes on to, unchanged (``collector.component.Forwarding``)."""
         return self.consumer
 
-    async def consume(self, traces: TracesData) -> None:
-        count = span_count(traces)
+    async def consume(self, data: OtlpData) -> None:
+        count = item_count(data)
         if self._offered is not None:
             self._offered.add(count)
         try:
-            await self.consumer.consume(traces)
+            await self.consumer.consume(data)
         except Exception:  # a refusal or a component bug; a cancelled task is neither
             if self._refused is not None:
                 self._refused.add(count)

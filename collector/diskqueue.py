@@ -16,6 +16,9 @@ deduplication token hashes them without encoding anything again; after a
 restart they are the bytes read back from the log, the same ones. Waiting
 messages stay in memory this way, bounded by the queue's capacity in spans as
 in MemoryQueue; the log is read back only at start.
+
+A log holds the messages of one signal, parsed back as ``data_type`` at start
+(``TracesData`` unless told otherwise: a traces log's format is the one it always was).
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from collector.component import TracesData
 from collector.errors import QueueFullError, StartError
 from collector.pdata import encode
 from collector.queue import Batch
+from collector.signals import OtlpData, TracesData
 from collector.wal import (
     DATA_RECORD_OVERHEAD,
     DEFAULT_SEGMENT_BYTES,
@@ -57,20 +61,20 @@ class _Entry:
     """One queued message: its place in the log, the message itself and its encoding, as the log holds it."""
 
     seq: int
-    traces: TracesData
+    traces: OtlpData
     encoded: bytes
     spans: int
     arrived: float
     segment: int = 0
 
     @classmethod
-    def replayed(cls, data: ReplayedData, now: float) -> _Entry:
+    def replayed(cls, data: ReplayedData, now: float, data_type: type[OtlpData]) -> _Entry:
         """A message read back from the log at start."""
-        return cls(data.seq, TracesData.FromString(data.message), data.message, data.spans, now, data.segment)
+        return cls(data.seq, data_type.FromString(data.message), data.message, data.spans, now, data.segment)
 
 
 @dataclass
-class LoggedBatch(Batch):
+class LoggedBatch(Batch[Any]):
     """A batch the log knows by ``batch_id``, with the entries it holds."""
 
     batch_id: int = 0
@@ -104,8 +108,11 @@ class DiskQueue:
         flush_timeout: float,
         max_disk_bytes: int,
         logger: logging.Logger,
+        data_type: type[OtlpData] = TracesData,
+        unit: str = "spans",
     ) -> None:
         self._wal = wal
+        self._unit = unit
         self._capacity = capacity
         self._min_batch = min_batch
         self._max_batch = max_batch
@@ -116,10 +123,12 @@ class DiskQueue:
         self._ready: collections.deque[LoggedBatch] = collections.deque()
         for batch_id, items in replay.batches:
             batch = LoggedBatch(batch_id=batch_id)
-            for entry in (_Entry.replayed(item, now) for item in items):
+            for entry in (_Entry.replayed(item, now, data_type) for item in items):
                 batch.take(entry)
             self._ready.append(batch)
-        self._waiting: collections.deque[_Entry] = collections.deque(_Entry.replayed(i, now) for i in replay.waiting)
+        self._waiting: collections.deque[_Entry] = collections.deque(
+            _Entry.replayed(i, now, data_type) for i in replay.waiting
+        )
         self._waiting_spans = sum(e.spans for e in self._waiting)
         self._held_spans = self._waiting_spans + sum(b.span_count for b in self._ready)
         self._next_seq = replay.next_seq
@@ -134,9 +143,10 @@ class DiskQueue:
         self._wake: asyncio.Task[None] | None = None
         if self._held_spans:
             logger.info(
-                "queue log %s: %d spans from before the restart to send (%d batches already cut)",
+                "queue log %s: %d %s from before the restart to send (%d batches already cut)",
                 wal.directory,
                 self._held_spans,
+                unit,
                 len(self._ready),
             )
 
@@ -150,6 +160,8 @@ class DiskQueue:
         flush_timeout: float,
         max_disk_bytes: int,
         logger: logging.Logger,
+        data_type: type[OtlpData] = TracesData,
+        unit: str = "spans",
     ) -> DiskQueue:
         """Lock and replay ``directory``; StartError in one line if another collector owns it."""
         segment_bytes = max(MIN_SEGMENT_BYTES, min(DEFAULT_SEGMENT_BYTES, max_disk_bytes // SEGMENTS_PER_DISK_LIMIT))
@@ -161,7 +173,7 @@ class DiskQueue:
             raise StartError(f"sending queue directory {directory}: {exc.strerror or exc}") from None
         try:
             return await asyncio.to_thread(
-                cls, wal, replay, capacity, min_batch, max_batch, flush_timeout, max_disk_bytes, logger
+                cls, wal, replay, capacity, min_batch, max_batch, flush_timeout, max_disk_bytes, logger, data_type, unit
             )
         except BaseException:
             wal.close()
@@ -183,12 +195,12 @@ class DiskQueue:
     def directory(self) -> Path:
         return self._wal.directory
 
-    async def put(self, traces: TracesData, span_count: int, encoded: bytes | None = None) -> None:
+    async def put(self, traces: OtlpData, span_count: int, encoded: bytes | None = None) -> None:
         if self._closed:
             raise QueueFullError("the exporter is shutting down")
         if self._held_spans + span_count > self._capacity and self._held_spans > 0:
             raise QueueFullError(
-                f"sending queue is full ({self._held_spans} of {self._capacity} spans held)",
+                f"sending queue is full ({self._held_spans} of {self._capacity} {self._unit} held)",
                 retry_after=FULL_RETRY_AFTER_SECONDS,
             )
         if encoded is None:
@@ -215,7 +227,7 @@ class DiskQueue:
         finally:
             self._reserved_bytes -= size
 
-    async def get_batch(self) -> Batch | None:
+    async def get_batch(self) -> Batch[Any] | None:
         async with self._changed:
             while True:
                 if self._ready:
@@ -258,7 +270,7 @@ class DiskQueue:
         self._waiting_spans -= batch.span_count
         return batch
 
-    def done(self, batch: Batch) -> None:
+    def done(self, batch: Batch[Any]) -> None:
         self._held_spans -= batch.span_count
         if isinstance(batch, LoggedBatch):
             released = Counter(entry.segment for entry in batch.entries)

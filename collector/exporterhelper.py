@@ -4,7 +4,8 @@ Modelled on the OpenTelemetry Collector's exporterhelper. An exporter supplies a
 ``Sender`` (start, send one batch, close: blocking calls, run in a worker thread so
 the event loop never waits on a database or a socket) and its settings; this module
 turns it into a pipeline ``Exporter`` whose ``consume`` returns once the queue has
-taken the data.
+taken the data. As in the Collector, an exporter has one of these per signal, each
+with its own queue (counted in that signal's items) and its own self-metrics.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from collector.component import ComponentID, ComponentSettings, Host, TracesData
+from collector.component import ComponentID, ComponentSettings, Host
 from collector.config.types import Duration
 from collector.diskqueue import DiskQueue
 from collector.errors import ConsumeError, PermanentError, RetryableError
 from collector.generated_metrics import PipelineSelfMetrics
-from collector.pdata import span_count
 from collector.queue import Batch, MemoryQueue, SendingQueue
 from collector.runtime.annotations import encoding_of
+from collector.signal_metrics import signal_metrics
+from collector.signals import SIGNAL_KINDS, OtlpData, Signal, TracesData
 
 DEFAULT_QUEUE_SIZE_SPANS = 200_000
 DEFAULT_NUM_CONSUMERS = 1
@@ -91,11 +93,11 @@ class QueueSettings:
         if self.storage == "memory" and self.directory:
             yield "directory", "applies to storage: disk only"
 
-    def queue_directory(self, exporter: ComponentID) -> Path:
-        """Where the disk queue of ``exporter`` lives."""
-        if self.directory:
-            return Path(self.directory).expanduser()
-        return DEFAULT_QUEUE_ROOT / safe_name(exporter)
+    def queue_directory(self, exporter: ComponentID, signal: Signal = "traces") -> Path:
+        """Where the disk queue of ``exporter``'s ``signal`` lives: for traces the directory itself, for logs and
+        metrics one beside it named ``<directory>+logs`` (``+`` cannot end an id's safe name)."""
+        base = Path(self.directory).expanduser() if self.directory else DEFAULT_QUEUE_ROOT / safe_name(exporter)
+        return base if signal == "traces" else base.with_name(f"{base.name}+{signal}")
 
 
 def safe_name(exporter: ComponentID) -> str:
@@ -103,19 +105,24 @@ def safe_name(exporter: ComponentID) -> str:
     return urllib.parse.quote(str(exporter), safe="")
 
 
-async def open_queue(settings: QueueSettings, exporter: ComponentID, logger: logging.Logger) -> SendingQueue:
-    """The sending queue ``settings`` describe: a disk queue (locked and replayed) or a memory queue."""
+async def open_queue(
+    settings: QueueSettings, exporter: ComponentID, logger: logging.Logger, signal: Signal = "traces"
+) -> SendingQueue:
+    """The sending queue ``settings`` describe for ``signal``: a disk queue (locked and replayed) or a memory queue."""
     batch = settings.batch
+    kind = SIGNAL_KINDS[signal]
     if settings.storage == "memory":
-        return MemoryQueue(settings.queue_size, batch.min_size, batch.max_size, batch.flush_timeout)
+        return MemoryQueue(settings.queue_size, batch.min_size, batch.max_size, batch.flush_timeout, kind.items_text)
     return await DiskQueue.open(
-        settings.queue_directory(exporter),
+        settings.queue_directory(exporter, signal),
         settings.queue_size,
         batch.min_size,
         batch.max_size,
         batch.flush_timeout,
         settings.max_disk_bytes,
         logger,
+        kind.data_type,
+        kind.items_text,
     )
 
 
@@ -140,15 +147,15 @@ class Sender(Protocol):
 
     def start(self) -> None: ...
 
-    def send(self, batch: Batch) -> None:
-        """Ship ``batch`` or raise RetryableError / PermanentError."""
+    def send(self, batch: Batch[Any]) -> None:
+        """Ship ``batch`` (of the exporter's signal) or raise RetryableError / PermanentError."""
         ...
 
     def close(self) -> None: ...
 
 
 class QueuedExporter:
-    """An Exporter built from a Sender, a sending queue and a retry policy."""
+    """An Exporter of one signal built from a Sender, a sending queue and a retry policy."""
 
     def __init__(
         self,
@@ -157,6 +164,7 @@ class QueuedExporter:
         queue: QueueSettings,
         retry: RetrySettings,
         sending_queue: SendingQueue | None = None,
+        signal: Signal = "traces",
     ) -> None:
         self._settings = settings
         self._sender = sender
@@ -171,12 +179,16 @@ class QueuedExporter:
         self._last_progress = time.monotonic()
         self._last_send_error = ""
         self._last_refusal: tuple[float, str] | None = None
+        self._signal = signal
+        self._kind = SIGNAL_KINDS[signal]
         exporter = self._exporter = str(settings.id)
-        metrics = self._metrics = PipelineSelfMetrics(settings.telemetry)
-        self._sent = metrics.exporter_sent_spans.bind(exporter=exporter)
-        self._enqueue_failed = metrics.exporter_enqueue_failed_spans.bind(exporter=exporter)
-        metrics.exporter_queue_size.watch(lambda: float(self._queue.size if self._queue else 0), exporter=exporter)
-        metrics.exporter_queue_capacity.watch(lambda: float(queue.queue_size), exporter=exporter)
+        metrics = self._metrics = signal_metrics(settings.telemetry, signal)
+        self._sent = metrics.exporter_sent.bind(exporter=exporter)
+        self._enqueue_failed = metrics.exporter_enqueue_failed.bind(exporter=exporter)
+        gauges, data_type = PipelineSelfMetrics(settings.telemetry), metrics.data_type
+        size = gauges.exporter_queue_size
+        size.watch(lambda: float(self._queue.size if self._queue else 0), exporter=exporter, data_type=data_type)
+        gauges.exporter_queue_capacity.watch(lambda: float(queue.queue_size), exporter=exporter, data_type=data_type)
 
     @property
     def sender(self) -> Sender:
@@ -187,7 +199,7 @@ class QueuedExporter:
             return
         # The queue first: a directory owned by another collector stops the start before the store is touched.
         if self._queue is None:
-            self._queue = await open_queue(self._queue_settings, self._settings.id, self._settings.logger)
+            self._queue = await open_queue(self._queue_settings, self._settings.id, self._settings.logger, self._signal)
         try:
             await asyncio.to_thread(self._sender.start)
         except BaseException:
@@ -200,15 +212,16 @@ class QueuedExporter:
             for i in range(self._queue_settings.num_consumers)
         ]
 
-    async def consume(self, traces: TracesData) -> None:
+    async def consume(self, data: OtlpData) -> None:
         if self._queue is None or self._stopped:
             raise RetryableError(f"exporter {self._settings.id} is not running")
-        count = span_count(traces)
+        count = self._kind.count(data)
         if not self._queue.size:
             self._last_progress = time.monotonic()  # nothing was waiting, so nothing was stalled
         try:
             # The batch's encoding, when the workers made it and it is still exact: the queue stores it as it is.
-            await self._queue.put(traces, count, encoding_of(traces))
+            # (Only traces cross the workers.)
+            await self._queue.put(data, count, encoding_of(data) if isinstance(data, TracesData) else None)
         except ConsumeError as exc:
             self._last_refusal = (time.monotonic(), str(exc))
             self._enqueue_failed.add(count)
@@ -225,7 +238,9 @@ class QueuedExporter:
         idle = now - self._last_progress
         if waiting and idle > STALL_AFTER_SECONDS:
             cause = f" (last error: {self._last_send_error})" if self._last_send_error else ""
-            problems.append(f"stalled: {waiting} spans waiting and no batch sent for {idle:.0f}s{cause}")
+            problems.append(
+                f"stalled: {waiting} {self._kind.items_text} waiting and no batch sent for {idle:.0f}s{cause}"
+            )
         return problems
 
     async def shutdown(self) -> None:
@@ -242,7 +257,7 @@ class QueuedExporter:
             await self._queue.finish()
         if self._queue.size and self._queue.durable:
             self._settings.logger.warning(
-                "%d spans stay in the queue log, to be sent at the next start", self._queue.size
+                "%d %s stay in the queue log, to be sent at the next start", self._queue.size, self._kind.items_text
             )
         await asyncio.to_thread(self._sender.close)
 
@@ -265,7 +280,7 @@ class QueuedExporter:
                 if sent or not queue.durable:
                     queue.done(batch)
 
-    async def _send_with_retry(self, batch: Batch, keep: bool) -> bool:
+    async def _send_with_retry(self, batch: Batch[Any], keep: bool) -> bool:
         """Send ``batch`` with retries; False when it was abandoned with ``keep`` (it stays queued)."""
         logger = self._settings.logger
         deadline = time.monotonic() + self._retry.max_elapsed_time
@@ -296,9 +311,9 @@ class QueuedExporter:
                 await asyncio.wait_for(self._abandoned.wait(), wait)
             interval = Duration(min(interval * RETRY_MULTIPLIER, self._retry.max_interval))
 
-    def _drop(self, batch: Batch, reason: str, why: str) -> None:
-        self._metrics.exporter_send_failed_spans.add(batch.span_count, exporter=self._exporter, reason=reason)
-        self._settings.logger.error("dropping %d spans (%s): %s", batch.span_count, reason, why)
+    def _drop(self, batch: Batch[Any], reason: str, why: str) -> None:
+        self._metrics.exporter_send_failed.add(batch.span_count, exporter=self._exporter, reason=reason)
+        self._settings.logger.error("dropping %d %s (%s): %s", batch.span_count, self._kind.items_text, reason, why)
 
 
 def backoff(interval: float, retry_after: float | None) -> float:

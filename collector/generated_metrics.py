@@ -84,16 +84,164 @@ EXPORTER_REJECTED_SPANS = MetricSpec(
 EXPORTER_QUEUE_SIZE = MetricSpec(
     name="otelcol_exporter_queue_size",
     kind="gauge",
-    help="Spans the sending queue holds, waiting and in flight.",
-    unit="{spans}",
+    help=(
+        "Items the sending queue holds, waiting and in flight: spans, or (with data_type) log records or metric points."
+    ),
+    unit="{items}",
     labels=("exporter",),
+    optional_labels=("data_type",),
 )
 
 EXPORTER_QUEUE_CAPACITY = MetricSpec(
     name="otelcol_exporter_queue_capacity",
     kind="gauge",
-    help="Spans the sending queue may hold (sending_queue.queue_size).",
-    unit="{spans}",
+    help="Items the sending queue may hold (sending_queue.queue_size).",
+    unit="{items}",
+    labels=("exporter",),
+    optional_labels=("data_type",),
+)
+
+RECEIVER_ACCEPTED_LOG_RECORDS = MetricSpec(
+    name="otelcol_receiver_accepted_log_records",
+    kind="counter",
+    help="Log records a receiver handed to its pipeline and every exporter's queue took.",
+    unit="{log_records}",
+    labels=("receiver", "transport"),
+)
+
+RECEIVER_REFUSED_LOG_RECORDS = MetricSpec(
+    name="otelcol_receiver_refused_log_records",
+    kind="counter",
+    help="Log records refused back to the client by the pipeline.",
+    unit="{log_records}",
+    labels=("receiver", "transport"),
+)
+
+PROCESSOR_INCOMING_LOG_RECORDS = MetricSpec(
+    name="otelcol_processor_incoming_log_records",
+    kind="counter",
+    help="Log records handed to a processor.",
+    unit="{log_records}",
+    labels=("processor",),
+)
+
+PROCESSOR_OUTGOING_LOG_RECORDS = MetricSpec(
+    name="otelcol_processor_outgoing_log_records",
+    kind="counter",
+    help="Log records a processor passed on and the next component accepted.",
+    unit="{log_records}",
+    labels=("processor",),
+)
+
+PROCESSOR_REFUSED_LOG_RECORDS = MetricSpec(
+    name="otelcol_processor_refused_log_records",
+    kind="counter",
+    help="Log records for which a processor raised (its own refusal, or one from downstream).",
+    unit="{log_records}",
+    labels=("processor",),
+)
+
+EXPORTER_SENT_LOG_RECORDS = MetricSpec(
+    name="otelcol_exporter_sent_log_records",
+    kind="counter",
+    help="Log records an exporter sent (for debug, took).",
+    unit="{log_records}",
+    labels=("exporter",),
+)
+
+EXPORTER_SEND_FAILED_LOG_RECORDS = MetricSpec(
+    name="otelcol_exporter_send_failed_log_records",
+    kind="counter",
+    help="Log records an exporter dropped, by reason (permanent, retries_exhausted, shutdown).",
+    unit="{log_records}",
+    labels=("exporter", "reason"),
+)
+
+EXPORTER_ENQUEUE_FAILED_LOG_RECORDS = MetricSpec(
+    name="otelcol_exporter_enqueue_failed_log_records",
+    kind="counter",
+    help="Log records refused because the sending queue was full or stopped.",
+    unit="{log_records}",
+    labels=("exporter",),
+)
+
+EXPORTER_REJECTED_LOG_RECORDS = MetricSpec(
+    name="otelcol_exporter_rejected_log_records",
+    kind="counter",
+    help="Log records a backend rejected in a partial success.",
+    unit="{log_records}",
+    labels=("exporter",),
+)
+
+RECEIVER_ACCEPTED_METRIC_POINTS = MetricSpec(
+    name="otelcol_receiver_accepted_metric_points",
+    kind="counter",
+    help="Metric data points a receiver handed to its pipeline and every exporter's queue took.",
+    unit="{metric_points}",
+    labels=("receiver", "transport"),
+)
+
+RECEIVER_REFUSED_METRIC_POINTS = MetricSpec(
+    name="otelcol_receiver_refused_metric_points",
+    kind="counter",
+    help="Metric data points refused back to the client by the pipeline.",
+    unit="{metric_points}",
+    labels=("receiver", "transport"),
+)
+
+PROCESSOR_INCOMING_METRIC_POINTS = MetricSpec(
+    name="otelcol_processor_incoming_metric_points",
+    kind="counter",
+    help="Metric data points handed to a processor.",
+    unit="{metric_points}",
+    labels=("processor",),
+)
+
+PROCESSOR_OUTGOING_METRIC_POINTS = MetricSpec(
+    name="otelcol_processor_outgoing_metric_points",
+    kind="counter",
+    help="Metric data points a processor passed on and the next component accepted.",
+    unit="{metric_points}",
+    labels=("processor",),
+)
+
+PROCESSOR_REFUSED_METRIC_POINTS = MetricSpec(
+    name="otelcol_processor_refused_metric_points",
+    kind="counter",
+    help="Metric data points for which a processor raised (its own refusal, or one from downstream).",
+    unit="{metric_points}",
+    labels=("processor",),
+)
+
+EXPORTER_SENT_METRIC_POINTS = MetricSpec(
+    name="otelcol_exporter_sent_metric_points",
+    kind="counter",
+    help="Metric data points an exporter sent (for debug, took).",
+    unit="{metric_points}",
+    labels=("exporter",),
+)
+
+EXPORTER_SEND_FAILED_METRIC_POINTS = MetricSpec(
+    name="otelcol_exporter_send_failed_metric_points",
+    kind="counter",
+    help="Metric data points an exporter dropped, by reason (permanent, retries_exhausted, shutdown).",
+    unit="{metric_points}",
+    labels=("exporter", "reason"),
+)
+
+EXPORTER_ENQUEUE_FAILED_METRIC_POINTS = MetricSpec(
+    name="otelcol_exporter_enqueue_failed_metric_points",
+    kind="counter",
+    help="Metric data points refused because the sending queue was full or stopped.",
+    unit="{metric_points}",
+    labels=("exporter",),
+)
+
+EXPORTER_REJECTED_METRIC_POINTS = MetricSpec(
+    name="otelcol_exporter_rejected_metric_points",
+    kind="counter",
+    help="Metric data points a backend rejected in a partial success.",
+    unit="{metric_points}",
     labels=("exporter",),
 )
 
@@ -189,17 +337,197 @@ class ExporterRejectedSpans(Counter):
 
 
 class ExporterQueueSize(Gauge):
-    """Spans the sending queue holds, waiting and in flight."""
+    """Items the sending queue holds, waiting and in flight: spans, or (with data_type) log records or metric points."""
 
-    def watch(self, read: Callable[[], float], *, exporter: str) -> None:
-        self._watch(read, (("exporter", exporter),))
+    def watch(self, read: Callable[[], float], *, exporter: str, data_type: str | None = None) -> None:
+        self._watch(read, present(("data_type", data_type), ("exporter", exporter)))
 
 
 class ExporterQueueCapacity(Gauge):
-    """Spans the sending queue may hold (sending_queue.queue_size)."""
+    """Items the sending queue may hold (sending_queue.queue_size)."""
 
-    def watch(self, read: Callable[[], float], *, exporter: str) -> None:
-        self._watch(read, (("exporter", exporter),))
+    def watch(self, read: Callable[[], float], *, exporter: str, data_type: str | None = None) -> None:
+        self._watch(read, present(("data_type", data_type), ("exporter", exporter)))
+
+
+class ReceiverAcceptedLogRecords(Counter):
+    """Log records a receiver handed to its pipeline and every exporter's queue took."""
+
+    def add(self, amount: float, *, receiver: str, transport: str) -> None:
+        self._add(amount, (("receiver", receiver), ("transport", transport)))
+
+    def bind(self, *, receiver: str, transport: str) -> BoundCounter:
+        return self._bind((("receiver", receiver), ("transport", transport)))
+
+
+class ReceiverRefusedLogRecords(Counter):
+    """Log records refused back to the client by the pipeline."""
+
+    def add(self, amount: float, *, receiver: str, transport: str) -> None:
+        self._add(amount, (("receiver", receiver), ("transport", transport)))
+
+    def bind(self, *, receiver: str, transport: str) -> BoundCounter:
+        return self._bind((("receiver", receiver), ("transport", transport)))
+
+
+class ProcessorIncomingLogRecords(Counter):
+    """Log records handed to a processor."""
+
+    def add(self, amount: float, *, processor: str) -> None:
+        self._add(amount, (("processor", processor),))
+
+    def bind(self, *, processor: str) -> BoundCounter:
+        return self._bind((("processor", processor),))
+
+
+class ProcessorOutgoingLogRecords(Counter):
+    """Log records a processor passed on and the next component accepted."""
+
+    def add(self, amount: float, *, processor: str) -> None:
+        self._add(amount, (("processor", processor),))
+
+    def bind(self, *, processor: str) -> BoundCounter:
+        return self._bind((("processor", processor),))
+
+
+class ProcessorRefusedLogRecords(Counter):
+    """Log records for which a processor raised (its own refusal, or one from downstream)."""
+
+    def add(self, amount: float, *, processor: str) -> None:
+        self._add(amount, (("processor", processor),))
+
+    def bind(self, *, processor: str) -> BoundCounter:
+        return self._bind((("processor", processor),))
+
+
+class ExporterSentLogRecords(Counter):
+    """Log records an exporter sent (for debug, took)."""
+
+    def add(self, amount: float, *, exporter: str) -> None:
+        self._add(amount, (("exporter", exporter),))
+
+    def bind(self, *, exporter: str) -> BoundCounter:
+        return self._bind((("exporter", exporter),))
+
+
+class ExporterSendFailedLogRecords(Counter):
+    """Log records an exporter dropped, by reason (permanent, retries_exhausted, shutdown)."""
+
+    def add(self, amount: float, *, exporter: str, reason: str) -> None:
+        self._add(amount, (("exporter", exporter), ("reason", reason)))
+
+    def bind(self, *, exporter: str, reason: str) -> BoundCounter:
+        return self._bind((("exporter", exporter), ("reason", reason)))
+
+
+class ExporterEnqueueFailedLogRecords(Counter):
+    """Log records refused because the sending queue was full or stopped."""
+
+    def add(self, amount: float, *, exporter: str) -> None:
+        self._add(amount, (("exporter", exporter),))
+
+    def bind(self, *, exporter: str) -> BoundCounter:
+        return self._bind((("exporter", exporter),))
+
+
+class ExporterRejectedLogRecords(Counter):
+    """Log records a backend rejected in a partial success."""
+
+    def add(self, amount: float, *, exporter: str) -> None:
+        self._add(amount, (("exporter", exporter),))
+
+    def bind(self, *, exporter: str) -> BoundCounter:
+        return self._bind((("exporter", exporter),))
+
+
+class ReceiverAcceptedMetricPoints(Counter):
+    """Metric data points a receiver handed to its pipeline and every exporter's queue took."""
+
+    def add(self, amount: float, *, receiver: str, transport: str) -> None:
+        self._add(amount, (("receiver", receiver), ("transport", transport)))
+
+    def bind(self, *, receiver: str, transport: str) -> BoundCounter:
+        return self._bind((("receiver", receiver), ("transport", transport)))
+
+
+class ReceiverRefusedMetricPoints(Counter):
+    """Metric data points refused back to the client by the pipeline."""
+
+    def add(self, amount: float, *, receiver: str, transport: str) -> None:
+        self._add(amount, (("receiver", receiver), ("transport", transport)))
+
+    def bind(self, *, receiver: str, transport: str) -> BoundCounter:
+        return self._bind((("receiver", receiver), ("transport", transport)))
+
+
+class ProcessorIncomingMetricPoints(Counter):
+    """Metric data points handed to a processor."""
+
+    def add(self, amount: float, *, processor: str) -> None:
+        self._add(amount, (("processor", processor),))
+
+    def bind(self, *, processor: str) -> BoundCounter:
+        return self._bind((("processor", processor),))
+
+
+class ProcessorOutgoingMetricPoints(Counter):
+    """Metric data points a processor passed on and the next component accepted."""
+
+    def add(self, amount: float, *, processor: str) -> None:
+        self._add(amount, (("processor", processor),))
+
+    def bind(self, *, processor: str) -> BoundCounter:
+        return self._bind((("processor", processor),))
+
+
+class ProcessorRefusedMetricPoints(Counter):
+    """Metric data points for which a processor raised (its own refusal, or one from downstream)."""
+
+    def add(self, amount: float, *, processor: str) -> None:
+        self._add(amount, (("processor", processor),))
+
+    def bind(self, *, processor: str) -> BoundCounter:
+        return self._bind((("processor", processor),))
+
+
+class ExporterSentMetricPoints(Counter):
+    """Metric data points an exporter sent (for debug, took)."""
+
+    def add(self, amount: float, *, exporter: str) -> None:
+        self._add(amount, (("exporter", exporter),))
+
+    def bind(self, *, exporter: str) -> BoundCounter:
+        return self._bind((("exporter", exporter),))
+
+
+class ExporterSendFailedMetricPoints(Counter):
+    """Metric data points an exporter dropped, by reason (permanent, retries_exhausted, shutdown)."""
+
+    def add(self, amount: float, *, exporter: str, reason: str) -> None:
+        self._add(amount, (("exporter", exporter), ("reason", reason)))
+
+    def bind(self, *, exporter: str, reason: str) -> BoundCounter:
+        return self._bind((("exporter", exporter), ("reason", reason)))
+
+
+class ExporterEnqueueFailedMetricPoints(Counter):
+    """Metric data points refused because the sending queue was full or stopped."""
+
+    def add(self, amount: float, *, exporter: str) -> None:
+        self._add(amount, (("exporter", exporter),))
+
+    def bind(self, *, exporter: str) -> BoundCounter:
+        return self._bind((("exporter", exporter),))
+
+
+class ExporterRejectedMetricPoints(Counter):
+    """Metric data points a backend rejected in a partial success."""
+
+    def add(self, amount: float, *, exporter: str) -> None:
+        self._add(amount, (("exporter", exporter),))
+
+    def bind(self, *, exporter: str) -> BoundCounter:
+        return self._bind((("exporter", exporter),))
 
 
 class PipelineSelfMetrics:
@@ -217,3 +545,33 @@ class PipelineSelfMetrics:
         self.exporter_rejected_spans = ExporterRejectedSpans(telemetry, EXPORTER_REJECTED_SPANS)
         self.exporter_queue_size = ExporterQueueSize(telemetry, EXPORTER_QUEUE_SIZE)
         self.exporter_queue_capacity = ExporterQueueCapacity(telemetry, EXPORTER_QUEUE_CAPACITY)
+        self.receiver_accepted_log_records = ReceiverAcceptedLogRecords(telemetry, RECEIVER_ACCEPTED_LOG_RECORDS)
+        self.receiver_refused_log_records = ReceiverRefusedLogRecords(telemetry, RECEIVER_REFUSED_LOG_RECORDS)
+        self.processor_incoming_log_records = ProcessorIncomingLogRecords(telemetry, PROCESSOR_INCOMING_LOG_RECORDS)
+        self.processor_outgoing_log_records = ProcessorOutgoingLogRecords(telemetry, PROCESSOR_OUTGOING_LOG_RECORDS)
+        self.processor_refused_log_records = ProcessorRefusedLogRecords(telemetry, PROCESSOR_REFUSED_LOG_RECORDS)
+        self.exporter_sent_log_records = ExporterSentLogRecords(telemetry, EXPORTER_SENT_LOG_RECORDS)
+        self.exporter_send_failed_log_records = ExporterSendFailedLogRecords(
+            telemetry, EXPORTER_SEND_FAILED_LOG_RECORDS
+        )
+        self.exporter_enqueue_failed_log_records = ExporterEnqueueFailedLogRecords(
+            telemetry, EXPORTER_ENQUEUE_FAILED_LOG_RECORDS
+        )
+        self.exporter_rejected_log_records = ExporterRejectedLogRecords(telemetry, EXPORTER_REJECTED_LOG_RECORDS)
+        self.receiver_accepted_metric_points = ReceiverAcceptedMetricPoints(telemetry, RECEIVER_ACCEPTED_METRIC_POINTS)
+        self.receiver_refused_metric_points = ReceiverRefusedMetricPoints(telemetry, RECEIVER_REFUSED_METRIC_POINTS)
+        self.processor_incoming_metric_points = ProcessorIncomingMetricPoints(
+            telemetry, PROCESSOR_INCOMING_METRIC_POINTS
+        )
+        self.processor_outgoing_metric_points = ProcessorOutgoingMetricPoints(
+            telemetry, PROCESSOR_OUTGOING_METRIC_POINTS
+        )
+        self.processor_refused_metric_points = ProcessorRefusedMetricPoints(telemetry, PROCESSOR_REFUSED_METRIC_POINTS)
+        self.exporter_sent_metric_points = ExporterSentMetricPoints(telemetry, EXPORTER_SENT_METRIC_POINTS)
+        self.exporter_send_failed_metric_points = ExporterSendFailedMetricPoints(
+            telemetry, EXPORTER_SEND_FAILED_METRIC_POINTS
+        )
+        self.exporter_enqueue_failed_metric_points = ExporterEnqueueFailedMetricPoints(
+            telemetry, EXPORTER_ENQUEUE_FAILED_METRIC_POINTS
+        )
+        self.exporter_rejected_metric_points = ExporterRejectedMetricPoints(telemetry, EXPORTER_REJECTED_METRIC_POINTS)

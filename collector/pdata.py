@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, KeysView
 from typing import Any
 
+from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, MetricsData
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
@@ -16,9 +19,24 @@ def span_count(traces: TracesData) -> int:
     return sum(len(scope_spans.spans) for rs in traces.resource_spans for scope_spans in rs.scope_spans)
 
 
-def encode(traces: TracesData) -> bytes:
-    """``traces`` as bytes: the deterministic protobuf encoding, the one the workers answer with, the queue log
-    stores and the clickhouse exporter's deduplication token hashes.
+def log_record_count(logs: LogsData) -> int:
+    """How many log records ``logs`` holds."""
+    return sum(len(scope_logs.log_records) for rl in logs.resource_logs for scope_logs in rl.scope_logs)
+
+
+def data_point_count(metrics: MetricsData) -> int:
+    """How many data points ``metrics`` holds, over every kind of metric (as the Collector counts metric points)."""
+    return sum(_points(metric) for rm in metrics.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics)
+
+
+def _points(metric: Metric) -> int:
+    kind = metric.WhichOneof("data")
+    return 0 if kind is None else len(getattr(metric, kind).data_points)
+
+
+def encode(traces: Message) -> bytes:
+    """``traces`` (or a LogsData, a MetricsData) as bytes: the deterministic protobuf encoding, the one the
+    workers answer with, the queue log stores and the clickhouse exporter's deduplication token hashes.
 
     It is canonical: known fields in field-number order, then the unknown ones as parsed, so encoding a
     message parsed from an encoding gives those bytes back, in any process. Two encodings joined parse
@@ -29,7 +47,7 @@ def encode(traces: TracesData) -> bytes:
     return traces.SerializeToString(deterministic=True)
 
 
-def joins_exactly(traces: TracesData) -> bool:
+def joins_exactly(traces: Message) -> bool:
     """Whether ``encode(traces)`` followed by another batch's encoding is the encoding of their merge: true
     unless ``traces`` has top-level fields this version of OTLP does not know (see ``encode``)."""
     return len(UnknownFieldSet(traces)) == 0

@@ -5,6 +5,10 @@ data (``put`` returned). The queue then forms batches by size and age, hands the
 to the exporter's senders, and forgets a batch only when the sender marks it
 ``done``. ``SendingQueue`` is the one interface; ``MemoryQueue`` backs it in
 memory, and ``collector.diskqueue.DiskQueue`` backs it with a write-ahead log on disk.
+
+A queue holds the messages of one signal (an exporter has a queue per signal) and
+counts them in that signal's items: spans, log records or metric data points. The
+names here say spans, as for traces; ``unit`` names the items in what a queue says.
 """
 
 from __future__ import annotations
@@ -14,27 +18,33 @@ import collections
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Generic, Protocol
 
-from collector.component import TracesData
+from typing_extensions import TypeVar
+
 from collector.errors import QueueFullError
 from collector.pdata import encode
+from collector.signals import LogsData, MetricsData, OtlpData, TracesData
+
+# The signal a batch holds; a batch unparameterized is of traces.
+D = TypeVar("D", TracesData, LogsData, MetricsData, default=TracesData)
 
 
 @dataclass
-class Batch:
-    """Whole OTLP messages sent together; ``span_count`` is their total span count.
+class Batch(Generic[D]):
+    """Whole OTLP messages of one signal sent together; ``span_count`` is their total count of items (spans, log
+    records or metric data points).
 
     ``encoded`` holds, beside each item, its encoding (collector.pdata.encode) when
     the queue was given it or made it, None where it was not (or is empty for a
     batch built from items alone): ``encodings`` then encodes that item itself.
     """
 
-    items: list[TracesData] = field(default_factory=list)
+    items: list[D] = field(default_factory=list)
     span_count: int = 0
     encoded: list[bytes | None] = field(default_factory=list)
 
-    def add(self, traces: TracesData, spans: int, encoded: bytes | None) -> None:
+    def add(self, traces: D, spans: int, encoded: bytes | None) -> None:
         self.items.append(traces)
         self.encoded.append(encoded)
         self.span_count += spans
@@ -49,7 +59,7 @@ class Batch:
 class SendingQueue(Protocol):
     """Accepts data for an exporter, groups it into batches, and holds it until sent."""
 
-    async def put(self, traces: TracesData, span_count: int, encoded: bytes | None = None) -> None:
+    async def put(self, traces: OtlpData, span_count: int, encoded: bytes | None = None) -> None:
         """Take ``traces`` (with ``span_count`` spans) or raise QueueFullError; returning is the acknowledgement.
 
         ``encoded``, when given, is collector.pdata.encode(``traces``), made already (by the workers):
@@ -57,11 +67,11 @@ class SendingQueue(Protocol):
         """
         ...
 
-    async def get_batch(self) -> Batch | None:
-        """The next batch to send; None once the queue is closed and empty."""
+    async def get_batch(self) -> Batch[Any] | None:
+        """The next batch to send (of the queue's signal); None once the queue is closed and empty."""
         ...
 
-    def done(self, batch: Batch) -> None:
+    def done(self, batch: Batch[Any]) -> None:
         """The batch left the queue for good (sent, or dropped and counted)."""
         ...
 
@@ -92,12 +102,15 @@ class MemoryQueue:
     ``max_batch`` spans, except that a single message larger than that is sent alone.
     """
 
-    def __init__(self, capacity: int, min_batch: int, max_batch: int, flush_timeout: float) -> None:
+    def __init__(
+        self, capacity: int, min_batch: int, max_batch: int, flush_timeout: float, unit: str = "spans"
+    ) -> None:
         self._capacity = capacity
+        self._unit = unit
         self._min_batch = min_batch
         self._max_batch = max_batch
         self._flush_timeout = flush_timeout
-        self._waiting: collections.deque[tuple[TracesData, int, float, bytes | None]] = collections.deque()
+        self._waiting: collections.deque[tuple[OtlpData, int, float, bytes | None]] = collections.deque()
         self._waiting_spans = 0
         self._held_spans = 0  # waiting plus in flight
         self._closed = False
@@ -119,12 +132,12 @@ class MemoryQueue:
     async def finish(self) -> None:
         return None
 
-    async def put(self, traces: TracesData, span_count: int, encoded: bytes | None = None) -> None:
+    async def put(self, traces: OtlpData, span_count: int, encoded: bytes | None = None) -> None:
         if self._closed:
             raise QueueFullError("the exporter is shutting down")
         if self._held_spans + span_count > self._capacity and self._held_spans > 0:
             raise QueueFullError(
-                f"sending queue is full ({self._held_spans} of {self._capacity} spans held)", retry_after=1.0
+                f"sending queue is full ({self._held_spans} of {self._capacity} {self._unit} held)", retry_after=1.0
             )
         self._waiting.append((traces, span_count, time.monotonic(), encoded))
         self._waiting_spans += span_count
@@ -132,7 +145,7 @@ class MemoryQueue:
         async with self._changed:
             self._changed.notify_all()
 
-    async def get_batch(self) -> Batch | None:
+    async def get_batch(self) -> Batch[Any] | None:
         async with self._changed:
             while True:
                 if self._waiting_spans >= self._min_batch or (self._closed and self._waiting):
@@ -151,8 +164,8 @@ class MemoryQueue:
                 except TimeoutError:
                     pass
 
-    def _cut(self) -> Batch:
-        batch = Batch()
+    def _cut(self) -> Batch[Any]:
+        batch: Batch[Any] = Batch()
         while self._waiting:
             traces, count, _, encoded = self._waiting[0]
             if batch.items and batch.span_count + count > self._max_batch:
@@ -162,7 +175,7 @@ class MemoryQueue:
         self._waiting_spans -= batch.span_count
         return batch
 
-    def done(self, batch: Batch) -> None:
+    def done(self, batch: Batch[Any]) -> None:
         self._held_spans -= batch.span_count
 
     def close(self) -> None:

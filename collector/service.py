@@ -1,11 +1,15 @@
 """The running collector: builds the pipeline graph from config, starts it, drains it on stop.
 
-Each pipeline is receivers → processors (a chain, one instance per pipeline) →
-a fan-out to its exporters (one instance per exporter ID, shared by the pipelines
-that name it). A receiver in several pipelines fans out to each pipeline's first
-consumer. Start order is downstream first (extensions, exporters, processors,
-receivers); shutdown is upstream first, so receivers stop taking data before the
-processors flush and the exporters drain their queues.
+Each pipeline carries one signal (traces, logs or metrics) and is receivers →
+processors (a chain, one instance per pipeline) → a fan-out to its exporters
+(one instance per exporter ID and signal, shared by that signal's pipelines that
+name it). A receiver in several pipelines of a signal fans out to each
+pipeline's first consumer; a receiver serving several signals may be one
+instance (``collector.component.SharedComponents``). Traces pipelines run their
+GenAI processors in the worker processes; logs and metrics pipelines run their
+processors in the main process. Start order is downstream first (extensions,
+exporters, processors, receivers); shutdown is upstream first, so receivers stop
+taking data before the processors flush and the exporters drain their queues.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, runtime_checkable
 
 from collector.component import (
     Abandonable,
@@ -21,10 +25,9 @@ from collector.component import (
     ComponentID,
     ComponentKind,
     ComponentSettings,
+    Consumer,
     Exporter,
     MainPart,
-    TracesConsumer,
-    TracesData,
 )
 from collector.config.problems import ConfigError, ConfigProblem, join_path
 from collector.config.service import CollectorConfig, ComponentConfig, PipelineConfig
@@ -35,6 +38,7 @@ from collector.runtime.plan import ComponentStep, build_chain, plan_pipeline, se
 from collector.runtime.pool import WorkerPool, worker_count
 from collector.runtime.stage import WorkerStage
 from collector.runtime.worker import WorkerPipeline, WorkerSpec
+from collector.signals import SIGNALS, D, Signal, empty_like
 from collector.tap import PipelineTap, TappedConsumer
 from collector.telemetry import Telemetry
 from processors.memory_limiter.memory import total_bytes
@@ -79,8 +83,8 @@ def check_memory_budgets(config: CollectorConfig, total: int | None = None) -> i
     return limit
 
 
-class FanOut:
-    """Hands one batch to several consumers; succeeds only if all of them accept it.
+class FanOut(Generic[D]):
+    """Hands one batch (of any one signal) to several consumers; succeeds only if all of them accept it.
 
     When one branch refuses, the client is told to retry and the branches that
     accepted will see the data twice: duplicates, never loss, as in the
@@ -95,25 +99,23 @@ class FanOut:
     batch again, and it is counted when it is accepted, once.
     """
 
-    def __init__(
-        self, consumers: Sequence[TracesConsumer], clone: bool = False, then: Sequence[TracesConsumer] = ()
-    ) -> None:
-        self._consumers = list(consumers)
+    def __init__(self, consumers: Sequence[Consumer[D]], clone: bool = False, then: Sequence[Consumer[D]] = ()) -> None:
+        self._consumers: list[Consumer[D]] = list(consumers)
         self._clone = clone
-        self._then = list(then)
+        self._then: list[Consumer[D]] = list(then)
 
-    async def consume(self, traces: TracesData) -> None:
-        batches = [traces] * len(self._consumers)
+    async def consume(self, data: D) -> None:
+        batches = [data] * len(self._consumers)
         if self._clone:
             for i in range(len(batches) - 1):
-                batches[i] = TracesData()
-                batches[i].CopyFrom(traces)
+                batches[i] = empty_like(data)
+                batches[i].CopyFrom(data)
         await _all_accept(zip(self._consumers, batches, strict=True))
         if self._then:
-            await _all_accept((consumer, traces) for consumer in self._then)
+            await _all_accept((consumer, data) for consumer in self._then)
 
 
-async def _all_accept(deliveries: Iterable[tuple[TracesConsumer, TracesData]]) -> None:
+async def _all_accept(deliveries: Iterable[tuple[Consumer[D], D]]) -> None:
     """Hand each consumer its batch at once; raise what the fan-out answers when any refused."""
     results = await asyncio.gather(
         *(consumer.consume(batch) for consumer, batch in deliveries),
@@ -132,7 +134,8 @@ class Service:
         # What each pipeline's exporters accepted, for listeners in this process (the api's live stream).
         self.tap = PipelineTap()
         self._registry = registry
-        self._exporters: dict[ComponentID, Exporter] = {}
+        # One exporter per exporter ID and signal: each signal has its own sending queue.
+        self._exporters_by_signal: dict[Signal, dict[ComponentID, Exporter]] = {signal: {} for signal in SIGNALS}
         # Processors run in this process, upstream first, pipeline by pipeline: those before the workers' share
         # of a pipeline (or all of it, without workers), and those after it.
         self._head_processors: list[Component] = []
@@ -140,6 +143,7 @@ class Service:
         self._pool: WorkerPool | None = None
         self._processor_ids: dict[int, str] = {}  # id(processor) -> "pipeline/processor", for health lines
         self._receivers: dict[ComponentID, Component] = {}
+        self._receiver_instances: list[tuple[ComponentID, Component]] = []  # each once, however many signals it serves
         self._extensions: dict[ComponentID, Component] = {}
         self._started: list[Component] = []
         self._memory_limit = check_memory_budgets(config)
@@ -149,7 +153,19 @@ class Service:
 
     @property
     def exporters(self) -> Mapping[ComponentID, Exporter]:
-        return self._exporters
+        """The traces exporters (the ones the extensions read the store through)."""
+        return self._exporters_by_signal["traces"]
+
+    def exporters_of(self, signal: Signal) -> Mapping[ComponentID, Exporter]:
+        return self._exporters_by_signal[signal]
+
+    def _all_exporters(self) -> list[tuple[str, Exporter]]:
+        """Every exporter with the name health lines give it: its id, and its signal but for traces."""
+        return [
+            (str(cid) if signal == "traces" else f"{cid} ({signal})", exporter)
+            for signal, exporters in self._exporters_by_signal.items()
+            for cid, exporter in exporters.items()
+        ]
 
     @property
     def receivers(self) -> Mapping[ComponentID, Component]:
@@ -184,13 +200,13 @@ class Service:
                 steps.append(ComponentStep(cid, component.config, factory))
         return tuple(steps)
 
-    def _exporters_of(self, pipeline: PipelineConfig) -> TracesConsumer:
+    def _exporters_of(self, pipeline: PipelineConfig) -> Consumer[Any]:
         """Where ``pipeline`` ends: its exporter, or a fan-out handing the accepted_only ones what the others took."""
-        exporters = [self._exporters[cid] for cid in pipeline.exporters]
+        exporters = [self._exporters_by_signal[pipeline.signal][cid] for cid in pipeline.exporters]
         if len(exporters) == 1:
             return exporters[0]
-        first: list[TracesConsumer] = []
-        then: list[TracesConsumer] = []
+        first: list[Consumer[Any]] = []
+        then: list[Consumer[Any]] = []
         for cid, exporter in zip(pipeline.exporters, exporters, strict=True):
             factory = self._factory(self.config.components["exporters"][cid])
             (then if getattr(factory, "accepted_only", False) else first).append(exporter)
@@ -205,11 +221,14 @@ class Service:
 
     def _build(self) -> None:
         config = self.config
-        for component in config.used("exporters"):
-            self._exporters[component.id] = self._factory(component).create(
-                self._settings(component, "exporter"), component.config
-            )
-        plans = {name: plan_pipeline(name, self._steps(pipeline)) for name, pipeline in config.pipelines.items()}
+        for signal in SIGNALS:
+            for component in config.used("exporters", signal):
+                create = self._factory(component).creator(signal)
+                self._exporters_by_signal[signal][component.id] = create(
+                    self._settings(component, "exporter"), component.config
+                )
+        traces = {name: pipeline for name, pipeline in config.pipelines.items() if pipeline.signal == "traces"}
+        plans = {name: plan_pipeline(name, self._steps(pipeline)) for name, pipeline in traces.items()}
         workers = self._workers
         offloaded = [plan for plan in plans.values() if plan.middle] if workers else []
         if offloaded:
@@ -219,49 +238,73 @@ class Service:
                 self._memory_limit,
             )
             self._pool = WorkerPool(workers, spec, self.telemetry)
-        settings_for = self._settings_for
-        entries: dict[str, TracesConsumer] = {}
+        entries: dict[str, Consumer[Any]] = {}
         for name, pipeline in config.pipelines.items():
-            plan = plans[name]
-            consumer: TracesConsumer = self._exporters_of(pipeline)
-            consumer = TappedConsumer(consumer, self.tap)
-            consumer, tail = build_chain(plan.tail, settings_for, self.telemetry, consumer)
-            middle: list[tuple[ComponentID, Component]] = []
-            if self._pool is not None and plan.middle:
-                observers = [step.id for step in self._observers(name)]
-                consumer = WorkerStage(
-                    self._pool, name, consumer, self._main_parts(plan.middle), observers, feeds_exporters=not plan.tail
-                )
+            if pipeline.signal == "traces":
+                entries[name] = self._build_traces_pipeline(name, pipeline, plans[name])
             else:
-                consumer, middle = build_chain(plan.middle, settings_for, self.telemetry, consumer)
-            consumer, head = build_chain(plan.head, settings_for, self.telemetry, consumer)
-            for cid, processor in (*head, *middle, *tail):
-                self._processor_ids[id(processor)] = f"{name}/{cid}"
-            self._head_processors.extend(processor for _, processor in (*head, *middle))
-            self._tail_processors.extend(processor for _, processor in tail)
-            entries[name] = consumer
-        for component in config.used("receivers"):
-            names = [name for name, p in config.pipelines.items() if component.id in p.receivers]
-            targets = [entries[name] for name in names]
-            mutating = any(config.pipelines[name].processors for name in names)
-            consumer = targets[0] if len(targets) == 1 else FanOut(targets, clone=mutating)
-            self._receivers[component.id] = self._factory(component).create(
-                self._settings(component, "receiver"), component.config, consumer
-            )
+                entries[name] = self._build_main_pipeline(name, pipeline)
+        for signal in SIGNALS:
+            for component in config.used("receivers", signal):
+                names = [
+                    name for name, p in config.pipelines.items() if p.signal == signal and component.id in p.receivers
+                ]
+                targets = [entries[name] for name in names]
+                mutating = any(config.pipelines[name].processors for name in names)
+                consumer = targets[0] if len(targets) == 1 else FanOut(targets, clone=mutating)
+                create = self._factory(component).creator(signal)
+                receiver = create(self._settings(component, "receiver"), component.config, consumer)
+                if all(receiver is not other for _, other in self._receiver_instances):
+                    self._receiver_instances.append((component.id, receiver))
+                self._receivers.setdefault(component.id, receiver)
         for component in config.used("extensions"):
             self._extensions[component.id] = self._factory(component).create(
                 self._settings(component, "extension"), component.config
             )
 
+    def _build_traces_pipeline(self, name: str, pipeline: PipelineConfig, plan: Any) -> Consumer[Any]:
+        """A traces pipeline: its head and tail processors here, its middle in the workers (when there are any)."""
+        settings_for = self._settings_for
+        consumer: Consumer[Any] = self._exporters_of(pipeline)
+        consumer = TappedConsumer(consumer, self.tap)
+        consumer, tail = build_chain(plan.tail, settings_for, self.telemetry, consumer)
+        middle: list[tuple[ComponentID, Component]] = []
+        if self._pool is not None and plan.middle:
+            observers = [step.id for step in self._observers(name)]
+            consumer = WorkerStage(
+                self._pool, name, consumer, self._main_parts(plan.middle), observers, feeds_exporters=not plan.tail
+            )
+        else:
+            consumer, middle = build_chain(plan.middle, settings_for, self.telemetry, consumer)
+        consumer, head = build_chain(plan.head, settings_for, self.telemetry, consumer)
+        self._add_processors(name, [*head, *middle], tail)
+        return consumer
+
+    def _build_main_pipeline(self, name: str, pipeline: PipelineConfig) -> Consumer[Any]:
+        """A logs or metrics pipeline: every processor in this process."""
+        consumer, built = build_chain(
+            self._steps(pipeline), self._settings_for, self.telemetry, self._exporters_of(pipeline), pipeline.signal
+        )
+        self._add_processors(name, built, [])
+        return consumer
+
+    def _add_processors(
+        self, pipeline: str, head: list[tuple[ComponentID, Component]], tail: list[tuple[ComponentID, Component]]
+    ) -> None:
+        for cid, processor in (*head, *tail):
+            self._processor_ids[id(processor)] = f"{pipeline}/{cid}"
+        self._head_processors.extend(processor for _, processor in head)
+        self._tail_processors.extend(processor for _, processor in tail)
+
     async def start(self) -> None:
         """Start downstream first; if anything fails to start, stop what did and re-raise."""
         order: list[Component] = [
             *self._extensions.values(),
-            *self._exporters.values(),
+            *(exporter for _, exporter in self._all_exporters()),
             *reversed(self._tail_processors),
             *([self._pool] if self._pool is not None else []),
             *reversed(self._head_processors),
-            *self._receivers.values(),
+            *(receiver for _, receiver in self._receiver_instances),
         ]
         try:
             for component in order:
@@ -276,11 +319,11 @@ class Service:
         """Stop upstream first, each component draining into the next; safe to call twice."""
         self.ready = False
         order: list[Component] = [
-            *self._receivers.values(),
+            *(receiver for _, receiver in self._receiver_instances),
             *self._head_processors,
             *([self._pool] if self._pool is not None else []),
             *self._tail_processors,
-            *self._exporters.values(),
+            *(exporter for _, exporter in self._all_exporters()),
             *self._extensions.values(),
         ]
         for component in order:
@@ -298,10 +341,10 @@ class Service:
         if not self.ready:
             return ["the collector is starting or stopping"]
         named: list[tuple[str, object]] = [
-            *((f"receiver {cid}", c) for cid, c in self._receivers.items()),
+            *((f"receiver {cid}", c) for cid, c in self._receiver_instances),
             *((f"processor {self._processor_ids[id(c)]}", c) for c in (*self._head_processors, *self._tail_processors)),
             *((("workers", self._pool),) if self._pool is not None else ()),
-            *((f"exporter {cid}", c) for cid, c in self._exporters.items()),
+            *((f"exporter {name}", c) for name, c in self._all_exporters()),
         ]
         problems = [
             f"{name}: {problem}"
@@ -316,6 +359,6 @@ class Service:
 
     def abandon(self) -> None:
         """Make a shutdown in progress end now: exporters stop retrying and drop (and count) what is queued."""
-        for exporter in self._exporters.values():
+        for _, exporter in self._all_exporters():
             if isinstance(exporter, Abandonable):
                 exporter.abandon()

@@ -1,6 +1,7 @@
 """The ``batch`` processor, for configurations written for the OpenTelemetry Collector.
 
-It merges incoming requests into larger ones (``send_batch_size`` spans or
+For every signal, it merges incoming requests into larger ones (``send_batch_size`` items: spans, log
+records or metric data points; or
 ``timeout``, whichever comes first; never more than ``send_batch_max_size`` when
 that is set, except that one request larger than that passes on whole rather
 than split) before passing them on. Unlike the Go collector's batch processor it
@@ -15,10 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from collector.component import ComponentSettings, Host, Processor, ProcessorFactory, TracesConsumer, TracesData
+from collector.component import ComponentSettings, Consumer, Host, Processor, ProcessorFactory
 from collector.config.types import Duration
-from collector.pdata import span_count
+from collector.signals import OtlpData, item_count, merged
 
 DEFAULT_SEND_BATCH_SIZE = 8192
 DEFAULT_TIMEOUT = Duration(0.2)
@@ -39,15 +41,15 @@ class BatchConfig:
 
 @dataclass
 class _Pending:
-    items: list[TracesData]
-    spans: int
+    items: list[OtlpData]
+    count: int
     done: asyncio.Future[None]
 
 
 class BatchProcessor:
     """Merges requests and forwards them together; every caller learns its batch's outcome."""
 
-    def __init__(self, settings: ComponentSettings, config: BatchConfig, next_consumer: TracesConsumer) -> None:
+    def __init__(self, settings: ComponentSettings, config: BatchConfig, next_consumer: Consumer[Any]) -> None:
         self._config = config
         self._next = next_consumer
         self._pending: _Pending | None = None
@@ -57,21 +59,21 @@ class BatchProcessor:
     async def start(self, host: Host) -> None:
         return None
 
-    async def consume(self, traces: TracesData) -> None:
-        count = span_count(traces)
+    async def consume(self, data: OtlpData) -> None:
+        count = item_count(data)
         limit = self._config.send_batch_max_size
         pending = self._pending
-        if pending is not None and limit and pending.spans + count > limit:
+        if pending is not None and limit and pending.count + count > limit:
             self._flush()
             pending = None
         if pending is None:
             pending = _Pending([], 0, asyncio.get_running_loop().create_future())
             self._pending = pending
             self._timer = asyncio.get_running_loop().call_later(self._config.timeout, self._flush)
-        pending.items.append(traces)
-        pending.spans += count
+        pending.items.append(data)
+        pending.count += count
         done = pending.done
-        if pending.spans >= self._config.send_batch_size:
+        if pending.count >= self._config.send_batch_size:
             self._flush()
         await asyncio.shield(done)
 
@@ -87,13 +89,8 @@ class BatchProcessor:
         task.add_done_callback(self._in_flight.discard)
 
     async def _forward(self, pending: _Pending) -> None:
-        merged = pending.items[0]
-        if len(pending.items) > 1:
-            merged = TracesData()
-            for item in pending.items:
-                merged.resource_spans.extend(item.resource_spans)
         try:
-            await self._next.consume(merged)
+            await self._next.consume(merged(pending.items))
         except Exception as exc:  # a ConsumeError, or a bug surfaced to the callers instead of lost in a task
             pending.done.set_exception(exc)
         else:
@@ -106,8 +103,14 @@ class BatchProcessor:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
 
-def create_processor(settings: ComponentSettings, config: BatchConfig, next_consumer: TracesConsumer) -> Processor:
+def create_processor(settings: ComponentSettings, config: BatchConfig, next_consumer: Consumer[Any]) -> Processor:
     return BatchProcessor(settings, config, next_consumer)
 
 
-factory = ProcessorFactory(type="batch", config_type=BatchConfig, create=create_processor)
+factory = ProcessorFactory(
+    type="batch",
+    config_type=BatchConfig,
+    create=create_processor,
+    create_logs=create_processor,
+    create_metrics=create_processor,
+)

@@ -1,4 +1,5 @@
-"""The contract every built-in component must honour: create, start, consume, shutdown twice, shutdown before start."""
+"""The contract every built-in component must honour, for each signal it supports: create, start, consume,
+shutdown twice, shutdown before start."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 from collector.component import ComponentID, ComponentSettings
 from collector.config.types import HostPort
 from collector.registry import builtin_registry
+from collector.signals import OtlpData, Signal, item_count
 from tests.conftest import RecordingConsumer, free_port, make_traces
 
 REGISTRY = builtin_registry()
@@ -133,5 +137,51 @@ def test_component_lifecycle(
             assert (
                 sum(len(ss.spans) for t in downstream.received for rs in t.resource_spans for ss in rs.scope_spans) == 2
             )
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def _signal_cases() -> list[tuple[str, str, Signal]]:
+    return [
+        (section, t, signal)
+        for section in ("receivers", "processors", "exporters")
+        for t, factory in REGISTRY.kind(section).items()
+        for signal in factory.signals
+        if signal != "traces"
+    ]
+
+
+def _one_batch(signal: Signal) -> OtlpData:
+    if signal == "logs":
+        logs = LogsData()
+        logs.resource_logs.add().scope_logs.add().log_records.add().body.string_value = "contract"
+        return logs
+    metrics = MetricsData()
+    metric = metrics.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "contract"
+    metric.gauge.data_points.add().as_int = 1
+    return metrics
+
+
+@pytest.mark.parametrize(("section", "type_", "signal"), _signal_cases())
+def test_component_lifecycle_for_logs_and_metrics(
+    section: str, type_: str, signal: Signal, tmp_path: Path, make_settings: Callable[..., ComponentSettings]
+) -> None:
+    """Every component of a signal other than traces: create, start, consume a batch, shutdown twice."""
+    factory = REGISTRY.kind(section)[type_]
+    config = _config_for(section, type_, tmp_path)
+    settings = make_settings(type_, section.rstrip("s"))
+    downstream = RecordingConsumer()
+    create = factory.creator(signal)
+
+    async def scenario() -> None:
+        component = create(settings, config, downstream) if section != "exporters" else create(settings, config)
+        await component.start(_Host())
+        if section != "receivers":
+            await component.consume(_one_batch(signal))
+        await component.shutdown()
+        await component.shutdown()
+        if section == "processors":
+            assert [item_count(batch) for batch in downstream.received] == [1]  # type: ignore[arg-type]
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

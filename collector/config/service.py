@@ -2,7 +2,9 @@
 
 ``load_config`` reads otel-config.yaml, expands ``${env:...}``, decodes every
 component's settings with its factory's config type and checks the pipelines
-reference only defined components. Every problem found is reported at once.
+(``traces``, ``logs``, ``metrics`` and named ones such as ``logs/audit``) reference
+only defined components that support the pipeline's signal. Every problem found
+is reported at once.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from collector.config.types import show_value
 from collector.httpserver import ListenError, bind_socket
 from collector.registry import Registry
 from collector.runtime.plan import ComponentStep, placement_problems
+from collector.signals import SIGNALS, Signal
 
 SECTIONS = ("receivers", "processors", "exporters", "extensions")
 SECTION_KIND = {"receivers": "receiver", "processors": "processor", "exporters": "exporter", "extensions": "extension"}
-SUPPORTED_SIGNAL = "traces"
 DEFAULT_LOG_LEVEL = "info"
 # Processes that run the pipelines' processors: "auto" is one per usable core; 0 runs them in the main
 # process (for embedding and tests; it puts their CPU time on the event loop that serves every listener).
@@ -46,10 +48,11 @@ class ComponentConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    name: str
+    name: str  # as in the YAML: the signal, or signal/name
     receivers: tuple[ComponentID, ...]
     processors: tuple[ComponentID, ...]
     exporters: tuple[ComponentID, ...]
+    signal: Signal = "traces"
 
 
 @dataclass(frozen=True)
@@ -70,13 +73,16 @@ class CollectorConfig:
     telemetry: TelemetryConfig
     workers: int | None = None  # None: one per usable core (service.workers: auto)
 
-    def used(self, section: str) -> list[ComponentConfig]:
-        """The components of ``section`` that the service actually runs, in a stable order."""
+    def used(self, section: str, signal: Signal | None = None) -> list[ComponentConfig]:
+        """The components of ``section`` that the service actually runs (in ``signal``'s pipelines, if given),
+        in a stable order."""
         if section == "extensions":
             ids = list(self.extensions)
         else:
             ids = []
             for pipeline in self.pipelines.values():
+                if signal is not None and pipeline.signal != signal:
+                    continue
                 for cid in getattr(pipeline, section):
                     if cid not in ids:
                         ids.append(cid)
@@ -118,7 +124,7 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
     telemetry = TelemetryConfig()
     workers: int | None = None
     if not isinstance(service, dict):
-        problems.append(ConfigProblem("service", "is required, with at least one traces pipeline"))
+        problems.append(ConfigProblem("service", "is required, with at least one pipeline"))
     else:
         for key in service:
             if key not in ("pipelines", "extensions", "telemetry", "workers"):
@@ -128,13 +134,14 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
                     )
                 )
         workers = _parse_workers(service.get("workers", DEFAULT_WORKERS), problems)
-        pipelines = _parse_pipelines(service.get("pipelines"), declared, problems)
+        pipelines = _parse_pipelines(service.get("pipelines"), declared, registry, problems)
         extensions = _parse_id_list("service.extensions", service.get("extensions"), "extensions", declared, problems)
         try:
             telemetry = decode(TelemetryConfig, service.get("telemetry"), "service.telemetry")
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems.extend(_placement_problems(pipelines, components, registry))
+    problems.extend(_settings_per_signal_problems(pipelines, components))
     if problems:
         raise ConfigError(problems)
     return CollectorConfig(components, pipelines, extensions, telemetry, workers)
@@ -145,15 +152,39 @@ def _placement_problems(
     components: Mapping[str, Mapping[ComponentID, ComponentConfig]],
     registry: Registry,
 ) -> list[ConfigProblem]:
-    """A processor that must run in the main process between two that run in workers (collector.runtime.plan)."""
+    """A processor that must run in the main process between two that run in workers (collector.runtime.plan).
+
+    Only traces are sharded to the workers; the processors of logs and metrics pipelines run in the main process.
+    """
     steps: dict[str, list[ComponentStep]] = {}
     for name, pipeline in pipelines.items():
-        if all(cid in components["processors"] for cid in pipeline.processors):
+        if pipeline.signal == "traces" and all(cid in components["processors"] for cid in pipeline.processors):
             steps[name] = [
                 ComponentStep(cid, components["processors"][cid].config, registry.processors[cid.type])
                 for cid in pipeline.processors
             ]
     return placement_problems(steps, lambda name: f"service.pipelines.{name}.processors")
+
+
+def _settings_per_signal_problems(
+    pipelines: Mapping[str, PipelineConfig], components: Mapping[str, Mapping[ComponentID, ComponentConfig]]
+) -> list[ConfigProblem]:
+    """Settings a component needs for a signal it is used in (``signal_problems(signal)`` on its config, if it has
+    one: the otlphttp exporter's URL for logs, say), once per component and signal."""
+    problems: list[ConfigProblem] = []
+    seen: set[tuple[str, ComponentID, Signal]] = set()
+    for pipeline in pipelines.values():
+        for section in ("receivers", "processors", "exporters"):
+            for cid in getattr(pipeline, section):
+                component = components[section].get(cid)
+                check = getattr(component.config, "signal_problems", None) if component is not None else None
+                if component is None or check is None or (section, cid, pipeline.signal) in seen:
+                    continue
+                seen.add((section, cid, pipeline.signal))
+                problems.extend(
+                    ConfigProblem(join_path(component.path, key), text) for key, text in check(pipeline.signal)
+                )
+    return problems
 
 
 def _parse_workers(raw: Any, problems: list[ConfigProblem]) -> int | None:
@@ -232,22 +263,25 @@ def _declared_ids(raw: Any) -> set[ComponentID]:
 
 
 def _parse_pipelines(
-    raw: Any, declared: Mapping[str, set[ComponentID]], problems: list[ConfigProblem]
+    raw: Any, declared: Mapping[str, set[ComponentID]], registry: Registry, problems: list[ConfigProblem]
 ) -> dict[str, PipelineConfig]:
     pipelines: dict[str, PipelineConfig] = {}
     if not isinstance(raw, dict) or not raw:
-        problems.append(ConfigProblem("service.pipelines", "define at least one traces pipeline"))
+        problems.append(ConfigProblem("service.pipelines", "define at least one pipeline (traces, logs or metrics)"))
         return pipelines
     for name, body in raw.items():
         path = f"service.pipelines.{name}"
         try:
             pipeline_id = ComponentID.parse(str(name))
         except ValueError:
-            problems.append(ConfigProblem(path, f'invalid pipeline id "{name}"; expected traces or traces/name'))
+            problems.append(ConfigProblem(path, f'invalid pipeline id "{name}"; expected signal or signal/name'))
             continue
-        if pipeline_id.type != SUPPORTED_SIGNAL:
-            problems.append(ConfigProblem(path, f'only traces pipelines are supported, got "{pipeline_id.type}"'))
+        if pipeline_id.type not in SIGNALS:
+            problems.append(
+                ConfigProblem(path, f'unknown signal "{pipeline_id.type}"; expected one of {", ".join(SIGNALS)}')
+            )
             continue
+        signal: Signal = pipeline_id.type
         if not isinstance(body, dict):
             problems.append(ConfigProblem(path, "expected a mapping with receivers, processors and exporters"))
             continue
@@ -256,16 +290,33 @@ def _parse_pipelines(
                 problems.append(
                     ConfigProblem(f"{path}.{key}", "unknown key; expected one of exporters, processors, receivers")
                 )
-        receivers = _parse_id_list(f"{path}.receivers", body.get("receivers"), "receivers", declared, problems)
-        processors = _parse_id_list(f"{path}.processors", body.get("processors"), "processors", declared, problems)
-        exporters = _parse_id_list(f"{path}.exporters", body.get("exporters"), "exporters", declared, problems)
+        ids = {
+            section: _parse_id_list(f"{path}.{section}", body.get(section), section, declared, problems)
+            for section in ("receivers", "processors", "exporters")
+        }
+        problems.extend(_signal_problems(path, body, signal, registry))
         # An empty list is reported by _parse_id_list; absent or empty-valued keys here.
         if body.get("receivers") is None:
             problems.append(ConfigProblem(f"{path}.receivers", "at least one receiver is required"))
         if body.get("exporters") is None:
             problems.append(ConfigProblem(f"{path}.exporters", "at least one exporter is required"))
-        pipelines[str(name)] = PipelineConfig(str(name), receivers, processors, exporters)
+        pipelines[str(name)] = PipelineConfig(str(name), ids["receivers"], ids["processors"], ids["exporters"], signal)
     return pipelines
+
+
+def _signal_problems(path: str, body: Mapping[str, Any], signal: Signal, registry: Registry) -> list[ConfigProblem]:
+    """One line per component a pipeline of ``signal`` lists whose type does not support that signal."""
+    problems = []
+    for section in ("receivers", "processors", "exporters"):
+        items = body.get(section)
+        if not isinstance(items, list):
+            continue
+        factories = registry.kind(section)
+        for i, item in enumerate(items):
+            factory = factories.get(str(item).partition("/")[0]) if isinstance(item, str) else None
+            if factory is not None and not factory.supports(signal):
+                problems.append(ConfigProblem(f"{path}.{section}[{i}]", f"{item} does not support {signal}"))
+    return problems
 
 
 def _parse_id_list(

@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from collector.component import Component, ComponentID, ComponentKind, ComponentSettings, TracesConsumer
+from collector.component import Component, ComponentID, ComponentKind, ComponentSettings, Consumer, SharedComponents
 from collector.config.problems import ConfigProblem
 from collector.counting import CountingConsumer
-from collector.generated_metrics import PipelineSelfMetrics
+from collector.signal_metrics import signal_metrics
+from collector.signals import Signal
 from collector.telemetry import BoundCounter, Telemetry
 
 LOGGER_PREFIX = "genai_collector"
@@ -74,19 +76,26 @@ SettingsFor = Callable[[ComponentID, ComponentKind], ComponentSettings]
 
 
 def settings_maker(telemetry: Telemetry, memory_limit: int = 0, worker_processes: int = 0) -> SettingsFor:
-    """ComponentSettings with the collector's logger names, counting into ``telemetry``."""
+    """ComponentSettings with the collector's logger names, counting into ``telemetry``, sharing one
+    SharedComponents (a component serving several signals is one instance)."""
+    shared = SharedComponents()
 
     def make(cid: ComponentID, kind: ComponentKind) -> ComponentSettings:
         logger = logging.getLogger(f"{LOGGER_PREFIX}.{kind}.{cid}")
-        return ComponentSettings(cid, kind, logger, telemetry, memory_limit, worker_processes)
+        return ComponentSettings(cid, kind, logger, telemetry, memory_limit, worker_processes, shared)
 
     return make
 
 
 def build_chain(
-    steps: Sequence[ComponentStep], settings_for: SettingsFor, telemetry: Telemetry, next_consumer: TracesConsumer
-) -> tuple[TracesConsumer, list[tuple[ComponentID, Component]]]:
-    """The processors of ``steps`` chained in front of ``next_consumer``: the chain's entry, and the processors.
+    steps: Sequence[ComponentStep],
+    settings_for: SettingsFor,
+    telemetry: Telemetry,
+    next_consumer: Consumer[Any],
+    signal: Signal = "traces",
+) -> tuple[Consumer[Any], list[tuple[ComponentID, Component]]]:
+    """The ``signal`` processors of ``steps`` chained in front of ``next_consumer``: the chain's entry, and the
+    processors.
 
     Each processor is counted on both sides: what reaches it (and what it
     raised for), and what it passes on that the next one accepted. One
@@ -94,7 +103,7 @@ def build_chain(
     hop, so a chain of n processors has n + 1 of them (one in front of each,
     one behind the last), not two per processor.
     """
-    metrics = PipelineSelfMetrics(telemetry)
+    metrics = signal_metrics(telemetry, signal)
     consumer = next_consumer
     # The counters of ``consumer`` when it is one of the processors: what reaches it, and what it refuses.
     offered: BoundCounter | None = None
@@ -102,13 +111,16 @@ def build_chain(
     built: list[tuple[ComponentID, Component]] = []
     for step in reversed(steps):
         processor_id = str(step.id)
-        outgoing = metrics.processor_outgoing_spans.bind(processor=processor_id)
+        outgoing = metrics.processor_outgoing.bind(processor=processor_id)
         link = CountingConsumer(consumer, offered=offered, accepted=outgoing, refused=refused)
-        processor = step.factory.create(settings_for(step.id, "processor"), step.config, link)  # type: ignore[attr-defined]
+        # ``create`` is every factory's traces creator (the Collector's CreateTraces).
+        factory: Any = step.factory
+        create = factory.create if signal == "traces" else factory.creator(signal)
+        processor = create(settings_for(step.id, "processor"), step.config, link)
         built.insert(0, (step.id, processor))
         consumer = processor
-        offered = metrics.processor_incoming_spans.bind(processor=processor_id)
-        refused = metrics.processor_refused_spans.bind(processor=processor_id)
+        offered = metrics.processor_incoming.bind(processor=processor_id)
+        refused = metrics.processor_refused.bind(processor=processor_id)
     if not built:
         return consumer, built
     return CountingConsumer(consumer, offered=offered, refused=refused), built

@@ -1,4 +1,4 @@
-"""Cut a batch into serialized ExportTraceServiceRequests that a receiver will take.
+"""Cut a batch into serialized Export requests that a receiver will take.
 
 A sending queue batches by span count, but receivers limit a request by bytes
 (4 MiB by default, in this collector's otlp receiver as in the OpenTelemetry
@@ -6,7 +6,8 @@ Collector's), and GenAI spans carrying messages are large. So a batch leaves in
 as few requests as fit under the limit: whole messages where they fit, else
 one resource at a time, else runs of spans under a copy of their resource and
 scope. A single span larger than the limit still goes alone; the receiver
-decides about it.
+decides about it. Log and metric batches leave whole messages, as many to a
+request as fit (a message over the limit alone).
 
 TracesData and ExportTraceServiceRequest share their wire format, and
 concatenating two serialized messages merges their repeated fields, so a
@@ -19,14 +20,16 @@ from collections.abc import Iterable, Iterator
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, TracesData
 
+from collector.signals import OtlpData
+
 # The default max_recv_msg_size_mib of OTLP/gRPC receivers is 4.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # A span's framing inside its ScopeSpans: one tag byte and a length varint of at most 5 bytes.
 _SPAN_FRAMING_BYTES = 6
 
 
-def cut_requests(items: Iterable[TracesData], limit: int = MAX_REQUEST_BYTES) -> Iterator[bytes]:
-    """Serialized requests holding every span of ``items`` once, each at most ``limit`` bytes where possible."""
+def cut_requests(items: Iterable[OtlpData], limit: int = MAX_REQUEST_BYTES) -> Iterator[bytes]:
+    """Serialized requests holding every item of ``items`` once, each at most ``limit`` bytes where possible."""
     pending: list[bytes] = []
     pending_size = 0
     for item in items:
@@ -41,8 +44,8 @@ def cut_requests(items: Iterable[TracesData], limit: int = MAX_REQUEST_BYTES) ->
         yield b"".join(pending)
 
 
-def _pieces(item: TracesData, limit: int) -> Iterator[TracesData]:
-    if item.ByteSize() <= limit:
+def _pieces(item: OtlpData, limit: int) -> Iterator[OtlpData]:
+    if item.ByteSize() <= limit or not isinstance(item, TracesData):
         yield item
         return
     for resource_spans in item.resource_spans:

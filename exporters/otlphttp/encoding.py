@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import gzip
 
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
-
 from collector.receivers.otlp.codec import encode_otlp_json
+from collector.signals import SIGNAL_KINDS, SignalKind
 from exporters.otlphttp.config import Compression, Encoding
 
 CONTENT_TYPES: dict[Encoding, str] = {"proto": "application/x-protobuf", "json": "application/json"}
@@ -19,8 +18,10 @@ CONTENT_TYPES: dict[Encoding, str] = {"proto": "application/x-protobuf", "json":
 GZIP_LEVEL = 6
 
 
-def encode_body(request: bytes, encoding: Encoding, compression: Compression) -> bytes:
-    """``request`` (a serialized ExportTraceServiceRequest) as the bytes to post."""
-    body = request if encoding == "proto" else encode_otlp_json(TracesData.FromString(request))
+def encode_body(
+    request: bytes, encoding: Encoding, compression: Compression, kind: SignalKind = SIGNAL_KINDS["traces"]
+) -> bytes:
+    """``request`` (a serialized Export request of ``kind``'s signal) as the bytes to post."""
+    body = request if encoding == "proto" else encode_otlp_json(kind.data_type.FromString(request))
     # mtime=0: the same request compresses to the same bytes, so a retry sends exactly what failed.
     return gzip.compress(body, GZIP_LEVEL, mtime=0) if compression == "gzip" else body

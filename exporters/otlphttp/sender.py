@@ -1,4 +1,4 @@
-"""The blocking half of the otlphttp exporter: one batch in, OTLP/HTTP POSTs out.
+"""The blocking half of the otlphttp exporter: one batch of a signal in, OTLP/HTTP POSTs out.
 
 It runs in the exporterhelper's worker threads on one httpx client (thread-safe,
 so several consumers share its connection pool). An answer becomes a
@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import Any
 
 import httpx
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from collector import __version__
 from collector.component import ComponentSettings
 from collector.errors import RetryableError, StartError
-from collector.generated_metrics import PipelineSelfMetrics
 from collector.queue import Batch
+from collector.receivers.otlp.services import SERVICES
+from collector.signal_metrics import signal_metrics
+from collector.signals import SIGNAL_KINDS, Signal
 from exporters.otlp.partial import note_partial_success
 from exporters.otlp.redact import Redactor
 from exporters.otlp.requests import MAX_REQUEST_BYTES, cut_requests
@@ -34,15 +36,20 @@ USER_AGENT = f"genai-collector/{__version__}"
 
 
 class OtlpHttpSender:
-    """Posts batches to one OTLP/HTTP traces URL."""
+    """Posts batches of one signal to its OTLP/HTTP URL."""
 
     def __init__(
-        self, settings: ComponentSettings, config: OtlpHttpExporterConfig, max_request_bytes: int = MAX_REQUEST_BYTES
+        self,
+        settings: ComponentSettings,
+        config: OtlpHttpExporterConfig,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        signal: Signal = "traces",
     ) -> None:
         self._config = config
-        self._url = config.traces_url
+        self._signal = signal
+        self._url = config.url(signal)
         self._logger = settings.logger
-        self._rejected = PipelineSelfMetrics(settings.telemetry).exporter_rejected_spans.bind(exporter=str(settings.id))
+        self._rejected = signal_metrics(settings.telemetry, signal).exporter_rejected.bind(exporter=str(settings.id))
         self._max_request_bytes = max_request_bytes
         self._redact = Redactor(value.reveal() for value in config.headers.values())
         self._headers = {name: value.reveal() for name, value in config.headers.items()}
@@ -72,13 +79,13 @@ class OtlpHttpSender:
             self._client.close()
             self._client = None
 
-    def send(self, batch: Batch) -> None:
+    def send(self, batch: Batch[Any]) -> None:
         client = self._client
         assert client is not None, "the otlphttp exporter is not started"
         # A batch larger than one request leaves as several; if a later one fails, the retry
         # sends the whole batch again, so the receiver may see the earlier ones twice.
         for request in cut_requests(batch.items, self._max_request_bytes):
-            body = encode_body(request, self._config.encoding, self._config.compression)
+            body = encode_body(request, self._config.encoding, self._config.compression, SIGNAL_KINDS[self._signal])
             try:
                 response = client.post(self._url, content=body)
             except httpx.TransportError as exc:
@@ -98,9 +105,9 @@ class OtlpHttpSender:
                 self._url,
                 self._redact,
             )
-        reply = ExportTraceServiceResponse()
+        reply = SERVICES[self._signal].response_type()
         if response.content and decode_message(response.content, content_type, reply):
-            note_partial_success(reply, self._url, self._redact, self._rejected, self._logger)
+            note_partial_success(reply, self._url, self._redact, self._rejected, self._logger, self._signal)
 
 
 def ssl_context(tls: HttpTlsSettings) -> ssl.SSLContext:

@@ -18,9 +18,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from collector.component import ComponentSettings, Host, Processor, ProcessorFactory, TracesConsumer, TracesData
+from collector.component import ComponentSettings, Consumer, Host, Processor, ProcessorFactory
 from collector.errors import MemoryLimitError, StartError
+from collector.signals import OtlpData
 from processors.memory_limiter import memory
 from processors.memory_limiter.config import BYTES_PER_MIB, MemoryLimiterConfig
 from processors.memory_limiter.generated_metrics import MemoryLimiterSelfMetrics
@@ -33,7 +35,7 @@ class MemoryLimiter:
         self,
         settings: ComponentSettings,
         config: MemoryLimiterConfig,
-        next_consumer: TracesConsumer,
+        next_consumer: Consumer[Any],
         read_memory: Callable[[], int] = memory.resident_bytes,
         read_total: Callable[[], int] = memory.total_bytes,
     ) -> None:
@@ -103,14 +105,14 @@ class MemoryLimiter:
                 # Readable at start, so this is transient; keep the last decision rather than stop watching.
                 self._logger.exception("memory limiter could not read the memory in use")
 
-    async def consume(self, traces: TracesData) -> None:
+    async def consume(self, data: OtlpData) -> None:
         if self._refusing:
             raise MemoryLimitError(
                 f"memory usage {self._used // BYTES_PER_MIB} MiB is above the memory limiter's soft limit "
                 f"({self._soft_limit // BYTES_PER_MIB} MiB); retry later",
                 retry_after=self._config.check_interval,
             )
-        await self._next.consume(traces)
+        await self._next.consume(data)
 
     async def shutdown(self) -> None:
         task, self._task = self._task, None
@@ -121,9 +123,16 @@ class MemoryLimiter:
 
 
 def create_processor(
-    settings: ComponentSettings, config: MemoryLimiterConfig, next_consumer: TracesConsumer
+    settings: ComponentSettings, config: MemoryLimiterConfig, next_consumer: Consumer[Any]
 ) -> Processor:
     return MemoryLimiter(settings, config, next_consumer)
 
 
-factory = ProcessorFactory(type="memory_limiter", config_type=MemoryLimiterConfig, create=create_processor)
+# One per pipeline, for every signal: each refuses while the collector's memory is over the soft limit.
+factory = ProcessorFactory(
+    type="memory_limiter",
+    config_type=MemoryLimiterConfig,
+    create=create_processor,
+    create_logs=create_processor,
+    create_metrics=create_processor,
+)

@@ -165,10 +165,11 @@ def test_invalid_yaml(tmp_path: Path) -> None:
     _assert_problems(_validate(path, tmp_path), [f"{path}: expected ',' or '}}', but got ':' at line 7, column 10"])
 
 
-def test_unsupported_pipeline_signal(tmp_path: Path) -> None:
-    path = _write(tmp_path, VALID + "    metrics:\n      receivers: [otlp]\n      exporters: [debug]\n")
+def test_unknown_pipeline_signal(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID + "    metric:\n      receivers: [otlp]\n      exporters: [debug]\n")
     _assert_problems(
-        _validate(path, tmp_path), ['service.pipelines.metrics: only traces pipelines are supported, got "metrics"']
+        _validate(path, tmp_path),
+        ['service.pipelines.metric: unknown signal "metric"; expected one of traces, logs, metrics'],
     )
 
 
@@ -226,7 +227,7 @@ def test_several_mistakes_give_several_lines(tmp_path: Path) -> None:
         traces:
           receivers: [otlp]
           exporters: [clickhouse, debug]
-        metrics:
+        metric:
           receivers: [otlp]
           exporters: [clickhouse]
     """
@@ -237,7 +238,7 @@ def test_several_mistakes_give_several_lines(tmp_path: Path) -> None:
             'exporters.clickhouse.ttl: expected a duration like 72h, got "banana"',
             'exporters.clickhouse.sending_queue.queue_size: expected an integer, got "lots"',
             'service.pipelines.traces.exporters[1]: exporter "debug" is not defined in the exporters section',
-            'service.pipelines.metrics: only traces pipelines are supported, got "metrics"',
+            'service.pipelines.metric: unknown signal "metric"; expected one of traces, logs, metrics',
             'service.telemetry.logs.level: expected one of debug, info, warn, error, got "verbose"',
         ],
     )

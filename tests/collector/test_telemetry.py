@@ -26,7 +26,8 @@ def test_counters_and_gauges_render_with_their_help_type_and_unit() -> None:
         "# TYPE genai_api_request_seconds_total counter\n"
         "# UNIT genai_api_request_seconds_total seconds\n"
         'genai_api_request_seconds_total{operation="search"} 0.25\n'
-        "# HELP otelcol_exporter_queue_size Spans the sending queue holds, waiting and in flight.\n"
+        "# HELP otelcol_exporter_queue_size Items the sending queue holds, waiting and in flight: spans, or (with "
+        "data_type) log records or metric points.\n"
         "# TYPE otelcol_exporter_queue_size gauge\n"
         'otelcol_exporter_queue_size{exporter="click\\"house"} 7\n'
         "# HELP otelcol_receiver_accepted_spans_total Spans a receiver handed to its pipeline and every exporter's "

@@ -1,4 +1,4 @@
-"""Decode OTLP trace request bodies (protobuf or JSON) and encode the responses.
+"""Decode OTLP request bodies of any signal (protobuf or JSON) and encode the responses.
 
 OTLP/JSON is the protobuf JSON mapping with two differences the specification
 makes: trace and span IDs are hex strings, not base64, and enum values are
@@ -10,18 +10,19 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
-from collector.component import TracesData
-
 # The receiver's errors are the bounded inflater's: one family, whichever step refused the body.
 from collector.inflate import BadRequest as BadRequest
 from collector.inflate import BodyTooLarge as BodyTooLarge
 from collector.inflate import decompress as decompress
+from collector.signals import TracesData
+
+M = TypeVar("M", bound=Message)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -35,10 +36,16 @@ _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 def decode_traces(body: bytes, content_type: str) -> TracesData:
     """The TracesData in ``body``; ``content_type`` is one of SUPPORTED_CONTENT_TYPES."""
+    return decode(body, content_type, TracesData)
+
+
+def decode(body: bytes, content_type: str, data_type: type[M]) -> M:
+    """The ``data_type`` (TracesData, LogsData or MetricsData) in ``body``; ``content_type`` is one of
+    SUPPORTED_CONTENT_TYPES."""
     if content_type == PROTOBUF:
         try:
-            # ExportTraceServiceRequest and TracesData share their wire format.
-            return TracesData.FromString(body)
+            # Each Export...ServiceRequest shares its wire format with its signal's data message.
+            return data_type.FromString(body)
         except DecodeError as exc:
             raise BadRequest(f"invalid protobuf body: {exc}") from None
     try:
@@ -48,10 +55,11 @@ def decode_traces(body: bytes, content_type: str) -> TracesData:
     except RecursionError:
         raise BadRequest("invalid JSON body: nested too deeply") from None
     if not isinstance(document, dict):
-        raise BadRequest("invalid JSON body: expected an object with resourceSpans")
+        # resourceSpans, resourceLogs or resourceMetrics: the request's one field.
+        raise BadRequest(f"invalid JSON body: expected an object with {data_type.DESCRIPTOR.fields[0].json_name}")
     try:
         _hex_ids_to_base64(document)
-        return json_format.ParseDict(document, TracesData(), ignore_unknown_fields=True)
+        return json_format.ParseDict(document, data_type(), ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise BadRequest(f"invalid OTLP/JSON: {exc}") from None
     except BadRequest:
@@ -71,9 +79,10 @@ def encode_message(message: Message, content_type: str) -> bytes:
     return message.SerializeToString()
 
 
-def encode_otlp_json(traces: TracesData) -> bytes:
-    """``traces`` in OTLP/JSON: the protobuf JSON mapping with hex IDs and integer enums."""
-    document = json_format.MessageToDict(traces, use_integers_for_enums=True)
+def encode_otlp_json(data: Message) -> bytes:
+    """``data`` (a TracesData, LogsData or MetricsData) in OTLP/JSON: the protobuf JSON mapping with hex IDs and
+    integer enums."""
+    document = json_format.MessageToDict(data, use_integers_for_enums=True)
     _rewrite_ids(document, lambda key, value: base64.b64decode(value).hex())
     return orjson.dumps(document)
 

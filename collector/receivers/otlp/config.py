@@ -16,10 +16,13 @@ from collector.listeners.settings import (
     HttpServerSettings,
     KeepaliveSettings,
 )
+from collector.signals import SIGNALS, Signal
 
 DEFAULT_GRPC_ENDPOINT = HostPort("127.0.0.1", 4317)
 DEFAULT_HTTP_ENDPOINT = HostPort("127.0.0.1", 4318)
 DEFAULT_TRACES_URL_PATH = "/v1/traces"
+DEFAULT_LOGS_URL_PATH = "/v1/logs"
+DEFAULT_METRICS_URL_PATH = "/v1/metrics"
 DEFAULT_MAX_REQUEST_BODY_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_RECV_MSG_SIZE_MIB = 4
 # Well above the largest batch an exporter here or a Go collector sends (32,768
@@ -70,12 +73,22 @@ class GrpcSettings:
 class HttpSettings(HttpServerSettings):
     endpoint: HostPort = DEFAULT_HTTP_ENDPOINT
     traces_url_path: str = DEFAULT_TRACES_URL_PATH
+    logs_url_path: str = DEFAULT_LOGS_URL_PATH
+    metrics_url_path: str = DEFAULT_METRICS_URL_PATH
     max_request_body_size: int = DEFAULT_MAX_REQUEST_BODY_BYTES
+
+    def url_path(self, signal: Signal) -> str:
+        """Where ``signal`` is posted."""
+        return {"traces": self.traces_url_path, "logs": self.logs_url_path, "metrics": self.metrics_url_path}[signal]
 
     def validate(self) -> Iterable[tuple[str, str]]:
         yield from super().validate()
-        if not self.traces_url_path.startswith("/"):
-            yield "traces_url_path", f'must start with "/", got "{self.traces_url_path}"'
+        for signal in SIGNALS:
+            path = self.url_path(signal)
+            if not path.startswith("/"):
+                yield f"{signal}_url_path", f'must start with "/", got "{path}"'
+        if len({self.url_path(signal) for signal in SIGNALS}) < len(SIGNALS):
+            yield "logs_url_path", "traces_url_path, logs_url_path and metrics_url_path must differ"
         if self.max_request_body_size < 1:
             yield "max_request_body_size", "must be at least 1"
         elif self.admission.request_limit_bytes < self.max_request_body_size:

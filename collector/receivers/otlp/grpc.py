@@ -1,4 +1,4 @@
-"""OTLP/gRPC traces service (opentelemetry.proto.collector.trace.v1.TraceService/Export) on grpc.aio.
+"""OTLP/gRPC Export services on grpc.aio: TraceService, LogsService and MetricsService, one handler for all.
 
 The request is taken as raw bytes and parsed here, so an undecodable message is
 answered INVALID_ARGUMENT rather than grpc's generic INTERNAL. A retryable
@@ -23,14 +23,9 @@ from typing import NoReturn
 
 import grpc
 from google.protobuf.duration_pb2 import Duration as DurationProto
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTracePartialSuccess,
-    ExportTraceServiceResponse,
-)
 
-from collector.component import TracesData
 from collector.errors import ConsumeError, status_for
 from collector.grpcserver import server_options, start_insecure
 from collector.listeners.descriptors import CAPACITY
@@ -40,23 +35,27 @@ from collector.receivers.otlp.codec import PROTOBUF
 from collector.receivers.otlp.config import GrpcSettings
 from collector.receivers.otlp.ingest import Ingest
 from collector.receivers.otlp.limits import TooManyMessages, check_counts, check_encoded_counts
+from collector.receivers.otlp.services import EXPORT_METHOD, SERVICES
+from collector.signals import SIGNAL_KINDS
 
-SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
-METHOD_NAME = "Export"
 GRACEFUL_SHUTDOWN_SECONDS = 10.0
 
 
 class GrpcReceiver:
-    """A grpc.aio server exposing the OTLP trace service."""
+    """A grpc.aio server exposing the OTLP Export service of each ingest's signal."""
 
-    def __init__(self, settings: GrpcSettings, ingest: Ingest) -> None:
+    def __init__(self, settings: GrpcSettings, ingest: Ingest, *more: Ingest) -> None:
         self._settings = settings
-        self._ingest = ingest
+        self._ingests = {one.signal: one for one in (ingest, *more)}
         self._server: grpc.aio.Server | None = None
         self._connections = 0
         self.metrics = ListenerMetrics(ingest.telemetry, ingest.receiver, "grpc")
         self._budget = InFlightBudget(settings.admission.request_limit_bytes, self.metrics)
         self.port = settings.endpoint.port
+
+    def serve(self, ingest: Ingest) -> None:
+        """Serve ``ingest``'s signal too; before start."""
+        self._ingests[ingest.signal] = ingest
 
     async def start(self) -> None:
         endpoint = self._settings.endpoint
@@ -70,12 +69,18 @@ class GrpcReceiver:
 
     async def _start(self) -> None:
         server = grpc.aio.server(options=server_options(self._settings, self._connections))
-        handler = grpc.stream_unary_rpc_method_handler(
-            self._export,
-            request_deserializer=None,
-            response_serializer=ExportTraceServiceResponse.SerializeToString,
-        )
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {METHOD_NAME: handler})])
+        for ingest in self._ingests.values():
+
+            async def export(
+                requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext, ingest: Ingest = ingest
+            ) -> Message:
+                return await self._export(requests, context, ingest)
+
+            handler = grpc.stream_unary_rpc_method_handler(
+                export, request_deserializer=None, response_serializer=_serialize
+            )
+            service = SERVICES[ingest.signal].grpc_service
+            server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, {EXPORT_METHOD: handler})])
         self.port = await start_insecure(server, self._settings.endpoint)
         self._server = server
 
@@ -91,8 +96,10 @@ class GrpcReceiver:
             self._connections = 0
 
     async def _export(
-        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
-    ) -> ExportTraceServiceResponse:
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext, ingest: Ingest | None = None
+    ) -> Message:
+        """One Export call of ``ingest``'s signal (the first ingest's when not given)."""
+        ingest = ingest or next(iter(self._ingests.values()))
         with self._budget.admit() as share:
             try:
                 # Until it is read, a message may be as large as grpc lets it be.
@@ -104,7 +111,7 @@ class GrpcReceiver:
                 await _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc), trailing_metadata=details)
             request = await self._read_message(requests, context)
             share.resize(len(request))
-            return await self._handle(request, context)
+            return await self._handle(ingest, request, context)
 
     async def _read_message(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
         try:
@@ -123,29 +130,30 @@ class GrpcReceiver:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "the call carried no request message")
         return request
 
-    async def _handle(self, request: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
-        limits = self._ingest.limits
+    async def _handle(self, ingest: Ingest, request: bytes, context: grpc.aio.ServicerContext) -> Message:
+        limits = ingest.limits
         try:
-            check_encoded_counts(request, PROTOBUF, limits)
-            traces = TracesData.FromString(request)
-            check_counts(traces, limits)
+            check_encoded_counts(request, PROTOBUF, limits, ingest.signal)
+            data = SIGNAL_KINDS[ingest.signal].data_type.FromString(request)
+            check_counts(data, limits)
         except DecodeError as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid protobuf message: {exc}")
         except TooManyMessages as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            rejection = await self._ingest(traces)
+            rejection = await ingest(data)
         except ConsumeError as exc:
             code = status_for(exc).grpc_code
             metadata: tuple[tuple[str, bytes], ...] = ()
             if exc.retryable and exc.retry_after is not None:
                 metadata = (("grpc-status-details-bin", _retry_info(code, str(exc), exc.retry_after)),)
             await _abort(context, code, str(exc), trailing_metadata=metadata)
-        if rejection is None:
-            return ExportTraceServiceResponse()
-        return ExportTraceServiceResponse(
-            partial_success=ExportTracePartialSuccess(rejected_spans=rejection.spans, error_message=rejection.message)
-        )
+        service = SERVICES[ingest.signal]
+        return service.answer() if rejection is None else service.answer(rejection.spans, rejection.message)
+
+
+def _serialize(response: Message) -> bytes:
+    return response.SerializeToString()
 
 
 async def _abort(

@@ -1,4 +1,4 @@
-"""Count the messages in an encoded OTLP traces request without decoding it.
+"""Count the messages in an encoded OTLP request (of any signal) without decoding it.
 
 Decoding builds an object per message: a 20 MiB request of empty spans (two
 bytes each on the wire) decodes into gigabytes. Walking the protobuf wire format
@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 # Field numbers shared by TracesData and ExportTraceServiceRequest (resource_spans),
-# ResourceSpans (scope_spans) and ScopeSpans (spans).
+# ResourceSpans (scope_spans) and ScopeSpans (spans); the logs and metrics messages number
+# theirs the same (resource_logs, scope_logs, log_records; resource_metrics, scope_metrics, metrics).
 RESOURCE_SPANS_FIELD = 1
 SCOPE_SPANS_FIELD = 2
 SPANS_FIELD = 2
@@ -41,21 +42,31 @@ def could_exceed(body_size: int, smallest_limit: int) -> bool:
     return body_size // MIN_BYTES_PER_MESSAGE > smallest_limit
 
 
-def check_counts(body: bytes, max_resource_spans: int, max_scope_spans: int, max_spans: int) -> None:
-    """Raise CountExceeded at the first count of ``body``'s messages that passes its limit."""
+TRACES_LEVELS = ("resource spans", "scope spans", "spans")
+
+
+def check_counts(
+    body: bytes,
+    max_resource_spans: int,
+    max_scope_spans: int,
+    max_spans: int,
+    levels: tuple[str, str, str] = TRACES_LEVELS,
+) -> None:
+    """Raise CountExceeded at the first count of ``body``'s messages that passes its limit; ``levels`` names the
+    three levels of the request's signal (resources, scopes, items), as CountExceeded reports them."""
     scope_spans = spans = 0
     resources = _length_delimited(body, 0, len(body), RESOURCE_SPANS_FIELD)
     for resource_spans, (resource_start, resource_end) in enumerate(resources, start=1):
         if resource_spans > max_resource_spans:
-            raise CountExceeded("resource spans", max_resource_spans)
+            raise CountExceeded(levels[0], max_resource_spans)
         for scope_start, scope_end in _length_delimited(body, resource_start, resource_end, SCOPE_SPANS_FIELD):
             scope_spans += 1
             if scope_spans > max_scope_spans:
-                raise CountExceeded("scope spans", max_scope_spans)
+                raise CountExceeded(levels[1], max_scope_spans)
             for _ in _length_delimited(body, scope_start, scope_end, SPANS_FIELD):
                 spans += 1
                 if spans > max_spans:
-                    raise CountExceeded("spans", max_spans)
+                    raise CountExceeded(levels[2], max_spans)
 
 
 def _length_delimited(data: bytes, start: int, end: int, wanted: int) -> Iterator[tuple[int, int]]:

@@ -293,12 +293,12 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
     (
         "service missing",
         PIPELINE.split("service:")[0],
-        ["service: is required, with at least one traces pipeline"],
+        ["service: is required, with at least one pipeline"],
     ),
     (
         "service not a mapping",
         PIPELINE.split("service:")[0] + "service: [traces]\n",
-        ["service: is required, with at least one traces pipeline"],
+        ["service: is required, with at least one pipeline"],
     ),
     (
         "workers not a number",
@@ -329,17 +329,33 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
     (
         "no pipelines",
         PIPELINE.split("  pipelines:")[0] + "  pipelines: {}\n",
-        ["service.pipelines: define at least one traces pipeline"],
+        ["service.pipelines: define at least one pipeline (traces, logs or metrics)"],
     ),
     (
-        "unsupported signal",
-        PIPELINE.replace("    traces:\n", "    metrics:\n"),
-        ['service.pipelines.metrics: only traces pipelines are supported, got "metrics"'],
+        "unknown signal",
+        PIPELINE.replace("    traces:\n", "    profiles:\n"),
+        ['service.pipelines.profiles: unknown signal "profiles"; expected one of traces, logs, metrics'],
     ),
     (
-        "unsupported signal with a name",
-        PIPELINE + "    logs/app:\n      receivers: [otlp]\n      exporters: [debug]\n",
-        ['service.pipelines.logs/app: only traces pipelines are supported, got "logs"'],
+        "an exporter without the URL of a signal it is used in",
+        PIPELINE.replace(
+            "exporters:\n  debug:\n",
+            "exporters:\n  debug:\n  otlphttp:\n    traces_endpoint: http://t:4318/v1/traces\n",
+        )
+        + "    logs:\n      receivers: [otlp]\n      exporters: [otlphttp]\n",
+        ["exporters.otlphttp.logs_endpoint: is required for a logs pipeline when endpoint is not set"],
+    ),
+    (
+        "unknown signal with a name",
+        PIPELINE + "    events/app:\n      receivers: [otlp]\n      exporters: [debug]\n",
+        ['service.pipelines.events/app: unknown signal "events"; expected one of traces, logs, metrics'],
+    ),
+    (
+        "a processor in a signal it does not support",
+        PIPELINE
+        + "    logs/app:\n      receivers: [otlp]\n      processors: [batch, genai_cost]\n      exporters: [debug]\n"
+        + "processors:\n  batch:\n  genai_cost:\n",
+        ["service.pipelines.logs/app.processors[1]: genai_cost does not support logs"],
     ),
     (
         "pipeline not a mapping",
@@ -434,7 +450,7 @@ def test_every_problem_is_reported_at_once(registry: Registry) -> None:
         traces:
           receivers: [otlp]
           exporters: [clickhouse, debug]
-        metrics:
+        metric:
           receivers: [otlp]
           exporters: [clickhouse]
     """
@@ -444,7 +460,7 @@ def test_every_problem_is_reported_at_once(registry: Registry) -> None:
         'exporters.clickhouse.ttl: expected a duration like 72h, got "banana"',
         'exporters.clickhouse.sending_queue.queue_size: expected an integer, got "lots"',
         'service.pipelines.traces.exporters[1]: exporter "debug" is not defined in the exporters section',
-        'service.pipelines.metrics: only traces pipelines are supported, got "metrics"',
+        'service.pipelines.metric: unknown signal "metric"; expected one of traces, logs, metrics',
     ]
 
 
