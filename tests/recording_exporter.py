@@ -6,13 +6,17 @@ so a running collector (tests.conftest.RunningService) can end any pipeline in i
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from collector.component import ComponentSettings, Exporter, ExporterFactory, Host
 from collector.registry import Registry, default_registry
 from collector.signals import SIGNALS, OtlpData, Signal, item_count, merged
+from tests.conftest import RunningService
 
 WAIT_SECONDS = 30.0
 
@@ -89,3 +93,14 @@ def registry_with_recorder() -> tuple[Registry, Recorded]:
     registry = default_registry()
     exporters = {**registry.exporters, "recording": recording_factory(recorded)}
     return Registry(registry.receivers, registry.processors, exporters, registry.extensions), recorded
+
+
+@contextlib.contextmanager
+def recording_collector(config: str, work: Path) -> Iterator[tuple[RunningService, Recorded]]:
+    """A collector running ``config`` (whose pipelines may end in ``recording`` exporters), and what they got."""
+    registry, recorded = registry_with_recorder()
+    service = RunningService(config, work, registry)
+    try:
+        yield service, recorded
+    finally:
+        service.stop()

@@ -26,7 +26,7 @@ from collector.generated_metrics import (
 )
 from collector.receivers.otlp.codec import PROTOBUF
 from tests.conftest import RunningService, make_traces
-from tests.recording_exporter import Recorded, registry_with_recorder
+from tests.recording_exporter import Recorded, recording_collector, registry_with_recorder
 
 CLIENT_TIMEOUT_SECONDS = 10.0
 
@@ -69,12 +69,8 @@ service:
 
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[tuple[RunningService, Recorded]]:
-    registry, recorded = registry_with_recorder()
-    service = RunningService(CONFIG, tmp_path, registry)
-    try:
-        yield service, recorded
-    finally:
-        service.stop()
+    with recording_collector(CONFIG, tmp_path) as running:
+        yield running
 
 
 def _post(service: RunningService, path: str, body: bytes) -> httpx.Response:

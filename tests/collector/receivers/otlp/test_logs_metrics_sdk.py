@@ -46,7 +46,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from collector.receivers.otlp.codec import JSON, PROTOBUF, encode_otlp_json
 from collector.signals import item_count
 from tests.conftest import RunningService
-from tests.recording_exporter import Recorded, registry_with_recorder
+from tests.recording_exporter import Recorded, recording_collector
 
 TRACE_ID = 0x5B8EFFF798038103D269B633813FC60C
 SPAN_ID = 0xEEE19B7EC3C1B174
@@ -94,12 +94,8 @@ BODIES: list[Any] = [
 
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[tuple[RunningService, Recorded]]:
-    registry, recorded = registry_with_recorder()
-    service = RunningService(CONFIG, tmp_path, registry)
-    try:
-        yield service, recorded
-    finally:
-        service.stop()
+    with recording_collector(CONFIG, tmp_path) as running:
+        yield running
 
 
 def _span_context() -> otel_context.Context:

@@ -22,7 +22,7 @@ from collector.receivers.otlp.codec import JSON, PROTOBUF
 from collector.receivers.otlp.services import SERVICES
 from collector.signals import Signal
 from tests.conftest import RunningService
-from tests.recording_exporter import Recorded, registry_with_recorder
+from tests.recording_exporter import Recorded, recording_collector, registry_with_recorder
 
 CLIENT_TIMEOUT_SECONDS = 10.0
 MAX_BODY_BYTES = 64 * 1024
@@ -55,12 +55,8 @@ PATHS: dict[Signal, str] = {"logs": "/v1/logs", "metrics": "/v1/metrics"}
 
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[tuple[RunningService, Recorded]]:
-    registry, recorded = registry_with_recorder()
-    service = RunningService(CONFIG, tmp_path, registry)
-    try:
-        yield service, recorded
-    finally:
-        service.stop()
+    with recording_collector(CONFIG, tmp_path) as running:
+        yield running
 
 
 def _logs(records: int) -> LogsData:
