@@ -48,8 +48,6 @@ MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 REFUSED_RETRY_AFTER_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 30.0
-# How long a worker whose channel closed may take to exit before it is killed.
-EXIT_GRACE_SECONDS = 5.0
 FIRST_RESTART_DELAY_SECONDS = 0.5
 MAX_RESTART_DELAY_SECONDS = 30.0
 # A worker that ran this long before dying starts again at once, as after its first death.
@@ -261,13 +259,7 @@ class WorkerPool:
             worker.writer = None
         process, worker.process = worker.process, None
         if process is not None:
-            if process.pid is not None:
-                members.leave(process.pid)
-            # Its channel is closed, so it is exiting or gone; the wait is short, and only here.
-            process.join(EXIT_GRACE_SECONDS)
-            if process.is_alive():
-                process.kill()
-                process.join(EXIT_GRACE_SECONDS)
+            members.reap(process)
         self._telemetry.retire(worker.source)
 
     async def _restart(self, worker: _Worker) -> None:

@@ -49,7 +49,6 @@ from proxy.encoding import spans_to_traces
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 60.0  # calls in flight finish, then the last spans are handed over
-EXIT_GRACE_SECONDS = 5.0
 TELEMETRY_INTERVAL_SECONDS = 1.0
 FIRST_RESTART_DELAY_SECONDS = 0.5
 MAX_RESTART_DELAY_SECONDS = 30.0
@@ -201,12 +200,7 @@ class ProxyProcess:
             self._writer = None
         process, self._process = self._process, None
         if process is not None:
-            if process.pid is not None:
-                members.leave(process.pid)
-            process.join(EXIT_GRACE_SECONDS)
-            if process.is_alive():
-                process.kill()
-                process.join(EXIT_GRACE_SECONDS)
+            members.reap(process)
         if self._source:
             self._telemetry.retire(self._source)
 
