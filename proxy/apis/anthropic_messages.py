@@ -12,7 +12,7 @@ from typing import Any
 
 from collector import semconv
 from proxy.apis import event_json, media_part, text_part
-from proxy.apis.openai_embeddings import PassEvents
+from proxy.apis.token_count import TokenCount
 from proxy.errors import ApiFamily
 from proxy.record import CallRecord, as_dict, as_int, as_list, error_kind, number, stop_sequences
 from proxy.sse import SseEvent
@@ -115,7 +115,7 @@ class MessagesStreamTee:
         return event.raw
 
 
-class CountTokens:
+class CountTokens(TokenCount):
     """Token counting is not an inference: its span names the operation and model, without usage."""
 
     name = "count_tokens"
@@ -125,18 +125,6 @@ class CountTokens:
     def describe_request(self, body: dict[str, Any], record: CallRecord) -> None:
         describe_prompt(body, record)
         record.prompt_texts.clear()  # nothing to estimate: no usage is recorded for a count
-
-    def upstream_body(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        return None
-
-    def read_response(self, document: Any, record: CallRecord) -> None:
-        return None
-
-    def stream_tee(self, body: dict[str, Any], record: CallRecord) -> PassEvents:
-        return PassEvents()
-
-    def finish_reason_map(self) -> dict[str, str]:
-        return {}
 
 
 def describe_prompt(body: dict[str, Any], record: CallRecord) -> None:

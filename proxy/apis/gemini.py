@@ -18,6 +18,7 @@ from typing import Any
 from collector import semconv
 from proxy.apis import event_json, text_part
 from proxy.apis.openai_embeddings import PassEvents
+from proxy.apis.token_count import TokenCount
 from proxy.errors import ApiFamily
 from proxy.record import CallRecord, as_dict, as_int, as_list, number, stop_sequences
 from proxy.sse import SseEvent
@@ -94,7 +95,7 @@ class GeminiStreamTee:
         return event.raw
 
 
-class CountTokens:
+class CountTokens(TokenCount):
     """``:countTokens``: not an inference; its span names the operation and model, without usage."""
 
     name = "gemini_count_tokens"
@@ -105,18 +106,6 @@ class CountTokens:
         inner = body.get("generateContentRequest")
         describe_generation(inner if isinstance(inner, dict) else body, record)
         record.prompt_texts.clear()  # nothing to estimate: no usage is recorded for a count
-
-    def upstream_body(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        return None
-
-    def read_response(self, document: Any, record: CallRecord) -> None:
-        return None
-
-    def stream_tee(self, body: dict[str, Any], record: CallRecord) -> PassEvents:
-        return PassEvents()
-
-    def finish_reason_map(self) -> dict[str, str]:
-        return {}
 
 
 class EmbedContent:
