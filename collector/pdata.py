@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, KeysView
+from collections.abc import Iterable, Iterator, KeysView, Mapping
 from typing import Any
 
 from google.protobuf.message import Message
@@ -85,7 +85,7 @@ def resource_attribute(resource: Resource, key: str) -> Any:
 
 
 def set_any_value(out: AnyValue, value: Any) -> str | None:
-    """Store a Python attribute value (str, bool, int, float, bytes or a sequence of them) in ``out``.
+    """Store a Python value (str, bool, int, float, bytes, None, or a sequence or mapping of them) in ``out``.
 
     Returns the kind of value written (the AnyValue oneof's name: ``string_value``, ``int_value``...; None for an
     empty sequence, which leaves ``out`` empty).
@@ -111,6 +111,16 @@ def set_any_value(out: AnyValue, value: Any) -> str | None:
         for item in value:
             set_any_value(items.add(), item)
         return "array_value" if value else None
+    if isinstance(value, Mapping):  # structured content (messages, tool arguments) as OTLP's own key-value list
+        out.kvlist_value.SetInParent()  # an empty mapping is still a (empty) key-value list
+        pairs = out.kvlist_value.values
+        for key, item in value.items():
+            pair = pairs.add()
+            pair.key = str(key)
+            set_any_value(pair.value, item)
+        return "kvlist_value"
+    if value is None:  # JSON's null inside structured content: an AnyValue with no value
+        return None
     out.string_value = str(value)
     return "string_value"
 

@@ -276,10 +276,10 @@ def _openllmetry(span: Normalization) -> None:
         span.put(OPERATION, LLM_REQUEST_TYPES.get(request_type), "llm.request.type")
     messages = _indexed(span, _OPENLLMETRY_MESSAGE)
     if messages.get("prompt"):
-        span.put(INPUT_MESSAGES, json.dumps([_openllmetry_message(m) for m in messages["prompt"]]))
+        span.put(INPUT_MESSAGES, json.dumps([openllmetry_message(m) for m in messages["prompt"]]))
     if messages.get("completion"):
         completions = messages["completion"]
-        span.put(OUTPUT_MESSAGES, json.dumps([_openllmetry_message(m, output=True) for m in completions]))
+        span.put(OUTPUT_MESSAGES, json.dumps([openllmetry_message(m, output=True) for m in completions]))
         reasons = [str(m["finish_reason"]) for m in completions if m.get("finish_reason")]
         if reasons:
             span.put(FINISH_REASONS, reasons)
@@ -370,7 +370,9 @@ def _tool_calls(fields: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _openllmetry_message(fields: dict[str, Any], output: bool = False) -> dict[str, Any]:
+def openllmetry_message(fields: dict[str, Any], output: bool = False) -> dict[str, Any]:
+    """One message in the conventions' shape from its flat fields (``role``, ``content``, ``tool_call_id``,
+    ``finish_reason``, ``tool_calls.N.function.name``...): OpenLLMetry's indexed keys, the older events' bodies."""
     role = fields.get("role") or ("assistant" if output else "user")
     parts: list[dict[str, Any]] = []
     content = fields.get("content")

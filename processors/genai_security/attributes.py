@@ -25,26 +25,11 @@ from processors.span_view import STRING, SpanView
 SPAN_NAME = "span.name"  # the location of a finding in the span's name
 ROLE = "attribute"
 _FIELD = "value"
+_TEXT_KINDS = frozenset({"bytes_value", "int_value"})
 
 
-class _Slot(MutableMapping[str, Any]):
-    """A one-entry mapping whose value is a string inside the span: setting it edits the span (and its view)."""
-
-    def __init__(self, view: SpanView, value: AnyValue | None, key: str | None) -> None:
-        self._view = view
-        self._value = value  # None: the span's name
-        self._key = key  # the span attribute the value is in, if it is in one
-
-    def __getitem__(self, key: str) -> Any:
-        return self._view.span.name if self._value is None else self._value.string_value
-
-    def __setitem__(self, key: str, text: Any) -> None:
-        if self._value is None:
-            self._view.span.name = str(text)
-            return
-        self._value.string_value = str(text)
-        if self._key is not None:
-            self._view.changed(self._key)
+class _OneText(MutableMapping[str, Any]):
+    """A one-entry mapping (``ContentText``'s holder) whose one value is a text kept somewhere else."""
 
     def __delitem__(self, key: str) -> None:
         raise KeyError(key)
@@ -54,6 +39,26 @@ class _Slot(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return 1
+
+
+class _Slot(_OneText):
+    """A one-entry mapping whose value is a string inside the span: setting it edits the span (and its view)."""
+
+    def __init__(self, view: SpanView, value: AnyValue | None, key: str | None) -> None:
+        self._view = view
+        self._value = value  # None: the span's name
+        self._key = key  # the span attribute the value is in, if it is in one
+
+    def __getitem__(self, key: str) -> Any:
+        return self._view.span.name if self._value is None else text_of(self._value)
+
+    def __setitem__(self, key: str, text: Any) -> None:
+        if self._value is None:
+            self._view.span.name = str(text)
+            return
+        write_text(self._value, str(text))
+        if self._key is not None:
+            self._view.changed(self._key)
 
 
 # One string of the span: its label (attribute key, event attribute), index in an array, text, the AnyValue
@@ -101,13 +106,65 @@ def attribute_texts(view: SpanView, places: list[Place]) -> list[ContentText]:
     return texts
 
 
-def _strings(label: str, value: AnyValue, key: str | None, index: int = 0) -> Iterator[Place]:
+def _strings(label: str, value: AnyValue, key: str | None, index: int = 0, every_kind: bool = False) -> Iterator[Place]:
+    """The strings in ``value``, through arrays and key-value lists; with ``every_kind``, also the text of bytes
+    (when UTF-8) and integers (a card or phone number sent as a number), which a log body may be."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
         yield label, index, value.string_value, value, key
     elif kind == "array_value":
         for position, item in enumerate(value.array_value.values):
-            yield from _strings(label, item, key, position)
+            yield from _strings(label, item, key, position, every_kind)
     elif kind == "kvlist_value":
         for pair in value.kvlist_value.values:
-            yield from _strings(f"{label}.{pair.key}", pair.value, key)
+            yield from _strings(f"{label}.{pair.key}", pair.value, key, 0, every_kind)
+    elif every_kind and kind in _TEXT_KINDS and (text := text_of(value)):
+        yield label, index, text, value, key
+
+
+def value_places(label: str, value: AnyValue) -> list[Place]:
+    """Every text in ``value`` of any kind (see ``_strings``), labelled from ``label`` down its key-value lists."""
+    return list(_strings(label, value, None, every_kind=True))
+
+
+def value_texts(places: list[Place], role: str) -> list[ContentText]:
+    """``value_places`` as ``ContentText`` of ``role``, each writing an edit straight into its AnyValue."""
+    return [
+        ContentText(label, 0, index, role, text, ValueText(value), _FIELD)
+        for label, index, text, value, _ in places
+        if value is not None
+    ]
+
+
+def text_of(value: AnyValue) -> str:
+    """The text an AnyValue holds: a string, bytes read as UTF-8 ("" when they are not), an integer's digits."""
+    kind = value.WhichOneof("value")
+    if kind == "bytes_value":
+        try:
+            return value.bytes_value.decode("utf-8")
+        except UnicodeDecodeError:
+            return ""
+    if kind == "int_value":
+        return str(value.int_value)
+    return value.string_value
+
+
+def write_text(value: AnyValue, text: str) -> None:
+    """Write an edited text back into its AnyValue: bytes stay bytes, anything else becomes a string."""
+    if value.WhichOneof("value") == "bytes_value":
+        value.bytes_value = text.encode("utf-8", "surrogatepass")
+    else:
+        value.string_value = text
+
+
+class ValueText(_OneText):
+    """A one-entry mapping whose value is the text of an AnyValue: setting it edits the AnyValue (``write_text``)."""
+
+    def __init__(self, value: AnyValue) -> None:
+        self._value = value
+
+    def __getitem__(self, key: str) -> Any:
+        return text_of(self._value)
+
+    def __setitem__(self, key: str, text: Any) -> None:
+        write_text(self._value, str(text))
