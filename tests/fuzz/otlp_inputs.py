@@ -1,4 +1,5 @@
-"""Hypothesis strategies for OTLP inputs: valid TracesData, its two encodings, and mutations of bytes and JSON."""
+"""Hypothesis strategies for OTLP inputs: valid TracesData, LogsData and MetricsData, their two encodings, and
+mutations of bytes and JSON."""
 
 from __future__ import annotations
 
@@ -7,11 +8,20 @@ import json
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from hypothesis import strategies as st
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData, SeverityNumber
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Exemplar, MetricsData, NumberDataPoint
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
+from collector.signals import Signal
+
 MAX_SPANS = 4
+MAX_RECORDS = 4
+MAX_METRICS = 3
+MAX_POINTS = 3
+MAX_BUCKETS = 4
 MAX_ATTRIBUTES = 4
 ID_KEYS = ("traceId", "spanId", "parentSpanId")
 
@@ -89,9 +99,130 @@ def traces_data(draw: st.DrawFn) -> TracesData:
     return traces
 
 
-def to_otlp_json(traces: TracesData) -> dict[str, Any]:
-    """``traces`` as an OTLP/JSON document: hex trace and span ids, integer enums."""
-    document = json_format.MessageToDict(traces, use_integers_for_enums=True)
+def _attributes(draw: st.DrawFn, into: Any) -> None:
+    """Up to MAX_ATTRIBUTES key-value pairs of any AnyValue kind, appended to ``into`` (a repeated KeyValue)."""
+    for key, value in draw(st.lists(st.tuples(_keys, any_values), max_size=MAX_ATTRIBUTES)):
+        into.append(KeyValue(key=key, value=value))
+
+
+_trace_ids = st.one_of(st.just(b""), st.binary(min_size=16, max_size=16))
+_span_ids = st.one_of(st.just(b""), st.binary(min_size=8, max_size=8))
+
+
+@st.composite
+def logs_data(draw: st.DrawFn) -> LogsData:
+    """A valid LogsData: one or two resources, records with a body of any AnyValue kind, attributes, trace context."""
+    logs = LogsData()
+    for _ in range(draw(st.integers(1, 2))):
+        resource_logs = logs.resource_logs.add()
+        _attributes(draw, resource_logs.resource.attributes)
+        scope_logs = resource_logs.scope_logs.add()
+        scope_logs.scope.name = draw(st.text(max_size=10))
+        for _ in range(draw(st.integers(0, MAX_RECORDS))):
+            record = scope_logs.log_records.add()
+            record.time_unix_nano = draw(_uint64)
+            record.observed_time_unix_nano = draw(_uint64)
+            record.severity_number = draw(st.sampled_from(list(SeverityNumber.values())))
+            record.severity_text = draw(st.text(max_size=8))
+            if draw(st.booleans()):
+                record.body.CopyFrom(draw(any_values))
+            _attributes(draw, record.attributes)
+            record.flags = draw(st.integers(0, 2**32 - 1))
+            record.trace_id = draw(_trace_ids)
+            record.span_id = draw(_span_ids)
+            record.event_name = draw(st.sampled_from(["", "gen_ai.user.message", "gen_ai.choice", "x"]))
+    return logs
+
+
+def _exemplars(draw: st.DrawFn, into: Any) -> None:
+    for _ in range(draw(st.integers(0, 2))):
+        exemplar = Exemplar(time_unix_nano=draw(_uint64), trace_id=draw(_trace_ids), span_id=draw(_span_ids))
+        if draw(st.booleans()):
+            exemplar.as_double = draw(st.floats(allow_nan=False))
+        else:
+            exemplar.as_int = draw(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+        into.append(exemplar)
+
+
+def _number_points(draw: st.DrawFn, into: Any) -> None:
+    for _ in range(draw(st.integers(1, MAX_POINTS))):
+        point = NumberDataPoint(start_time_unix_nano=draw(_uint64), time_unix_nano=draw(_uint64))
+        if draw(st.booleans()):
+            point.as_double = draw(st.floats(allow_nan=False))
+        else:
+            point.as_int = draw(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+        _attributes(draw, point.attributes)
+        _exemplars(draw, point.exemplars)
+        into.append(point)
+
+
+_counts = st.integers(0, 2**32)
+_temporalities = st.sampled_from(list(AggregationTemporality.values()))
+
+
+@st.composite
+def metrics_data(draw: st.DrawFn) -> MetricsData:
+    """A valid MetricsData: gauges, sums, explicit and exponential histograms and summaries, with exemplars."""
+    metrics = MetricsData()
+    for _ in range(draw(st.integers(1, 2))):
+        resource_metrics = metrics.resource_metrics.add()
+        _attributes(draw, resource_metrics.resource.attributes)
+        scope_metrics = resource_metrics.scope_metrics.add()
+        scope_metrics.scope.name = draw(st.text(max_size=10))
+        for _ in range(draw(st.integers(0, MAX_METRICS))):
+            metric = scope_metrics.metrics.add()
+            metric.name = draw(st.text(min_size=1, max_size=20))
+            metric.unit = draw(st.text(max_size=5))
+            kind = draw(st.sampled_from(["gauge", "sum", "histogram", "exponential_histogram", "summary"]))
+            if kind == "gauge":
+                _number_points(draw, metric.gauge.data_points)
+            elif kind == "sum":
+                metric.sum.aggregation_temporality = draw(_temporalities)
+                metric.sum.is_monotonic = draw(st.booleans())
+                _number_points(draw, metric.sum.data_points)
+            elif kind == "histogram":
+                metric.histogram.aggregation_temporality = draw(_temporalities)
+                for _ in range(draw(st.integers(1, MAX_POINTS))):
+                    point = metric.histogram.data_points.add(time_unix_nano=draw(_uint64), count=draw(_counts))
+                    bounds = sorted(draw(st.lists(st.floats(allow_nan=False), max_size=MAX_BUCKETS)))
+                    point.explicit_bounds.extend(bounds)
+                    point.bucket_counts.extend(
+                        draw(st.lists(_counts, min_size=len(bounds) + 1, max_size=len(bounds) + 1))
+                    )
+                    point.sum = draw(st.floats(allow_nan=False))
+                    _attributes(draw, point.attributes)
+                    _exemplars(draw, point.exemplars)
+            elif kind == "exponential_histogram":
+                metric.exponential_histogram.aggregation_temporality = draw(_temporalities)
+                for _ in range(draw(st.integers(1, MAX_POINTS))):
+                    point = metric.exponential_histogram.data_points.add(
+                        time_unix_nano=draw(_uint64), count=draw(_counts), scale=draw(st.integers(-10, 20))
+                    )
+                    point.zero_count = draw(_counts)
+                    point.positive.offset = draw(st.integers(-(2**31), 2**31 - 1))
+                    point.positive.bucket_counts.extend(draw(st.lists(_counts, max_size=MAX_BUCKETS)))
+                    point.negative.bucket_counts.extend(draw(st.lists(_counts, max_size=MAX_BUCKETS)))
+                    _exemplars(draw, point.exemplars)
+            else:
+                for _ in range(draw(st.integers(1, MAX_POINTS))):
+                    point = metric.summary.data_points.add(
+                        time_unix_nano=draw(_uint64), count=draw(_counts), sum=draw(st.floats(allow_nan=False))
+                    )
+                    for quantile in sorted(draw(st.lists(st.floats(0, 1), max_size=MAX_BUCKETS))):
+                        point.quantile_values.add(quantile=quantile, value=draw(st.floats(allow_nan=False)))
+    return metrics
+
+
+SIGNAL_DATA: dict[Signal, st.SearchStrategy[Any]] = {
+    "traces": traces_data(),
+    "logs": logs_data(),
+    "metrics": metrics_data(),
+}
+
+
+def to_otlp_json(data: Message) -> dict[str, Any]:
+    """``data`` (traces, logs or metrics) as an OTLP/JSON document: hex trace and span ids, integer enums."""
+    document = json_format.MessageToDict(data, use_integers_for_enums=True)
     _ids_to_hex(document)
     return document
 

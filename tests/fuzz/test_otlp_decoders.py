@@ -1,4 +1,4 @@
-"""Fuzz the OTLP body decoders (protobuf and JSON): any input decodes or is refused with BadRequest.
+"""Fuzz the OTLP body decoders (protobuf and JSON) of every signal: any input decodes or is refused with BadRequest.
 
 Inputs the fuzzers found once have their own regression tests at the end.
 """
@@ -13,9 +13,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from collector.receivers.otlp.codec import JSON, PROTOBUF, BadRequest, decode_traces
+from collector.receivers.otlp.codec import JSON, PROTOBUF, BadRequest, decode, decode_traces
+from collector.signals import SIGNAL_KINDS, Signal
 from tests.fuzz.otlp_inputs import (
     ID_KEYS,
+    SIGNAL_DATA,
     json_documents,
     mutated_bytes,
     mutated_json,
@@ -155,3 +157,49 @@ def test_inputs_the_fuzzers_found_are_refused(body: bytes) -> None:
     # Once a 500: an integer over Python's 4,300-digit limit (json.loads raises a plain ValueError)
     # and a lone surrogate in a key (protobuf's ParseDict raises SystemError).
     assert decodes_or_refuses(body, JSON) is None
+
+
+# Logs and metrics: the same decoders with their own message types; mutations of valid bodies of each signal.
+OTHER_SIGNALS: tuple[Signal, ...] = ("logs", "metrics")
+
+
+def signal_decodes_or_refuses(body: bytes, content_type: str, signal: Signal) -> object | None:
+    try:
+        return decode(body, content_type, SIGNAL_KINDS[signal].data_type)
+    except BadRequest as exc:
+        assert str(exc), "a rejection must say why"
+        return None
+
+
+@pytest.mark.parametrize("signal", OTHER_SIGNALS)
+@fuzz_settings(100)
+@given(data=st.data())
+def test_logs_and_metrics_protobuf_mutated_valid_messages(signal: Signal, data: st.DataObject) -> None:
+    original = data.draw(SIGNAL_DATA[signal]).SerializeToString()
+    signal_decodes_or_refuses(data.draw(mutated_bytes(original)), PROTOBUF, signal)
+
+
+@pytest.mark.parametrize("signal", OTHER_SIGNALS)
+@fuzz_settings(100)
+@given(data=st.data())
+def test_logs_and_metrics_json_mutated_valid_documents(signal: Signal, data: st.DataObject) -> None:
+    document = to_otlp_json(data.draw(SIGNAL_DATA[signal]))
+    signal_decodes_or_refuses(json.dumps(data.draw(mutated_json(document))).encode(), JSON, signal)
+
+
+@pytest.mark.parametrize("signal", OTHER_SIGNALS)
+@fuzz_settings(40)
+@given(data=st.data())
+def test_logs_and_metrics_round_trip_in_both_encodings(signal: Signal, data: st.DataObject) -> None:
+    message = data.draw(SIGNAL_DATA[signal])
+    assert signal_decodes_or_refuses(message.SerializeToString(), PROTOBUF, signal) == message
+    assert signal_decodes_or_refuses(json.dumps(to_otlp_json(message)).encode(), JSON, signal) == message
+
+
+@pytest.mark.parametrize("signal", OTHER_SIGNALS)
+@fuzz_settings(150)
+@given(data=st.data())
+def test_logs_and_metrics_random_json_under_their_keys(signal: Signal, data: st.DataObject) -> None:
+    key = "resourceLogs" if signal == "logs" else "resourceMetrics"
+    document = data.draw(st.dictionaries(st.sampled_from([key, "x"]), json_documents, max_size=2))
+    signal_decodes_or_refuses(json.dumps(document).encode(), JSON, signal)
