@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Extra arguments for a benchmark, e.g. make bench BENCH_ARGS=--peers
 BENCH_ARGS ?=
 
-.PHONY: install run test lint proto metadata browser console-vendor console-screenshots bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api bench-console bench-processors soak clean
+.PHONY: install run test lint proto metadata browser js-deps console-vendor console-screenshots bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api bench-console bench-processors soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,19 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+# The OpenTelemetry JS SDK's exporters, as clients in the logs and metrics tests: node and npm from Debian,
+# the packages exactly as tests/js/package-lock.json pins them (install scripts not run: none is needed).
+NODE := /usr/bin/node
+JS_TESTS := tests/js
+$(NODE):
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends nodejs npm
+
+$(JS_TESTS)/node_modules/.package-lock.json: $(JS_TESTS)/package-lock.json | $(NODE)
+	cd $(JS_TESTS) && npm ci --no-audit --no-fund --ignore-scripts
+
+js-deps: $(JS_TESTS)/node_modules/.package-lock.json
+
 # The web console's vendored library (uPlot), rebuilt from the npm registry: docs/console.md lists it.
 CONSOLE_VENDOR := collector/extensions/api/console/static/vendor
 UPLOT_VERSION := 1.6.32
@@ -56,7 +69,7 @@ console-vendor:
 console-screenshots: install browser
 	$(BIN)/python -m tests.collector.extensions.api.console.screenshots docs/console
 
-test: install lint browser
+test: install lint browser js-deps
 	$(BIN)/python -m pytest
 
 bench: install
