@@ -19,12 +19,20 @@ its default SQLite store, telemetry off) is sent the first ``--peer-requests`` o
 OTLP/HTTP in every round: spans/s until its database holds them all. The smaller share keeps its rounds
 short; the rates compare, the totals differ.
 
+Logs (records/s) and metrics (data points/s), in the same rounds (``--signals``): benchmarks/signals_floor.py's
+requests (GenAI content events; the GenAI client metrics' shapes) sent to a collector whose logs and metrics
+pipelines have no processors and write into chDB, until the exporter reports every item written; beside each,
+its floor as signals_floor.py measures it (decode, columns, column-oriented insert, in this process). The aim
+is end to end >= 0.5x the floor. Where the clickhouse exporter takes no logs or metrics pipeline, the end-to-end
+run of that signal goes through the ``debug`` exporter instead, and says so: a check of the path, not a figure.
+
 Printed: every figure's median, range and rounds, and the per-round ratios (shipped / no processors,
-shipped / floor) and Phoenix beside the shipped config.
+shipped / floor, each signal's end to end / floor) and Phoenix beside the shipped config.
 
     make bench
     python benchmarks/ingest.py [--requests 200] [--rounds 3] [--concurrency 4] [--workload agent|chat]
                                 [--config otel-config.yaml] [--peers] [--peer-requests 20]
+                                [--signals traces,logs,metrics] [--signal-requests 200]
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ import loop_detection
 import otlp_load
 import peers
 import report
+import signals_floor
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 REPO_ROOT = harness.REPO_ROOT
@@ -66,6 +75,13 @@ MODELS = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4-5", "llama-3.1-70b-instruct
 PROVIDERS = ("openai", "openai", "anthropic", "vllm")
 STORE_DEADLINE_SECONDS = harness.STORE_DEADLINE_SECONDS
 PEER_POLL_SECONDS = 0.2
+SIGNALS = ("traces", "logs", "metrics")
+# What an exporter reports sending, per signal other than traces (harness.SENT_SPANS_METRIC is the traces one).
+SENT_ITEMS_METRICS = {
+    "logs": "otelcol_exporter_sent_log_records_total",
+    "metrics": "otelcol_exporter_sent_metric_points_total",
+}
+STANDIN_EXPORTER = "debug"
 _free_port = harness.free_port  # benchmarks/soak.py's name for it
 
 
@@ -223,6 +239,78 @@ def end_to_end_round(
         collector.stop()
 
 
+def signal_exporter(signal: str) -> str:
+    """The exporter a signal's end-to-end run writes through: clickhouse once it takes the signal, else debug."""
+    from exporters.clickhouse import factory
+
+    return harness.STORE_EXPORTER if factory.supports(signal) else STANDIN_EXPORTER  # type: ignore[arg-type]
+
+
+class SignalsCollector(harness.Collector):
+    """``genai-collector run`` with logs and metrics pipelines: OTLP/HTTP in, no processors, into ``exporter``."""
+
+    def __init__(self, store_dir: Path, work_dir: Path, exporter: str) -> None:
+        self.http_port, admin_port = harness.free_port(), harness.free_port()
+        self.exporter = exporter
+        run_dir = harness.fresh_dir(work_dir / f"run-{store_dir.name}")
+        settings = f"{{endpoint: chdb://{store_dir}}}" if exporter == harness.STORE_EXPORTER else "{verbosity: basic}"
+        config = run_dir / "bench-config.yaml"
+        config.write_text(
+            f"""
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:{self.http_port}"}}
+exporters:
+  {exporter}: {settings}
+extensions:
+  admin: {{endpoint: "127.0.0.1:{admin_port}", token_file: "{run_dir / "admin-token"}"}}
+service:
+  extensions: [admin]
+  telemetry: {{logs: {{level: warn}}}}
+  pipelines:
+    logs: {{receivers: [otlp], exporters: [{exporter}]}}
+    metrics: {{receivers: [otlp], exporters: [{exporter}]}}
+"""
+        )
+        super().__init__(
+            config,
+            cwd=run_dir,
+            admin_port=admin_port,
+            token_file=run_dir / "admin-token",
+            log=run_dir / "collector.log",
+        )
+
+    def wait_sent(self, signal: str, total: int, seconds: float = STORE_DEADLINE_SECONDS) -> None:
+        """Until the exporter reports ``total`` items of ``signal`` sent (written, for the store)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            text = self.admin_get("/metrics").text
+            sent = harness.metric_total(text, SENT_ITEMS_METRICS[signal], {"exporter": self.exporter}) or 0
+            if sent >= total:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {sent:.0f} of {total} {signal} items sent after {seconds:.0f}s")
+            time.sleep(harness.STORE_POLL_SECONDS)
+
+
+def signal_round(
+    signal: signals_floor.Signal, bodies: list[bytes], store_dir: Path, work_dir: Path, concurrency: int
+) -> float:
+    """Items/s of ``signal`` from the first OTLP/HTTP send until the exporter reports every item written."""
+    harness.fresh_dir(store_dir)
+    collector = SignalsCollector(store_dir, work_dir, signal_exporter(signal.name))
+    try:
+        total = sum(signal.count(signal.decode(body)) for body in bodies)
+        url = f"http://{harness.LOOPBACK}:{collector.http_port}/v1/{signal.name}"
+        started = time.perf_counter()
+        send_all(url, bodies, concurrency)
+        collector.wait_sent(signal.name, total)
+        return total / (time.perf_counter() - started)
+    finally:
+        collector.stop()
+
+
 @dataclass(frozen=True)
 class ConfigRound:
     """One round of a config: its rate, and the CPU its main process and its other processes spent per span."""
@@ -280,18 +368,37 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=harness.SHIPPED_CONFIG, help="the config measured as shipped")
     parser.add_argument("--peers", action="store_true", help="send Arize Phoenix the same requests in every round")
     parser.add_argument("--peer-requests", type=int, default=20, help="how many of the requests Phoenix gets")
+    parser.add_argument("--signals", default=",".join(SIGNALS), help="comma-separated: traces, logs, metrics")
+    parser.add_argument("--signal-requests", type=int, default=200, help="logs and metrics requests per round")
     args = parser.parse_args()
+    chosen = [name.strip() for name in args.signals.split(",") if name.strip()]
+    if not chosen or set(chosen) - set(SIGNALS):
+        parser.error(f"--signals takes names among {', '.join(SIGNALS)}")
+    traces = "traces" in chosen
+    others = [signals_floor.SIGNALS[name] for name in chosen if name != "traces"]
 
     rng = random.Random(42)
-    bodies = build_bodies(args.workload, args.requests, rng)
-    spans = args.requests * SPANS_PER_REQUEST
-    print(
-        f"{args.requests} {args.workload} requests x {SPANS_PER_REQUEST} spans = {spans} spans per round "
-        f"({sum(map(len, bodies)) / len(bodies) / 1e3:,.0f} kB a request), {args.rounds} rounds, "
-        f"{args.concurrency} clients"
-    )
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; shipped config: {args.config}")
-    if args.peers:
+    bodies = build_bodies(args.workload, args.requests, rng) if traces else []
+    signal_bodies = {signal.name: [signal.request(rng) for _ in range(args.signal_requests)] for signal in others}
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {args.rounds} rounds, "
+          f"{args.concurrency} clients")  # fmt: skip
+    if traces:
+        spans = args.requests * SPANS_PER_REQUEST
+        print(
+            f"traces: {args.requests} {args.workload} requests x {SPANS_PER_REQUEST} spans = {spans} spans per round "
+            f"({sum(map(len, bodies)) / len(bodies) / 1e3:,.0f} kB a request); shipped config: {args.config}"
+        )
+    for signal in others:
+        items = sum(signal.count(signal.decode(body)) for body in signal_bodies[signal.name])
+        exporter = signal_exporter(signal.name)
+        through = (
+            "into chDB"
+            if exporter == harness.STORE_EXPORTER
+            else f"through the {exporter} exporter (the clickhouse exporter takes no {signal.name} here: "
+            "a check of the path, not a figure)"
+        )
+        print(f"{signal.name}: {args.signal_requests} requests, {items} items per round; end to end {through}")
+    if args.peers and traces:
         (phoenix_version,) = peers.install(peers.PHOENIX)
         print(f"peer: {phoenix_version} (default SQLite store), in {peers.PHOENIX.path}; {args.peer_requests} requests")
 
@@ -301,37 +408,59 @@ def main() -> None:
     cpu: defaultdict[str, list[float]] = defaultdict(list)  # CPU µs per span, by config and process
     with tempfile.TemporaryDirectory(prefix="genai-bench-") as tmp:
         work = Path(tmp)
-        floor_round(bodies[:1], work / "warm-up")  # chDB's first insert in a process pays for more than the insert
+        # chDB's first insert in a process pays for more than the insert
+        if traces:
+            floor_round(bodies[:1], work / "warm-up")
+        for signal in others:
+            signals_floor.floor_round(signal, signal_bodies[signal.name][:1], work / f"warm-up-{signal.name}")
         for round_no in range(1, args.rounds + 1):
-            figures.add(f"{floor} (spans/s)", floor_round(bodies, work / f"floor-{round_no}"))
-            for name, processors, workers in ((bare, [], None), (shipped, None, None), (one_worker, None, 1)):
-                run = harness.fresh_dir(work / f"{name.replace(' ', '-').replace(',', '')}-{round_no}")
-                measured = config_round(bodies, run, args.concurrency, args.config, processors, workers)
-                figures.add(f"{name} (spans/s)", measured.spans_per_second)
-                cpu[f"{name}: main process"].append(measured.main_cpu_us_per_span)
-                cpu[f"{name}: other processes"].append(measured.others_cpu_us_per_span)
-            if args.peers:
-                run = harness.fresh_dir(work / f"phoenix-{round_no}")
-                figures.add(f"{phoenix} (spans/s)", phoenix_round(bodies[: args.peer_requests], run, args.concurrency))
+            if traces:
+                figures.add(f"{floor} (spans/s)", floor_round(bodies, work / f"floor-{round_no}"))
+                for name, processors, workers in ((bare, [], None), (shipped, None, None), (one_worker, None, 1)):
+                    run = harness.fresh_dir(work / f"{name.replace(' ', '-').replace(',', '')}-{round_no}")
+                    measured = config_round(bodies, run, args.concurrency, args.config, processors, workers)
+                    figures.add(f"{name} (spans/s)", measured.spans_per_second)
+                    cpu[f"{name}: main process"].append(measured.main_cpu_us_per_span)
+                    cpu[f"{name}: other processes"].append(measured.others_cpu_us_per_span)
+                if args.peers:
+                    run = harness.fresh_dir(work / f"phoenix-{round_no}")
+                    rate = phoenix_round(bodies[: args.peer_requests], run, args.concurrency)
+                    figures.add(f"{phoenix} (spans/s)", rate)
+            for signal in others:
+                sent = signal_bodies[signal.name]
+                store = work / f"{signal.name}-floor-{round_no}"
+                figures.add(f"{signal.name} floor ({signal.unit})", signals_floor.floor_round(signal, sent, store))
+                store = work / f"{signal.name}-store-{round_no}"
+                rate = signal_round(signal, sent, store, work, args.concurrency)
+                figures.add(f"{signal.name} end to end ({signal.unit})", rate)
             shown = "   ".join(f"{name} {values[-1]:,.0f}" for name, values in figures.rounds.items())
             print(f"round {round_no}: {shown}", flush=True)
     print()
     figures.print(decimals=0)
     print()
-    compared = [
-        (f"{shipped} / {bare}", figures[f"{shipped} (spans/s)"], figures[f"{bare} (spans/s)"]),
-        (f"{shipped} / {one_worker}", figures[f"{shipped} (spans/s)"], figures[f"{one_worker} (spans/s)"]),
-        (f"{shipped} / {floor}", figures[f"{shipped} (spans/s)"], figures[f"{floor} (spans/s)"]),
-        (f"{bare} / {floor}", figures[f"{bare} (spans/s)"], figures[f"{floor} (spans/s)"]),
-    ]
+    compared = []
+    if traces:
+        compared += [
+            (f"{shipped} / {bare}", figures[f"{shipped} (spans/s)"], figures[f"{bare} (spans/s)"]),
+            (f"{shipped} / {one_worker}", figures[f"{shipped} (spans/s)"], figures[f"{one_worker} (spans/s)"]),
+            (f"{shipped} / {floor}", figures[f"{shipped} (spans/s)"], figures[f"{floor} (spans/s)"]),
+            (f"{bare} / {floor}", figures[f"{bare} (spans/s)"], figures[f"{floor} (spans/s)"]),
+        ]
+    for signal in others:
+        label = f"{signal.name} end to end / floor (aim: >= 0.5)"
+        end_to_end = figures[f"{signal.name} end to end ({signal.unit})"]
+        compared.append((label, end_to_end, figures[f"{signal.name} floor ({signal.unit})"]))
     width = max(len(label) for label, _, _ in compared)
     for label, numerators, denominators in compared:
         print(report.ratio_line(label, numerators, denominators, width))
-    print()
-    print("CPU per span (µs), medians: the main process (receiver, store) and the others (workers, proxy, forkserver)")
-    for label, values in cpu.items():
-        print(f"  {label:<55} {statistics.median(values):7.1f}   rounds: {', '.join(f'{v:.1f}' for v in values)}")
-    if args.peers:
+    if traces:
+        print()
+        print(
+            "CPU per span (µs), medians: the main process (receiver, store) and the others (workers, proxy, forkserver)"
+        )
+        for label, values in cpu.items():
+            print(f"  {label:<55} {statistics.median(values):7.1f}   rounds: {', '.join(f'{v:.1f}' for v in values)}")
+    if args.peers and traces:
         print()
         ours, theirs = figures[f"{shipped} (spans/s)"], figures[f"{phoenix} (spans/s)"]
         print(report.beside(f"ingest spans/s ({shipped})", ours, theirs, phoenix, decimals=0))

@@ -54,6 +54,21 @@ Scenarios:
      held are refused for retry and it is started again; the collector is then
      drained with SIGTERM and the store counted. Its restarts are checked in
      its own metrics.
+  7  logs and metrics, kill -9 under load: as scenario 1, with clients sending
+     OTLP log records and metric data points (each carrying a ``soak.id``
+     attribute used once) to a collector whose logs and metrics pipelines
+     export through the otlphttp exporter's disk queues to a test store.
+  8  logs and metrics, backend down: as scenario 2, the test store stopped for
+     ``--down-seconds`` and started again on the same data.
+
+Scenarios 7 and 8 count per signal (a row each). Their test store (``--serve-otlp-sink``)
+is an OTLP/HTTP server in its own process that keeps every log record's and data
+point's ``soak.id`` on disk, and absorbs a request whose body it already stored,
+as ClickHouse's insert deduplication absorbs a batch sent again with the same
+token: a batch the disk queue sends again after a restart is the same bytes, so
+a duplicate there is a batch re-cut differently, which the store would keep
+twice too. (They use the otlphttp exporter rather than the clickhouse one so the
+counts do not depend on the store's log and metric tables.)
 
 Run:
 
@@ -86,7 +101,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData, SeverityNumber
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +128,10 @@ MAX_SPANS_PER_REQUEST = 1000
 MAX_ATTRIBUTES_PER_SPAN = 64
 GZIP_BOMB_BYTES = 64 * 1024 * 1024  # inflates to 3x the 20 MiB body limit
 CHAT_PATH = "/v1/chat/completions"
+SIGNAL_PATHS = {"traces": "/v1/traces", "logs": "/v1/logs", "metrics": "/v1/metrics"}
+# Scenarios 7 and 8: log records (or data points) per request, and the attribute that names each one.
+ITEMS_PER_REQUEST = 100
+SOAK_ID = "soak.id"
 
 
 # --- spans with ids used once ---------------------------------------------------------------------------------
@@ -155,6 +177,68 @@ def build_request(span_ids: list[bytes], extra_attributes: int = 0) -> TracesDat
         for index in range(extra_attributes):
             attrs.add(key=f"soak.extra.{index}").value.int_value = index
     return traces
+
+
+def build_logs_request(record_ids: list[bytes]) -> LogsData:
+    """One OTLP logs request: a GenAI content event per id, its id in ``soak.id``."""
+    logs = LogsData()
+    resource_logs = logs.resource_logs.add()
+    resource_logs.resource.attributes.add(key="service.name").value.string_value = "soak"
+    scope_logs = resource_logs.scope_logs.add()
+    scope_logs.scope.name = "benchmarks.soak"
+    now = time.time_ns()
+    trace_id = os.urandom(16)
+    for record_id in record_ids:
+        record = scope_logs.log_records.add(
+            time_unix_nano=now,
+            observed_time_unix_nano=now,
+            severity_number=SeverityNumber.SEVERITY_NUMBER_INFO,
+            trace_id=trace_id,
+            span_id=record_id,
+            event_name="gen_ai.client.inference.operation.details",
+        )
+        record.body.string_value = "soak"
+        record.attributes.add(key=SOAK_ID).value.string_value = record_id.hex()
+        record.attributes.add(key="gen_ai.operation.name").value.string_value = "chat"
+    return logs
+
+
+def build_metrics_request(point_ids: list[bytes]) -> MetricsData:
+    """One OTLP metrics request: a token counter with a data point per id, its id in ``soak.id``."""
+    metrics = MetricsData()
+    resource_metrics = metrics.resource_metrics.add()
+    resource_metrics.resource.attributes.add(key="service.name").value.string_value = "soak"
+    metric = resource_metrics.scope_metrics.add().metrics.add(name="gen_ai.client.inference.usage.input_tokens")
+    metric.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+    metric.sum.is_monotonic = True
+    now = time.time_ns()
+    for point_id in point_ids:
+        point = metric.sum.data_points.add(start_time_unix_nano=now - 1_000_000_000, time_unix_nano=now, as_int=120)
+        point.attributes.add(key=SOAK_ID).value.string_value = point_id.hex()
+    return metrics
+
+
+REQUEST_BUILDERS: dict[str, Callable[[list[bytes]], Message]] = {
+    "traces": build_request,
+    "logs": build_logs_request,
+    "metrics": build_metrics_request,
+}
+
+
+def soak_ids(data: Message) -> list[str]:
+    """The ``soak.id`` of every log record or data point of a logs or metrics request."""
+    if isinstance(data, LogsData):
+        items: Iterable[Any] = (r for rl in data.resource_logs for sl in rl.scope_logs for r in sl.log_records)
+    else:
+        assert isinstance(data, MetricsData)
+        items = (
+            point
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            for point in getattr(metric, metric.WhichOneof("data") or "gauge").data_points
+        )
+    return [kv.value.string_value for item in items for kv in item.attributes if kv.key == SOAK_ID]
 
 
 # --- what the clients saw ------------------------------------------------------------------------------------
@@ -236,14 +320,15 @@ def send_valid(
     spans: int,
     give_up: threading.Event | None = None,
     extra_attributes: int = 0,
+    signal: str = "traces",
 ) -> None:
-    """One request of ``spans`` fresh spans, retried until answered; acknowledged ids recorded on 2xx."""
+    """One request of ``spans`` fresh spans (log records, data points: ``signal``'s items), retried until
+    answered; acknowledged ids recorded on 2xx."""
     span_ids = ids.take(spans)
     names = _hex(span_ids)
     tally.offer(names)
-    response = otlp_post(
-        client, url, build_request(span_ids, extra_attributes).SerializeToString(), tally, None, give_up
-    )
+    request = build_request(span_ids, extra_attributes) if signal == "traces" else REQUEST_BUILDERS[signal](span_ids)
+    response = otlp_post(client, url, request.SerializeToString(), tally, None, give_up)
     if response is not None and 200 <= response.status_code < 300:
         with tally.lock:
             tally.acknowledged.update(names)
@@ -258,8 +343,9 @@ class Load:
     """
 
     def __init__(self, url: Callable[[], str], tally: Tally, ids: UniqueIds, workers: int, spans: int,
-                 rate: float | None = None) -> None:  # fmt: skip
+                 rate: float | None = None, signal: str = "traces") -> None:  # fmt: skip
         self.url, self.tally, self.ids, self.spans, self.rate = url, tally, ids, spans, rate
+        self.signal = signal
         self.stop = threading.Event()
         self.paused = threading.Event()  # set: workers wait (the collector is down on purpose)
         self.idle = threading.Semaphore(0)
@@ -287,7 +373,9 @@ class Load:
                     if delay > 0:
                         time.sleep(delay)
                     next_send = max(next_send + interval, time.monotonic() - interval)
-                send_valid(client, self.url(), self.ids, self.tally, self.spans, give_up=self.paused)
+                send_valid(
+                    client, self.url(), self.ids, self.tally, self.spans, give_up=self.paused, signal=self.signal
+                )
 
     def pause(self) -> None:
         """Workers finish (or give up) their request and wait; returns once all of them do."""
@@ -340,7 +428,10 @@ extensions:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/v1/traces"
+        return self.signal_url("traces")
+
+    def signal_url(self, signal: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{SIGNAL_PATHS[signal]}"
 
     def metric(self, name: str) -> float:
         text = self.admin_get("/metrics").text
@@ -879,13 +970,145 @@ def _proxy_call(client: httpx.Client, url: str, body: dict[str, Any], headers: d
         return type(exc).__name__
 
 
-SCENARIOS: dict[int, Callable[[argparse.Namespace, Path], Result]] = {
+# --- scenarios 7 and 8: logs and metrics, through the otlphttp exporter to the test store -----------------------
+
+OTHER_SIGNALS = ("logs", "metrics")
+
+
+def _sink_pipeline(sink_port: int) -> str:
+    return f"""
+receivers:
+  otlp:
+    protocols:
+      http: {{{{endpoint: "127.0.0.1:{{http}}"}}}}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sink_port}
+    timeout: 2s
+    sending_queue:
+      directory: {{work}}/queue
+      batch: {{{{flush_timeout: 100ms, min_size: 2000}}}}
+    retry_on_failure: {{{FAST_RETRY}}}
+service:
+  pipelines:
+    logs: {{{{receivers: [otlp], exporters: [otlphttp]}}}}
+    metrics: {{{{receivers: [otlp], exporters: [otlphttp]}}}}
+"""
+
+
+def start_sink(port: int, data: Path, log: Path) -> Child:
+    return Child(["--serve-otlp-sink", str(port), "--data", str(data)], port, log)
+
+
+def sink_rows(data: Path, signal: str) -> list[list[str]]:
+    """(soak.id, times stored) of every ``signal`` item the test store kept."""
+    path = data / f"{signal}.ids"
+    counts = Counter(path.read_text().split()) if path.exists() else Counter()
+    return [[item, str(count)] for item, count in counts.items()]
+
+
+def _signal_loads(collector: Callable[[], Collector], tallies: dict[str, Tally], workers: int,
+                  rate: float | None = None) -> list[Load]:  # fmt: skip
+    """A load per signal, the workers shared out, each signal with ids of its own."""
+    per_signal = max(1, workers // len(OTHER_SIGNALS))
+    items = ITEMS_PER_REQUEST if rate is None else max(1, min(ITEMS_PER_REQUEST, int(rate // 10)))
+    return [
+        Load(lambda kind=kind: collector().signal_url(kind), tallies[kind], UniqueIds(), per_signal, items,
+             rate / len(OTHER_SIGNALS) if rate else None, signal=kind).start()
+        for kind in OTHER_SIGNALS
+    ]  # fmt: skip
+
+
+def _count_signals(
+    name: str, tallies: dict[str, Tally], data: Path, notes: list[str], failures: list[str], log: Path
+) -> list[Result]:
+    results = []
+    absorbed = Counter((data / "absorbed").read_text().split()) if (data / "absorbed").exists() else Counter()
+    for kind in OTHER_SIGNALS:
+        result = Result(f"{name} ({kind})")
+        result.notes.extend(notes)
+        result.notes.append(f"{absorbed[SIGNAL_PATHS[kind]]} requests sent again with the same body, absorbed")
+        result.failures.extend(failures)
+        count_spans(result, tallies[kind], sink_rows(data, kind))
+        log_summary(result, log)
+        results.append(result)
+    return results
+
+
+def scenario_signals_kill(args: argparse.Namespace, work: Path) -> list[Result]:
+    """Scenario 1 for logs and metrics: kill -9 under load, restart, drain into the test store, count per signal."""
+    tallies, log, sink_log = {kind: Tally() for kind in OTHER_SIGNALS}, work / "collector.log", work / "sink.log"
+    port = ingest._free_port()
+    sink = start_sink(port, work / "store", sink_log)
+    notes: list[str] = []
+    failures: list[str] = []
+    try:
+        collector = Collector(work, _sink_pipeline(port), log)
+        loads = _signal_loads(lambda: collector, tallies, args.workers)
+        try:
+            for kill in range(args.kills):
+                time.sleep(random.uniform(0.5, 1.0) * args.kill_after)
+                for load in loads:
+                    load.paused.set()
+                collector.kill()
+                for load in loads:
+                    load.pause()
+                so_far = ", ".join(f"{len(tallies[s].acknowledged)} {s}" for s in OTHER_SIGNALS)
+                notes.append(f"kill {kill + 1}: {so_far} items acknowledged so far")
+                collector = Collector(work, _sink_pipeline(port), log)
+                for load in loads:
+                    load.resume()
+            time.sleep(args.kill_after / 2)
+        finally:
+            for load in loads:
+                load.finish()
+        status = collector.drain()
+        if status != 0:
+            failures.append(f"the collector exited with status {status} on SIGTERM")
+    finally:
+        sink.stop()
+    return _count_signals("7 kill -9 under load", tallies, work / "store", notes, failures, log)
+
+
+def scenario_signals_backend_down(args: argparse.Namespace, work: Path) -> list[Result]:
+    """Scenario 2 for logs and metrics: the test store stops for ``--down-seconds`` and comes back."""
+    tallies, log, sink_log = {kind: Tally() for kind in OTHER_SIGNALS}, work / "collector.log", work / "sink.log"
+    port = ingest._free_port()
+    sink = start_sink(port, work / "store", sink_log)
+    notes: list[str] = []
+    failures: list[str] = []
+    try:
+        collector = Collector(work, _sink_pipeline(port), log)
+        loads = _signal_loads(lambda: collector, tallies, args.workers, rate=args.rate)
+        try:
+            time.sleep(args.up_seconds)
+            sink.stop()
+            before = {kind: len(tallies[kind].acknowledged) for kind in OTHER_SIGNALS}
+            time.sleep(args.down_seconds)
+            during = ", ".join(f"{len(tallies[s].acknowledged) - before[s]} {s}" for s in OTHER_SIGNALS)
+            notes.append(f"items acknowledged while the store was down: {during}")
+            sink = start_sink(port, work / "store", sink_log)
+            time.sleep(args.up_seconds)
+        finally:
+            for load in loads:
+                load.finish()
+        status = collector.drain()
+        if status != 0:
+            failures.append(f"the collector exited with status {status} on SIGTERM")
+    finally:
+        sink.stop()
+    return _count_signals("8 backend down", tallies, work / "store", notes, failures, log)
+
+
+SCENARIOS: dict[int, Callable[[argparse.Namespace, Path], Result | list[Result]]] = {
     1: scenario_kill,
     2: scenario_backend_down,
     3: scenario_slow_backend,
     4: scenario_hostile_input,
     5: scenario_proxy_disconnects,
     6: scenario_kill_workers,
+    7: scenario_signals_kill,
+    8: scenario_signals_backend_down,
 }
 
 
@@ -911,6 +1134,63 @@ def serve_clickhouse(port: int, data: Path, insert_delay: float, stall_inserts: 
 
     with SlowClickHouse(data, port=port, stall_inserts=stall_inserts):
         _until_sigterm()
+
+
+def serve_otlp_sink(port: int, data: Path) -> None:
+    """The test store of scenarios 7 and 8: OTLP/HTTP logs and metrics in, each item's ``soak.id`` kept on disk.
+
+    A request whose (uncompressed) body it stored already is answered 200 and not stored again, as ClickHouse
+    absorbs an insert repeated with its deduplication token; its files survive a restart on the same ``data``.
+    """
+    import hashlib
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    data.mkdir(parents=True, exist_ok=True)
+    bodies_path = data / "bodies"
+    seen = set(bodies_path.read_text().split()) if bodies_path.exists() else set()
+    lock = threading.Lock()
+    types: dict[str, type[Message]] = {"/v1/logs": LogsData, "/v1/metrics": MetricsData}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            data_type = types.get(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            if data_type is None:
+                self.send_error(404)
+                return
+            digest = hashlib.sha256(self.path.encode() + body).hexdigest()
+            with lock:
+                if digest in seen:
+                    with (data / "absorbed").open("a") as absorbed:
+                        absorbed.write(f"{self.path}\n")
+                else:
+                    names = soak_ids(data_type.FromString(body))
+                    with (data / f"{self.path.rsplit('/', 1)[1]}.ids").open("a") as ids:
+                        ids.write("".join(f"{name}\n" for name in names))
+                    with bodies_path.open("a") as bodies:
+                        bodies.write(f"{digest}\n")
+                    seen.add(digest)
+            self.send_response(200)
+            self.send_header("Content-Type", PROTOBUF)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _until_sigterm()
+    finally:
+        server.shutdown()
 
 
 def serve_mock(port: int) -> None:
@@ -979,17 +1259,20 @@ def print_table(results: list[Result]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated scenario numbers")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8", help="comma-separated scenario numbers")
     parser.add_argument("--quick", action="store_true", help="short run: 5 s down, short loads")
-    parser.add_argument("--down-seconds", type=float, help="scenario 2: how long the server is down (60)")
-    parser.add_argument("--rate", type=float, default=1000.0, help="scenario 2: spans/s the clients send (1000)")
+    parser.add_argument("--down-seconds", type=float, help="scenarios 2 and 8: how long the server is down (60)")
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="scenarios 2 and 8: spans (items) /s the clients send (1000)"
+    )
     parser.add_argument("--duration", type=float, help="scenarios 3-5: seconds of load (20; quick: 5)")
     parser.add_argument("--workers", type=int, default=4, help="client threads per scenario (4)")
-    parser.add_argument("--kills", type=int, default=2, help="scenarios 1 and 6: kill -9 cycles (2)")
+    parser.add_argument("--kills", type=int, default=2, help="scenarios 1, 6 and 7: kill -9 cycles (2)")
     parser.add_argument("--insert-delay", type=float, default=1.0, help="scenario 3: seconds per insert (1.0)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     parser.add_argument("--serve-clickhouse", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-mock", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-otlp-sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--query-store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sql", help=argparse.SUPPRESS)
@@ -1000,6 +1283,9 @@ def main() -> int:
         return 0
     if args.serve_mock:
         serve_mock(args.serve_mock)
+        return 0
+    if args.serve_otlp_sink:
+        serve_otlp_sink(args.serve_otlp_sink, args.data)
         return 0
     if args.query_store:
         query_store(args.query_store, args.sql)
@@ -1027,14 +1313,20 @@ def main() -> int:
             work.mkdir()
             started = time.monotonic()
             try:
-                result = SCENARIOS[number](args, work)
+                outcome = SCENARIOS[number](args, work)
+                scenario_results = outcome if isinstance(outcome, list) else [outcome]
             except Exception as exc:  # a scenario that breaks is a failed scenario, the others still run
-                result = Result(f"{number} ({SCENARIOS[number].__name__})")
-                result.failures.append(f"{type(exc).__name__}: {exc}")
-                log_summary(result, work / "collector.log")
-            result.seconds = time.monotonic() - started
-            results.append(result)
-            print(f"scenario {result.scenario}: {'OK' if result.ok else 'FAILED'} in {result.seconds:.1f}s", flush=True)
+                failed = Result(f"{number} ({SCENARIOS[number].__name__})")
+                failed.failures.append(f"{type(exc).__name__}: {exc}")
+                log_summary(failed, work / "collector.log")
+                scenario_results = [failed]
+            for result in scenario_results:  # a scenario of several signals has a row per signal
+                result.seconds = time.monotonic() - started
+                results.append(result)
+                print(
+                    f"scenario {result.scenario}: {'OK' if result.ok else 'FAILED'} in {result.seconds:.1f}s",
+                    flush=True,
+                )
     finally:
         if args.keep:
             print(f"data directories and logs kept under {root}")
