@@ -9,14 +9,14 @@ from collector.telemetry import BoundCounter, Counter, MetricSpec, Telemetry
 SECURITY_FINDINGS = MetricSpec(
     name="genai_security_findings",
     kind="counter",
-    help="Security findings recorded on spans, by detector.",
+    help="Security findings recorded on spans and log records, by detector.",
     unit="{findings}",
     labels=("detector", "processor"),
 )
 
 
 class SecurityFindings(Counter):
-    """Security findings recorded on spans, by detector."""
+    """Security findings recorded on spans and log records, by detector."""
 
     def add(self, amount: float, *, detector: str, processor: str) -> None:
         self._add(amount, (("detector", detector), ("processor", processor)))
