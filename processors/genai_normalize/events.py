@@ -124,8 +124,9 @@ def _message_event(record: LogRecord, name: str, attributes: SpanAttributes, kee
             target, value = SYSTEM_INSTRUCTIONS, message["parts"]
         else:
             target, value = INPUT_MESSAGES, [message]
-    if target not in attributes:
-        attributes.set(target, _without_nulls(value))
+    if target in attributes:
+        return  # the instrumentation wrote the newest form itself: the body is left as it came
+    attributes.set(target, _without_nulls(value))
     if not keep_original:
         _remove_body_keys(record, consumed)
 

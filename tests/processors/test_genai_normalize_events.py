@@ -194,3 +194,14 @@ def test_records_that_are_no_genai_event_pass_unchanged(make_settings: Callable[
     ]
     before = [r.SerializeToString() for r in records]
     assert [r.SerializeToString() for r in _run(make_settings, *records)] == before
+
+
+def test_an_event_that_already_carries_the_newest_form_keeps_its_body(
+    make_settings: Callable[..., ComponentSettings],
+) -> None:
+    newest = [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]
+    record = _record("gen_ai.user.message", {"content": "hi there"})
+    set_any_value(record.attributes.add(key="gen_ai.input.messages").value, newest)
+    (mapped,) = _run(make_settings, record)
+    assert _attributes(mapped)["gen_ai.input.messages"] == newest
+    assert any_value(mapped.body) == {"content": "hi there"}
