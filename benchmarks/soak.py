@@ -56,25 +56,28 @@ Scenarios:
      its own metrics.
   7  logs and metrics, kill -9 under load: as scenario 1, with clients sending
      OTLP log records and metric data points (each carrying a ``soak.id``
-     attribute used once) to a collector whose logs and metrics pipelines
-     export through the otlphttp exporter's disk queues to a test store.
-  8  logs and metrics, backend down: as scenario 2, the test store stopped for
+     attribute used once) to a collector with logs and metrics pipelines.
+  8  logs and metrics, backend down: as scenario 2, the store stopped for
      ``--down-seconds`` and started again on the same data.
 
-Scenarios 7 and 8 count per signal (a row each). Their test store (``--serve-otlp-sink``)
-is an OTLP/HTTP server in its own process that keeps every log record's and data
-point's ``soak.id`` on disk, and absorbs a request whose body it already stored,
-as ClickHouse's insert deduplication absorbs a batch sent again with the same
-token: a batch the disk queue sends again after a restart is the same bytes, so
-a duplicate there is a batch re-cut differently, which the store would keep
-twice too. (They use the otlphttp exporter rather than the clickhouse one so the
-counts do not depend on the store's log and metric tables.)
+Scenarios 7 and 8 count per signal (a row each). They write through the
+clickhouse exporter (chDB, and the ClickHouse stand-in for 8), counting
+``soak.id`` in ``otel_logs`` and ``otel_metrics_sum``, when that exporter takes
+logs and metrics pipelines (``--signals-store auto``); otherwise
+(``--signals-store sink``) through the otlphttp exporter's disk queues to a test
+store (``--serve-otlp-sink``): an OTLP/HTTP server in its own process that keeps
+every log record's and data point's ``soak.id`` on disk and absorbs a request
+whose body it already stored, as ClickHouse's insert deduplication absorbs a
+batch sent again with the same token. A batch the disk queue sends again after
+a restart is the same bytes, so a duplicate there is a batch re-cut
+differently, which the store would keep twice too.
 
 Run:
 
     python benchmarks/soak.py                       # every scenario, as the reliability issue asks
     python benchmarks/soak.py --quick               # the same, short (5 s down, short loads)
     python benchmarks/soak.py --scenarios 2 --down-seconds 30 --rate 2000
+    python benchmarks/soak.py --scenarios 7,8 --quick --signals-store sink
 """
 
 from __future__ import annotations
@@ -973,27 +976,46 @@ def _proxy_call(client: httpx.Client, url: str, body: dict[str, Any], headers: d
 # --- scenarios 7 and 8: logs and metrics, through the otlphttp exporter to the test store -----------------------
 
 OTHER_SIGNALS = ("logs", "metrics")
+# Each item's soak.id, counted in the store's tables (the clickhouse exporter's logs and metrics).
+SIGNAL_STORED_SQL = {
+    "logs": f"SELECT LogAttributes['{SOAK_ID}'], count() FROM otel_logs GROUP BY 1",
+    "metrics": f"SELECT Attributes['{SOAK_ID}'], count() FROM otel_metrics_sum GROUP BY 1",
+}
 
 
-def _sink_pipeline(sink_port: int) -> str:
+def _store_takes_signals(choice: str) -> bool:
+    """Whether scenarios 7 and 8 write through the clickhouse exporter (``--signals-store``; auto: when it can)."""
+    if choice != "auto":
+        return choice == "clickhouse"
+    from exporters.clickhouse import factory
+
+    return all(factory.supports(kind) for kind in OTHER_SIGNALS)  # type: ignore[arg-type]
+
+
+def _signals_pipeline(exporter: str) -> str:
+    """Logs and metrics pipelines from OTLP/HTTP into ``exporter`` (its YAML block, already formatted)."""
     return f"""
 receivers:
   otlp:
     protocols:
       http: {{{{endpoint: "127.0.0.1:{{http}}"}}}}
 exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sink_port}
+{exporter}
+service:
+  pipelines:
+    logs: {{{{receivers: [otlp], exporters: [{exporter.split(":", 1)[0].strip()}]}}}}
+    metrics: {{{{receivers: [otlp], exporters: [{exporter.split(":", 1)[0].strip()}]}}}}
+"""
+
+
+def _queued_exporter(name: str, endpoint: str) -> str:
+    return f"""  {name}:
+    endpoint: {endpoint}
     timeout: 2s
     sending_queue:
       directory: {{work}}/queue
       batch: {{{{flush_timeout: 100ms, min_size: 2000}}}}
-    retry_on_failure: {{{FAST_RETRY}}}
-service:
-  pipelines:
-    logs: {{{{receivers: [otlp], exporters: [otlphttp]}}}}
-    metrics: {{{{receivers: [otlp], exporters: [otlphttp]}}}}
-"""
+    retry_on_failure: {{{FAST_RETRY}}}"""
 
 
 def start_sink(port: int, data: Path, log: Path) -> Child:
@@ -1020,30 +1042,45 @@ def _signal_loads(collector: Callable[[], Collector], tallies: dict[str, Tally],
 
 
 def _count_signals(
-    name: str, tallies: dict[str, Tally], data: Path, notes: list[str], failures: list[str], log: Path
+    name: str,
+    tallies: dict[str, Tally],
+    rows: dict[str, list[list[str]]],
+    sink_data: Path,
+    notes: list[str],
+    failures: list[str],
+    log: Path,
 ) -> list[Result]:
+    """A row per signal from what its clients saw and the (soak.id, count) rows stored."""
     results = []
-    absorbed = Counter((data / "absorbed").read_text().split()) if (data / "absorbed").exists() else Counter()
+    absorbed_path = sink_data / "absorbed"
+    absorbed = Counter(absorbed_path.read_text().split()) if absorbed_path.exists() else Counter()
     for kind in OTHER_SIGNALS:
         result = Result(f"{name} ({kind})")
         result.notes.extend(notes)
-        result.notes.append(f"{absorbed[SIGNAL_PATHS[kind]]} requests sent again with the same body, absorbed")
+        if sink_data.exists():
+            result.notes.append(f"{absorbed[SIGNAL_PATHS[kind]]} requests sent again with the same body, absorbed")
         result.failures.extend(failures)
-        count_spans(result, tallies[kind], sink_rows(data, kind))
+        count_spans(result, tallies[kind], rows[kind])
         log_summary(result, log)
         results.append(result)
     return results
 
 
 def scenario_signals_kill(args: argparse.Namespace, work: Path) -> list[Result]:
-    """Scenario 1 for logs and metrics: kill -9 under load, restart, drain into the test store, count per signal."""
+    """Scenario 1 for logs and metrics: kill -9 under load, restart, drain into the store, count per signal."""
     tallies, log, sink_log = {kind: Tally() for kind in OTHER_SIGNALS}, work / "collector.log", work / "sink.log"
+    in_store = _store_takes_signals(args.signals_store)
     port = ingest._free_port()
-    sink = start_sink(port, work / "store", sink_log)
-    notes: list[str] = []
+    sink = None if in_store else start_sink(port, work / "store", sink_log)
+    exporter = (
+        _queued_exporter("clickhouse", f"chdb://{work}/clickhouse")
+        if in_store
+        else _queued_exporter("otlphttp", f"http://127.0.0.1:{port}")
+    )
+    notes = [f"written through the {'clickhouse exporter (chDB)' if in_store else 'otlphttp exporter, test store'}"]
     failures: list[str] = []
     try:
-        collector = Collector(work, _sink_pipeline(port), log)
+        collector = Collector(work, _signals_pipeline(exporter), log)
         loads = _signal_loads(lambda: collector, tallies, args.workers)
         try:
             for kill in range(args.kills):
@@ -1055,7 +1092,7 @@ def scenario_signals_kill(args: argparse.Namespace, work: Path) -> list[Result]:
                     load.pause()
                 so_far = ", ".join(f"{len(tallies[s].acknowledged)} {s}" for s in OTHER_SIGNALS)
                 notes.append(f"kill {kill + 1}: {so_far} items acknowledged so far")
-                collector = Collector(work, _sink_pipeline(port), log)
+                collector = Collector(work, _signals_pipeline(exporter), log)
                 for load in loads:
                     load.resume()
             time.sleep(args.kill_after / 2)
@@ -1065,29 +1102,43 @@ def scenario_signals_kill(args: argparse.Namespace, work: Path) -> list[Result]:
         status = collector.drain()
         if status != 0:
             failures.append(f"the collector exited with status {status} on SIGTERM")
+        if in_store:
+            rows = {kind: chdb_rows(work / "clickhouse", SIGNAL_STORED_SQL[kind]) for kind in OTHER_SIGNALS}
+        else:
+            rows = {kind: sink_rows(work / "store", kind) for kind in OTHER_SIGNALS}
     finally:
-        sink.stop()
-    return _count_signals("7 kill -9 under load", tallies, work / "store", notes, failures, log)
+        if sink is not None:
+            sink.stop()
+    return _count_signals("7 kill -9 under load", tallies, rows, work / "store", notes, failures, log)
 
 
 def scenario_signals_backend_down(args: argparse.Namespace, work: Path) -> list[Result]:
-    """Scenario 2 for logs and metrics: the test store stops for ``--down-seconds`` and comes back."""
-    tallies, log, sink_log = {kind: Tally() for kind in OTHER_SIGNALS}, work / "collector.log", work / "sink.log"
+    """Scenario 2 for logs and metrics: the store stops for ``--down-seconds`` and comes back."""
+    tallies, log, server_log = {kind: Tally() for kind in OTHER_SIGNALS}, work / "collector.log", work / "server.log"
+    in_store = _store_takes_signals(args.signals_store)
     port = ingest._free_port()
-    sink = start_sink(port, work / "store", sink_log)
-    notes: list[str] = []
+
+    def start() -> Child:
+        if in_store:
+            return start_clickhouse(port, work / "clickhouse", server_log)
+        return start_sink(port, work / "store", server_log)
+
+    exporter = _queued_exporter("clickhouse" if in_store else "otlphttp", f"http://127.0.0.1:{port}")
+    server = start()
+    through = "clickhouse exporter (ClickHouse server)" if in_store else "otlphttp exporter, test store"
+    notes = [f"written through the {through}"]
     failures: list[str] = []
     try:
-        collector = Collector(work, _sink_pipeline(port), log)
+        collector = Collector(work, _signals_pipeline(exporter), log)
         loads = _signal_loads(lambda: collector, tallies, args.workers, rate=args.rate)
         try:
             time.sleep(args.up_seconds)
-            sink.stop()
+            server.stop()
             before = {kind: len(tallies[kind].acknowledged) for kind in OTHER_SIGNALS}
             time.sleep(args.down_seconds)
             during = ", ".join(f"{len(tallies[s].acknowledged) - before[s]} {s}" for s in OTHER_SIGNALS)
             notes.append(f"items acknowledged while the store was down: {during}")
-            sink = start_sink(port, work / "store", sink_log)
+            server = start()
             time.sleep(args.up_seconds)
         finally:
             for load in loads:
@@ -1095,9 +1146,13 @@ def scenario_signals_backend_down(args: argparse.Namespace, work: Path) -> list[
         status = collector.drain()
         if status != 0:
             failures.append(f"the collector exited with status {status} on SIGTERM")
+        if in_store:
+            rows = {kind: clickhouse_rows(server, SIGNAL_STORED_SQL[kind]) for kind in OTHER_SIGNALS}
+        else:
+            rows = {kind: sink_rows(work / "store", kind) for kind in OTHER_SIGNALS}
     finally:
-        sink.stop()
-    return _count_signals("8 backend down", tallies, work / "store", notes, failures, log)
+        server.stop()
+    return _count_signals("8 backend down", tallies, rows, work / "store", notes, failures, log)
 
 
 SCENARIOS: dict[int, Callable[[argparse.Namespace, Path], Result | list[Result]]] = {
@@ -1269,6 +1324,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="client threads per scenario (4)")
     parser.add_argument("--kills", type=int, default=2, help="scenarios 1, 6 and 7: kill -9 cycles (2)")
     parser.add_argument("--insert-delay", type=float, default=1.0, help="scenario 3: seconds per insert (1.0)")
+    parser.add_argument(
+        "--signals-store",
+        choices=("auto", "clickhouse", "sink"),
+        default="auto",
+        help="scenarios 7 and 8: the clickhouse exporter, or otlphttp to the test store (auto: clickhouse when it "
+        "takes logs and metrics)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     parser.add_argument("--serve-clickhouse", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-mock", type=int, help=argparse.SUPPRESS)
