@@ -80,8 +80,13 @@ def _present(name: str) -> str:
     return f"mapContains(LogAttributes, '{name}')"
 
 
-def create_evaluations_view_sql(layout: Layout, tables: EvaluationTables) -> str:
+def log_tenant_expression() -> str:
+    """A log row's tenant: its ``tenant.id`` attribute, else its resource's (as genai_schema.tenant_expression)."""
     tenant = semconv.TENANT_ID
+    return f"if({_present(tenant)}, {_attribute(tenant)}, ResourceAttributes['{tenant}'])"
+
+
+def create_evaluations_view_sql(layout: Layout, tables: EvaluationTables) -> str:
     return layout.create_view(
         tables.evaluations_mv,
         tables.evaluations,
@@ -90,7 +95,7 @@ def create_evaluations_view_sql(layout: Layout, tables: EvaluationTables) -> str
     TraceId,
     SpanId,
     ServiceName,
-    if({_present(tenant)}, {_attribute(tenant)}, ResourceAttributes['{tenant}']) AS TenantId,
+    {log_tenant_expression()} AS TenantId,
     {_attribute(semconv.EVALUATION_NAME)} AS EvaluationName,
     if({_present(semconv.EVALUATION_SCORE_VALUE)}, toFloat64OrNull({_attribute(semconv.EVALUATION_SCORE_VALUE)}), NULL)
         AS ScoreValue,
