@@ -17,6 +17,8 @@ reads the records of given spans and turns them into the span attributes the
 conventions define (``gen_ai.input.messages``, ``gen_ai.output.messages``,
 ``gen_ai.system_instructions``), older per-message bodies converted to the
 newest message shape; a call whose span already carries an attribute keeps it.
+``calls_content`` gives calls (genai_calls rows) their content the same way,
+from their spans' attributes and their events.
 
 Visibility follows the span: records are read only for spans the caller's scope
 already let through (the span subquery carries the scope), so a tenant-bound key
@@ -25,6 +27,7 @@ sees a call's content exactly when it sees the call.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,11 +69,17 @@ class _Gathered:
 
     def attributes(self) -> dict[str, str]:
         found = dict(self.details)
-        if self.inputs and semconv.INPUT_MESSAGES not in found:
+        outputs = [message for _, message in sorted(self.outputs, key=_index)]
+        # Events recorded with content capture off name the roles only: that is no content to show.
+        if _has_content(self.inputs) and semconv.INPUT_MESSAGES not in found:
             found[semconv.INPUT_MESSAGES] = dump_json(self.inputs)
-        if self.outputs and semconv.OUTPUT_MESSAGES not in found:
-            found[semconv.OUTPUT_MESSAGES] = dump_json([message for _, message in sorted(self.outputs, key=_index)])
+        if _has_content(outputs) and semconv.OUTPUT_MESSAGES not in found:
+            found[semconv.OUTPUT_MESSAGES] = dump_json(outputs)
         return found
+
+
+def _has_content(messages: list[dict[str, Any]]) -> bool:
+    return any(message["parts"] for message in messages)
 
 
 def _index(entry: tuple[int, dict[str, Any]]) -> int:
@@ -187,3 +196,52 @@ def add_content(rows: Iterable[Record], content: Mapping[SpanKey, Mapping[str, s
         joined = content.get((row["TraceId"], row["SpanId"]))
         if joined:
             row["SpanAttributes"] = {**joined, **row["SpanAttributes"]}
+
+
+async def span_content(
+    runner: QueryRunner,
+    tables: StoreTables,
+    scope: Scope,
+    spans: Iterable[SpanKey],
+    window: TimeRange,
+    caller: CallerWatch | None = None,
+) -> dict[SpanKey, dict[str, str]]:
+    """The content attributes ``spans`` carry themselves (those ``scope`` shows), by span; ``window`` holds them."""
+    keys = sorted(set(spans))
+    if not keys:
+        return {}
+    select = Select(tables.spans, scope, window, limit=len(keys))
+    names = select.bind(list(CONTENT_ATTRIBUTES), "Array(String)")
+    select.where(
+        f"TraceId IN {select.bind(sorted({trace for trace, _ in keys}), 'Array(String)')}",
+        f"(TraceId, SpanId) IN {select.bind(keys, 'Array(Tuple(String, String))')}",
+    )
+    content = f"mapFilter((key, value) -> has({names}, key), SpanAttributes) AS Content"
+    records = await runner.run(select.build(["TraceId", "SpanId", content]), caller)
+    return {(record["TraceId"], record["SpanId"]): dict(record["Content"]) for record in records if record["Content"]}
+
+
+async def calls_content(
+    runner: QueryRunner,
+    tables: StoreTables,
+    scope: Scope,
+    spans: Sequence[SpanKey],
+    window: TimeRange,
+    caller: CallerWatch | None = None,
+) -> dict[SpanKey, dict[str, Any]]:
+    """Each call's content, wherever it was recorded: its span's attributes, else its log events; the values are
+    the conventions' JSON (parsed), by attribute name. ``window`` holds the calls' spans."""
+    on_spans, from_events = await asyncio.gather(
+        span_content(runner, tables, scope, spans, window, caller),
+        call_content(runner, tables, scope, spans, window, caller),
+    )
+    joined: dict[SpanKey, dict[str, Any]] = {}
+    for key in spans:
+        texts = {**from_events.get(key, {}), **on_spans.get(key, {})}
+        joined[key] = {name: _decoded(text) for name, text in texts.items()}
+    return joined
+
+
+def _decoded(text: str) -> Any:
+    decoded = parse_json(text)
+    return text if decoded is None else decoded

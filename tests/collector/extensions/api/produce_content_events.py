@@ -7,6 +7,7 @@ MODE ``per_message``: the instrumentation's default conventions with content cap
 (gen_ai.system.message, gen_ai.user.message, gen_ai.assistant.message, gen_ai.tool.message, gen_ai.choice).
 MODE ``details``: the latest experimental conventions, content ``event_only``: one
 gen_ai.client.inference.operation.details event per call.
+MODE ``span``: the latest experimental conventions, content ``span_only``: the content on the span, no events.
 
 ORDER ``spans_first`` or ``events_first``: the first signal is sent (the SDK's OTLP/HTTP exporter, one request),
 then the script prints a line and waits for one on stdin before sending the other, so the caller can see the first
@@ -37,10 +38,13 @@ MESSAGES: list[Any] = [
 ]
 
 
+LATEST_CONTENT_MODES = {"details": "event_only", "span": "span_only"}
+
+
 def _configure(mode: str) -> None:
-    if mode == "details":
+    if mode in LATEST_CONTENT_MODES:
         os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
-        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "event_only"
+        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = LATEST_CONTENT_MODES[mode]
     else:
         os.environ.pop("OTEL_SEMCONV_STABILITY_OPT_IN", None)
         os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
@@ -82,6 +86,8 @@ def main(mode: str, base_url: str, otlp_url: str, order: str) -> None:
         exporter.shutdown()
 
     def send_events() -> None:
+        if not records.get_finished_logs():
+            return
         exporter = OTLPLogExporter(endpoint=f"{otlp_url}/v1/logs", timeout=10)
         assert exporter.export(records.get_finished_logs()) == LogRecordExportResult.SUCCESS
         exporter.shutdown()

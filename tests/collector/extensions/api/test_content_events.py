@@ -1,6 +1,7 @@
 """A call recorded by opentelemetry-instrumentation-openai-v2 with its content in log events only (no content on the
 span), through a running collector into the store: the Read API's trace view shows the call's messages on its span,
-whichever of span and events arrived first, each in its own batch.
+and its calls (genai_calls) with them, whichever of span and events arrived first, each in its own batch. The same
+call with its content on the span shows the same.
 
 The real openai SDK calls the mock upstream (tests.proxy.mock_upstream) in a process of its own (the instrumentation
 patches the openai module for the whole process): tests.collector.extensions.api.produce_content_events.
@@ -102,9 +103,11 @@ def _produce(collector: RunningService, upstream: str, mode: str, order: str) ->
         try:
             assert producer.stdout.readline().strip() == "first sent"
             first, second = ("spans", "log_records") if order == "spans_first" else ("log_records", "spans")
-            _wait_for(collector, f"otelcol_exporter_sent_{first}", 1)
-            # Nothing of the second signal is in the store yet: it has not been sent.
-            assert collector.service.telemetry.value(f"otelcol_exporter_sent_{second}", exporter="clickhouse") == 0
+            if mode != "span":  # content on the span: there are no events to send
+                _wait_for(collector, f"otelcol_exporter_sent_{first}", 1)
+                # Nothing of the second signal is in the store yet: it has not been sent.
+                telemetry = collector.service.telemetry
+                assert telemetry.value(f"otelcol_exporter_sent_{second}", exporter="clickhouse") == 0
             producer.stdin.write("go\n")
             producer.stdin.flush()
             produced: dict[str, Any] = json.loads(producer.stdout.readline())
@@ -112,7 +115,9 @@ def _produce(collector: RunningService, upstream: str, mode: str, order: str) ->
         finally:
             if producer.poll() is None:
                 producer.kill()
-    _wait_for(collector, f"otelcol_exporter_sent_{second}", 1)
+    _wait_for(collector, "otelcol_exporter_sent_spans", 1)
+    if produced["events"]:
+        _wait_for(collector, "otelcol_exporter_sent_log_records", len(produced["events"]))
     return produced
 
 
@@ -125,45 +130,62 @@ def _span_attributes(trace: dict[str, Any], span_id: str) -> dict[str, Any]:
     raise AssertionError(f"span {span_id} is not in the trace")
 
 
-@pytest.mark.parametrize("order", ["spans_first", "events_first"])
-@pytest.mark.parametrize("mode", ["per_message", "details"])
-def test_content_events_meet_their_span_in_the_trace_view(
+EXPECTED_EVENTS = {
+    "details": ["gen_ai.client.inference.operation.details"],
+    "per_message": [
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.choice",
+    ],
+    "span": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "order"),
+    [
+        ("per_message", "spans_first"),
+        ("per_message", "events_first"),
+        ("details", "spans_first"),
+        ("details", "events_first"),
+        ("span", "spans_first"),
+    ],
+)
+def test_a_calls_content_is_with_it_in_the_trace_view_and_the_calls(
     mode: str, order: str, upstream: str, chdb_path: Path, tmp_path: Path
 ) -> None:
     collector = RunningService(_config(chdb_path, tmp_path / "keys.json"), tmp_path)
     try:
         produced = _produce(collector, upstream, mode, order)
         [call] = produced["calls"]
-        expected_events = (
-            ["gen_ai.client.inference.operation.details"]
-            if mode == "details"
-            else [
-                "gen_ai.system.message",
-                "gen_ai.user.message",
-                "gen_ai.assistant.message",
-                "gen_ai.tool.message",
-                "gen_ai.choice",
-            ]
-        )
-        assert produced["events"] == expected_events
+        assert produced["events"] == EXPECTED_EVENTS[mode]
         store = collector.service.exporters[ComponentID("clickhouse")].sender  # type: ignore[attr-defined]
-        # The span itself carries no content: it came only as events, each stored once in otel_logs.
+        # The span carries content only when the instrumentation put it there; events are stored once in otel_logs.
         [[span_keys]] = store.query(
             f"SELECT mapKeys(SpanAttributes) FROM otel_traces WHERE SpanId = '{call['span_id']}'"
         ).rows
-        assert not {semconv.INPUT_MESSAGES, semconv.OUTPUT_MESSAGES} & set(span_keys)
+        on_span = {semconv.INPUT_MESSAGES, semconv.OUTPUT_MESSAGES} & set(span_keys)
+        assert on_span == ({semconv.INPUT_MESSAGES, semconv.OUTPUT_MESSAGES} if mode == "span" else set())
         [[events]] = store.query(
             f"SELECT count() FROM otel_logs WHERE TraceId = '{call['trace_id']}' AND SpanId = '{call['span_id']}'"
         ).rows
-        assert events == len(expected_events)
+        assert events == len(EXPECTED_EVENTS[mode])
 
         api = f"http://127.0.0.1:{collector.api_port()}/api/v1"
         response = httpx.get(f"{api}/traces/{call['trace_id']}", timeout=CLIENT_TIMEOUT_SECONDS)
         assert response.status_code == 200, response.text
         attributes = _span_attributes(response.json()["trace"], call["span_id"])
+        calls = httpx.get(f"{api}/calls", params={"content": "true"}, timeout=CLIENT_TIMEOUT_SECONDS)
+        assert calls.status_code == 200, calls.text
+        without = httpx.get(f"{api}/calls", timeout=CLIENT_TIMEOUT_SECONDS)
     finally:
         collector.stop()
+    output = [{"role": "assistant", "parts": [{"type": "text", "content": REPLY}], "finish_reason": "stop"}]
     assert json.loads(attributes[semconv.INPUT_MESSAGES]) == INPUT_MESSAGES
-    assert json.loads(attributes[semconv.OUTPUT_MESSAGES]) == [
-        {"role": "assistant", "parts": [{"type": "text", "content": REPLY}], "finish_reason": "stop"}
-    ]
+    assert json.loads(attributes[semconv.OUTPUT_MESSAGES]) == output
+    [listed] = calls.json()["calls"]
+    assert (listed["trace_id"], listed["span_id"]) == (call["trace_id"], call["span_id"])
+    assert listed["content"] == {semconv.INPUT_MESSAGES: INPUT_MESSAGES, semconv.OUTPUT_MESSAGES: output}
+    assert "content" not in without.json()["calls"][0]
