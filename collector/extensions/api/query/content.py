@@ -96,26 +96,34 @@ async def call_content(
 ) -> dict[SpanKey, dict[str, str]]:
     """The content attributes the log events of ``spans`` give them, by span; ``window`` is the calls' times.
 
-    A span the scope does not let through gets nothing, whatever records name it.
+    A span the scope does not let through gets nothing, whatever records name it. The records are looked up
+    by trace (the ids of a page, not of its every span, go into the query) and kept for ``spans``; at most
+    MAX_CONTENT_RECORDS of them are read.
     """
-    keys = sorted(set(spans))
+    keys = set(spans)
     if not keys:
         return {}
     wide = TimeRange(window.start_ns - EVENT_TIME_MARGIN_NS, window.end_ns + EVENT_TIME_MARGIN_NS)
     # Every tenant's records, but only those of spans the caller's scope shows (the subquery carries the scope).
     select = Select(tables.logs, Scope.everything(), wide, limit=MAX_CONTENT_RECORDS)
-    visible = Select(tables.spans, scope, wide, None, select.params)
     trace_ids = select.bind(sorted({trace for trace, _ in keys}), "Array(String)")
-    pairs = select.bind(keys, "Array(Tuple(String, String))")
-    visible.where(f"TraceId IN {trace_ids}", f"(TraceId, SpanId) IN {pairs}")
+    visible = Select(tables.spans, scope, wide, None, select.params).where(f"TraceId IN {trace_ids}")
     select.where(
         f"TraceId IN {trace_ids}",
         f"EventName IN {select.bind(list(CONTENT_EVENTS), 'Array(String)')}",
         f"(TraceId, SpanId) IN ({visible.sql(['TraceId', 'SpanId'])})",
     )
-    columns = ["TraceId", "SpanId", "EventName", "Body", "LogAttributes", "toUnixTimestamp64Nano(Timestamp) AS Nanos"]
+    names = select.bind(list(CONTENT_ATTRIBUTES), "Array(String)")
+    columns = [
+        "TraceId",
+        "SpanId",
+        "EventName",
+        "Body",
+        f"mapFilter((key, value) -> has({names}, key), LogAttributes) AS ContentAttributes",
+    ]
     records = await runner.run(select.build(columns, order_by=["TraceId", "SpanId", "Timestamp"]), caller)
-    return assemble(records)
+    found = assemble(records)
+    return {key: attributes for key, attributes in found.items() if key in keys}
 
 
 def assemble(records: Sequence[Record]) -> dict[SpanKey, dict[str, str]]:
@@ -125,7 +133,7 @@ def assemble(records: Sequence[Record]) -> dict[SpanKey, dict[str, str]]:
         into = gathered.setdefault((record["TraceId"], record["SpanId"]), _Gathered())
         name = record["EventName"]
         if name == OPERATION_DETAILS_EVENT:
-            attributes: Mapping[str, str] = record["LogAttributes"]
+            attributes: Mapping[str, str] = record["ContentAttributes"]
             into.details.update({key: attributes[key] for key in CONTENT_ATTRIBUTES if attributes.get(key)})
             continue
         body = parse_json(record["Body"]) if record["Body"] else None

@@ -32,7 +32,7 @@ def _record(event: str, body: Any = None, attributes: dict[str, str] | None = No
         "SpanId": KEY[1],
         "EventName": event,
         "Body": "" if body is None else json.dumps(body),
-        "LogAttributes": attributes or {},
+        "ContentAttributes": attributes or {},
     }
 
 
