@@ -196,3 +196,4 @@ class KeyStore:
                 raise
         except OSError as exc:
             raise KeysFileError(f"cannot write the keys file {self.path}: {exc.strerror}") from None
+

@@ -234,6 +234,7 @@ class AccessGuard:
         return normalized == own or normalized in self._allowed_origins
 
 
+
 def caller_principal(
     authorization: str | None, keys: KeyStore, local_token: LocalToken | None, anonymous_reads: bool
 ) -> Principal:
