@@ -1,7 +1,8 @@
 """DDL for the trace tables, in the contrib clickhouseexporter's layout, and the whole schema's statement list.
 
-The whole schema is the trace tables, the GenAI tables derived from them and
-the log and metric tables (exporters.clickhouse.signal_schema).
+The whole schema is the trace tables, the GenAI tables derived from them, the
+log and metric tables (exporters.clickhouse.signal_schema) and the evaluation
+results derived from the logs (exporters.clickhouse.evaluation_schema).
 
 ``otel_traces`` and the ``otel_traces_trace_id_ts`` lookup table with its
 materialized view have the same column names, types, codecs, indexes,
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporters.clickhouse import genai_schema, signal_schema
+from exporters.clickhouse import evaluation_schema, genai_schema, signal_schema
 from exporters.clickhouse.layout import Layout
 
 # Spans of one trace land on one shard, so per-trace views see whole traces.
@@ -119,17 +120,28 @@ def storage_tables(tables: TraceTables, signals: signal_schema.SignalTables | No
     """The logical tables that hold rows (inserted or filled by views), each with its own deduplication log."""
     genai = genai_schema.GenAITables(tables.traces)
     signals = signals or signal_schema.SignalTables()
-    return (tables.traces, tables.trace_id_ts, genai.calls, genai.findings, genai.calls_hourly, *signals.all)
+    evaluations = evaluation_schema.EvaluationTables(signals.logs).evaluations
+    return (
+        tables.traces,
+        tables.trace_id_ts,
+        genai.calls,
+        genai.findings,
+        genai.calls_hourly,
+        *signals.all,
+        evaluations,
+    )
 
 
 def schema_statements(
     layout: Layout, tables: TraceTables, signals: signal_schema.SignalTables | None = None
 ) -> list[str]:
-    """Every statement that creates the schema (trace, GenAI, log and metric tables), in order; each is idempotent.
+    """Every statement that creates the schema (trace, GenAI, log, metric and evaluation tables), in order; each is
+    idempotent.
 
     The last ones give tables created by an older version the deduplication window.
     """
     genai = genai_schema.GenAITables(tables.traces)
+    signals = signals or signal_schema.SignalTables()
     return [
         layout.create_database(),
         create_traces_table_sql(layout, tables),
@@ -138,7 +150,8 @@ def schema_statements(
         *layout.create_distributed(tables.trace_id_ts, TRACE_SHARDING_KEY),
         create_trace_id_ts_view_sql(layout, tables),
         *genai_schema.statements(layout, genai),
-        *signal_schema.statements(layout, signals or signal_schema.SignalTables()),
+        *signal_schema.statements(layout, signals),
+        *evaluation_schema.statements(layout, evaluation_schema.EvaluationTables(signals.logs)),
         *(statement for table in storage_tables(tables, signals) for statement in layout.upgrade_settings(table)),
     ]
 
@@ -147,11 +160,16 @@ def expected_tables(
     layout: Layout, tables: TraceTables, signals: signal_schema.SignalTables | None = None
 ) -> tuple[str, ...]:
     """The tables and views the schema consists of, in creation order: the traces' and the GenAI ones, and
-    the log and metric tables when ``signals`` names them."""
+    the log, metric and evaluation tables when ``signals`` names them."""
     return (
         *layout.table_names(tables.traces),
         *layout.table_names(tables.trace_id_ts),
         tables.trace_id_ts_mv,
         *genai_schema.expected_tables(layout, genai_schema.GenAITables(tables.traces)),
         *(signal_schema.expected_tables(layout, signals) if signals is not None else ()),
+        *(
+            evaluation_schema.expected_tables(layout, evaluation_schema.EvaluationTables(signals.logs))
+            if signals is not None
+            else ()
+        ),
     )

@@ -130,6 +130,9 @@ class ClickHouseStore:
         # Held while connecting and preparing the tables, so concurrent senders prepare once.
         self._prepare_lock = threading.Lock()
         self._last_refusal = ""
+        # The exporters (one per signal) that started the store and have not closed it yet: the last one closes it.
+        self._users = 0
+        self._users_lock = threading.Lock()
 
     @property
     def tables(self) -> TraceTables:
@@ -151,6 +154,11 @@ class ClickHouseStore:
     def memory(self) -> MemoryPlan:
         return self._memory
 
+    @property
+    def users(self) -> int:
+        """How many exporters (one per signal) have started the store and not closed it yet."""
+        return self._users
+
     def describe(self) -> str:
         if self._config.is_embedded:
             return f"chdb://{self._config.chdb_path()}"
@@ -159,12 +167,22 @@ class ClickHouseStore:
     def start(self) -> None:
         """Connect, then create the schema or check that it exists; on failure nothing stays open.
 
+        The exporters of one clickhouse exporter id (one per signal) share the store: each
+        starts it and closes it, and only the first start opens it and the last close closes
+        it, so a signal's exporter still draining its queue keeps the store open.
+
         A server that cannot be reached is not a failure here: the collector starts,
         the sending queue holds the spans, and the first send that reaches the server
         prepares it (see ``send``). Anything the server answers with (a wrong password,
         refused DDL, tables missing with create_schema off) still stops the start with
         one line, as does any failure of the embedded engine, which is always reachable.
         """
+        with self._users_lock:
+            if not self._users:
+                self._open()
+            self._users += 1
+
+    def _open(self) -> None:
         try:
             self._prepare()
         except StoreUnreachableError as exc:
@@ -284,6 +302,11 @@ class ClickHouseStore:
         return self._reader.submit_built(sql, parameters)
 
     def close(self) -> None:
+        """Close the store once every exporter that started it has closed it; safe twice and before start."""
+        with self._users_lock:
+            self._users = max(0, self._users - 1)
+            if self._users:
+                return
         self._reader.close()
         if self._insert_client is not None:
             self._insert_client.close()

@@ -111,6 +111,13 @@ ATTRIBUTE = Parameter(
     repeated=True,
     example="gen_ai.agent.name=planner",
 )
+CONTENT = Parameter(
+    "content",
+    "true: each call with its messages (gen_ai.input.messages, gen_ai.output.messages, gen_ai.system_instructions), "
+    "from its span or from the log events recorded for it.",
+    parse_boolean,
+    {"type": "boolean"},
+)
 TRACE_ID = Parameter(
     "trace_id",
     "Trace id: 32 hex digits.",
@@ -266,6 +273,7 @@ async def get_calls(call: ApiCall) -> dict[str, Any]:
         limit,
         call.args.get("cursor"),
         call.caller,
+        content=call.args.get("content", False),
     )
     return {
         **_window_json(call, window.start_ns, window.end_ns),
@@ -411,7 +419,7 @@ def endpoints(context: ApiContext) -> list[Endpoint]:
             "listCalls",
             "GenAI calls",
             get_calls,
-            (*window, *SEARCH_FILTERS, limit, CURSOR),
+            (*window, *SEARCH_FILTERS, limit, CURSOR, CONTENT),
             schemas.ref("CallPage"),
             description="One row per call to a model (genai_calls), newest first.",
             tags=(TAG,),

@@ -106,7 +106,10 @@ COMPONENTS["Call"] = _object(
         "status": STRING,
         "conversation_id": STRING,
         "finding_count": INTEGER,
-    }
+        # With content=true: the call's content attributes by name, their JSON parsed.
+        "content": {"type": "object", "additionalProperties": True},
+    },
+    optional=("content",),
 )
 COMPONENTS["CallPage"] = _object(
     {**WINDOW, "calls": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "Call"}}, "next_cursor": CURSOR}

@@ -116,7 +116,8 @@ TRACE_TABLES = (
 )
 SIGNAL_TABLES = (
     "default.otel_logs, default.otel_metrics_gauge, default.otel_metrics_sum, default.otel_metrics_histogram, "
-    "default.otel_metrics_exponential_histogram, default.otel_metrics_summary"
+    "default.otel_metrics_exponential_histogram, default.otel_metrics_summary, "
+    "default.genai_evaluations, default.otel_logs_genai_evaluations_mv"
 )
 
 

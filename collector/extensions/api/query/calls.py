@@ -3,10 +3,13 @@
 ``CallRecord`` is a call as the API shows it, whether it was read from the
 table (``list_calls``) or seen passing the pipeline (the live stream builds
 it from the span with ``call_from_span``), so both give the same fields.
+Asked for, a page of calls comes with each call's messages (query.content:
+from its span's attributes, or from the log events recorded for it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -15,6 +18,7 @@ from typing import Any
 
 from collector import findings, semconv
 from collector.extensions.api.params import NANOS_PER_MILLISECOND, format_timestamp
+from collector.extensions.api.query.content import calls_content
 from collector.extensions.api.query.cursor import Cursor
 from collector.extensions.api.query.filters import Filters, call_conditions
 from collector.extensions.api.query.runner import QueryRunner, Record
@@ -74,9 +78,11 @@ class CallRecord:
     status: str
     conversation_id: str
     finding_count: int
+    # The call's content attributes (gen_ai.input.messages...: the conventions' JSON, parsed), when asked for.
+    content: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown = {
             "time": format_timestamp(self.start_ns),
             "trace_id": self.trace_id,
             "span_id": self.span_id,
@@ -102,6 +108,9 @@ class CallRecord:
             "conversation_id": self.conversation_id,
             "finding_count": self.finding_count,
         }
+        if self.content is not None:
+            shown["content"] = dict(self.content)
+        return shown
 
 
 def call_from_record(record: Record) -> CallRecord:
@@ -215,8 +224,10 @@ async def list_calls(
     limit: int,
     cursor: Cursor | None = None,
     caller: CallerWatch | None = None,
+    content: bool = False,
 ) -> CallPage:
-    """A page of at most ``limit`` calls matching ``filters`` in ``window``, newest first."""
+    """A page of at most ``limit`` calls matching ``filters`` in ``window``, newest first; with ``content``, each
+    with its messages."""
     if cursor is not None:
         window = TimeRange(window.start_ns, min(window.end_ns, cursor.time_ns + 1))
     select = Select(tables.calls, scope, window, limit=limit + 1)
@@ -227,7 +238,20 @@ async def list_calls(
     records = await runner.run(select.build(CALL_COLUMNS, order_by=["Timestamp DESC", "SpanId DESC"]), caller)
     calls = [call_from_record(record) for record in records[:limit]]
     more = len(records) > limit
+    if content and calls:
+        calls = await with_content(runner, tables, scope, calls, caller)
     return CallPage(calls, Cursor(calls[-1].start_ns, calls[-1].span_id).encode() if more else None)
+
+
+async def with_content(
+    runner: QueryRunner, tables: StoreTables, scope: Scope, calls: list[CallRecord], caller: CallerWatch | None = None
+) -> list[CallRecord]:
+    """``calls`` with their content (empty when none was recorded)."""
+    end_ns = max(call.start_ns + call.duration_ns for call in calls)
+    window = TimeRange(min(call.start_ns for call in calls), end_ns + 1)
+    spans = [(call.trace_id, call.span_id) for call in calls]
+    found = await calls_content(runner, tables, scope, spans, window, caller)
+    return [dataclasses.replace(call, content=found.get((call.trace_id, call.span_id), {})) for call in calls]
 
 
 async def conversation_calls(

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from collector.extensions.api.query.sql import Table
+from exporters.clickhouse.evaluation_schema import log_tenant_expression
 from exporters.clickhouse.genai_schema import GenAITables, tenant_expression
 from exporters.clickhouse.layout import Layout
 from exporters.clickhouse.schema import TraceTables
+from exporters.clickhouse.signal_schema import SignalTables
 
 
 class SchemaOwner(Protocol):
@@ -27,6 +29,9 @@ class SchemaOwner(Protocol):
     @property
     def layout(self) -> Layout: ...
 
+    @property
+    def signal_tables(self) -> SignalTables: ...
+
 
 @dataclass(frozen=True)
 class StoreTables:
@@ -36,20 +41,24 @@ class StoreTables:
     calls: Table
     findings: Table
     calls_hourly: Table
+    # The log records, GenAI content events among them (query.content); read only for spans a scope shows.
+    logs: Table
     # <traces>_trace_id_ts: trace id → first and last second; holds no tenant data (see query.sql.TraceWindow).
     trace_lookup: str
 
     @classmethod
     def of(cls, store: SchemaOwner) -> StoreTables:
-        return cls.named(store.layout, store.tables)
+        return cls.named(store.layout, store.tables, store.signal_tables)
 
     @classmethod
-    def named(cls, layout: Layout, tables: TraceTables) -> StoreTables:
+    def named(cls, layout: Layout, tables: TraceTables, signals: SignalTables | None = None) -> StoreTables:
         genai = GenAITables(tables.traces)
+        signals = signals or SignalTables()
         return cls(
             spans=Table(layout.qualified(tables.traces), "Timestamp", "nanoseconds", tenant_expression()),
             calls=Table(layout.qualified(genai.calls), "Timestamp", "nanoseconds", "Tenant"),
             findings=Table(layout.qualified(genai.findings), "Timestamp", "nanoseconds", "Tenant"),
             calls_hourly=Table(layout.qualified(genai.calls_hourly), "Hour", "seconds", "Tenant"),
+            logs=Table(layout.qualified(signals.logs), "Timestamp", "nanoseconds", log_tenant_expression()),
             trace_lookup=layout.qualified(tables.trace_id_ts),
         )

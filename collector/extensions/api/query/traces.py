@@ -6,7 +6,9 @@
   query summarises those traces (all their spans the scope may see, found
   through the trace-id lookup table).
 - ``fetch_trace``: every span of one trace as OTLP ``TracesData``
-  (query.spans), through the lookup table, capped at a span limit.
+  (query.spans), through the lookup table, capped at a span limit; calls
+  whose content came as log events get it as their span attributes
+  (query.content).
 - ``summarise_traces``: the summary of given traces (``TraceSummary``): root
   span, start, duration, span count, LLM calls (the rows ``genai_calls``
   counts), tokens and cost summed as that table does, findings, errors.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector import semconv
+from collector.extensions.api.query.content import add_content, call_content
 from collector.extensions.api.query.cursor import Cursor
 from collector.extensions.api.query.filters import (
     SEVERITIES,
@@ -222,4 +225,8 @@ async def fetch_trace(
     summary = summaries.get(trace_id)
     if not rows or summary is None:
         return None
-    return Trace(rows_to_traces(rows[:max_spans]), summary, truncated=len(rows) > max_spans)
+    kept = rows[:max_spans]
+    spans = ((row["TraceId"], row["SpanId"]) for row in kept)
+    window = TimeRange(summary.start_ns, summary.end_ns + 1)
+    add_content(kept, await call_content(runner, tables, scope, spans, window, caller))
+    return Trace(rows_to_traces(kept), summary, truncated=len(rows) > max_spans)

@@ -517,3 +517,58 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_summary` ON CLUSTER `genai`
 AS `otel`.`otel_metrics_summary_local`
 ENGINE = Distributed(`genai`, `otel`, `otel_metrics_summary_local`, cityHash64(ServiceName, MetricName, Attributes));
 
+CREATE TABLE IF NOT EXISTS `otel`.`genai_evaluations_local` ON CLUSTER `genai` (
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    TenantId LowCardinality(String) CODEC(ZSTD(1)),
+    EvaluationName LowCardinality(String) CODEC(ZSTD(1)),
+    ScoreValue Nullable(Float64) CODEC(ZSTD(1)),
+    ScoreLabel LowCardinality(String) CODEC(ZSTD(1)),
+    Passed Nullable(Bool),
+    Explanation String CODEC(ZSTD(1)),
+    ResponseId String CODEC(ZSTD(1)),
+    Evaluator LowCardinality(String) CODEC(ZSTD(1)),
+    ErrorType LowCardinality(String) CODEC(ZSTD(1)),
+    OperationName LowCardinality(String) CODEC(ZSTD(1)),
+    ProviderName LowCardinality(String) CODEC(ZSTD(1)),
+    RequestModel LowCardinality(String) CODEC(ZSTD(1)),
+    ResponseModel LowCardinality(String) CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_response_id ResponseId TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_tenant TenantId TYPE set(0) GRANULARITY 1
+) ENGINE = ReplicatedMergeTree()
+PARTITION BY toDate(Timestamp)
+ORDER BY (EvaluationName, ServiceName, toStartOfHour(Timestamp), TraceId, Timestamp)
+TTL toDateTime(Timestamp) + toIntervalDay(30)
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS `otel`.`genai_evaluations` ON CLUSTER `genai`
+AS `otel`.`genai_evaluations_local`
+ENGINE = Distributed(`genai`, `otel`, `genai_evaluations_local`, if(TraceId = '', cityHash64(Timestamp), cityHash64(TraceId)));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`app_logs_genai_evaluations_mv` ON CLUSTER `genai`
+TO `otel`.`genai_evaluations_local`
+AS SELECT
+    Timestamp,
+    TraceId,
+    SpanId,
+    ServiceName,
+    if(mapContains(LogAttributes, 'tenant.id'), LogAttributes['tenant.id'], ResourceAttributes['tenant.id']) AS TenantId,
+    LogAttributes['gen_ai.evaluation.name'] AS EvaluationName,
+    if(mapContains(LogAttributes, 'gen_ai.evaluation.score.value'), toFloat64OrNull(LogAttributes['gen_ai.evaluation.score.value']), NULL)
+        AS ScoreValue,
+    LogAttributes['gen_ai.evaluation.score.label'] AS ScoreLabel,
+    if(mapContains(LogAttributes, 'genai_collector.evaluation.passed'), LogAttributes['genai_collector.evaluation.passed'] = 'true', NULL) AS Passed,
+    LogAttributes['gen_ai.evaluation.explanation'] AS Explanation,
+    LogAttributes['gen_ai.response.id'] AS ResponseId,
+    LogAttributes['genai_collector.evaluation.evaluator'] AS Evaluator,
+    LogAttributes['error.type'] AS ErrorType,
+    LogAttributes['gen_ai.operation.name'] AS OperationName,
+    LogAttributes['gen_ai.provider.name'] AS ProviderName,
+    LogAttributes['gen_ai.request.model'] AS RequestModel,
+    LogAttributes['gen_ai.response.model'] AS ResponseModel
+FROM `otel`.`app_logs_local`
+WHERE EventName = 'gen_ai.evaluation.result';
+
