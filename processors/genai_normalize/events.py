@@ -13,8 +13,9 @@ What changed over the versions, and what is done with it:
   have one event per call, ``gen_ai.client.inference.operation.details``, whose messages are
   ``gen_ai.input.messages`` / ``gen_ai.output.messages`` / ``gen_ai.system_instructions`` in
   structured form. Each per-message event gets its message in that shape under the attribute
-  the newest conventions give it (the system message as system instructions, the choice as an
-  output message), so whoever reads content reads one shape; the body keys this consumed are
+  the newest conventions give it (the choice as an output message, the others, the system
+  message included, as input messages), so whoever reads content reads one shape (the Read API's content join reads
+  older events through ``event_content`` too); the body keys this consumed are
   removed unless ``keep_original``, keys no rule knows (the choice's ``index``) stay.
 
   The per-message events are not merged into one ``operation.details`` event: the messages of a
@@ -29,6 +30,7 @@ What changed over the versions, and what is done with it:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
@@ -63,6 +65,9 @@ MESSAGE_EVENT_ROLES: dict[str, str] = {
 # Attributes whose value an event must carry structured (a list of maps), not as JSON text.
 STRUCTURED_ATTRIBUTES = (INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS)
 _CHOICE_MESSAGE = "message"
+# The body keys a per-message event's message is read from (removed once it is an attribute, unless keep_original).
+_MESSAGE_KEYS = frozenset({"content", "role", "tool_calls", "id"})
+_CHOICE_KEYS = frozenset({_CHOICE_MESSAGE, "finish_reason"})
 
 
 def record_attributes(record: LogRecord) -> SpanAttributes:
@@ -110,28 +115,29 @@ def _message_event(record: LogRecord, name: str, attributes: SpanAttributes, kee
     body = any_value(record.body)
     if not isinstance(body, dict):
         return
+    target, value = event_content(name, body)
+    if target in attributes:
+        return  # the instrumentation wrote the newest form itself: the body is left as it came
+    attributes.set(target, value)
+    if not keep_original:
+        _remove_body_keys(record, _CHOICE_KEYS if name == CHOICE_EVENT else _MESSAGE_KEYS)
+
+
+def event_content(name: str, body: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """What an older per-message event's body holds (``name`` one of MESSAGE_EVENT_ROLES), as the newest
+    conventions' attribute and its value: the choice as ``gen_ai.output.messages``, the others as
+    ``gen_ai.input.messages``, one message each. The system message stays an input message with its role, as
+    the same instrumentation records it in the newest conventions (a chat API's system message is part of the
+    history it is sent; ``gen_ai.system_instructions`` is for instructions an API takes apart from it)."""
     if name == CHOICE_EVENT:
         inner = body.get(_CHOICE_MESSAGE)
         fields = _fields(inner if isinstance(inner, dict) else {}, MESSAGE_EVENT_ROLES[name])
         fields["finish_reason"] = body.get("finish_reason")
-        target, value = OUTPUT_MESSAGES, [openllmetry_message(fields, output=True)]
-        consumed = {_CHOICE_MESSAGE, "finish_reason"}
-    else:
-        fields = _fields(body, MESSAGE_EVENT_ROLES[name])
-        message = openllmetry_message(fields)
-        consumed = {"content", "role", "tool_calls", "id"}
-        if name == SYSTEM_MESSAGE_EVENT:
-            target, value = SYSTEM_INSTRUCTIONS, message["parts"]
-        else:
-            target, value = INPUT_MESSAGES, [message]
-    if target in attributes:
-        return  # the instrumentation wrote the newest form itself: the body is left as it came
-    attributes.set(target, _without_nulls(value))
-    if not keep_original:
-        _remove_body_keys(record, consumed)
+        return OUTPUT_MESSAGES, [_without_nulls(openllmetry_message(fields, output=True))]
+    return INPUT_MESSAGES, [_without_nulls(openllmetry_message(_fields(body, MESSAGE_EVENT_ROLES[name])))]
 
 
-def _fields(message: dict[str, Any], role: str) -> dict[str, Any]:
+def _fields(message: Mapping[str, Any], role: str) -> dict[str, Any]:
     """A message of an older event as the flat fields ``openllmetry_message`` reads."""
     fields: dict[str, Any] = {"role": message.get("role") or role}
     content = message.get("content")
@@ -163,7 +169,7 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def _remove_body_keys(record: LogRecord, keys: set[str]) -> None:
+def _remove_body_keys(record: LogRecord, keys: frozenset[str]) -> None:
     if record.body.WhichOneof("value") != "kvlist_value":
         return
     pairs = record.body.kvlist_value.values

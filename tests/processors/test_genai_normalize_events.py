@@ -83,7 +83,7 @@ def test_the_per_message_events_of_openai_v2_become_the_newest_message_shapes(
 
     assert _attributes(system) == {
         "gen_ai.provider.name": "openai",
-        "gen_ai.system_instructions": [{"type": "text", "content": "You are terse."}],
+        "gen_ai.input.messages": [{"role": "system", "parts": [{"type": "text", "content": "You are terse."}]}],
     }
     assert _attributes(user)["gen_ai.input.messages"] == [
         {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]}

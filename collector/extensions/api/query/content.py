@@ -16,7 +16,8 @@ process (docs/architecture.md, "GenAI events and their spans"). ``call_content``
 reads the records of given spans and turns them into the span attributes the
 conventions define (``gen_ai.input.messages``, ``gen_ai.output.messages``,
 ``gen_ai.system_instructions``), older per-message bodies converted to the
-newest message shape; a call whose span already carries an attribute keeps it.
+newest message shape as genai_normalize converts them (or read from the attribute
+that processor put them in); a call whose span already carries an attribute keeps it.
 ``calls_content`` gives calls (genai_calls rows) their content the same way,
 from their spans' attributes and their events.
 
@@ -38,17 +39,10 @@ from collector.extensions.api.query.sql import Scope, Select, TimeRange
 from collector.extensions.api.query.tables import StoreTables
 from collector.extensions.caller import CallerWatch
 from collector.jsonvalues import dump_json, parse_json
+from processors.genai_normalize.events import INFERENCE_DETAILS_EVENT, MESSAGE_EVENT_ROLES, event_content
 
-OPERATION_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
-CHOICE_EVENT = "gen_ai.choice"
-# The older conventions' per-message events, by the role of the message they carry.
-MESSAGE_EVENTS: Mapping[str, str] = {
-    "gen_ai.system.message": "system",
-    "gen_ai.user.message": "user",
-    "gen_ai.assistant.message": "assistant",
-    "gen_ai.tool.message": "tool",
-}
-CONTENT_EVENTS: tuple[str, ...] = (OPERATION_DETAILS_EVENT, *MESSAGE_EVENTS, CHOICE_EVENT)
+# The content events: the newest conventions' one per call, and the older ones per message (the choice among them).
+CONTENT_EVENTS: tuple[str, ...] = (INFERENCE_DETAILS_EVENT, *MESSAGE_EVENT_ROLES)
 CONTENT_ATTRIBUTES: tuple[str, ...] = (semconv.INPUT_MESSAGES, semconv.OUTPUT_MESSAGES, semconv.SYSTEM_INSTRUCTIONS)
 # Content events are emitted while their call runs, or just after; read this much around the calls' own times.
 EVENT_TIME_MARGIN_NS = 60 * 1_000_000_000
@@ -79,7 +73,7 @@ class _Gathered:
 
 
 def _has_content(messages: list[dict[str, Any]]) -> bool:
-    return any(message["parts"] for message in messages)
+    return any(message.get("parts") for message in messages)
 
 
 def _index(entry: tuple[int, dict[str, Any]]) -> int:
@@ -132,69 +126,24 @@ def assemble(records: Sequence[Record]) -> dict[SpanKey, dict[str, str]]:
     for record in records:
         into = gathered.setdefault((record["TraceId"], record["SpanId"]), _Gathered())
         name = record["EventName"]
-        if name == OPERATION_DETAILS_EVENT:
-            attributes: Mapping[str, str] = record["ContentAttributes"]
+        attributes: Mapping[str, str] = record["ContentAttributes"]
+        if name == INFERENCE_DETAILS_EVENT:
             into.details.update({key: attributes[key] for key in CONTENT_ATTRIBUTES if attributes.get(key)})
             continue
         body = parse_json(record["Body"]) if record["Body"] else None
         if not isinstance(body, dict):
             body = {}
-        if name == CHOICE_EVENT:
-            message = _mapping(body.get("message"))
-            output = _message(str(message.get("role") or "assistant"), message)
-            output["finish_reason"] = str(body.get("finish_reason") or "error")
+        target, value = event_content(name, body)
+        # A record genai_normalize mapped forward carries this as that attribute, its body emptied.
+        carried = parse_json(attributes[target]) if attributes.get(target) else None
+        items = [item for item in carried if isinstance(item, dict)] if isinstance(carried, list) else value
+        if target == semconv.OUTPUT_MESSAGES:
             index = body.get("index")
-            into.outputs.append((index if isinstance(index, int) else len(into.outputs), output))
-        elif name in MESSAGE_EVENTS:
-            into.inputs.append(_message(str(body.get("role") or MESSAGE_EVENTS[name]), body))
+            at = index if isinstance(index, int) else len(into.outputs)
+            into.outputs.extend((at, item) for item in items)
+        else:
+            into.inputs.extend(items)
     return {key: attributes for key, found in gathered.items() if (attributes := found.attributes())}
-
-
-def _message(role: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    """An older event's message (``content``, ``tool_calls``, a tool result's ``id``) in the newest message shape."""
-    parts: list[dict[str, Any]] = []
-    content = body.get("content")
-    if role == "tool":
-        parts.append({"type": "tool_call_response", "id": body.get("id"), "response": content})
-    else:
-        for call in body.get("tool_calls") or ():
-            if isinstance(call, dict):
-                parts.append(_tool_call(call))
-        parts.extend(_content_parts(content))
-    return {"role": role, "parts": parts}
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    function = _mapping(call.get("function"))
-    arguments = function.get("arguments")
-    decoded = parse_json(arguments) if isinstance(arguments, str) else None
-    return {
-        "type": "tool_call",
-        "id": call.get("id"),
-        "name": function.get("name"),
-        "arguments": decoded if decoded is not None else arguments,
-    }
-
-
-def _content_parts(content: Any) -> list[dict[str, Any]]:
-    """Message content as parts: text, or an OpenAI-style list of text and image parts."""
-    if content is None or content == "":
-        return []
-    if isinstance(content, list):
-        parts: list[dict[str, Any]] = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append({"type": "text", "content": part})
-            elif isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append({"type": "text", "content": part["text"]})
-            elif isinstance(part, dict) and isinstance(part.get("image_url"), dict):
-                parts.append({"type": "uri", "modality": "image", "uri": part["image_url"].get("url")})
-        return parts
-    return [{"type": "text", "content": content if isinstance(content, str) else dump_json(content)}]
 
 
 def add_content(rows: Iterable[Record], content: Mapping[SpanKey, Mapping[str, str]]) -> None:

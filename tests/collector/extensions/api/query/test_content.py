@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData
 
 from collector import semconv
-from collector.extensions.api.query.content import OPERATION_DETAILS_EVENT, assemble, calls_content
+from collector.extensions.api.query.content import assemble, calls_content
 from collector.extensions.api.query.runner import QueryRunner
 from collector.extensions.api.query.sql import Scope, TimeRange
 from collector.extensions.api.query.tables import StoreTables
+from collector.pdata import any_value, set_any_value
 from collector.queue import Batch
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.store import ClickHouseStore
+from processors.genai_normalize.events import INFERENCE_DETAILS_EVENT, normalize_record
 from tests.conftest import make_traces
 
 KEY = ("ab" * 16, "cd" * 8)
@@ -72,8 +74,8 @@ def test_per_message_events_become_the_newest_message_shape_in_time_order() -> N
             {
                 "role": "assistant",
                 "parts": [
-                    {"type": "tool_call", "id": "c1", "name": "look", "arguments": "not json"},
                     {"type": "text", "content": "Let me look."},
+                    {"type": "tool_call", "id": "c1", "name": "look", "arguments": "not json"},
                 ],
             },
             {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": "a cat"}]},
@@ -91,7 +93,7 @@ def test_the_details_event_is_taken_as_it_is_and_wins_over_per_message_events() 
     records = [
         _record("gen_ai.user.message", {"content": "an older copy"}),
         _record(
-            OPERATION_DETAILS_EVENT,
+            INFERENCE_DETAILS_EVENT,
             attributes={semconv.INPUT_MESSAGES: inputs, semconv.SYSTEM_INSTRUCTIONS: instructions, "other": "x"},
         ),
         _record("gen_ai.choice", {"index": 0, "finish_reason": "stop", "message": {"content": "hello"}}),
@@ -155,3 +157,23 @@ def test_a_scope_sees_the_content_of_the_calls_it_sees_only(store: ClickHouseSto
         keys[0]: {semconv.INPUT_MESSAGES: text("acme")},
         keys[1]: {semconv.INPUT_MESSAGES: text("globex")},
     }
+
+
+def test_events_genai_normalize_mapped_forward_give_the_same_content_as_the_events_as_sent() -> None:
+    sent = [
+        ("gen_ai.system.message", {"content": "Be brief."}),
+        ("gen_ai.user.message", {"content": "What is 1+1?"}),
+        ("gen_ai.assistant.message", {"tool_calls": [{"id": "c1", "function": {"name": "add", "arguments": "{}"}}]}),
+        ("gen_ai.tool.message", {"content": "2", "id": "c1"}),
+        ("gen_ai.choice", {"index": 0, "finish_reason": "stop", "message": {"content": "2"}}),
+    ]
+    mapped = []
+    for event, body in sent:
+        record = LogRecord(event_name=event)
+        set_any_value(record.body, body)
+        normalize_record(record, keep_original=False)
+        attributes = {pair.key: json.dumps(any_value(pair.value)) for pair in record.attributes}
+        remaining = any_value(record.body) if record.HasField("body") else None
+        mapped.append(_record(event, remaining, attributes))
+    assert all(not record["Body"] or "index" in record["Body"] for record in mapped)  # the content left the body
+    assert assemble(mapped) == assemble([_record(event, body) for event, body in sent])
