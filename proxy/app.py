@@ -52,7 +52,7 @@ from proxy.generated_metrics import ProxySelfMetrics
 from proxy.guard import StreamCheck, StreamGuard, stop_event
 from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
-from proxy.limits.limiter import Admission, Limiter, LimitExceeded, Pricer, rate_limit_headers
+from proxy.limits.limiter import Admission, Clock, Limiter, LimitExceeded, Pricer, rate_limit_headers
 from proxy.paths import RefuseUnsafePaths
 from proxy.record import CallRecord
 from proxy.relay import GuardedTee, RelayResponse
@@ -147,8 +147,9 @@ class ProxyService:
         resource: Resource | None = None,
         stream_check: StreamCheck | None = None,
         price: Pricer | None = None,
+        clock: Clock = time.time,
     ) -> None:
-        """``price`` gives a call's USD for budgets (the collector wires genai_cost's prices)."""
+        """``price`` gives a call's USD for budgets (the collector wires genai_cost's prices); ``clock`` the limits'."""
         self._config = config
         # Given by whoever wires the proxy (the collector builds it from the genai_security detectors).
         self._stream_check = stream_check if config.early_stop.enabled else None
@@ -158,7 +159,7 @@ class ProxyService:
         self._router = Router(config.upstreams)
         self.auth = Authenticator(config.auth, logger)
         self._tenant_header = TenantHeader(config.auth, telemetry, logger)
-        self.limits = Limiter(config.limits, telemetry, logger, price)
+        self.limits = Limiter(config.limits, telemetry, logger, price, clock)
         self._conversations = ConversationTracker(config.conversations.ttl, config.conversations.max_entries)
         self._spans = FailOpenSpanProcessor(sink, config.span_queue_size, telemetry, logger)
         provider = TracerProvider(resource=resource or Resource.create({"service.name": SERVICE_NAME}))

@@ -16,13 +16,16 @@ SECONDS_PER_MINUTE = 60.0
 SECONDS_PER_DAY = 86_400
 
 
-def refilled(level: float | None, since: float, now: float, capacity: float) -> float:
+def refilled(level: float | None, since: float, now: float, capacity: float, was: float | None = None) -> float:
     """A bucket's level at ``now``: ``level`` at ``since`` plus what refilled since, at most ``capacity``.
 
-    A bucket never seen (None) is full.
+    A bucket never seen (None) is full. A limit changed since (``was``, the capacity
+    the level was stored with) moves the level by as much, so a raised limit applies at once.
     """
     if level is None:
         return capacity
+    if was is not None and was != capacity:
+        level += capacity - was
     return min(capacity, level + max(0.0, now - since) * capacity / SECONDS_PER_MINUTE)
 
 

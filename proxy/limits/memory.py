@@ -16,8 +16,10 @@ from proxy.limits.store import Charge, Decision, Scope, Window, refusal, tightes
 class _ScopeState:
     requests: float | None = None  # bucket levels; None: never used, full
     requests_at: float = 0.0
+    requests_limit: float | None = None  # the limit the level was stored under
     tokens: float | None = None
     tokens_at: float = 0.0
+    tokens_limit: float | None = None
     in_flight: int = 0
     day: str = ""
     day_spent: float = 0.0
@@ -42,11 +44,11 @@ class MemoryStore:
             limits = scope.limits
             request_level = token_level = None
             if limits.rpm is not None:
-                request_level = refilled(state.requests, state.requests_at, now, limits.rpm)
+                request_level = refilled(state.requests, state.requests_at, now, limits.rpm, state.requests_limit)
                 if limits.rpm <= 0 or request_level < 1:
                     return Decision(refusal(scope, "rpm", request_level, charge, now))
             if limits.tpm is not None:
-                token_level = refilled(state.tokens, state.tokens_at, now, limits.tpm)
+                token_level = refilled(state.tokens, state.tokens_at, now, limits.tpm, state.tokens_limit)
                 wanted = min(charge.tokens, limits.tpm)
                 if limits.tpm <= 0 or token_level < wanted or token_level <= 0:
                     return Decision(refusal(scope, "tpm", token_level, charge, now))
@@ -62,10 +64,10 @@ class MemoryStore:
         for scope, state, (request_level, token_level) in zip(scopes, states, levels, strict=True):
             limits = scope.limits
             if request_level is not None and limits.rpm is not None:
-                state.requests, state.requests_at = request_level - 1, now
+                state.requests, state.requests_at, state.requests_limit = request_level - 1, now, limits.rpm
                 requests = tightest(requests, window(limits.rpm, state.requests))
             if token_level is not None and limits.tpm is not None:
-                state.tokens, state.tokens_at = token_level - charge.tokens, now
+                state.tokens, state.tokens_at, state.tokens_limit = token_level - charge.tokens, now, limits.tpm
                 tokens = tightest(tokens, window(limits.tpm, state.tokens))
             state.in_flight += 1
             if charge.cost:
@@ -82,8 +84,8 @@ class MemoryStore:
             state.in_flight = max(0, state.in_flight - 1)
             tpm = scope.limits.tpm
             if tokens_delta and tpm is not None:
-                state.tokens = min(tpm, refilled(state.tokens, state.tokens_at, now, tpm) - tokens_delta)
-                state.tokens_at = now
+                level = refilled(state.tokens, state.tokens_at, now, tpm, state.tokens_limit)
+                state.tokens, state.tokens_at, state.tokens_limit = min(tpm, level - tokens_delta), now, tpm
             if cost_delta:
                 if state.day == charge.day:
                     state.day_spent = max(0.0, state.day_spent + cost_delta)

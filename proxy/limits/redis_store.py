@@ -33,14 +33,17 @@ LIMIT_CODES: tuple[LimitName, ...] = ("rpm", "tpm", "concurrency", "daily_budget
 
 _BUCKET = """
 local function refilled(key, capacity, now)
-  local stored = redis.call('HMGET', key, 'l', 't')
+  local stored = redis.call('HMGET', key, 'l', 't', 'c')
   if not stored[1] then return capacity end
-  local level = tonumber(stored[1]) + math.max(0, now - tonumber(stored[2])) * capacity / 60
+  local level = tonumber(stored[1])
+  -- a limit changed since the level was stored moves it by as much
+  if stored[3] then level = level + capacity - tonumber(stored[3]) end
+  level = level + math.max(0, now - tonumber(stored[2])) * capacity / 60
   if level > capacity then return capacity end
   return level
 end
 local function store_level(key, level, capacity, now)
-  redis.call('HSET', key, 'l', tostring(level), 't', tostring(now))
+  redis.call('HSET', key, 'l', tostring(level), 't', tostring(now), 'c', tostring(capacity))
   -- gone once it would be full again: a missing bucket is a full one
   redis.call('PEXPIRE', key, math.ceil((capacity - level) * 60000 / capacity) + 1000)
 end
@@ -98,7 +101,7 @@ for i = 0, scopes - 1 do
   end
   if conc then
     redis.call('ZADD', KEYS[k + 3], lease_until, lease)
-    redis.call('PEXPIREAT', KEYS[k + 3], math.ceil(lease_until * 1000))
+    redis.call('PEXPIRE', KEYS[k + 3], math.ceil((lease_until - now) * 1000))
   end
   if cost > 0 then
     redis.call('INCRBYFLOAT', KEYS[k + 4], tostring(cost))
@@ -218,8 +221,8 @@ def read_usage(url: str, timeout: float, scope: Scope, now: float) -> dict[str, 
     client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         pipe = client.pipeline(transaction=False)
-        pipe.hmget(keys[0], "l", "t")
-        pipe.hmget(keys[1], "l", "t")
+        pipe.hmget(keys[0], "l", "t", "c")
+        pipe.hmget(keys[1], "l", "t", "c")
         pipe.zcount(keys[2], now, "+inf")
         pipe.get(keys[3])
         pipe.get(keys[4])
@@ -229,7 +232,8 @@ def read_usage(url: str, timeout: float, scope: Scope, now: float) -> dict[str, 
     limits, used = scope.limits, {}
     for name, limit, state in (("rpm", limits.rpm, requests), ("tpm", limits.tpm, tokens)):
         if limit is not None:
-            level = refilled(float(state[0]), float(state[1]), now, limit) if state[0] is not None else limit
+            stored = (float(state[0]), float(state[1]), now, limit, float(state[2])) if state[0] is not None else None
+            level = refilled(*stored) if stored is not None else limit
             used[name] = f"{max(0.0, limit - level):.0f}/{limit}"
     if limits.concurrency is not None:
         used["concurrency"] = f"{in_flight}/{limits.concurrency}"
