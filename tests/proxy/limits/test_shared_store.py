@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -141,3 +143,28 @@ async def _race(ports: list[int], key: str, mock: MockUpstream) -> dict[str, lis
         mock.closing.set()  # the stalled answers end now
         held = [(await task).status_code for task in pending]
     return {"refused_while_held": refused, "held": held}
+
+
+def test_keys_list_shows_a_keys_usage_against_its_limits(redis: RedisServer, tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.json"
+    entry, _ = KeyStore(keys_file).create("acme", limits=Limits(concurrency=4, daily_budget=100))
+    config = _config(tmp_path / "proxy.yaml", 0, "http://127.0.0.1:9", keys_file, redis.url)
+    limits = Harness(LimitsSettings(store=Secret(redis.url)), None)
+    limits.clock.now = time.time()  # keys list reads the store at the time it runs
+    caller = replace(caller_with(entry.limits), key_id=entry.id)
+    try:
+        charged = [limits.admit(caller) for _ in range(3)]
+    finally:
+        limits.close()
+    spent = sum(admission.charge.cost or 0 for admission in charged if admission is not None)
+    listed = subprocess.run(
+        [sys.executable, "-m", "collector", "keys", "list", "--config", str(config)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert listed.returncode == 0, listed.stderr
+    row = next(line.split("\t") for line in listed.stdout.splitlines() if line.startswith(entry.id))
+    assert row[4:6] == ["concurrency=4 daily_budget=$100", f"concurrency=3/4 daily_budget=${spent:.4f}/$100"]
+    assert PASSWORD not in listed.stdout + listed.stderr
