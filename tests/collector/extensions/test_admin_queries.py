@@ -96,7 +96,9 @@ def test_a_query_stops_when_its_caller_disconnects(collector: RunningService) ->
     caller.hang_up()
     assert pool.wait_until(lambda p: p.running == 0, WAIT)
     assert collector.service.telemetry.value(QUERIES_CANCELLED.name, exporter="clickhouse") == 1
-    metrics = httpx.get(f"http://127.0.0.1:{collector.admin_port()}/metrics", headers=collector.admin_headers()).text
+    metrics = httpx.get(
+        f"http://127.0.0.1:{collector.admin_port()}/metrics", headers=collector.admin_headers()
+    ).text
     assert 'genai_queries_cancelled_total{exporter="clickhouse"} 1' in metrics
     assert 'genai_queries_running{exporter="clickhouse"} 0' in metrics
 

@@ -80,10 +80,8 @@ def test_a_grpc_listener_that_does_not_fit_is_lowered_with_one_warning(
     assert second == 3072 - 1024
     assert capacity.limit == 0
     assert len(caplog.records) == 1
-    assert (
-        caplog.records[0]
-        .getMessage()
-        .startswith("OTLP/gRPC listener on 127.0.0.1:4319: max_connections 4096 lowered to 2048")
+    assert caplog.records[0].getMessage().startswith(
+        "OTLP/gRPC listener on 127.0.0.1:4319: max_connections 4096 lowered to 2048"
     )
     capacity.unhold(second)
     assert capacity.limit == 2048
