@@ -87,11 +87,21 @@ class Limiter:
         self._failed_until: float | None = None  # monotonic; set while the store is failing
         self._leases = itertools.count()
         self._lease_prefix = os.urandom(6).hex()  # leases of replicas sharing a store never collide
+        self._scopes: dict[tuple[str | None, Limits, str | None], tuple[Scope, ...]] = {}
         # Whether any limit can apply at all: a proxy with none pays nothing per call.
         self.active = settings.keys.any or settings.tenant.any or bool(settings.tenants)
 
     def scopes(self, caller: Caller) -> tuple[Scope, ...]:
-        """The key's and the tenant's scopes that have limits."""
+        """The key's and the tenant's scopes that have limits (worked out once per key, limits and tenant)."""
+        known = (caller.key_id, caller.key_limits, caller.tenant)
+        scopes = self._scopes.get(known)
+        if scopes is None:
+            if len(self._scopes) >= self._settings.max_tracked_scopes:
+                self._scopes.clear()
+            scopes = self._scopes[known] = self._scopes_of(caller)
+        return scopes
+
+    def _scopes_of(self, caller: Caller) -> tuple[Scope, ...]:
         scopes: list[Scope] = []
         if caller.key_id is not None:
             limits = caller.key_limits.over(self._settings.keys)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.limits.buckets import refilled
-from proxy.limits.store import Charge, Decision, Scope, Window, refusal, tightest, window
+from proxy.limits.store import Charge, Decision, Scope, Window, refusal, window
 
 
 @dataclass
@@ -38,8 +38,8 @@ class MemoryStore:
     async def take(self, scopes: Sequence[Scope], charge: Charge, now: float) -> Decision:
         states = [self._state(scope.id) for scope in scopes]
         levels: list[tuple[float | None, float | None]] = []
-        requests: Window | None = None
-        tokens: Window | None = None
+        requests: _Bucket | None = None  # the tightest bucket after the take
+        tokens: _Bucket | None = None
         for scope, state in zip(scopes, states, strict=True):
             limits = scope.limits
             request_level = token_level = None
@@ -65,16 +65,16 @@ class MemoryStore:
             limits = scope.limits
             if request_level is not None and limits.rpm is not None:
                 state.requests, state.requests_at, state.requests_limit = request_level - 1, now, limits.rpm
-                requests = tightest(requests, window(limits.rpm, state.requests))
+                requests = _lower(requests, (state.requests, limits.rpm))
             if token_level is not None and limits.tpm is not None:
                 state.tokens, state.tokens_at, state.tokens_limit = token_level - charge.tokens, now, limits.tpm
-                tokens = tightest(tokens, window(limits.tpm, state.tokens))
+                tokens = _lower(tokens, (state.tokens, limits.tpm))
             state.in_flight += 1
             if charge.cost:
                 day_spent, month_spent = state.spent_on(charge.day, charge.month)
                 state.day, state.day_spent = charge.day, day_spent + charge.cost
                 state.month, state.month_spent = charge.month, month_spent + charge.cost
-        return Decision(None, requests, tokens)
+        return Decision(None, _window_of(requests), _window_of(tokens))
 
     def settle(self, scopes: Sequence[Scope], charge: Charge, tokens_delta: int, cost_delta: float, now: float) -> None:
         for scope in scopes:
@@ -114,3 +114,15 @@ class MemoryStore:
 def over_budget(spent: float, cost: float, budget: float) -> bool:
     """A call may not start once the budget is spent, nor when its estimate would take it past the budget."""
     return spent >= budget or spent + cost > budget
+
+
+_Bucket = tuple[float, int]  # (level, limit)
+
+
+def _lower(current: _Bucket | None, other: _Bucket) -> _Bucket:
+    """The bucket with less left of two (the one the headers tell about); its window is built only once."""
+    return other if current is None or other[0] < current[0] else current
+
+
+def _window_of(bucket: _Bucket | None) -> Window | None:
+    return window(bucket[1], bucket[0]) if bucket is not None else None
