@@ -24,6 +24,7 @@ from proxy.limits.buckets import day_of, month_of, refilled
 from proxy.limits.store import Charge, Decision, LimitName, Scope, Window, refusal, tightest, window
 
 KEY_PREFIX = "genai_collector:limits:"
+MAX_CONNECTIONS = 64
 # Budget counters outlive their window a little (keys list may show yesterday's), then go.
 DAY_KEY_SECONDS = 2 * 86_400
 MONTH_KEY_SECONDS = 40 * 86_400
@@ -154,9 +155,15 @@ def _arg(value: float | None) -> str:
 
 class RedisStore:
     def __init__(self, url: str, timeout: float, lease_seconds: float) -> None:
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
+        # At most MAX_CONNECTIONS at once; a call finding none free waits up to ``timeout`` like any slow answer.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._take = self._redis.register_script(TAKE)
         self._settle = self._redis.register_script(SETTLE)
         self._lease_seconds = lease_seconds
@@ -211,6 +218,7 @@ class RedisStore:
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
         await self._redis.aclose()
+        await self._redis.connection_pool.disconnect()
 
 
 def read_usage(url: str, timeout: float, scope: Scope, now: float) -> dict[str, str]:
