@@ -287,6 +287,8 @@ class ProxyService:
     ) -> Response:
         api, upstream, span = call.api, call.upstream, call.span
         headers = upstream_headers(request.headers.raw, upstream, call.caller)
+        if self._tenant_header.name:  # the proxy's own header goes no further: providers need no tenant names
+            headers = [(k, v) for k, v in headers if k.lower() != self._tenant_header.raw_name]
         carrier: dict[str, str] = {}
         inject(carrier, context=trace.set_span_in_context(span))
         headers.extend((k.encode(), v.encode()) for k, v in carrier.items())

@@ -26,6 +26,7 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class TenantHeader:
     def __init__(self, settings: AuthSettings, telemetry: Telemetry, logger: logging.Logger) -> None:
         self.name = settings.tenant_header.lower()
+        self.raw_name = self.name.encode()
         self._networks: tuple[_Network, ...] = tuple(
             ipaddress.ip_network(network, strict=False) for network in settings.trusted_networks
         )

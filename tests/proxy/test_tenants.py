@@ -51,6 +51,7 @@ def test_a_trusted_client_names_its_tenant(mock: MockUpstream) -> None:
         _call(proxy, None)
         spans = proxy.sink.wait(2)
     assert [attributes(s).get(semconv.TENANT_ID) for s in spans] == ["acme", None]
+    assert all(HEADER.lower() not in request.headers for request in mock.requests)  # it goes no further
 
 
 def test_an_untrusted_client_is_ignored_and_counted(mock: MockUpstream) -> None:
