@@ -71,6 +71,16 @@ PROXY_TENANT_HEADER_IGNORED = MetricSpec(
     labels=("reason",),
 )
 
+PROXY_LIMIT_SETTLEMENTS_LOST = MetricSpec(
+    name="genai_proxy_limit_settlements_lost",
+    kind="counter",
+    help=(
+        "Calls whose charge the shared limits store could not correct when they ended; it stays as estimated, and their"
+        " places in flight expire with their lease."
+    ),
+    unit="{requests}",
+)
+
 
 class ProxyRequests(Counter):
     """Requests the proxy answered, by API, upstream and status code."""
@@ -148,6 +158,19 @@ class ProxyTenantHeaderIgnored(Counter):
         return self._bind((("reason", reason),))
 
 
+class ProxyLimitSettlementsLost(Counter):
+    """
+    Calls whose charge the shared limits store could not correct when they ended; it stays as estimated, and their
+    places in flight expire with their lease.
+    """
+
+    def add(self, amount: float) -> None:
+        self._add(amount, ())
+
+    def bind(self) -> BoundCounter:
+        return self._bind(())
+
+
 class ProxySelfMetrics:
     """Every self-metric of proxy, declared in one registry."""
 
@@ -159,3 +182,4 @@ class ProxySelfMetrics:
         self.proxy_limit_refusals = ProxyLimitRefusals(telemetry, PROXY_LIMIT_REFUSALS)
         self.proxy_limit_store_failures = ProxyLimitStoreFailures(telemetry, PROXY_LIMIT_STORE_FAILURES)
         self.proxy_tenant_header_ignored = ProxyTenantHeaderIgnored(telemetry, PROXY_TENANT_HEADER_IGNORED)
+        self.proxy_limit_settlements_lost = ProxyLimitSettlementsLost(telemetry, PROXY_LIMIT_SETTLEMENTS_LOST)

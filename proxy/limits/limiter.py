@@ -83,13 +83,18 @@ class Limiter:
         metrics = ProxySelfMetrics(telemetry)
         self._refusals = metrics.proxy_limit_refusals
         self._store_failures = metrics.proxy_limit_store_failures
-        self._store = store or _store_for(settings)
+        lost = metrics.proxy_limit_settlements_lost.bind()
+        self._store = store or _store_for(settings, lambda: lost.add(1))
         self._failed_until: float | None = None  # monotonic; set while the store is failing
         self._leases = itertools.count()
         self._lease_prefix = os.urandom(6).hex()  # leases of replicas sharing a store never collide
         self._scopes: dict[tuple[str | None, Limits, str | None], tuple[Scope, ...]] = {}
         # Whether any limit can apply at all: a proxy with none pays nothing per call.
         self.active = settings.keys.any or settings.tenant.any or bool(settings.tenants)
+        if settings.shared:
+            logger.info(
+                "limits are shared through %s (on_store_error: %s)", settings.store_shown(), settings.on_store_error
+            )
 
     def scopes(self, caller: Caller) -> tuple[Scope, ...]:
         """The key's and the tenant's scopes that have limits (worked out once per key, limits and tenant)."""
@@ -227,12 +232,12 @@ def _has_budget(limits: Limits) -> bool:
     return limits.daily_budget is not None or limits.monthly_budget is not None
 
 
-def _store_for(settings: LimitsSettings) -> LimitStore:
+def _store_for(settings: LimitsSettings, settlement_lost: Callable[[], None]) -> LimitStore:
     if not settings.shared:
         return MemoryStore(settings.max_tracked_scopes)
     from proxy.limits.redis_store import RedisStore  # only a proxy with a shared store loads redis
 
-    return RedisStore(settings.store.reveal(), settings.store_timeout, settings.concurrency_lease)
+    return RedisStore(settings.store.reveal(), settings.store_timeout, settings.concurrency_lease, settlement_lost)
 
 
 def rate_limit_headers(decision: Decision) -> list[tuple[bytes, bytes]]:

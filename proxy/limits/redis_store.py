@@ -15,7 +15,7 @@ Errors are not handled here: the limiter decides what a failed store means.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -154,7 +154,7 @@ def _arg(value: float | None) -> str:
 
 
 class RedisStore:
-    def __init__(self, url: str, timeout: float, lease_seconds: float) -> None:
+    def __init__(self, url: str, timeout: float, lease_seconds: float, settlement_lost: Callable[[], None]) -> None:
         # At most MAX_CONNECTIONS at once; a call finding none free waits up to ``timeout`` like any slow answer.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
@@ -168,7 +168,7 @@ class RedisStore:
         self._settle = self._redis.register_script(SETTLE)
         self._lease_seconds = lease_seconds
         self._settling: set[asyncio.Task[None]] = set()
-        self.settle_failures = 0  # settlements lost to a store error (the charge stays as estimated)
+        self._settlement_lost = settlement_lost  # counts a correction lost to a store error
 
     async def take(self, scopes: Sequence[Scope], charge: Charge, now: float) -> Decision:
         keys: list[str] = []
@@ -212,7 +212,7 @@ class RedisStore:
             await self._settle(keys=keys, args=args)
         except (aioredis.RedisError, OSError):
             # The estimate stays charged and the lease expires by itself: never an overspend.
-            self.settle_failures += 1
+            self._settlement_lost()
 
     async def close(self) -> None:
         if self._settling:

@@ -53,6 +53,8 @@ def test_a_store_stopped_mid_test_follows_on_store_error(
             limits.close()
     assert f'genai_proxy_limit_store_failures_total{{decision="{on_error}"}} 3' in metrics
     lines = [r.getMessage() for r in caplog.records if r.name == STORE_LOGGER]
+    assert lines[0].startswith("limits are shared through redis://127.0.0.1:")  # at start
+    lines = lines[1:]
     assert len(lines) == 2, lines  # once when the outage began, once when it ended
     assert "failed" in lines[0] and "answers again" in lines[1]
     assert f"127.0.0.1:{server.port}" in lines[0]
@@ -81,3 +83,18 @@ def test_the_store_url_is_shown_without_its_password() -> None:
     assert settings.store_shown() == "redis://cache.internal:6380"
     assert PASSWORD not in repr(settings)
     assert PASSWORD not in str(settings)
+
+
+def test_a_settlement_the_store_cannot_take_is_counted(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as server:
+        limits = Harness(_settings(server.url, "allow"), None)
+        try:
+            record = record_of()
+            admission = limits.admit(caller_with(Limits(tpm=1000)), record)
+            server.stop()
+            limits.settle(admission, record)
+            limits.drain()
+            metrics = limits.telemetry.render()
+        finally:
+            limits.close()
+    assert "genai_proxy_limit_settlements_lost_total 1" in metrics
