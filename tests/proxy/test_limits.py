@@ -246,3 +246,18 @@ def test_a_budget_is_never_exceeded_by_more_than_one_estimate(limited: Any) -> N
         spent += cost.total
         estimates.append(values[names.LIMITS_ESTIMATED_COST])
     assert spent <= budget + max(estimates)
+
+
+def test_a_keys_new_limits_apply_to_the_running_proxy_at_once(limited: Any) -> None:
+    made, proxy = limited()
+    key = made.key(rpm=1)
+    client = _openai(proxy, key)
+    _chat(client)
+    with pytest.raises(openai.RateLimitError):
+        _chat(client)
+    (entry,) = made.keys.entries()
+    made.keys.update_limits(entry.id, Limits(rpm=3))  # as `genai-collector keys update` does, from another process
+    _chat(client)
+    _chat(client)
+    with pytest.raises(openai.RateLimitError):
+        _chat(client)
