@@ -52,7 +52,7 @@ from proxy.generated_metrics import ProxySelfMetrics
 from proxy.guard import StreamCheck, StreamGuard, stop_event
 from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
-from proxy.limits.limiter import Admission, Clock, Limiter, LimitExceeded, Pricer, rate_limit_headers
+from proxy.limits.limiter import QUOTA_CODE, Admission, Clock, Limiter, LimitExceeded, Pricer, rate_limit_headers
 from proxy.paths import RefuseUnsafePaths
 from proxy.record import CallRecord
 from proxy.relay import GuardedTee, RelayResponse
@@ -646,6 +646,8 @@ def _refusal(family: ApiFamily, refused: LimitExceeded) -> Response:
     """A 429 in the caller's provider format, with Retry-After and the x-ratelimit-* headers."""
     response = ProxyError(429, str(refused), refused.code, refused.retry_after).response(family)
     response.raw_headers.extend(rate_limit_headers(refused.decision))
+    if refused.code == QUOTA_CODE:  # a spent budget comes back in hours: the SDKs' quick retries are no use
+        response.raw_headers.append((b"x-should-retry", b"false"))
     return response
 
 

@@ -58,7 +58,9 @@ class Admission:
 class LimitExceeded(Exception):
     """A call refused over a limit (or by ``on_store_error: deny``); ``decision`` gives its headers."""
 
-    def __init__(self, refusal: Refusal | None, decision: Decision, message: str, code: str, retry_after: float):
+    def __init__(
+        self, refusal: Refusal | None, decision: Decision, message: str, code: str, retry_after: float
+    ) -> None:
         super().__init__(message)
         self.refusal = refusal
         self.decision = decision

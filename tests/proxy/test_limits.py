@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,6 @@ def limited(mock: MockUpstream, tmp_path: Path) -> Iterator[Any]:
         proxy = stack.enter_context(running_proxy(made.config, price=call_price(), clock=made.clock))
         return made, proxy
 
-    from contextlib import ExitStack
-
     with ExitStack() as stack:
         yield start
 
@@ -136,13 +135,19 @@ def test_each_sdk_raises_its_own_rate_limit_error(limited: Any) -> None:
     assert refused_gemini.value.details["error"]["details"][0]["retryDelay"] == "60s"
 
 
-def test_a_spent_budget_is_openais_insufficient_quota(limited: Any) -> None:
+def test_a_spent_budget_is_openais_insufficient_quota_and_not_retried(limited: Any) -> None:
     made, proxy = limited()
-    client = _openai(proxy, made.key(daily_budget=0))
+    key = made.key(daily_budget=0)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=2)
     with pytest.raises(openai.RateLimitError) as refused:
         _chat(client)
     assert (refused.value.code, refused.value.type) == ("insufficient_quota", "insufficient_quota")
     assert int(refused.value.response.headers["retry-after"]) == 12 * 3600  # until the next UTC midnight
+    claude = anthropic.Anthropic(base_url=proxy.url, api_key=key, max_retries=2)
+    with pytest.raises(anthropic.RateLimitError):
+        claude.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES)
+    # One call each, counted before it was answered: neither SDK retried a spent budget.
+    assert 'genai_proxy_limit_refusals_total{limit="daily_budget",scope="key"} 2' in proxy.telemetry.render()
 
 
 def test_every_answer_carries_the_rate_limit_headers(limited: Any) -> None:
