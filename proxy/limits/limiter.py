@@ -142,7 +142,7 @@ class Limiter:
         record.set(names.LIMITS_ESTIMATED_TOKENS, charge.tokens)
         record.set(names.LIMITS_ESTIMATED_COST, charge.cost)
         if decision.refusal is not None:
-            self._refused(decision.refusal, record)
+            self._refused(decision.refusal, decision, record)
         return Admission(scopes, charge, decision)
 
     def settle(self, admission: Admission | None, record: CallRecord, provider: str, model: str | None) -> None:
@@ -179,7 +179,7 @@ class Limiter:
         lease = f"{self._lease_prefix}-{next(self._leases)}"
         return Charge(tokens, cost, lease, day_of(now), month_of(now))
 
-    def _refused(self, refusal: Refusal, record: CallRecord) -> None:
+    def _refused(self, refusal: Refusal, decision: Decision, record: CallRecord) -> None:
         self._refusals.add(1, limit=refusal.limit, scope=refusal.scope.kind)
         record.set(names.LIMITS_REFUSED, refusal.limit)
         record.set(names.LIMITS_REFUSED_SCOPE, refusal.scope.id)
@@ -191,12 +191,6 @@ class Limiter:
         else:
             message = f"the {refusal.scope.kind}'s limit on {what[refusal.limit]} is reached; retry after the delay"
         code = QUOTA_CODE if budget else RATE_LIMIT_CODE
-        # The headers of a refusal show the window that refused it as empty until it refills.
-        limits, decision = refusal.scope.limits, Decision(refusal)
-        if refusal.limit == "rpm" and limits.rpm is not None:
-            decision = Decision(refusal, requests=Window(limits.rpm, 0, refusal.retry_after))
-        elif refusal.limit == "tpm" and limits.tpm is not None:
-            decision = Decision(refusal, tokens=Window(limits.tpm, 0, refusal.retry_after))
         raise LimitExceeded(refusal, decision, message, code, refusal.retry_after)
 
     def _without_store(self, scopes: tuple[Scope, ...], charge: Charge, record: CallRecord) -> Admission | None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.limits.buckets import refilled
-from proxy.limits.store import Charge, Decision, Scope, Window, refusal, window
+from proxy.limits.store import Charge, Decision, Levels, Refusal, Scope, refusal, tightest_windows
 
 
 @dataclass
@@ -37,44 +37,27 @@ class MemoryStore:
 
     async def take(self, scopes: Sequence[Scope], charge: Charge, now: float) -> Decision:
         states = [self._state(scope.id) for scope in scopes]
-        levels: list[tuple[float | None, float | None]] = []
-        requests: _Bucket | None = None  # the tightest bucket after the take
-        tokens: _Bucket | None = None
-        for scope, state in zip(scopes, states, strict=True):
-            limits = scope.limits
-            request_level = token_level = None
-            if limits.rpm is not None:
-                request_level = refilled(state.requests, state.requests_at, now, limits.rpm, state.requests_limit)
-                if limits.rpm <= 0 or request_level < 1:
-                    return Decision(refusal(scope, "rpm", request_level, charge, now))
-            if limits.tpm is not None:
-                token_level = refilled(state.tokens, state.tokens_at, now, limits.tpm, state.tokens_limit)
-                wanted = min(charge.tokens, limits.tpm)
-                if limits.tpm <= 0 or token_level < wanted or token_level <= 0:
-                    return Decision(refusal(scope, "tpm", token_level, charge, now))
-            if limits.concurrency is not None and state.in_flight >= limits.concurrency:
-                return Decision(refusal(scope, "concurrency", 0, charge, now))
-            day_spent, month_spent = state.spent_on(charge.day, charge.month)
-            cost = charge.cost or 0.0
-            if limits.daily_budget is not None and over_budget(day_spent, cost, limits.daily_budget):
-                return Decision(refusal(scope, "daily_budget", 0, charge, now))
-            if limits.monthly_budget is not None and over_budget(month_spent, cost, limits.monthly_budget):
-                return Decision(refusal(scope, "monthly_budget", 0, charge, now))
-            levels.append((request_level, token_level))
+        levels = [_levels(scope, state, now) for scope, state in zip(scopes, states, strict=True)]
+        for scope, state, scope_levels in zip(scopes, states, levels, strict=True):
+            refused = _check(scope, state, scope_levels, charge, now)
+            if refused is not None:
+                return Decision(refused, *tightest_windows(scopes, levels))
+        taken: list[Levels] = []
         for scope, state, (request_level, token_level) in zip(scopes, states, levels, strict=True):
             limits = scope.limits
             if request_level is not None and limits.rpm is not None:
-                state.requests, state.requests_at, state.requests_limit = request_level - 1, now, limits.rpm
-                requests = _lower(requests, (state.requests, limits.rpm))
+                request_level -= 1
+                state.requests, state.requests_at, state.requests_limit = request_level, now, limits.rpm
             if token_level is not None and limits.tpm is not None:
-                state.tokens, state.tokens_at, state.tokens_limit = token_level - charge.tokens, now, limits.tpm
-                tokens = _lower(tokens, (state.tokens, limits.tpm))
+                token_level -= charge.tokens
+                state.tokens, state.tokens_at, state.tokens_limit = token_level, now, limits.tpm
+            taken.append((request_level, token_level))
             state.in_flight += 1
             if charge.cost:
                 day_spent, month_spent = state.spent_on(charge.day, charge.month)
                 state.day, state.day_spent = charge.day, day_spent + charge.cost
                 state.month, state.month_spent = charge.month, month_spent + charge.cost
-        return Decision(None, _window_of(requests), _window_of(tokens))
+        return Decision(None, *tightest_windows(scopes, taken))
 
     def settle(self, scopes: Sequence[Scope], charge: Charge, tokens_delta: int, cost_delta: float, now: float) -> None:
         for scope in scopes:
@@ -116,13 +99,31 @@ def over_budget(spent: float, cost: float, budget: float) -> bool:
     return spent >= budget or spent + cost > budget
 
 
-_Bucket = tuple[float, int]  # (level, limit)
+def _levels(scope: Scope, state: _ScopeState, now: float) -> Levels:
+    limits = scope.limits
+    request_level = token_level = None
+    if limits.rpm is not None:
+        request_level = refilled(state.requests, state.requests_at, now, limits.rpm, state.requests_limit)
+    if limits.tpm is not None:
+        token_level = refilled(state.tokens, state.tokens_at, now, limits.tpm, state.tokens_limit)
+    return request_level, token_level
 
 
-def _lower(current: _Bucket | None, other: _Bucket) -> _Bucket:
-    """The bucket with less left of two (the one the headers tell about); its window is built only once."""
-    return other if current is None or other[0] < current[0] else current
-
-
-def _window_of(bucket: _Bucket | None) -> Window | None:
-    return window(bucket[1], bucket[0]) if bucket is not None else None
+def _check(scope: Scope, state: _ScopeState, levels: Levels, charge: Charge, now: float) -> Refusal | None:
+    """The first of the scope's limits the charge would break, in the order the Redis script checks them."""
+    limits, (request_level, token_level) = scope.limits, levels
+    if limits.rpm is not None and request_level is not None and (limits.rpm <= 0 or request_level < 1):
+        return refusal(scope, "rpm", request_level, charge, now)
+    if limits.tpm is not None and token_level is not None:
+        wanted = min(charge.tokens, limits.tpm)
+        if limits.tpm <= 0 or token_level < wanted or token_level <= 0:
+            return refusal(scope, "tpm", token_level, charge, now)
+    if limits.concurrency is not None and state.in_flight >= limits.concurrency:
+        return refusal(scope, "concurrency", 0, charge, now)
+    day_spent, month_spent = state.spent_on(charge.day, charge.month)
+    cost = charge.cost or 0.0
+    if limits.daily_budget is not None and over_budget(day_spent, cost, limits.daily_budget):
+        return refusal(scope, "daily_budget", 0, charge, now)
+    if limits.monthly_budget is not None and over_budget(month_spent, cost, limits.monthly_budget):
+        return refusal(scope, "monthly_budget", 0, charge, now)
+    return None

@@ -21,7 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from proxy.limits.buckets import day_of, month_of, refilled
-from proxy.limits.store import Charge, Decision, LimitName, Scope, Window, refusal, tightest, window
+from proxy.limits.store import Charge, Decision, Levels, LimitName, Scope, refusal, tightest_windows
 
 KEY_PREFIX = "genai_collector:limits:"
 MAX_CONNECTIONS = 64
@@ -51,7 +51,8 @@ end
 """
 
 # KEYS: KEYS_PER_SCOPE per scope. ARGV: now, tokens, cost, lease, lease expiry, then ARGS_PER_SCOPE per scope.
-# Returns {0, scope index, limit code, level} when refused; {1, then per scope: requests level, tokens level}.
+# Returns {0, scope index, limit code, level, then per scope: requests level, tokens level} when refused
+# (the levels as they are), else {1, then per scope: requests level, tokens level} (after the take); "" = not limited.
 TAKE = (
     _BUCKET
     + """
@@ -61,31 +62,42 @@ local scopes = #KEYS / 5
 local levels = {}
 for i = 0, scopes - 1 do
   local k, a = i * 5, 5 + i * 5
+  local rpm, tpm = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local request_level, token_level = '', ''
+  if rpm then request_level = refilled(KEYS[k + 1], rpm, now) end
+  if tpm then token_level = refilled(KEYS[k + 2], tpm, now) end
+  levels[i] = {request_level, token_level}
+end
+local function refused(i, code, level)
+  local answer = {0, i, code, tostring(level)}
+  for j = 0, scopes - 1 do
+    table.insert(answer, tostring(levels[j][1]))
+    table.insert(answer, tostring(levels[j][2]))
+  end
+  return answer
+end
+for i = 0, scopes - 1 do
+  local k, a = i * 5, 5 + i * 5
   local rpm, tpm, conc = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local daily, monthly = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  local request_level, token_level = '', ''
-  if rpm then
-    request_level = refilled(KEYS[k + 1], rpm, now)
-    if rpm <= 0 or request_level < 1 then return {0, i, 1, tostring(request_level)} end
-  end
+  local request_level, token_level = levels[i][1], levels[i][2]
+  if rpm and (rpm <= 0 or request_level < 1) then return refused(i, 1, request_level) end
   if tpm then
-    token_level = refilled(KEYS[k + 2], tpm, now)
     local wanted = math.min(tokens, tpm)
-    if tpm <= 0 or token_level < wanted or token_level <= 0 then return {0, i, 2, tostring(token_level)} end
+    if tpm <= 0 or token_level < wanted or token_level <= 0 then return refused(i, 2, token_level) end
   end
   if conc then
     redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
-    if redis.call('ZCARD', KEYS[k + 3]) >= conc then return {0, i, 3, '0'} end
+    if redis.call('ZCARD', KEYS[k + 3]) >= conc then return refused(i, 3, 0) end
   end
   if daily then
     local spent = tonumber(redis.call('GET', KEYS[k + 4]) or '0')
-    if spent >= daily or spent + cost > daily then return {0, i, 4, tostring(spent)} end
+    if spent >= daily or spent + cost > daily then return refused(i, 4, spent) end
   end
   if monthly then
     local spent = tonumber(redis.call('GET', KEYS[k + 5]) or '0')
-    if spent >= monthly or spent + cost > monthly then return {0, i, 5, tostring(spent)} end
+    if spent >= monthly or spent + cost > monthly then return refused(i, 5, spent) end
   end
-  levels[i] = {request_level, token_level}
 end
 local answer = {1}
 for i = 0, scopes - 1 do
@@ -186,16 +198,9 @@ class RedisStore:
         if int(answer[0]) == 0:
             scope = scopes[int(answer[1])]
             limit = LIMIT_CODES[int(answer[2]) - 1]
-            return Decision(refusal(scope, limit, float(answer[3]), charge, now))
-        requests: Window | None = None
-        tokens: Window | None = None
-        for index, scope in enumerate(scopes):
-            request_level, token_level = answer[1 + 2 * index], answer[2 + 2 * index]
-            if scope.limits.rpm is not None and request_level:
-                requests = tightest(requests, window(scope.limits.rpm, float(request_level)))
-            if scope.limits.tpm is not None and token_level:
-                tokens = tightest(tokens, window(scope.limits.tpm, float(token_level)))
-        return Decision(None, requests, tokens)
+            levels = _levels(answer[4:], len(scopes))
+            return Decision(refusal(scope, limit, float(answer[3]), charge, now), *tightest_windows(scopes, levels))
+        return Decision(None, *tightest_windows(scopes, _levels(answer[1:], len(scopes))))
 
     def settle(self, scopes: Sequence[Scope], charge: Charge, tokens_delta: int, cost_delta: float, now: float) -> None:
         task = asyncio.get_running_loop().create_task(self._send_settle(scopes, charge, tokens_delta, cost_delta, now))
@@ -219,6 +224,16 @@ class RedisStore:
             await asyncio.gather(*self._settling, return_exceptions=True)
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()
+
+
+def _levels(values: Sequence[Any], count: int) -> list[Levels]:
+    """Each scope's bucket levels as the script returns them, two strings per scope ("" when not limited)."""
+    return [(_level(values[2 * i]), _level(values[2 * i + 1])) for i in range(count)]
+
+
+def _level(value: Any) -> float | None:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return float(text) if text else None
 
 
 def read_usage(url: str, timeout: float, scope: Scope, now: float) -> dict[str, str]:

@@ -84,9 +84,23 @@ def refusal(scope: Scope, limit: LimitName, level: float, charge: Charge, now: f
     return Refusal(scope, limit, CONCURRENCY_RETRY_AFTER)
 
 
-def tightest(current: Window | None, other: Window) -> Window:
-    """The window a client must respect of two: the one with less left."""
-    return other if current is None or other.remaining < current.remaining else current
+Levels = tuple[float | None, float | None]  # a scope's requests and tokens bucket levels (None: not limited)
+
+
+def tightest_windows(scopes: Sequence[Scope], levels: Sequence[Levels]) -> tuple[Window | None, Window | None]:
+    """The request and token windows a client must respect: of every scope's, those with least left."""
+    requests: tuple[float, int] | None = None
+    tokens: tuple[float, int] | None = None
+    for scope, (request_level, token_level) in zip(scopes, levels, strict=True):
+        rpm, tpm = scope.limits.rpm, scope.limits.tpm
+        if request_level is not None and rpm is not None and (requests is None or request_level < requests[0]):
+            requests = (request_level, rpm)
+        if token_level is not None and tpm is not None and (tokens is None or token_level < tokens[0]):
+            tokens = (token_level, tpm)
+    return (
+        window(requests[1], requests[0]) if requests is not None else None,
+        window(tokens[1], tokens[0]) if tokens is not None else None,
+    )
 
 
 class LimitStore(Protocol):

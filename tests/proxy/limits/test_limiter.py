@@ -216,3 +216,17 @@ def test_no_limits_means_no_work(make: Make) -> None:
     assert limits.limiter.active is False
     assert limits.admit(caller_with(Limits())) is None
     assert limits.admit(Caller(False, None, "hash")) is None
+
+
+def test_a_refusal_carries_the_windows_as_they_are(make: Make) -> None:
+    limits = make(LimitsSettings(tenants={"acme": Limits(rpm=3)}))
+    caller = caller_with(Limits(rpm=5, concurrency=1))
+    limits.admit(caller)
+    refused = limits.refused(caller)
+    assert refused.refusal is not None and refused.refusal.limit == "concurrency"
+    # Nothing was taken by the refusal: the tenant's 2 left of 3 is the tightest window.
+    assert rate_limit_headers(refused.decision) == [
+        (b"x-ratelimit-limit-requests", b"3"),
+        (b"x-ratelimit-remaining-requests", b"2"),
+        (b"x-ratelimit-reset-requests", b"20s"),
+    ]
