@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Extra arguments for a benchmark, e.g. make bench BENCH_ARGS=--peers
 BENCH_ARGS ?=
 
-.PHONY: install run test lint proto metadata browser js-deps console-vendor console-screenshots bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api bench-console bench-processors soak clean
+.PHONY: install run test lint proto metadata browser js-deps redis console-vendor console-screenshots bench bench-proxy bench-proxy-load bench-overload bench-security bench-loops bench-api bench-console bench-processors soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ $(JS_TESTS)/node_modules/.package-lock.json: $(JS_TESTS)/package-lock.json | $(N
 
 js-deps: $(JS_TESTS)/node_modules/.package-lock.json
 
+# The proxy's shared limits are tested against a real Redis: Debian's redis-server, started by the tests themselves.
+REDIS_SERVER := /usr/bin/redis-server
+$(REDIS_SERVER):
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends redis-server
+
+redis: $(REDIS_SERVER)
+
 # The web console's vendored library (uPlot), rebuilt from the npm registry: docs/console.md lists it.
 CONSOLE_VENDOR := collector/extensions/api/console/static/vendor
 UPLOT_VERSION := 1.6.32
@@ -69,7 +77,7 @@ console-vendor:
 console-screenshots: install browser
 	$(BIN)/python -m tests.collector.extensions.api.console.screenshots docs/console
 
-test: install lint browser js-deps
+test: install lint browser js-deps redis
 	$(BIN)/python -m pytest
 
 bench: install

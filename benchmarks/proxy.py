@@ -15,7 +15,11 @@ Printed, as medians, ranges and every round:
   - the delay the proxy adds to each chunk of a stream and to its last chunk (arrival through the proxy
     minus direct);
   - the upstream HTTP client at concurrency 64 against the bare app: aiohttp (what the proxy uses),
-    httpx with one pool, and httpx spread over 16 pools in round robin.
+    httpx with one pool, and httpx spread over 16 pools in round robin;
+  - what limits cost a call (admitting it and settling it, as the proxy does, for a key and its tenant with
+    every limit set and none reached): off, in memory, and in Redis (a redis-server on loopback, Debian's
+    package, which `make test` installs), side by side, in microseconds per call, one call at a time.
+    --limits-only measures just these.
 
 With --peers, LiteLLM's proxy (pinned version, its own virtualenv under ~/.cache/genai-collector/bench-peers,
 one worker, no database, the same two models routed to the same upstreams) is measured in every round on the
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import logging
 import os
 import statistics
 import sys
@@ -42,6 +47,19 @@ import llm_calls
 import peers
 import report
 
+from collector.config.types import Secret
+from collector.keys import Limits
+from collector.receivers.genai_proxy import call_price
+from collector.semconv import LATEST
+from collector.telemetry import Telemetry
+from proxy.apis.openai_chat import ChatCompletions
+from proxy.auth import Caller
+from proxy.limits.limiter import Limiter
+from proxy.limits.settings import LimitsSettings
+from proxy.record import CallRecord, Usage
+from proxy.semconv import dialect_for
+from tests.proxy.limits.redis_server import RedisServer
+
 HTTPX_POOLS = 16
 CLIENT_CORE = 0
 SERVER_CORE = 1
@@ -49,6 +67,10 @@ HIGH_CONCURRENCY = 64
 HIGH_CONCURRENCY_CALLS_FACTOR = 8
 OURS = "genai-collector"
 LITELLM = "LiteLLM"
+# Every limit set and never reached: each call pays for every check.
+UNREACHED = Limits(rpm=10**9, tpm=10**12, concurrency=10**6, daily_budget=10.0**9, monthly_budget=10.0**9)
+LIMITED_CALLS = 20_000
+LIMITS_WARM_UP_CALLS = 500
 
 
 async def httpx_throughput(url: str, concurrency: int, seconds: float, pools: int) -> float:
@@ -100,6 +122,48 @@ def measure_proxy(
     figures.add(f"{who}: added delay to a stream's last chunk, median (ms)", statistics.median(last) * 1000)
 
 
+async def limits_per_call(limiter: Limiter, caller: Caller, calls: int) -> float:
+    """Microseconds one call spends in the limits: admitted before forwarding, settled with its usage after."""
+    chat = ChatCompletions()
+    started = 0.0
+    for number in range(-LIMITS_WARM_UP_CALLS, calls):
+        if number == 0:  # the first calls fill the caches (prices, scopes, the tokenizer): not measured
+            started = time.perf_counter()
+        record = CallRecord("chat", "openai", dialect_for(LATEST), False, request_model=llm_calls.BODY["model"])
+        chat.describe_request(llm_calls.BODY, record)
+        admission = await limiter.admit(caller, record)
+        record.usage = Usage(12, 9)
+        limiter.settle(admission, record, "openai", llm_calls.BODY["model"])
+    elapsed = time.perf_counter() - started
+    await asyncio.sleep(0)  # a shared store settles in tasks of its own: let the last ones go
+    return elapsed / calls * 1e6
+
+
+def measure_limits(figures: report.Figures, work: Path, calls: int) -> None:
+    """Limits off, in memory and in Redis, on the same calls; the per-call request parsing is in every figure."""
+    caller = Caller(True, "acme", "hash", "key_000000000001", UNREACHED)
+    logger = logging.getLogger("bench.limits")
+    off = Limiter(LimitsSettings(), Telemetry(), logger, call_price())
+    figures.add("limits off: microseconds per call", asyncio.run(limits_per_call(off, Caller(False, None, "h"), calls)))
+    in_memory = Limiter(LimitsSettings(tenant=UNREACHED), Telemetry(), logger, call_price())
+    figures.add("limits in memory: microseconds per call", asyncio.run(limits_per_call(in_memory, caller, calls)))
+    server = RedisServer(harness.fresh_dir(work / "redis"))
+    server.start()
+    try:
+
+        async def shared() -> float:
+            settings = LimitsSettings(store=Secret(server.url), tenant=UNREACHED)
+            limiter = Limiter(settings, Telemetry(), logger, call_price())
+            try:
+                return await limits_per_call(limiter, caller, max(1, calls // 10))
+            finally:
+                await limiter.close()
+
+        figures.add("limits in Redis: microseconds per call", asyncio.run(shared()))
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -107,7 +171,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each saturation measurement")
     parser.add_argument("--streams", type=int, default=10, help="streams per chunk-delay measurement")
     parser.add_argument("--peers", action="store_true", help="measure LiteLLM's proxy beside ours in every round")
+    parser.add_argument("--limits-only", action="store_true", help="measure only what limits cost a call")
+    parser.add_argument("--limited-calls", type=int, default=LIMITED_CALLS, help="calls per limits measurement")
     args = parser.parse_args()
+    if args.limits_only:
+        limits_main(args)
+        return
 
     harness.pin(CLIENT_CORE)
     print(
@@ -162,6 +231,7 @@ def main() -> None:
                     figures.add("upstream client: aiohttp, requests/s at concurrency 64", rate)
                 finally:
                     echo.stop()
+                measure_limits(figures, work / f"limits-{round_number}", args.limited_calls)
                 print(f"round {round_number} done", flush=True)
         finally:
             mock.stop()
@@ -187,12 +257,38 @@ def main() -> None:
     width = max(len(label) for label, _, _ in compared)
     for label, numerators, denominators in compared:
         print(report.ratio_line(label, numerators, denominators, width))
+    print_limits_ratios(figures)
     if args.peers:
         print()
         for name in figures.rounds:
             if name.startswith(f"{OURS}: "):
                 figure = name.removeprefix(f"{OURS}: ")
                 print(report.beside(figure, figures[name], figures[f"{LITELLM}: {figure}"], LITELLM))
+
+
+def limits_main(args: argparse.Namespace) -> None:
+    figures = report.Figures()
+    with tempfile.TemporaryDirectory(prefix="limits-bench-") as tmp:
+        for round_number in range(1, args.rounds + 1):
+            measure_limits(figures, Path(tmp) / f"round-{round_number}", args.limited_calls)
+            print(f"round {round_number} done", flush=True)
+    print()
+    figures.print()
+    print()
+    print_limits_ratios(figures)
+
+
+def print_limits_ratios(figures: report.Figures) -> None:
+    off = figures["limits off: microseconds per call"]
+    compared = [
+        ("limits in memory / off, microseconds per call", figures["limits in memory: microseconds per call"], off),
+        ("limits in Redis / off, microseconds per call", figures["limits in Redis: microseconds per call"], off),
+    ]
+    width = max(len(label) for label, _, _ in compared)
+    for label, numerators, denominators in compared:
+        print(report.ratio_line(label, numerators, denominators, width))
+    added = [m - o for m, o in zip(figures["limits in memory: microseconds per call"], off, strict=True)]
+    print(f"limits in memory add {statistics.median(added):.1f} microseconds per call (median of rounds)")
 
 
 if __name__ == "__main__":

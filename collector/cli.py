@@ -21,7 +21,7 @@ from collector.config.service import CollectorConfig, check_listeners, load_conf
 from collector.errors import StartError
 from collector.httpserver import ListenError
 from collector.keys import ROLES
-from collector.keys_command import create_key, list_keys, revoke_key
+from collector.keys_command import add_limit_arguments, create_key, limits_of, list_keys, revoke_key, update_key
 from collector.listeners.descriptors import raise_open_files_limit
 from collector.private_files import restrict_umask
 from collector.proxy_command import ProxyCommandError, otlp_traces_url, proxy_config, serve_proxy
@@ -86,10 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="proxy (default): calls through the proxy; admin, operator, viewer: the collector's endpoints",
     )
     create.add_argument("--tenant", help="the tenant of a proxy key (required) or the one tenant an API key sees")
-    listing = with_config(key_commands.add_parser("list", help="list keys (id, role, tenant, created), never the keys"))
+    add_limit_arguments(create)
+    update = with_config(key_commands.add_parser("update", help="change a proxy key's limits; they apply at once"))
+    update.add_argument("key_id", help="the id keys list shows, e.g. key_0123456789ab")
+    add_limit_arguments(update)
+    listing = with_config(
+        key_commands.add_parser("list", help="list keys (id, role, tenant, created, limits and usage), never the keys")
+    )
     revoke = with_config(key_commands.add_parser("revoke", help="remove a key; it stops working at once"))
     revoke.add_argument("key_id", help="the id keys list shows, e.g. key_0123456789ab")
-    for sub in (create, listing, revoke):
+    for sub in (create, update, listing, revoke):
         sub.add_argument("--receiver", help="which genai_proxy receiver's keys file, when there are several")
     commands.add_parser("version", help="print the version")
     return parser
@@ -137,7 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _keys(args: argparse.Namespace, config: CollectorConfig) -> str:
     if args.keys_command == "create":
-        return create_key(config, args.role, args.tenant, args.receiver)
+        return create_key(config, args.role, args.tenant, args.receiver, limits_of(args)[0])
+    if args.keys_command == "update":
+        limits, cleared = limits_of(args)
+        return update_key(config, args.key_id, limits, cleared, args.receiver)
     if args.keys_command == "revoke":
         return revoke_key(config, args.key_id, args.receiver)
     return list_keys(config, args.receiver)

@@ -25,10 +25,10 @@ import os
 import secrets
 import tempfile
 import threading
-from collections.abc import Collection
-from dataclasses import asdict, dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from collector.private_files import PRIVATE_FILE_MODE, private_directory
 
@@ -46,6 +46,61 @@ class KeysFileError(Exception):
     """The keys file cannot be read or written, or a request on it makes no sense; the message says why."""
 
 
+LIMIT_NAMES = ("rpm", "tpm", "concurrency", "daily_budget", "monthly_budget")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one proxy key or tenant may use; None means not limited (or the default applies).
+
+    ``rpm`` requests and ``tpm`` tokens per minute, ``concurrency`` calls in flight
+    (a stream counts until it ends), budgets in USD per UTC day and UTC month.
+    The same settings are a key's (keys file), a tenant's and the defaults (config).
+    """
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    daily_budget: float | None = None
+    monthly_budget: float | None = None
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        for name in LIMIT_NAMES:
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                yield name, "must be 0 or more"
+
+    def over(self, defaults: Limits) -> Limits:
+        """These limits, each one not set taken from ``defaults``."""
+        return Limits(**{name: _first_set(getattr(self, name), getattr(defaults, name)) for name in LIMIT_NAMES})
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, name) is not None for name in LIMIT_NAMES)
+
+    def as_dict(self) -> dict[str, int | float]:
+        """The limits that are set, by name (how the keys file stores them)."""
+        return {name: getattr(self, name) for name in LIMIT_NAMES if getattr(self, name) is not None}
+
+    @classmethod
+    def from_dict(cls, document: Any) -> Limits:
+        if not isinstance(document, dict) or set(document) - set(LIMIT_NAMES):
+            raise TypeError(f"limits must be a mapping of {', '.join(LIMIT_NAMES)}")
+        limits = cls(**document)
+        for name in LIMIT_NAMES:
+            value = getattr(limits, name)
+            if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
+                raise TypeError(f"limit {name} must be a number of 0 or more")
+        return limits
+
+
+NO_LIMITS = Limits()
+
+
+def _first_set(value: int | float | None, default: int | float | None) -> Any:
+    return value if value is not None else default
+
+
 @dataclass(frozen=True)
 class KeyEntry:
     """What is stored of a key: never the key itself."""
@@ -55,6 +110,7 @@ class KeyEntry:
     sha256: str
     created: str
     role: Role = PROXY_ROLE
+    limits: Limits = NO_LIMITS  # proxy keys only
 
 
 def hash_key(key: str) -> str:
@@ -106,7 +162,9 @@ class KeyStore:
         entry = self.verify(key, (PROXY_ROLE,))
         return entry.tenant if entry else None
 
-    def create(self, tenant: str | None = None, role: Role = PROXY_ROLE) -> tuple[KeyEntry, str]:
+    def create(
+        self, tenant: str | None = None, role: Role = PROXY_ROLE, limits: Limits = NO_LIMITS
+    ) -> tuple[KeyEntry, str]:
         """A new key: its stored entry, and the key itself (never stored)."""
         if role not in ROLES:
             raise KeysFileError(f'unknown role "{role}"; expected one of {", ".join(ROLES)}')
@@ -117,11 +175,13 @@ class KeyStore:
             raise KeysFileError("a proxy key needs a tenant (--tenant NAME)")
         if role == "admin" and tenant is not None:
             raise KeysFileError("an admin key sees every tenant; --tenant applies to operator and viewer keys")
+        if limits.any and role != PROXY_ROLE:
+            raise KeysFileError("limits apply to proxy keys only")
         key_hex = secrets.token_hex(ID_HEX_CHARS // 2)
         secret = secrets.token_urlsafe(KEY_BYTES)
         key = PROXY_KEY_PREFIX + secret if role == PROXY_ROLE else f"{API_KEY_PREFIX}{key_hex}_{secret}"
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
-        entry = KeyEntry(id="key_" + key_hex, tenant=tenant, sha256=hash_key(key), created=now, role=role)
+        entry = KeyEntry("key_" + key_hex, tenant, hash_key(key), now, role, limits)
         with self._lock:
             entries = self._read()
             entries.append(entry)
@@ -139,6 +199,21 @@ class KeyStore:
             self._write(kept)
             self._stamp = None
         return next(entry for entry in entries if entry.id == key_id)
+
+    def update_limits(self, key_id: str, set_: Limits, clear: Collection[str] = ()) -> KeyEntry:
+        """Set the limits of proxy key ``key_id`` that ``set_`` names and remove those in ``clear``; the new entry."""
+        with self._lock:
+            entries = self._read()
+            found = [entry for entry in entries if entry.id == key_id]
+            if not found:
+                raise KeysFileError(f'no key with id "{key_id}" in {self.path}')
+            if found[0].role != PROXY_ROLE:
+                raise KeysFileError(f"{key_id} is an {found[0].role} key; limits apply to proxy keys only")
+            kept = {name: value for name, value in found[0].limits.as_dict().items() if name not in clear}
+            updated = replace(found[0], limits=Limits.from_dict({**kept, **set_.as_dict()}))
+            self._write([updated if entry.id == key_id else entry for entry in entries])
+            self._stamp = None
+        return updated
 
     def _refresh(self) -> None:
         try:
@@ -167,7 +242,8 @@ class KeyStore:
             raise KeysFileError(f"cannot read the keys file {self.path}: {exc}") from None
         try:
             entries = [
-                KeyEntry(**{"tenant": None, **item})  # files written before roles hold proxy keys only
+                # Files written before roles hold proxy keys only; before limits, keys with none.
+                KeyEntry(**{"tenant": None, **item, "limits": Limits.from_dict(item.get("limits", {}))})
                 for item in document["keys"]
             ]
         except (KeyError, TypeError) as exc:
@@ -178,7 +254,7 @@ class KeyStore:
         return entries
 
     def _write(self, entries: list[KeyEntry]) -> None:
-        document = {"keys": [asdict(entry) for entry in entries]}
+        document = {"keys": [_stored(entry) for entry in entries]}
         try:
             private_directory(self.path.parent)
             fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-")  # created 0600
@@ -197,3 +273,11 @@ class KeyStore:
         except OSError as exc:
             raise KeysFileError(f"cannot write the keys file {self.path}: {exc.strerror}") from None
 
+
+def _stored(entry: KeyEntry) -> dict[str, Any]:
+    """An entry as the keys file holds it: its limits only when it has some."""
+    stored = asdict(entry)
+    stored.pop("limits")
+    if entry.limits.any:
+        stored["limits"] = entry.limits.as_dict()
+    return stored

@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from collector.config.service import CollectorConfig
 from collector.extensions.admin import PROMETHEUS_TEXT
 from collector.httpserver import HttpServer
-from collector.receivers.genai_proxy import stream_check
+from collector.receivers.genai_proxy import call_price, stream_check
 from collector.telemetry import Telemetry
 from proxy.app import ProxyService
 from proxy.config import ProxyConfig
@@ -74,7 +74,7 @@ async def serve_proxy(settings: ProxyConfig, traces_url: str) -> None:
     """Run the proxy until SIGINT or SIGTERM, then drain calls and spans."""
     telemetry = Telemetry()
     sink = ExporterSink(OTLPSpanExporter(endpoint=traces_url))
-    service = ProxyService(settings, sink, telemetry, logger, stream_check=stream_check(settings))
+    service = ProxyService(settings, sink, telemetry, logger, stream_check=stream_check(settings), price=call_price())
 
     async def metrics(request: Request) -> Response:
         return PlainTextResponse(telemetry.render(), media_type=PROMETHEUS_TEXT)

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,7 @@ from proxy.generated_metrics import ProxySelfMetrics
 from proxy.guard import StreamCheck, StreamGuard, stop_event
 from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
+from proxy.limits.limiter import QUOTA_CODE, Admission, Clock, Limiter, LimitExceeded, Pricer, rate_limit_headers
 from proxy.paths import RefuseUnsafePaths
 from proxy.record import CallRecord
 from proxy.relay import GuardedTee, RelayResponse
@@ -60,6 +61,7 @@ from proxy.semconv import Dialect, dialect_for
 from proxy.spans import Outcome, finish_span, span_name
 from proxy.sse import SseSplitter
 from proxy.stitching import StreamSigner, TraceIds, mark_reply, strip_markers
+from proxy.tenants import TenantHeader
 from proxy.tokens import warm_up
 from proxy.upstream import UpstreamBroken, UpstreamClient, UpstreamResponse, UpstreamTimeout, upstream_url
 
@@ -128,6 +130,7 @@ class _Call:
     caller: Caller
     started: float  # monotonic
     history: History | None = None  # its messages' digests, once worked out (to find or remember its conversation)
+    admission: Admission | None = None  # what its limits charged it, settled when it finishes
     finished: bool = False
 
 
@@ -143,7 +146,10 @@ class ProxyService:
         dialect: Dialect | None = None,
         resource: Resource | None = None,
         stream_check: StreamCheck | None = None,
+        price: Pricer | None = None,
+        clock: Clock = time.time,
     ) -> None:
+        """``price`` gives a call's USD for budgets (the collector wires genai_cost's prices); ``clock`` the limits'."""
         self._config = config
         # Given by whoever wires the proxy (the collector builds it from the genai_security detectors).
         self._stream_check = stream_check if config.early_stop.enabled else None
@@ -152,6 +158,8 @@ class ProxyService:
         self._dialect = dialect or dialect_for(config.semconv)
         self._router = Router(config.upstreams)
         self.auth = Authenticator(config.auth, logger)
+        self._tenant_header = TenantHeader(config.auth, telemetry, logger)
+        self.limits = Limiter(config.limits, telemetry, logger, price, clock)
         self._conversations = ConversationTracker(config.conversations.ttl, config.conversations.max_entries)
         self._spans = FailOpenSpanProcessor(sink, config.span_queue_size, telemetry, logger)
         provider = TracerProvider(resource=resource or Resource.create({"service.name": SERVICE_NAME}))
@@ -170,6 +178,7 @@ class ProxyService:
 
     async def stop(self) -> None:
         await self._upstream.close()
+        await self.limits.close()
         await self._spans.stop()
 
     def _routes(self) -> list[Route]:
@@ -232,6 +241,8 @@ class ProxyService:
         try:
             body = await read_body(request, self._config.max_request_body_size)
             caller = self.auth.authenticate(request.headers, request.scope.get("query_string", b""))
+            if not caller.managed and self._tenant_header.name:
+                caller = self._header_tenant(request, caller)
             document = parse_body(body, required=api is not None)
             name = target.model or (document.get("model") if isinstance(document.get("model"), str) else None)
             upstream = self._route(protocol, name, passthrough=api is None)
@@ -254,7 +265,15 @@ class ProxyService:
         span = self._start_span(request, api, record, upstream, caller, link, started_ns)
         call = _Call(span, record, api, upstream, caller, started, history)
         try:
-            return await self._forward(request, call, body, document, stripped)
+            try:
+                call.admission = await self.limits.admit(caller, record)
+            except LimitExceeded as refused:
+                self._finish(call, Outcome(error_type=refused.code, error_message=str(refused)))
+                return _refusal(family, refused)
+            response = await self._forward(request, call, body, document, stripped)
+            if call.admission is not None:
+                _set_limit_headers(response, call.admission)
+            return response
         except asyncio.CancelledError:
             self._finish(call, Outcome(error_type="cancelled", error_message="the proxy stopped before a reply"))
             raise
@@ -268,6 +287,8 @@ class ProxyService:
     ) -> Response:
         api, upstream, span = call.api, call.upstream, call.span
         headers = upstream_headers(request.headers.raw, upstream, call.caller)
+        if self._tenant_header.name:  # the proxy's own header goes no further: providers need no tenant names
+            headers = [(k, v) for k, v in headers if k.lower() != self._tenant_header.raw_name]
         carrier: dict[str, str] = {}
         inject(carrier, context=trace.set_span_in_context(span))
         headers.extend((k.encode(), v.encode()) for k, v in carrier.items())
@@ -290,6 +311,12 @@ class ProxyService:
             self._finish(call, Outcome(error_type="cancelled", error_message="the client disconnected before a reply"))
             return Response(status_code=499)
         return await self._relay(request, call, upstream_response, document)
+
+    def _header_tenant(self, request: Request, caller: Caller) -> Caller:
+        """A pass-through caller with the tenant its trusted tenant header names (else as it was)."""
+        host = request.client.host if request.client else None
+        tenant = self._tenant_header.tenant(request.headers.get(self._tenant_header.name), host)
+        return caller if tenant is None else replace(caller, tenant=tenant)
 
     def _route(self, protocol: UpstreamProtocol, model: str | None, passthrough: bool) -> UpstreamConfig:
         """The upstream for the call; a pass-through path naming an unknown model goes to the protocol's first."""
@@ -583,6 +610,9 @@ class ProxyService:
                 call.span.update_name(span_name(record.operation, response_model))
         except Exception:  # what the span could not take is lost, the span itself is not
             self._logger.exception("could not describe a proxied call on its span")
+        if call.admission is not None:  # settled with the usage the span shows (estimated when none came)
+            model = record.attributes.get(semconv.RESPONSE_MODEL) or record.request_model
+            self.limits.settle(call.admission, record, record.provider, model if isinstance(model, str) else None)
         call.span.end()
         code = outcome.error_type or str(outcome.status_code)
         self._count(call.api, call.upstream, code)
@@ -610,6 +640,23 @@ class ProxyService:
 
     def _count(self, api: Api | None, upstream: UpstreamConfig | None, code: str) -> None:
         self._requests.add(1, api=api.name if api else "other", upstream=upstream.name if upstream else "", code=code)
+
+
+def _refusal(family: ApiFamily, refused: LimitExceeded) -> Response:
+    """A 429 in the caller's provider format, with Retry-After and the x-ratelimit-* headers."""
+    response = ProxyError(429, str(refused), refused.code, refused.retry_after).response(family)
+    response.raw_headers.extend(rate_limit_headers(refused.decision))
+    if refused.code == QUOTA_CODE:  # a spent budget comes back in hours: the SDKs' quick retries are no use
+        response.raw_headers.append((b"x-should-retry", b"false"))
+    return response
+
+
+def _set_limit_headers(response: Response, admission: Admission) -> None:
+    """The call's x-ratelimit-* headers, in place of any of the same names the upstream sent."""
+    ours = rate_limit_headers(admission.decision)
+    if ours:
+        names = {name for name, _ in ours}
+        response.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() not in names] + ours
 
 
 def _scope(caller: Caller, upstream: UpstreamConfig) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from collector.keys import KeysFileError, KeyStore, hash_key
+from collector.keys import NO_LIMITS, PROXY_ROLE, KeysFileError, KeyStore, Limits, hash_key
 from collector.private_files import PRIVATE_FILE_MODE, private_directory
 from proxy.config import AuthSettings
 from proxy.errors import ProxyError
@@ -40,12 +40,14 @@ _logger = logging.getLogger("genai_collector.proxy")
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated caller: its tenant (managed mode) and a hash naming its credential."""
+    """The authenticated caller: its tenant (its key's, or a trusted header's) and a hash naming its credential."""
 
     managed: bool
     tenant: str | None
     # Scopes conversation grouping, so two callers' identical histories never merge.
     credential_hash: str
+    key_id: str | None = None  # the proxy key's (managed mode)
+    key_limits: Limits = NO_LIMITS  # what the keys file sets for that key
 
 
 def managed_marker(keys_file: Path) -> Path:
@@ -111,10 +113,10 @@ class Authenticator:
             raise ProxyError(
                 401, "a proxy key is required: send it where your SDK sends its provider key (Authorization: Bearer)"
             )
-        tenant = self.keys.tenant_for(credential)
-        if tenant is None:
+        entry = self.keys.verify(credential, (PROXY_ROLE,))
+        if entry is None:
             raise ProxyError(401, "the proxy key is not valid", "invalid_api_key")
-        return Caller(True, tenant, hash_key(credential))
+        return Caller(True, entry.tenant, entry.sha256, entry.id, entry.limits)
 
     def _keys_present(self) -> bool:
         """Whether the keys file holds a key; its state is logged when it changes, never per call."""

@@ -7,6 +7,7 @@ and the standalone ``genai-collector proxy`` command.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from collector.config.types import Duration, HostPort, Secret
 from collector.listeners.settings import HttpServerSettings
 from collector.semconv import LATEST, Version
+from proxy.limits.settings import LimitsSettings
 
 DEFAULT_ENDPOINT = HostPort("127.0.0.1", 8080)
 DEFAULT_MAX_REQUEST_BODY_BYTES = 32 * 1024 * 1024
@@ -143,6 +145,24 @@ class AuthSettings:
 
     mode: AuthMode = "auto"
     keys_file: str = DEFAULT_KEYS_FILE
+    # Pass-through mode: a header naming the caller's tenant (e.g. X-GenAI-Tenant), believed only from
+    # clients in trusted_networks (CIDRs); see proxy/tenants.py.
+    tenant_header: str = ""
+    trusted_networks: tuple[str, ...] = ()
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        for i, network in enumerate(self.trusted_networks):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                yield f"trusted_networks[{i}]", f'"{network}" is not an IP network (e.g. 10.0.0.0/8 or 127.0.0.1/32)'
+        name = self.tenant_header
+        if name and (not name.isascii() or not all(c.isalnum() or c in "-_" for c in name)):
+            yield "tenant_header", f'"{name}" is not a header name'
+        if self.trusted_networks and not name:
+            yield "trusted_networks", "is for tenant_header; set tenant_header too"
+        if name and not self.trusted_networks:
+            yield "tenant_header", "needs trusted_networks: the header is believed only from them"
 
 
 @dataclass(frozen=True)
@@ -188,6 +208,8 @@ class ProxyConfig(HttpServerSettings):
     retry: RetrySettings = field(default_factory=RetrySettings)
     conversations: ConversationSettings = field(default_factory=ConversationSettings)
     early_stop: EarlyStopSettings = field(default_factory=EarlyStopSettings)
+    # Requests, tokens, calls in flight and USD budgets per proxy key and tenant (proxy/limits).
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     # Spans waiting for the pipeline; beyond this they are dropped and counted, never waited for.
     span_queue_size: int = DEFAULT_SPAN_QUEUE_SIZE
     # The GenAI conventions' release the spans follow: the newest, or v1.41 for dashboards built on it.

@@ -7,6 +7,7 @@ client sees a proxy-made 401 or 404 exactly as it would see the provider's.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +40,9 @@ _OPENAI_TYPES = {
     502: "server_error",
     504: "timeout",
 }
+# OpenAI's own error types for the codes the proxy answers with (its rate limits name what ran out).
+_OPENAI_CODE_TYPES = {"rate_limit_exceeded": "requests", "insufficient_quota": "insufficient_quota"}
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 
 # Google APIs name an error by its canonical status (google.rpc.Code), beside the HTTP status.
 _GOOGLE_STATUSES = {
@@ -74,17 +78,23 @@ class ProxyError(Exception):
         return self.message
 
     def response(self, family: ApiFamily) -> Response:
-        response = error_response(family, self.status, self.message, self.code)
+        response = error_response(family, self.status, self.message, self.code, self.retry_after)
         if self.retry_after is not None:
             response.headers["Retry-After"] = retry_after_header(self.retry_after)
         return response
 
 
-def error_response(family: ApiFamily, status: int, message: str, code: str | None = None) -> Response:
+def error_response(
+    family: ApiFamily, status: int, message: str, code: str | None = None, retry_after: float | None = None
+) -> Response:
     """``message`` as the provider's own error body, with the status it goes with."""
     body: dict[str, object]
     if family == "gemini":
-        body = {"error": {"code": status, "message": message, "status": _GOOGLE_STATUSES.get(status, "UNKNOWN")}}
+        google_status = _GOOGLE_STATUSES.get(status, "UNKNOWN")
+        error: dict[str, object] = {"code": status, "message": message, "status": google_status}
+        if retry_after is not None:  # as Google's APIs say when to retry: google.rpc.RetryInfo
+            error["details"] = [{"@type": _RETRY_INFO, "retryDelay": f"{math.ceil(retry_after)}s"}]
+        body = {"error": error}
     elif family == "anthropic":
         body = {
             "type": "error",
@@ -94,7 +104,7 @@ def error_response(family: ApiFamily, status: int, message: str, code: str | Non
         body = {
             "error": {
                 "message": message,
-                "type": _OPENAI_TYPES.get(status, "server_error"),
+                "type": _OPENAI_CODE_TYPES.get(code or "") or _OPENAI_TYPES.get(status, "server_error"),
                 "param": None,
                 "code": code,
             }

@@ -38,6 +38,49 @@ PROXY_SPAN_QUEUE_SIZE = MetricSpec(
     unit="{spans}",
 )
 
+PROXY_LIMIT_REFUSALS = MetricSpec(
+    name="genai_proxy_limit_refusals",
+    kind="counter",
+    help=(
+        "Calls the proxy refused with 429 over a limit, by limit (rpm, tpm, concurrency, daily_budget, monthly_budget) "
+        "and scope (key, tenant)."
+    ),
+    unit="{requests}",
+    labels=("limit", "scope"),
+)
+
+PROXY_LIMIT_STORE_FAILURES = MetricSpec(
+    name="genai_proxy_limit_store_failures",
+    kind="counter",
+    help=(
+        "Calls decided without the shared limits store (unreachable or failing), by what on_store_error made of them "
+        "(allow, deny)."
+    ),
+    unit="{requests}",
+    labels=("decision",),
+)
+
+PROXY_TENANT_HEADER_IGNORED = MetricSpec(
+    name="genai_proxy_tenant_header_ignored",
+    kind="counter",
+    help=(
+        "Tenant headers the proxy ignored, by reason (untrusted, the client is outside trusted_networks; invalid, not a"
+        " usable tenant name)."
+    ),
+    unit="{requests}",
+    labels=("reason",),
+)
+
+PROXY_LIMIT_SETTLEMENTS_LOST = MetricSpec(
+    name="genai_proxy_limit_settlements_lost",
+    kind="counter",
+    help=(
+        "Calls whose charge the shared limits store could not correct when they ended; it stays as estimated, and their"
+        " places in flight expire with their lease."
+    ),
+    unit="{requests}",
+)
+
 
 class ProxyRequests(Counter):
     """Requests the proxy answered, by API, upstream and status code."""
@@ -76,6 +119,58 @@ class ProxySpanQueueSize(Gauge):
         self._watch(read, ())
 
 
+class ProxyLimitRefusals(Counter):
+    """
+    Calls the proxy refused with 429 over a limit, by limit (rpm, tpm, concurrency, daily_budget, monthly_budget) and
+    scope (key, tenant).
+    """
+
+    def add(self, amount: float, *, limit: str, scope: str) -> None:
+        self._add(amount, (("limit", limit), ("scope", scope)))
+
+    def bind(self, *, limit: str, scope: str) -> BoundCounter:
+        return self._bind((("limit", limit), ("scope", scope)))
+
+
+class ProxyLimitStoreFailures(Counter):
+    """
+    Calls decided without the shared limits store (unreachable or failing), by what on_store_error made of them (allow,
+    deny).
+    """
+
+    def add(self, amount: float, *, decision: str) -> None:
+        self._add(amount, (("decision", decision),))
+
+    def bind(self, *, decision: str) -> BoundCounter:
+        return self._bind((("decision", decision),))
+
+
+class ProxyTenantHeaderIgnored(Counter):
+    """
+    Tenant headers the proxy ignored, by reason (untrusted, the client is outside trusted_networks; invalid, not a
+    usable tenant name).
+    """
+
+    def add(self, amount: float, *, reason: str) -> None:
+        self._add(amount, (("reason", reason),))
+
+    def bind(self, *, reason: str) -> BoundCounter:
+        return self._bind((("reason", reason),))
+
+
+class ProxyLimitSettlementsLost(Counter):
+    """
+    Calls whose charge the shared limits store could not correct when they ended; it stays as estimated, and their
+    places in flight expire with their lease.
+    """
+
+    def add(self, amount: float) -> None:
+        self._add(amount, ())
+
+    def bind(self) -> BoundCounter:
+        return self._bind(())
+
+
 class ProxySelfMetrics:
     """Every self-metric of proxy, declared in one registry."""
 
@@ -84,3 +179,7 @@ class ProxySelfMetrics:
         self.proxy_spans_sent = ProxySpansSent(telemetry, PROXY_SPANS_SENT)
         self.proxy_spans_dropped = ProxySpansDropped(telemetry, PROXY_SPANS_DROPPED)
         self.proxy_span_queue_size = ProxySpanQueueSize(telemetry, PROXY_SPAN_QUEUE_SIZE)
+        self.proxy_limit_refusals = ProxyLimitRefusals(telemetry, PROXY_LIMIT_REFUSALS)
+        self.proxy_limit_store_failures = ProxyLimitStoreFailures(telemetry, PROXY_LIMIT_STORE_FAILURES)
+        self.proxy_tenant_header_ignored = ProxyTenantHeaderIgnored(telemetry, PROXY_TENANT_HEADER_IGNORED)
+        self.proxy_limit_settlements_lost = ProxyLimitSettlementsLost(telemetry, PROXY_LIMIT_SETTLEMENTS_LOST)

@@ -11,7 +11,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from collector import semconv
 from proxy.record import CallRecord, reason_text
-from proxy.tokens import chat_prompt_tokens, texts_tokens
+from proxy.tokens import prompt_tokens, texts_tokens
 
 # Captured content keeps the conventions' JSON shape; a text longer than this is cut, and says so.
 MAX_CONTENT_CHARS = 1_000_000
@@ -67,10 +67,7 @@ def _estimate_missing_usage(record: CallRecord) -> None:
         return
     estimated = False
     if usage.input_tokens is None and record.prompt_texts:
-        if record.prompt_chat_messages:
-            usage.input_tokens = chat_prompt_tokens(record.prompt_texts, record.prompt_chat_messages)
-        else:
-            usage.input_tokens = texts_tokens(record.prompt_texts)
+        usage.input_tokens = prompt_tokens(record.prompt_texts, record.prompt_chat_messages)
         estimated = True
     if inference and usage.output_tokens is None:
         usage.output_tokens = texts_tokens(record.output_texts())

@@ -55,6 +55,13 @@ def chat_prompt_tokens(texts: Iterable[str], messages: int) -> int:
     return texts_tokens(texts) + TOKENS_PER_MESSAGE * messages + TOKENS_PER_REPLY_PRIMING
 
 
+def prompt_tokens(texts: Iterable[str], chat_messages: int) -> int:
+    """A request's prompt: in the chat format when it has ``chat_messages`` messages, else its texts alone."""
+    if chat_messages:
+        return chat_prompt_tokens(texts, chat_messages)
+    return texts_tokens(texts)
+
+
 def warm_up() -> None:
     """Load the vocabulary now (about 0.2 s), not on the first call that needs it."""
     _encoding()

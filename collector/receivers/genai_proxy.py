@@ -11,18 +11,24 @@ last spans to the pipeline, which is still running (receivers stop first).
 
 from __future__ import annotations
 
+import time
+
 from collector.component import Component, ComponentSettings, Host, ReceiverFactory, TracesConsumer
 from collector.counting import CountingConsumer
 from collector.findings import SEVERITY_RANK
 from collector.generated_metrics import PipelineSelfMetrics
 from collector.httpserver import HttpServer
 from collector.runtime.proxy_process import ProxyProcess
+from processors.genai_cost.prices import PriceBook
+from processors.genai_cost.prices import Usage as PricedUsage
 from processors.genai_security.rules import BUILTIN_RULES
 from processors.genai_security.scanner import Scanner
 from proxy.app import ProxyService
 from proxy.config import ProxyConfig
 from proxy.export import PipelineSink
 from proxy.guard import StreamCheck
+from proxy.limits.limiter import Pricer
+from proxy.record import Usage
 
 
 class GenAiProxyReceiver:
@@ -45,7 +51,12 @@ class GenAiProxyReceiver:
             self._process = ProxyProcess(config, counted, settings.telemetry, self._listener, level)
         else:
             self.proxy = ProxyService(
-                config, PipelineSink(counted), settings.telemetry, settings.logger, stream_check=stream_check(config)
+                config,
+                PipelineSink(counted),
+                settings.telemetry,
+                settings.logger,
+                stream_check=stream_check(config),
+                price=call_price(),
             )
         self._server: HttpServer | None = None
 
@@ -113,6 +124,24 @@ def stream_check(config: ProxyConfig) -> StreamCheck | None:
         return findings[0].rule_id if findings else None
 
     return check
+
+
+def call_price() -> Pricer:
+    """What a call costs in USD for the proxy's budgets: genai_cost's prices (genai-prices, used offline)."""
+    book = PriceBook()
+
+    def price(provider: str, model: str, usage: Usage) -> float | None:
+        priced = PricedUsage(
+            input_tokens=usage.input_tokens or 0,
+            output_tokens=usage.output_tokens or 0,
+            cache_read_tokens=usage.cache_read_input_tokens or 0,
+            cache_write_tokens=usage.cache_write_input_tokens or 0,
+            reasoning_tokens=usage.reasoning_output_tokens or 0,
+        )
+        cost = book.cost(provider, model, priced, time.time_ns())
+        return cost.total if cost is not None else None
+
+    return price
 
 
 def create_receiver(settings: ComponentSettings, config: ProxyConfig, consumer: TracesConsumer) -> Component:

@@ -268,14 +268,14 @@ def run(channel: socket.socket, sock: socket.socket, config: ProxyConfig, listen
 
 async def _serve(channel: socket.socket, sock: socket.socket, config: ProxyConfig, listener: str) -> None:
     # Here, not at the top: the main process imports this module without needing the proxy's app.
-    from collector.receivers.genai_proxy import stream_check
+    from collector.receivers.genai_proxy import call_price, stream_check
     from proxy.app import ProxyService
 
     reader, writer = await asyncio.open_connection(sock=channel)
     telemetry = Telemetry()
     sink = ChannelSink(writer)
     proxy_logger = logging.getLogger(f"genai_collector.receiver.{listener}")
-    service = ProxyService(config, sink, telemetry, proxy_logger, stream_check=stream_check(config))
+    service = ProxyService(config, sink, telemetry, proxy_logger, stream_check=stream_check(config), price=call_price())
     await service.start()
     server = HttpServer(service.app, config, listener=listener, telemetry=telemetry, date_header=False)
     await server.start(sock)

@@ -14,7 +14,7 @@ from tests.conftest import REPO_ROOT
 EXIT_USAGE = 2
 
 
-def _config(tmp_path: Path) -> Path:
+def _config(tmp_path: Path, limits: str = "") -> Path:
     config = tmp_path / "otel-config.yaml"
     config.write_text(
         f"""
@@ -27,6 +27,7 @@ receivers:
       - name: openai
         kind: openai
         base_url: http://127.0.0.1:9/v1
+{limits}
 exporters:
   debug:
 extensions:
@@ -77,8 +78,8 @@ def test_api_keys_go_to_the_admin_keys_file_and_proxy_keys_to_the_proxys(tmp_pat
     listed = _keys(config, "list")
     assert listed.returncode == 0
     rows = [line.split("\t") for line in listed.stdout.splitlines()]
-    assert rows[0] == ["id", "role", "tenant", "created", "file"]
-    assert [(role, tenant, file) for _, role, tenant, _, file in rows[1:]] == [
+    assert rows[0] == ["id", "role", "tenant", "created", "limits", "usage", "file"]
+    assert [(role, tenant, file) for _, role, tenant, _, _, _, file in rows[1:]] == [
         ("admin", "*", str(api_file)),
         ("viewer", "team-a", str(api_file)),
         ("proxy", "team-b", str(proxy_file)),
@@ -118,3 +119,45 @@ def test_key_mistakes_are_one_line(tmp_path: Path) -> None:
         result = _keys(config, *args)
         assert (result.returncode, result.stderr.strip()) == (EXIT_USAGE, line)
     assert not (tmp_path / "api-keys.json").exists()
+
+
+def test_a_proxy_keys_limits_are_set_at_creation_changed_and_removed(tmp_path: Path) -> None:
+    config = _config(
+        tmp_path, "    limits:\n      keys: {rpm: 100}\n      tenants:\n        team-b: {daily_budget: 50}"
+    )
+    created = _keys(
+        config, "create", "--tenant", "team-b", "--tpm", "100000", "--concurrency", "4", "--daily-budget", "10"
+    )
+    assert created.returncode == 0, created.stderr
+    store = KeyStore(tmp_path / "proxy-keys.json")
+    (entry,) = store.entries()
+    assert entry.limits.as_dict() == {"tpm": 100000, "concurrency": 4, "daily_budget": 10.0}
+
+    updated = _keys(config, "update", entry.id, "--rpm", "60", "--monthly-budget", "200", "--tpm", "none")
+    assert updated.returncode == 0, updated.stderr
+    assert store.entries()[0].limits.as_dict() == {
+        "rpm": 60,
+        "concurrency": 4,
+        "daily_budget": 10.0,
+        "monthly_budget": 200.0,
+    }
+
+    rows = [line.split("\t") for line in _keys(config, "list").stdout.splitlines()]
+    assert rows[1][0] == entry.id
+    assert rows[1][4] == "rpm=60 concurrency=4 daily_budget=$10 monthly_budget=$200"
+    assert rows[2][:5] == ["tenant:team-b", "tenant", "team-b", "-", "daily_budget=$50"]
+
+
+def test_limit_mistakes_are_one_line(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    negative = _keys(config, "create", "--tenant", "t", "--rpm", "-1")
+    assert negative.returncode == EXIT_USAGE and "must be 0 or more" in negative.stderr
+    nothing = _keys(config, "update", "key_000000000000")
+    assert nothing.returncode == EXIT_USAGE
+    assert nothing.stderr.strip() == (
+        "error: nothing to update: give a limit flag (--rpm N, ..., or --rpm none to remove one)"
+    )
+    unknown = _keys(config, "update", "key_000000000000", "--rpm", "5")
+    assert unknown.returncode == EXIT_USAGE and 'no key with id "key_000000000000"' in unknown.stderr
+    admin = _keys(config, "create", "--role", "admin", "--rpm", "5")
+    assert admin.returncode == EXIT_USAGE and "limits apply to proxy keys only" in admin.stderr

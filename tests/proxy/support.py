@@ -20,6 +20,7 @@ from collector.telemetry import Telemetry
 from proxy.app import ProxyService
 from proxy.config import ProxyConfig, UpstreamConfig
 from proxy.guard import StreamCheck
+from proxy.limits.limiter import Clock, Pricer
 from proxy.semconv import Dialect
 
 WAIT_SECONDS = 10.0
@@ -85,12 +86,19 @@ class RunningProxy:
     """A ProxyService served on 127.0.0.1 from a background event loop."""
 
     def __init__(
-        self, config: ProxyConfig, dialect: Dialect | None = None, stream_check: StreamCheck | None = None
+        self,
+        config: ProxyConfig,
+        dialect: Dialect | None = None,
+        stream_check: StreamCheck | None = None,
+        price: Pricer | None = None,
+        clock: Clock = time.time,
     ) -> None:
         self.sink = RecordingSink()
         self.telemetry = Telemetry()
         logger = logging.getLogger("test.proxy")
-        self.service = ProxyService(config, self.sink, self.telemetry, logger, dialect, stream_check=stream_check)
+        self.service = ProxyService(
+            config, self.sink, self.telemetry, logger, dialect, stream_check=stream_check, price=price, clock=clock
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="test-proxy")
         self._thread.start()
@@ -118,9 +126,13 @@ class RunningProxy:
 
 @contextmanager
 def running_proxy(
-    config: ProxyConfig, dialect: Dialect | None = None, stream_check: StreamCheck | None = None
+    config: ProxyConfig,
+    dialect: Dialect | None = None,
+    stream_check: StreamCheck | None = None,
+    price: Pricer | None = None,
+    clock: Clock = time.time,
 ) -> Iterator[RunningProxy]:
-    proxy = RunningProxy(replace(config, endpoint=HostPort("127.0.0.1", 0)), dialect, stream_check)
+    proxy = RunningProxy(replace(config, endpoint=HostPort("127.0.0.1", 0)), dialect, stream_check, price, clock)
     try:
         yield proxy
     finally:

@@ -58,3 +58,54 @@ def test_routing_by_model_within_the_api_family() -> None:
         router.for_model("anthropic", "gpt-4o")
     assert refused.value.status == 404
     assert "configured upstreams: oai (openai: gpt-*), local (openai_compatible: any model)" in refused.value.message
+
+
+UPSTREAM = {"name": "a", "base_url": "http://x"}
+
+
+def test_limits_are_read_from_the_config() -> None:
+    raw = {
+        "upstreams": [UPSTREAM],
+        "limits": {
+            "keys": {"rpm": 60},
+            "tenant": {"daily_budget": 5},
+            "tenants": {"acme": {"tpm": 1000, "monthly_budget": 20.5}},
+            "store": "redis://:pw@127.0.0.1:6379/0",
+            "on_store_error": "deny",
+            "store_timeout": "250ms",
+        },
+        "auth": {"tenant_header": "X-GenAI-Tenant", "trusted_networks": ["10.0.0.0/8"]},
+    }
+    config = decode(ProxyConfig, raw, PATH)
+    limits = config.limits
+    assert (limits.keys.rpm, limits.tenant.daily_budget, limits.tenants["acme"].tpm) == (60, 5.0, 1000)
+    assert (limits.on_store_error, limits.store_timeout, limits.shared) == ("deny", 0.25, True)
+    assert limits.store_shown() == "redis://127.0.0.1:6379"
+    assert "pw" not in repr(config)
+    assert config.auth.trusted_networks == ("10.0.0.0/8",)
+
+
+def test_limit_mistakes_are_one_line_each() -> None:
+    raw = {
+        "upstreams": [UPSTREAM],
+        "limits": {
+            "keys": {"rpm": -1, "budget": 3},
+            "tenants": {"acme": {}},
+            "store": "http://:secret@cache:80",
+            "on_store_error": "maybe",
+        },
+    }
+    problems = _problems(raw)
+    assert (
+        f"{PATH}.limits.keys.budget: unknown key; expected one of concurrency, daily_budget, monthly_budget, rpm, tpm"
+        in problems
+    )
+    assert f'{PATH}.limits.on_store_error: expected one of allow, deny, got "maybe"' in problems
+    assert all("secret" not in problem for problem in problems)
+    assert _problems({"upstreams": [UPSTREAM], "limits": {"keys": {"rpm": -1}}}) == [
+        f"{PATH}.limits.keys.rpm: must be 0 or more"
+    ]
+    assert _problems({"upstreams": [UPSTREAM], "limits": {"tenants": {"acme": {}}, "store": "http://:secret@x"}}) == [
+        f"{PATH}.limits.store: expected memory or a redis://, rediss:// or unix:// URL (the value is not shown)",
+        f"{PATH}.limits.tenants.acme: sets no limit",
+    ]
