@@ -1,0 +1,39 @@
+"""A Prometheus text exposition parsed by Prometheus' own Python client (``prometheus_client.parser``)."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+HTTP_TIMEOUT = 10.0
+# Labels every series of one scope carries (the exporter's ``otel_scope_*``); comparisons leave them out on request.
+SCOPE_LABEL_PREFIX = "otel_scope_"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def samples(text: str, without_scope: bool = False) -> Samples:
+    """Every sample by (name, labels); empty-valued labels are no labels (as in Prometheus)."""
+    found: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = frozenset(
+                (name, value)
+                for name, value in sample.labels.items()
+                if value and not (without_scope and name.startswith(SCOPE_LABEL_PREFIX))
+            )
+            key = (sample.name, labels)
+            assert key not in found, f"duplicate series {key}"
+            found[key] = sample.value
+    return found
+
+
+def families(text: str) -> dict[str, tuple[str, str]]:
+    """Each family's (type, help) by its name as the parser gives it (a counter's without ``_total``)."""
+    return {family.name: (family.type, family.documentation) for family in text_string_to_metric_families(text)}
+
+
+def scrape(port: int) -> httpx.Response:
+    reply = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=HTTP_TIMEOUT)
+    assert reply.status_code == 200, reply.text
+    return reply
