@@ -92,7 +92,7 @@ def registry_with_recorder() -> tuple[Registry, Recorded]:
     recorded = Recorded()
     registry = default_registry()
     exporters = {**registry.exporters, "recording": recording_factory(recorded)}
-    return Registry(registry.receivers, registry.processors, exporters, registry.extensions), recorded
+    return Registry(registry.receivers, registry.processors, exporters, registry.extensions, registry.connectors), recorded
 
 
 @contextlib.contextmanager
