@@ -15,8 +15,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 from collector.component import ComponentID, ComponentSettings
 from collector.config.types import HostPort
-from collector.registry import builtin_registry
 from collector.pdata import set_any_value
+from collector.registry import builtin_registry
 from collector.signals import OtlpData, Signal, item_count
 from tests.conftest import RecordingConsumer, free_port, make_traces
 

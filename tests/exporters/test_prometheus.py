@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from exporters.prometheus.metrics import COST_BUCKETS, DURATION_BUCKETS, TOKEN_BUCKETS
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
 from collector.component import ComponentID
@@ -26,7 +27,6 @@ from collector.config.service import check_listeners, parse_config
 from collector.pdata import set_any_value
 from collector.registry import default_registry
 from exporters.prometheus.config import PrometheusExporterConfig
-from exporters.prometheus.metrics import COST_BUCKETS, DURATION_BUCKETS, TOKEN_BUCKETS
 from tests.conftest import RunningService, free_port
 
 HTTP_TIMEOUT = 10.0
@@ -489,10 +489,10 @@ def test_defaults() -> None:
 
 
 def test_non_finite_amounts_are_not_observed_and_long_labels_are_cut() -> None:
+    from exporters.prometheus.spans import MAX_LABEL_CHARS, call_facts
     from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
     from collector.pdata import set_any_value
-    from exporters.prometheus.spans import MAX_LABEL_CHARS, call_facts
 
     span = ProtoSpan(start_time_unix_nano=1, end_time_unix_nano=2)
     for key, value in (
