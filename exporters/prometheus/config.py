@@ -8,7 +8,7 @@ connector: ``semconv`` is a config error naming the new place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from collector.config.types import Duration, HostPort
@@ -48,7 +48,7 @@ class PrometheusExporterConfig(HttpServerSettings):
     max_series: int = DEFAULT_MAX_SERIES
     metric_expiration: Duration = DEFAULT_METRIC_EXPIRATION
     namespace: str = ""
-    const_labels: Mapping[str, str] = field(default_factory=dict)
+    const_labels: dict[str, str] = field(default_factory=dict)
     add_metric_suffixes: bool = True
     resource_to_telemetry_conversion: ResourceToTelemetry = field(default_factory=ResourceToTelemetry)
     # The release before connectors made GenAI metrics here; the genai_metrics connector does now.

@@ -1,6 +1,9 @@
-"""A Prometheus text exposition parsed by Prometheus' own Python client (``prometheus_client.parser``)."""
+"""A Prometheus text exposition parsed by Prometheus' own Python client (``prometheus_client.parser``), or by the
+line-by-line reader the self-metrics tests use (``parse_metrics``)."""
 
 from __future__ import annotations
+
+import re
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,3 +40,32 @@ def scrape(port: int) -> httpx.Response:
     reply = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=HTTP_TIMEOUT)
     assert reply.status_code == 200, reply.text
     return reply
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str) -> tuple[Samples, dict[str, str]]:
+    """Samples by (name, labels), and the TYPE of each family, from the Prometheus text format."""
+    found: Samples = {}
+    types: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            types[name] = kind
+            continue
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        assert match, line
+        name, labels, value = match.groups()
+        key = (name, frozenset(_LABEL.findall(labels or "")))
+        assert key not in found, f"duplicate series {line}"
+        found[key] = float(value)
+    return found, types
+
+
+def total_of(found: Samples, name: str) -> float:
+    """The sum of every series of one sample name."""
+    return sum(value for (sample, _), value in found.items() if sample == name)

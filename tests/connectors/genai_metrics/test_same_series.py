@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.connectors.genai_metrics.shipped import (
+from tests.connectors.genai_metrics.support import (
     emit_genai_metrics,
     prometheus_port,
     run_shipped_config,

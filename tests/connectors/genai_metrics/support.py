@@ -1,4 +1,5 @@
-"""The shipped otel-config.yaml running in a test: every listener on a free port, the store in the test's tmp dir."""
+"""The genai_metrics connector in a running collector: the shipped config on free ports, the fixed span set sent by
+the SDK, the connector made to emit, the prometheus exporter read."""
 
 from __future__ import annotations
 
@@ -49,3 +50,14 @@ def emit_genai_metrics(running: RunningService) -> None:
 
 def prometheus_port(running: RunningService) -> int:
     return int(running.service.exporters_of("metrics")[ComponentID("prometheus")].port)  # type: ignore[attr-defined]
+
+
+def exposed(running: RunningService, exporter: str = "prometheus") -> str:
+    """What the prometheus exporter ``exporter`` of the metrics pipelines serves now (after a shutdown too)."""
+    return str(running.service.exporters_of("metrics")[ComponentID.parse(exporter)].render())  # type: ignore[attr-defined]
+
+
+def emitted_and_exposed(running: RunningService) -> str:
+    """The connector's metrics emitted now, as the prometheus exporter then serves them."""
+    emit_genai_metrics(running)
+    return exposed(running)
