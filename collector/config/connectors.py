@@ -88,7 +88,8 @@ def _side_problems(
                         f"({other_section})",
                     )
                 )
-            elif not others & set(partners):
+            elif not others & set(partners) and others & _valid_on(factory, other_role):
+                # (When no pipeline on the other side carries a signal it supports there, that side says so.)
                 problems.append(
                     ConfigProblem(
                         path,
@@ -98,3 +99,8 @@ def _side_problems(
                     )
                 )
     return problems
+
+
+def _valid_on(factory: ConnectorFactory[object], role: str) -> set[Signal]:
+    """The signals of the pipelines ``factory`` may be an exporter (``role``) or a receiver of."""
+    return {signal for signal in SIGNALS if (factory.takes(signal) if role == "exporter" else factory.emits(signal))}
