@@ -343,7 +343,9 @@ class Service:
         """A traces pipeline: its head and tail processors here, its middle in the workers (when there are any)."""
         settings_for = self._settings_for
         consumer: Consumer[Any] = self._exporters_of(name, pipeline)
-        consumer = TappedConsumer(consumer, self.tap)
+        # Spans a connector hands on (forward) were tapped in the pipeline they came from: shown once.
+        if any(cid not in self.config.components["connectors"] for cid in pipeline.receivers):
+            consumer = TappedConsumer(consumer, self.tap)
         consumer, tail = build_chain(plan.tail, settings_for, self.telemetry, consumer)
         middle: list[tuple[ComponentID, Component]] = []
         if self._pool is not None and plan.middle:

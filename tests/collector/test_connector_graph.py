@@ -12,6 +12,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 from collector.component import ComponentID
 from collector.config.service import parse_config
+from collector.pdata import span_count
 from collector.pipeline_graph import ConnectorInstance, PipelineGraph
 from collector.registry import default_registry
 from tests.conftest import RunningService
@@ -66,6 +67,8 @@ service:
 """
     )
     running = RunningService(config, tmp_path, registry)
+    tapped: list[int] = []
+    running.service.tap.subscribe(lambda traces: tapped.append(span_count(traces)))
     try:
         send_genai_spans(running)
         count = len(SPANS)
@@ -84,6 +87,7 @@ service:
     assert own[("otelcol_exporter_sent_spans_total", frozenset({("exporter", "forward")}))] == count
     accepted = frozenset({("receiver", "forward"), ("transport", "connector")})
     assert own[("otelcol_receiver_accepted_spans_total", accepted)] == count
+    assert sum(tapped) == count  # the live stream shows each span once, not once per pipeline it went through
 
 
 def test_genai_metrics_flushes_at_shutdown_into_two_metrics_pipelines_through_their_processors(

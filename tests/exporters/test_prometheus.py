@@ -221,6 +221,20 @@ def _gauge(name: str, value: float, time_unix_nano: int = 1, **attributes: str) 
     return data
 
 
+def test_resource_attributes_as_labels_and_names_without_suffixes() -> None:
+    data = _gauge("disk.usage", 0.25)
+    data.resource_metrics[0].resource.attributes.add(key="host.name").value.string_value = "h1"
+    metric = data.resource_metrics[0].scope_metrics[0].metrics[0]
+    metric.unit = "1"
+    store = MetricStore(Naming(add_metric_suffixes=False, resource_to_telemetry=True), 10, 300.0, print)
+    store.add(data)
+    [(name, family)] = store.families.items()
+    assert name == "disk_usage"
+    assert list(family.series) == [
+        (("host_name", "h1"), ("otel_scope_name", ""), ("otel_scope_schema_url", ""), ("otel_scope_version", ""))
+    ]
+
+
 def test_series_not_updated_within_metric_expiration_go() -> None:
     clock = ManualClock()
     store, _ = _store(clock=clock)
