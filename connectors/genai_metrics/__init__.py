@@ -17,9 +17,9 @@ sending queue accepted it, so spans a client sends again after a refusal are
 counted once. With worker processes, reading the spans happens in the workers,
 where the processors left them (``SpanFactsPart``); ``consume`` in the main
 process adds what they found, minus the calls a processor's main part marked
-duplicates afterwards. An emit the metrics pipelines refuse is counted and
-logged; the next one carries the same totals (they are cumulative), so nothing
-is lost but time.
+duplicates afterwards. An emit the metrics pipelines refuse is counted,
+logged and shown by /health until one is taken; the next one carries the same
+totals (they are cumulative), so nothing is lost but time.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class GenAiMetricsConnector:
         self._emitter: asyncio.Task[None] | None = None
         self._emitting = asyncio.Lock()  # the timer's emit and the final one never overlap
         self._stopped = False
+        self._last_refusal: str | None = None  # why the last emit was refused; None once one is taken
 
     async def start(self, host: Host) -> None:
         if self._emitter is None and not self._stopped:
@@ -122,7 +123,16 @@ class GenAiMetricsConnector:
                 await self._next.consume(data)
             except Exception as exc:
                 self._emit_failures.add(1)
+                self._last_refusal = str(exc) or type(exc).__name__
                 self._settings.logger.warning("the metrics pipelines refused the GenAI metrics: %s", exc)
+            else:
+                self._last_refusal = None
+
+    def health_problems(self) -> list[str]:
+        """While the metrics pipelines refuse its emits, /health says so (collector.health.HealthReporter)."""
+        if self._last_refusal is None:
+            return []
+        return [f"the metrics pipelines refused the last emit ({self._last_refusal}); the next carries the same totals"]
 
     async def _emit_every_interval(self) -> None:
         while not self._stopping.is_set():

@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 from collector.component import ComponentID
-from collector.config.service import parse_config
+from collector.config.service import PipelineConfig, parse_config
 from collector.pdata import span_count
 from collector.pipeline_graph import ConnectorInstance, PipelineGraph
 from collector.registry import default_registry
@@ -166,3 +167,12 @@ service:
     assert graph.levels() == [["traces"], [forward], ["traces/b"], [genai], ["metrics"]]
     assert graph.feeds == {forward: ["traces/b"], genai: ["metrics"]}
     assert graph.cycles() == []
+
+
+def test_levels_refuse_a_cycle() -> None:
+    forward = ComponentID("forward")
+    looping = PipelineConfig("traces", (ComponentID("otlp"), forward), (), (ComponentID("debug"), forward), "traces")
+    graph = PipelineGraph({"traces": looping}, {forward: default_registry().connectors["forward"]})
+    assert graph.cycles() == [["traces", "forward", "traces"]]
+    with pytest.raises(ValueError, match="cycle"):
+        graph.levels()

@@ -226,8 +226,13 @@ def test_a_refused_emit_is_counted_and_the_next_carries_the_same_totals() -> Non
     async def scenario() -> None:
         await connector.consume(_as_otlp(genai_spans()))
         await connector.emit()
+        assert connector.health_problems() == [
+            "the metrics pipelines refused the last emit (the metrics pipeline is full); the next carries the same "
+            "totals"
+        ]
         downstream.refuse = False
         await connector.emit()
+        assert connector.health_problems() == []
         await connector.shutdown()  # before start: nothing more is emitted
 
     asyncio.run(scenario())
