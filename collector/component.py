@@ -52,13 +52,16 @@ __all__ = [
     "ProcessorFactory",
     "ExporterFactory",
     "ExtensionFactory",
+    "Connector",
+    "ConnectorFactory",
+    "SignalPair",
     "Listener",
     "WorkerNotes",
     "MainPart",
     "WorkerPart",
 ]
 
-ComponentKind = Literal["receiver", "processor", "exporter", "extension"]
+ComponentKind = Literal["receiver", "processor", "exporter", "extension", "connector"]
 C = TypeVar("C")
 T = TypeVar("T")
 DataT = TypeVar("DataT", bound=OtlpData, contravariant=True)
@@ -120,6 +123,14 @@ class Processor(Component, Protocol):
 @runtime_checkable
 class Exporter(Component, Protocol):
     """A component that takes batches into its sending queue and ships them out."""
+
+    async def consume(self, data: Any, /) -> None: ...
+
+
+@runtime_checkable
+class Connector(Component, Protocol):
+    """A component that consumes what the pipelines exporting to it pass on, and feeds the pipelines that list it
+    as a receiver (in the signal it emits)."""
 
     async def consume(self, data: Any, /) -> None: ...
 
@@ -316,7 +327,7 @@ class ExporterFactory(_Signals, Generic[C]):
 
     type: str
     config_type: builtins.type[C]  # the field `type` shadows the builtin here
-    create: Callable[[ComponentSettings, C], Exporter]
+    create: Callable[[ComponentSettings, C], Exporter] | None  # None: no traces (a metrics-only exporter)
     # Its part in the worker processes, for an exporter that reads every span of a batch (see WorkerPart).
     create_worker_part: Callable[[ComponentSettings, C], WorkerPart] | None = None
     # An exporter that only adds up or shows what it is given (no sending queue, never refuses a batch): the
@@ -325,6 +336,8 @@ class ExporterFactory(_Signals, Generic[C]):
     accepted_only: bool = False
     create_logs: Callable[[ComponentSettings, C], Exporter] | None = None
     create_metrics: Callable[[ComponentSettings, C], Exporter] | None = None
+    # For a signal it served in an earlier release: what to configure instead, as the config error says it.
+    moved: Mapping[Signal, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -334,3 +347,47 @@ class ExtensionFactory(Generic[C]):
     type: str
     config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C], Component]
+
+
+# (the signal a connector takes in, the signal it emits)
+SignalPair = tuple[Signal, Signal]
+
+
+@dataclass(frozen=True)
+class ConnectorFactory(Generic[C]):
+    """Makes a connector per pair of signals it joins (the OpenTelemetry Collector's connector.Factory).
+
+    ``creators`` maps each supported (in, out) pair to a creator; the creator is
+    handed the consumer of every pipeline of signal ``out`` that lists the
+    connector as a receiver (a fan-out when there are several) and returns the
+    component the pipelines of signal ``in`` export to.
+    """
+
+    type: str
+    config_type: builtins.type[C]  # the field `type` shadows the builtin here
+    creators: Mapping[SignalPair, Callable[[ComponentSettings, C, Consumer[Any]], Connector]]
+    # Its part in the worker processes, for a traces-in connector that reads every span (see WorkerPart).
+    create_worker_part: Callable[[ComponentSettings, C], WorkerPart] | None = None
+    # As ExporterFactory.accepted_only: handed a batch once the pipeline's other exporters accepted it.
+    accepted_only: bool = False
+
+    @property
+    def pairs(self) -> tuple[SignalPair, ...]:
+        return tuple(pair for pair in _SIGNAL_PAIRS if pair in self.creators)
+
+    def supports(self, signal_in: Signal, signal_out: Signal) -> bool:
+        return (signal_in, signal_out) in self.creators
+
+    def takes(self, signal: Signal) -> bool:
+        """Whether some pipeline of ``signal`` may export to it."""
+        return any(pair[0] == signal for pair in self.creators)
+
+    def emits(self, signal: Signal) -> bool:
+        """Whether some pipeline of ``signal`` may receive from it."""
+        return any(pair[1] == signal for pair in self.creators)
+
+    def pairs_text(self) -> str:
+        return ", ".join(f"{signal_in} to {signal_out}" for signal_in, signal_out in self.pairs)
+
+
+_SIGNAL_PAIRS: tuple[SignalPair, ...] = tuple((a, b) for a in SIGNALS for b in SIGNALS)

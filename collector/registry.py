@@ -1,7 +1,7 @@
 """Which component types exist: the built-ins, plus third-party ones from entry points.
 
 Third-party packages publish a factory under the entry-point group
-``genai_collector.receivers`` (``.processors``, ``.exporters``, ``.extensions``);
+``genai_collector.receivers`` (``.processors``, ``.exporters``, ``.connectors``, ``.extensions``);
 the entry point's name is the component type. Nothing registers itself by import.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from collector.component import ExporterFactory, ExtensionFactory, ProcessorFactory, ReceiverFactory
+from collector.component import ConnectorFactory, ExporterFactory, ExtensionFactory, ProcessorFactory, ReceiverFactory
 
 ENTRY_POINT_PREFIX = "genai_collector"
 
@@ -25,9 +25,10 @@ class Registry:
     processors: Mapping[str, ProcessorFactory[Any]] = field(default_factory=dict)
     exporters: Mapping[str, ExporterFactory[Any]] = field(default_factory=dict)
     extensions: Mapping[str, ExtensionFactory[Any]] = field(default_factory=dict)
+    connectors: Mapping[str, ConnectorFactory[Any]] = field(default_factory=dict)
 
     def kind(self, section: str) -> Mapping[str, Any]:
-        """The factories for a config section name: receivers, processors, exporters, extensions."""
+        """The factories for a config section name: receivers, processors, exporters, connectors, extensions."""
         return dict(getattr(self, section))
 
 
@@ -35,6 +36,8 @@ def builtin_registry() -> Registry:
     """Every component that ships with genai-collector."""
     # Imported here so that `collector` does not import processors and exporters
     # at module load: dependencies point from them to collector, not back.
+    import connectors.forward
+    import connectors.genai_metrics
     import exporters.alerts
     import exporters.clickhouse
     import exporters.debug
@@ -79,6 +82,7 @@ def builtin_registry() -> Registry:
             )
         },
         extensions={f.type: f for f in (admin.factory, api.factory)},
+        connectors={f.type: f for f in (connectors.forward.factory, connectors.genai_metrics.factory)},
     )
 
 
@@ -86,7 +90,7 @@ def default_registry() -> Registry:
     """The built-ins plus every installed third-party component."""
     builtin = builtin_registry()
     merged: dict[str, dict[str, Any]] = {}
-    for section in ("receivers", "processors", "exporters", "extensions"):
+    for section in ("receivers", "processors", "exporters", "connectors", "extensions"):
         factories = dict(builtin.kind(section))
         for entry in entry_points(group=f"{ENTRY_POINT_PREFIX}.{section}"):
             factories.setdefault(entry.name, entry.load())

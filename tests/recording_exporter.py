@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def registry_with_recorder() -> tuple[Registry, Recorded]:
     recorded = Recorded()
     registry = default_registry()
     exporters = {**registry.exporters, "recording": recording_factory(recorded)}
-    return Registry(registry.receivers, registry.processors, exporters, registry.extensions), recorded
+    return replace(registry, exporters=exporters), recorded
 
 
 @contextlib.contextmanager

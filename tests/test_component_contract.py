@@ -1,5 +1,5 @@
-"""The contract every built-in component must honour, for each signal it supports: create, start, consume,
-shutdown twice, shutdown before start."""
+"""The contract every built-in component must honour, for each signal (or pair of signals, for a connector) it
+supports: create, start, consume, shutdown twice, shutdown before start."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 from collector.component import ComponentID, ComponentSettings
 from collector.config.types import HostPort
+from collector.pdata import set_any_value
 from collector.registry import builtin_registry
 from collector.signals import OtlpData, Signal, item_count
 from tests.conftest import RecordingConsumer, free_port, make_traces
@@ -92,10 +93,12 @@ READS_A_STORE = {"api"}
 
 
 def _cases() -> list[tuple[str, str]]:
+    """Every component of traces (``create``), and every extension."""
     return [
         (section, t)
         for section in ("receivers", "processors", "exporters", "extensions")
-        for t in REGISTRY.kind(section)
+        for t, factory in REGISTRY.kind(section).items()
+        if section == "extensions" or factory.supports("traces")
     ]
 
 
@@ -152,6 +155,11 @@ def _signal_cases() -> list[tuple[str, str, Signal]]:
 
 
 def _one_batch(signal: Signal) -> OtlpData:
+    if signal == "traces":
+        traces = make_traces(spans=1)
+        span = traces.resource_spans[0].scope_spans[0].spans[0]
+        set_any_value(span.attributes.add(key="gen_ai.operation.name").value, "chat")
+        return traces
     if signal == "logs":
         logs = LogsData()
         logs.resource_logs.add().scope_logs.add().log_records.add().body.string_value = "contract"
@@ -183,5 +191,37 @@ def test_component_lifecycle_for_logs_and_metrics(
         await component.shutdown()
         if section == "processors":
             assert [item_count(batch) for batch in downstream.received] == [1]  # type: ignore[arg-type]
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def _connector_cases() -> list[tuple[str, Signal, Signal]]:
+    return [
+        (t, signal_in, signal_out)
+        for t, factory in REGISTRY.connectors.items()
+        for signal_in, signal_out in factory.pairs
+    ]
+
+
+@pytest.mark.parametrize(("type_", "signal_in", "signal_out"), _connector_cases())
+def test_connector_lifecycle(
+    type_: str, signal_in: Signal, signal_out: Signal, make_settings: Callable[..., ComponentSettings]
+) -> None:
+    """Every connector, for each pair of signals it joins: create, start, consume, shutdown twice, shutdown before
+    start; by the end of its shutdown, what it made of the batch reached the pipelines it feeds."""
+    factory = REGISTRY.connectors[type_]
+    settings = make_settings(type_, "connector")
+    downstream = RecordingConsumer()
+    create = factory.creators[(signal_in, signal_out)]
+
+    async def scenario() -> None:
+        await create(settings, factory.config_type(), RecordingConsumer()).shutdown()
+        component = create(settings, factory.config_type(), downstream)
+        await component.start(_Host())
+        await component.consume(_one_batch(signal_in))
+        await component.shutdown()
+        await component.shutdown()
+        assert downstream.received
+        assert all(isinstance(batch, type(_one_batch(signal_out))) for batch in downstream.received)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -3,8 +3,10 @@
 ``load_config`` reads otel-config.yaml, expands ``${env:...}``, decodes every
 component's settings with its factory's config type and checks the pipelines
 (``traces``, ``logs``, ``metrics`` and named ones such as ``logs/audit``) reference
-only defined components that support the pipeline's signal. Every problem found
-is reported at once.
+only defined components that support the pipeline's signal. A connector
+(``connectors:``) is listed as an exporter of some pipelines and a receiver of
+others (collector.config.connectors checks how). Every problem found is
+reported at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from collector.component import ComponentID, Listener, listeners_of
+from collector.config.connectors import connector_problems
 from collector.config.decode import decode
 from collector.config.loader import expand_env, load_yaml
 from collector.config.problems import ConfigError, ConfigProblem, join_path
@@ -26,8 +29,16 @@ from collector.registry import Registry
 from collector.runtime.plan import ComponentStep, placement_problems
 from collector.signals import SIGNALS, Signal
 
-SECTIONS = ("receivers", "processors", "exporters", "extensions")
-SECTION_KIND = {"receivers": "receiver", "processors": "processor", "exporters": "exporter", "extensions": "extension"}
+SECTIONS = ("receivers", "processors", "exporters", "connectors", "extensions")
+SECTION_KIND = {
+    "receivers": "receiver",
+    "processors": "processor",
+    "exporters": "exporter",
+    "connectors": "connector",
+    "extensions": "extension",
+}
+# The pipeline lists a connector may appear in, besides the receivers and exporters it names.
+CONNECTOR_SIDES = ("receivers", "exporters")
 DEFAULT_LOG_LEVEL = "info"
 # Processes that run the pipelines' processors: "auto" is one per usable core; 0 runs them in the main
 # process (for embedding and tests; it puts their CPU time on the event loop that serves every listener).
@@ -75,16 +86,18 @@ class CollectorConfig:
 
     def used(self, section: str, signal: Signal | None = None) -> list[ComponentConfig]:
         """The components of ``section`` that the service actually runs (in ``signal``'s pipelines, if given),
-        in a stable order."""
+        in a stable order. A connector is in the receivers and exporters lists of pipelines, but only in the
+        ``connectors`` section here."""
         if section == "extensions":
             ids = list(self.extensions)
         else:
             ids = []
+            lists = CONNECTOR_SIDES if section == "connectors" else (section,)
             for pipeline in self.pipelines.values():
                 if signal is not None and pipeline.signal != signal:
                     continue
-                for cid in getattr(pipeline, section):
-                    if cid not in ids:
+                for cid in (cid for name in lists for cid in getattr(pipeline, name)):
+                    if cid in self.components[section] and cid not in ids:
                         ids.append(cid)
         return [self.components[section][cid] for cid in ids]
 
@@ -140,6 +153,8 @@ def parse_config(document: Mapping[str, Any], registry: Registry) -> CollectorCo
             telemetry = decode(TelemetryConfig, service.get("telemetry"), "service.telemetry")
         except ConfigError as exc:
             problems.extend(exc.problems)
+    connectors = {cid: registry.connectors[cid.type] for cid in components["connectors"]}
+    problems.extend(connector_problems(pipelines, connectors, declared))
     problems.extend(_placement_problems(pipelines, components, registry))
     problems.extend(_settings_per_signal_problems(pipelines, components))
     if problems:
@@ -294,7 +309,7 @@ def _parse_pipelines(
             section: _parse_id_list(f"{path}.{section}", body.get(section), section, declared, problems)
             for section in ("receivers", "processors", "exporters")
         }
-        problems.extend(_signal_problems(path, body, signal, registry))
+        problems.extend(_signal_problems(path, body, signal, registry, declared["connectors"]))
         # An empty list is reported by _parse_id_list; absent or empty-valued keys here.
         if body.get("receivers") is None:
             problems.append(ConfigProblem(f"{path}.receivers", "at least one receiver is required"))
@@ -304,8 +319,11 @@ def _parse_pipelines(
     return pipelines
 
 
-def _signal_problems(path: str, body: Mapping[str, Any], signal: Signal, registry: Registry) -> list[ConfigProblem]:
-    """One line per component a pipeline of ``signal`` lists whose type does not support that signal."""
+def _signal_problems(
+    path: str, body: Mapping[str, Any], signal: Signal, registry: Registry, connectors: set[ComponentID]
+) -> list[ConfigProblem]:
+    """One line per component a pipeline of ``signal`` lists whose type does not support that signal (connectors
+    are checked by collector.config.connectors); an exporter that served the signal before says what replaces it."""
     problems = []
     for section in ("receivers", "processors", "exporters"):
         items = body.get(section)
@@ -313,10 +331,21 @@ def _signal_problems(path: str, body: Mapping[str, Any], signal: Signal, registr
             continue
         factories = registry.kind(section)
         for i, item in enumerate(items):
-            factory = factories.get(str(item).partition("/")[0]) if isinstance(item, str) else None
+            if not isinstance(item, str) or (section in CONNECTOR_SIDES and _is_connector(item, connectors)):
+                continue
+            factory = factories.get(item.partition("/")[0])
             if factory is not None and not factory.supports(signal):
-                problems.append(ConfigProblem(f"{path}.{section}[{i}]", f"{item} does not support {signal}"))
+                moved = getattr(factory, "moved", {}).get(signal)
+                text = f"{item} does not support {signal}" + (f"; {moved}" if moved else "")
+                problems.append(ConfigProblem(f"{path}.{section}[{i}]", text))
     return problems
+
+
+def _is_connector(item: str, connectors: set[ComponentID]) -> bool:
+    try:
+        return ComponentID.parse(item) in connectors
+    except ValueError:
+        return False
 
 
 def _parse_id_list(
@@ -347,7 +376,7 @@ def _parse_id_list(
         if cid in ids:
             problems.append(ConfigProblem(item_path, f'"{cid}" is listed twice'))
             continue
-        if cid not in declared[section]:
+        if cid not in declared[section] and not (section in CONNECTOR_SIDES and cid in declared["connectors"]):
             problems.append(
                 ConfigProblem(item_path, f'{SECTION_KIND[section]} "{cid}" is not defined in the {section} section')
             )

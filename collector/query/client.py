@@ -96,7 +96,7 @@ def _query_store_directly(config: CollectorConfig, registry: Registry, sql: str,
     candidates = {}
     for component in config.components["exporters"].values():
         factory = registry.exporters[component.id.type]
-        if exporter is not None and str(component.id) != exporter:
+        if (exporter is not None and str(component.id) != exporter) or not factory.supports("traces"):
             continue
         candidates[component.id] = (factory, component)
     if exporter is not None and not candidates:
@@ -104,7 +104,7 @@ def _query_store_directly(config: CollectorConfig, registry: Registry, sql: str,
     telemetry = Telemetry()
     memory_limit = check_memory_budgets(config)
     built = {
-        cid: factory.create(
+        cid: factory.creator("traces")(
             ComponentSettings(
                 cid, "exporter", logging.getLogger(f"genai_collector.query.{cid}"), telemetry, memory_limit
             ),

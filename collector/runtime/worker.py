@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from collector.component import Component, ComponentID, Exporter, WorkerPart
+from collector.component import Component, ComponentID, ComponentKind, ConnectorFactory, Exporter, WorkerPart
 from collector.errors import ConsumeError
 from collector.pdata import encode, joins_exactly
 from collector.runtime import frames
@@ -44,7 +44,7 @@ class WorkerPipeline:
 
     name: str
     processors: tuple[ComponentStep, ...]
-    observers: tuple[ComponentStep, ...] = ()  # exporters with a create_worker_part
+    observers: tuple[ComponentStep, ...] = ()  # exporters and connectors with a create_worker_part
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ async def _serve(channel: socket.socket, spec: WorkerSpec) -> None:
         components.extend(component for _, component in built)
         observers.append(
             [
-                (str(step.id), step.factory.create_worker_part(settings_for(step.id, "exporter"), step.config))  # type: ignore[attr-defined]
+                (str(step.id), step.factory.create_worker_part(settings_for(step.id, _kind(step)), step.config))  # type: ignore[attr-defined]
                 for step in pipeline.observers
             ]
         )
@@ -159,6 +159,11 @@ async def _serve(channel: socket.socket, spec: WorkerSpec) -> None:
     writer.writelines(frames.frame(Kind.STOPPED, 0, *frames.ok_result(b"", telemetry.changes(), {}, True)))
     await writer.drain()
     writer.close()
+
+
+def _kind(step: ComponentStep) -> ComponentKind:
+    """An observer is an exporter or a connector (both may read every span in the workers)."""
+    return "connector" if isinstance(step.factory, ConnectorFactory) else "exporter"
 
 
 class _WorkerHost:

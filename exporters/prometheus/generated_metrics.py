@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from collector.telemetry import BoundCounter, Counter, MetricSpec, Telemetry
 
-PROMETHEUS_OVERFLOW_OBSERVATIONS = MetricSpec(
-    name="genai_prometheus_overflow_observations",
+PROMETHEUS_DROPPED_POINTS = MetricSpec(
+    name="genai_prometheus_dropped_points",
     kind="counter",
-    help="Observations that went to a metric's overflow series because it held max_series label sets, by metric.",
-    unit="{observations}",
+    help="Data points of new series left out because their metric already held max_series series, by metric.",
+    unit="{points}",
     labels=("exporter", "metric"),
 )
 
 
-class PrometheusOverflowObservations(Counter):
-    """Observations that went to a metric's overflow series because it held max_series label sets, by metric."""
+class PrometheusDroppedPoints(Counter):
+    """Data points of new series left out because their metric already held max_series series, by metric."""
 
     def add(self, amount: float, *, exporter: str, metric: str) -> None:
         self._add(amount, (("exporter", exporter), ("metric", metric)))
@@ -29,6 +29,4 @@ class PrometheusSelfMetrics:
     """Every self-metric of prometheus, declared in one registry."""
 
     def __init__(self, telemetry: Telemetry) -> None:
-        self.prometheus_overflow_observations = PrometheusOverflowObservations(
-            telemetry, PROMETHEUS_OVERFLOW_OBSERVATIONS
-        )
+        self.prometheus_dropped_points = PrometheusDroppedPoints(telemetry, PROMETHEUS_DROPPED_POINTS)

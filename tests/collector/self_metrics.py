@@ -13,7 +13,7 @@ from pathlib import Path
 
 from collector import mdatagen
 from collector.telemetry import MetricSpec
-from tests.exporters.test_prometheus import parse_metrics
+from tests.exporters.prometheus_text import parse_metrics
 
 # The packages whose code records self-metrics.
 RECORDING_PACKAGES = ("collector", "processors", "exporters", "proxy")

@@ -21,10 +21,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from collector.component import ComponentID
 from tests.conftest import RunningService, collector_yaml, query_store
+from tests.connectors.genai_metrics.support import emitted_and_exposed
 from tests.exporters.clickhouse.http_fixture import FakeClickHouse
-from tests.exporters.test_prometheus import parse_metrics, total_of
+from tests.exporters.prometheus_text import parse_metrics, total_of
 
 WAIT_SECONDS = 60.0
 ENQUEUE_FAILED = "otelcol_exporter_enqueue_failed_spans"
@@ -229,8 +229,7 @@ def _chat_spans(count: int) -> list[ReadableSpan]:
 
 
 def _calls_counted(collector: RunningService) -> float:
-    prometheus = collector.service.exporters[ComponentID("prometheus")]
-    samples, _ = parse_metrics(prometheus.metrics.render())  # type: ignore[attr-defined]
+    samples, _ = parse_metrics(emitted_and_exposed(collector))
     return total_of(samples, "gen_ai_client_inference_duration_seconds_count")
 
 
@@ -258,11 +257,16 @@ exporters:
         flush_timeout: 10ms
   prometheus:
     endpoint: 127.0.0.1:0
+connectors:
+  genai_metrics:
 service:
   pipelines:
     traces:
       receivers: [otlp]
-      exporters: [clickhouse, prometheus]
+      exporters: [clickhouse, genai_metrics]
+    metrics:
+      receivers: [genai_metrics]
+      exporters: [prometheus]
 """
         collector = RunningService(config, tmp_path)
         try:

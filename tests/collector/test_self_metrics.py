@@ -15,7 +15,7 @@ from proxy.generated_metrics import PROXY_REQUESTS
 from tests.collector.self_metrics import declared, documented, rendered_problems, source_files, source_problems
 from tests.collector.test_cli_run import CollectorProcess
 from tests.conftest import REPO_ROOT, make_traces
-from tests.exporters.test_prometheus import parse_metrics
+from tests.exporters.prometheus_text import parse_metrics
 from tests.proxy.mock_upstream import MockUpstream, serve
 
 PROVIDER_KEY = "sk-provider"

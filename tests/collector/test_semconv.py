@@ -9,9 +9,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector import semconv
 from collector.pdata import set_any_value
+from connectors.genai_metrics.spans import call_facts
 from exporters.clickhouse.genai_schema import GenAITables, calls_select_sql
 from exporters.clickhouse.layout import Layout
-from exporters.prometheus.spans import call_facts
 from tests.conftest import REPO_ROOT
 
 SEMCONV_DOC = REPO_ROOT / "docs" / "semconv.md"

@@ -114,8 +114,9 @@ def test_compose_config_exports_to_clickhouse_jaeger_tempo_and_prometheus() -> N
         "clickhouse",
         "otlp/jaeger",
         "otlphttp/tempo",
-        "prometheus",
+        "genai_metrics",
     ]
+    assert config["service"]["pipelines"]["metrics"] == {"receivers": ["genai_metrics"], "exporters": ["prometheus"]}
     assert exporters["clickhouse"]["endpoint"] == "http://clickhouse:8123"
     assert exporters["clickhouse"]["username"].startswith("${env:CLICKHOUSE_USER")
     assert exporters["clickhouse"]["password"] == "${env:CLICKHOUSE_PASSWORD}"

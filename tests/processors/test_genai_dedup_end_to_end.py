@@ -19,7 +19,8 @@ import pytest
 
 from collector.component import ComponentID
 from tests.conftest import REPO_ROOT, RunningService, query_store
-from tests.exporters.test_prometheus import parse_metrics, total_of
+from tests.connectors.genai_metrics.support import exposed
+from tests.exporters.prometheus_text import parse_metrics, total_of
 from tests.proxy.mock_upstream import MockUpstream, serve
 
 CALLS = 3  # a chat call, a streamed chat call, an embeddings call
@@ -50,18 +51,23 @@ exporters:
         flush_timeout: 50ms
   prometheus:
     endpoint: 127.0.0.1:0
+connectors:
+  genai_metrics:
 service:
   pipelines:
     traces:
       receivers: [otlp, genai_proxy]
       processors: [genai_normalize, genai_dedup, genai_cost]
-      exporters: [clickhouse, prometheus]
+      exporters: [clickhouse, genai_metrics]
+    metrics:
+      receivers: [genai_metrics]
+      exporters: [prometheus]
 """
 
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The store after the app ran, and the Prometheus exporter's /metrics text."""
+    """The store after the app ran, and the /metrics text of the Prometheus exporter genai_metrics feeds."""
     work = tmp_path_factory.mktemp("genai-dedup")
     chdb_dir = work / "clickhouse"
     with serve(MockUpstream()) as upstream:
@@ -84,8 +90,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             assert result.returncode == 0, result.stderr
         finally:
             collector.stop()  # drains the proxy's spans and the queues
-        prometheus = collector.service.exporters[ComponentID("prometheus")]
-        metrics = prometheus.metrics.render()  # type: ignore[attr-defined]
+        metrics = exposed(collector)  # what the connector flushed at shutdown
     return chdb_dir, metrics
 
 

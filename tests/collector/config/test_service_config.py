@@ -179,8 +179,11 @@ def test_component_with_no_settings_gets_its_defaults(registry: Registry) -> Non
 def test_shipped_config_parses(registry: Registry) -> None:
     shipped = Path(__file__).resolve().parents[3] / "otel-config.yaml"
     config = load_config(shipped, registry, environ={})
-    assert list(config.pipelines) == ["traces"]
+    assert list(config.pipelines) == ["traces", "metrics"]
     assert [str(c.id) for c in config.used("exporters")] == ["clickhouse", "prometheus"]
+    assert [str(c.id) for c in config.used("connectors")] == ["genai_metrics"]
+    assert config.pipelines["traces"].exporters == (ComponentID("clickhouse"), ComponentID("genai_metrics"))
+    assert config.pipelines["metrics"].receivers == (ComponentID("genai_metrics"),)
     assert [str(c.id) for c in config.used("processors")] == [
         "memory_limiter",
         "genai_normalize",
@@ -236,8 +239,8 @@ def test_load_config_reports_a_bad_reference_with_its_path(tmp_path: Path, regis
 PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
     (
         "unknown top-level key",
-        PIPELINE + "connectors: {}\n",
-        ["connectors: unknown key; expected one of receivers, processors, exporters, extensions, service"],
+        PIPELINE + "connector: {}\n",
+        ["connector: unknown key; expected one of receivers, processors, exporters, connectors, extensions, service"],
     ),
     (
         "section is not a mapping",

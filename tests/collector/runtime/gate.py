@@ -67,4 +67,5 @@ def registry_with_gate() -> Registry:
         processors={**base.processors, "gate": factory},
         exporters=base.exporters,
         extensions=base.extensions,
+        connectors=base.connectors,
     )

@@ -7,21 +7,23 @@ durations, time to first chunk, and the cost histogram
 (``gen_ai.client.operation.cost``). ``v1.41`` keeps v1.41.0's families
 (``gen_ai.client.token.usage`` by ``gen_ai.token.type``,
 ``gen_ai.client.operation.duration``, ``...time_to_first_chunk``) and this
-project's former cost counter, for dashboards built on them. OpenTelemetry names
-become Prometheus names as the OpenTelemetry Collector's Prometheus exporter
-writes them: dots to underscores, ``s`` as ``_seconds``, annotations in braces
-dropped, ``_total`` on counters.
+project's former cost counter (``gen_ai.client.cost_usd``), for dashboards built
+on them. Attributes are the conventions' (``gen_ai.operation.name``,
+``gen_ai.request.model``, ``error.type``, ...) plus ``service.name`` and
+``tenant.id`` of the span, so each series says whose calls it counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
+
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, ScopeMetrics
 
 from collector import semconv
 from collector.component import TracesData
-from exporters.prometheus.families import Counter, Histogram, LabelValues
-from exporters.prometheus.spans import LABEL_NAMES, STEP_LABEL_NAMES, CallFacts, StepFacts, batch_facts
+from connectors.genai_metrics.families import Counter, Histogram, LabelValues, Times
+from connectors.genai_metrics.spans import LABEL_NAMES, STEP_LABEL_NAMES, CallFacts, StepFacts, batch_facts
 
 # Token histograms, as the semantic conventions advise (powers of 4 from 1 to 4^13).
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -32,30 +34,27 @@ COST_BUCKETS = (0.00001, 0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
 SECONDS = "s"
 TOKENS = "{token}"
-MODALITY_LABEL = "gen_ai_token_modality"
-TOKEN_TYPE_LABEL = "gen_ai_token_type"
-ERROR_LABEL = "error_type"
-CURRENCY_LABEL = "gen_ai_usage_cost_currency"
+# v1.41.0's cost counter: always in US dollars; the currency is in the name (an annotation as its unit).
+USD = "{USD}"
+MODALITY_LABEL = semconv.TOKEN_MODALITY
+TOKEN_TYPE_LABEL = semconv.TOKEN_TYPE
+ERROR_LABEL = semconv.ERROR_TYPE
+CURRENCY_LABEL = semconv.USAGE_COST_CURRENCY
 WITH_ERROR = (*LABEL_NAMES, ERROR_LABEL)
 WITH_MODALITY = (*LABEL_NAMES, MODALITY_LABEL)
 UNKNOWN = semconv.TOKEN_MODALITY_UNKNOWN
 Overflow = Callable[[str], None]
 
 
-def prometheus_name(name: str, unit: str = "", counter: bool = False) -> str:
-    """An OpenTelemetry metric name as Prometheus spells it (the collector's Prometheus exporter's rules)."""
-    spelled = name.replace(".", "_")
-    if unit == SECONDS and not spelled.endswith("_seconds"):
-        spelled += "_seconds"
-    return spelled + "_total" if counter else spelled
-
-
 class Family(Protocol):
-    def render(self, lines: list[str]) -> None: ...
+    @property
+    def series(self) -> Mapping[LabelValues, object]: ...
+
+    def write(self, metric: Metric, times: Times) -> None: ...
 
 
 class _Families:
-    """The families of one release, built with the exporter's series bound."""
+    """The families of one release, built with the connector's series bound."""
 
     def __init__(self, max_series: int, on_overflow: Overflow) -> None:
         self._max_series = max_series
@@ -65,12 +64,12 @@ class _Families:
     def histogram(
         self, name: str, unit: str, help: str, labels: tuple[str, ...], buckets: tuple[float, ...]
     ) -> Histogram:
-        family = Histogram(prometheus_name(name, unit), help, labels, buckets, self._max_series, self._on_overflow)
+        family = Histogram(name, unit, help, labels, buckets, self._max_series, self._on_overflow)
         self.all.append(family)
         return family
 
-    def counter(self, name: str, help: str, labels: tuple[str, ...]) -> Counter:
-        family = Counter(prometheus_name(name, counter=True), help, labels, self._max_series, self._on_overflow)
+    def counter(self, name: str, unit: str, help: str, labels: tuple[str, ...]) -> Counter:
+        family = Counter(name, unit, help, labels, self._max_series, self._on_overflow)
         self.all.append(family)
         return family
 
@@ -80,16 +79,16 @@ class LatestMetrics:
 
     def __init__(self, families: _Families) -> None:
         usage = "tokens of inference calls, by modality"
-        self.input = families.counter(semconv.INFERENCE_USAGE_INPUT_TOKENS, f"Input {usage}.", WITH_MODALITY)
-        self.output = families.counter(semconv.INFERENCE_USAGE_OUTPUT_TOKENS, f"Output {usage}.", WITH_MODALITY)
+        self.input = families.counter(semconv.INFERENCE_USAGE_INPUT_TOKENS, TOKENS, f"Input {usage}.", WITH_MODALITY)
+        self.output = families.counter(semconv.INFERENCE_USAGE_OUTPUT_TOKENS, TOKENS, f"Output {usage}.", WITH_MODALITY)
         self.cache_read = families.counter(
-            semconv.INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS, "Input tokens read from a cache.", WITH_MODALITY
+            semconv.INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS, TOKENS, "Input tokens read from a cache.", WITH_MODALITY
         )
         self.cache_write = families.counter(
-            semconv.INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS, "Input tokens written to a cache.", WITH_MODALITY
+            semconv.INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS, TOKENS, "Input tokens written to a cache.", WITH_MODALITY
         )
         self.reasoning = families.counter(
-            semconv.INFERENCE_USAGE_REASONING_OUTPUT_TOKENS, "Output tokens spent on reasoning.", WITH_MODALITY
+            semconv.INFERENCE_USAGE_REASONING_OUTPUT_TOKENS, TOKENS, "Output tokens spent on reasoning.", WITH_MODALITY
         )
         self.call_input = families.histogram(
             semconv.INFERENCE_OPERATION_INPUT_TOKENS, TOKENS, "Input tokens per inference call.", WITH_ERROR,
@@ -183,8 +182,9 @@ class PreviousMetrics:
             LABEL_NAMES, DURATION_BUCKETS,
         )  # fmt: skip
         self.cost = families.counter(
-            semconv.PREVIOUS_COST_TOTAL + "_usd", "Cost of LLM calls in USD (gen_ai.usage.cost.amount).", LABEL_NAMES
-        )
+            semconv.PREVIOUS_COST_TOTAL + "_usd", USD, "Cost of LLM calls in USD (gen_ai.usage.cost.amount).",
+            LABEL_NAMES,
+        )  # fmt: skip
 
     def observe_step(self, facts: StepFacts) -> None:
         """The previous metrics of this exporter were call metrics only; agent steps add nothing to them."""
@@ -204,27 +204,37 @@ class PreviousMetrics:
 
 
 class GenAiMetrics:
-    """One release's families, fed span by span; ``on_overflow(metric)`` hears of each observation that overflowed."""
+    """One release's families, fed span by span; ``on_overflow(metric)`` hears of each observation that overflowed.
 
-    def __init__(self, max_series: int, on_overflow: Overflow, version: semconv.Version = semconv.LATEST) -> None:
+    ``start`` (Unix nanoseconds) is when the cumulative aggregation began: every data point's start time.
+    """
+
+    def __init__(
+        self, max_series: int, on_overflow: Overflow, version: semconv.Version = semconv.LATEST, start: int = 0
+    ) -> None:
         families = _Families(max_series, on_overflow)
         self._metrics = LatestMetrics(families) if version == semconv.LATEST else PreviousMetrics(families)
         self._families = families.all
+        self._start = start
 
     def record(self, traces: TracesData) -> None:
         self.observe(batch_facts(traces))
 
     def observe(self, facts: Iterable[CallFacts | StepFacts]) -> None:
-        """Add what spans were found to say (``exporters.prometheus.spans``)."""
+        """Add what spans were found to say (``connectors.genai_metrics.spans``)."""
         for fact in facts:
             if isinstance(fact, CallFacts):
                 self._metrics.observe(fact)
             else:
                 self._metrics.observe_step(fact)
 
-    def render(self) -> str:
-        """Every family in the Prometheus text exposition format (version 0.0.4)."""
-        lines: list[str] = []
+    def point_count(self) -> int:
+        """How many data points ``write`` would write."""
+        return sum(len(family.series) for family in self._families)
+
+    def write(self, scope_metrics: ScopeMetrics, now: int) -> None:
+        """Every family with a series, as OTLP metrics cumulative from ``start`` to ``now``, into ``scope_metrics``."""
+        times = Times(self._start, now)
         for family in self._families:
-            family.render(lines)
-        return "\n".join(lines) + "\n"
+            if family.series:
+                family.write(scope_metrics.metrics.add(), times)

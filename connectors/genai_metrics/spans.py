@@ -1,4 +1,4 @@
-"""What one span contributes to the GenAI metrics: its labels and the values it observes.
+"""What one span contributes to the GenAI metrics: its attributes and the values it observes.
 
 Calls to a model are spans whose ``gen_ai.operation.name`` is in
 ``collector.semconv.MODEL_CALL_OPERATIONS``, the allow-list the ClickHouse
@@ -55,12 +55,16 @@ _WANTED = frozenset(
     }
 )
 
-# Label names in the order every family's label values are given.
+# Attribute names in the order every family's attribute values are given.
 # Longest label value kept: a model name or tenant is far shorter; a client's 100 KB one is cut, not repeated.
 MAX_LABEL_CHARS = 256
-LABEL_NAMES = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "service_name", "tenant_id")
-# The labels of agent invocations and tool executions, in the order StepFacts gives them.
-STEP_LABEL_NAMES = ("gen_ai_operation_name", "gen_ai_agent_name", "gen_ai_tool_name", "service_name", "tenant_id")
+LABEL_NAMES = (
+    semconv.OPERATION_NAME, semconv.PROVIDER_NAME, semconv.REQUEST_MODEL, semconv.SERVICE_NAME, semconv.TENANT_ID,
+)  # fmt: skip
+# The attributes of agent invocations and tool executions, in the order StepFacts gives them.
+STEP_LABEL_NAMES = (
+    semconv.OPERATION_NAME, semconv.AGENT_NAME, semconv.TOOL_NAME, semconv.SERVICE_NAME, semconv.TENANT_ID,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
