@@ -52,13 +52,15 @@ __all__ = [
     "ProcessorFactory",
     "ExporterFactory",
     "ExtensionFactory",
+    "ConnectorFactory",
+    "Connector",
     "Listener",
     "WorkerNotes",
     "MainPart",
     "WorkerPart",
 ]
 
-ComponentKind = Literal["receiver", "processor", "exporter", "extension"]
+ComponentKind = Literal["receiver", "processor", "exporter", "extension", "connector"]
 C = TypeVar("C")
 T = TypeVar("T")
 DataT = TypeVar("DataT", bound=OtlpData, contravariant=True)
@@ -334,3 +336,26 @@ class ExtensionFactory(Generic[C]):
     type: str
     config_type: builtins.type[C]  # the field `type` shadows the builtin here
     create: Callable[[ComponentSettings, C], Component]
+
+
+@runtime_checkable
+class Connector(Component, Protocol):
+    """The exporter of one pipeline that is the receiver of another: it consumes signal IN, emits signal OUT."""
+
+    async def consume(self, data: Any, /) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConnectorFactory(Generic[C]):
+    """Makes a connector per (signal in, signal out) pair the pipelines use it for."""
+
+    type: str
+    config_type: builtins.type[C]  # the field `type` shadows the builtin here
+    # (signal it takes in, signal it emits) -> creator; None/absent = pair not supported.
+    # The creator gets the consumer of every pipeline that lists the connector as a receiver
+    # for OUT (a fan-out when several) and returns a component that consumes IN.
+    creators: Mapping[tuple[Signal, Signal], Callable[[ComponentSettings, C, Consumer[Any]], Connector]]
+    # Like ExporterFactory.create_worker_part: a part in the worker processes for a traces-in
+    # connector that reads every span (genai_metrics), optional.
+    create_worker_part: Callable[[ComponentSettings, C], WorkerPart] | None = None
+    accepted_only: bool = False  # same meaning as ExporterFactory.accepted_only

@@ -1,0 +1,1 @@
+"""Connectors: each is the exporter of one pipeline and the receiver of another (one subpackage per connector)."""
