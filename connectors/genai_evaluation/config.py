@@ -24,6 +24,7 @@ import re2
 
 from collector.config.types import Duration
 from connectors.genai_evaluation.rubrics import BUILTIN_RUBRICS, template_problem
+from processors.genai_security.rules import compile_pattern
 from proxy.config import UpstreamConfig
 
 DEFAULT_CONCURRENCY = 4
@@ -126,9 +127,10 @@ class RuleConfig:
                 yield "pattern", f"is required for {self.type}"
             else:
                 try:
-                    re2.compile(self.pattern)
+                    compile_pattern(self.pattern)
                 except re2.error as exc:
-                    yield "pattern", f"is not a valid RE2 pattern: {exc}"
+                    reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+                    yield "pattern", f"is not a valid RE2 pattern: {reason}"
         if self.type == "json_schema":
             from connectors.genai_evaluation.rules import schema_problem
 

@@ -1,7 +1,7 @@
 """Rule evaluators: checks on a call that need no model (valid JSON, a JSON schema, a regex, length, latency, cost).
 
 Each gives 1.0 and ``pass`` or 0.0 and ``fail``, with the reason as the explanation. Regular
-expressions are RE2 (linear time whatever the pattern or the text), as the security rules'.
+expressions are RE2 (linear time whatever the pattern or the text), compiled as the security rules' are.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import json
 from collections.abc import Callable
 
 import jsonschema
-import re2
 
 from collector.jsonvalues import parse_json
 from connectors.genai_evaluation.config import RuleConfig
 from connectors.genai_evaluation.result import Outcome
 from connectors.genai_evaluation.subject import Subject
+from processors.genai_security.rules import compile_pattern
 
 PASS, FAIL = "pass", "fail"
 # A rule reads the whole output text; this only bounds a pathological attribute.
@@ -45,7 +45,7 @@ class Rule:
     def __init__(self, config: RuleConfig) -> None:
         self.config = config
         self.evaluator = f"rule:{config.type}"
-        self._pattern = re2.compile(config.pattern) if config.pattern else None
+        self._pattern = compile_pattern(config.pattern) if config.pattern else None
         self._validator = None
         if config.type == "json_schema":
             document = json.loads(config.schema)

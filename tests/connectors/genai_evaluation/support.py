@@ -30,9 +30,11 @@ class RecordingSink:
 
     def __init__(self) -> None:
         self.batches: list[Any] = []
+        self.arrived = asyncio.Event()
 
     async def consume(self, data: Any, /) -> None:
         self.batches.append(data)
+        self.arrived.set()
 
     def records(self) -> list[LogRecord]:
         return [r for logs in self.batches for rl in logs.resource_logs for sl in rl.scope_logs for r in sl.log_records]
