@@ -98,7 +98,8 @@ class JudgeConfig:
 
 @dataclass(frozen=True)
 class Filters:
-    """Which spans a dimension looks at; empty lists match everything. Model and service names may be globs."""
+    """Which spans a dimension looks at; empty lists match everything. Model and service names may be globs;
+    a model filter matches the requested model or the one that answered."""
 
     services: tuple[str, ...] = ()
     models: tuple[str, ...] = ()

@@ -76,7 +76,7 @@ class Dimension:
 def matches(filters: Filters, subject: Subject) -> bool:
     if filters.services and not _any_glob(filters.services, subject.service):
         return False
-    if filters.models and not _any_glob(filters.models, subject.model):
+    if filters.models and not any(_any_glob(filters.models, model) for model in subject.models):
         return False
     if filters.tenants and subject.tenant not in filters.tenants:
         return False

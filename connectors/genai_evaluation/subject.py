@@ -100,6 +100,15 @@ class Subject:
         return self.attributes.get(semconv.RESPONSE_MODEL) or self.attributes.get(semconv.REQUEST_MODEL, "")
 
     @property
+    def models(self) -> tuple[str, ...]:
+        """The model asked for and the model that answered (often a dated name): a filter may name either."""
+        return tuple(
+            name
+            for name in (self.attributes.get(semconv.REQUEST_MODEL), self.attributes.get(semconv.RESPONSE_MODEL))
+            if name
+        )
+
+    @property
     def tenant(self) -> str:
         return self.attributes.get(semconv.TENANT_ID) or self.resource.get(semconv.TENANT_ID, "")
 

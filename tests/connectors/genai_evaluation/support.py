@@ -65,6 +65,7 @@ class Calls:
 
     service: str = "shop"
     traces: TracesData = field(default_factory=TracesData)
+    start_ns: int = 1_700_000_000_000_000_000
 
     def __post_init__(self) -> None:
         resource_spans = self.traces.resource_spans.add()
@@ -90,7 +91,7 @@ class Calls:
         extra: dict[str, Any] | None = None,
     ) -> Span:
         """A chat call with its messages; trace and span ids from ``number`` (trace: ``trace`` when given)."""
-        start = 1_700_000_000_000_000_000 + number * 1_000_000
+        start = self.start_ns + number * 1_000_000
         values: dict[str, Any] = {
             semconv.OPERATION_NAME: semconv.CHAT,
             semconv.PROVIDER_NAME: "openai",
