@@ -17,6 +17,8 @@ from exporters.clickhouse.genai_schema import GenAITables, tenant_expression
 from exporters.clickhouse.layout import Layout
 from exporters.clickhouse.schema import TraceTables
 
+EVALUATIONS_TABLE = "genai_evaluations"
+
 
 class SchemaOwner(Protocol):
     """What the read side needs to know of a store to name its tables (the clickhouse exporter's store)."""
@@ -38,6 +40,8 @@ class StoreTables:
     calls_hourly: Table
     # <traces>_trace_id_ts: trace id → first and last second; holds no tenant data (see query.sql.TraceWindow).
     trace_lookup: str
+    # One row per gen_ai.evaluation.result record (the clickhouse exporter's logs path fills it).
+    evaluations: Table
 
     @classmethod
     def of(cls, store: SchemaOwner) -> StoreTables:
@@ -52,4 +56,5 @@ class StoreTables:
             findings=Table(layout.qualified(genai.findings), "Timestamp", "nanoseconds", "Tenant"),
             calls_hourly=Table(layout.qualified(genai.calls_hourly), "Hour", "seconds", "Tenant"),
             trace_lookup=layout.qualified(tables.trace_id_ts),
+            evaluations=Table(layout.qualified(EVALUATIONS_TABLE), "Timestamp", "nanoseconds", "TenantId"),
         )
