@@ -37,7 +37,8 @@ def test_scores_over_time_and_the_worst_results_first(collector: RunningService)
                 ["0", "1", "2", "4", "5", "error: unparseable_answer"]
             )
             first_link = rows.first.locator("a.row-link")
-            expect(first_link).to_have_attribute("href", "/traces/00000000000000000000000000000006?span=0000000000000006")
+            worst_span = f"/traces/{'0' * 31}6?span={'0' * 15}6"
+            expect(first_link).to_have_attribute("href", worst_span)
             filtered = open_page(context.new_page(), f"{base}/evaluations?{WINDOW}&dimension=json")
             expect(filtered.locator(".table-wrap tbody tr")).to_have_count(1)
             assert filtered.evaluate("window.__violations") == []
