@@ -15,9 +15,10 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from collector.component import ComponentSettings, Connector, ConnectorFactory, Consumer, Host
+from collector.component import ComponentSettings, Connector, ConnectorFactory, Consumer, Host, WorkerPart
 from connectors.genai_evaluation.config import GenAiEvaluationConfig
 from connectors.genai_evaluation.engine import EvaluationEngine
+from connectors.genai_evaluation.selection import SelectionPart
 
 
 def _engine(settings: ComponentSettings, config: GenAiEvaluationConfig) -> EvaluationEngine:
@@ -66,8 +67,13 @@ def create_judge_spans(settings: ComponentSettings, config: GenAiEvaluationConfi
     return JudgeSpans(_engine(settings, config), spans)
 
 
+def create_selection_part(settings: ComponentSettings, config: GenAiEvaluationConfig) -> WorkerPart:
+    return SelectionPart(config)
+
+
 factory = ConnectorFactory(
     type="genai_evaluation",
     config_type=GenAiEvaluationConfig,
     creators={("traces", "logs"): create_results, ("traces", "traces"): create_judge_spans},
+    create_worker_part=create_selection_part,
 )

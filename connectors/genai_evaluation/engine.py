@@ -1,6 +1,7 @@
 """The running connector's work: select spans, queue evaluations, run them on judge workers, emit results.
 
-``consume`` only selects and enqueues (never waits on a judge): the queue is bounded by
+``consume`` only enqueues what ``connectors.genai_evaluation.selection`` selected (in a worker process
+when the batch passed through one) and never waits on a judge: the queue is bounded by
 ``queue_size`` and what does not fit is dropped and counted. LLM calls are queued as they arrive
 (they are finished spans); agent runs are held per trace (``collector.expiring``: bounded in traces and
 idle time, as genai_loop_detection holds its runs) and queued once their trace got no span for
@@ -18,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
@@ -26,7 +27,7 @@ from collector import semconv
 from collector.component import ComponentSettings, Consumer
 from collector.errors import ConsumeError
 from collector.expiring import LIMIT, ExpiringMap
-from collector.pdata import iter_spans
+from collector.runtime.annotations import notes_for
 from connectors.genai_evaluation.budget import DailyBudget
 from connectors.genai_evaluation.config import GenAiEvaluationConfig
 from connectors.genai_evaluation.evaluator import Dimension, Evaluator, needs_judge
@@ -34,6 +35,7 @@ from connectors.genai_evaluation.generated_metrics import GenaiEvaluationSelfMet
 from connectors.genai_evaluation.judge import BudgetExhausted, JudgeCall, JudgeClient
 from connectors.genai_evaluation.records import judge_span, result_records
 from connectors.genai_evaluation.result import Outcome
+from connectors.genai_evaluation.selection import Selected, Selector
 from connectors.genai_evaluation.subject import Subject
 from processors.genai_cost.config import load_overrides
 from processors.genai_cost.prices import PriceBook
@@ -43,8 +45,6 @@ DRAIN_SECONDS = 30.0
 # The longest wait between two looks for idle agent runs.
 MAX_REAP_INTERVAL_SECONDS = 1.0
 REAPS_PER_IDLE_TIMEOUT = 4
-# Operations whose spans an agent run holds: its invocation and its steps.
-RUN_OPERATIONS = semconv.INVOCATION_OPERATIONS | semconv.MODEL_CALL_OPERATIONS | {semconv.EXECUTE_TOOL}
 
 Job = tuple[Dimension, Subject]
 
@@ -79,7 +79,8 @@ class EvaluationEngine:
             lambda: time.monotonic() + self._clock_skew,
         )
         self._run_dimensions = [d for d in self.evaluator.dimensions if d.applies_to == "agent_runs"]
-        self._call_dimensions = [d for d in self.evaluator.dimensions if d.applies_to == "calls"]
+        self._by_name = {d.name: d for d in self.evaluator.dimensions}
+        self._selector = Selector(config)
         self._exhausted_day: int | None = None
         self._starts = 0
         metrics = GenaiEvaluationSelfMetrics(settings.telemetry)
@@ -131,19 +132,14 @@ class EvaluationEngine:
     # ---- the data path
 
     def observe(self, traces: TracesData) -> None:
-        """Select what to evaluate in a batch; never waits."""
-        track_runs = bool(self._run_dimensions)
-        for resource, _scope, span in iter_spans([traces]):
-            subject: Subject | None = None
-            for dimension in self._call_dimensions:
-                if subject is None:
-                    subject = Subject.from_span(resource, span)
-                if dimension.selects(subject):
-                    self._enqueue(dimension, subject)
-            if track_runs:
-                subject = subject or Subject.from_span(resource, span)
-                if subject.operation in RUN_OPERATIONS and not subject.is_evaluator_call:
-                    self._hold(subject)
+        """Queue what the batch gave (the worker part's notes, else selected here); never waits."""
+        noted = notes_for(traces, self._id)
+        batches = [self._selector.select(traces)] if noted is None else cast(list[Selected], noted[0])
+        for selected in batches:
+            for name, subject in selected.calls:
+                self._enqueue(self._by_name[name], subject)
+            for subject in selected.run_spans:
+                self._hold(subject)
 
     def _hold(self, subject: Subject) -> None:
         spans = self._runs.get(subject.trace_id)

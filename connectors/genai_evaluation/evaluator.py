@@ -70,7 +70,10 @@ class Dimension:
                 return False
         elif subject.operation not in semconv.INVOCATION_OPERATIONS:
             return False
-        return matches(self.config.filters, subject) and sampled(self.config.sampling_rate, subject.trace_id, self.name)
+        return matches(self.config.filters, subject) and self.sampled(subject.trace_id)
+
+    def sampled(self, trace_id: bytes) -> bool:
+        return sampled(self.config.sampling_rate, trace_id, self.name)
 
 
 def matches(filters: Filters, subject: Subject) -> bool:

@@ -144,15 +144,19 @@ class Running:
     telemetry: Telemetry
 
 
-def build(settings_config: GenAiEvaluationConfig, connector_id: str = "genai_evaluation") -> Running:
-    telemetry = Telemetry()
-    settings = ComponentSettings(
+def settings_for(connector_id: str, telemetry: Telemetry | None = None) -> ComponentSettings:
+    return ComponentSettings(
         ComponentID.parse(connector_id),
         "connector",
         logging.getLogger("test.evaluation"),
-        telemetry,
+        telemetry or Telemetry(),
         shared=SharedComponents(),
     )
+
+
+def build(settings_config: GenAiEvaluationConfig, connector_id: str = "genai_evaluation") -> Running:
+    telemetry = Telemetry()
+    settings = settings_for(connector_id, telemetry)
     logs, spans = RecordingSink(), RecordingSink()
     results = factory.creators[("traces", "logs")](settings, settings_config, logs)
     judge_spans = factory.creators[("traces", "traces")](settings, settings_config, spans)

@@ -186,3 +186,33 @@ def test_held_agent_runs_are_judged_at_shutdown(judge: tuple[MockUpstream, str])
     (record,) = running.logs.records()
     assert attributes(record)[semconv.EVALUATION_SCORE_VALUE] == 2.0
     assert attributes(record)["genai_collector.evaluation.passed"] is False
+
+
+def test_the_worker_parts_notes_are_what_the_connector_evaluates() -> None:
+    import pickle
+
+    from collector.runtime.annotations import Annotation, annotated
+    from connectors.genai_evaluation import factory
+    from tests.connectors.genai_evaluation.support import settings_for
+
+    calls = Calls()
+    for number in range(1, 201):
+        calls.chat(number, answer="x" * number)
+    raw = config({"dimensions": [_rule("a", 0.5), _rule("b", 1.0, models=["llama*"])]})
+    part = factory.create_worker_part(settings_for("genai_evaluation"), raw)  # type: ignore[misc]
+    # A note crosses from the worker process to the main one: it pickles.
+    note = pickle.loads(pickle.dumps(part.observe(calls.traces)))
+    direct, noted = build(raw), build(raw)
+    run(evaluate(direct, calls.traces))
+
+    async def through_workers() -> None:
+        await noted.results.start(None)  # type: ignore[arg-type]
+        # The batch the connector gets is empty: only the note can give it anything to evaluate.
+        empty = TracesData()
+        with annotated(empty, Annotation(notes={"genai_evaluation": [note]})):
+            await noted.results.consume(empty)
+        await noted.results.shutdown()
+
+    run(through_workers())
+    assert sorted(by_dimension(noted.logs.records())) == sorted(by_dimension(direct.logs.records()))
+    assert 50 < len(noted.logs.records()) < 150
