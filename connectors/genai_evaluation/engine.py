@@ -96,8 +96,17 @@ class EvaluationEngine:
         self._starts += 1
         if self._starts > 1:
             return
-        if self.evaluator.judge is not None:
-            self.evaluator.judge.start()
+        judge = self.evaluator.judge
+        if judge is not None:
+            judge.start()
+            if self.budget.limit_usd:
+                for model in sorted({d.judge_model for d in self.evaluator.dimensions if d.rubric is not None}):
+                    if not judge.estimate_usd(model, ""):
+                        self._logger.warning(
+                            "judge model %s has no known price: the daily budget does not limit its calls "
+                            "(set judge.price_overrides)",
+                            model,
+                        )
         workers = self._config.judge.concurrency
         self._workers = [asyncio.create_task(self._work(), name=f"{self._id} judge") for _ in range(workers)]
         if self._run_dimensions:
