@@ -241,9 +241,10 @@ class EvaluationEngine:
 
 
 def agent_runs(spans: list[Subject]) -> list[Subject]:
-    """The agent runs of one trace: each invocation span with every other held span of the trace as its steps."""
+    """The agent run of one trace: its outermost invocation span, with every other held span of the trace as its
+    steps (none when the trace held no invocation)."""
     invocations = [s for s in spans if s.operation in semconv.INVOCATION_OPERATIONS]
-    # The outermost invocation is the run; nested agents (an agent calling an agent) are its steps.
+    # Nested agents (an agent calling an agent) are steps of the outermost one.
     if not invocations:
         return []
     root = min(invocations, key=lambda s: (s.start_ns, -s.end_ns))

@@ -35,17 +35,22 @@ class Selector:
     def __init__(self, config: GenAiEvaluationConfig) -> None:
         dimensions = [Dimension.build(d, config.judge.model) for d in config.dimensions]
         self._calls = [d for d in dimensions if d.applies_to == "calls"]
-        self._track_runs = any(d.applies_to == "agent_runs" for d in dimensions)
+        self._runs = [d for d in dimensions if d.applies_to == "agent_runs"]
 
     def select(self, traces: TracesData) -> Selected:
         selected = Selected()
-        sampled: dict[bytes, list[Dimension]] = {}  # per trace: the call dimensions whose sample takes it
+        # Per trace: the call dimensions whose sample takes it, and whether an agent-run dimension's does.
+        sampled: dict[bytes, tuple[list[Dimension], bool]] = {}
         for resource, _scope, span in iter_spans([traces]):
             trace = span.trace_id
-            dimensions = sampled.get(trace)
-            if dimensions is None:
-                dimensions = sampled[trace] = [d for d in self._calls if d.sampled(trace)]
-            if not dimensions and not self._track_runs:
+            samples = sampled.get(trace)
+            if samples is None:
+                samples = sampled[trace] = (
+                    [d for d in self._calls if d.sampled(trace)],
+                    any(d.sampled(trace) for d in self._runs),
+                )
+            dimensions, track_run = samples
+            if not dimensions and not track_run:
                 continue
             operation = _operation(span)
             if operation is None:
@@ -54,7 +59,7 @@ class Selector:
             if dimensions and semconv.is_model_call(operation):
                 subject = Subject.from_span(resource, span)
                 selected.calls.extend((d.name, subject) for d in dimensions if d.selects(subject))
-            if self._track_runs and operation in RUN_OPERATIONS:
+            if track_run and operation in RUN_OPERATIONS:
                 subject = subject or Subject.from_span(resource, span)
                 if not subject.is_evaluator_call:
                     selected.run_spans.append(subject)
