@@ -29,7 +29,7 @@ from connectors.genai_evaluation.rubrics import Rubric
 from processors.genai_cost.prices import PriceBook, Usage
 from proxy.config import RetrySettings, TimeoutSettings, UpstreamConfig
 from proxy.errors import ProxyError
-from proxy.upstream import UpstreamClient, UpstreamTimeout, upstream_url
+from proxy.upstream import UpstreamClient, UpstreamResponse, UpstreamTimeout, upstream_url
 
 ANTHROPIC_VERSION = "2023-06-01"
 ANSWER_NAME = "record_evaluation"  # the JSON schema's name (OpenAI), the forced tool's (Anthropic)
@@ -40,6 +40,25 @@ CHARS_PER_TOKEN_ESTIMATE = 3
 INSTRUCTIONS_CHARS_ESTIMATE = 1_000
 # How much of an upstream's error body goes into the explanation.
 ERROR_BODY_CHARS = 200
+
+
+# A judge's answer is a short JSON object; a body beyond this is cut off and the evaluation fails.
+MAX_ANSWER_BYTES = 1024 * 1024
+
+
+class AnswerTooLarge(Exception):
+    """The judge's response body is larger than MAX_ANSWER_BYTES."""
+
+
+async def _bounded_body(response: UpstreamResponse) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.chunks():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class BudgetExhausted(Exception):
@@ -130,7 +149,10 @@ class JudgeClient:
         try:
             response = await self._client.send("POST", upstream_url(upstream, path, b""), headers, body)
             try:
-                raw = await response.read()
+                raw = await _bounded_body(response)
+            except AnswerTooLarge:
+                response.abort()
+                return failed(JUDGE_ERROR, f"the judge's answer is larger than {MAX_ANSWER_BYTES} bytes")
             except UpstreamTimeout:
                 response.abort()
                 return failed(TIMEOUT, "the judge stalled mid-answer")

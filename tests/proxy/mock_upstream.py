@@ -1799,7 +1799,9 @@ JUDGE_ANSWERS: dict[str, str] = {
     "garbage": "text with neither JSON nor a score",
     "retry": "429 with retry-after: 0 for the first request with this body, then the structured answer",
     "stall": "wait up to stall_seconds before sending any response headers",
+    "huge": "the structured answer with an explanation of JUDGE_HUGE_BYTES (2 MiB), far beyond any real verdict",
 }
+JUDGE_HUGE_BYTES = 2 * 1024 * 1024
 JUDGE_EXPLANATION = "The mock judge's verdict."
 JUDGE_GARBAGE = "I would rather not grade this one; it reminds me of my own homework."
 
@@ -1841,6 +1843,8 @@ def _judge(mock: MockUpstream, request: RecordedRequest, body: Json, provider: P
     if mode == "retry" and mock._first_failure("judge " + hashlib.sha256(request.body).hexdigest()):
         return _error_plan(provider, 429, [("retry-after", "0")])
     verdict = _judge_verdict(markers, body)
+    if mode == "huge":
+        verdict["explanation"] = "x" * JUDGE_HUGE_BYTES
     if mode == "garbage":
         text = JUDGE_GARBAGE
     elif mode == "text":

@@ -108,6 +108,19 @@ def test_garbage_is_an_error_never_a_score(mock_url: tuple[MockUpstream, str]) -
     assert all(r.severity_number == 17 for r in errors)
 
 
+def test_an_answer_beyond_the_bound_is_an_error(mock_url: tuple[MockUpstream, str]) -> None:
+    _, url = mock_url
+    calls = Calls()
+    calls.chat(1, answer="mock-judge-score=3 mock-judge-answer=huge")
+    raw = _judged(url, JUDGE_MODEL)
+    raw["dimensions"] = [{"name": "relevance", "rubric": "relevance"}]
+    running = build(config(raw))
+    run(evaluate(running, calls.traces))
+    (result,) = by_dimension(running.logs.records()).values()
+    assert result[semconv.ERROR_TYPE] == "judge_error"
+    assert result[semconv.EVALUATION_EXPLANATION] == "the judge's answer is larger than 1048576 bytes"
+
+
 def test_a_429_is_retried_after_retry_after_then_scored(mock_url: tuple[MockUpstream, str]) -> None:
     mock, url = mock_url
     mock.reset()
