@@ -21,7 +21,7 @@ run: install
 	$(BIN)/genai-collector run --config otel-config.yaml
 
 lint: install
-	$(BIN)/ruff check collector processors exporters proxy tests benchmarks
+	$(BIN)/ruff check collector processors exporters proxy connectors tests benchmarks
 	$(BIN)/mypy
 
 # The read API's .proto files (Jaeger remote storage, Tempo) into the *_pb2 modules committed beside them.
