@@ -65,8 +65,14 @@ def rows_of(logs: LogsData) -> list[list[Any]]:
     return rows
 
 
+# The tenant of some evaluated calls (tenant.id), for the key-bound reads.
+TENANTS = {1: "acme", 2: "acme", 4: "globex"}
+
+
 def _subject(number: int, service: str, model: str) -> Subject:
     attributes = {semconv.REQUEST_MODEL: model, semconv.RESPONSE_MODEL: f"{model}-2024", semconv.OPERATION_NAME: "chat"}
+    if number in TENANTS:
+        attributes[semconv.TENANT_ID] = TENANTS[number]
     resource = {"service.name": service}
     return Subject(number.to_bytes(16, "big"), number.to_bytes(8, "big"), "chat", 0, 0, attributes, resource)
 
@@ -86,8 +92,9 @@ def _results() -> list[LogsData]:
     return [result_records(hour0, now_ns=BASE_NS + 60), result_records(hour1, now_ns=BASE_NS + HOUR_NS + 60)]
 
 
-def evaluations_collector(root: Path) -> Iterator[RunningService]:
-    """A running collector with the api extension (open on loopback) over a store holding ``_results()``."""
+def evaluations_collector(root: Path, keys_file: Path | None = None) -> Iterator[RunningService]:
+    """A running collector with the api extension over a store holding ``_results()``; reads are open on
+    loopback unless ``keys_file`` holds keys."""
     chdb = root / "clickhouse"
     store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{chdb}"), logging.getLogger("test.store"))
     store.start()
@@ -98,14 +105,14 @@ def evaluations_collector(root: Path) -> Iterator[RunningService]:
         client.close()
     finally:
         store.close()
-    running = RunningService(_config(chdb, root), root)
+    running = RunningService(_config(chdb, keys_file or root / "api-keys.json"), root)
     try:
         yield running
     finally:
         running.stop()
 
 
-def _config(chdb: Path, root: Path) -> str:
+def _config(chdb: Path, keys_file: Path) -> str:
     return f"""
 receivers:
   otlp:
@@ -119,7 +126,7 @@ extensions:
   api:
     endpoint: 127.0.0.1:0
     grpc_endpoint: 127.0.0.1:0
-    keys_file: {root / "api-keys.json"}
+    keys_file: {keys_file}
 service:
   extensions: [api]
   pipelines:
