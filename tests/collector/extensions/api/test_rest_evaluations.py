@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,15 +17,18 @@ WINDOW = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T03:00:00Z"}
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return make_keys(tmp_path_factory.getbasetemp() / "evaluations-api-keys.json")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("evaluations")
 
 
 @pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, str]) -> Iterator[RunningService]:
-    yield from evaluations_collector(
-        tmp_path_factory.mktemp("evaluations"), tmp_path_factory.getbasetemp() / "evaluations-api-keys.json"
-    )
+def keys(root: Path) -> dict[str, str]:
+    return make_keys(root / "api-keys.json")
+
+
+@pytest.fixture(scope="module")
+def collector(root: Path, keys: dict[str, str]) -> Iterator[RunningService]:
+    yield from evaluations_collector(root, root / "api-keys.json")
 
 
 def _answer(collector: RunningService, key: str | None, **params: str) -> httpx.Response:
