@@ -1,4 +1,4 @@
-"""The ``genai-collector`` command: run, validate, query, proxy, keys, version.
+"""The ``genai-collector`` command: run, validate, query, proxy, keys, evaluate, version.
 
 A user's mistake (a config problem, a port in use, a store held by another
 process, a statement that is not read-only) ends with exit status 2 and one line
@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from collector import __version__
+from collector.config.loader import expand_env, load_yaml
 from collector.config.problems import ConfigError
-from collector.config.service import CollectorConfig, check_listeners, load_config
+from collector.config.service import SECTIONS, CollectorConfig, check_listeners, load_config, parse_config
 from collector.errors import StartError
 from collector.httpserver import ListenError
 from collector.keys import ROLES
@@ -28,6 +29,7 @@ from collector.proxy_command import ProxyCommandError, otlp_traces_url, proxy_co
 from collector.query.client import run_query
 from collector.query.errors import NotReadOnlyError, QueryError, TooManyQueriesError
 from collector.query.output import render
+from collector.query.result import QueryResult
 from collector.registry import Registry, default_registry
 from collector.service import Service, check_memory_budgets
 from proxy.config import ProxyConfig
@@ -97,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id", help="the id keys list shows, e.g. key_0123456789ab")
     for sub in (create, update, listing, revoke):
         sub.add_argument("--receiver", help="which genai_proxy receiver's keys file, when there are several")
+    evaluate = with_config(
+        commands.add_parser("evaluate", help="score stored calls on a genai_evaluation connector's dimension")
+    )
+    evaluate.add_argument("--since", default="24h", help="how far back, e.g. 24h, 90m (default: 24h)")
+    evaluate.add_argument("--dimension", required=True, help="the dimension's name in the connector's settings")
+    evaluate.add_argument("--judge-model", help="judge with this model (default: the connector's)")
+    evaluate.add_argument("--limit", type=int, default=1000, help="at most this many calls (default: 1000)")
+    evaluate.add_argument("--dry-run", action="store_true", help="list the calls and the estimated cost only")
+    evaluate.add_argument("--connector", help="which genai_evaluation connector, when there are several")
+    evaluate.add_argument("--exporter", help="which clickhouse exporter's store, when there are several")
+    evaluate.add_argument("--otlp-endpoint", help="also send the results as OTLP logs to this collector")
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -127,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "keys":
             print(_keys(args, _load(config_path, registry)))
             return EXIT_OK
+        if command == "evaluate":
+            return _evaluate(args, config_path, registry)
         return _run(_load(config_path, registry), registry)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -163,6 +178,46 @@ def _query(config: CollectorConfig, registry: Registry, sql: str, output_format:
         raise UserError(f"error: {exc}") from None
     sys.stdout.write(render(result, output_format))  # type: ignore[arg-type]
     return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace, config_path: Path, registry: Registry) -> int:
+    from connectors.genai_evaluation.command import EvaluateArguments, EvaluateError, evaluate
+
+    document = expand_env(load_yaml(config_path))
+    # The service's own config reads the connectors section once it knows connectors; until then, only here.
+    known = document if "connectors" in SECTIONS else {k: v for k, v in document.items() if k != "connectors"}
+    config = parse_config(known, registry)
+    arguments = EvaluateArguments(
+        since=args.since,
+        dimension=args.dimension,
+        judge_model=args.judge_model,
+        limit=args.limit,
+        dry_run=args.dry_run,
+        connector=args.connector,
+        otlp_endpoint=args.otlp_endpoint,
+    )
+
+    def query(sql: str) -> QueryResult:
+        try:
+            return run_query(config, registry, sql, args.exporter)
+        except (NotReadOnlyError, QueryError, TooManyQueriesError) as exc:
+            raise UserError(f"error: {exc}") from None
+
+    try:
+        evaluate(document, arguments, query, _traces_table(config, args.exporter), sys.stdout)
+    except EvaluateError as exc:
+        raise UserError(f"error: {exc}") from None
+    return EXIT_OK
+
+
+def _traces_table(config: CollectorConfig, exporter: str | None) -> str:
+    """The traces table of the clickhouse exporter whose store is read (its checked identifier)."""
+    from exporters.clickhouse.config import DEFAULT_TRACES_TABLE, ClickHouseConfig
+
+    for component in config.components["exporters"].values():
+        if isinstance(component.config, ClickHouseConfig) and exporter in (None, str(component.id)):
+            return str(component.config.traces_table_name)
+    return DEFAULT_TRACES_TABLE
 
 
 def _run_proxy(settings: ProxyConfig, traces_url: str) -> int:

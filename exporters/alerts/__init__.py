@@ -5,6 +5,9 @@ spans (and any later processor's findings in the same shape), keeps those at
 ``min_severity`` or above, and sends one alert per detector per batch to each
 destination: a JSON webhook, a Slack incoming webhook, the PagerDuty Events API
 v2 (``trigger`` with a dedup key per detector, so PagerDuty groups them too).
+In a logs pipeline it reads the ``gen_ai.evaluation.result`` records of the
+``genai_evaluation`` connector instead, and alerts when a dimension's pass rate
+drops below its ``evaluations`` threshold (``exporters.alerts.evaluations``).
 A destination that alerted for a detector stays quiet about that detector for
 ``cooldown``; what was held back is counted in the next alert. A destination
 that fails is retried with the exporter's backoff; the others are not sent again.
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
 from collector.component import ComponentSettings, Exporter, ExporterFactory
 from collector.errors import RetryableError
@@ -27,6 +31,7 @@ from collector.findings import CATEGORY, CONFIDENCE, DETECTOR, FINDING_EVENT, SE
 from collector.pdata import any_value, iter_spans, resource_attribute
 from collector.queue import Batch
 from exporters.alerts.config import ALERT_QUEUE, AlertsConfig, PagerDutySettings, SlackSettings, WebhookSettings
+from exporters.alerts.evaluations import DETECTOR_PREFIX, EVALUATION_CATEGORY, LowPassRate, PassRates
 
 PAGERDUTY_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 SOURCE = "genai-collector"
@@ -62,6 +67,22 @@ class Alert:
             "findings_in_batch": self.count,
             "held_back_since_last_alert": held_back,
         }
+
+
+def pass_rate_alert(low: LowPassRate) -> Alert:
+    """The alert for a dimension whose pass rate is too low; its ids are those of the latest result."""
+    return Alert(
+        detector=DETECTOR_PREFIX + low.rule.dimension,
+        category=EVALUATION_CATEGORY,
+        severity=low.rule.severity,
+        confidence=1.0,
+        service=low.service,
+        span_name=low.describe(),
+        trace_id=low.trace_id,
+        span_id=low.span_id,
+        time_unix_nano=low.time_unix_nano,
+        count=low.results,
+    )
 
 
 def alerts_in(batch: Batch, min_severity: str, detectors: tuple[str, ...]) -> list[Alert]:
@@ -171,6 +192,7 @@ class AlertSender:
         self._held_back: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
+        self._pass_rates = PassRates(config.evaluations)
 
     def start(self) -> None:
         self._client = httpx.Client(timeout=self._config.timeout, trust_env=False)
@@ -183,7 +205,11 @@ class AlertSender:
     def send(self, batch: Batch) -> None:
         assert self._client is not None, "the alerts exporter is not started"
         failed: list[str] = []
-        for alert in alerts_in(batch, self._config.min_severity, self._config.detectors):
+        if batch.items and isinstance(batch.items[0], LogsData):
+            alerts = [pass_rate_alert(low) for low in self._pass_rates.observe(batch.items)]
+        else:
+            alerts = alerts_in(batch, self._config.min_severity, self._config.detectors)
+        for alert in alerts:
             for destination in self._destinations:
                 key = (destination.name, alert.detector)
                 with self._lock:
@@ -209,4 +235,11 @@ def create_exporter(settings: ComponentSettings, config: AlertsConfig) -> Export
     return QueuedExporter(settings, AlertSender(config), ALERT_QUEUE, config.retry_on_failure)
 
 
-factory = ExporterFactory(type="alerts", config_type=AlertsConfig, create=create_exporter)
+def create_logs_exporter(settings: ComponentSettings, config: AlertsConfig) -> Exporter:
+    """Pass-rate alerts from evaluation results (a retried batch may count its results again, as findings do)."""
+    return QueuedExporter(settings, AlertSender(config), ALERT_QUEUE, config.retry_on_failure, signal="logs")
+
+
+factory = ExporterFactory(
+    type="alerts", config_type=AlertsConfig, create=create_exporter, create_logs=create_logs_exporter
+)

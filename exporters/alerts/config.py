@@ -19,6 +19,8 @@ ALERT_QUEUE = QueueSettings(
 )
 
 Severity = Literal["low", "medium", "high", "critical"]
+DEFAULT_PASS_RATE_WINDOW = 100
+DEFAULT_PASS_RATE_MIN_RESULTS = 20
 
 
 def _valid_url(value: str) -> bool:
@@ -61,10 +63,33 @@ class PagerDutySettings:
 
 
 @dataclass(frozen=True)
-class AlertsConfig:
-    """Findings at ``min_severity`` or above (of ``detectors``, when listed) go to every destination set.
+class PassRateSettings:
+    """Alert when the share of passing ``gen_ai.evaluation.result`` records of ``dimension`` (per service), over
+    its last ``window`` results, drops below ``min_pass_rate``; judged once ``min_results`` arrived."""
 
-    ``cooldown`` is per alert type (the detector) and destination: one incident pages once.
+    dimension: str = ""
+    min_pass_rate: float = 0.0
+    window: int = DEFAULT_PASS_RATE_WINDOW
+    min_results: int = DEFAULT_PASS_RATE_MIN_RESULTS
+    severity: Severity = "high"
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if not self.dimension:
+            yield "dimension", "is required (an evaluation dimension's name)"
+        if not 0 < self.min_pass_rate <= 1:
+            yield "min_pass_rate", "must be more than 0 and at most 1"
+        if self.window < 1:
+            yield "window", "must be at least 1"
+        if not 1 <= self.min_results <= self.window:
+            yield "min_results", "must be at least 1 and at most window"
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Findings at ``min_severity`` or above (of ``detectors``, when listed) go to every destination set;
+    in a logs pipeline, evaluation pass rates below their ``evaluations`` threshold do.
+
+    ``cooldown`` is per alert type (the detector, or the dimension) and destination: one incident pages once.
     """
 
     min_severity: Severity = "high"
@@ -75,6 +100,7 @@ class AlertsConfig:
     slack: SlackSettings | None = None
     pagerduty: PagerDutySettings | None = None
     retry_on_failure: RetrySettings = field(default_factory=RetrySettings)
+    evaluations: tuple[PassRateSettings, ...] = ()
 
     def validate(self) -> Iterable[tuple[str, str]]:
         if self.webhook is None and self.slack is None and self.pagerduty is None:

@@ -16,7 +16,7 @@ from collector.telemetry import MetricSpec
 from tests.exporters.prometheus_text import parse_metrics
 
 # The packages whose code records self-metrics.
-RECORDING_PACKAGES = ("collector", "processors", "exporters", "proxy")
+RECORDING_PACKAGES = ("collector", "processors", "exporters", "proxy", "connectors")
 # The one module besides the generated ones that makes MetricSpecs: from each metadata.yaml.
 GENERATOR = "collector/mdatagen.py"
 

@@ -1,0 +1,1 @@
+"""Tests of the connectors, one package per connector."""

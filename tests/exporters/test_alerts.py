@@ -19,7 +19,7 @@ from collector.errors import RetryableError
 from collector.pdata import set_any_value
 from collector.queue import Batch
 from exporters.alerts import AlertSender
-from exporters.alerts.config import AlertsConfig, PagerDutySettings, SlackSettings, WebhookSettings
+from exporters.alerts.config import AlertsConfig, PagerDutySettings, PassRateSettings, SlackSettings, WebhookSettings
 from tests.conftest import RunningService, send_span
 
 ROUTING_KEY = "R0UT1NGKEYFAKE0000000000000000"
@@ -208,3 +208,54 @@ service:
     finally:
         collector.stop()  # drains the alerts queue
     assert [body["detector"] for path, body, _ in receiver.received if path == "/hook"] == ["instruction_override"]
+
+
+def _results(passes: list[bool], dimension: str = "relevance", service: str = "support-bot") -> Batch:
+    """Evaluation results as the genai_evaluation connector emits them, one per outcome."""
+    from connectors.genai_evaluation.records import result_records
+    from connectors.genai_evaluation.result import Outcome
+    from connectors.genai_evaluation.subject import Subject
+
+    results = [
+        (
+            Subject(bytes([1]) * 16, index.to_bytes(8, "big"), "chat", 0, 0, {}, {"service.name": service}),
+            dimension,
+            Outcome("judge:gpt-4o-mini", score=4.0 if passed else 1.0, passed=passed),
+        )
+        for index, passed in enumerate(passes, start=1)
+    ]
+    return Batch([result_records(results, now_ns=7)], len(results))
+
+
+def test_a_dimensions_pass_rate_below_its_threshold_alerts_once(receiver: Receiver) -> None:
+    clock = Clock()
+    rule = PassRateSettings(dimension="relevance", min_pass_rate=0.8, window=10, min_results=5)
+    config = AlertsConfig(
+        webhook=WebhookSettings(endpoint=f"{receiver.url}/hook"), cooldown=Duration(60), evaluations=(rule,)
+    )
+    sender = AlertSender(config, clock)
+    sender.start()
+    sender.send(_results([False, False, False]))  # too few results to judge
+    sender.send(_results([True] * 4, dimension="other"))  # a dimension without a rule
+    assert receiver.received == []
+    sender.send(_results([True, True]))  # 2 of 5 pass: 40%
+    sender.send(_results([False]))  # inside the cooldown
+    sender.send(_results([False], service="billing"))  # another service: too few results
+    sender.close()
+    ((path, body, _),) = receiver.received
+    assert path == "/hook"
+    assert body["detector"] == "evaluation.relevance" and body["category"] == "evaluation"
+    assert body["service"] == "support-bot" and body["span_id"] == (2).to_bytes(8, "big").hex()
+    assert body["summary"] == (
+        "high evaluation finding (evaluation.relevance) in support-bot: "
+        "relevance pass rate 40% is below 80% over the last 5 results"
+    )
+
+
+def test_a_recovered_pass_rate_does_not_alert(receiver: Receiver) -> None:
+    rule = PassRateSettings(dimension="relevance", min_pass_rate=0.5, window=4, min_results=4)
+    sender = AlertSender(AlertsConfig(webhook=WebhookSettings(endpoint=f"{receiver.url}/hook"), evaluations=(rule,)))
+    sender.start()
+    sender.send(_results([False, False, True, True, True, True]))  # the window holds the last 4: all pass
+    sender.close()
+    assert receiver.received == []

@@ -14,7 +14,8 @@ for Anthropic and the Responses API, ``data: [DONE]`` for Chat Completions and l
 ``{"type": "ping"}`` with its odd space, OpenAI's ``obfuscation`` padding made deterministic).
 
 A request picks a behaviour with the ``x-mock-scenario`` header (the SDKs send it through ``extra_headers``);
-several may be combined with commas. See ``SCENARIOS``.
+several may be combined with commas. See ``SCENARIOS``. A rubric prompt (a judge model's request) is answered
+by markers it quotes: see ``JUDGE_ANSWERS``.
 
 Usage::
 
@@ -1786,6 +1787,119 @@ def _apply_encoding(mock: MockUpstream, scenarios: frozenset[str], plan: _Plan) 
     plan.headers, plan.pieces = headers, [body]
 
 
+# ---- A judge model (connectors/genai_evaluation): rubric prompts answered in each provider's format
+
+# A rubric prompt quotes the evaluated call; markers in it say what the judge answers:
+# mock-judge-score=N or mock-judge-label=L is the verdict, mock-judge-answer=MODE how it is given.
+JUDGE_MARKER = re.compile(r"mock-judge-(score|label|answer)=([\w.\-]+)")
+JUDGE_ANSWERS: dict[str, str] = {
+    "structured": "(the default) as the request asks: JSON text for an OpenAI response_format json_schema, a"
+    " tool_use block for an Anthropic forced tool_choice, else JSON in the text",
+    "text": "free text with Explanation: and Score: (or Label:) lines, as a server without structured output does",
+    "garbage": "text with neither JSON nor a score",
+    "retry": "429 with retry-after: 0 for the first request with this body, then the structured answer",
+    "stall": "wait up to stall_seconds before sending any response headers",
+    "huge": "the structured answer with an explanation of JUDGE_HUGE_BYTES (2 MiB), far beyond any real verdict",
+}
+JUDGE_HUGE_BYTES = 2 * 1024 * 1024
+JUDGE_EXPLANATION = "The mock judge's verdict."
+JUDGE_GARBAGE = "I would rather not grade this one; it reminds me of my own homework."
+
+
+def _judge_markers(body: Json) -> dict[str, str]:
+    markers: dict[str, str] = {}
+    for text in _strings(body.get("messages")):
+        for name, value in JUDGE_MARKER.findall(text):
+            markers.setdefault(name, value)
+    return markers
+
+
+def _judge_verdict(markers: dict[str, str], body: Json) -> Json:
+    """The verdict the markers give; with an answer schema in the request, only the properties it asks for."""
+    verdict: Json = {"explanation": JUDGE_EXPLANATION}
+    if "label" in markers:
+        verdict["label"] = markers["label"]
+    if "score" in markers:
+        score = float(markers["score"])
+        verdict["score"] = int(score) if score.is_integer() else score
+    schema: Any = None
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools and isinstance(tools[0], dict) and "input_schema" in tools[0]:
+        schema = tools[0]["input_schema"]
+    if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+        verdict = {key: value for key, value in verdict.items() if key in schema["properties"]}
+    return verdict
+
+
+def _judge(mock: MockUpstream, request: RecordedRequest, body: Json, provider: Provider) -> _Plan | None:
+    """A judge's answer when the prompt carries judge markers; None for any other request."""
+    markers = _judge_markers(body) if request.path in ("/v1/chat/completions", "/v1/messages") else {}
+    if not markers:
+        return None
+    mode = markers.get("answer", "structured")
+    if mode == "retry" and mock._first_failure("judge " + hashlib.sha256(request.body).hexdigest()):
+        return _error_plan(provider, 429, [("retry-after", "0")])
+    verdict = _judge_verdict(markers, body)
+    if mode == "huge":
+        verdict["explanation"] = "x" * JUDGE_HUGE_BYTES
+    if mode == "garbage":
+        text = JUDGE_GARBAGE
+    elif mode == "text":
+        verdict_lines = [f"{key.capitalize()}: {verdict[key]}" for key in ("score", "label") if key in verdict]
+        text = "\n".join([f"Explanation: {JUDGE_EXPLANATION}", *verdict_lines])
+    else:
+        text = _dumps(verdict)
+    prompt = count_tokens(" ".join(_strings(body.get("messages"))) + " ".join(_strings(body.get("system"))))
+    if provider == "anthropic":
+        choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
+        forced = choice.get("type") == "tool" and mode in ("structured", "retry", "stall")
+        block: Json = (
+            {"type": "tool_use", "id": TOOL_USE_ID, "name": choice.get("name"), "input": verdict}
+            if forced
+            else {"type": "text", "text": text}
+        )
+        answer: Json = {
+            "id": ANTHROPIC_MESSAGE_ID,
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "content": [block],
+            "stop_reason": "tool_use" if forced else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": prompt, "output_tokens": count_tokens(text)},
+        }
+        plan = _json_plan("anthropic", answer)
+    else:
+        completion = {
+            "id": CHAT_COMPLETION_ID,
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": body.get("model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": count_tokens(text),
+                "total_tokens": prompt + count_tokens(text),
+            },
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
+        plan = _json_plan("openai", completion)
+    if mode == "stall":
+        plan.head_delay = mock.stall_seconds
+    return plan
+
+
 def _plan(mock: MockUpstream, request: RecordedRequest) -> _Plan:
     provider = _provider(request)
     if provider in ("gemini", "azure"):
@@ -1815,6 +1929,9 @@ def _plan(mock: MockUpstream, request: RecordedRequest) -> _Plan:
                 error = _openai_error(message, "invalid_request_error")
             return _json_plan(provider, error, 400)
         body = parsed
+    judged = _judge(mock, request, body, provider)
+    if judged is not None:
+        return judged
     plan = handler(_Call(mock, request, body, provider))
     _apply_encoding(mock, request.scenarios, plan)
     _apply_timing(mock, request.scenarios, plan)

@@ -1,4 +1,4 @@
-"""REST /api/v1: traces, calls, stats, findings, conversations and services, as JSON.
+"""REST /api/v1: traces, calls, stats, findings, evaluations, conversations and services, as JSON.
 
 Each endpoint is declared once (collector.extensions.api.endpoints): its
 parameters come from the shared declarations below, so ``model`` or
@@ -35,6 +35,7 @@ from collector.extensions.api.params import (
 from collector.extensions.api.query.calls import conversation_calls, list_calls
 from collector.extensions.api.query.conversations import list_conversations, summarise_calls
 from collector.extensions.api.query.cursor import Cursor
+from collector.extensions.api.query.evaluations import EvaluationFilters, evaluation_hours, worst_evaluations
 from collector.extensions.api.query.filters import SEVERITIES, Filters
 from collector.extensions.api.query.findings import FindingFilters, conversation_findings, list_findings
 from collector.extensions.api.query.services import list_services
@@ -128,6 +129,8 @@ TRACE_ID = Parameter(
 CONVERSATION_ID = _text("conversation_id", "The conversation's id (gen_ai.conversation.id).", location="path")
 CATEGORY = _text("category", "Only findings of this category (gen_ai.security.category).")
 DETECTOR = _text("detector", "Only findings of this detector (gen_ai.security.detector.id).")
+DIMENSION = _text("dimension", "Only results of this evaluation dimension (gen_ai.evaluation.name).")
+EVALUATED_TRACE = Parameter("trace_id", "Only evaluations of this trace's spans.", TRACE_ID.parse, TRACE_ID.schema)
 GROUP_BY = Parameter(
     "group_by",
     "Comma-separated dimensions to group by: " + ", ".join(GROUP_COLUMNS) + " (model is the requested model).",
@@ -324,6 +327,26 @@ async def get_findings(call: ApiCall) -> dict[str, Any]:
     }
 
 
+async def get_evaluations(call: ApiCall) -> dict[str, Any]:
+    context = call.context
+    window = call.window()
+    args = call.args
+    filters = EvaluationFilters(
+        dimension=args.get("dimension"),
+        service=args.get("service"),
+        model=args.get("model"),
+        trace_id=args.get("trace_id"),
+    )
+    table, limits = context.tables.evaluations, context.config.limits
+    hours, truncated = await evaluation_hours(
+        context.runner, table, call.scope, window, filters, limits.max_stats_rows, call.caller
+    )
+    limit = args.get("limit", limits.default_page_limit)
+    worst = await worst_evaluations(context.runner, table, call.scope, window, filters, limit, call.caller)
+    window_json = _window_json(call, window.start_ns, window.end_ns)
+    return {**window_json, "hours": hours, "worst": worst, "truncated": truncated}
+
+
 async def get_conversation(call: ApiCall) -> dict[str, Any]:
     context = call.context
     limits = context.config.limits
@@ -454,6 +477,19 @@ def endpoints(context: ApiContext) -> list[Endpoint]:
                 CURSOR,
             ),
             schemas.ref("FindingPage"),
+            tags=(TAG,),
+        ),
+        Endpoint(
+            f"{PREFIX}/evaluations",
+            "listEvaluations",
+            "Evaluation results by hour, and the worst ones",
+            get_evaluations,
+            (*window, DIMENSION, SERVICE, MODEL, EVALUATED_TRACE, limit),
+            schemas.ref("Evaluations"),
+            description="gen_ai.evaluation.result records (genai_evaluations) rolled up by hour, dimension, model "
+            "and service (oldest hour first; pass_rate is over the results with a pass/fail), and the worst "
+            "results: failed before passed, lowest score first, errors last. model is the evaluated call's "
+            "responding model, else its requested one; the filter matches either.",
             tags=(TAG,),
         ),
         Endpoint(

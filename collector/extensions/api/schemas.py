@@ -158,6 +158,47 @@ COMPONENTS["Finding"] = _object(
 COMPONENTS["FindingPage"] = _object(
     {**WINDOW, "findings": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "Finding"}}, "next_cursor": CURSOR}
 )
+_NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
+_NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+COMPONENTS["EvaluationHour"] = _object(
+    {
+        "hour": TIME,
+        "dimension": STRING,
+        "model": STRING,
+        "service": STRING,
+        "results": INTEGER,
+        "scored": INTEGER,
+        "mean_score": _NULLABLE_NUMBER,
+        "passed": INTEGER,
+        "failed": INTEGER,
+        "pass_rate": _NULLABLE_NUMBER,
+        "errors": INTEGER,
+    }
+)
+COMPONENTS["EvaluationResult"] = _object(
+    {
+        "time": TIME,
+        "trace_id": STRING,
+        "span_id": STRING,
+        "service": STRING,
+        "dimension": STRING,
+        "model": STRING,
+        "score": _NULLABLE_NUMBER,
+        "label": _NULLABLE_STRING,
+        "passed": {"type": ["boolean", "null"]},
+        "explanation": STRING,
+        "evaluator": STRING,
+        "error_type": _NULLABLE_STRING,
+    }
+)
+COMPONENTS["Evaluations"] = _object(
+    {
+        **WINDOW,
+        "hours": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "EvaluationHour"}},
+        "worst": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "EvaluationResult"}},
+        "truncated": {"type": "boolean"},
+    }
+)
 _CONVERSATION_TOTALS: dict[str, Schema] = {
     "calls": INTEGER,
     "errors": INTEGER,

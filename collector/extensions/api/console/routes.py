@@ -36,6 +36,7 @@ PAGE_PATHS = (
     "/conversations",
     "/conversations/{conversation_id:path}",
     "/findings",
+    "/evaluations",
     "/live",
     "/key",
 )

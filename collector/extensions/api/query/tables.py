@@ -19,6 +19,8 @@ from exporters.clickhouse.layout import Layout
 from exporters.clickhouse.schema import TraceTables
 from exporters.clickhouse.signal_schema import SignalTables
 
+EVALUATIONS_TABLE = "genai_evaluations"
+
 
 class SchemaOwner(Protocol):
     """What the read side needs to know of a store to name its tables (the clickhouse exporter's store)."""
@@ -45,6 +47,8 @@ class StoreTables:
     logs: Table
     # <traces>_trace_id_ts: trace id → first and last second; holds no tenant data (see query.sql.TraceWindow).
     trace_lookup: str
+    # One row per gen_ai.evaluation.result record (the clickhouse exporter's logs path fills it).
+    evaluations: Table
 
     @classmethod
     def of(cls, store: SchemaOwner) -> StoreTables:
@@ -61,4 +65,5 @@ class StoreTables:
             calls_hourly=Table(layout.qualified(genai.calls_hourly), "Hour", "seconds", "Tenant"),
             logs=Table(layout.qualified(signals.logs), "Timestamp", "nanoseconds", log_tenant_expression()),
             trace_lookup=layout.qualified(tables.trace_id_ts),
+            evaluations=Table(layout.qualified(EVALUATIONS_TABLE), "Timestamp", "nanoseconds", "TenantId"),
         )

@@ -189,6 +189,8 @@ def test_every_route_of_the_api_has_a_probe(world: World) -> None:
         "/api/v1/traces", "/api/v1/traces/{trace_id}", "/api/v1/calls", "/api/v1/stats", "/api/v1/findings",
         "/api/v1/conversations", "/api/v1/conversations/{conversation_id}", "/api/v1/services", "/api/v1/about",
         "/api/v1/stream", "/api/v1/ws",
+        # Probed over a store of evaluation results of its own (test_rest_evaluations.py).
+        "/api/v1/evaluations",
     }  # fmt: skip
     assert paths == probed
 

@@ -13,6 +13,7 @@ const ROUTES = [
   [/^\/conversations$/, "conversations", "./pages/conversations.js"],
   [/^\/conversations\/(.+)$/, "conversations", "./pages/conversation.js"],
   [/^\/findings$/, "findings", "./pages/findings.js"],
+  [/^\/evaluations$/, "evaluations", "./pages/evaluations.js"],
   [/^\/live$/, "live", "./pages/live.js"],
   [/^\/key$/, "key", "./pages/key.js"],
 ];
@@ -130,7 +131,7 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", render);
 
 // Keyboard: g+letter goes to a page, / focuses the first filter, j/k move between rows, ? shows help.
-const JUMPS = { o: "/", t: "/traces", c: "/conversations", f: "/findings", l: "/live" };
+const JUMPS = { o: "/", t: "/traces", c: "/conversations", f: "/findings", e: "/evaluations", l: "/live" };
 let pendingG = false;
 document.addEventListener("keydown", (event) => {
   if (event.metaKey || event.ctrlKey || event.altKey) return;
