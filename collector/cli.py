@@ -18,7 +18,7 @@ from pathlib import Path
 from collector import __version__
 from collector.config.loader import expand_env, load_yaml
 from collector.config.problems import ConfigError
-from collector.config.service import SECTIONS, CollectorConfig, check_listeners, load_config, parse_config
+from collector.config.service import CollectorConfig, check_listeners, load_config, parse_config
 from collector.errors import StartError
 from collector.httpserver import ListenError
 from collector.keys import ROLES
@@ -184,9 +184,7 @@ def _evaluate(args: argparse.Namespace, config_path: Path, registry: Registry) -
     from connectors.genai_evaluation.command import EvaluateArguments, EvaluateError, evaluate
 
     document = expand_env(load_yaml(config_path))
-    # The service's own config reads the connectors section once it knows connectors; until then, only here.
-    known = document if "connectors" in SECTIONS else {k: v for k, v in document.items() if k != "connectors"}
-    config = parse_config(known, registry)
+    config = parse_config(document, registry)
     arguments = EvaluateArguments(
         since=args.since,
         dimension=args.dimension,

@@ -37,6 +37,7 @@ def builtin_registry() -> Registry:
     # Imported here so that `collector` does not import processors and exporters
     # at module load: dependencies point from them to collector, not back.
     import connectors.forward
+    import connectors.genai_evaluation
     import connectors.genai_metrics
     import exporters.alerts
     import exporters.clickhouse
@@ -82,7 +83,10 @@ def builtin_registry() -> Registry:
             )
         },
         extensions={f.type: f for f in (admin.factory, api.factory)},
-        connectors={f.type: f for f in (connectors.forward.factory, connectors.genai_metrics.factory)},
+        connectors={
+            f.type: f
+            for f in (connectors.forward.factory, connectors.genai_evaluation.factory, connectors.genai_metrics.factory)
+        },
     )
 
 

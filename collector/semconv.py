@@ -192,6 +192,12 @@ COST_SOURCE_UNPRICED = "unpriced"  # a value of gen_ai.usage.cost.source of ours
 # On a span that describes the same model call as another span (an app's own inference span whose call went
 # through the proxy): the span id (hex) of the one that is counted. See processors/genai_dedup.
 CALL_DUPLICATE_OF = "gen_ai.call.duplicate_of"
+# On a gen_ai.evaluation.result record (connectors/genai_evaluation): what judged (``judge:<model>`` or
+# ``rule:<type>``), and whether the result passed the dimension's threshold or labels.
+EVALUATION_EVALUATOR = "genai_collector.evaluation.evaluator"
+EVALUATION_PASSED = "genai_collector.evaluation.passed"
+# On a judge model's call span: made by the evaluation connector, so never evaluated itself.
+EVALUATOR_CALL = "genai_collector.evaluation.evaluator_call"
 # This project's metric for cost before the conventions had one (emitted with ``semconv: v1.41``).
 PREVIOUS_COST_TOTAL = "gen_ai.client.cost"
 

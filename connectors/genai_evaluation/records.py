@@ -27,8 +27,8 @@ from connectors.genai_evaluation.result import Outcome
 from connectors.genai_evaluation.subject import EVALUATOR_CALL, Subject
 
 SCOPE_NAME = "genai_collector.genai_evaluation"
-EVALUATOR = "genai_collector.evaluation.evaluator"
-PASSED = "genai_collector.evaluation.passed"
+EVALUATOR = semconv.EVALUATION_EVALUATOR
+PASSED = semconv.EVALUATION_PASSED
 # The service judge call spans are recorded under.
 EVALUATOR_SERVICE = "genai-collector-evaluator"
 # The evaluated call's attributes a result carries along (CONTRACTS §2), besides its response id.

@@ -21,8 +21,7 @@ from collector.findings import FINDING_EVENT
 from collector.jsonvalues import parse_json
 from exporters.clickhouse.rendering import attributes_map
 
-# Marks a judge call's own span: never selected for evaluation (documented in docs/evaluations.md).
-EVALUATOR_CALL = "genai_collector.evaluation.evaluator_call"
+EVALUATOR_CALL = semconv.EVALUATOR_CALL
 TRUNCATED = " [...]"
 NS_PER_SECOND = 1_000_000_000
 

@@ -18,7 +18,7 @@ from collector import semconv
 from collector.pdata import any_value, resource_attribute
 from exporters.alerts.config import PassRateSettings
 
-PASSED = "genai_collector.evaluation.passed"  # connectors.genai_evaluation.records.PASSED
+PASSED = semconv.EVALUATION_PASSED
 EVALUATION_CATEGORY = "evaluation"
 DETECTOR_PREFIX = "evaluation."
 UNKNOWN_SERVICE = "unknown_service"

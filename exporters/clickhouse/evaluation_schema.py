@@ -23,8 +23,8 @@ from collector import semconv
 from exporters.clickhouse.layout import Layout
 from exporters.clickhouse.signal_schema import LOGS_SHARDING_KEY
 
-EVALUATOR = "genai_collector.evaluation.evaluator"
-PASSED = "genai_collector.evaluation.passed"
+EVALUATOR = semconv.EVALUATION_EVALUATOR
+PASSED = semconv.EVALUATION_PASSED
 DEFAULT_EVALUATIONS_TABLE = "genai_evaluations"
 
 

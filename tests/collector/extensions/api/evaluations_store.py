@@ -1,22 +1,18 @@
-"""A collector whose store holds a genai_evaluations table of the genai_evaluation connector's records.
-
-The table is made here from the columns the contract between the connector and the store names
-(one row per gen_ai.evaluation.result record); the store's own DDL replaces this fixture once the
-clickhouse exporter's logs path writes it.
-"""
+"""A collector whose store holds the genai_evaluation connector's result records, stored as the clickhouse
+exporter of a logs pipeline stores them (``genai_evaluations`` filled from ``otel_logs`` by its view)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
 from collector import semconv
-from collector.pdata import any_value, resource_attribute
-from connectors.genai_evaluation.records import EVALUATOR, PASSED, result_records
+from collector.queue import Batch
+from collector.signals import item_count
+from connectors.genai_evaluation.records import result_records
 from connectors.genai_evaluation.result import Outcome
 from connectors.genai_evaluation.subject import Subject
 from exporters.clickhouse.config import ClickHouseConfig
@@ -25,44 +21,6 @@ from tests.conftest import RunningService
 
 HOUR_NS = 3600 * 1_000_000_000
 BASE_NS = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
-EVALUATIONS_DDL = """
-CREATE TABLE genai_evaluations (
-    Timestamp DateTime64(9), TraceId String, SpanId String, ServiceName LowCardinality(String),
-    TenantId LowCardinality(String), EvaluationName LowCardinality(String), ScoreValue Nullable(Float64),
-    ScoreLabel String, Passed Nullable(Bool), Explanation String, ResponseId String, Evaluator String,
-    ErrorType String, OperationName String, ProviderName String, RequestModel String, ResponseModel String
-) ENGINE = MergeTree ORDER BY (EvaluationName, ServiceName, toStartOfHour(Timestamp), TraceId)
-"""
-COLUMNS = (
-    "Timestamp", "TraceId", "SpanId", "ServiceName", "TenantId", "EvaluationName", "ScoreValue", "ScoreLabel",
-    "Passed", "Explanation", "ResponseId", "Evaluator", "ErrorType", "OperationName", "ProviderName",
-    "RequestModel", "ResponseModel",
-)  # fmt: skip
-
-
-def rows_of(logs: LogsData) -> list[list[Any]]:
-    """The genai_evaluations rows of the connector's records, one per record."""
-    import datetime
-
-    rows = []
-    for resource_logs in logs.resource_logs:
-        service = str(resource_attribute(resource_logs.resource, semconv.SERVICE_NAME) or "")
-        for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                values = {pair.key: any_value(pair.value) for pair in record.attributes}
-                when = datetime.datetime.fromtimestamp(record.time_unix_nano / 1e9, datetime.UTC)
-                rows.append(
-                    [
-                        when, record.trace_id.hex(), record.span_id.hex(), service,
-                        values.get(semconv.TENANT_ID, ""), values[semconv.EVALUATION_NAME],
-                        values.get(semconv.EVALUATION_SCORE_VALUE), values.get(semconv.EVALUATION_SCORE_LABEL, ""),
-                        values.get(PASSED), values.get(semconv.EVALUATION_EXPLANATION, ""),
-                        values.get(semconv.RESPONSE_ID, ""), values[EVALUATOR], values.get(semconv.ERROR_TYPE, ""),
-                        values.get(semconv.OPERATION_NAME, ""), values.get(semconv.PROVIDER_NAME, ""),
-                        values.get(semconv.REQUEST_MODEL, ""), values.get(semconv.RESPONSE_MODEL, ""),
-                    ]
-                )  # fmt: skip
-    return rows
 
 
 # The tenant of some evaluated calls (tenant.id), for the key-bound reads.
@@ -97,12 +55,12 @@ def evaluations_collector(root: Path, keys_file: Path | None = None) -> Iterator
     loopback unless ``keys_file`` holds keys."""
     chdb = root / "clickhouse"
     store = ClickHouseStore(ClickHouseConfig(endpoint=f"chdb://{chdb}"), logging.getLogger("test.store"))
+    store.serves_logs_or_metrics = True
     store.start()
     try:
-        client = store._connect()
-        client.command(EVALUATIONS_DDL)
-        client.insert("genai_evaluations", [row for logs in _results() for row in rows_of(logs)], COLUMNS)
-        client.close()
+        # As the clickhouse exporter of a logs pipeline stores them: otel_logs rows, genai_evaluations by its view.
+        for logs in _results():
+            store.send_logs(Batch([logs], item_count(logs)))
     finally:
         store.close()
     running = RunningService(_config(chdb, keys_file or root / "api-keys.json"), root)
