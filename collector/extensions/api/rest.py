@@ -35,7 +35,12 @@ from collector.extensions.api.params import (
 from collector.extensions.api.query.calls import conversation_calls, list_calls
 from collector.extensions.api.query.conversations import list_conversations, summarise_calls
 from collector.extensions.api.query.cursor import Cursor
-from collector.extensions.api.query.evaluations import EvaluationFilters, evaluation_hours, worst_evaluations
+from collector.extensions.api.query.evaluations import (
+    EvaluationFilters,
+    evaluation_hours,
+    trace_evaluations,
+    worst_evaluations,
+)
 from collector.extensions.api.query.filters import SEVERITIES, Filters
 from collector.extensions.api.query.findings import FindingFilters, conversation_findings, list_findings
 from collector.extensions.api.query.services import list_services
@@ -254,12 +259,22 @@ async def get_trace(call: ApiCall) -> dict[str, Any]:
     )
     if trace is None:
         raise NotFound("no such trace in the store, or none of its spans is visible to this key")
+    evaluations = await trace_evaluations(
+        context.runner,
+        context.tables.evaluations,
+        call.scope,
+        trace_id,
+        trace.summary.start_ns,
+        context.config.limits.max_page_limit,
+        call.caller,
+    )
     return {
         "trace_id": trace_id,
         "summary": summary_json(trace.summary),
         "truncated": trace.truncated,
         # OTLP/JSON exactly as the codec writes it for OTLP receivers: embedded as it is, not re-encoded.
         "trace": orjson.Fragment(encode_otlp_json(trace.spans)),
+        "evaluations": evaluations,
     }
 
 

@@ -84,6 +84,11 @@ COMPONENTS["Trace"] = _object(
         "summary": {"$ref": COMPONENTS_PREFIX + "TraceSummary"},
         "truncated": {"type": "boolean", "description": "The trace has more spans than max_trace_spans."},
         "trace": {"$ref": COMPONENTS_PREFIX + "OtlpTraces"},
+        "evaluations": {
+            "type": "array",
+            "items": {"$ref": COMPONENTS_PREFIX + "EvaluationResult"},
+            "description": "Evaluation results on the trace's spans (genai_evaluations), worst first.",
+        },
     }
 )
 COMPONENTS["Call"] = _object(

@@ -28,8 +28,12 @@ from tests.proxy.mock_upstream import MockUpstream, serve
 CLIENT_TIMEOUT_SECONDS = 30.0
 
 
-def _config(chdb_path: Path, connector: dict[str, Any]) -> str:
+def _config(chdb_path: Path, connector: dict[str, Any], api: Path | None = None) -> str:
     document = yaml.safe_load(collector_yaml(chdb_path))
+    if api is not None:  # the Read API, open to loopback readers (no keys in the file)
+        loopback = "127.0.0.1:0"
+        document["extensions"]["api"] = {"endpoint": loopback, "grpc_endpoint": loopback, "keys_file": str(api)}
+        document["service"]["extensions"].append("api")
     document["connectors"] = {"genai_evaluation": connector}
     pipelines = document["service"]["pipelines"]
     pipelines["traces"]["exporters"] = ["clickhouse", "genai_evaluation"]
@@ -81,4 +85,20 @@ def test_results_reach_genai_evaluations_and_judge_calls_are_stored_but_never_ju
     evaluated = {span for _, span, *_ in stored}
     assert evaluated.isdisjoint({span for [span] in judge_spans})
     assert query_store(chdb_path, "SELECT count() FROM genai_calls WHERE ServiceName = 'shop'") == [[CALLS]]
+
+    # The Read API's trace view carries the results on the trace's spans.
+    [[trace_id, on_trace]] = query_store(
+        chdb_path, "SELECT TraceId, count() FROM genai_evaluations GROUP BY TraceId ORDER BY TraceId LIMIT 1"
+    )
+    reader = RunningService(_config(chdb_path, _connector("http://127.0.0.1:9"), api=tmp_path / "keys.json"), tmp_path)
+    try:
+        response = httpx.get(
+            f"http://127.0.0.1:{reader.api_port()}/api/v1/traces/{trace_id}", timeout=CLIENT_TIMEOUT_SECONDS
+        )
+    finally:
+        reader.stop()
+    assert response.status_code == 200, response.text
+    shown = response.json()["evaluations"]
+    assert len(shown) == on_trace and {result["trace_id"] for result in shown} == {trace_id}
+    assert {(r["dimension"], r["span_id"], r["score"]) for r in shown} <= by_hand
 

@@ -8,6 +8,7 @@ is the evaluated call's responding model, else its requested one; a ``model`` fi
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,3 +139,19 @@ async def worst_evaluations(
     order = ["ErrorType != ''", "Passed = true", "ScoreValue ASC NULLS LAST", "Timestamp DESC", "SpanId"]
     records = await runner.run(select.build(WORST_COLUMNS, order_by=order), caller)
     return [result_json(record) for record in records]
+
+
+async def trace_evaluations(
+    runner: QueryRunner,
+    table: Table,
+    scope: Scope,
+    trace_id: str,
+    trace_start_ns: int,
+    limit: int,
+    caller: CallerWatch | None = None,
+) -> list[dict[str, Any]]:
+    """The results on ``trace_id``'s spans, worst first: from the trace's start until now, since a call is
+    evaluated after it ends (an agent run once its trace went idle, a backfill days later)."""
+    window = TimeRange(trace_start_ns, time.time_ns() + 1)
+    filters = EvaluationFilters(trace_id=trace_id)
+    return await worst_evaluations(runner, table, scope, window, filters, limit, caller)
