@@ -14,11 +14,13 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 from collector.component import ComponentID, ComponentSettings
+from collector.config.decode import decode
 from collector.config.types import HostPort
 from collector.pdata import set_any_value
 from collector.registry import builtin_registry
 from collector.signals import OtlpData, Signal, item_count
 from tests.conftest import RecordingConsumer, free_port, make_traces
+from tests.connectors.genai_evaluation.support import Calls
 
 REGISTRY = builtin_registry()
 
@@ -203,6 +205,24 @@ def _connector_cases() -> list[tuple[str, Signal, Signal]]:
     ]
 
 
+# A connector's config for the contract, where its default makes nothing of a batch: genai_evaluation judges no
+# dimension by default, so it gets a rule (no model needed) that every chat call is put to.
+CONNECTOR_CONFIGS: dict[str, dict[str, Any]] = {
+    "genai_evaluation": {"dimensions": [{"name": "short", "rule": {"type": "length", "max_chars": 100}}]},
+}
+# Pairs that emit nothing for the contract's batch: genai_evaluation's traces out are its judge calls' spans,
+# and a rule calls no judge.
+EMITS_NOTHING = {("genai_evaluation", "traces", "traces")}
+
+
+def _connector_batch(type_: str, signal: Signal) -> OtlpData:
+    if type_ == "genai_evaluation":
+        calls = Calls()
+        calls.chat(1)
+        return calls.traces
+    return _one_batch(signal)
+
+
 @pytest.mark.parametrize(("type_", "signal_in", "signal_out"), _connector_cases())
 def test_connector_lifecycle(
     type_: str, signal_in: Signal, signal_out: Signal, make_settings: Callable[..., ComponentSettings]
@@ -213,15 +233,17 @@ def test_connector_lifecycle(
     settings = make_settings(type_, "connector")
     downstream = RecordingConsumer()
     create = factory.creators[(signal_in, signal_out)]
+    raw = CONNECTOR_CONFIGS.get(type_)
+    config = factory.config_type() if raw is None else decode(factory.config_type, raw, f"connectors.{type_}")
 
     async def scenario() -> None:
-        await create(settings, factory.config_type(), RecordingConsumer()).shutdown()
-        component = create(settings, factory.config_type(), downstream)
+        await create(settings, config, RecordingConsumer()).shutdown()
+        component = create(settings, config, downstream)
         await component.start(_Host())
-        await component.consume(_one_batch(signal_in))
+        await component.consume(_connector_batch(type_, signal_in))
         await component.shutdown()
         await component.shutdown()
-        assert downstream.received
+        assert bool(downstream.received) is ((type_, signal_in, signal_out) not in EMITS_NOTHING)
         assert all(isinstance(batch, type(_one_batch(signal_out))) for batch in downstream.received)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
