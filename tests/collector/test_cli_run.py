@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 from tests.conftest import REPO_ROOT, admin_headers, free_port, make_traces, query_store
 
@@ -281,7 +283,8 @@ service:
 
 
 def test_the_shipped_config_masks_a_provider_key_before_it_is_stored(tmp_path: Path) -> None:
-    """`make run`'s config as shipped: normalise, price, scan; a key in a prompt never reaches the store."""
+    """`make run`'s config as shipped: normalise, price, scan; a key in a prompt never reaches the store, whether
+    the prompt came on a span or as a log event."""
     key = "sk-proj-" + "Q7vB2nX9kL4mR8tW1yZ6pD3f"
     process = CollectorProcess(tmp_path, config=REPO_ROOT / "otel-config.yaml")
     try:
@@ -296,10 +299,27 @@ def test_the_shipped_config_masks_a_provider_key_before_it_is_stored(tmp_path: P
             headers={"Content-Type": "application/x-protobuf"},
         )
         assert response.status_code == 200
+        # The same key in a GenAI event sent as a log record (an instrumentation's content events), and a metric.
+        logs = LogsData()
+        record = logs.resource_logs.add().scope_logs.add().log_records.add(event_name="gen_ai.user.message")
+        record.body.kvlist_value.values.add(key="content").value.string_value = f"my key is {key}"
+        metrics = MetricsData()
+        metric = metrics.resource_metrics.add().scope_metrics.add().metrics.add(name="app.queue.depth")
+        metric.gauge.data_points.add(as_int=7, time_unix_nano=1)
+        for path, body in (("/v1/logs", logs), ("/v1/metrics", metrics)):
+            answer = httpx.post(
+                f"http://127.0.0.1:{process.http_port}{path}",
+                content=body.SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            assert answer.status_code == 200, (path, answer.text)
         process.wait_until_sent(1)
     finally:
-        assert process.stop() == 0
+        assert process.stop() == 0  # drains every signal's queue into the store
 
+    stored_logs = query_store(process.store, "SELECT EventName, Body, LogAttributes FROM otel_logs")
+    assert key not in repr(stored_logs) and "[REDACTED:openai_api_key]" in repr(stored_logs)
+    assert query_store(process.store, "SELECT MetricName, Value FROM otel_metrics_gauge") == [["app.queue.depth", 7.0]]
     everything = query_store(process.store, "SELECT * FROM otel_traces")
     assert len(everything) == 1 and key not in repr(everything)
     (row,) = query_store(

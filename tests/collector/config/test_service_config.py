@@ -179,11 +179,15 @@ def test_component_with_no_settings_gets_its_defaults(registry: Registry) -> Non
 def test_shipped_config_parses(registry: Registry) -> None:
     shipped = Path(__file__).resolve().parents[3] / "otel-config.yaml"
     config = load_config(shipped, registry, environ={})
-    assert list(config.pipelines) == ["traces", "metrics"]
+    assert list(config.pipelines) == ["traces", "metrics", "logs", "metrics/app"]
     assert [str(c.id) for c in config.used("exporters")] == ["clickhouse", "prometheus"]
     assert [str(c.id) for c in config.used("connectors")] == ["genai_metrics"]
     assert config.pipelines["traces"].exporters == (ComponentID("clickhouse"), ComponentID("genai_metrics"))
     assert config.pipelines["metrics"].receivers == (ComponentID("genai_metrics"),)
+    # Apps' logs and metrics go to the store; the GenAI metrics derived from spans to Prometheus only.
+    for name in ("logs", "metrics/app"):
+        assert config.pipelines[name].receivers == (ComponentID("otlp"),)
+        assert config.pipelines[name].exporters == (ComponentID("clickhouse"),)
     assert [str(c.id) for c in config.used("processors")] == [
         "memory_limiter",
         "genai_normalize",
