@@ -32,7 +32,7 @@ shipped / floor, each signal's end to end / floor) and Phoenix beside the shippe
     make bench
     python benchmarks/ingest.py [--requests 200] [--rounds 3] [--concurrency 4] [--workload agent|chat]
                                 [--config otel-config.yaml] [--peers] [--peer-requests 20]
-                                [--signals traces,logs,metrics] [--signal-requests 200]
+                                [--signals traces,logs,metrics] [--signal-items 100000]
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ PROVIDERS = ("openai", "openai", "anthropic", "vllm")
 STORE_DEADLINE_SECONDS = harness.STORE_DEADLINE_SECONDS
 PEER_POLL_SECONDS = 0.2
 SIGNALS = ("traces", "logs", "metrics")
+DEFAULT_SIGNAL_ITEMS = 100_000
 # What an exporter reports sending, per signal other than traces (harness.SENT_SPANS_METRIC is the traces one).
 SENT_ITEMS_METRICS = {
     "logs": "otelcol_exporter_sent_log_records_total",
@@ -190,6 +191,16 @@ service:
             token_file=run_dir / "admin-token",
             log=run_dir / "collector.log",
         )
+
+
+def signal_requests(signal: signals_floor.Signal, items: int, rng: random.Random) -> list[bytes]:
+    """Requests of ``signal`` holding at least ``items`` items: rounds of each signal hold about as many items
+    however many a request carries (512 log records, 48 data points), so neither rate is a round's fixed costs
+    (the sending queue's last flush) spread over a few items."""
+    bodies = [signal.request(rng)]
+    per_request = signal.count(signal.decode(bodies[0]))
+    bodies.extend(signal.request(rng) for _ in range(-(-items // per_request) - 1))
+    return bodies
 
 
 def send_all(url: str, bodies: list[bytes], concurrency: int) -> None:
@@ -369,7 +380,12 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help="send Arize Phoenix the same requests in every round")
     parser.add_argument("--peer-requests", type=int, default=20, help="how many of the requests Phoenix gets")
     parser.add_argument("--signals", default=",".join(SIGNALS), help="comma-separated: traces, logs, metrics")
-    parser.add_argument("--signal-requests", type=int, default=200, help="logs and metrics requests per round")
+    parser.add_argument(
+        "--signal-items",
+        type=int,
+        default=DEFAULT_SIGNAL_ITEMS,
+        help="log records, and data points, per round (whole requests: at least this many)",
+    )
     args = parser.parse_args()
     chosen = [name.strip() for name in args.signals.split(",") if name.strip()]
     if not chosen or set(chosen) - set(SIGNALS):
@@ -379,7 +395,7 @@ def main() -> None:
 
     rng = random.Random(42)
     bodies = build_bodies(args.workload, args.requests, rng) if traces else []
-    signal_bodies = {signal.name: [signal.request(rng) for _ in range(args.signal_requests)] for signal in others}
+    signal_bodies = {signal.name: signal_requests(signal, args.signal_items, rng) for signal in others}
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {args.rounds} rounds, "
           f"{args.concurrency} clients")  # fmt: skip
     if traces:
@@ -397,7 +413,8 @@ def main() -> None:
             else f"through the {exporter} exporter (the clickhouse exporter takes no {signal.name} here: "
             "a check of the path, not a figure)"
         )
-        print(f"{signal.name}: {args.signal_requests} requests, {items} items per round; end to end {through}")
+        requests = len(signal_bodies[signal.name])
+        print(f"{signal.name}: {requests} requests, {items} items per round; end to end {through}")
     if args.peers and traces:
         (phoenix_version,) = peers.install(peers.PHOENIX)
         print(f"peer: {phoenix_version} (default SQLite store), in {peers.PHOENIX.path}; {args.peer_requests} requests")

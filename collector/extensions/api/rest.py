@@ -124,6 +124,12 @@ CONTENT = Parameter(
     parse_boolean,
     {"type": "boolean"},
 )
+EVALUATIONS = Parameter(
+    "evaluations",
+    "true: each call with the evaluation results on it (genai_evaluations), worst first.",
+    parse_boolean,
+    {"type": "boolean"},
+)
 TRACE_ID = Parameter(
     "trace_id",
     "Trace id: 32 hex digits.",
@@ -292,6 +298,7 @@ async def get_calls(call: ApiCall) -> dict[str, Any]:
         call.args.get("cursor"),
         call.caller,
         content=call.args.get("content", False),
+        evaluations=call.args.get("evaluations", False),
     )
     return {
         **_window_json(call, window.start_ns, window.end_ns),
@@ -457,7 +464,7 @@ def endpoints(context: ApiContext) -> list[Endpoint]:
             "listCalls",
             "GenAI calls",
             get_calls,
-            (*window, *SEARCH_FILTERS, limit, CURSOR, CONTENT),
+            (*window, *SEARCH_FILTERS, limit, CURSOR, CONTENT, EVALUATIONS),
             schemas.ref("CallPage"),
             description="One row per call to a model (genai_calls), newest first.",
             tags=(TAG,),

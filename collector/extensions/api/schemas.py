@@ -113,8 +113,10 @@ COMPONENTS["Call"] = _object(
         "finding_count": INTEGER,
         # With content=true: the call's content attributes by name, their JSON parsed.
         "content": {"type": "object", "additionalProperties": True},
+        # With evaluations=true: the evaluation results on the call, worst first.
+        "evaluations": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "EvaluationResult"}},
     },
-    optional=("content",),
+    optional=("content", "evaluations"),
 )
 COMPONENTS["CallPage"] = _object(
     {**WINDOW, "calls": {"type": "array", "items": {"$ref": COMPONENTS_PREFIX + "Call"}}, "next_cursor": CURSOR}

@@ -91,14 +91,20 @@ def test_results_reach_genai_evaluations_and_judge_calls_are_stored_but_never_ju
         chdb_path, "SELECT TraceId, count() FROM genai_evaluations GROUP BY TraceId ORDER BY TraceId LIMIT 1"
     )
     reader = RunningService(_config(chdb_path, _connector("http://127.0.0.1:9"), api=tmp_path / "keys.json"), tmp_path)
+    api = f"http://127.0.0.1:{reader.api_port()}/api/v1"
     try:
-        response = httpx.get(
-            f"http://127.0.0.1:{reader.api_port()}/api/v1/traces/{trace_id}", timeout=CLIENT_TIMEOUT_SECONDS
-        )
+        response = httpx.get(f"{api}/traces/{trace_id}", timeout=CLIENT_TIMEOUT_SECONDS)
+        window = {"start": "2000-01-01T00:00:00Z", "limit": str(CALLS)}
+        listed = httpx.get(f"{api}/calls", params={**window, "evaluations": "true"}, timeout=CLIENT_TIMEOUT_SECONDS)
     finally:
         reader.stop()
     assert response.status_code == 200, response.text
     shown = response.json()["evaluations"]
     assert len(shown) == on_trace and {result["trace_id"] for result in shown} == {trace_id}
     assert {(r["dimension"], r["span_id"], r["score"]) for r in shown} <= by_hand
+    # And the calls view, each call with the results on it.
+    assert listed.status_code == 200, listed.text
+    on_calls = {(r["dimension"], r["span_id"], r["score"]) for c in listed.json()["calls"] for r in c["evaluations"]}
+    assert on_calls == by_hand
+    assert all(r["span_id"] == c["span_id"] for c in listed.json()["calls"] for r in c["evaluations"])
 

@@ -4,7 +4,8 @@
 table (``list_calls``) or seen passing the pipeline (the live stream builds
 it from the span with ``call_from_span``), so both give the same fields.
 Asked for, a page of calls comes with each call's messages (query.content:
-from its span's attributes, or from the log events recorded for it).
+from its span's attributes, or from the log events recorded for it), and with
+the evaluation results on each call (query.evaluations).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from collector import findings, semconv
 from collector.extensions.api.params import NANOS_PER_MILLISECOND, format_timestamp
 from collector.extensions.api.query.content import calls_content
 from collector.extensions.api.query.cursor import Cursor
+from collector.extensions.api.query.evaluations import span_evaluations
 from collector.extensions.api.query.filters import Filters, call_conditions
 from collector.extensions.api.query.runner import QueryRunner, Record
 from collector.extensions.api.query.sql import Scope, Select, TimeRange
 from collector.extensions.api.query.tables import StoreTables
 from collector.extensions.caller import CallerWatch
 
+# At most this many evaluation results are read per call of a page (a result per dimension it was judged on).
+MAX_RESULTS_PER_CALL = 50
 CALL_COLUMNS: tuple[str, ...] = (
     "toUnixTimestamp64Nano(Timestamp) AS StartNanos",
     "TraceId",
@@ -80,6 +84,8 @@ class CallRecord:
     finding_count: int
     # The call's content attributes (gen_ai.input.messages...: the conventions' JSON, parsed), when asked for.
     content: Mapping[str, Any] | None = None
+    # The evaluation results on the call (genai_evaluations' items, worst first), when asked for.
+    evaluations: tuple[Mapping[str, Any], ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         shown = {
@@ -110,6 +116,8 @@ class CallRecord:
         }
         if self.content is not None:
             shown["content"] = dict(self.content)
+        if self.evaluations is not None:
+            shown["evaluations"] = [dict(result) for result in self.evaluations]
         return shown
 
 
@@ -225,9 +233,10 @@ async def list_calls(
     cursor: Cursor | None = None,
     caller: CallerWatch | None = None,
     content: bool = False,
+    evaluations: bool = False,
 ) -> CallPage:
     """A page of at most ``limit`` calls matching ``filters`` in ``window``, newest first; with ``content``, each
-    with its messages."""
+    with its messages, with ``evaluations`` with its evaluation results."""
     if cursor is not None:
         window = TimeRange(window.start_ns, min(window.end_ns, cursor.time_ns + 1))
     select = Select(tables.calls, scope, window, limit=limit + 1)
@@ -240,6 +249,8 @@ async def list_calls(
     more = len(records) > limit
     if content and calls:
         calls = await with_content(runner, tables, scope, calls, caller)
+    if evaluations and calls:
+        calls = await with_evaluations(runner, tables, scope, calls, caller)
     return CallPage(calls, Cursor(calls[-1].start_ns, calls[-1].span_id).encode() if more else None)
 
 
@@ -252,6 +263,20 @@ async def with_content(
     spans = [(call.trace_id, call.span_id) for call in calls]
     found = await calls_content(runner, tables, scope, spans, window, caller)
     return [dataclasses.replace(call, content=found.get((call.trace_id, call.span_id), {})) for call in calls]
+
+
+async def with_evaluations(
+    runner: QueryRunner, tables: StoreTables, scope: Scope, calls: list[CallRecord], caller: CallerWatch | None = None
+) -> list[CallRecord]:
+    """``calls`` with the evaluation results on them (none when none was recorded)."""
+    spans = [(call.trace_id, call.span_id) for call in calls]
+    since = min(call.start_ns for call in calls)
+    found = await span_evaluations(
+        runner, tables.evaluations, scope, spans, since, MAX_RESULTS_PER_CALL * len(calls), caller
+    )
+    return [
+        dataclasses.replace(call, evaluations=tuple(found.get((call.trace_id, call.span_id), ()))) for call in calls
+    ]
 
 
 async def conversation_calls(

@@ -9,6 +9,7 @@ is the evaluated call's responding model, else its requested one; a ``model`` fi
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,8 @@ class EvaluationFilters:
     service: str | None = None
     model: str | None = None
     trace_id: str | None = None
+    # The evaluated spans, as (trace id, span id) hex: the results of a page of calls.
+    spans: tuple[tuple[str, str], ...] = ()
 
 
 def _conditions(select: Select, filters: EvaluationFilters) -> list[str]:
@@ -69,6 +72,11 @@ def _conditions(select: Select, filters: EvaluationFilters) -> list[str]:
     if filters.model is not None:
         model = bind(filters.model, "String")
         conditions.append(f"RequestModel = {model} OR ResponseModel = {model}")
+    if filters.spans:
+        # The trace ids alone first: the table's bloom filter on TraceId skips the granules without them.
+        traces = sorted({trace for trace, _ in filters.spans})
+        conditions.append(f"TraceId IN {bind(traces, 'Array(String)')}")
+        conditions.append(f"(TraceId, SpanId) IN {bind(list(filters.spans), 'Array(Tuple(String, String))')}")
     return conditions
 
 
@@ -155,3 +163,22 @@ async def trace_evaluations(
     window = TimeRange(trace_start_ns, time.time_ns() + 1)
     filters = EvaluationFilters(trace_id=trace_id)
     return await worst_evaluations(runner, table, scope, window, filters, limit, caller)
+
+
+async def span_evaluations(
+    runner: QueryRunner,
+    table: Table,
+    scope: Scope,
+    spans: Sequence[tuple[str, str]],
+    since_ns: int,
+    limit: int,
+    caller: CallerWatch | None = None,
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The results on ``spans`` (trace id, span id), by span, each span's worst first; results from ``since_ns``
+    (the earliest of the spans' starts) until now, at most ``limit`` in all."""
+    window = TimeRange(since_ns, time.time_ns() + 1)
+    filters = EvaluationFilters(spans=tuple(spans))
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for result in await worst_evaluations(runner, table, scope, window, filters, limit, caller):
+        found.setdefault((result["trace_id"], result["span_id"]), []).append(result)
+    return found
