@@ -135,7 +135,10 @@ service:
       receivers: [otlp]
       exporters: [debug]
 """,
-        ['connectors.spanmetrics: unknown connector type "spanmetrics"; known: forward, genai_evaluation, genai_metrics'],
+        [
+            'connectors.spanmetrics: unknown connector type "spanmetrics"; '
+            "known: forward, genai_evaluation, genai_metrics"
+        ],
     ),
     (
         "a cycle through two connectors",
