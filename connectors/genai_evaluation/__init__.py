@@ -76,4 +76,7 @@ factory = ConnectorFactory(
     config_type=GenAiEvaluationConfig,
     creators={("traces", "logs"): create_results, ("traces", "traces"): create_judge_spans},
     create_worker_part=create_selection_part,
+    # Handed a batch once the pipeline's other exporters took it: a batch a client must send again (the store
+    # refused it) is judged when it is taken, once, not once per attempt.
+    accepted_only=True,
 )

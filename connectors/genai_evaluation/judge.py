@@ -39,7 +39,8 @@ CHARS_PER_TOKEN_ESTIMATE = 3
 # The instructions and answer schema sent with every prompt, in characters, at most.
 INSTRUCTIONS_CHARS_ESTIMATE = 1_000
 # How much of an upstream's error body goes into the explanation.
-ERROR_BODY_CHARS = 200
+# The most of a provider's error type or code a failed evaluation's explanation quotes.
+ERROR_KIND_CHARS = 64
 
 
 # A judge's answer is a short JSON object; a body beyond this is cut off and the evaluation fails.
@@ -128,10 +129,13 @@ class JudgeClient:
         if not self._budget.reserve(estimate):
             raise BudgetExhausted
         async with self._slots:
-            actual = 0.0
+            # What the call cost when its usage says so; else (no usage reported, a failure the provider may
+            # still bill) the estimate stays charged, so the budget holds for servers that report no usage.
+            actual = estimate
             try:
                 outcome, call = await self._call(model, rubric, prompt)
-                actual = call.cost_usd or 0.0
+                if call.cost_usd is not None:
+                    actual = call.cost_usd
             finally:
                 self._budget.settle(estimate, actual)
         return outcome, call
@@ -165,8 +169,7 @@ class JudgeClient:
         except Exception as exc:  # noqa: BLE001 - a broken connection is this evaluation's error, not the connector's
             return failed(JUDGE_ERROR, f"the judge call failed: {type(exc).__name__}")
         if response.status != 200:
-            text = raw[:ERROR_BODY_CHARS].decode("utf-8", errors="replace")
-            return failed(JUDGE_ERROR, f"the judge answered HTTP {response.status}: {text}")
+            return failed(JUDGE_ERROR, f"the judge answered HTTP {response.status}{_error_kind(raw)}")
         try:
             document = json.loads(raw)
         except ValueError:
@@ -277,3 +280,17 @@ def _answer_of(upstream: UpstreamConfig, document: dict[str, Any]) -> tuple[Any,
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _error_kind(raw: bytes) -> str:
+    """The provider's error type and code from an error body (``": rate_limit_error"``), never its message: a
+    provider's message may quote what it was sent, a key's prefix among it, and the explanation is stored."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return ""
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict):
+        return ""
+    kinds = [str(error[key])[:ERROR_KIND_CHARS] for key in ("type", "code", "status") if error.get(key)]
+    return f": {' '.join(dict.fromkeys(kinds))}" if kinds else ""

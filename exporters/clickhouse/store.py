@@ -143,6 +143,13 @@ class ClickHouseStore:
         return self._signal_tables
 
     @property
+    def has_signal_tables(self) -> bool:
+        """Whether the log, metric and evaluation tables are part of the schema this store made or checked: always
+        when it creates the schema, else only when it serves logs or metrics (a traces-only set-up with
+        create_schema off is not asked to have them)."""
+        return self._config.create_schema or self.serves_logs_or_metrics
+
+    @property
     def layout(self) -> Layout:
         return self._layout
 

@@ -73,10 +73,11 @@ class GenAiSecurityLogsProcessor:
         try:
             for resource_logs in logs.resource_logs:
                 for scope_logs in resource_logs.scope_logs:
+                    # Every record the batch came with is scanned, one that calls itself a finding too (a client
+                    # may send any name); the finding records made here are added after, unscanned.
                     reports: list[LogRecord] = []
                     for record in scope_logs.log_records:
-                        if record.event_name != FINDING_EVENT:
-                            reports.extend(self._edit(record))
+                        reports.extend(self._edit(record))
                     scope_logs.log_records.extend(reports)
         finally:
             self._detection.report()

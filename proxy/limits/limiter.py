@@ -172,10 +172,13 @@ class Limiter:
         cost: float | None = None
         if self._price is not None and record.request_model and any(_has_budget(s.limits) for s in scopes):
             bound = record.attributes.get(semconv.REQUEST_MAX_TOKENS)
-            output = bound if isinstance(bound, int) else self._settings.unbounded_output_tokens
+            # A client's bound below 0 bounds nothing: it must not make the estimate, or a budget's spend, negative.
+            output = max(0, bound) if isinstance(bound, int) else self._settings.unbounded_output_tokens
             cost = self._price(record.provider, record.request_model, Usage(tokens, output))
             if cost is None:
                 record.set(names.LIMITS_UNPRICED, True)
+            else:
+                cost = max(0.0, cost)
         lease = f"{self._lease_prefix}-{next(self._leases)}"
         return Charge(tokens, cost, lease, day_of(now), month_of(now))
 
@@ -257,7 +260,7 @@ def duration_text(seconds: float) -> str:
     """A reset delay as OpenAI writes it: ``1s``, ``6m0s``, ``20ms``."""
     if seconds < 1:
         return f"{max(0, round(seconds * 1000))}ms"
-    minutes, rest = divmod(seconds, 60)
-    if minutes >= 1:
-        return f"{int(minutes)}m{rest:.0f}s"
-    return f"{rest:.3g}s"
+    if seconds >= 60:
+        minutes, rest = divmod(round(seconds), 60)  # whole seconds first: 119.7 s is 2m0s, not 1m60s
+        return f"{minutes}m{rest}s"
+    return f"{seconds:.3g}s"

@@ -57,6 +57,8 @@ class LimitsSettings:
                 scheme = ""
             if scheme not in REDIS_SCHEMES:
                 yield "store", "expected memory or a redis://, rediss:// or unix:// URL (the value is not shown)"
+            elif not _redis_url_parses(url):
+                yield "store", "is not a Redis URL redis-py can use: check its port, database and options (not shown)"
         for name, tenant in self.tenants.items():
             if not name.strip():
                 yield "tenants", "a tenant name is empty"
@@ -85,3 +87,15 @@ class LimitsSettings:
             return f"{parts.scheme}://{parts.hostname or ''}:{parts.port or 6379}"
         except ValueError:
             return "the configured Redis"
+
+
+def _redis_url_parses(url: str) -> bool:
+    """Whether redis-py reads ``url`` as it will when the store connects (a bad port, database or option fails
+    there, and must fail here, as one line that does not show the URL)."""
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]  # redis-py's own URL reading, untyped there
+    except (ValueError, TypeError):
+        return False
+    return True

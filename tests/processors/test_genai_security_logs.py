@@ -259,3 +259,13 @@ def test_the_sdk_s_log_records_are_masked_in_a_logs_pipeline(collector: tuple[Ru
     records = [r for rl in got.resource_logs for sl in rl.scope_logs for r in sl.log_records]
     assert any_value(records[0].body) == {"content": "key [REDACTED:openai_api_key]"}
     assert [r.event_name for r in records] == ["gen_ai.user.message", FINDING_EVENT]
+
+
+def test_a_record_sent_under_the_finding_event_name_is_scanned_like_any_other(
+    make_settings: Callable[..., ComponentSettings],
+) -> None:
+    # A client may name a record anything: the name a finding of ours carries is no way past the detectors.
+    disguised = _record(FINDING_EVENT, f"key {OPENAI_KEY}", note=f"again {OPENAI_KEY}")
+    records = _run(make_settings, MASK, disguised)
+    assert OPENAI_KEY not in repr(records)
+    assert [_attributes(r)["gen_ai.security.detector.id"] for r in records[1:]] == ["openai_api_key"] * 2

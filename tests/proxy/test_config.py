@@ -109,3 +109,7 @@ def test_limit_mistakes_are_one_line_each() -> None:
         f"{PATH}.limits.store: expected memory or a redis://, rediss:// or unix:// URL (the value is not shown)",
         f"{PATH}.limits.tenants.acme: sets no limit",
     ]
+    # A Redis URL redis-py cannot use fails here, in one line, not as a traceback when the store connects.
+    assert _problems({"upstreams": [UPSTREAM], "limits": {"store": "redis://:secret@cache:port/0"}}) == [
+        f"{PATH}.limits.store: is not a Redis URL redis-py can use: check its port, database and options (not shown)"
+    ]

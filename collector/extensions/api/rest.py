@@ -265,15 +265,17 @@ async def get_trace(call: ApiCall) -> dict[str, Any]:
     )
     if trace is None:
         raise NotFound("no such trace in the store, or none of its spans is visible to this key")
-    evaluations = await trace_evaluations(
-        context.runner,
-        context.tables.evaluations,
-        call.scope,
-        trace_id,
-        trace.summary.start_ns,
-        context.config.limits.max_page_limit,
-        call.caller,
-    )
+    evaluations: list[dict[str, Any]] = []  # a traces-only store may have no evaluations table
+    if context.tables.has_signal_tables:
+        evaluations = await trace_evaluations(
+            context.runner,
+            context.tables.evaluations,
+            call.scope,
+            trace_id,
+            trace.summary.start_ns,
+            context.config.limits.max_page_limit,
+            call.caller,
+        )
     return {
         "trace_id": trace_id,
         "summary": summary_json(trace.summary),

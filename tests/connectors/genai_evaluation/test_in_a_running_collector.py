@@ -4,6 +4,7 @@ equal those of the same connector built by hand over the same spans, and no judg
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ def test_results_reach_genai_evaluations_and_judge_calls_are_stored_but_never_ju
     api = f"http://127.0.0.1:{reader.api_port()}/api/v1"
     try:
         response = httpx.get(f"{api}/traces/{trace_id}", timeout=CLIENT_TIMEOUT_SECONDS)
-        window = {"start": "2000-01-01T00:00:00Z", "limit": str(CALLS)}
+        since = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)).isoformat()
+        window = {"start": since, "service": "shop", "limit": str(CALLS)}
         listed = httpx.get(f"{api}/calls", params={**window, "evaluations": "true"}, timeout=CLIENT_TIMEOUT_SECONDS)
     finally:
         reader.stop()

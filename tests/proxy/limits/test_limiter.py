@@ -15,7 +15,7 @@ import pytest
 from collector.keys import Limits
 from proxy.auth import Caller
 from proxy.limits import attributes as names
-from proxy.limits.limiter import LimitExceeded, rate_limit_headers
+from proxy.limits.limiter import LimitExceeded, duration_text, rate_limit_headers
 from proxy.limits.settings import LimitsSettings
 from tests.proxy.limits.redis_server import RedisServer
 from tests.proxy.limits.support import DAY, USD_PER_TOKEN, Harness, caller_with, record_of, used
@@ -161,6 +161,19 @@ def test_budgets_charge_the_estimate_with_its_output_bound_and_correct_it(make: 
     limits.refused(caller, record_of("hello", max_tokens=900))
     limits.clock.now += DAY / 2  # the next UTC day starts with nothing spent
     assert limits.admit(caller, record_of("hello", max_tokens=900)) is not None
+
+
+def test_a_negative_output_bound_charges_no_less_than_the_input(make: Make) -> None:
+    limits = make(LimitsSettings(unbounded_output_tokens=500))
+    caller = caller_with(Limits(daily_budget=1.0))
+    admission = limits.admit(caller, record_of("hello", max_tokens=-1_000_000_000))
+    assert admission is not None and admission.charge.cost == pytest.approx(admission.charge.tokens * USD_PER_TOKEN)
+
+
+def test_reset_delays_are_written_as_openai_writes_them() -> None:
+    assert [duration_text(s) for s in (0.02, 1, 6, 59.4, 60, 119.7, 360)] == [
+        "20ms", "1s", "6s", "59.4s", "1m0s", "2m0s", "6m0s",
+    ]  # fmt: skip
 
 
 def test_a_spent_budget_refuses_until_the_next_utc_month(make: Make) -> None:

@@ -250,7 +250,7 @@ async def list_calls(
     if content and calls:
         calls = await with_content(runner, tables, scope, calls, caller)
     if evaluations and calls:
-        calls = await with_evaluations(runner, tables, scope, calls, caller)
+        calls = await with_evaluations(runner, tables, scope, calls, caller)  # [] each without the table
     return CallPage(calls, Cursor(calls[-1].start_ns, calls[-1].span_id).encode() if more else None)
 
 
@@ -269,6 +269,8 @@ async def with_evaluations(
     runner: QueryRunner, tables: StoreTables, scope: Scope, calls: list[CallRecord], caller: CallerWatch | None = None
 ) -> list[CallRecord]:
     """``calls`` with the evaluation results on them (none when none was recorded)."""
+    if not tables.has_signal_tables:
+        return [dataclasses.replace(call, evaluations=()) for call in calls]
     spans = [(call.trace_id, call.span_id) for call in calls]
     since = min(call.start_ns for call in calls)
     found = await span_evaluations(

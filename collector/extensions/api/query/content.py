@@ -95,7 +95,7 @@ async def call_content(
     MAX_CONTENT_RECORDS of them are read.
     """
     keys = set(spans)
-    if not keys:
+    if not keys or not tables.has_signal_tables:
         return {}
     wide = TimeRange(window.start_ns - EVENT_TIME_MARGIN_NS, window.end_ns + EVENT_TIME_MARGIN_NS)
     # Every tenant's records, but only those of spans the caller's scope shows (the subquery carries the scope).

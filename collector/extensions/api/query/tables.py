@@ -9,6 +9,7 @@ queries that read it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +35,9 @@ class SchemaOwner(Protocol):
     @property
     def signal_tables(self) -> SignalTables: ...
 
+    @property
+    def has_signal_tables(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class StoreTables:
@@ -49,10 +53,15 @@ class StoreTables:
     trace_lookup: str
     # One row per gen_ai.evaluation.result record (the clickhouse exporter's logs path fills it).
     evaluations: Table
+    # Whether ``logs`` and ``evaluations`` exist: a traces-only store with create_schema off may not have them,
+    # and then calls and traces are shown without event-borne content or evaluations.
+    has_signal_tables: bool = True
 
     @classmethod
     def of(cls, store: SchemaOwner) -> StoreTables:
-        return cls.named(store.layout, store.tables, store.signal_tables)
+        return dataclasses.replace(
+            cls.named(store.layout, store.tables, store.signal_tables), has_signal_tables=store.has_signal_tables
+        )
 
     @classmethod
     def named(cls, layout: Layout, tables: TraceTables, signals: SignalTables | None = None) -> StoreTables:
