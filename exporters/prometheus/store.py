@@ -46,6 +46,15 @@ CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 NO_RECORDED_VALUE = DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 JOB, INSTANCE = "job", "instance"
 SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID = "service.name", "service.namespace", "service.instance.id"
+# Metric names, and targets (job, instance), the exporter holds at most: a client sending ever new names or
+# service instances must not grow it without end. What comes beyond is dropped and counted.
+MAX_METRIC_NAMES = 10_000
+MAX_TARGETS = 10_000
+# The dropped counter's metric label for a point whose metric name is beyond MAX_METRIC_NAMES (its own name
+# would make that counter's labels as unbounded as the names).
+OVER_MAX_METRIC_NAMES = "(beyond the metric names held)"
+# Between scrapes, series past their expiration are forgotten at most this often, as data arrives.
+EXPIRE_EVERY_SECONDS = 10.0
 TARGET_INFO = "target_info"
 TARGET_INFO_HELP = "Target metadata"
 Point = NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint | SummaryDataPoint
@@ -106,15 +115,19 @@ class MetricStore:
         self.families: dict[str, Family] = {}
         # target_info per job and instance: its labels and when a metric of that resource last came.
         self.targets: dict[Labels, tuple[Labels, float]] = {}
+        self._expired_at = clock()
 
     def add(self, data: MetricsData) -> None:
         now = self._clock()
+        if now - self._expired_at >= EXPIRE_EVERY_SECONDS:  # not only when scraped: a store nobody scrapes
+            self.expire()
         for resource_metrics in data.resource_metrics:
             resource = {pair.key: any_value(pair.value) for pair in resource_metrics.resource.attributes}
             target = _target_labels(resource)
-            if target:
-                self.targets[_job_instance(target)] = (target, now)
-            target_keys = _job_instance(target)
+            key = _job_instance(target)
+            if target and (key in self.targets or len(self.targets) < MAX_TARGETS):
+                self.targets[key] = (target, now)
+            target_keys = key
             extra = self._resource_labels(resource) if self._naming.resource_to_telemetry else ()
             for scope_metrics in resource_metrics.scope_metrics:
                 scope = scope_metrics.scope
@@ -129,7 +142,8 @@ class MetricStore:
 
     def expire(self) -> None:
         """Forget the series (and target_info) not updated within the expiration."""
-        oldest = self._clock() - self._expiration
+        self._expired_at = self._clock()
+        oldest = self._expired_at - self._expiration
         for name in list(self.families):
             family = self.families[name]
             family.series = {labels: s for labels, s in family.series.items() if s.updated >= oldest}
@@ -155,6 +169,10 @@ class MetricStore:
             return
         family = self.families.get(name)
         if family is None:
+            if len(self.families) >= MAX_METRIC_NAMES:
+                for _ in points:
+                    self._on_dropped(OVER_MAX_METRIC_NAMES)
+                return
             family = self.families[name] = Family(name, kind, metric.description)
         elif family.kind.type_name != kind.type_name:
             for _ in points:

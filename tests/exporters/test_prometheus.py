@@ -32,6 +32,7 @@ from collector.config.service import check_listeners, parse_config
 from collector.registry import default_registry
 from collector.telemetry import Telemetry
 from exporters.prometheus import PrometheusExporter
+from exporters.prometheus import store as prometheus_store
 from exporters.prometheus.config import PrometheusExporterConfig
 from exporters.prometheus.naming import Kind, label_name, metric_name
 from exporters.prometheus.store import MetricStore, Naming
@@ -382,3 +383,24 @@ def test_a_port_taken_by_another_process_is_a_config_problem() -> None:
 def test_defaults() -> None:
     config = decode(PrometheusExporterConfig, None, "exporters.prometheus")
     assert (str(config.endpoint), config.max_series, config.metric_expiration) == ("127.0.0.1:8889", 2000, 300.0)
+
+
+def test_metric_names_and_targets_beyond_their_bounds_are_dropped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prometheus_store, "MAX_METRIC_NAMES", 2)
+    monkeypatch.setattr(prometheus_store, "MAX_TARGETS", 1)
+    store, dropped = _store()
+    for name in ("one", "two", "three"):
+        data = _gauge(name, 1.0)
+        data.resource_metrics[0].resource.attributes.add(key="service.name").value.string_value = f"svc-{name}"
+        store.add(data)
+    assert sorted(store.families) == ["one", "two"] and len(store.targets) == 1
+    assert dropped == [prometheus_store.OVER_MAX_METRIC_NAMES]
+
+
+def test_series_expire_as_data_arrives_when_nobody_scrapes() -> None:
+    clock = ManualClock()
+    store, _ = _store(clock=clock)
+    store.add(_gauge("old", 1.0))
+    clock.now += 400  # past the expiration (300 s) and the expiry interval, no scrape in between
+    store.add(_gauge("fresh", 2.0))
+    assert list(store.families) == ["fresh"]
