@@ -88,6 +88,8 @@ class EvaluationEngine:
         self._dropped_full = metrics.evaluation_dropped.bind(connector=self._id, reason="queue_full")
         self._dropped_budget = metrics.evaluation_dropped.bind(connector=self._id, reason="budget_exhausted")
         self._dropped_emit = metrics.evaluation_dropped.bind(connector=self._id, reason="emit_failed")
+        self._dropped_shutdown = metrics.evaluation_dropped.bind(connector=self._id, reason="shutdown")
+        self._stopped = False
         metrics.evaluation_queued.watch(lambda: float(self._queue.qsize()), connector=self._id)
 
     # ---- lifecycle (started by the first pair, stopped by the last)
@@ -96,6 +98,7 @@ class EvaluationEngine:
         self._starts += 1
         if self._starts > 1:
             return
+        self._stopped = False
         judge = self.evaluator.judge
         if judge is not None:
             judge.start()
@@ -126,14 +129,20 @@ class EvaluationEngine:
         self._queue_runs(self._runs.take_expired())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), DRAIN_SECONDS)
+        self._stopped = True  # from here, what observe() is handed is counted and dropped
+        # What the drain did not finish, still queued or being judged (counted before the workers' cancellation
+        # marks theirs done); asyncio.Queue keeps no public count of it.
+        unfinished: int = self._queue._unfinished_tasks  # type: ignore[attr-defined]
+        if unfinished:
+            self._dropped_shutdown.add(unfinished)
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        left = self._queue.qsize()
-        if left:
-            self._dropped_full.add(left)
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self._queue.task_done()
         self._workers = []
         if self.evaluator.judge is not None:
             await self.evaluator.judge.close()
@@ -179,6 +188,9 @@ class EvaluationEngine:
             self._queue_runs(self._runs.take_expired())
 
     def _enqueue(self, dimension: Dimension, subject: Subject) -> None:
+        if self._stopped:
+            self._dropped_shutdown.add(1)
+            return
         try:
             self._queue.put_nowait((dimension, subject))
         except asyncio.QueueFull:

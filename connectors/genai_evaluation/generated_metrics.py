@@ -21,7 +21,8 @@ EVALUATION_DROPPED = MetricSpec(
     kind="counter",
     help=(
         "Evaluations not made, by reason (queue_full: the queue held queue_size; budget_exhausted: the judge's daily "
-        "budget was spent; emit_failed: the logs pipeline refused the results)."
+        "budget was spent; emit_failed: the logs pipeline refused the results; shutdown: still queued or being judged "
+        "when the connector stopped, or arriving after)."
     ),
     unit="{evaluations}",
     labels=("connector", "reason"),
@@ -73,7 +74,8 @@ class EvaluationResults(Counter):
 class EvaluationDropped(Counter):
     """
     Evaluations not made, by reason (queue_full: the queue held queue_size; budget_exhausted: the judge's daily budget
-    was spent; emit_failed: the logs pipeline refused the results).
+    was spent; emit_failed: the logs pipeline refused the results; shutdown: still queued or being judged when the
+    connector stopped, or arriving after).
     """
 
     def add(self, amount: float, *, connector: str, reason: str) -> None:

@@ -106,6 +106,23 @@ def test_consume_never_waits_and_a_full_queue_drops_and_counts() -> None:
     assert metric(running.telemetry, "genai_evaluation_dropped_total", reason="queue_full") == 40
 
 
+def test_what_arrives_after_shutdown_is_dropped_and_counted_as_such() -> None:
+    calls = Calls()
+    for number in range(1, 6):
+        calls.chat(number)
+    running = build(config({"dimensions": [_rule("a")]}))
+
+    async def scenario() -> None:
+        await running.results.start(None)  # type: ignore[arg-type]
+        await running.results.shutdown()
+        await running.results.consume(calls.traces)
+
+    run(scenario())
+    assert metric(running.telemetry, "genai_evaluation_dropped_total", reason="shutdown") == 5
+    assert metric(running.telemetry, "genai_evaluation_dropped_total", reason="queue_full") == 0
+    assert running.logs.batches == []
+
+
 @pytest.fixture(scope="module")
 def judge() -> Iterator[tuple[MockUpstream, str]]:
     mock = MockUpstream(openai_key=JUDGE_KEY)
