@@ -99,6 +99,13 @@ class EvaluationEngine:
         if self._starts > 1:
             return
         self._stopped = False
+        if self.results is None:
+            # Only the traces->traces pair is in use: results would go nowhere, and judge calls cost money.
+            self._logger.warning(
+                "%s feeds no logs pipeline: its results would go nowhere, so nothing is evaluated "
+                "(list it as a receiver of a logs pipeline)",
+                self._id,
+            )
         judge = self.evaluator.judge
         if judge is not None:
             judge.start()
@@ -151,6 +158,8 @@ class EvaluationEngine:
 
     def observe(self, traces: TracesData) -> None:
         """Queue what the batch gave (the worker part's notes, else selected here); never waits."""
+        if self.results is None:
+            return  # no logs pipeline takes the results (said once at start)
         noted = notes_for(traces, self._id)
         batches = [self._selector.select(traces)] if noted is None else cast(list[Selected], noted[0])
         for selected in batches:
