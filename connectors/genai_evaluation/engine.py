@@ -5,7 +5,8 @@ when the batch passed through one) and never waits on a judge: the queue is boun
 ``queue_size`` and what does not fit is dropped and counted. LLM calls are queued as they arrive
 (they are finished spans); agent runs are held per trace (``collector.expiring``: bounded in traces and
 idle time, as genai_loop_detection holds its runs) and queued once their trace got no span for
-``agent_runs.idle_timeout``. ``judge.concurrency`` workers take evaluations from the queue.
+``agent_runs.idle_timeout``. ``judge.concurrency`` workers take evaluations from the queue; their
+results leave in batches (``connectors.genai_evaluation.emitter``).
 
 When the budget is spent, judged evaluations are dropped and counted, and logged once per UTC day.
 At shutdown the held runs are queued, the queue is drained (within ``DRAIN_SECONDS``) and its results
@@ -30,10 +31,11 @@ from collector.expiring import LIMIT, ExpiringMap
 from collector.runtime.annotations import notes_for
 from connectors.genai_evaluation.budget import DailyBudget
 from connectors.genai_evaluation.config import GenAiEvaluationConfig
+from connectors.genai_evaluation.emitter import ResultEmitter
 from connectors.genai_evaluation.evaluator import Dimension, Evaluator, needs_judge
 from connectors.genai_evaluation.generated_metrics import GenaiEvaluationSelfMetrics
 from connectors.genai_evaluation.judge import BudgetExhausted, JudgeCall, JudgeClient
-from connectors.genai_evaluation.records import judge_span, result_records
+from connectors.genai_evaluation.records import judge_span
 from connectors.genai_evaluation.result import Outcome
 from connectors.genai_evaluation.selection import Selected, Selector
 from connectors.genai_evaluation.subject import Subject
@@ -90,6 +92,7 @@ class EvaluationEngine:
         self._dropped_emit = metrics.evaluation_dropped.bind(connector=self._id, reason="emit_failed")
         self._dropped_shutdown = metrics.evaluation_dropped.bind(connector=self._id, reason="shutdown")
         self._stopped = False
+        self._emitter: ResultEmitter | None = None
         metrics.evaluation_queued.watch(lambda: float(self._queue.qsize()), connector=self._id)
 
     # ---- lifecycle (started by the first pair, stopped by the last)
@@ -117,6 +120,9 @@ class EvaluationEngine:
                             "(set judge.price_overrides)",
                             model,
                         )
+        if self.results is not None:
+            self._emitter = ResultEmitter(self.results, self._dropped_emit.add, self._logger)
+            self._emitter.start()
         workers = self._config.judge.concurrency
         self._workers = [asyncio.create_task(self._work(), name=f"{self._id} judge") for _ in range(workers)]
         if self._run_dimensions:
@@ -151,6 +157,9 @@ class EvaluationEngine:
             self._queue.get_nowait()
             self._queue.task_done()
         self._workers = []
+        if self._emitter is not None:
+            await self._emitter.close()  # what the drain judged, sent before the logs pipeline stops
+            self._emitter = None
         if self.evaluator.judge is not None:
             await self.evaluator.judge.close()
 
@@ -239,13 +248,8 @@ class EvaluationEngine:
     async def _emit(self, subject: Subject, dimension: Dimension, outcome: Outcome) -> None:
         kind = "error" if outcome.failed else {True: "passed", False: "failed", None: "scored"}[outcome.passed]
         self._metrics.evaluation_results.add(1, connector=self._id, dimension=dimension.name, outcome=kind)
-        if self.results is None:
-            return
-        try:
-            await self.results.consume(result_records([(subject, dimension.name, outcome)]))
-        except ConsumeError as exc:
-            self._dropped_emit.add(1)
-            self._logger.warning("the logs pipeline refused an evaluation result: %s", exc)
+        if self._emitter is not None:
+            await self._emitter.add((subject, dimension.name, outcome))
 
     async def _judged(self, call: JudgeCall, subject: Subject, dimension: Dimension) -> None:
         """A judge call ended: count it, and send its span to the traces pipelines when there are any."""
