@@ -54,7 +54,7 @@ from proxy.headers import client_headers, upstream_headers
 from proxy.inbound import family_of, parse_body, read_body, unless_disconnected
 from proxy.limits.limiter import QUOTA_CODE, Admission, Clock, Limiter, LimitExceeded, Pricer, rate_limit_headers
 from proxy.paths import RefuseUnsafePaths
-from proxy.record import CallRecord
+from proxy.record import CallRecord, provider_error_kind
 from proxy.relay import GuardedTee, RelayResponse
 from proxy.routing import Router
 from proxy.semconv import Dialect, dialect_for
@@ -582,7 +582,7 @@ class ProxyService:
         except ValueError:
             return
         if outcome.error_type is not None:
-            outcome.error_message = _provider_error_kind(document) or outcome.error_type
+            outcome.error_message = provider_error_kind(document) or outcome.error_type
             return
         if call.api is not None:
             try:
@@ -675,12 +675,3 @@ def _history(record: CallRecord) -> list[dict[str, Any]]:
 def _context_of(link: ConversationLink) -> Context:
     parent = SpanContext(link.trace_id, link.span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     return trace.set_span_in_context(NonRecordingSpan(parent))
-
-
-def _provider_error_kind(document: Any) -> str | None:
-    """The provider's error type (never its message: messages may quote a masked key)."""
-    if isinstance(document, dict) and isinstance(document.get("error"), dict):
-        error = document["error"]
-        kind = error.get("code") or error.get("type")
-        return str(kind) if kind else None
-    return None

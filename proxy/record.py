@@ -166,6 +166,16 @@ def error_kind(error: Any) -> str:
     return "stream_error"
 
 
+def provider_error_kind(document: Any) -> str | None:
+    """The provider's error type of an error response body (its ``error``'s code, else its type), never its
+    message: a provider's message may quote what it was sent, a key's prefix among it."""
+    if isinstance(document, dict) and isinstance(document.get("error"), dict):
+        error = document["error"]
+        kind = error.get("code") or error.get("type")
+        return str(kind) if kind else None
+    return None
+
+
 def as_int(value: Any) -> int | None:
     """An integer an OTLP attribute can hold (int64); anything else, or out of range, is None."""
     if isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX:

@@ -29,6 +29,7 @@ from connectors.genai_evaluation.rubrics import Rubric
 from processors.genai_cost.prices import PriceBook, Usage
 from proxy.config import RetrySettings, TimeoutSettings, UpstreamConfig
 from proxy.errors import ProxyError
+from proxy.record import provider_error_kind
 from proxy.upstream import UpstreamClient, UpstreamResponse, UpstreamTimeout, upstream_url
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -39,7 +40,7 @@ CHARS_PER_TOKEN_ESTIMATE = 3
 # The instructions and answer schema sent with every prompt, in characters, at most.
 INSTRUCTIONS_CHARS_ESTIMATE = 1_000
 # How much of an upstream's error body goes into the explanation.
-# The most of a provider's error type or code a failed evaluation's explanation quotes.
+# The most of a provider's error kind (code or type) a failed evaluation's explanation quotes.
 ERROR_KIND_CHARS = 64
 
 
@@ -168,12 +169,15 @@ class JudgeClient:
             return failed(TIMEOUT if exc.status == 504 else JUDGE_ERROR, exc.message)
         except Exception as exc:  # noqa: BLE001 - a broken connection is this evaluation's error, not the connector's
             return failed(JUDGE_ERROR, f"the judge call failed: {type(exc).__name__}")
-        if response.status != 200:
-            return failed(JUDGE_ERROR, f"the judge answered HTTP {response.status}{_error_kind(raw)}")
         try:
             document = json.loads(raw)
         except ValueError:
             document = None
+        if response.status != 200:
+            # The provider's error kind, never its message (the explanation is stored).
+            kind = provider_error_kind(document)
+            quoted = f": {kind[:ERROR_KIND_CHARS]}" if kind else ""
+            return failed(JUDGE_ERROR, f"the judge answered HTTP {response.status}{quoted}")
         if not isinstance(document, dict):
             return failed(JUDGE_ERROR, "the judge's response is not a JSON object")
         answer, usage, response_id, response_model = _answer_of(upstream, document)
@@ -281,16 +285,3 @@ def _answer_of(upstream: UpstreamConfig, document: dict[str, Any]) -> tuple[Any,
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
-
-def _error_kind(raw: bytes) -> str:
-    """The provider's error type and code from an error body (``": rate_limit_error"``), never its message: a
-    provider's message may quote what it was sent, a key's prefix among it, and the explanation is stored."""
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        return ""
-    error = document.get("error") if isinstance(document, dict) else None
-    if not isinstance(error, dict):
-        return ""
-    kinds = [str(error[key])[:ERROR_KIND_CHARS] for key in ("type", "code", "status") if error.get(key)]
-    return f": {' '.join(dict.fromkeys(kinds))}" if kinds else ""
