@@ -38,7 +38,7 @@ from collector.extensions.api.query.cursor import Cursor
 from collector.extensions.api.query.evaluations import (
     EvaluationFilters,
     evaluation_hours,
-    trace_evaluations,
+    evaluations_since,
     worst_evaluations,
 )
 from collector.extensions.api.query.filters import SEVERITIES, Filters
@@ -265,17 +265,15 @@ async def get_trace(call: ApiCall) -> dict[str, Any]:
     )
     if trace is None:
         raise NotFound("no such trace in the store, or none of its spans is visible to this key")
-    evaluations: list[dict[str, Any]] = []  # a traces-only store may have no evaluations table
-    if context.tables.has_signal_tables:
-        evaluations = await trace_evaluations(
-            context.runner,
-            context.tables.evaluations,
-            call.scope,
-            trace_id,
-            trace.summary.start_ns,
-            context.config.limits.max_page_limit,
-            call.caller,
-        )
+    evaluations = await evaluations_since(
+        context.runner,
+        context.tables,
+        call.scope,
+        EvaluationFilters(trace_id=trace_id),
+        trace.summary.start_ns,
+        context.config.limits.max_page_limit,
+        call.caller,
+    )
     return {
         "trace_id": trace_id,
         "summary": summary_json(trace.summary),

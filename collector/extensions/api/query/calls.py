@@ -21,7 +21,7 @@ from collector import findings, semconv
 from collector.extensions.api.params import NANOS_PER_MILLISECOND, format_timestamp
 from collector.extensions.api.query.content import calls_content
 from collector.extensions.api.query.cursor import Cursor
-from collector.extensions.api.query.evaluations import span_evaluations
+from collector.extensions.api.query.evaluations import EvaluationFilters, evaluations_since
 from collector.extensions.api.query.filters import Filters, call_conditions
 from collector.extensions.api.query.runner import QueryRunner, Record
 from collector.extensions.api.query.sql import Scope, Select, TimeRange
@@ -250,7 +250,7 @@ async def list_calls(
     if content and calls:
         calls = await with_content(runner, tables, scope, calls, caller)
     if evaluations and calls:
-        calls = await with_evaluations(runner, tables, scope, calls, caller)  # [] each without the table
+        calls = await with_evaluations(runner, tables, scope, calls, caller)
     return CallPage(calls, Cursor(calls[-1].start_ns, calls[-1].span_id).encode() if more else None)
 
 
@@ -269,13 +269,12 @@ async def with_evaluations(
     runner: QueryRunner, tables: StoreTables, scope: Scope, calls: list[CallRecord], caller: CallerWatch | None = None
 ) -> list[CallRecord]:
     """``calls`` with the evaluation results on them (none when none was recorded)."""
-    if not tables.has_signal_tables:
-        return [dataclasses.replace(call, evaluations=()) for call in calls]
-    spans = [(call.trace_id, call.span_id) for call in calls]
+    spans = tuple((call.trace_id, call.span_id) for call in calls)
     since = min(call.start_ns for call in calls)
-    found = await span_evaluations(
-        runner, tables.evaluations, scope, spans, since, MAX_RESULTS_PER_CALL * len(calls), caller
-    )
+    limit = MAX_RESULTS_PER_CALL * len(calls)
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for result in await evaluations_since(runner, tables, scope, EvaluationFilters(spans=spans), since, limit, caller):
+        found.setdefault((result["trace_id"], result["span_id"]), []).append(result)
     return [
         dataclasses.replace(call, evaluations=tuple(found.get((call.trace_id, call.span_id), ()))) for call in calls
     ]

@@ -9,13 +9,13 @@ is the evaluated call's responding model, else its requested one; a ``model`` fi
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from collector.extensions.api.params import format_timestamp
 from collector.extensions.api.query.runner import QueryRunner, Record
 from collector.extensions.api.query.sql import Scope, Select, Table, TimeRange
+from collector.extensions.api.query.tables import StoreTables
 from collector.extensions.caller import CallerWatch
 
 MODEL = "if(ResponseModel != '', ResponseModel, RequestModel)"
@@ -149,36 +149,19 @@ async def worst_evaluations(
     return [result_json(record) for record in records]
 
 
-async def trace_evaluations(
+async def evaluations_since(
     runner: QueryRunner,
-    table: Table,
+    tables: StoreTables,
     scope: Scope,
-    trace_id: str,
-    trace_start_ns: int,
-    limit: int,
-    caller: CallerWatch | None = None,
-) -> list[dict[str, Any]]:
-    """The results on ``trace_id``'s spans, worst first: from the trace's start until now, since a call is
-    evaluated after it ends (an agent run once its trace went idle, a backfill days later)."""
-    window = TimeRange(trace_start_ns, time.time_ns() + 1)
-    filters = EvaluationFilters(trace_id=trace_id)
-    return await worst_evaluations(runner, table, scope, window, filters, limit, caller)
-
-
-async def span_evaluations(
-    runner: QueryRunner,
-    table: Table,
-    scope: Scope,
-    spans: Sequence[tuple[str, str]],
+    filters: EvaluationFilters,
     since_ns: int,
     limit: int,
     caller: CallerWatch | None = None,
-) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """The results on ``spans`` (trace id, span id), by span, each span's worst first; results from ``since_ns``
-    (the earliest of the spans' starts) until now, at most ``limit`` in all."""
+) -> list[dict[str, Any]]:
+    """At most ``limit`` results meeting ``filters``, worst first, from ``since_ns`` (when the evaluated calls
+    started) until now, since a call is evaluated after it ends (an agent run once its trace went idle, a
+    backfill days later). None on a store without the evaluations table (traces only, create_schema off)."""
+    if not tables.has_signal_tables:
+        return []
     window = TimeRange(since_ns, time.time_ns() + 1)
-    filters = EvaluationFilters(spans=tuple(spans))
-    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for result in await worst_evaluations(runner, table, scope, window, filters, limit, caller):
-        found.setdefault((result["trace_id"], result["span_id"]), []).append(result)
-    return found
+    return await worst_evaluations(runner, tables.evaluations, scope, window, filters, limit, caller)
