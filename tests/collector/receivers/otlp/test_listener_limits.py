@@ -38,6 +38,8 @@ PROTOBUF = "application/x-protobuf"
 SPAN_FRAMING_BYTES = 3
 EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 HTTP_MAX_CONNECTIONS = 16
+SETTLE_SECONDS = 5.0
+SETTLE_POLL_SECONDS = 0.05
 GRPC_MAX_CONNECTIONS = 8
 GRPC_REQUEST_LIMIT_MIB = 16
 CONFIG = f"""
@@ -134,7 +136,14 @@ def test_idle_and_half_open_connections_beyond_the_limit_leave_the_sdk_exporter_
                     sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: coll")  # half a request head
                 flood.append(sock)
             results.append(exporter.export(spans))
-        held = open_descriptors(pid) - descriptors_before
+        # The flood stays open while this is read. An evicted connection's descriptor is closed by the event loop a
+        # moment after the eviction: on a loaded machine a count taken at once can catch closes still pending, so
+        # it is read until it is within the bound or SETTLE_SECONDS have passed (the assertion below is unchanged).
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while (held := open_descriptors(pid) - descriptors_before) > HTTP_MAX_CONNECTIONS + 1:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(SETTLE_POLL_SECONDS)
     finally:
         exporter.shutdown()
         for sock in flood:
